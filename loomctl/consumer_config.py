@@ -1,0 +1,145 @@
+"""The one table of consumer settings: ranges, defaults, units and per-client names.
+
+Validation, the database's CHECK constraints, `config profiles`, the exports and the docs are
+all derived from FIELDS and RULES below, so the database cannot hold a config that a client
+refuses. Names are the Java client's, in snake_case, as in the guide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ASSIGNORS = ("range", "roundrobin", "cooperative-sticky")
+"""Assignors that librdkafka and the Java client both ship. librdkafka has no eager `sticky`."""
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: type  # int, bool or str
+    default: Any
+    description: str
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple[str, ...] | None = None
+    unit: str | None = None
+    java: str | None = None
+    librdkafka: str | None = None  # None: librdkafka has no such property
+    kafkajs: str | None = None  # None: KafkaJS has no such option
+
+    def describe_range(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.kind is bool:
+            return "true or false"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.minimum:,}..{self.maximum:,}{unit}"
+
+
+MAX_INT32 = 2_147_483_647
+
+FIELDS: tuple[Field, ...] = (
+    Field("max_poll_records", int, 500, "Most records handed to the application per poll (batch size).",
+          1, 100_000, unit="records", java="max.poll.records", librdkafka=None, kafkajs=None),
+    Field("max_poll_interval_ms", int, 300_000, "Longest time between polls before the member is evicted.",
+          1_000, 86_400_000, unit="ms", java="max.poll.interval.ms", librdkafka="max.poll.interval.ms",
+          kafkajs="rebalanceTimeout"),
+    Field("session_timeout_ms", int, 45_000, "Time without heartbeats before the broker drops the member.",
+          1_000, 3_600_000, unit="ms", java="session.timeout.ms", librdkafka="session.timeout.ms",
+          kafkajs="sessionTimeout"),
+    Field("heartbeat_interval_ms", int, 3_000, "How often the consumer heartbeats to the group coordinator.",
+          100, 1_200_000, unit="ms", java="heartbeat.interval.ms", librdkafka="heartbeat.interval.ms",
+          kafkajs="heartbeatInterval"),
+    Field("fetch_min_bytes", int, 1, "Least data the broker waits for before answering a fetch.",
+          1, 100_000_000, unit="bytes", java="fetch.min.bytes", librdkafka="fetch.min.bytes", kafkajs="minBytes"),
+    Field("fetch_max_bytes", int, 52_428_800, "Most data returned by one fetch request.",
+          1_024, 2_147_483_135, unit="bytes", java="fetch.max.bytes", librdkafka="fetch.max.bytes",
+          kafkajs="maxBytes"),
+    Field("fetch_max_wait_ms", int, 500, "Longest the broker waits to fill fetch_min_bytes.",
+          0, 300_000, unit="ms", java="fetch.max.wait.ms", librdkafka="fetch.wait.max.ms",
+          kafkajs="maxWaitTimeInMs"),
+    Field("max_partition_fetch_bytes", int, 1_048_576, "Most data returned per partition by one fetch.",
+          1, 1_000_000_000, unit="bytes", java="max.partition.fetch.bytes",
+          librdkafka="max.partition.fetch.bytes", kafkajs="maxBytesPerPartition"),
+    Field("request_timeout_ms", int, 30_000, "Network request timeout (librdkafka: socket.timeout.ms).",
+          1_000, 300_000, unit="ms", java="request.timeout.ms", librdkafka="socket.timeout.ms",
+          kafkajs="requestTimeout"),
+    Field("retry_backoff_ms", int, 100, "Pause before retrying a failed request.",
+          1, 300_000, unit="ms", java="retry.backoff.ms", librdkafka="retry.backoff.ms", kafkajs=None),
+    Field("reconnect_backoff_ms", int, 50, "First pause before reconnecting to a broker.",
+          0, 3_600_000, unit="ms", java="reconnect.backoff.ms", librdkafka="reconnect.backoff.ms", kafkajs=None),
+    Field("reconnect_backoff_max_ms", int, 1_000, "Longest pause between reconnects (exponential backoff cap).",
+          0, 3_600_000, unit="ms", java="reconnect.backoff.max.ms", librdkafka="reconnect.backoff.max.ms",
+          kafkajs=None),
+    Field("enable_auto_commit", bool, True, "Commit offsets in the background; false to commit after processing.",
+          java="enable.auto.commit", librdkafka="enable.auto.commit", kafkajs="autoCommit"),
+    Field("auto_commit_interval_ms", int, 5_000, "How often auto-commit commits.",
+          0, 86_400_000, unit="ms", java="auto.commit.interval.ms", librdkafka="auto.commit.interval.ms",
+          kafkajs="autoCommitInterval"),
+    Field("auto_offset_reset", str, "latest", "Where to start without a committed offset.",
+          choices=("earliest", "latest", "none"), java="auto.offset.reset", librdkafka="auto.offset.reset",
+          kafkajs="fromBeginning"),
+    Field("partition_assignment_strategy", str, "range", "How partitions are spread over group members.",
+          choices=ASSIGNORS, java="partition.assignment.strategy",
+          librdkafka="partition.assignment.strategy", kafkajs="partitionAssigners"),
+    Field("isolation_level", str, "read_committed", "Whether to read records of open or aborted transactions.",
+          choices=("read_committed", "read_uncommitted"), java="isolation.level", librdkafka="isolation.level",
+          kafkajs="readUncommitted"),
+)
+
+FIELDS_BY_NAME: Mapping[str, Field] = {f.name: f for f in FIELDS}
+DEFAULTS: Mapping[str, Any] = {f.name: f.default for f in FIELDS}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule across fields, held by the validator and by a CHECK constraint alike."""
+
+    name: str
+    fields: tuple[str, ...]
+    sql: str
+    holds: Callable[[Mapping[str, Any]], bool]
+    reason: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("poll_interval_covers_session", ("max_poll_interval_ms", "session_timeout_ms"),
+         "max_poll_interval_ms >= session_timeout_ms",
+         lambda c: c["max_poll_interval_ms"] >= c["session_timeout_ms"],
+         "librdkafka refuses max_poll_interval_ms below session_timeout_ms"),
+    Rule("heartbeat_third_of_session", ("heartbeat_interval_ms", "session_timeout_ms"),
+         "heartbeat_interval_ms * 3 <= session_timeout_ms",
+         lambda c: c["heartbeat_interval_ms"] * 3 <= c["session_timeout_ms"],
+         "heartbeat_interval_ms must be at most a third of session_timeout_ms, or one lost heartbeat evicts the member"),
+    Rule("reconnect_backoff_ordered", ("reconnect_backoff_ms", "reconnect_backoff_max_ms"),
+         "reconnect_backoff_max_ms >= reconnect_backoff_ms",
+         lambda c: c["reconnect_backoff_max_ms"] >= c["reconnect_backoff_ms"],
+         "reconnect_backoff_max_ms must not be below reconnect_backoff_ms"),
+    Rule("request_timeout_covers_fetch_wait", ("request_timeout_ms", "fetch_max_wait_ms"),
+         "request_timeout_ms >= fetch_max_wait_ms + 1000",
+         lambda c: c["request_timeout_ms"] >= c["fetch_max_wait_ms"] + 1000,
+         "librdkafka needs request_timeout_ms (socket.timeout.ms) at least 1000 ms above fetch_max_wait_ms"),
+    Rule("fetch_min_within_fetch_max", ("fetch_min_bytes", "fetch_max_bytes"),
+         "fetch_min_bytes <= fetch_max_bytes",
+         lambda c: c["fetch_min_bytes"] <= c["fetch_max_bytes"],
+         "fetch_min_bytes above fetch_max_bytes can never be satisfied, so every fetch waits fetch_max_wait_ms"),
+)
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def check_constraints() -> dict[str, str]:
+    """CHECK constraint name suffix -> SQL condition, for the `pipeline_consumer_configs` table."""
+    checks: dict[str, str] = {}
+    for f in FIELDS:
+        if f.choices:
+            checks[f.name] = f"{f.name} IN ({', '.join(_sql_literal(c) for c in f.choices)})"
+        elif f.kind is int:
+            checks[f.name] = f"{f.name} BETWEEN {f.minimum} AND {f.maximum}"
+    for rule in RULES:
+        checks[rule.name] = rule.sql
+    return checks

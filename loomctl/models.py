@@ -1,0 +1,200 @@
+"""SQLAlchemy 2.0 models mirroring the tables that the Alembic migrations create.
+
+The migrations own the DDL; these models are what the code reads and writes, and `db check`
+(alembic's autogenerate comparison) fails when the two disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Double,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TIMESTAMP
+
+from loomctl.consumer_config import FIELDS_BY_NAME, check_constraints
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Timestamp = TIMESTAMP(timezone=True)
+LAG_HISTORY_PARTITION_PREFIX = "consumer_lag_history_p"
+LAG_HISTORY_DEFAULT_PARTITION = "consumer_lag_history_default"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _setting_column(name: str) -> Any:
+    field = FIELDS_BY_NAME[name]
+    if field.kind is bool:
+        return mapped_column(Boolean, nullable=False, server_default=text("true" if field.default else "false"))
+    if field.kind is int:
+        column_type = BigInteger if field.maximum and field.maximum > 2_000_000_000 else Integer
+        return mapped_column(column_type, nullable=False, server_default=text(str(field.default)))
+    return mapped_column(Text, nullable=False, server_default=text(f"'{field.default}'"))
+
+
+class PipelineConsumerConfig(Base):
+    """One row per service: the consumer settings of its group (Java-style names)."""
+
+    __tablename__ = "pipeline_consumer_configs"
+    __table_args__ = (
+        *(CheckConstraint(sql, name=name) for name, sql in check_constraints().items()),
+        CheckConstraint("service_name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$'", name="service_name_format"),
+        CheckConstraint("length(consumer_group_id) BETWEEN 1 AND 249", name="consumer_group_id_length"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    service_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    consumer_group_id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    max_poll_records: Mapped[int] = _setting_column("max_poll_records")
+    max_poll_interval_ms: Mapped[int] = _setting_column("max_poll_interval_ms")
+    session_timeout_ms: Mapped[int] = _setting_column("session_timeout_ms")
+    heartbeat_interval_ms: Mapped[int] = _setting_column("heartbeat_interval_ms")
+    fetch_min_bytes: Mapped[int] = _setting_column("fetch_min_bytes")
+    fetch_max_bytes: Mapped[int] = _setting_column("fetch_max_bytes")
+    fetch_max_wait_ms: Mapped[int] = _setting_column("fetch_max_wait_ms")
+    max_partition_fetch_bytes: Mapped[int] = _setting_column("max_partition_fetch_bytes")
+    request_timeout_ms: Mapped[int] = _setting_column("request_timeout_ms")
+    retry_backoff_ms: Mapped[int] = _setting_column("retry_backoff_ms")
+    reconnect_backoff_ms: Mapped[int] = _setting_column("reconnect_backoff_ms")
+    reconnect_backoff_max_ms: Mapped[int] = _setting_column("reconnect_backoff_max_ms")
+    enable_auto_commit: Mapped[bool] = _setting_column("enable_auto_commit")
+    auto_commit_interval_ms: Mapped[int] = _setting_column("auto_commit_interval_ms")
+    auto_offset_reset: Mapped[str] = _setting_column("auto_offset_reset")
+    partition_assignment_strategy: Mapped[str] = _setting_column("partition_assignment_strategy")
+    isolation_level: Mapped[str] = _setting_column("isolation_level")
+    profile: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
+    updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
+    updated_by: Mapped[str | None] = mapped_column(Text)
+
+
+class ConsumerConfigChange(Base):
+    """The audit trail of `pipeline_consumer_configs`, written by a trigger (raw SQL updates too)."""
+
+    __tablename__ = "consumer_config_changes"
+    __table_args__ = (
+        CheckConstraint("change_type IN ('create', 'update', 'delete')", name="change_type_allowed"),
+        Index("ix_consumer_config_changes_service_changed_at", "service_name", "changed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    service_name: Mapped[str] = mapped_column(Text, nullable=False)
+    change_type: Mapped[str] = mapped_column(Text, nullable=False)
+    changed_fields: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    old_values: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    new_values: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    reason: Mapped[str | None] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(Text, nullable=False)
+    changed_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
+    config_version: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'sql'"))
+
+
+class TopicPartitionChange(Base):
+    """A proposed partition count for a topic, and what became of it."""
+
+    __tablename__ = "topic_partition_changes"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'applied', 'failed', 'superseded')", name="status_allowed"),
+        CheckConstraint("current_partitions >= 1", name="current_partitions_positive"),
+        CheckConstraint("recommended_partitions > current_partitions", name="increase_only"),
+        CheckConstraint("applied = (status = 'applied')", name="applied_matches_status"),
+        Index(
+            "uq_topic_partition_changes_one_pending",
+            "topic_name",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_topic_partition_changes_topic_created_at", "topic_name", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    topic_name: Mapped[str] = mapped_column(Text, nullable=False)
+    current_partitions: Mapped[int] = mapped_column(Integer, nullable=False)
+    recommended_partitions: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("''"))
+    applied: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    applied_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    applied_by: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'pending'"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
+    source: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'manual'"))
+
+
+class ConsumerLagHistory(Base):
+    """One lag sample of one partition for one group. Range-partitioned by day on `timestamp`.
+
+    The primary key makes a sample unique per partition and instant, so two collectors that
+    sample the same moment cannot double it, and "latest sample per partition" is an index scan.
+    """
+
+    __tablename__ = "consumer_lag_history"
+    __table_args__ = (
+        CheckConstraint("partition >= 0", name="partition_nonnegative"),
+        CheckConstraint("lag IS NULL OR lag >= 0", name="lag_nonnegative"),
+        Index("ix_consumer_lag_history_service_timestamp", "service_name", "timestamp"),
+        Index("ix_consumer_lag_history_topic_timestamp", "topic_name", "timestamp"),
+        {"postgresql_partition_by": 'RANGE ("timestamp")'},
+    )
+
+    consumer_group_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    topic_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    timestamp: Mapped[dt.datetime] = mapped_column(Timestamp, primary_key=True, server_default=text("now()"))
+    service_name: Mapped[str] = mapped_column(Text, nullable=False)
+    committed_offset: Mapped[int | None] = mapped_column(BigInteger)
+    log_end_offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    log_start_offset: Mapped[int | None] = mapped_column(BigInteger)
+    lag: Mapped[int | None] = mapped_column(BigInteger)
+    time_lag_ms: Mapped[int | None] = mapped_column(BigInteger)
+    group_state: Mapped[str | None] = mapped_column(Text)
+    member_count: Mapped[int | None] = mapped_column(Integer)
+
+
+class ConsumerProcessingMetric(Base):
+    """What a service reports after each batch it processed."""
+
+    __tablename__ = "consumer_processing_metrics"
+    __table_args__ = (
+        CheckConstraint("batch_size >= 0", name="batch_size_nonnegative"),
+        CheckConstraint("messages_processed >= 0", name="messages_processed_nonnegative"),
+        CheckConstraint("messages_failed >= 0", name="messages_failed_nonnegative"),
+        CheckConstraint("processing_time_ms >= 0", name="processing_time_nonnegative"),
+        Index("ix_consumer_processing_metrics_service_timestamp", "service_name", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    timestamp: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
+    service_name: Mapped[str] = mapped_column(Text, nullable=False)
+    consumer_group_id: Mapped[str | None] = mapped_column(Text)
+    topic_name: Mapped[str | None] = mapped_column(Text)
+    batch_size: Mapped[int] = mapped_column(Integer, nullable=False)
+    messages_processed: Mapped[int] = mapped_column(Integer, nullable=False)
+    messages_failed: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    processing_time_ms: Mapped[float] = mapped_column(Double, nullable=False)
+    messages_per_second: Mapped[float | None] = mapped_column(Double)

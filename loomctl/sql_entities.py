@@ -1,0 +1,58 @@
+"""The views, SQL functions and triggers that the schema declares, as alembic_utils entities.
+
+Each object's SQL lives in `loomctl/sql/<name>.<version>.sql`. A released version's file is
+never edited: a change is a new version file plus a migration that replaces the old entity
+with the new one, so old migrations keep creating exactly what they created. CURRENT names the
+version the code expects; `loomctl db check` compares it with the database, so a view or
+function altered by hand shows up as drift.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+# In creation order: functions before the triggers and views that use them.
+CURRENT: dict[str, int] = {
+    "consumer_config_stamp": 1,
+    "consumer_config_audit": 1,
+    "topic_partition_change_sync": 1,
+    "generate_partition_update_script": 1,
+    "mark_partition_changes_applied": 1,
+    "record_consumer_lag": 1,
+    "record_processing_metrics": 1,
+    "ensure_lag_history_partitions": 1,
+    "drop_lag_history_before": 1,
+    "lag_partition_status": 1,
+    "pipeline_consumer_configs_stamp": 1,
+    "pipeline_consumer_configs_audit": 1,
+    "topic_partition_changes_sync": 1,
+    "v_consumer_performance_monitor": 1,
+    "v_consumer_alerts": 1,
+    "v_consumer_performance_history": 1,
+    "v_partition_efficiency": 1,
+}
+
+
+def sql_text(name: str, version: int) -> str:
+    return resources.files("loomctl.sql").joinpath(f"{name}.{version}.sql").read_text(encoding="utf-8")
+
+
+def entity(name: str, version: int) -> Any:
+    """The alembic_utils entity (PGFunction, PGTrigger or PGView) declared by one SQL file."""
+    from alembic_utils.pg_function import PGFunction
+    from alembic_utils.pg_trigger import PGTrigger
+    from alembic_utils.pg_view import PGView
+
+    sql = sql_text(name, version).strip().rstrip(";")
+    words = sql.split(None, 4)[:4]
+    kind = words[3] if words[1:3] == ["OR", "REPLACE"] else words[1]
+    if kind == "TRIGGER":
+        return PGTrigger.from_sql(sql)
+    if kind == "VIEW":
+        return PGView.from_sql(sql)
+    return PGFunction.from_sql(sql)
+
+
+def current_entities() -> list[Any]:
+    return [entity(name, version) for name, version in CURRENT.items()]
