@@ -1,5 +1,83 @@
-"""`loomctl db`: the schema, owned by Alembic (placeholder, being written)."""
+"""`loomctl db`: the schema, owned by Alembic."""
 
-from loomctl.cli import new_app
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from loomctl.cli import OutputOption, info, new_app, state
+from loomctl.errors import LoomError
+from loomctl.render import render
+from loomctl.settings import mask_url
 
 app = new_app("Schema migrations (Alembic), drift checks and offline SQL.")
+
+
+class DriftFound(LoomError):
+    exit_code = 1
+
+
+@app.command()
+def upgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Migrate the database up to REVISION (default head). Example: loomctl db upgrade"""
+    from loomctl import migrations
+
+    url = state(ctx).settings.require_database_url()
+    migrations.upgrade(url, revision)
+    at = migrations.current_revisions(url)
+    info(f"{mask_url(url)} is at {', '.join(at) or 'base'}")
+
+
+@app.command()
+def downgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument(help="Target revision, or base.")]) -> None:
+    """Migrate the database down to REVISION. Example: loomctl db downgrade base"""
+    from loomctl import migrations
+
+    url = state(ctx).settings.require_database_url()
+    migrations.downgrade(url, revision)
+    at = migrations.current_revisions(url)
+    info(f"{mask_url(url)} is at {', '.join(at) or 'base'}")
+
+
+@app.command()
+def current(ctx: typer.Context, output: OutputOption = None) -> None:
+    """Show the revision the database is at. Example: loomctl db current -o json"""
+    from loomctl import migrations
+
+    st = state(ctx)
+    rows = migrations.current(st.settings.require_database_url())
+    render(rows, st.output_for(output), columns=["revision", "description", "is_head"], title="current revision")
+
+
+@app.command()
+def history(ctx: typer.Context, output: OutputOption = None) -> None:
+    """List every migration, newest first (marks the current one when a database is set). Example: loomctl db history"""
+    from loomctl import migrations
+
+    st = state(ctx)
+    rows = migrations.history(st.settings.database_url)
+    render(rows, st.output_for(output), columns=["revision", "down_revision", "description", "is_head", "is_current"])
+
+
+@app.command()
+def check(ctx: typer.Context, output: OutputOption = None) -> None:
+    """Compare the database with the code (tables, views, functions, triggers); exit 1 on drift. Example: loomctl db check"""
+    from loomctl import migrations
+
+    st = state(ctx)
+    report = migrations.check(st.settings.require_database_url())
+    render({"clean": report.clean, **vars(report)}, st.output_for(output))
+    if not report.clean:
+        raise DriftFound(f"{len(report.differences)} difference(s) between the database and the code")
+
+
+@app.command()
+def sql(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    from_revision: Annotated[Optional[str], typer.Option("--from", help="Start from this revision instead of base.")] = None,
+) -> None:
+    """Print the upgrade as SQL for a DBA, without touching a database. Example: loomctl db sql > schema.sql"""
+    from loomctl import migrations
+
+    typer.echo(migrations.offline_sql(revision, from_revision), nl=False)

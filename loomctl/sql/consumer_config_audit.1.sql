@@ -30,7 +30,7 @@ BEGIN
          config_version, source)
     VALUES (
         CASE WHEN TG_OP = 'DELETE' THEN OLD.service_name ELSE NEW.service_name END,
-        lower(TG_OP),
+        CASE TG_OP WHEN 'INSERT' THEN 'create' ELSE lower(TG_OP) END,
         fields,
         old_row,
         new_row,
