@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import decimal
 import enum
-import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +19,7 @@ class Output(str, enum.Enum):
 
 def to_jsonable(value: Any) -> Any:
     """Plain JSON types from dataclasses, datetimes, decimals, enums and paths (keys keep their order)."""
+    import decimal  # here, not at the top: `loomctl --help` must start fast
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
@@ -68,6 +67,8 @@ def render(
     out = file or sys.stdout
     plain = to_jsonable(data)
     if output is Output.json:
+        import json
+
         out.write(json.dumps(plain, indent=2, ensure_ascii=False) + "\n")
         return
     if output is Output.yaml:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,8 @@ class Settings:
     def resolved_actor(self) -> str:
         if self.actor:
             return self.actor
+        import getpass
+
         try:
             return getpass.getuser()
         except (KeyError, OSError):  # no passwd entry, e.g. in some containers
