@@ -1,0 +1,346 @@
+"""A single-node Apache Kafka (KRaft, broker and controller in one JVM) on loopback ports.
+
+The jars come from Maven Central through the pom that ships beside this module and are cached
+per Kafka version, so only the first `loomctl dev up` on a machine needs Maven and the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from importlib import resources
+from pathlib import Path
+
+from loomctl.devstack import _process
+from loomctl.devstack._process import Progress
+from loomctl.errors import BackendUnavailable
+
+NODE_ID = 1
+MIN_JAVA = 17
+READY_TIMEOUT_S = 120
+STOP_TIMEOUT_S = 20
+JVM_FLAGS = (
+    "-Xms256m",
+    "-Xmx512m",
+    "-XX:+UseSerialGC",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+)
+_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+
+
+@functools.cache
+def version() -> str:
+    """The Kafka version pinned in the packaged pom."""
+    root = ET.fromstring(_resource("kafka-pom.xml"))
+    for element in root.iter():
+        if element.tag.endswith("}kafka.version") or element.tag == "kafka.version":
+            return (element.text or "").strip()
+    raise AssertionError("kafka-pom.xml does not set kafka.version")
+
+
+def _resource(name: str) -> bytes:
+    return resources.files("loomctl.devstack").joinpath(name).read_bytes()
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/loomctl`` (``~/.cache/loomctl`` by default)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "loomctl"
+
+
+def libs_dir() -> Path:
+    return cache_dir() / f"kafka-{version()}" / "libs"
+
+
+def jars_cached() -> bool:
+    return libs_dir().is_dir()
+
+
+def ensure_jars(*, progress: Progress | None = None) -> Path:
+    """The folder of the broker's jars, fetched with Maven the first time.
+
+    Maven writes into a temporary sibling folder that is renamed into place only when complete,
+    so an interrupted download never leaves a cache that looks usable.
+    """
+    libs = libs_dir()
+    if libs.is_dir():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BackendUnavailable(
+            f"mvn (Apache Maven) is needed once to fetch Kafka {version()} from Maven Central into {libs}: "
+            "apt-get install maven"
+        )
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=libs.parent))
+    try:
+        (work / "pom.xml").write_bytes(_resource("kafka-pom.xml"))
+        if progress:
+            progress(f"fetching Apache Kafka {version()} jars from Maven Central (once) into {libs}")
+        try:
+            result = subprocess.run(
+                [
+                    mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(work / "pom.xml"),
+                    f"{_DEPENDENCY_PLUGIN}:copy-dependencies",
+                    "-DincludeScope=runtime", f"-DoutputDirectory={work / 'libs'}",
+                ],
+                capture_output=True, text=True, cwd=work, timeout=900,
+            )
+        except subprocess.TimeoutExpired:
+            raise BackendUnavailable("mvn did not fetch the Kafka jars within 15 minutes") from None
+        if result.returncode != 0 or not (work / "libs" / f"kafka_2.13-{version()}.jar").is_file():
+            output = _process.clean(result.stdout + "\n" + result.stderr)
+            raise BackendUnavailable(
+                f"mvn could not fetch Kafka {version()} (exit {result.returncode}):\n" + "\n".join(output.splitlines()[-15:])
+            )
+        try:
+            os.rename(work / "libs", libs)
+        except OSError:
+            if not libs.is_dir():
+                raise
+            # another `loomctl dev up` finished the same download first: use its copy
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return libs
+
+
+def find_java() -> str | None:
+    """``$JAVA_HOME/bin/java`` when JAVA_HOME is set, else java on PATH."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        candidate = Path(java_home) / "bin" / "java"
+        return str(candidate) if os.access(candidate, os.X_OK) else None
+    return shutil.which("java")
+
+
+def java_major(java: str) -> int | None:
+    try:
+        result = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_java_major(result.stderr + result.stdout)
+
+
+def parse_java_major(version_output: str) -> int | None:
+    """17 from 'openjdk version "17.0.15"', 8 from 'java version "1.8.0_402"'."""
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka writes its Uuids: 22 characters of URL-safe base64."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):  # Kafka never issues such ids: they read like options
+            return text
+
+
+def home(state_dir: Path) -> Path:
+    return state_dir / "kafka"
+
+
+def config_file(state_dir: Path) -> Path:
+    return home(state_dir) / "server.properties"
+
+
+def log_dir(state_dir: Path) -> Path:
+    return home(state_dir) / "logs"
+
+
+def log_file(state_dir: Path) -> Path:
+    return log_dir(state_dir) / "server.log"
+
+
+def console_file(state_dir: Path) -> Path:
+    return log_dir(state_dir) / "kafka.out"
+
+
+def data_dir(state_dir: Path) -> Path:
+    return home(state_dir) / "data"
+
+
+def is_formatted(state_dir: Path) -> bool:
+    return (data_dir(state_dir) / "meta.properties").is_file()
+
+
+def bootstrap_servers(port: int) -> str:
+    return f"127.0.0.1:{port}"
+
+
+def server_properties(port: int, controller_port: int, data: Path) -> dict[str, str]:
+    """One node that is both broker and controller, sized for a small shared machine and fast tests."""
+    return {
+        "process.roles": "broker,controller",
+        "node.id": str(NODE_ID),
+        # a static quorum: the ports may change between restarts of the same data folder
+        "controller.quorum.voters": f"{NODE_ID}@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(data),
+        # Topics exist only when created on purpose, as on most production clusters: a typo in
+        # a topic name then fails loudly instead of creating a topic.
+        "auto.create.topics.enable": "false",
+        "num.partitions": "1",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.num.partitions": "1",
+        # groups form at once, and tests may use short session timeouts
+        "group.initial.rebalance.delay.ms": "0",
+        "group.min.session.timeout.ms": "1000",
+        "group.consumer.min.session.timeout.ms": "1000",
+        "num.network.threads": "2",
+        "num.io.threads": "2",
+        "background.threads": "2",
+        "log.cleaner.dedupe.buffer.size": str(2 * 1024 * 1024),
+    }
+
+
+def write_config(state_dir: Path, port: int, controller_port: int) -> Path:
+    path = config_file(state_dir)
+    props = server_properties(port, controller_port, data_dir(state_dir))
+    path.write_text(
+        "# written by loomctl dev at each start\n" + "".join(f"{k}={v}\n" for k, v in props.items()),
+        encoding="utf-8",
+    )
+    (home(state_dir) / "log4j2.properties").write_bytes(_resource("kafka-log4j2.properties"))
+    return path
+
+
+def _java_argv(java: str, libs: Path, state_dir: Path, main_class: str, *args: str) -> list[str]:
+    return [
+        java,
+        *JVM_FLAGS,
+        f"-Dlog4j2.configurationFile={home(state_dir) / 'log4j2.properties'}",
+        f"-Dkafka.logs.dir={log_dir(state_dir)}",
+        "-cp", f"{libs}{os.sep}*",
+        main_class,
+        *args,
+    ]
+
+
+def start(java: str, libs: Path, state_dir: Path, *, progress: Progress | None = None, attempts: int = 3) -> tuple[int, int, int]:
+    """Format the storage if new, start the broker and wait until it serves metadata.
+
+    Returns (pid, port, controller_port).
+    """
+    for folder in (home(state_dir), log_dir(state_dir), data_dir(state_dir)):
+        folder.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, attempts + 1):
+        port, controller_port = _process.free_port(), _process.free_port()
+        while controller_port == port:
+            controller_port = _process.free_port()
+        config = write_config(state_dir, port, controller_port)
+        if not is_formatted(state_dir):
+            _format(java, libs, state_dir, config)
+        if progress:
+            progress(f"starting Apache Kafka {version()} on 127.0.0.1:{port}")
+        pid = _process.launch(
+            _java_argv(java, libs, state_dir, "kafka.Kafka", str(config)),
+            log=console_file(state_dir),
+            cwd=home(state_dir),
+        )
+        try:
+            _wait_ready(pid, port, state_dir)
+            return pid, port, controller_port
+        except _PortTaken:
+            if attempt == attempts:
+                raise BackendUnavailable(f"Kafka could not bind its ports ({port}, {controller_port}): already in use") from None
+        except BaseException:
+            stop(pid, state_dir)  # failed or interrupted while starting: leave no broker behind
+            raise
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def _format(java: str, libs: Path, state_dir: Path, config: Path) -> None:
+    argv = _java_argv(java, libs, state_dir, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(config))
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, cwd=home(state_dir), timeout=120)
+    except subprocess.TimeoutExpired:
+        raise BackendUnavailable("formatting the Kafka storage took over 2 minutes") from None
+    if result.returncode != 0:
+        raise BackendUnavailable(
+            f"formatting the Kafka storage failed (exit {result.returncode}): "
+            f"{_process.clean(result.stderr + result.stdout)[-2000:]}"
+        )
+
+
+def _wait_ready(pid: int, port: int, state_dir: Path, timeout: float = READY_TIMEOUT_S) -> None:
+    """Wait for the Kafka protocol itself to answer with this broker in the metadata, not for a log line."""
+    deadline = time.monotonic() + timeout
+    marker = str(config_file(state_dir))
+    while True:
+        if not _process.is_running(pid, marker):
+            logs = _logs(state_dir)
+            if "Address already in use" in logs:
+                raise _PortTaken()
+            raise BackendUnavailable(f"Kafka exited during start-up; its last log lines:\n{logs}")
+        if _process.port_open(port) and answers(bootstrap_servers(port), timeout=2.0):
+            return
+        if time.monotonic() >= deadline:
+            raise BackendUnavailable(f"Kafka did not answer on port {port} within {timeout:.0f} s; its last log lines:\n{_logs(state_dir)}")
+        time.sleep(0.2)
+
+
+def _logs(state_dir: Path) -> str:
+    parts = []
+    for path in (log_file(state_dir), console_file(state_dir)):
+        text = _process.tail(path)
+        if text:
+            parts.append(f"--- {path}\n{text}")
+    return "\n".join(parts) or "(no log output)"
+
+
+def answers(bootstrap: str, timeout: float = 3.0) -> bool:
+    """A metadata request succeeds and lists our broker (so it is registered and unfenced)."""
+    import logging
+
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    # librdkafka logs every refused connection to stderr unless given a logger
+    quiet = logging.getLogger("loomctl.devstack.kafka.probe")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    client = AdminClient({"bootstrap.servers": bootstrap, "logger": quiet, "socket.connection.setup.timeout.ms": 2000})
+    try:
+        metadata = client.list_topics(timeout=timeout)
+    except KafkaException:
+        return False
+    return NODE_ID in metadata.brokers
+
+
+def is_running(pid: int | None, state_dir: Path) -> bool:
+    return _process.is_running(pid, str(config_file(state_dir)))
+
+
+def stop(pid: int | None, state_dir: Path) -> bool:
+    """SIGTERM (a controlled shutdown), then SIGKILL; True once the broker is gone."""
+    steps = [(signal.SIGTERM, float(STOP_TIMEOUT_S)), (signal.SIGKILL, 5.0)]
+    return _process.terminate(pid, str(config_file(state_dir)), steps)
