@@ -1,0 +1,404 @@
+"""The local stack as one thing: `up`, `status` and `down` over a state folder and its stack.json.
+
+Layout of a state folder::
+
+    stack.json           ports, pids, versions and paths of what runs (written atomically)
+    .lock                serializes `up` and `down` on the same folder
+    postgres/            the cluster (or, as root, a symlink to it: see postgres.prepare_root)
+    kafka/               server.properties, data/, logs/
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import pwd
+import shlex
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from loomctl.devstack import kafka, postgres
+from loomctl.devstack._process import Progress
+from loomctl.errors import BackendUnavailable, Conflict, LoomError, NotFound
+from loomctl.settings import ENV_BOOTSTRAP_SERVERS, ENV_DATABASE_URL
+
+STATE_FILE = "stack.json"
+_LOCK_FILE = ".lock"
+_OWN_ENTRIES = (STATE_FILE, "." + STATE_FILE + ".tmp", "kafka", "postgres", _LOCK_FILE)
+MIN_POSTGRES = 14
+_APT_HINT = "on Debian or Ubuntu: apt-get install"
+
+
+@dataclass(frozen=True)
+class PostgresInfo:
+    port: int | None
+    pid: int | None
+    version: str | None
+    healthy: bool
+    data_dir: Path | None
+    log_file: Path | None
+
+
+@dataclass(frozen=True)
+class KafkaInfo:
+    port: int | None
+    controller_port: int | None
+    pid: int | None
+    version: str | None
+    healthy: bool
+    data_dir: Path | None
+    log_file: Path | None
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    state_dir: Path
+    database_url: str | None
+    bootstrap_servers: str | None
+    postgres: PostgresInfo
+    kafka: KafkaInfo
+    started_at: dt.datetime | None
+    already_running: bool = False
+
+    @property
+    def healthy(self) -> bool:
+        return self.postgres.healthy and self.kafka.healthy
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/loomctl/dev`` (``~/.local/state/loomctl/dev`` by default)."""
+    base = os.environ.get("XDG_STATE_HOME", "")
+    return (Path(base) if os.path.isabs(base) else Path.home() / ".local" / "state") / "loomctl" / "dev"
+
+
+def up(state_dir: Path | None = None, *, migrate: bool = True, progress: Progress | None = None) -> StackInfo:
+    """Start whatever part of the stack is not running, then migrate the database.
+
+    When both servers recorded in the state folder are alive and answer, nothing is started or
+    migrated and the result has ``already_running=True``. If any step fails, the servers this
+    call started are stopped again before the error propagates.
+    """
+    state_dir = _resolve(state_dir)
+    say = progress or _silent
+    current = _current(state_dir)
+    if current is not None and current.healthy:
+        return replace(current, already_running=True)
+    _refuse_unanswering(current)
+    need_postgres = current is None or not current.postgres.healthy
+    need_kafka = current is None or not current.kafka.healthy
+    tools = _prerequisites(need_postgres=need_postgres, need_kafka=need_kafka)
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(state_dir):
+        current = _current(state_dir)  # another `up` may have finished while we waited
+        if current is not None and current.healthy:
+            return replace(current, already_running=True)
+        record = _read(state_dir) or {}
+        started: list[str] = []
+        try:
+            libs = kafka.ensure_jars(progress=say) if need_kafka else None
+            if need_postgres:
+                _start_postgres(state_dir, record, tools, started, say)
+            if need_kafka:
+                assert tools.java is not None and libs is not None
+                pid, port, controller_port = kafka.start(tools.java, libs, state_dir, progress=say)
+                record["kafka"] = {"pid": pid, "port": port, "controller_port": controller_port, "version": kafka.version()}
+                started.append("kafka")
+                _write(state_dir, record)
+            record["started_at"] = _now().isoformat()
+            _write(state_dir, record)
+            result = _info(state_dir, record, probe=False)
+            if migrate:
+                say("applying the database migrations")
+                from loomctl.migrations import upgrade
+
+                upgrade(result.database_url)
+        except BaseException as exc:
+            _stop_started(state_dir, record, started, exc, say)
+            raise
+    return result
+
+
+def status(state_dir: Path | None = None) -> StackInfo:
+    """What the state folder records, with health checked live: pid alive and the protocol answers."""
+    state_dir = _resolve(state_dir)
+    current = _current(state_dir)
+    if current is None:
+        raise NotFound(f"no local stack in {state_dir}: start one with `loomctl dev up`")
+    return current
+
+
+def running(state_dir: Path | None = None) -> StackInfo:
+    """Like :func:`status`, but NotFound unless both servers are running and answering."""
+    info = status(state_dir)
+    if not info.healthy:
+        down_parts = [name for name, part in (("PostgreSQL", info.postgres), ("Kafka", info.kafka)) if not part.healthy]
+        raise NotFound(
+            f"the local stack in {info.state_dir} is not running ({' and '.join(down_parts)} not answering): "
+            "start it with `loomctl dev up`"
+        )
+    return info
+
+
+def down(state_dir: Path | None = None, *, keep: bool = False, progress: Progress | None = None) -> None:
+    """Stop Kafka, then PostgreSQL, by pid (also when one is already dead); remove the folder unless ``keep``."""
+    state_dir = _resolve(state_dir)
+    say = progress or _silent
+    if not state_dir.is_dir():
+        raise NotFound(f"no local stack in {state_dir}")
+    with _locked(state_dir):
+        record = _read(state_dir) or {}
+        pg_root = _postgres_root(state_dir, record)
+        failed: list[str] = []
+        kafka_pid = (record.get("kafka") or {}).get("pid")
+        if kafka.is_running(kafka_pid, state_dir):
+            say(f"stopping Kafka (pid {kafka_pid})")
+        if not kafka.stop(kafka_pid, state_dir):
+            failed.append(f"Kafka (pid {kafka_pid})")
+        elif record.get("kafka"):
+            record["kafka"]["pid"] = None
+        if pg_root is not None:
+            # the postmaster's lock file finds it even when stack.json was lost or is stale
+            recorded_pid = (record.get("postgres") or {}).get("pid")
+            pg_stopped = True
+            for pg_pid in dict.fromkeys(p for p in (recorded_pid, postgres.pid_from_file(pg_root)) if p):
+                if postgres.is_running(pg_pid, pg_root):
+                    say(f"stopping PostgreSQL (pid {pg_pid})")
+                if not postgres.stop(pg_pid, pg_root):
+                    failed.append(f"PostgreSQL (pid {pg_pid})")
+                    pg_stopped = False
+            if record.get("postgres") and pg_stopped:
+                record["postgres"]["pid"] = None
+        if record:
+            _write(state_dir, record)
+        if failed:
+            raise LoomError(f"could not stop {' and '.join(failed)}; kept {state_dir}")
+        if not keep:
+            _remove(state_dir, pg_root)
+            say(f"removed {state_dir}")
+
+
+def env_lines(info: StackInfo) -> list[str]:
+    """Shell lines that point loomctl (and anything reading LOOM_*) at the stack: for `eval`."""
+    return [
+        f"export {ENV_DATABASE_URL}={shlex.quote(info.database_url or '')}",
+        f"export {ENV_BOOTSTRAP_SERVERS}={shlex.quote(info.bootstrap_servers or '')}",
+    ]
+
+
+# --- internals -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Tools:
+    java: str | None
+    postgres: postgres.Binaries | None
+    postgres_os_user: pwd.struct_passwd | None
+
+
+def _silent(_message: str) -> None:
+    pass
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def _resolve(state_dir: Path | None) -> Path:
+    return (Path(state_dir).expanduser() if state_dir is not None else default_state_dir()).resolve()
+
+
+def _prerequisites(*, need_postgres: bool, need_kafka: bool) -> _Tools:
+    """Find the tools, or say in one message everything that is missing and how to install it."""
+    missing: list[str] = []
+    packages: list[str] = []
+    java = binaries = os_user = None
+    if need_kafka:
+        java = kafka.find_java()
+        if java is None:
+            where = f"JAVA_HOME={os.environ['JAVA_HOME']} has no bin/java" if os.environ.get("JAVA_HOME") else "not on PATH"
+            missing.append(f"java, Java {kafka.MIN_JAVA} or newer ({where})")
+            packages.append("openjdk-17-jre-headless")
+        else:
+            major = kafka.java_major(java)
+            if major is None or major < kafka.MIN_JAVA:
+                missing.append(f"Java {kafka.MIN_JAVA} or newer for Kafka {kafka.version()} ({java} is Java {major or 'unknown'})")
+                packages.append("openjdk-17-jre-headless")
+        if not kafka.jars_cached() and shutil.which("mvn") is None:
+            missing.append(f"mvn (Apache Maven), to fetch Kafka {kafka.version()} once into {kafka.libs_dir()}")
+            packages.append("maven")
+    if need_postgres:
+        binaries = postgres.find_binaries()
+        if binaries is None:
+            missing.append(f"the PostgreSQL server programs {', '.join(postgres.TOOLS)} (searched {postgres.searched()})")
+            packages.append("postgresql")
+        elif binaries.major < MIN_POSTGRES:
+            missing.append(f"PostgreSQL {MIN_POSTGRES} or newer (found {binaries.version} in {binaries.bin_dir})")
+            packages.append("postgresql")
+        try:
+            os_user = postgres.server_os_user()
+        except KeyError:
+            missing.append(f"a '{postgres.SERVER_OS_USER}' user to run PostgreSQL as, since it refuses to run as root")
+            packages.append("postgresql")
+    if missing:
+        raise BackendUnavailable(
+            "cannot start the local stack, missing: " + "; ".join(missing) + f"; {_APT_HINT} {' '.join(dict.fromkeys(packages))}"
+        )
+    return _Tools(java, binaries, os_user)
+
+
+def _start_postgres(state_dir: Path, record: dict[str, Any], tools: _Tools, started: list[str], say: Progress) -> None:
+    binaries = tools.postgres
+    assert binaries is not None
+    root = postgres.prepare_root(state_dir, tools.postgres_os_user)
+    if postgres.is_initialized(root):
+        if postgres.cluster_major(root) != binaries.major:
+            raise Conflict(
+                f"{root} holds a PostgreSQL {postgres.cluster_major(root)} cluster but the server found is "
+                f"PostgreSQL {binaries.version}: run `loomctl dev down` to start afresh"
+            )
+    else:
+        say(f"initializing PostgreSQL {binaries.version} in {root}")
+        postgres.init_cluster(binaries, root, tools.postgres_os_user)
+    say(f"starting PostgreSQL {binaries.version}")
+    pid, port = postgres.start(binaries, root, tools.postgres_os_user)
+    record["postgres"] = {"pid": pid, "port": port, "version": binaries.version, "bin_dir": str(binaries.bin_dir), "root": str(root)}
+    started.append("postgres")
+    _write(state_dir, record)
+    postgres.ensure_database(port)
+
+
+def _stop_started(state_dir: Path, record: dict[str, Any], started: list[str], exc: BaseException, say: Progress) -> None:
+    """Undo this call's starts after a failure, newest first, without hiding the original error."""
+    for name in reversed(started):
+        part = record[name]
+        try:
+            if name == "kafka":
+                gone = kafka.stop(part["pid"], state_dir)
+            else:
+                gone = postgres.stop(part["pid"], Path(part["root"]))
+            if gone:
+                part["pid"] = None
+                say(f"stopped {name} again after the failure")
+            else:
+                exc.add_note(f"could not stop {name} (pid {part['pid']}): run `loomctl dev down`")
+        except Exception as cleanup_error:  # noqa: BLE001 - the original error matters more
+            exc.add_note(f"stopping {name} failed too: {cleanup_error}")
+    with contextlib.suppress(OSError):
+        _write(state_dir, record)
+
+
+def _refuse_unanswering(current: StackInfo | None) -> None:
+    """A recorded server that is alive but does not answer is left alone: it may be busy, not dead."""
+    if current is None:
+        return
+    stuck = []
+    if current.postgres.pid and not current.postgres.healthy and postgres.is_running(current.postgres.pid, _pg_root_of(current)):
+        stuck.append(f"PostgreSQL (pid {current.postgres.pid}, log {current.postgres.log_file})")
+    if current.kafka.pid and not current.kafka.healthy and kafka.is_running(current.kafka.pid, current.state_dir):
+        stuck.append(f"Kafka (pid {current.kafka.pid}, log {current.kafka.log_file})")
+    if stuck:
+        raise BackendUnavailable(
+            f"{' and '.join(stuck)} running but not answering; wait, or restart with `loomctl dev down` then `loomctl dev up`"
+        )
+
+
+def _pg_root_of(info: StackInfo) -> Path:
+    assert info.postgres.data_dir is not None
+    return info.postgres.data_dir.parent
+
+
+def _current(state_dir: Path) -> StackInfo | None:
+    record = _read(state_dir)
+    return None if record is None else _info(state_dir, record, probe=True)
+
+
+def _info(state_dir: Path, record: dict[str, Any], *, probe: bool) -> StackInfo:
+    """StackInfo from the record; ``probe`` checks health live, otherwise it is taken as healthy."""
+    pg = record.get("postgres") or {}
+    kf = record.get("kafka") or {}
+    pg_root = Path(pg["root"]) if pg.get("root") else None
+    database_url = postgres.database_url(pg["port"]) if pg.get("port") else None
+    bootstrap = kafka.bootstrap_servers(kf["port"]) if kf.get("port") else None
+    pg_healthy = bool(pg.get("pid")) and pg_root is not None and database_url is not None
+    kafka_healthy = bool(kf.get("pid")) and bootstrap is not None
+    if probe:
+        pg_healthy = pg_healthy and postgres.is_running(pg["pid"], pg_root) and postgres.answers(database_url)  # type: ignore[arg-type]
+        kafka_healthy = kafka_healthy and kafka.is_running(kf["pid"], state_dir) and kafka.answers(bootstrap)  # type: ignore[arg-type]
+    started_at = record.get("started_at")
+    return StackInfo(
+        state_dir=state_dir,
+        database_url=database_url,
+        bootstrap_servers=bootstrap,
+        postgres=PostgresInfo(
+            port=pg.get("port"),
+            pid=pg.get("pid"),
+            version=pg.get("version"),
+            healthy=pg_healthy,
+            data_dir=postgres.data_dir(pg_root) if pg_root else None,
+            log_file=postgres.log_file(pg_root) if pg_root else None,
+        ),
+        kafka=KafkaInfo(
+            port=kf.get("port"),
+            controller_port=kf.get("controller_port"),
+            pid=kf.get("pid"),
+            version=kf.get("version"),
+            healthy=kafka_healthy,
+            data_dir=kafka.data_dir(state_dir) if kf else None,
+            log_file=kafka.log_file(state_dir) if kf else None,
+        ),
+        started_at=dt.datetime.fromisoformat(started_at) if started_at else None,
+    )
+
+
+def _read(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((state_dir / STATE_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise LoomError(f"cannot read {state_dir / STATE_FILE}: {exc}; remove the stack with `loomctl dev down`") from None
+    return data if isinstance(data, dict) else None
+
+
+def _write(state_dir: Path, record: dict[str, Any]) -> None:
+    temp = state_dir / f".{STATE_FILE}.tmp"
+    temp.write_text(json.dumps({"format": 1, **record}, indent=2) + "\n", encoding="utf-8")
+    os.replace(temp, state_dir / STATE_FILE)
+
+
+@contextlib.contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(state_dir / _LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _postgres_root(state_dir: Path, record: dict[str, Any]) -> Path | None:
+    recorded = (record.get("postgres") or {}).get("root")
+    if recorded and Path(recorded).is_dir():
+        return Path(recorded)
+    link = state_dir / "postgres"
+    return link.resolve() if link.is_dir() else None
+
+
+def _remove(state_dir: Path, pg_root: Path | None) -> None:
+    """Remove what the stack wrote; a folder that also holds other files keeps them."""
+    link = state_dir / "postgres"
+    if pg_root is not None and link.is_symlink() and link.resolve() == pg_root:
+        shutil.rmtree(pg_root)  # the cluster's private folder outside (see postgres.prepare_root)
+    for name in _OWN_ENTRIES:
+        path = state_dir / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+    with contextlib.suppress(OSError):
+        state_dir.rmdir()
