@@ -1,5 +1,76 @@
-"""`loomctl dev`: a local PostgreSQL and Apache Kafka for trying loomctl (placeholder, being written)."""
+"""`loomctl dev`: a local PostgreSQL and Apache Kafka on loopback, without Docker."""
 
-from loomctl.cli import new_app
+from __future__ import annotations
 
-app = new_app("A local PostgreSQL and Apache Kafka, without Docker.")
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from loomctl import devstack
+from loomctl.cli import OutputOption, info, new_app, state
+from loomctl.errors import BackendUnavailable
+from loomctl.render import render
+
+app = new_app("A local PostgreSQL and Apache Kafka on loopback, without Docker.")
+
+DirOption = Annotated[
+    Optional[Path],
+    typer.Option("--dir", file_okay=False, help="State folder of the stack [default: ~/.local/state/loomctl/dev]."),
+]
+
+
+def _dir_flag(state_dir: Path | None) -> str:
+    return f" --dir {state_dir}" if state_dir is not None else ""
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    state_dir: DirOption = None,
+    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Leave the database empty.")] = False,
+    output: OutputOption = None,
+) -> None:
+    """Start PostgreSQL and Kafka, then migrate: loomctl dev up
+
+    Starts nothing when the stack is already running. The first run fetches Kafka's jars
+    from Maven Central; then point loomctl at the stack with: eval "$(loomctl dev env)"
+    """
+    stack = devstack.up(state_dir, migrate=not no_migrate, progress=info)
+    render(stack, state(ctx).output_for(output))
+    verb = "already running" if stack.already_running else "running"
+    info(f"PostgreSQL and Kafka are {verb}; use them with: eval \"$(loomctl dev env{_dir_flag(state_dir)})\"")
+
+
+@app.command()
+def status(ctx: typer.Context, state_dir: DirOption = None, output: OutputOption = None) -> None:
+    """Check the local stack: loomctl dev status -o json
+
+    Exits with 5 when a server is not answering, 3 when there is no stack.
+    """
+    stack = devstack.status(state_dir)
+    render(stack, state(ctx).output_for(output))
+    if not stack.healthy:
+        raise BackendUnavailable(f"the local stack is not answering: restart it with `loomctl dev up{_dir_flag(state_dir)}`")
+
+
+@app.command()
+def env(state_dir: DirOption = None) -> None:
+    """Shell exports for the stack: eval "$(loomctl dev env)"
+
+    Sets LOOM_DATABASE_URL and LOOM_KAFKA_BOOTSTRAP_SERVERS; exits with 3 when no stack runs.
+    """
+    for line in devstack.env_lines(devstack.running(state_dir)):
+        typer.echo(line)
+
+
+@app.command()
+def down(
+    state_dir: DirOption = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the state folder: data and logs.")] = False,
+) -> None:
+    """Stop the stack and delete its data: loomctl dev down
+
+    With --keep the data and logs stay, and a later `loomctl dev up` starts on them again.
+    """
+    devstack.down(state_dir, keep=keep, progress=info)
