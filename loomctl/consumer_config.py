@@ -143,3 +143,146 @@ def check_constraints() -> dict[str, str]:
     for rule in RULES:
         checks[rule.name] = rule.sql
     return checks
+
+
+# --- profiles: the guide's four "Configuration Guidelines", with concrete values in its ranges ---
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    title: str
+    description: str
+    settings: Mapping[str, Any]
+    """Only the fields the guideline names (and what the rules then require); the rest stay default."""
+    examples: tuple[str, ...] = ()
+
+    def full_settings(self) -> dict[str, Any]:
+        """Every field: the defaults overlaid with this profile."""
+        return {**DEFAULTS, **self.settings}
+
+
+PROFILES: Mapping[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            "ai-model", "AI model services (GPU-intensive)",
+            "One message at a time with a long poll interval, so a slow inference never triggers a rebalance.",
+            # The guide's 600000-1200000 ms poll interval: the middle of it. A 60 s session needs a
+            # heartbeat of at most 20 s; 15 s leaves room for one late heartbeat.
+            {"max_poll_records": 1, "max_poll_interval_ms": 900_000, "session_timeout_ms": 60_000,
+             "heartbeat_interval_ms": 15_000},
+            ("moondream-vision-processor", "minicpm-ocr-processor"),
+        ),
+        Profile(
+            "fast", "Fast processing services",
+            "Large batches collected for up to 500 ms; a stuck member is noticed within a minute.",
+            # The guide says 500-1000 records; its best practice 1 says start conservative.
+            {"max_poll_records": 500, "max_poll_interval_ms": 60_000, "fetch_max_wait_ms": 500},
+            ("silero-vad-processor", "motion-event-filter"),
+        ),
+        Profile(
+            "io-bound", "I/O bound services",
+            "Small batches, patient retries and long request timeouts for services that wait on other systems.",
+            {"max_poll_records": 10, "retry_backoff_ms": 5_000, "request_timeout_ms": 60_000},
+            ("geocoding-processor", "url-scraper"),
+        ),
+        Profile(
+            "database-writer", "Database writers",
+            "Large batches, offsets committed by the service after each database write.",
+            {"max_poll_records": 1_000, "enable_auto_commit": False},
+            ("timescale-writer", "analytics-aggregator"),
+        ),
+    )
+}
+
+
+# --- per-client names and values ---
+
+CLIENTS = ("librdkafka", "java", "kafkajs")
+
+# Values a client spells differently from the Java client (field -> stored value -> client value).
+LIBRDKAFKA_VALUES: Mapping[str, Mapping[Any, str]] = {
+    "auto_offset_reset": {"none": "error"},  # librdkafka's name for "raise when there is no offset"
+}
+JAVA_VALUES: Mapping[str, Mapping[Any, str]] = {
+    "partition_assignment_strategy": {
+        "range": "org.apache.kafka.clients.consumer.RangeAssignor",
+        "roundrobin": "org.apache.kafka.clients.consumer.RoundRobinAssignor",
+        "cooperative-sticky": "org.apache.kafka.clients.consumer.CooperativeStickyAssignor",
+    },
+}
+
+# librdkafka defaults that a stored value can collide with (see librdkafka_properties).
+LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000
+LIBRDKAFKA_MESSAGE_MAX_BYTES_MIN = 1_000
+LIBRDKAFKA_RETRY_BACKOFF_MAX_MS = 1_000
+
+
+def _property_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def librdkafka_properties(settings: Mapping[str, Any]) -> dict[str, str]:
+    """What confluent-kafka / librdkafka receives for these settings (no group or servers)."""
+    props: dict[str, str] = {}
+    for f in FIELDS:
+        if f.librdkafka is None:
+            continue
+        value = settings[f.name]
+        props[f.librdkafka] = _property_text(LIBRDKAFKA_VALUES.get(f.name, {}).get(value, value))
+    # librdkafka refuses a fetch.max.bytes below message.max.bytes (default 1000000); the Java
+    # client has no such rule, so lower message.max.bytes (a producer limit) along with it.
+    if settings["fetch_max_bytes"] < LIBRDKAFKA_MESSAGE_MAX_BYTES:
+        props["message.max.bytes"] = str(max(LIBRDKAFKA_MESSAGE_MAX_BYTES_MIN, settings["fetch_max_bytes"]))
+    # Above retry.backoff.max.ms (default 1000) librdkafka silently caps the backoff at 1000 ms.
+    if settings["retry_backoff_ms"] > LIBRDKAFKA_RETRY_BACKOFF_MAX_MS:
+        props["retry.backoff.max.ms"] = str(settings["retry_backoff_ms"])
+    return props
+
+
+def java_properties(settings: Mapping[str, Any]) -> dict[str, str]:
+    """The Java client's consumer properties for these settings."""
+    return {
+        f.java: _property_text(JAVA_VALUES.get(f.name, {}).get(settings[f.name], settings[f.name]))
+        for f in FIELDS
+        if f.java is not None
+    }
+
+
+def kafkajs_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """KafkaJS options, split the way KafkaJS takes them: consumer(), subscribe() and run().
+
+    KafkaJS has no max.poll.records, fetch retry or reconnect backoff options, and ships only a
+    round-robin assigner; the assignor is passed by name for the service's loader to resolve.
+    """
+    consumer: dict[str, Any] = {}
+    for f in FIELDS:
+        if f.kafkajs is None or f.name in ("enable_auto_commit", "auto_commit_interval_ms", "auto_offset_reset"):
+            continue
+        value = settings[f.name]
+        if f.name == "isolation_level":
+            value = value == "read_uncommitted"
+        elif f.name == "partition_assignment_strategy":
+            value = [value]
+        consumer[f.kafkajs] = value
+    return {
+        "consumer": consumer,
+        "subscribe": {"fromBeginning": settings["auto_offset_reset"] == "earliest"},
+        "run": {
+            "autoCommit": settings["enable_auto_commit"],
+            "autoCommitInterval": settings["auto_commit_interval_ms"],
+        },
+    }
+
+
+def client_properties(client: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    if client == "librdkafka":
+        return librdkafka_properties(settings)
+    if client == "java":
+        return java_properties(settings)
+    if client == "kafkajs":
+        return kafkajs_options(settings)
+    raise ValueError(f"unknown client {client!r}")
