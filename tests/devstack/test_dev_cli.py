@@ -1,0 +1,174 @@
+"""`loomctl dev` through the CLI: the session's stack, a stack of its own, and the failure exits."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from loomctl.cli import app
+from loomctl.devstack import postgres
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "120")
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str) -> Result:
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def json_of(result: Result) -> Any:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def session_stack(services: Any) -> Path:
+    if services.state_dir is None:
+        pytest.skip("the services come from LOOM_* variables, not from a stack this session started")
+    return services.state_dir
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line contains ``text`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Alive and not a zombie (a zombie's command line reads empty)."""
+    try:
+        return bool((Path("/proc") / str(pid) / "cmdline").read_bytes())
+    except OSError:
+        return False
+
+
+@pytest.mark.integration
+def test_status_json_shows_both_servers_healthy(runner: CliRunner, session_stack: Path, services: Any) -> None:
+    status = json_of(invoke(runner, "dev", "status", "--dir", str(session_stack), "-o", "json"))
+
+    assert status["postgres"]["healthy"] is True
+    assert status["kafka"]["healthy"] is True
+    assert status["database_url"] == services.database_url
+    assert status["bootstrap_servers"] == services.bootstrap_servers
+    assert status["kafka"]["version"].startswith("4.")
+
+
+@pytest.mark.integration
+def test_up_again_reports_the_running_stack_and_starts_nothing(runner: CliRunner, session_stack: Path) -> None:
+    before = json_of(invoke(runner, "dev", "status", "--dir", str(session_stack), "-o", "json"))
+
+    result = invoke(runner, "dev", "up", "--dir", str(session_stack), "-o", "json")
+    again = json_of(result)
+
+    assert again["already_running"] is True
+    assert (again["postgres"]["pid"], again["kafka"]["pid"]) == (before["postgres"]["pid"], before["kafka"]["pid"])
+    assert again["started_at"] == before["started_at"]
+    assert "already running" in result.stderr
+
+
+@pytest.mark.integration
+def test_env_prints_export_lines_for_the_running_stack(runner: CliRunner, session_stack: Path, services: Any) -> None:
+    result = invoke(runner, "dev", "env", "--dir", str(session_stack))
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"export LOOM_DATABASE_URL={services.database_url}",
+        f"export LOOM_KAFKA_BOOTSTRAP_SERVERS={services.bootstrap_servers}",
+    ]
+
+
+def test_env_without_a_stack_exits_3(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, "dev", "env", "--dir", str(tmp_path / "none"))
+
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert "loomctl dev up" in result.stderr
+
+
+def test_status_and_down_without_a_stack_exit_3(runner: CliRunner, tmp_path: Path) -> None:
+    assert invoke(runner, "dev", "status", "--dir", str(tmp_path / "none")).exit_code == 3
+    assert invoke(runner, "dev", "down", "--dir", str(tmp_path / "none")).exit_code == 3
+
+
+def test_missing_programs_exit_5_naming_them_and_start_nothing(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv(postgres.ENV_BIN_DIR, str(tmp_path / "no-postgres-here"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no jars cached: mvn is needed too
+    state_dir = tmp_path / "stack"
+
+    result = invoke(runner, "dev", "up", "--dir", str(state_dir))
+
+    assert result.exit_code == 5
+    message = " ".join(result.stderr.split())
+    for needed in ("java", "mvn", "initdb", "no-postgres-here", "apt-get install openjdk-17-jre-headless maven postgresql"):
+        assert needed in message
+    assert not state_dir.exists()
+    assert not (tmp_path / "cache").exists()
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_full_cycle_in_a_folder_of_its_own(runner: CliRunner, tmp_path: Path) -> None:
+    import psycopg
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    state_dir = tmp_path / "stack"
+    started = json_of(invoke(runner, "dev", "up", "--dir", str(state_dir), "--no-migrate", "-o", "json"))
+    pids = [started["postgres"]["pid"], started["kafka"]["pid"]]
+    pg_root = Path(started["postgres"]["data_dir"]).parent
+    assert started["already_running"] is False
+    assert all(alive(pid) for pid in pids)
+
+    status = json_of(invoke(runner, "dev", "status", "--dir", str(state_dir), "-o", "json"))
+    assert status["postgres"]["healthy"] and status["kafka"]["healthy"]
+
+    with psycopg.connect(started["database_url"], autocommit=True) as conn:
+        conn.execute("create table kept (n int)")
+    admin = AdminClient({"bootstrap.servers": started["bootstrap_servers"]})
+    admin.create_topics([NewTopic("kept-topic", 2, 1)])["kept-topic"].result(timeout=30)
+
+    # --keep stops the servers but keeps their data; a later `up` starts on it again
+    assert invoke(runner, "dev", "down", "--dir", str(state_dir), "--keep").exit_code == 0
+    assert not any(alive(pid) for pid in pids)
+    assert state_dir.is_dir()
+    assert invoke(runner, "dev", "status", "--dir", str(state_dir), "-o", "json").exit_code == 5
+    assert invoke(runner, "dev", "env", "--dir", str(state_dir)).exit_code == 3
+
+    restarted = json_of(invoke(runner, "dev", "up", "--dir", str(state_dir), "--no-migrate", "-o", "json"))
+    assert restarted["already_running"] is False
+    with psycopg.connect(restarted["database_url"]) as conn:
+        assert conn.execute("select count(*) from kept").fetchone() == (0,)
+    topics = AdminClient({"bootstrap.servers": restarted["bootstrap_servers"]}).list_topics(timeout=30).topics
+    assert len(topics["kept-topic"].partitions) == 2
+    pids += [restarted["postgres"]["pid"], restarted["kafka"]["pid"]]
+
+    result = invoke(runner, "dev", "down", "--dir", str(state_dir))
+
+    assert result.exit_code == 0, result.output
+    assert not any(alive(pid) for pid in pids)
+    assert not state_dir.exists()
+    assert not pg_root.exists()
+    assert processes_mentioning(str(pg_root)) == []
+    assert processes_mentioning(str(state_dir)) == []
