@@ -277,6 +277,7 @@ def _stop_started(state_dir: Path, record: dict[str, Any], started: list[str], e
     """Undo this call's starts after a failure, newest first, without hiding the original error."""
     for name in reversed(started):
         part = record[name]
+        label = {"kafka": "Kafka", "postgres": "PostgreSQL"}[name]
         try:
             if name == "kafka":
                 gone = kafka.stop(part["pid"], state_dir)
@@ -284,11 +285,11 @@ def _stop_started(state_dir: Path, record: dict[str, Any], started: list[str], e
                 gone = postgres.stop(part["pid"], Path(part["root"]))
             if gone:
                 part["pid"] = None
-                say(f"stopped {name} again after the failure")
+                say(f"stopped {label} again after the failure")
             else:
-                exc.add_note(f"could not stop {name} (pid {part['pid']}): run `loomctl dev down`")
+                exc.add_note(f"could not stop {label} (pid {part['pid']}): run `loomctl dev down`")
         except Exception as cleanup_error:  # noqa: BLE001 - the original error matters more
-            exc.add_note(f"stopping {name} failed too: {cleanup_error}")
+            exc.add_note(f"stopping {label} failed too: {cleanup_error}")
     with contextlib.suppress(OSError):
         _write(state_dir, record)
 

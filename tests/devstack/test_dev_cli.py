@@ -172,3 +172,32 @@ def test_full_cycle_in_a_folder_of_its_own(runner: CliRunner, tmp_path: Path) ->
     assert not pg_root.exists()
     assert processes_mentioning(str(pg_root)) == []
     assert processes_mentioning(str(state_dir)) == []
+
+
+@pytest.mark.integration
+def test_a_failed_start_stops_what_it_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from loomctl import devstack
+    from loomctl.devstack import kafka
+    from loomctl.errors import BackendUnavailable
+
+    started: list[int] = []
+    real_start = postgres.start
+
+    def start_and_note(*args: Any, **kwargs: Any) -> tuple[int, int]:
+        pid, port = real_start(*args, **kwargs)
+        started.append(pid)
+        return pid, port
+
+    monkeypatch.setattr(postgres, "start", start_and_note)
+    # an unformatted log folder makes the real broker exit during start-up
+    monkeypatch.setattr(kafka, "_format", lambda *args, **kwargs: None)
+    state_dir = tmp_path / "stack"
+
+    with pytest.raises(BackendUnavailable, match="Kafka exited during start-up") as failure:
+        devstack.up(state_dir, migrate=False)
+
+    assert "meta.properties" in str(failure.value)  # the broker's own last log lines explain why
+    assert len(started) == 1 and not alive(started[0])
+    assert processes_mentioning(str(state_dir)) == []
+    devstack.down(state_dir)
+    assert not state_dir.exists()
