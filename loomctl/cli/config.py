@@ -1,0 +1,305 @@
+"""`loomctl config`: each service's consumer settings, their profiles, history and exports."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from loomctl.cli import OutputOption, info, new_app, state
+from loomctl.render import Output, render
+
+app = new_app("Consumer settings per service: validate, change, audit, roll back, export and import.")
+
+LIST_COLUMNS = ["service_name", "consumer_group_id", "profile", "max_poll_records", "max_poll_interval_ms",
+                "session_timeout_ms", "enable_auto_commit", "version", "updated_by", "updated_at"]
+
+
+class Client(str, Enum):
+    librdkafka = "librdkafka"
+    java = "java"
+    kafkajs = "kafkajs"
+
+
+class ExportFormat(str, Enum):
+    yaml = "yaml"
+    json = "json"
+    librdkafka = "librdkafka"
+    java = "java"
+    kafkajs = "kafkajs"
+    env = "env"
+
+
+Service = Annotated[str, typer.Argument(help="The service's name (service_name).", show_default=False)]
+ActorOption = Annotated[
+    Optional[str], typer.Option("--actor", envvar="LOOM_ACTOR", help="Who makes the change (default: the OS user).")
+]
+ReasonOption = Annotated[Optional[str], typer.Option("--reason", help="Why; recorded in the audit trail.")]
+IfVersionOption = Annotated[
+    Optional[int], typer.Option("--if-version", help="Refuse (exit 4) unless the service is at this version.")
+]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Validate and show the changes; write nothing.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def _session(ctx: typer.Context) -> Any:
+    from loomctl.db import session_scope
+
+    return session_scope(state(ctx).settings)
+
+
+def _actor(ctx: typer.Context, actor: str | None) -> str:
+    return actor or state(ctx).settings.resolved_actor()
+
+
+def _show_changes(ctx: typer.Context, result: Any, output: Output | None) -> None:
+    """The changes on stdout (old and new), the one-line outcome on stderr."""
+    out = state(ctx).output_for(output)
+    if out is Output.table:
+        render([{"field": c.field, "old": c.old, "new": c.new} for c in result.changes], out,
+               columns=["field", "old", "new"], title=f"{result.service_name}: {result.action}")
+    else:
+        render(result, out)
+    if result.action == "unchanged":
+        info(f"{result.service_name}: nothing to change (version {result.version_before})")
+    elif result.dry_run:
+        info(f"dry run, nothing written: would {result.action} {result.service_name} ({len(result.changes)} field(s))")
+    else:
+        versions = f"version {result.version_before or '-'} -> {result.version_after or '-'}"
+        info(f"{result.action} {result.service_name}: {len(result.changes)} field(s), {versions}")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    profile: Annotated[Optional[str], typer.Option("--profile", help="Only services with this profile.")] = None,
+    output: OutputOption = None,
+) -> None:
+    """List every service's consumer config. Example: loomctl config list --profile ai-model -o json"""
+    from loomctl import configs
+
+    with _session(ctx) as session:
+        rows = [c.record() for c in configs.list_configs(session, profile=profile)]
+    out = state(ctx).output_for(output)
+    render(rows, out, columns=LIST_COLUMNS if out is Output.table else None, title="consumer configs")
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    service: Service,
+    client: Annotated[Optional[Client], typer.Option("--client", help="Show what this client receives instead.")] = None,
+    output: OutputOption = None,
+) -> None:
+    """Show one service's config, or the exact properties a client gets. Example: loomctl config show url-scraper --client librdkafka"""
+    from loomctl import configs
+
+    with _session(ctx) as session:
+        config = configs.get_config(session, service)
+    data = configs.client_config(config, client.value) if client else config.record()
+    render(data, state(ctx).output_for(output), title=service)
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    service: Service,
+    assignments: Annotated[Optional[list[str]], typer.Argument(help="key=value settings, e.g. max_poll_records=50.", show_default=False)] = None,
+    create: Annotated[bool, typer.Option("--create", help="Create the service (with defaults for unset fields).")] = False,
+    group: Annotated[Optional[str], typer.Option("--group", help="Consumer group id (with --create: default the service name).")] = None,
+    description: Annotated[Optional[str], typer.Option("--description", help="What this config is for and why.")] = None,
+    reason: ReasonOption = None,
+    if_version: IfVersionOption = None,
+    dry_run: DryRunOption = False,
+    actor: ActorOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Change settings of a service, validated as a whole; prints old and new values. Example: loomctl config set speech-processor max_poll_records=5 --reason "slow batches" """
+    from loomctl import configs, validation
+
+    settings = validation.parse_assignments(assignments or [])
+    with _session(ctx) as session:
+        result = configs.set_config(
+            session, service, settings, actor=_actor(ctx, actor), reason=reason, description=description, group=group,
+            create=create, if_version=if_version, dry_run=dry_run,
+        )
+    _show_changes(ctx, result, output)
+
+
+@app.command()
+def profiles(ctx: typer.Context, output: OutputOption = None) -> None:
+    """List the named profiles from the guide's configuration guidelines. Example: loomctl config profiles -o yaml"""
+    from loomctl import configs
+
+    render(configs.profiles(), state(ctx).output_for(output), columns=["name", "title", "settings", "examples"])
+
+
+@app.command("apply-profile")
+def apply_profile(
+    ctx: typer.Context,
+    service: Service,
+    profile: Annotated[str, typer.Argument(help="ai-model, fast, io-bound or database-writer.", show_default=False)],
+    reason: ReasonOption = None,
+    if_version: IfVersionOption = None,
+    dry_run: DryRunOption = False,
+    actor: ActorOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Set all of a service's settings to a profile's values. Example: loomctl config apply-profile url-scraper io-bound"""
+    from loomctl import configs
+
+    with _session(ctx) as session:
+        result = configs.apply_profile(
+            session, service, profile, actor=_actor(ctx, actor), reason=reason, if_version=if_version, dry_run=dry_run
+        )
+    _show_changes(ctx, result, output)
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    service: Service,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", help="Only the newest N changes.")] = None,
+    output: OutputOption = None,
+) -> None:
+    """Every change of a service from the audit trail, raw SQL updates included. Example: loomctl config history speech-processor"""
+    from loomctl import configs
+
+    with _session(ctx) as session:
+        entries = configs.history(session, service, limit)
+    out = state(ctx).output_for(output)
+    if out is Output.table:
+        rows = [{**vars(e), "changes": {c.field: f"{c.old} -> {c.new}" for c in e.changes}} for e in entries]
+        render(rows, out, columns=["id", "changed_at", "change_type", "changed_by", "config_version", "reason", "changes"],
+               title=f"{service}: history")
+    else:
+        render(entries, out)
+
+
+@app.command()
+def diff(
+    ctx: typer.Context,
+    service: Service,
+    against: Annotated[Optional[str], typer.Option("--against", help="A profile name or a change id (default: the service's profile, else the defaults).")] = None,
+    all_fields: Annotated[bool, typer.Option("--all", help="Show equal fields too.")] = False,
+    output: OutputOption = None,
+) -> None:
+    """Compare a service's settings with a profile or an earlier change. Example: loomctl config diff speech-processor --against ai-model"""
+    from loomctl import configs
+
+    with _session(ctx) as session:
+        result = configs.diff(session, service, against)
+    out = state(ctx).output_for(output)
+    rows = result.fields if all_fields else result.differences
+    if out is Output.table:
+        render(rows, out, columns=["field", "current", "other", "differs"], title=f"{service} vs {result.against}")
+    else:
+        render({"service_name": service, "against": result.against, "fields": rows}, out)
+    info(f"{len(result.differences)} difference(s) between {service} and {result.against}")
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    service: Service,
+    to: Annotated[Optional[int], typer.Option("--to", help="Restore the state right after this change id.")] = None,
+    yes: YesOption = False,
+    reason: ReasonOption = None,
+    actor: ActorOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Undo the last change of a service, or go back to an earlier change. Example: loomctl config rollback speech-processor --to 42 --yes"""
+    from loomctl import configs
+
+    with _session(ctx) as session:
+        plan = configs.plan_rollback(session, service, to)
+        info(f"{plan.description}: {plan.result.action} {service}, {len(plan.result.changes)} field(s)")
+        if plan.result.action != "unchanged" and not yes:
+            _show_changes(ctx, plan.result, Output.table)
+            typer.confirm("roll back?", abort=True, err=True)
+        result = configs.rollback(session, plan, actor=_actor(ctx, actor), reason=reason)
+    _show_changes(ctx, result, output)
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    service: Service,
+    yes: YesOption = False,
+    reason: ReasonOption = None,
+    if_version: IfVersionOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Delete a service's config (the audit trail keeps it for rollback). Example: loomctl config delete old-service --yes"""
+    from loomctl import configs
+
+    with _session(ctx) as session:
+        config = configs.get_config(session, service)
+        if not yes:
+            typer.confirm(f"delete the consumer config of {service} (version {config.version})?", abort=True, err=True)
+        configs.delete_config(session, service, actor=_actor(ctx, actor), reason=reason, if_version=if_version)
+    info(f"deleted {service} (was version {config.version}; `loomctl config rollback {service}` restores it)")
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    services: Annotated[Optional[list[str]], typer.Argument(help="Services to export (default: all).", show_default=False)] = None,
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="yaml/json (re-importable) or a client's properties.")] = ExportFormat.yaml,
+) -> None:
+    """Write services' configs as a file to import, or as client properties. Example: loomctl config export --format yaml > services.yaml"""
+    from loomctl import configs
+
+    with _session(ctx) as session:
+        items = configs.specs(session, services or [])
+    typer.echo(configs.format_export(items, fmt.value), nl=False)
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="YAML or JSON file of services, as `config export` writes.", show_default=False)],
+    dry_run: DryRunOption = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Delete services that are not in the file.")] = False,
+    yes: YesOption = False,
+    reason: ReasonOption = None,
+    actor: ActorOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Make the database match a file of services, in one transaction. Example: loomctl config import examples/pipeline-services.yaml --yes"""
+    from loomctl import configs
+
+    items = configs.read_specs(file)
+    with _session(ctx) as session:
+        plan = configs.plan_import(session, items, prune=prune)
+        _show_plan(ctx, plan, output)
+        if dry_run or not plan.has_changes:
+            return
+        if not yes:
+            typer.confirm("apply these changes?", abort=True, err=True)
+        results = configs.apply_import(session, plan, actor=_actor(ctx, actor), reason=reason)
+    info(f"applied {len(results)} change(s)")
+
+
+def _show_plan(ctx: typer.Context, plan: Any, output: Output | None) -> None:
+    out = state(ctx).output_for(output)
+    if out is Output.table:
+        rows = [{"service_name": i.service_name, "action": i.action,
+                 "changes": {c.field: f"{c.old} -> {c.new}" for c in i.changes} if i.action == "change" else len(i.changes)}
+                for i in plan.items]
+        render(rows, out, columns=["service_name", "action", "changes"], title="import plan")
+    else:
+        render({"counts": plan.counts(), "items": [{"service_name": i.service_name, "action": i.action, "changes": i.changes} for i in plan.items]}, out)
+    info("plan: " + ", ".join(f"{n} {a}" for a, n in plan.counts().items()))
+
+
+@app.command()
+def fields(ctx: typer.Context, output: OutputOption = None) -> None:
+    """List every consumer setting with its range, default and per-client names. Example: loomctl config fields -o json"""
+    from loomctl.consumer_config import FIELDS
+
+    rows = [{"name": f.name, "default": f.default, "allowed": f.describe_range(), "java": f.java,
+             "librdkafka": f.librdkafka, "kafkajs": f.kafkajs, "description": f.description} for f in FIELDS]
+    render(rows, state(ctx).output_for(output), title="consumer settings")

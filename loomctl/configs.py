@@ -1,0 +1,726 @@
+"""Consumer configs in `pipeline_consumer_configs`: read, change, audit, roll back, export, import.
+
+Every function takes a SQLAlchemy Session (or Connection), returns dataclasses and raises
+LoomErrors; none of them commits. Writes set the actor and reason that the audit trigger
+records, and carry the version they read, so a concurrent change makes them fail (Conflict)
+instead of being overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loomctl import validation
+from loomctl.consumer_config import (
+    DEFAULTS,
+    FIELDS,
+    FIELDS_BY_NAME,
+    PROFILES,
+    client_properties,
+    java_properties,
+    librdkafka_properties,
+)
+from loomctl.db import set_audit_context
+from loomctl.errors import BadInput, Conflict, NotFound
+from loomctl.models import ConsumerConfigChange, PipelineConsumerConfig
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.orm import Session
+
+    Executor = Session | Connection
+
+SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+LABELS: tuple[str, ...] = ("consumer_group_id", "profile", "description")
+"""Columns besides the settings that a change can touch (and the audit trail records)."""
+TRACKED: tuple[str, ...] = (*LABELS, *SETTING_NAMES)
+EXPORT_FORMATS = ("yaml", "json", "librdkafka", "java", "kafkajs", "env")
+
+_table = PipelineConsumerConfig.__table__
+_changes = ConsumerConfigChange.__table__
+
+
+# --- results ---
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    service_name: str
+    consumer_group_id: str
+    profile: str | None
+    description: str | None
+    settings: dict[str, Any]
+    version: int
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    updated_by: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """One flat mapping, the shape of `config show -o json`."""
+        return {
+            "service_name": self.service_name,
+            "consumer_group_id": self.consumer_group_id,
+            "profile": self.profile,
+            "description": self.description,
+            **self.settings,
+            "version": self.version,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "updated_by": self.updated_by,
+        }
+
+    def values(self) -> dict[str, Any]:
+        """The tracked columns: labels and settings."""
+        return {"consumer_group_id": self.consumer_group_id, "profile": self.profile,
+                "description": self.description, **self.settings}
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    service_name: str
+    action: str  # create, update, delete or unchanged
+    changes: list[FieldChange]
+    version_before: int | None
+    version_after: int | None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: int
+    service_name: str
+    changed_at: dt.datetime
+    change_type: str
+    changed_by: str
+    source: str
+    reason: str | None
+    config_version: int | None
+    changes: list[FieldChange]
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    field: str
+    current: Any
+    other: Any
+    differs: bool
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    service_name: str
+    against: str
+    fields: list[FieldDiff]
+
+    @property
+    def differences(self) -> list[FieldDiff]:
+        return [d for d in self.fields if d.differs]
+
+
+@dataclass(frozen=True)
+class ProfileInfo:
+    name: str
+    title: str
+    description: str
+    settings: dict[str, Any]
+    examples: list[str]
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    service_name: str
+    change_id: int
+    description: str  # what is being restored, for the confirmation prompt
+    target: dict[str, Any] | None  # None: the service should not exist
+    expected_version: int | None  # None: the service does not exist now
+    result: ChangeResult
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service in a declarative file: the shape of `config export --format yaml`."""
+
+    service_name: str
+    consumer_group_id: str
+    profile: str | None
+    description: str | None
+    settings: dict[str, Any]
+
+    def values(self) -> dict[str, Any]:
+        return {"consumer_group_id": self.consumer_group_id, "profile": self.profile,
+                "description": self.description, **self.settings}
+
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"service_name": self.service_name, "consumer_group_id": self.consumer_group_id}
+        if self.profile is not None:
+            doc["profile"] = self.profile
+        if self.description is not None:
+            doc["description"] = self.description
+        doc["settings"] = dict(self.settings)
+        return doc
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    service_name: str
+    action: str  # create, change, unchanged, delete
+    changes: list[FieldChange]
+    expected_version: int | None = None
+    values: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    items: list[PlanItem]
+    prune: bool
+
+    def counts(self) -> dict[str, int]:
+        counts = {"create": 0, "change": 0, "unchanged": 0, "delete": 0}
+        for item in self.items:
+            counts[item.action] += 1
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        return any(item.action != "unchanged" for item in self.items)
+
+
+# --- reading ---
+
+
+def _from_row(row: Any) -> ConsumerConfig:
+    m = row._mapping
+    return ConsumerConfig(
+        service_name=m["service_name"],
+        consumer_group_id=m["consumer_group_id"],
+        profile=m["profile"],
+        description=m["description"],
+        settings={name: m[name] for name in SETTING_NAMES},
+        version=m["version"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        updated_by=m["updated_by"],
+    )
+
+
+def list_configs(session: "Executor", profile: str | None = None, services: Sequence[str] = ()) -> list[ConsumerConfig]:
+    from sqlalchemy import select
+
+    query = select(_table).order_by(_table.c.service_name)
+    if profile is not None:
+        query = query.where(_table.c.profile == profile)
+    if services:
+        query = query.where(_table.c.service_name.in_(list(services)))
+    configs = [_from_row(row) for row in session.execute(query)]
+    missing = sorted(set(services) - {c.service_name for c in configs})
+    if missing:
+        raise NotFound(f"no consumer config for {', '.join(missing)}")
+    return configs
+
+
+def find_config(session: "Executor", service_name: str, *, lock: bool = False) -> ConsumerConfig | None:
+    from sqlalchemy import select
+
+    query = select(_table).where(_table.c.service_name == service_name)
+    if lock:
+        query = query.with_for_update()
+    row = session.execute(query).first()
+    return _from_row(row) if row is not None else None
+
+
+def get_config(session: "Executor", service_name: str) -> ConsumerConfig:
+    config = find_config(session, service_name)
+    if config is None:
+        raise NotFound(f"no consumer config for {service_name!r} (create it with `loomctl config set {service_name} --create`)")
+    return config
+
+
+def client_config(config: ConsumerConfig, client: str) -> dict[str, Any]:
+    """Exactly what ``client`` receives for this service, group id included."""
+    props = client_properties(client, config.settings)
+    if client == "kafkajs":
+        props["consumer"] = {"groupId": config.consumer_group_id, **props["consumer"]}
+        return props
+    return {"group.id": config.consumer_group_id, **props}
+
+
+def profiles() -> list[ProfileInfo]:
+    return [ProfileInfo(p.name, p.title, p.description, dict(p.settings), list(p.examples)) for p in PROFILES.values()]
+
+
+# --- writing ---
+
+
+def _changes_between(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[FieldChange]:
+    old = old or {}
+    new = new or {}
+    return [
+        FieldChange(name, old.get(name), new.get(name))
+        for name in TRACKED
+        if (name in old or name in new) and old.get(name) != new.get(name)
+    ]
+
+
+def _conflict(session: "Executor", service_name: str, expected_version: int) -> Conflict:
+    current = find_config(session, service_name)
+    if current is None:
+        return Conflict(f"{service_name} was deleted meanwhile (you read version {expected_version})")
+    return Conflict(
+        f"{service_name} was changed by {current.updated_by} at {current.updated_at:%Y-%m-%d %H:%M:%S %Z} "
+        f"(now version {current.version}, you read version {expected_version}); re-read it and retry"
+    )
+
+
+def _insert(session: "Executor", service_name: str, values: Mapping[str, Any]) -> int:
+    from sqlalchemy.dialects.postgresql import insert
+
+    statement = (
+        insert(_table)
+        .values(service_name=service_name, **values)
+        .on_conflict_do_nothing(index_elements=[_table.c.service_name])
+        .returning(_table.c.version)
+    )
+    version = session.execute(statement).scalar()
+    if version is None:
+        existing = find_config(session, service_name)
+        who = f" by {existing.updated_by} at {existing.updated_at:%Y-%m-%d %H:%M:%S %Z}" if existing else ""
+        raise Conflict(f"{service_name} already exists (last changed{who}); drop --create to change it")
+    return version
+
+
+def _update(session: "Executor", service_name: str, values: Mapping[str, Any], expected_version: int) -> int:
+    from sqlalchemy import update
+
+    statement = (
+        update(_table)
+        .where(_table.c.service_name == service_name, _table.c.version == expected_version)
+        .values(**values)
+        .returning(_table.c.version)
+    )
+    version = session.execute(statement).scalar()
+    if version is None:
+        raise _conflict(session, service_name, expected_version)
+    return version
+
+
+def _delete(session: "Executor", service_name: str, expected_version: int) -> None:
+    from sqlalchemy import delete
+
+    statement = (
+        delete(_table)
+        .where(_table.c.service_name == service_name, _table.c.version == expected_version)
+        .returning(_table.c.service_name)
+    )
+    if session.execute(statement).first() is None:
+        raise _conflict(session, service_name, expected_version)
+
+
+def _check_version(current: ConsumerConfig, if_version: int | None) -> None:
+    if if_version is not None and current.version != if_version:
+        raise Conflict(
+            f"{current.service_name} is at version {current.version}, not {if_version}: changed by "
+            f"{current.updated_by} at {current.updated_at:%Y-%m-%d %H:%M:%S %Z}"
+        )
+
+
+def _validated_values(service_name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Labels and a complete, valid set of settings; raises BadInput naming what is wrong."""
+    validation.check_service_name(service_name)
+    validation.check_group_id(values["consumer_group_id"])
+    settings = validation.check_settings({k: values[k] for k in SETTING_NAMES if k in values})
+    return {k: values.get(k) for k in LABELS} | settings
+
+
+def set_config(
+    session: "Executor",
+    service_name: str,
+    settings: Mapping[str, Any],
+    *,
+    actor: str,
+    reason: str | None = None,
+    description: str | None = None,
+    group: str | None = None,
+    profile: str | None = None,
+    create: bool = False,
+    if_version: int | None = None,
+    dry_run: bool = False,
+) -> ChangeResult:
+    """Change some settings of a service (or create it with ``create``), validated as a whole."""
+    unknown = [k for k in settings if k not in FIELDS_BY_NAME]
+    if unknown:
+        raise validation.UnknownField(unknown[0])
+    current = find_config(session, service_name)
+    if create:
+        if current is not None:
+            raise Conflict(
+                f"{service_name} already exists (version {current.version}, last changed by {current.updated_by} "
+                f"at {current.updated_at:%Y-%m-%d %H:%M:%S %Z}); drop --create to change it"
+            )
+        base: dict[str, Any] = {"consumer_group_id": group or service_name, "profile": None,
+                                "description": None, **DEFAULTS}
+    else:
+        if current is None:
+            raise NotFound(f"no consumer config for {service_name!r}: add --create to make one")
+        _check_version(current, if_version)
+        base = current.values()
+    desired = dict(base) | dict(settings)
+    if group is not None:
+        desired["consumer_group_id"] = group
+    if description is not None:
+        desired["description"] = description or None
+    if profile is not None:
+        desired["profile"] = validation.check_profile(profile)
+    desired = _validated_values(service_name, desired)
+    return _write(session, service_name, current, desired, actor=actor, reason=reason, dry_run=dry_run)
+
+
+def _write(
+    session: "Executor",
+    service_name: str,
+    current: ConsumerConfig | None,
+    desired: Mapping[str, Any] | None,
+    *,
+    actor: str,
+    reason: str | None,
+    dry_run: bool,
+) -> ChangeResult:
+    before = current.values() if current else None
+    changes = _changes_between(before, desired)
+    if desired is None:
+        action = "delete" if current else "unchanged"
+    elif current is None:
+        action = "create"
+    else:
+        action = "update" if changes else "unchanged"
+    version_before = current.version if current else None
+    if dry_run or action == "unchanged":
+        return ChangeResult(service_name, action, changes, version_before, version_before, dry_run)
+    set_audit_context(session, actor, reason)
+    version_after: int | None
+    if action == "create":
+        version_after = _insert(session, service_name, desired)
+    elif action == "delete":
+        _delete(session, service_name, current.version)
+        version_after = None
+    else:
+        version_after = _update(session, service_name, desired, current.version)
+    return ChangeResult(service_name, action, changes, version_before, version_after, dry_run)
+
+
+def apply_profile(
+    session: "Executor", service_name: str, profile: str, *, actor: str, reason: str | None = None,
+    if_version: int | None = None, dry_run: bool = False,
+) -> ChangeResult:
+    """Set every setting of a service to the profile's values (the defaults where it names none)."""
+    validation.check_profile(profile)
+    return set_config(
+        session, service_name, PROFILES[profile].full_settings(), profile=profile, actor=actor,
+        reason=reason or f"apply profile {profile}", if_version=if_version, dry_run=dry_run,
+    )
+
+
+def delete_config(
+    session: "Executor", service_name: str, *, actor: str, reason: str | None = None, if_version: int | None = None,
+    dry_run: bool = False,
+) -> ChangeResult:
+    current = get_config(session, service_name)
+    _check_version(current, if_version)
+    return _write(session, service_name, current, None, actor=actor, reason=reason, dry_run=dry_run)
+
+
+# --- history, diff, rollback ---
+
+
+def _entry(row: Any) -> HistoryEntry:
+    m = row._mapping
+    old, new = m["old_values"] or {}, m["new_values"] or {}
+    changes = [FieldChange(name, old.get(name), new.get(name)) for name in m["changed_fields"] if name != "service_name"]
+    return HistoryEntry(
+        id=m["id"], service_name=m["service_name"], changed_at=m["changed_at"], change_type=m["change_type"],
+        changed_by=m["changed_by"], source=m["source"], reason=m["reason"], config_version=m["config_version"],
+        changes=changes,
+    )
+
+
+def history(session: "Executor", service_name: str, limit: int | None = None) -> list[HistoryEntry]:
+    """Every recorded change of a service, newest first (raw SQL updates included)."""
+    from sqlalchemy import select
+
+    query = (
+        select(_changes).where(_changes.c.service_name == service_name)
+        .order_by(_changes.c.changed_at.desc(), _changes.c.id.desc())
+    )
+    if limit:
+        query = query.limit(limit)
+    entries = [_entry(row) for row in session.execute(query)]
+    if not entries and find_config(session, service_name) is None:
+        raise NotFound(f"no consumer config and no history for {service_name!r}")
+    return entries
+
+
+def _change_row(session: "Executor", service_name: str, change_id: int) -> Any:
+    from sqlalchemy import select
+
+    row = session.execute(select(_changes).where(_changes.c.id == change_id)).first()
+    if row is None or row._mapping["service_name"] != service_name:
+        raise NotFound(f"no change {change_id} of {service_name} in the audit trail (see `loomctl config history {service_name}`)")
+    return row._mapping
+
+
+def _values_from_audit(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Tracked values from an audit row; fields it lacks (added later) take their defaults."""
+    if values is None:
+        return None
+    settings = {name: values[name] for name in SETTING_NAMES if name in values}
+    return {k: values.get(k) for k in LABELS} | {**DEFAULTS, **settings}
+
+
+def diff(session: "Executor", service_name: str, against: str | None = None) -> DiffResult:
+    """The service's settings next to a profile's, or next to the state right after a change."""
+    current = get_config(session, service_name)
+    against = against or current.profile
+    if against is None:
+        label, other = "defaults", dict(DEFAULTS)
+    elif against.isdigit():
+        row = _change_row(session, service_name, int(against))
+        values = _values_from_audit(row["new_values"] if row["change_type"] != "delete" else row["old_values"])
+        label, other = f"change {against} ({row['change_type']} by {row['changed_by']} at {row['changed_at']:%Y-%m-%d %H:%M:%S})", values
+    else:
+        validation.check_profile(against)
+        label, other = f"profile {against}", PROFILES[against].full_settings()
+    names = [n for n in TRACKED if n in other]
+    values = current.values()
+    return DiffResult(
+        service_name, label,
+        [FieldDiff(n, values[n], other[n], values[n] != other[n]) for n in names],
+    )
+
+
+def plan_rollback(session: "Executor", service_name: str, to_change: int | None = None) -> RollbackPlan:
+    """What a rollback would do: undo the last change, or restore the state right after ``to_change``."""
+    from sqlalchemy import select
+
+    if to_change is None:
+        row = session.execute(
+            select(_changes).where(_changes.c.service_name == service_name)
+            .order_by(_changes.c.changed_at.desc(), _changes.c.id.desc()).limit(1)
+        ).first()
+        if row is None:
+            raise NotFound(f"no change of {service_name} to roll back")
+        m = row._mapping
+        target = _values_from_audit(m["old_values"])
+        what = f"undo change {m['id']} ({m['change_type']} by {m['changed_by']} at {m['changed_at']:%Y-%m-%d %H:%M:%S})"
+    else:
+        m = _change_row(session, service_name, to_change)
+        if m["change_type"] == "delete":
+            raise BadInput(f"change {to_change} deleted {service_name}: roll back to the change before it instead")
+        target = _values_from_audit(m["new_values"])
+        what = f"restore {service_name} as it was after change {m['id']} ({m['changed_at']:%Y-%m-%d %H:%M:%S})"
+    current = find_config(session, service_name)
+    if target is not None:
+        target = _validated_values(service_name, target)
+    result = _write(session, service_name, current, target, actor="", reason=None, dry_run=True)
+    return RollbackPlan(service_name, m["id"], what, target, current.version if current else None, result)
+
+
+def rollback(session: "Executor", plan: RollbackPlan, *, actor: str, reason: str | None = None) -> ChangeResult:
+    """Carry out a plan from `plan_rollback`; fails with Conflict if the service changed since."""
+    current = find_config(session, plan.service_name)
+    if (current.version if current else None) != plan.expected_version:
+        if current is None:
+            raise Conflict(f"{plan.service_name} was deleted since the rollback was planned")
+        raise _conflict(session, plan.service_name, plan.expected_version or 0)
+    return _write(
+        session, plan.service_name, current, plan.target, actor=actor,
+        reason=reason or f"rollback: {plan.description}", dry_run=False,
+    )
+
+
+# --- export ---
+
+
+def specs(session: "Executor", services: Sequence[str] = ()) -> list[ServiceSpec]:
+    return [
+        ServiceSpec(c.service_name, c.consumer_group_id, c.profile, c.description, dict(c.settings))
+        for c in list_configs(session, services=services)
+    ]
+
+
+def _env_name(service_name: str, suffix: str) -> str:
+    stem = "".join(ch if ch.isalnum() else "_" for ch in service_name.upper())
+    return f"LOOM_{stem}_{suffix.upper()}"
+
+
+def _shell_quote(value: str) -> str:
+    import shlex
+
+    return shlex.quote(value)
+
+
+def _properties_block(title: str, props: Mapping[str, str]) -> str:
+    lines = [f"# {title}"] + [f"{k}={v}" for k, v in props.items()]
+    return "\n".join(lines) + "\n"
+
+
+def format_export(items: Sequence[ServiceSpec], fmt: str) -> str:
+    """The services as text in ``fmt``: yaml and json re-import; the others are what clients read."""
+    if fmt not in EXPORT_FORMATS:
+        raise BadInput(f"unknown export format {fmt!r}: one of {', '.join(EXPORT_FORMATS)}")
+    if fmt in ("yaml", "json"):
+        document = {"services": [s.document() for s in items]}
+        if fmt == "json":
+            return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        import yaml
+
+        return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    if fmt == "kafkajs":
+        document = {s.service_name: kafkajs_document(s) for s in items}
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "env":
+        lines = []
+        for s in items:
+            lines.append(f"{_env_name(s.service_name, 'consumer_group_id')}={_shell_quote(s.consumer_group_id)}")
+            lines.extend(f"{_env_name(s.service_name, name)}={_shell_quote(str(value).lower() if isinstance(value, bool) else str(value))}"
+                         for name, value in s.settings.items())
+        return "\n".join(lines) + ("\n" if lines else "")
+    blocks = []
+    for s in items:
+        props = librdkafka_properties(s.settings) if fmt == "librdkafka" else java_properties(s.settings)
+        if fmt == "librdkafka":
+            # librdkafka has no max.poll.records: services pass it to consume(num_messages=...)
+            title = f"{s.service_name} (librdkafka; batch size max_poll_records={s.settings['max_poll_records']})"
+        else:
+            title = f"{s.service_name} (Java client)"
+        blocks.append(_properties_block(title, {"group.id": s.consumer_group_id, **props}))
+    return "\n".join(blocks)
+
+
+def kafkajs_document(spec: ServiceSpec) -> dict[str, Any]:
+    options = client_properties("kafkajs", spec.settings)
+    options["consumer"] = {"groupId": spec.consumer_group_id, **options["consumer"]}
+    return options
+
+
+# --- import ---
+
+
+def _spec_from_document(doc: Any, where: str) -> ServiceSpec:
+    if not isinstance(doc, Mapping):
+        raise BadInput(f"{where}: expected a mapping with service_name and settings")
+    allowed = {"service_name", "consumer_group_id", "profile", "description", "settings"}
+    extra = sorted(set(doc) - allowed)
+    if extra:
+        import difflib
+
+        close = difflib.get_close_matches(str(extra[0]), sorted(allowed), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise BadInput(f"{where}: unknown key {extra[0]!r}{hint}; keys: {', '.join(sorted(allowed))}")
+    name = doc.get("service_name")
+    if not isinstance(name, str):
+        raise BadInput(f"{where}: service_name is missing")
+    where = f"{where} ({name})"
+    profile = doc.get("profile")
+    base: dict[str, Any] = {}
+    if profile is not None:
+        validation.check_profile(str(profile))
+        base = dict(PROFILES[str(profile)].settings)
+    raw_settings = doc.get("settings") or {}
+    if not isinstance(raw_settings, Mapping):
+        raise BadInput(f"{where}: settings must be a mapping of setting: value")
+    try:
+        settings = validation.check_settings(base | validation.coerce_settings(raw_settings))
+        validation.check_service_name(name)
+        group = str(doc.get("consumer_group_id") or name)
+        validation.check_group_id(group)
+    except BadInput as exc:
+        raise BadInput(f"{where}: {exc}") from None
+    description = doc.get("description")
+    return ServiceSpec(name, group, profile, None if description is None else str(description), settings)
+
+
+def parse_specs(text: str, source: str = "input") -> list[ServiceSpec]:
+    """Services from a YAML or JSON document (`{services: [...]}`, a list, or a mapping by name)."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(text)  # JSON is YAML too
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{source}: not YAML or JSON: {str(exc).splitlines()[0]}") from None
+    if isinstance(document, Mapping) and "services" in document:
+        document = document["services"]
+    if isinstance(document, Mapping):
+        document = [{"service_name": name, **(body or {})} for name, body in document.items()]
+    if document is None:
+        document = []
+    if not isinstance(document, list):
+        raise BadInput(f"{source}: expected a list of services under 'services'")
+    items = [_spec_from_document(doc, f"{source}: service {i + 1}") for i, doc in enumerate(document)]
+    for key in ("service_name", "consumer_group_id"):
+        seen: dict[str, int] = {}
+        for item in items:
+            value = getattr(item, key)
+            if value in seen:
+                raise BadInput(f"{source}: {key} {value!r} appears twice")
+            seen[value] = 1
+    return items
+
+
+def read_specs(path: Path) -> list[ServiceSpec]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror}") from None
+    return parse_specs(text, str(path))
+
+
+def plan_import(session: "Executor", items: Iterable[ServiceSpec], *, prune: bool = False) -> ImportPlan:
+    """Compare the file with the database: what would be created, changed, left alone or deleted."""
+    current = {c.service_name: c for c in list_configs(session)}
+    plan: list[PlanItem] = []
+    wanted = set()
+    for spec in items:
+        wanted.add(spec.service_name)
+        existing = current.get(spec.service_name)
+        values = spec.values()
+        if existing is None:
+            plan.append(PlanItem(spec.service_name, "create", _changes_between(None, values), None, values))
+            continue
+        changes = _changes_between(existing.values(), values)
+        plan.append(PlanItem(spec.service_name, "change" if changes else "unchanged", changes, existing.version, values))
+    if prune:
+        for name, existing in current.items():
+            if name not in wanted:
+                plan.append(PlanItem(name, "delete", _changes_between(existing.values(), None), existing.version, None))
+    return ImportPlan(plan, prune)
+
+
+def apply_import(session: "Executor", plan: ImportPlan, *, actor: str, reason: str | None = None) -> list[ChangeResult]:
+    """Carry out a plan in the caller's transaction; a service changed since planning is a Conflict."""
+    if not plan.has_changes:
+        return []
+    set_audit_context(session, actor, reason or "config import")
+    results = []
+    # Deletes first, so a group id freed by a pruned service can be taken by a new one.
+    for item in sorted(plan.items, key=lambda i: i.action != "delete"):
+        if item.action == "delete":
+            _delete(session, item.service_name, item.expected_version)
+            results.append(ChangeResult(item.service_name, "delete", item.changes, item.expected_version, None))
+        elif item.action == "create":
+            version = _insert(session, item.service_name, item.values)
+            results.append(ChangeResult(item.service_name, "create", item.changes, None, version))
+        elif item.action == "change":
+            version = _update(session, item.service_name, item.values, item.expected_version)
+            results.append(ChangeResult(item.service_name, "update", item.changes, item.expected_version, version))
+    return results

@@ -1,0 +1,81 @@
+"""Sessions for the commands: one transaction per command, driver failures turned into LoomErrors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from loomctl.errors import BackendUnavailable, BadInput, Conflict
+from loomctl.settings import Settings, mask_url, sqlalchemy_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.orm import Session
+
+CONNECT_TIMEOUT_S = 5
+
+
+def make_engine(database_url: str) -> "Engine":
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    # One command, one connection: a pool would only keep an idle connection open.
+    return create_engine(
+        sqlalchemy_url(database_url),
+        poolclass=NullPool,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "loomctl"},
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
+
+
+@contextmanager
+def session_scope(settings: Settings) -> Iterator["Session"]:
+    """A Session in one transaction: committed when the block ends, rolled back when it raises."""
+    from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+    from sqlalchemy.orm import Session
+
+    url = settings.require_database_url()
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+    except OperationalError as exc:
+        raise BackendUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {_first_line(exc)}") from None
+    except IntegrityError as exc:
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate == "23505":  # unique_violation, e.g. a consumer group id already used
+            raise Conflict(_first_line(exc) + _detail(exc)) from None
+        raise BadInput(_first_line(exc) + _detail(exc)) from None
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", "") in ("42P01", "42883"):  # undefined table / function
+            raise BadInput(f"the database at {mask_url(url)} is not migrated: run `loomctl db upgrade`") from None
+        raise
+    finally:
+        engine.dispose()
+
+
+def _detail(exc: BaseException) -> str:
+    diag = getattr(getattr(exc, "orig", None), "diag", None)
+    detail = getattr(diag, "message_detail", None)
+    return f" ({detail})" if detail else ""
+
+
+def set_audit_context(connection: "Session | Connection", actor: str, reason: str | None) -> None:
+    """What the audit trigger records as actor and reason for this transaction's changes."""
+    from sqlalchemy import text
+
+    connection.execute(
+        text("SELECT set_config('loomctl.actor', :actor, true), set_config('loomctl.reason', :reason, true)"),
+        {"actor": actor, "reason": reason or ""},
+    )
