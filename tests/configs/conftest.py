@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import psycopg
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from loomctl.cli import LoomGroup, root
-from loomctl.cli import config as config_cli
+from config_support import Cli
 
 
-def cli_app() -> typer.Typer:
-    """The `config` group under a root with the real global options and error handler."""
-    app = typer.Typer(cls=LoomGroup, no_args_is_help=True, add_completion=False)
-    app.callback()(root)
-    app.add_typer(config_cli.app, name="config")
-    return app
-
-
-class Cli:
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.app = cli_app()
-        self.runner = CliRunner(env={"NO_COLOR": "1", "COLUMNS": "200", "LOOM_ACTOR": "tester"})
-
-    def __call__(self, *args: str, input: str | None = None, url: str | None = None) -> Any:
-        return self.runner.invoke(
-            self.app, ["--database-url", url or self.database_url, "config", *args], input=input, catch_exceptions=False
-        )
-
-    def json(self, *args: str) -> Any:
-        result = self(*args, "-o", "json")
-        assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)
+def pytest_configure(config: pytest.Config) -> None:
+    # The database fixtures live in tests/pg_fixtures.py; load them unless the run already did (-p pg_fixtures).
+    if not config.pluginmanager.has_plugin("pg_fixtures"):
+        config.pluginmanager.import_plugin("pg_fixtures")
 
 
 @pytest.fixture

@@ -94,7 +94,7 @@ def test_if_version_and_optimistic_locking(cli, service):
 CLI_IN_SUBPROCESS = (
     "import sys\n"
     "sys.path.insert(0, sys.argv.pop(1))\n"
-    "from conftest import cli_app\n"
+    "from config_support import cli_app\n"
     "cli_app()(args=sys.argv[1:], prog_name='loomctl')\n"
 )
 

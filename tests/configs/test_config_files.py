@@ -13,7 +13,7 @@ from loomctl import configs
 from loomctl.consumer_config import PROFILES
 from loomctl.settings import read_properties_file
 
-from conftest import Cli
+from config_support import Cli
 
 pytestmark = pytest.mark.integration
 

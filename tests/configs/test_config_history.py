@@ -11,7 +11,7 @@ import pytest
 
 from loomctl.consumer_config import PROFILES
 
-from conftest import Cli
+from config_support import Cli
 
 pytestmark = pytest.mark.integration
 
