@@ -724,3 +724,34 @@ def apply_import(session: "Executor", plan: ImportPlan, *, actor: str, reason: s
             version = _update(session, item.service_name, item.values, item.expected_version)
             results.append(ChangeResult(item.service_name, "update", item.changes, item.expected_version, version))
     return results
+
+
+# --- the broker's view ---
+
+
+def broker_session_timeout_warning(kafka_properties: Mapping[str, str], session_timeout_ms: int, timeout: float = 5.0) -> str | None:
+    """A warning when the broker's group.min/max.session.timeout.ms exclude ``session_timeout_ms``.
+
+    The broker refuses such a member at join time, long after the config was saved. None when
+    the timeout fits or the broker cannot be asked (this check is advice, never a failure).
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    try:
+        admin = AdminClient({**kafka_properties, "socket.timeout.ms": int(timeout * 1000)})
+        brokers = admin.list_topics(timeout=timeout).brokers
+        if not brokers:
+            return None
+        resource = ConfigResource(ConfigResource.Type.BROKER, str(min(brokers)))
+        entries = admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout=timeout)
+        low = int(entries["group.min.session.timeout.ms"].value)
+        high = int(entries["group.max.session.timeout.ms"].value)
+    except (KafkaException, KeyError, ValueError, TypeError):
+        return None
+    if low <= session_timeout_ms <= high:
+        return None
+    return (
+        f"session_timeout_ms={session_timeout_ms} is outside the broker's group.min/max.session.timeout.ms "
+        f"({low}..{high}): consumers of this group will fail to join"
+    )

@@ -54,6 +54,23 @@ def _actor(ctx: typer.Context, actor: str | None) -> str:
     return actor or state(ctx).settings.resolved_actor()
 
 
+def _warn_about_broker(ctx: typer.Context, result: Any) -> None:
+    """Where a broker is configured, warn when it would refuse the new session timeout."""
+    settings = state(ctx).settings
+    new = {c.field: c.new for c in result.changes}
+    if "session_timeout_ms" not in new or not (settings.bootstrap_servers or settings.kafka_config):
+        return
+    from loomctl import configs
+    from loomctl.errors import BadInput
+
+    try:
+        warning = configs.broker_session_timeout_warning(settings.kafka_properties(), new["session_timeout_ms"])
+    except BadInput:
+        return
+    if warning:
+        info(f"warning: {warning}")
+
+
 def _show_changes(ctx: typer.Context, result: Any, output: Output | None) -> None:
     """The changes on stdout (old and new), the one-line outcome on stderr."""
     out = state(ctx).output_for(output)
@@ -126,6 +143,7 @@ def set_(
             create=create, if_version=if_version, dry_run=dry_run,
         )
     _show_changes(ctx, result, output)
+    _warn_about_broker(ctx, result)
 
 
 @app.command()
@@ -155,6 +173,7 @@ def apply_profile(
             session, service, profile, actor=_actor(ctx, actor), reason=reason, if_version=if_version, dry_run=dry_run
         )
     _show_changes(ctx, result, output)
+    _warn_about_broker(ctx, result)
 
 
 @app.command()

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import threading
 
+import psycopg
 import pytest
 import typer
+from hypothesis import HealthCheck, given, settings
+
+import test_config_validation
 
 from loomctl.consumer_config import DEFAULTS, FIELDS, PROFILES
 
@@ -145,3 +149,47 @@ def test_two_concurrent_sets_one_wins_one_gets_exit_4(cli, service, pg):
     # nothing lost: the loser retries on the new version and both changes are in the history
     assert cli("set", service, f"max_poll_records={ {'alice': 11, 'bob': 22}[loser] }", "--actor", loser).exit_code == 0
     assert [h["changed_by"] for h in cli.json("history", service)][:2] == [loser, winner]
+
+
+def test_session_timeout_outside_the_brokers_limits_is_a_warning(cli, service, services):
+    if not services.bootstrap_servers:
+        pytest.skip("needs the session's Kafka broker")
+    cli("set", service, "--create")
+    args = ["--database-url", cli.database_url, "--bootstrap-servers", services.bootstrap_servers, "config", "set", service]
+    result = cli.runner.invoke(cli.app, [*args, "session_timeout_ms=2000000", "max_poll_interval_ms=2000000"],
+                               catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "group.min/max.session.timeout.ms" in result.stderr and "2000000" in result.stderr
+    result = cli.runner.invoke(cli.app, [*args, "session_timeout_ms=60000"], catch_exceptions=False)
+    assert result.exit_code == 0 and "warning" not in result.stderr
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(config=test_config_validation.configs())
+def test_the_database_checks_agree_with_the_validator(db, config):
+    """What the validator accepts the CHECK constraints accept, and the other way round."""
+    from loomctl import validation
+
+    try:
+        validation.check_settings(config)
+        accepted = True
+    except validation.InvalidSettings:
+        accepted = False
+    if any(isinstance(v, str) and not isinstance(DEFAULTS[k], str) for k, v in config.items()) or any(
+        isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**62 for v in config.values()
+    ):
+        return  # not storable in the column type at all
+    columns = ["service_name", "consumer_group_id", *config]
+    with db.cursor() as cur:
+        cur.execute("SAVEPOINT s")
+        try:
+            cur.execute(
+                f"INSERT INTO pipeline_consumer_configs ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
+                ["svc-oracle", "svc-oracle-group", *config.values()],
+            )
+            stored = True
+        except (psycopg.errors.CheckViolation, psycopg.errors.NumericValueOutOfRange, psycopg.errors.DataError,
+                psycopg.errors.InvalidTextRepresentation, psycopg.errors.DatatypeMismatch):
+            stored = False
+        cur.execute("ROLLBACK TO SAVEPOINT s")
+    assert stored == accepted, config
