@@ -124,6 +124,25 @@ def launch(argv: Sequence[str], *, log: Path, cwd: Path, env: Mapping[str, str] 
     return child.pid
 
 
+def size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def written_since(path: Path, offset: int, lines: int = 15) -> str:
+    """The last lines a server wrote to its log after ``offset``, without Java stack frames."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    kept = [line for line in text.splitlines() if not re.match(r"\s+(at |\.\.\. \d+ more)", line)]
+    return "\n".join(kept[-lines:])
+
+
 def tail(path: Path, lines: int = 15) -> str:
     """The last lines of a log file, or "" when it does not exist."""
     try:

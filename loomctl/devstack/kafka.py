@@ -257,13 +257,14 @@ def start(java: str, libs: Path, state_dir: Path, *, progress: Progress | None =
             _format(java, libs, state_dir, config)
         if progress:
             progress(f"starting Apache Kafka {version()} on 127.0.0.1:{port}")
+        offsets = {path: _process.size(path) for path in (log_file(state_dir), console_file(state_dir))}
         pid = _process.launch(
             _java_argv(java, libs, state_dir, "kafka.Kafka", str(config)),
             log=console_file(state_dir),
             cwd=home(state_dir),
         )
         try:
-            _wait_ready(pid, port, state_dir)
+            _wait_ready(pid, port, state_dir, offsets)
             return pid, port, controller_port
         except _PortTaken:
             if attempt == attempts:
@@ -291,27 +292,28 @@ def _format(java: str, libs: Path, state_dir: Path, config: Path) -> None:
         )
 
 
-def _wait_ready(pid: int, port: int, state_dir: Path, timeout: float = READY_TIMEOUT_S) -> None:
+def _wait_ready(pid: int, port: int, state_dir: Path, log_offsets: dict[Path, int], timeout: float = READY_TIMEOUT_S) -> None:
     """Wait for the Kafka protocol itself to answer with this broker in the metadata, not for a log line."""
     deadline = time.monotonic() + timeout
     marker = str(config_file(state_dir))
     while True:
         if not _process.is_running(pid, marker):
-            logs = _logs(state_dir)
+            logs = _logs(log_offsets)
             if "Address already in use" in logs:
                 raise _PortTaken()
             raise BackendUnavailable(f"Kafka exited during start-up; its last log lines:\n{logs}")
         if _process.port_open(port) and answers(bootstrap_servers(port), timeout=2.0):
             return
         if time.monotonic() >= deadline:
-            raise BackendUnavailable(f"Kafka did not answer on port {port} within {timeout:.0f} s; its last log lines:\n{_logs(state_dir)}")
+            raise BackendUnavailable(f"Kafka did not answer on port {port} within {timeout:.0f} s; its last log lines:\n{_logs(log_offsets)}")
         time.sleep(0.2)
 
 
-def _logs(state_dir: Path) -> str:
+def _logs(log_offsets: dict[Path, int]) -> str:
+    """What this start wrote to the broker's log and to its console."""
     parts = []
-    for path in (log_file(state_dir), console_file(state_dir)):
-        text = _process.tail(path)
+    for path, offset in log_offsets.items():
+        text = _process.written_since(path, offset)
         if text:
             parts.append(f"--- {path}\n{text}")
     return "\n".join(parts) or "(no log output)"

@@ -223,6 +223,7 @@ def start(binaries: Binaries, root: Path, os_user: pwd.struct_passwd | None, *, 
     """Start the server on a free loopback port and wait until it accepts connections: (pid, port)."""
     for attempt in range(1, attempts + 1):
         port = _process.free_port()
+        log_offset = _process.size(log_file(root))
         try:
             result = _run(
                 [
@@ -244,7 +245,7 @@ def start(binaries: Binaries, root: Path, os_user: pwd.struct_passwd | None, *, 
             # pg_ctl may have launched the postmaster before failing or being interrupted
             stop(pid_from_file(root), root)
             raise
-        log_tail = _process.tail(log_file(root))
+        log_tail = _process.written_since(log_file(root), log_offset)
         if "could not bind" in log_tail and attempt < attempts:
             continue  # somebody took the port between our check and the start
         raise BackendUnavailable(

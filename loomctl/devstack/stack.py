@@ -178,7 +178,9 @@ def down(state_dir: Path | None = None, *, keep: bool = False, progress: Progres
             _write(state_dir, record)
         if failed:
             raise LoomError(f"could not stop {' and '.join(failed)}; kept {state_dir}")
-        if not keep:
+        if keep:
+            say(f"kept the data and logs in {state_dir}")
+        else:
             _remove(state_dir, pg_root)
             say(f"removed {state_dir}")
 
