@@ -24,7 +24,7 @@ from typing import Any
 
 from loomctl.devstack import kafka, postgres
 from loomctl.devstack._process import Progress
-from loomctl.errors import BackendUnavailable, Conflict, LoomError, NotFound
+from loomctl.errors import BackendUnavailable, BadInput, Conflict, LoomError, NotFound
 from loomctl.settings import ENV_BOOTSTRAP_SERVERS, ENV_DATABASE_URL
 
 STATE_FILE = "stack.json"
@@ -89,6 +89,8 @@ def up(state_dir: Path | None = None, *, migrate: bool = True, progress: Progres
     if current is not None and current.healthy:
         return replace(current, already_running=True)
     _refuse_unanswering(current)
+    if current is None and state_dir.is_dir() and any(p.name != _LOCK_FILE for p in state_dir.iterdir()):
+        raise BadInput(f"{state_dir} is not empty and holds no {STATE_FILE}: choose another --dir for the local stack")
     need_postgres = current is None or not current.postgres.healthy
     need_kafka = current is None or not current.kafka.healthy
     tools = _prerequisites(need_postgres=need_postgres, need_kafka=need_kafka)
@@ -99,6 +101,7 @@ def up(state_dir: Path | None = None, *, migrate: bool = True, progress: Progres
         if current is not None and current.healthy:
             return replace(current, already_running=True)
         record = _read(state_dir) or {}
+        _write(state_dir, record)  # from now on the folder is recognisably ours, for `down`
         started: list[str] = []
         try:
             libs = kafka.ensure_jars(progress=say) if need_kafka else None
@@ -149,7 +152,8 @@ def down(state_dir: Path | None = None, *, keep: bool = False, progress: Progres
     """Stop Kafka, then PostgreSQL, by pid (also when one is already dead); remove the folder unless ``keep``."""
     state_dir = _resolve(state_dir)
     say = progress or _silent
-    if not state_dir.is_dir():
+    if not (state_dir / STATE_FILE).is_file():
+        # without the stack's own file this folder may be anything: touch nothing in it
         raise NotFound(f"no local stack in {state_dir}")
     with _locked(state_dir):
         record = _read(state_dir) or {}

@@ -106,6 +106,15 @@ def test_status_and_down_without_a_stack_exit_3(runner: CliRunner, tmp_path: Pat
     assert invoke(runner, "dev", "down", "--dir", str(tmp_path / "none")).exit_code == 3
 
 
+def test_a_folder_that_is_not_a_stack_is_left_alone(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "postgres").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+
+    assert invoke(runner, "dev", "up", "--dir", str(tmp_path)).exit_code == 2
+    assert invoke(runner, "dev", "down", "--dir", str(tmp_path)).exit_code == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "postgres"]
+
+
 def test_missing_programs_exit_5_naming_them_and_start_nothing(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
