@@ -221,6 +221,13 @@ def init_cluster(binaries: Binaries, root: Path, os_user: pwd.struct_passwd | No
 
 def start(binaries: Binaries, root: Path, os_user: pwd.struct_passwd | None, *, attempts: int = 3) -> tuple[int, int]:
     """Start the server on a free loopback port and wait until it accepts connections: (pid, port)."""
+    earlier = pid_from_file(root)
+    if earlier is not None and not _process.is_running(earlier, "postgres"):
+        # Left by a crash or a reboot. Its pid may now be another program's, and postgres would
+        # then take the lock for held and refuse to start.
+        (data_dir(root) / "postmaster.pid").unlink(missing_ok=True)
+    # a postmaster already running on this folder (pg_ctl will refuse to start) is not ours to stop
+    earlier = earlier if is_running(earlier, root) else None
     for attempt in range(1, attempts + 1):
         port = _process.free_port()
         log_offset = _process.size(log_file(root))
@@ -242,9 +249,9 @@ def start(binaries: Binaries, root: Path, os_user: pwd.struct_passwd | None, *, 
                 _wait_accepting(port, pid, root)
                 return pid, port  # type: ignore[return-value]
         except BaseException:
-            # pg_ctl may have launched the postmaster before failing or being interrupted
-            stop(pid_from_file(root), root)
+            _stop_if_new(root, earlier)
             raise
+        _stop_if_new(root, earlier)  # pg_ctl gives up after --timeout but leaves a slow server running
         log_tail = _process.written_since(log_file(root), log_offset)
         if "could not bind" in log_tail and attempt < attempts:
             continue  # somebody took the port between our check and the start
@@ -253,6 +260,13 @@ def start(binaries: Binaries, root: Path, os_user: pwd.struct_passwd | None, *, 
             f"{_process.clean(result.stderr or result.stdout)}\nlast lines of {log_file(root)}:\n{log_tail}"
         )
     raise AssertionError("unreachable")
+
+
+def _stop_if_new(root: Path, earlier: int | None) -> None:
+    """Stop a postmaster that pg_ctl launched before failing or being interrupted."""
+    pid = pid_from_file(root)
+    if pid is not None and pid != earlier:
+        stop(pid, root)
 
 
 def pid_from_file(root: Path) -> int | None:
