@@ -328,8 +328,9 @@ def answers(bootstrap: str, timeout: float = 3.0) -> bool:
 
     # librdkafka logs every refused connection to stderr unless given a logger
     quiet = logging.getLogger("loomctl.devstack.kafka.probe")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
     client = AdminClient({"bootstrap.servers": bootstrap, "logger": quiet, "socket.connection.setup.timeout.ms": 2000})
     try:
         metadata = client.list_topics(timeout=timeout)
