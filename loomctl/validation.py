@@ -111,7 +111,13 @@ def field_problems(settings: Mapping[str, Any]) -> list[Problem]:
     problems = []
     for name, value in settings.items():
         f = FIELDS_BY_NAME[name]
-        if f.choices:
+        if f.kind is bool and not isinstance(value, bool):
+            problems.append(Problem((name,), f"{name}={value!s} is not a boolean: allowed true or false"))
+        elif f.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            problems.append(Problem((name,), f"{name}={value!s} is not a whole number: allowed {f.describe_range()}"))
+        elif f.kind is str and not isinstance(value, str):
+            problems.append(Problem((name,), f"{name}={value!s} is not text: allowed {f.describe_range()}"))
+        elif f.choices:
             if value not in f.choices:
                 why = ""
                 if name == "partition_assignment_strategy" and value == "sticky":

@@ -187,9 +187,9 @@ def test_the_database_checks_agree_with_the_validator(db, config):
                 f"INSERT INTO pipeline_consumer_configs ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
                 ["svc-oracle", "svc-oracle-group", *config.values()],
             )
-            stored = True
+            stored, error = True, None
         except (psycopg.errors.CheckViolation, psycopg.errors.NumericValueOutOfRange, psycopg.errors.DataError,
-                psycopg.errors.InvalidTextRepresentation, psycopg.errors.DatatypeMismatch):
-            stored = False
+                psycopg.errors.InvalidTextRepresentation, psycopg.errors.DatatypeMismatch) as exc:
+            stored, error = False, exc
         cur.execute("ROLLBACK TO SAVEPOINT s")
-    assert stored == accepted, config
+    assert stored == accepted, (config, error)
