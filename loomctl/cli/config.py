@@ -190,7 +190,8 @@ def history(
         entries = configs.history(session, service, limit)
     out = state(ctx).output_for(output)
     if out is Output.table:
-        rows = [{**vars(e), "changes": {c.field: f"{c.old} -> {c.new}" for c in e.changes}} for e in entries]
+        rows = [{**vars(e), "changes": {c.field: f"{c.old} -> {c.new}" for c in e.changes} if e.change_type == "update"
+                 else f"{len(e.changes)} fields (-o json shows them)"} for e in entries]
         render(rows, out, columns=["id", "changed_at", "change_type", "changed_by", "config_version", "reason", "changes"],
                title=f"{service}: history")
     else:
