@@ -39,7 +39,11 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def _cell(value: Any) -> str:
+# Identifiers, not quantities: no thousands separators (`port=35777`, not `port=35,777`).
+_PLAIN_INT_NAMES = ("port", "pid", "partition", "version", "id", "revision")
+
+
+def _cell(value: Any, name: str = "") -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -47,11 +51,11 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.2f}"
     if isinstance(value, int):
-        return f"{value:,}"
+        return str(value) if name.endswith(_PLAIN_INT_NAMES) else f"{value:,}"
     if isinstance(value, (list, tuple)):
-        return ", ".join(_cell(v) for v in value)
+        return ", ".join(_cell(v, name) for v in value)
     if isinstance(value, dict):
-        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items())
+        return ", ".join(f"{k}={_cell(v, k)}" for k, v in value.items())
     return str(value)
 
 
@@ -85,7 +89,7 @@ def render(
         table.add_column(style="bold")
         table.add_column()
         for key, value in plain.items():
-            table.add_row(key, _cell(value))
+            table.add_row(key, _cell(value, key))
         console.print(table)
         return
     rows: list[dict[str, Any]] = list(plain) if isinstance(plain, Iterable) else [plain]
@@ -94,7 +98,7 @@ def render(
     for name in names:
         table.add_column(name, overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(row.get(name)) for name in names))
+        table.add_row(*(_cell(row.get(name), name) for name in names))
     if not rows:
         console.print(f"[dim]{title + ': ' if title else ''}nothing to show[/dim]", highlight=False)
         return

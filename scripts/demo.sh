@@ -12,6 +12,14 @@ echo "== loomctl db current"
 $loomctl db current
 
 echo
+echo "== loomctl config import examples/pipeline-services.yaml (the guide's example services)"
+$loomctl config import examples/pipeline-services.yaml --yes
+
+echo
+echo "== loomctl config list"
+$loomctl config list
+
+echo
 echo "== the guide's monitoring queries"
 psql "$LOOM_DATABASE_URL" -X -P pager=off \
   -c "SELECT service_name, max_poll_records, session_timeout_ms, description FROM pipeline_consumer_configs ORDER BY service_name;" \

@@ -92,3 +92,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         finally:
             stop()
             atexit.unregister(stop)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Database fixtures (fresh databases on the session's server, rolled-back connections).
+    if not config.pluginmanager.has_plugin("pg_fixtures"):
+        config.pluginmanager.import_plugin("pg_fixtures")

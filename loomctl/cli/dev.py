@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from loomctl import devstack
 from loomctl.cli import OutputOption, info, new_app, state
 from loomctl.errors import BackendUnavailable
 from loomctl.render import render
@@ -31,11 +30,13 @@ def up(
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Leave the database empty.")] = False,
     output: OutputOption = None,
 ) -> None:
-    """Start PostgreSQL and Kafka, then migrate: loomctl dev up
+    """Start PostgreSQL and Kafka, then migrate. Example: loomctl dev up
 
     Starts nothing when the stack is already running. The first run fetches Kafka's jars
     from Maven Central; then point loomctl at the stack with: eval "$(loomctl dev env)"
     """
+    from loomctl import devstack
+
     stack = devstack.up(state_dir, migrate=not no_migrate, progress=info)
     render(stack, state(ctx).output_for(output))
     verb = "already running" if stack.already_running else "running"
@@ -44,10 +45,12 @@ def up(
 
 @app.command()
 def status(ctx: typer.Context, state_dir: DirOption = None, output: OutputOption = None) -> None:
-    """Check the local stack: loomctl dev status -o json
+    """Check the local stack. Example: loomctl dev status -o json
 
     Exits with 5 when a server is not answering, 3 when there is no stack.
     """
+    from loomctl import devstack
+
     stack = devstack.status(state_dir)
     render(stack, state(ctx).output_for(output))
     if not stack.healthy:
@@ -56,10 +59,12 @@ def status(ctx: typer.Context, state_dir: DirOption = None, output: OutputOption
 
 @app.command()
 def env(state_dir: DirOption = None) -> None:
-    """Shell exports for the stack: eval "$(loomctl dev env)"
+    """Shell exports for the stack. Example: loomctl dev env (use as eval "$(loomctl dev env)")
 
     Sets LOOM_DATABASE_URL and LOOM_KAFKA_BOOTSTRAP_SERVERS; exits with 3 when no stack runs.
     """
+    from loomctl import devstack
+
     for line in devstack.env_lines(devstack.running(state_dir)):
         typer.echo(line)
 
@@ -69,8 +74,10 @@ def down(
     state_dir: DirOption = None,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the state folder: data and logs.")] = False,
 ) -> None:
-    """Stop the stack and delete its data: loomctl dev down
+    """Stop the stack and delete its data. Example: loomctl dev down
 
     With --keep the data and logs stay, and a later `loomctl dev up` starts on them again.
     """
+    from loomctl import devstack
+
     devstack.down(state_dir, keep=keep, progress=info)
