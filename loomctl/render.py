@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -17,15 +18,23 @@ class Output(str, enum.Enum):
     yaml = "yaml"
 
 
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON types from dataclasses, datetimes, decimals, enums and paths (keys keep their order)."""
+def to_jsonable(value: Any, *, for_table: bool = False) -> Any:
+    """Plain JSON types from dataclasses, datetimes, decimals, enums and paths (keys keep their order).
+
+    ``for_table`` writes datetimes as a short UTC time for people instead of ISO 8601 for programs.
+    """
     import decimal  # here, not at the top: `loomctl --help` must start fast
+
+    if for_table and isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc)
+        return value.strftime("%Y-%m-%d %H:%M:%S") + ("Z" if value.tzinfo is not None else "")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: to_jsonable(getattr(value, f.name), for_table=for_table) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v, for_table=for_table) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
+        return [to_jsonable(v, for_table=for_table) for v in value]
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
@@ -38,6 +47,9 @@ def to_jsonable(value: Any) -> Any:
         return str(value)
     return value
 
+
+# Free text may wrap; every other column stays on one line.
+_PROSE_COLUMNS = {"description", "reason", "recommendation", "message", "error", "changes"}
 
 # Identifiers, not quantities: no thousands separators (`port=35777`, not `port=35,777`).
 _PLAIN_INT_NAMES = ("port", "pid", "partition", "version", "id", "revision")
@@ -69,7 +81,7 @@ def render(
 ) -> None:
     """Write ``data`` (a record, a list of records, or a mapping) to stdout in the chosen format."""
     out = file or sys.stdout
-    plain = to_jsonable(data)
+    plain = to_jsonable(data, for_table=output is Output.table)
     if output is Output.json:
         import json
 
@@ -83,7 +95,9 @@ def render(
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=out, soft_wrap=False)
+    # A pipe or file gets whole rows rather than rich's 80 columns, so `| grep` sees every value.
+    width = None if out.isatty() or os.environ.get("COLUMNS") else 10_000
+    console = Console(file=out, soft_wrap=False, width=width)
     if isinstance(plain, dict):
         table = Table(title=title, show_header=False, box=None, pad_edge=False)
         table.add_column(style="bold")
@@ -96,7 +110,8 @@ def render(
     names = list(columns) if columns else (list(rows[0].keys()) if rows else [])
     table = Table(title=title)
     for name in names:
-        table.add_column(name, overflow="fold")
+        prose = name in _PROSE_COLUMNS
+        table.add_column(name, overflow="fold" if prose else "ellipsis", no_wrap=not prose)
     for row in rows:
         table.add_row(*(_cell(row.get(name), name) for name in names))
     if not rows:
