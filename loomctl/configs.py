@@ -130,15 +130,6 @@ class DiffResult:
 
 
 @dataclass(frozen=True)
-class ProfileInfo:
-    name: str
-    title: str
-    description: str
-    settings: dict[str, Any]
-    examples: list[str]
-
-
-@dataclass(frozen=True)
 class RollbackPlan:
     service_name: str
     change_id: int
@@ -256,8 +247,8 @@ def client_config(config: ConsumerConfig, client: str) -> dict[str, Any]:
     return {"group.id": config.consumer_group_id, **props}
 
 
-def profiles() -> list[ProfileInfo]:
-    return [ProfileInfo(p.name, p.title, p.description, dict(p.settings), list(p.examples)) for p in PROFILES.values()]
+def profiles() -> list[Profile]:
+    return list(PROFILES.values())
 
 
 # --- writing ---
