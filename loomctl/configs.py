@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -554,12 +555,6 @@ def _env_name(service_name: str, suffix: str) -> str:
     return f"LOOM_{stem}_{suffix.upper()}"
 
 
-def _shell_quote(value: str) -> str:
-    import shlex
-
-    return shlex.quote(value)
-
-
 def _properties_block(title: str, props: Mapping[str, str]) -> str:
     lines = [f"# {title}"] + [f"{k}={v}" for k, v in props.items()]
     return "\n".join(lines) + "\n"
@@ -582,8 +577,8 @@ def format_export(items: Sequence[ServiceSpec], fmt: str) -> str:
     if fmt == "env":
         lines = []
         for s in items:
-            lines.append(f"{_env_name(s.service_name, 'consumer_group_id')}={_shell_quote(s.consumer_group_id)}")
-            lines.extend(f"{_env_name(s.service_name, name)}={_shell_quote(str(value).lower() if isinstance(value, bool) else str(value))}"
+            lines.append(f"{_env_name(s.service_name, 'consumer_group_id')}={shlex.quote(s.consumer_group_id)}")
+            lines.extend(f"{_env_name(s.service_name, name)}={shlex.quote(str(value).lower() if isinstance(value, bool) else str(value))}"
                          for name, value in s.settings.items())
         return "\n".join(lines) + ("\n" if lines else "")
     blocks = []

@@ -201,6 +201,17 @@ class _Core:
 
     # -- Kafka --
 
+    def _metrics_params(
+        self, service_name: str, batch_size: int, processing_time_ms: float, failed: int,
+        processed: int | None, topic_name: str | None,
+    ) -> tuple[Any, ...]:
+        """The arguments of record_processing_metrics(); the group only when the config came from the database."""
+        config = self._fresh(service_name)
+        group = config.consumer_group_id if config and config.source != "defaults" else None
+        if processed is None:
+            processed = max(batch_size - failed, 0)
+        return (service_name, batch_size, processed, float(processing_time_ms), failed, group, topic_name)
+
     def consumer_properties(
         self, config: ConsumerSettings, bootstrap_servers: str | None, overrides: Mapping[str, Any] | None
     ) -> dict[str, Any]:
@@ -240,12 +251,6 @@ class _Core:
             elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer error on %s [%s]: %s", msg.topic(), msg.partition(), error)
         return good
-
-
-def _metrics_params(metrics: BatchMetrics, consumer_group_id: str | None) -> tuple[Any, ...]:
-    processed = metrics.processed if metrics.processed is not None else max(metrics.batch_size - metrics.failed, 0)
-    return (metrics.service_name, metrics.batch_size, processed, float(metrics.processing_time_ms), metrics.failed,
-            consumer_group_id, metrics.topic_name)
 
 
 def _topic_of(messages: Sequence[Any]) -> str | None:
@@ -321,16 +326,16 @@ class KafkaConsumerConfigLoader(_Core):
         """Store one batch's metrics; a database outage is logged, never raised into the service."""
         import psycopg
 
-        metrics = BatchMetrics(service_name, batch_size, messages_failed, messages_processed, topic_name, processing_time_ms)
-        config = self._fresh(metrics.service_name)
-        group = config.consumer_group_id if config and config.source != "defaults" else None
+        params = self._metrics_params(
+            service_name, batch_size, processing_time_ms, messages_failed, messages_processed, topic_name
+        )
         try:
             async with self._connection() as conn:
-                cur = await conn.execute(_METRICS_SQL, _metrics_params(metrics, group))
+                cur = await conn.execute(_METRICS_SQL, params)
                 row = await cur.fetchone()
                 return row[0] if row else None
         except (psycopg.Error, OSError, asyncio.TimeoutError) as exc:
-            log.warning("cannot record processing metrics of %s: %s", metrics.service_name, exc)
+            log.warning("cannot record processing metrics of %s: %s", service_name, exc)
             return None
 
     @contextlib.asynccontextmanager
@@ -416,15 +421,15 @@ class ConsumerConfigLoader(_Core):
     ) -> int | None:
         import psycopg
 
-        metrics = BatchMetrics(service_name, batch_size, messages_failed, messages_processed, topic_name, processing_time_ms)
-        config = self._fresh(metrics.service_name)
-        group = config.consumer_group_id if config and config.source != "defaults" else None
+        params = self._metrics_params(
+            service_name, batch_size, processing_time_ms, messages_failed, messages_processed, topic_name
+        )
         try:
             with self._connection() as conn:
-                row = conn.execute(_METRICS_SQL, _metrics_params(metrics, group)).fetchone()
+                row = conn.execute(_METRICS_SQL, params).fetchone()
                 return row[0] if row else None
         except (psycopg.Error, OSError) as exc:
-            log.warning("cannot record processing metrics of %s: %s", metrics.service_name, exc)
+            log.warning("cannot record processing metrics of %s: %s", service_name, exc)
             return None
 
     @contextlib.contextmanager

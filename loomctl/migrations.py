@@ -229,20 +229,21 @@ def check(database_url: str) -> DriftReport:
 
     heads = sorted(_script().get_heads())
     with _backend_errors(database_url):
-        at = current_revisions(database_url)
-        report = DriftReport(database_revisions=at, head_revisions=heads)
-        if at != heads:
-            report.differences.append(
-                f"database is at {', '.join(at) or 'no revision'}, the code at {', '.join(heads)}: run `loomctl db upgrade`"
-            )
-            return report
-        register_entities(current_entities())
         engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
         try:
             with engine.connect() as connection:
                 context = MigrationContext.configure(
                     connection, opts={"target_metadata": Base.metadata, "include_object": include_object, "include_schemas": False}
                 )
+                at = sorted(context.get_current_heads())
+                report = DriftReport(database_revisions=at, head_revisions=heads)
+                if at != heads:
+                    report.differences.append(
+                        f"database is at {', '.join(at) or 'no revision'}, the code at {', '.join(heads)}: "
+                        "run `loomctl db upgrade`"
+                    )
+                    return report
+                register_entities(current_entities())
                 for op in produce_migrations(context, Base.metadata).upgrade_ops.ops:
                     report.differences.extend(_describe_op(op))
                 report.differences.extend(_check_constraint_drift(connection))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -126,7 +125,3 @@ _register()
 
 def main() -> None:
     app(prog_name="loomctl")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

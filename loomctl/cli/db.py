@@ -14,10 +14,6 @@ from loomctl.settings import mask_url
 app = new_app("Schema migrations (Alembic), drift checks and offline SQL.")
 
 
-class DriftFound(LoomError):
-    exit_code = 1
-
-
 @app.command()
 def upgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Migrate the database up to REVISION (default head). Example: loomctl db upgrade"""
@@ -69,7 +65,7 @@ def check(ctx: typer.Context, output: OutputOption = None) -> None:
     report = migrations.check(st.settings.require_database_url())
     render({"clean": report.clean, **vars(report)}, st.output_for(output))
     if not report.clean:
-        raise DriftFound(f"{len(report.differences)} difference(s) between the database and the code")
+        raise LoomError(f"{len(report.differences)} difference(s) between the database and the code")
 
 
 @app.command()
