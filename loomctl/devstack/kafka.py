@@ -241,15 +241,27 @@ def _java_argv(java: str, libs: Path, state_dir: Path, main_class: str, *args: s
     ]
 
 
-def start(java: str, libs: Path, state_dir: Path, *, progress: Progress | None = None, attempts: int = 3) -> tuple[int, int, int]:
+def start(
+    java: str,
+    libs: Path,
+    state_dir: Path,
+    *,
+    progress: Progress | None = None,
+    attempts: int = 3,
+    ports: tuple[int, int] | None = None,
+) -> tuple[int, int, int]:
     """Format the storage if new, start the broker and wait until it serves metadata.
 
-    Returns (pid, port, controller_port).
+    ``ports`` (port, controller port) are tried first when both are free, so a restarted broker
+    keeps the address its clients know. Returns (pid, port, controller_port).
     """
     for folder in (home(state_dir), log_dir(state_dir), data_dir(state_dir)):
         folder.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, attempts + 1):
-        port, controller_port = _process.free_port(), _process.free_port()
+        if attempt == 1 and ports and not any(_process.port_open(p) for p in ports):
+            port, controller_port = ports
+        else:
+            port, controller_port = _process.free_port(), _process.free_port()
         while controller_port == port:
             controller_port = _process.free_port()
         config = write_config(state_dir, port, controller_port)

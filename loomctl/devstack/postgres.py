@@ -219,8 +219,14 @@ def init_cluster(binaries: Binaries, root: Path, os_user: pwd.struct_passwd | No
             conf.write(f"{name} = '{value.replace(chr(39), chr(39) * 2)}'\n")
 
 
-def start(binaries: Binaries, root: Path, os_user: pwd.struct_passwd | None, *, attempts: int = 3) -> tuple[int, int]:
-    """Start the server on a free loopback port and wait until it accepts connections: (pid, port)."""
+def start(
+    binaries: Binaries, root: Path, os_user: pwd.struct_passwd | None, *, attempts: int = 3, port: int | None = None
+) -> tuple[int, int]:
+    """Start the server on a free loopback port and wait until it accepts connections: (pid, port).
+
+    ``port`` is tried first when it is free, so a restarted server keeps its URL.
+    """
+    preferred = port
     earlier = pid_from_file(root)
     if earlier is not None and not _process.is_running(earlier, "postgres"):
         # Left by a crash or a reboot. Its pid may now be another program's, and postgres would
@@ -229,7 +235,7 @@ def start(binaries: Binaries, root: Path, os_user: pwd.struct_passwd | None, *, 
     # a postmaster already running on this folder (pg_ctl will refuse to start) is not ours to stop
     earlier = earlier if is_running(earlier, root) else None
     for attempt in range(1, attempts + 1):
-        port = _process.free_port()
+        port = preferred if attempt == 1 and preferred and not _process.port_open(preferred) else _process.free_port()
         log_offset = _process.size(log_file(root))
         try:
             result = _run(

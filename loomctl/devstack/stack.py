@@ -109,7 +109,9 @@ def up(state_dir: Path | None = None, *, migrate: bool = True, progress: Progres
                 _start_postgres(state_dir, record, tools, started, say)
             if need_kafka:
                 assert tools.java is not None and libs is not None
-                pid, port, controller_port = kafka.start(tools.java, libs, state_dir, progress=say)
+                earlier = record.get("kafka") or {}
+                ports = (earlier["port"], earlier["controller_port"]) if earlier.get("port") and earlier.get("controller_port") else None
+                pid, port, controller_port = kafka.start(tools.java, libs, state_dir, progress=say, ports=ports)
                 record["kafka"] = {"pid": pid, "port": port, "controller_port": controller_port, "version": kafka.version()}
                 started.append("kafka")
                 _write(state_dir, record)
@@ -272,7 +274,7 @@ def _start_postgres(state_dir: Path, record: dict[str, Any], tools: _Tools, star
         say(f"initializing PostgreSQL {binaries.version} in {root}")
         postgres.init_cluster(binaries, root, tools.postgres_os_user)
     say(f"starting PostgreSQL {binaries.version}")
-    pid, port = postgres.start(binaries, root, tools.postgres_os_user)
+    pid, port = postgres.start(binaries, root, tools.postgres_os_user, port=(record.get("postgres") or {}).get("port"))
     record["postgres"] = {"pid": pid, "port": port, "version": binaries.version, "bin_dir": str(binaries.bin_dir), "root": str(root)}
     started.append("postgres")
     _write(state_dir, record)
