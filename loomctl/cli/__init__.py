@@ -113,9 +113,11 @@ def info(message: str) -> None:
 
 
 def _register() -> None:
-    from loomctl.cli import config, db, dev
+    from loomctl.cli import config, db, dev, lag, partitions
 
     app.add_typer(config.app, name="config", no_args_is_help=True)
+    app.add_typer(lag.app, name="lag", no_args_is_help=True)
+    app.add_typer(partitions.app, name="partitions", no_args_is_help=True)
     app.add_typer(db.app, name="db", no_args_is_help=True)
     app.add_typer(dev.app, name="dev", no_args_is_help=True)
 

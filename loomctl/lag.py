@@ -1,0 +1,67 @@
+"""Consumer lag: live from the cluster, sampled into history, and judged over a time window.
+
+Semantics (DESIGN.md, "Lag"): no committed offset is *unknown*, never 0; a negative lag is
+clamped to 0; a committed offset below the log start offset means records were lost to
+retention before the group read them. Lag in time is interpolated from stored
+(log_end_offset, timestamp) samples, so it survives restarts of the collector.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+
+HISTORY_COLUMNS = (
+    "consumer_group_id", "topic_name", "partition", "timestamp", "service_name", "committed_offset",
+    "log_end_offset", "log_start_offset", "lag", "time_lag_ms", "group_state", "member_count",
+)
+_HISTORY_TYPES = ("text", "text", "int4", "timestamptz", "text", "int8", "int8", "int8", "int8", "int8", "text", "int4")
+
+
+@dataclass(frozen=True)
+class LagSample:
+    """One partition of one group at one instant: a row of ``consumer_lag_history``."""
+
+    consumer_group_id: str
+    topic_name: str
+    partition: int
+    timestamp: dt.datetime
+    service_name: str
+    committed_offset: int | None
+    log_end_offset: int
+    log_start_offset: int | None = None
+    lag: int | None = None
+    time_lag_ms: int | None = None
+    group_state: str | None = None
+    member_count: int | None = None
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.consumer_group_id, self.topic_name, self.partition, self.timestamp, self.service_name,
+            self.committed_offset, self.log_end_offset, self.log_start_offset, self.lag, self.time_lag_ms,
+            self.group_state, self.member_count,
+        )
+
+
+def partition_lag(committed: int | None, log_end: int) -> int | None:
+    """Lag of one partition: None when the group has no committed offset, never negative."""
+    if committed is None:
+        return None
+    return max(log_end - committed, 0)
+
+
+def copy_samples(conn: "psycopg.Connection[Any]", samples: Iterable[LagSample]) -> int:
+    """Write samples with one binary COPY (the collector's bulk path); the caller owns the transaction."""
+    count = 0
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY public.consumer_lag_history ({', '.join(HISTORY_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(_HISTORY_TYPES))
+            for sample in samples:
+                copy.write_row(sample.row())
+                count += 1
+    return count
