@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loomctl.errors import BackendUnavailable, BadInput, Conflict
 from loomctl.settings import Settings, mask_url, sqlalchemy_url
 
 if TYPE_CHECKING:
+    import psycopg
     from sqlalchemy.engine import Connection, Engine
     from sqlalchemy.orm import Session
 
@@ -79,3 +80,27 @@ def set_audit_context(connection: "Session | Connection", actor: str, reason: st
         text("SELECT set_config('loomctl.actor', :actor, true), set_config('loomctl.reason', :reason, true)"),
         {"actor": actor, "reason": reason or ""},
     )
+
+
+@contextmanager
+def connect(settings: Settings, *, autocommit: bool = False) -> Iterator["psycopg.Connection[Any]"]:
+    """A plain psycopg connection (COPY, arrays) in one transaction, with the same error mapping as
+    :func:`session_scope`: committed when the block ends, rolled back when it raises."""
+    import psycopg
+
+    from loomctl.settings import libpq_url
+
+    url = settings.require_database_url()
+    try:
+        conn = psycopg.connect(libpq_url(url), autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S, application_name="loomctl")
+    except psycopg.OperationalError as exc:
+        raise BackendUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {_first_line(exc)}") from None
+    try:
+        with conn:  # commits on success, rolls back on an exception, then closes
+            yield conn
+    except psycopg.errors.UndefinedTable:
+        raise BadInput(f"the database at {mask_url(url)} is not migrated: run `loomctl db upgrade`") from None
+    except psycopg.errors.UndefinedFunction:
+        raise BadInput(f"the database at {mask_url(url)} is not migrated: run `loomctl db upgrade`") from None
+    except psycopg.OperationalError as exc:
+        raise BackendUnavailable(f"lost PostgreSQL at {mask_url(url)}: {_first_line(exc)}") from None

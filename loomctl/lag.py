@@ -65,3 +65,413 @@ def copy_samples(conn: "psycopg.Connection[Any]", samples: Iterable[LagSample]) 
                 copy.write_row(sample.row())
                 count += 1
     return count
+
+
+def lost_to_retention(committed: int | None, log_start: int | None) -> int:
+    """Records the group never read because retention deleted them first."""
+    if committed is None or log_start is None or committed >= log_start:
+        return 0
+    return log_start - committed
+
+
+# ---------------------------------------------------------------------------------------------
+# Lag in time: when was the record at the committed offset produced?
+
+
+@dataclass(frozen=True)
+class OffsetPoint:
+    """The partition's log end offset as seen at ``timestamp``."""
+
+    timestamp: dt.datetime
+    log_end_offset: int
+
+
+def estimate_time_lag_ms(
+    committed: int | None,
+    log_end: int,
+    now: dt.datetime,
+    before: OffsetPoint | None,
+    after: OffsetPoint | None,
+) -> int | None:
+    """How long ago the next record to consume (offset ``committed``) was produced, in ms.
+
+    ``before`` is the latest stored point whose log end was at or below ``committed`` (the record
+    did not exist yet), ``after`` the earliest point past it (the record existed); the current
+    (now, log_end) is the last point. Between the two the production time is interpolated
+    linearly. With no point before, the record is older than the history: the age of the oldest
+    knowledge (a lower bound) is returned. None when the lag is unknown or nothing is stored.
+    """
+    if committed is None:
+        return None
+    if committed >= log_end:
+        return 0
+    if before is None and after is None:
+        return None  # nothing stored about this partition yet
+    if after is None or after.log_end_offset <= committed:
+        after = OffsetPoint(now, log_end)
+    if before is None:
+        return max(int((now - after.timestamp).total_seconds() * 1000), 0)
+    span = after.log_end_offset - before.log_end_offset
+    fraction = (committed - before.log_end_offset) / span if span > 0 else 1.0
+    produced = before.timestamp + (after.timestamp - before.timestamp) * min(max(fraction, 0.0), 1.0)
+    return max(int((now - produced).total_seconds() * 1000), 0)
+
+
+_TIME_LAG_SQL = """
+SELECT w.consumer_group_id, w.topic_name, w.partition,
+       b."timestamp", b.log_end_offset, a."timestamp", a.log_end_offset
+  FROM unnest(%(groups)s::text[], %(topics)s::text[], %(partitions)s::int[], %(committed)s::bigint[])
+       AS w(consumer_group_id, topic_name, partition, committed_offset)
+  LEFT JOIN LATERAL (
+        SELECT h."timestamp", h.log_end_offset
+          FROM public.consumer_lag_history AS h
+         WHERE h.consumer_group_id = w.consumer_group_id AND h.topic_name = w.topic_name
+           AND h.partition = w.partition AND h.log_end_offset <= w.committed_offset
+           AND h."timestamp" > %(horizon)s
+         ORDER BY h."timestamp" DESC
+         LIMIT 1) AS b ON true
+  LEFT JOIN LATERAL (
+        SELECT h."timestamp", h.log_end_offset
+          FROM public.consumer_lag_history AS h
+         WHERE h.consumer_group_id = w.consumer_group_id AND h.topic_name = w.topic_name
+           AND h.partition = w.partition AND h.log_end_offset > w.committed_offset
+           AND h."timestamp" > coalesce(b."timestamp", %(horizon)s)
+         ORDER BY h."timestamp"
+         LIMIT 1) AS a ON true
+"""
+
+TIME_LAG_HORIZON = dt.timedelta(days=7)
+
+Key = tuple[str, str, int]
+
+
+def history_points(
+    conn: "psycopg.Connection[Any]", committed: dict[Key, int], now: dt.datetime
+) -> dict[Key, tuple[OffsetPoint | None, OffsetPoint | None]]:
+    """For each lagging (group, topic, partition): the stored points around its committed offset.
+
+    Each lookup walks the primary key (group, topic, partition, timestamp) backwards from the
+    newest sample, so its cost is the number of samples within the lag, not the table's size.
+    """
+    if not committed:
+        return {}
+    keys = list(committed)
+    rows = conn.execute(
+        _TIME_LAG_SQL,
+        {
+            "groups": [k[0] for k in keys],
+            "topics": [k[1] for k in keys],
+            "partitions": [k[2] for k in keys],
+            "committed": [committed[k] for k in keys],
+            "horizon": now - TIME_LAG_HORIZON,
+        },
+    ).fetchall()
+    points: dict[Key, tuple[OffsetPoint | None, OffsetPoint | None]] = {}
+    for group, topic, partition, b_ts, b_off, a_ts, a_off in rows:
+        before = OffsetPoint(b_ts, b_off) if b_ts is not None else None
+        after = OffsetPoint(a_ts, a_off) if a_ts is not None else None
+        points[(group, topic, partition)] = (before, after)
+    return points
+
+
+# ---------------------------------------------------------------------------------------------
+# Live lag
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    """One partition of one group, live from the cluster (the row of `lag show --by partition`)."""
+
+    service_name: str | None
+    consumer_group_id: str
+    managed: bool
+    group_state: str
+    topic_name: str
+    partition: int
+    committed_offset: int | None
+    log_start_offset: int | None
+    log_end_offset: int | None
+    lag: int | None
+    time_lag_ms: int | None
+    lost_records: int
+    member_id: str | None
+    client_id: str | None
+    host: str | None
+    status: str
+
+
+@dataclass(frozen=True)
+class LagSummary:
+    """Partitions rolled up by service (group) or by topic: `lag show --by service|topic`."""
+
+    name: str
+    consumer_group_id: str | None
+    managed: bool | None
+    group_state: str | None
+    topics: int
+    partitions: int
+    partitions_unknown: int
+    members: int | None
+    total_lag: int | None
+    max_lag: int | None
+    max_time_lag_ms: int | None
+    lost_records: int
+    status: str
+
+
+# worst last: a group's status is its worst partition's
+STATUS_ORDER = ("OK", "-", "WARN", "REWIND", "ERR", "STALL", "STOP")
+
+
+def worst(statuses: Iterable[str]) -> str:
+    ranked = [s for s in statuses if s in STATUS_ORDER]
+    return max(ranked, key=STATUS_ORDER.index) if ranked else "-"
+
+
+def live_status(committed: int | None, lag: int | None, log_start: int | None, log_end: int | None, group_state: str) -> str:
+    """Status from one look at the cluster, used where no stored window exists yet.
+
+    Only what a single snapshot proves: caught up (OK), nothing ever committed on a partition
+    with data (ERR), or lag with nobody in the group (STOP). Slow versus stalled needs history ("-").
+    """
+    if log_end is None:
+        return "-"
+    if committed is None:
+        return "OK" if log_start is not None and log_start >= log_end else "ERR"
+    if not lag:
+        return "OK"
+    if group_state in ("Empty", "Dead"):
+        return "STOP"
+    return "-"
+
+
+def live_lag(
+    snap: Any,
+    services: dict[str, str],
+    group_ids: Sequence[str],
+    *,
+    now: dt.datetime,
+    points: dict[Key, tuple[OffsetPoint | None, OffsetPoint | None]] | None = None,
+    stored_status: dict[Key, str] | None = None,
+) -> list[PartitionLag]:
+    """Per-partition lag of ``group_ids`` from a :class:`loomctl.kafka.ClusterSnapshot`.
+
+    ``services`` maps configured group ids to service names; other groups are unmanaged.
+    ``stored_status`` (from the history window) wins over the single-snapshot status.
+    """
+    from loomctl.kafka import Group
+
+    points = points or {}
+    stored_status = stored_status or {}
+    rows: list[PartitionLag] = []
+    for group_id in group_ids:
+        group = snap.groups.get(group_id) or Group(group_id, "Dead")
+        committed = snap.committed.get(group_id, {})
+        owners = group.owner_of()
+        topics = {t for t, _ in committed} | {t for t, _ in owners}
+        partitions = sorted(set(committed) | set(owners) | {(t, p) for t in topics for p in range(snap.partition_counts.get(t, 0))})
+        for topic, partition in partitions:
+            offsets = snap.offsets.get((topic, partition))
+            log_start = offsets.start if offsets else None
+            log_end = offsets.end if offsets else None
+            offset = committed.get((topic, partition))
+            lag = partition_lag(offset, log_end) if log_end is not None else None
+            key = (group_id, topic, partition)
+            before, after = points.get(key, (None, None))
+            time_lag = estimate_time_lag_ms(offset, log_end, now, before, after) if log_end is not None else None
+            owner = owners.get((topic, partition))
+            rows.append(
+                PartitionLag(
+                    service_name=services.get(group_id),
+                    consumer_group_id=group_id,
+                    managed=group_id in services,
+                    group_state=group.state,
+                    topic_name=topic,
+                    partition=partition,
+                    committed_offset=offset,
+                    log_start_offset=log_start,
+                    log_end_offset=log_end,
+                    lag=lag,
+                    time_lag_ms=time_lag,
+                    lost_records=lost_to_retention(offset, log_start),
+                    member_id=owner.member_id if owner else None,
+                    client_id=owner.client_id if owner else None,
+                    host=owner.host if owner else None,
+                    status=stored_status.get(key) or live_status(offset, lag, log_start, log_end, group.state),
+                )
+            )
+    return rows
+
+
+def _sum(values: Iterable[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def _max(values: Iterable[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
+def summarize(
+    rows: Sequence[PartitionLag],
+    by: str,
+    *,
+    snap: Any = None,
+    services: dict[str, str] | None = None,
+    group_ids: Sequence[str] = (),
+) -> list[LagSummary]:
+    """Roll partition rows up per service/group (``by="service"``) or per topic (``by="topic"``).
+
+    A group with no partitions at all (it never committed and has no assignment) still gets a
+    row when ``group_ids`` names it, so a configured service never silently disappears.
+    """
+    services = services or {}
+    per_topic = by == "topic"
+    buckets: dict[str, list[PartitionLag]] = {}
+    for row in rows:
+        buckets.setdefault(row.topic_name if per_topic else row.consumer_group_id, []).append(row)
+    if not per_topic:
+        for group_id in group_ids:
+            buckets.setdefault(group_id, [])
+    summaries: list[LagSummary] = []
+    for key, items in buckets.items():
+        group = snap.groups.get(key) if (snap is not None and not per_topic) else None
+        summaries.append(
+            LagSummary(
+                name=key if per_topic else services.get(key, key),
+                consumer_group_id=None if per_topic else key,
+                managed=None if per_topic else key in services,
+                group_state=None if per_topic else (group.state if group else "Dead"),
+                topics=len({r.topic_name for r in items}),
+                partitions=len(items),
+                partitions_unknown=sum(1 for r in items if r.lag is None),
+                members=None if per_topic else (len(group.members) if group else 0),
+                total_lag=_sum(r.lag for r in items),
+                max_lag=_max(r.lag for r in items),
+                max_time_lag_ms=_max(r.time_lag_ms for r in items),
+                lost_records=sum(r.lost_records for r in items),
+                status=worst(r.status for r in items) if items else "-",
+            )
+        )
+    return sorted(summaries, key=lambda s: (-STATUS_ORDER.index(s.status) if s.status in STATUS_ORDER else 0, -(s.total_lag or 0), s.name))
+
+
+# ---------------------------------------------------------------------------------------------
+# What the database knows: configured groups, the stored window
+
+
+def configured_groups(conn: "psycopg.Connection[Any]", services: Sequence[str] = ()) -> dict[str, str]:
+    """Group id -> service name of the configured services (all, or the ones named)."""
+    from loomctl.errors import NotFound
+
+    rows = conn.execute("SELECT consumer_group_id, service_name FROM public.pipeline_consumer_configs ORDER BY service_name").fetchall()
+    groups = {group: service for group, service in rows}
+    if services:
+        by_service = {service: group for group, service in rows}
+        missing = [s for s in services if s not in by_service]
+        if missing:
+            raise NotFound(f"no config for service {', '.join(missing)} (see `loomctl config list`)")
+        groups = {by_service[s]: s for s in services}
+    return groups
+
+
+def stored_status(conn: "psycopg.Connection[Any]", window: dt.timedelta, group_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """``lag_partition_status`` over ``window`` for ``group_ids``: per partition, status and evidence."""
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM public.lag_partition_status(%s) WHERE consumer_group_id = ANY(%s)"
+            " ORDER BY service_name, consumer_group_id, topic_name, partition",
+            (window, list(group_ids)),
+        ).fetchall()
+
+
+def status_report(conn: "psycopg.Connection[Any]", window: dt.timedelta, services: Sequence[str] = ()) -> dict[str, list[dict[str, Any]]]:
+    """`lag status`: the window's verdict per group (worst partition) and per partition with evidence.
+
+    A configured service with no sample in the window is reported as NO_DATA, so a collector
+    that stopped, or a group that was never sampled, shows instead of disappearing.
+    """
+    groups = configured_groups(conn, services)
+    partitions = stored_status(conn, window, list(groups))
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for row in partitions:
+        by_group.setdefault(row["consumer_group_id"], []).append(row)
+    summary = []
+    for group_id, service in sorted(groups.items(), key=lambda item: item[1]):
+        rows = by_group.get(group_id, [])
+        statuses = [r["status"] for r in rows]
+        summary.append(
+            {
+                "service_name": service,
+                "consumer_group_id": group_id,
+                "status": worst(statuses) if rows else "NO_DATA",
+                "partitions": len(rows),
+                "partitions_by_status": {s: statuses.count(s) for s in STATUS_ORDER if s in statuses},
+                "total_lag": _sum(r["last_lag"] for r in rows),
+                "lag_change": (_sum(r["last_lag"] for r in rows) or 0) - (_sum(r["first_lag"] for r in rows) or 0) if rows else None,
+                "max_time_lag_ms": _max(r["time_lag_ms"] for r in rows),
+                "member_count": _max(r["member_count"] for r in rows),
+                "first_sample_at": min((r["first_timestamp"] for r in rows), default=None),
+                "last_sample_at": max((r["last_timestamp"] for r in rows), default=None),
+            }
+        )
+    rank = {s: i for i, s in enumerate(("NO_DATA",) + STATUS_ORDER)}
+    summary.sort(key=lambda g: (-rank.get(g["status"], 0), g["service_name"]))
+    return {"groups": summary, "partitions": partitions}
+
+
+def show(
+    admin: Any,
+    conn: "psycopg.Connection[Any] | None",
+    *,
+    services: Sequence[str] = (),
+    groups: Sequence[str] = (),
+    all_groups: bool = False,
+    status_window: dt.timedelta = dt.timedelta(minutes=15),
+    concurrency: int | None = None,
+) -> tuple[list[PartitionLag], Any, dict[str, str], list[str]]:
+    """Live lag of the chosen groups: (partition rows, the snapshot, group -> service, group ids).
+
+    Without a database (``conn`` None) groups are shown by id and lag in time is unknown.
+    """
+    from loomctl import kafka
+    from loomctl.errors import BadInput, NotFound
+
+    configured = configured_groups(conn) if conn is not None else {}
+    if services and conn is None:
+        raise BadInput("naming services needs the database: pass --database-url or set LOOM_DATABASE_URL")
+    selected = configured_groups(conn, services) if services else {}
+    wanted: list[str] = list(selected) + [g for g in groups if g not in selected]
+    if all_groups:
+        on_cluster = kafka.list_group_ids(admin)
+        wanted = sorted(set(wanted) | set(on_cluster) | set(configured))
+    elif not wanted:
+        if not configured:
+            raise NotFound("no configured services: name a --group, use --all-groups, or add configs (`loomctl config set --create`)")
+        wanted = sorted(configured)
+    options = {} if concurrency is None else {"concurrency": concurrency}
+    snap = kafka.snapshot(admin, wanted, **options)
+    unknown = [g for g in groups if g in snap.missing_groups and g not in configured]
+    if unknown:
+        raise NotFound(f"no consumer group {', '.join(unknown)} on the cluster")
+    now = dt.datetime.now(dt.timezone.utc)
+    points: dict[Key, tuple[OffsetPoint | None, OffsetPoint | None]] = {}
+    statuses: dict[Key, str] = {}
+    if conn is not None:
+        lagging = {
+            (g, t, p): off
+            for g in wanted
+            for (t, p), off in snap.committed.get(g, {}).items()
+            if off is not None and (snap.offsets.get((t, p)) and snap.offsets[(t, p)].end > off)
+        }
+        points = history_points(conn, lagging, now)
+        statuses = {
+            (r["consumer_group_id"], r["topic_name"], r["partition"]): r["status"]
+            for r in stored_status(conn, status_window, wanted)
+            if r["samples"] >= 2
+        }
+    rows = live_lag(snap, configured, wanted, now=now, points=points, stored_status=statuses)
+    return rows, snap, configured, wanted

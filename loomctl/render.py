@@ -55,9 +55,29 @@ _PROSE_COLUMNS = {"description", "reason", "recommendation", "message", "error",
 _PLAIN_INT_NAMES = ("port", "pid", "partition", "version", "id", "revision")
 
 
+# Durations in milliseconds that people read as time ("4m 05s"); JSON keeps the number.
+_DURATION_COLUMNS = {"time_lag_ms", "max_time_lag_ms"}
+
+
+def duration_text(ms: float) -> str:
+    seconds = int(ms // 1000)
+    if seconds < 60:
+        return f"{ms / 1000:.1f}s" if ms < 10_000 else f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
 def _cell(value: Any, name: str = "") -> str:
     if value is None:
         return "-"
+    if name in _DURATION_COLUMNS and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return duration_text(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
@@ -99,22 +119,34 @@ def render(
     width = None if out.isatty() or os.environ.get("COLUMNS") else 10_000
     console = Console(file=out, soft_wrap=False, width=width)
     if isinstance(plain, dict):
-        table = Table(title=title, show_header=False, box=None, pad_edge=False)
-        table.add_column(style="bold")
-        table.add_column()
+        grid = Table(title=title, show_header=False, box=None, pad_edge=False)
+        grid.add_column(style="bold")
+        grid.add_column()
         for key, value in plain.items():
-            table.add_row(key, _cell(value, key))
-        console.print(table)
+            grid.add_row(key, _cell(value, key))
+        console.print(grid)
         return
     rows: list[dict[str, Any]] = list(plain) if isinstance(plain, Iterable) else [plain]
-    names = list(columns) if columns else (list(rows[0].keys()) if rows else [])
-    table = Table(title=title)
-    for name in names:
-        prose = name in _PROSE_COLUMNS
-        table.add_column(name, overflow="fold" if prose else "ellipsis", no_wrap=not prose)
-    for row in rows:
-        table.add_row(*(_cell(row.get(name), name) for name in names))
     if not rows:
         console.print(f"[dim]{title + ': ' if title else ''}nothing to show[/dim]", highlight=False)
         return
-    console.print(table)
+    console.print(_table(rows, columns, title))
+
+
+def table(data: Any, *, columns: Sequence[str] | None = None, title: str | None = None) -> Any:
+    """A rich Table of records, for callers that redraw it (``--watch``) instead of printing once."""
+    plain = to_jsonable(data, for_table=True)
+    return _table(list(plain), columns, title)
+
+
+def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None, title: str | None) -> Any:
+    from rich.table import Table
+
+    names = list(columns) if columns else (list(rows[0].keys()) if rows else [])
+    result = Table(title=title)
+    for name in names:
+        prose = name in _PROSE_COLUMNS
+        result.add_column(name, overflow="fold" if prose else "ellipsis", no_wrap=not prose)
+    for row in rows:
+        result.add_row(*(_cell(row.get(name), name) for name in names))
+    return result

@@ -177,3 +177,24 @@ def check_profile(name: str) -> str:
         hint = f"did you mean {close[0]}? " if close else ""
         raise BadInput(f"unknown profile {name!r}: {hint}profiles: {', '.join(PROFILES)}")
     return name
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str, *, option: str = "duration") -> "dt.timedelta":
+    """``30s``, ``15m``, ``1h``, ``7d``, ``1h30m`` or plain seconds, as a positive timedelta."""
+    import datetime as dt
+    import re
+
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        seconds = float(value)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)", value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise BadInput(f"{option}: {text!r} is not a duration (examples: 30s, 15m, 1h, 7d)")
+        seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise BadInput(f"{option}: {text!r} must be longer than zero")
+    return dt.timedelta(seconds=seconds)

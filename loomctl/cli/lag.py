@@ -2,6 +2,109 @@
 
 from __future__ import annotations
 
-from loomctl.cli import new_app
+import contextlib
+from enum import Enum
+from typing import Annotated, Any, Optional
+
+import typer
+
+from loomctl.cli import OutputOption, info, new_app, state
+from loomctl.render import Output, render
 
 app = new_app("Consumer lag: live from Kafka, sampled into PostgreSQL, judged over a time window.")
+
+Services = Annotated[Optional[list[str]], typer.Argument(help="Configured services (default: all).", show_default=False)]
+
+PARTITION_COLUMNS = ["service", "topic_name", "partition", "committed_offset", "log_end_offset", "lag", "time_lag_ms",
+                     "status", "client_id", "host"]
+SUMMARY_COLUMNS = {
+    "service": ["name", "consumer_group_id", "group_state", "members", "topics", "partitions", "partitions_unknown",
+                "total_lag", "max_lag", "max_time_lag_ms", "status"],
+    "topic": ["name", "partitions", "partitions_unknown", "total_lag", "max_lag", "max_time_lag_ms", "status"],
+}
+
+
+class By(str, Enum):
+    service = "service"
+    topic = "topic"
+    partition = "partition"
+
+
+@contextlib.contextmanager
+def _optional_db(ctx: typer.Context) -> Any:
+    """A database connection when one is configured, else None (lag show works from Kafka alone)."""
+    settings = state(ctx).settings
+    if not settings.database_url:
+        yield None
+        return
+    from loomctl.db import connect
+
+    with connect(settings) as conn:
+        yield conn
+
+
+def _show_once(
+    ctx: typer.Context, services: list[str], groups: list[str], all_groups: bool, by: By, window: str, for_table: bool
+) -> tuple[list[Any], list[str], str]:
+    from loomctl import kafka, lag
+    from loomctl.validation import parse_duration
+
+    status_window = parse_duration(window, option="--window")
+    admin = kafka.admin_client(state(ctx).settings)
+    with _optional_db(ctx) as conn:
+        rows, snap, configured, wanted = lag.show(
+            admin, conn, services=services, groups=groups, all_groups=all_groups, status_window=status_window
+        )
+    groups_text = f"{len(wanted)} group{'s' if len(wanted) != 1 else ''}"
+    if by is By.partition:
+        data = [vars(r) for r in rows]
+        if for_table:
+            data = [{"service": r.service_name or f"{r.consumer_group_id} (unmanaged)", **vars(r)} for r in rows]
+        return data, PARTITION_COLUMNS, f"lag per partition, {groups_text}"
+    data = [vars(s) for s in lag.summarize(rows, by.value, snap=snap, services=configured, group_ids=wanted)]
+    if for_table and by is By.service:
+        data = [{**d, "name": d["name"] if d["managed"] else f"{d['name']} (unmanaged)"} for d in data]
+    return data, SUMMARY_COLUMNS[by.value], f"lag per {by.value}, {groups_text}"
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    services: Services = None,
+    group: Annotated[Optional[list[str]], typer.Option("--group", "-g", help="A consumer group id (repeatable).")] = None,
+    all_groups: Annotated[bool, typer.Option("--all-groups", help="Every group on the cluster; those no config owns are marked unmanaged.")] = False,
+    by: Annotated[Optional[By], typer.Option("--by", help="Rows per service, topic or partition (default: service, or partition when services or groups are named).")] = None,
+    window: Annotated[str, typer.Option("--window", help="Time window of stored samples behind each status.")] = "15m",
+    watch: Annotated[Optional[float], typer.Option("--watch", help="Redraw every SECONDS until Ctrl-C.", min=0.5)] = None,
+    output: OutputOption = None,
+) -> None:
+    """Live lag from the cluster: offsets, lag, lag in time, owner and status per partition. Example: loomctl lag show speech-processor --by partition"""
+    services, groups = services or [], group or []
+    by = by or (By.partition if services or groups else By.service)
+    out = state(ctx).output_for(output)
+    if watch is None:
+        data, columns, title = _show_once(ctx, services, groups, all_groups, by, window, out is Output.table)
+        render(data, out, columns=columns if out is Output.table else None, title=title)
+        return
+    if out is not Output.table:
+        from loomctl.errors import BadInput
+
+        raise BadInput("--watch redraws a table; it cannot be combined with -o json or yaml")
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from loomctl.render import table
+
+    def frame() -> Any:
+        data, columns, title = _show_once(ctx, services, groups, all_groups, by, window, True)
+        return table(data, columns=columns, title=f"{title} at {time.strftime('%H:%M:%S')}, every {watch:g}s (Ctrl-C to stop)")
+
+    with Live(frame(), console=Console(), auto_refresh=False, screen=False) as live:
+        try:
+            while True:
+                time.sleep(watch)
+                live.update(frame(), refresh=True)
+        except KeyboardInterrupt:
+            pass
