@@ -108,3 +108,43 @@ def show(
                 live.update(frame(), refresh=True)
         except KeyboardInterrupt:
             pass
+
+
+@app.command()
+def collect(
+    ctx: typer.Context,
+    interval: Annotated[str, typer.Option("--interval", help="Time between samples.")] = "30s",
+    once: Annotated[bool, typer.Option("--once", help="Take one sample and exit (non-zero if it failed).")] = False,
+    retention: Annotated[str, typer.Option("--retention", help="Keep this much history; older days are dropped hourly.")] = "7d",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Report every sample written.")] = False,
+) -> None:
+    """Sample every configured group into consumer_lag_history until stopped. Example: loomctl lag collect --interval 30s --retention 7d"""
+    import signal
+    import threading
+    import time
+
+    from loomctl.collector import Collector
+    from loomctl.validation import parse_duration
+
+    every = parse_duration(interval, option="--interval")
+    keep = parse_duration(retention, option="--retention")
+    settings = state(ctx).settings
+    settings.require_database_url()
+    settings.kafka_properties()
+
+    def event(level: str, message: str) -> None:
+        if level != "debug" or verbose:
+            info(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {level}: {message}")
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    collector = Collector(settings, every, keep, on_event=event, timeout_s=min(10.0, max(2.0, every.total_seconds())))
+    if not once:
+        info(f"collecting every {interval}, keeping {retention}; Ctrl-C to stop")
+    try:
+        wrote = collector.run(stop, once=once)
+    finally:
+        collector.close()
+    if once:
+        info(f"sampled {'1 cycle' if wrote else 'nothing (no configured groups, or another collector writes)'}")
