@@ -475,3 +475,64 @@ def show(
         }
     rows = live_lag(snap, configured, wanted, now=now, points=points, stored_status=statuses)
     return rows, snap, configured, wanted
+
+
+def history(
+    conn: "psycopg.Connection[Any]", service: str, *, since: dt.timedelta, bucket: dt.timedelta, now: dt.datetime | None = None
+) -> list[dict[str, Any]]:
+    """`lag history`: per topic, the service's total lag per time bucket (each partition's highest
+    sample in the bucket, summed), with every bucket of the range present (None where no sample)."""
+    from loomctl.errors import NotFound
+
+    found = conn.execute("SELECT 1 FROM public.pipeline_consumer_configs WHERE service_name = %s", (service,)).fetchone()
+    if found is None:
+        raise NotFound(f"no config for service {service} (see `loomctl config list`)")
+    now = now or dt.datetime.now(dt.timezone.utc)
+    origin = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    start = now - since
+    rows = conn.execute(
+        """
+        SELECT p.topic_name, p.bucket, sum(p.lag)::bigint, max(p.time_lag_ms)::bigint, count(*)::int,
+               count(*) FILTER (WHERE p.lag IS NULL)::int
+          FROM (SELECT h.topic_name, h.partition, date_bin(%(bucket)s, h."timestamp", %(origin)s) AS bucket,
+                       max(h.lag) AS lag, max(h.time_lag_ms) AS time_lag_ms
+                  FROM public.consumer_lag_history AS h
+                 WHERE h.service_name = %(service)s AND h."timestamp" > %(start)s AND h."timestamp" <= %(now)s
+                 GROUP BY 1, 2, 3) AS p
+         GROUP BY p.topic_name, p.bucket
+         ORDER BY p.topic_name, p.bucket
+        """,
+        {"bucket": bucket, "origin": origin, "service": service, "start": start, "now": now},
+    ).fetchall()
+    first = origin + ((start - origin) // bucket) * bucket
+    slots = []
+    t = first
+    while t <= now:
+        slots.append(t)
+        t += bucket
+    per_topic: dict[str, dict[dt.datetime, tuple[Any, ...]]] = {}
+    for topic, at, total, time_lag, partitions, unknown in rows:
+        per_topic.setdefault(topic, {})[at] = (total, time_lag, partitions, unknown)
+    result = []
+    for topic, by_slot in per_topic.items():
+        buckets = [
+            {"timestamp": at, "lag": by_slot[at][0], "max_time_lag_ms": by_slot[at][1], "partitions": by_slot[at][2],
+             "partitions_unknown": by_slot[at][3]} if at in by_slot else
+            {"timestamp": at, "lag": None, "max_time_lag_ms": None, "partitions": 0, "partitions_unknown": 0}
+            for at in slots
+        ]
+        known = [b["lag"] for b in buckets if b["lag"] is not None]
+        result.append(
+            {
+                "service_name": service,
+                "topic_name": topic,
+                "since": start,
+                "bucket_seconds": bucket.total_seconds(),
+                "buckets_with_data": len(known),
+                "min_lag": min(known, default=None),
+                "max_lag": max(known, default=None),
+                "last_lag": known[-1] if known else None,
+                "buckets": buckets,
+            }
+        )
+    return result

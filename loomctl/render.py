@@ -73,6 +73,16 @@ def duration_text(ms: float) -> str:
     return f"{days}d {hours:02d}h"
 
 
+_SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float | None]) -> str:
+    """One character per value, scaled from zero to the largest; a gap where nothing was measured."""
+    known = [v for v in values if v is not None]
+    top = max(known, default=0) or 1
+    return "".join(" " if v is None else _SPARKS[min(int(v / top * (len(_SPARKS) - 1) + 0.5), len(_SPARKS) - 1)] for v in values)
+
+
 def _cell(value: Any, name: str = "") -> str:
     if value is None:
         return "-"

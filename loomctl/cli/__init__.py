@@ -113,10 +113,13 @@ def info(message: str) -> None:
 
 
 def _register() -> None:
-    from loomctl.cli import config, db, dev, lag, partitions
+    from loomctl.cli import config, db, dev, lag, monitor, partitions
 
     app.add_typer(config.app, name="config", no_args_is_help=True)
     app.add_typer(lag.app, name="lag", no_args_is_help=True)
+    app.command("alerts")(monitor.alerts)
+    app.command("recommend")(monitor.recommend)
+    app.add_typer(monitor.metrics_app, name="metrics", no_args_is_help=True)
     app.add_typer(partitions.app, name="partitions", no_args_is_help=True)
     app.add_typer(db.app, name="db", no_args_is_help=True)
     app.add_typer(dev.app, name="dev", no_args_is_help=True)

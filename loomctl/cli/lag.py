@@ -148,3 +148,71 @@ def collect(
         collector.close()
     if once:
         info(f"sampled {'1 cycle' if wrote else 'nothing (no configured groups, or another collector writes)'}")
+
+
+STATUS_GROUP_COLUMNS = ["service_name", "consumer_group_id", "status", "partitions", "partitions_by_status", "total_lag",
+                        "lag_change", "max_time_lag_ms", "member_count", "first_sample_at", "last_sample_at"]
+STATUS_PARTITION_COLUMNS = ["service_name", "topic_name", "partition", "status", "samples", "first_committed_offset",
+                            "last_committed_offset", "first_lag", "last_lag", "first_timestamp", "last_timestamp"]
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    services: Services = None,
+    window: Annotated[str, typer.Option("--window", help="How far back the stored samples are judged.")] = "15m",
+    all_partitions: Annotated[bool, typer.Option("--all-partitions", help="List OK partitions too (default: only the others).")] = False,
+    output: OutputOption = None,
+) -> None:
+    """OK, WARN, STALL, STOP, REWIND or ERR per group and partition, with the evidence. Example: loomctl lag status --window 15m"""
+    from loomctl import lag
+    from loomctl.db import connect
+    from loomctl.validation import parse_duration
+
+    status_window = parse_duration(window, option="--window")
+    with connect(state(ctx).settings) as conn:
+        report = lag.status_report(conn, status_window, services or [])
+    out = state(ctx).output_for(output)
+    if out is not Output.table:
+        render(report, out)
+        return
+    render(report["groups"], out, columns=STATUS_GROUP_COLUMNS, title=f"status per group over {window}")
+    shown = [r for r in report["partitions"] if all_partitions or r["status"] != "OK"]
+    if shown:
+        render(shown, out, columns=STATUS_PARTITION_COLUMNS, title="partitions (evidence: first and last sample of the window)")
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Argument(help="The service's name.", show_default=False)],
+    since: Annotated[str, typer.Option("--since", help="How far back.")] = "1h",
+    bucket: Annotated[str, typer.Option("--bucket", help="Width of one time bucket.")] = "1m",
+    output: OutputOption = None,
+) -> None:
+    """Lag over time per topic, with a sparkline, from the stored samples. Example: loomctl lag history speech-processor --since 6h --bucket 5m"""
+    from loomctl import lag
+    from loomctl.db import connect
+    from loomctl.errors import BadInput
+    from loomctl.validation import parse_duration
+
+    span, width = parse_duration(since, option="--since"), parse_duration(bucket, option="--bucket")
+    if span / width > 2000:
+        raise BadInput(f"--since {since} / --bucket {bucket} makes more than 2000 buckets: choose a wider bucket")
+    with connect(state(ctx).settings) as conn:
+        topics = lag.history(conn, service, since=span, bucket=width)
+    out = state(ctx).output_for(output)
+    if out is not Output.table:
+        render(topics, out)
+        return
+    from loomctl.render import sparkline
+
+    rows = [
+        {**{k: v for k, v in t.items() if k != "buckets"},
+         "trend": sparkline([b["lag"] for b in t["buckets"]][-120:])}
+        for t in topics
+    ]
+    render(rows, out, columns=["topic_name", "min_lag", "max_lag", "last_lag", "trend"],
+           title=f"{service}: lag over {since} in {bucket} buckets (oldest left)")
+    if not topics:
+        info(f"no samples for {service} in the last {since}: is `loomctl lag collect` running?")

@@ -1,0 +1,91 @@
+"""`loomctl alerts`, `loomctl recommend` and `loomctl metrics`: what the measured lag and batches say."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, Optional
+
+import typer
+
+from loomctl.cli import OutputOption, info, new_app, state
+from loomctl.render import Output, render
+
+metrics_app = new_app("Processing metrics that services report per batch (consumer_processing_metrics).")
+
+ALERT_COLUMNS = ["severity", "service_name", "alert_type", "message", "detected_at"]
+RECOMMEND_COLUMNS = ["service_name", "status", "avg_batch_size", "max_poll_records", "batch_efficiency",
+                     "lag_change", "messages_per_second", "poll_interval_usage", "error_rate", "recommendation"]
+BUCKET_COLUMNS = ["timestamp", "batches", "messages_processed", "messages_failed", "avg_batch_size",
+                  "avg_processing_time_ms", "p95_processing_time_ms", "messages_per_second", "error_rate"]
+
+
+class FailOn(str, Enum):
+    warn = "warn"
+    critical = "critical"
+
+
+def _connect(ctx: typer.Context) -> Any:
+    from loomctl.db import connect
+
+    return connect(state(ctx).settings)
+
+
+def alerts(
+    ctx: typer.Context,
+    fail_on: Annotated[Optional[FailOn], typer.Option("--fail-on", help="Exit 1 when an alert reaches this level (for cron and CI).")] = None,
+    output: OutputOption = None,
+) -> None:
+    """Active alerts from measured lag and processing (v_consumer_alerts). Example: loomctl alerts --fail-on critical"""
+    from loomctl import metrics
+
+    with _connect(ctx) as conn:
+        rows = metrics.alerts(conn)
+    out = state(ctx).output_for(output)
+    render(rows, out, columns=ALERT_COLUMNS if out is Output.table else None, title="active alerts")
+    if fail_on is not None:
+        reached = metrics.alerts_at_or_above(rows, fail_on.value)
+        if reached:
+            info(f"{len(reached)} alert{'s' if len(reached) != 1 else ''} at {fail_on.value} or above")
+            raise typer.Exit(1)
+
+
+def recommend(
+    ctx: typer.Context,
+    service: Annotated[Optional[str], typer.Argument(help="One service (default: every service with a recommendation).", show_default=False)] = None,
+    output: OutputOption = None,
+) -> None:
+    """Processing recommendations with the numbers behind them. Example: loomctl recommend speech-processor"""
+    from loomctl import metrics
+
+    with _connect(ctx) as conn:
+        rows = metrics.recommendations(conn, service)
+    out = state(ctx).output_for(output)
+    render(rows, out, columns=RECOMMEND_COLUMNS if out is Output.table else None, title="recommendations")
+    if out is Output.table and service is not None and rows and rows[0].get("recommendation") is None:
+        info(f"{service}: nothing to change from the last measurements (status {rows[0].get('status')})")
+
+
+@metrics_app.command("show")
+def metrics_show(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Argument(help="The service's name.", show_default=False)],
+    since: Annotated[str, typer.Option("--since", help="How far back.")] = "1h",
+    bucket: Annotated[str, typer.Option("--bucket", help="Width of one time bucket.")] = "5m",
+    output: OutputOption = None,
+) -> None:
+    """Processing time, messages per second, batch fill and error rate of one service. Example: loomctl metrics show speech-processor --since 1h"""
+    from loomctl import metrics
+    from loomctl.validation import parse_duration
+
+    span, width = parse_duration(since, option="--since"), parse_duration(bucket, option="--bucket")
+    with _connect(ctx) as conn:
+        report = metrics.processing(conn, service, since=span, bucket=width)
+    out = state(ctx).output_for(output)
+    if out is not Output.table:
+        render(report, out)
+        return
+    render(report["summary"], out, title=f"{service}: last {since}")
+    if report["buckets"]:
+        render(report["buckets"], out, columns=BUCKET_COLUMNS, title=f"per {bucket}")
+    else:
+        info(f"no processing metrics for {service} in the last {since}: does the service record them (loader.track_batch)?")

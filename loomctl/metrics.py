@@ -1,0 +1,110 @@
+"""What services report about their batches, and what the views conclude from it and the lag.
+
+Read-only queries over ``consumer_processing_metrics``, ``v_consumer_performance_monitor`` and
+``v_consumer_alerts``; the SQL views hold the rules, so psql users and loomctl see the same.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from loomctl.errors import BadInput, NotFound
+
+if TYPE_CHECKING:
+    import psycopg
+
+SEVERITIES = ("warning", "critical")
+
+
+def _dicts(conn: "psycopg.Connection[Any]", sql: str, params: Any = None) -> list[dict[str, Any]]:
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(sql, params).fetchall()
+
+
+def _require_service(conn: "psycopg.Connection[Any]", service: str) -> dict[str, Any]:
+    rows = _dicts(
+        conn,
+        "SELECT service_name, consumer_group_id, max_poll_records, max_poll_interval_ms"
+        " FROM public.pipeline_consumer_configs WHERE service_name = %s",
+        (service,),
+    )
+    if not rows:
+        raise NotFound(f"no config for service {service} (see `loomctl config list`)")
+    return rows[0]
+
+
+def alerts(conn: "psycopg.Connection[Any]") -> list[dict[str, Any]]:
+    """Every active alert (``v_consumer_alerts``), critical first."""
+    return _dicts(
+        conn,
+        "SELECT * FROM public.v_consumer_alerts"
+        " ORDER BY CASE severity WHEN 'critical' THEN 0 ELSE 1 END, service_name, alert_type",
+    )
+
+
+def alerts_at_or_above(rows: list[dict[str, Any]], level: str) -> list[dict[str, Any]]:
+    """The alerts that reach ``level`` ("warn" counts warnings and criticals, "critical" only criticals)."""
+    floor = {"warn": 0, "warning": 0, "critical": 1}.get(level)
+    if floor is None:
+        raise BadInput(f"--fail-on {level!r}: choose warn or critical")
+    return [r for r in rows if SEVERITIES.index(r["severity"]) >= floor] if rows else []
+
+
+def recommendations(conn: "psycopg.Connection[Any]", service: str | None = None) -> list[dict[str, Any]]:
+    """The monitor view's rows that carry a recommendation (for one service: its row either way)."""
+    if service is not None:
+        _require_service(conn, service)
+        return _dicts(conn, "SELECT * FROM public.v_consumer_performance_monitor WHERE service_name = %s", (service,))
+    return _dicts(
+        conn,
+        "SELECT * FROM public.v_consumer_performance_monitor WHERE recommendation IS NOT NULL ORDER BY service_name",
+    )
+
+
+def processing(
+    conn: "psycopg.Connection[Any]", service: str, *, since: dt.timedelta, bucket: dt.timedelta
+) -> dict[str, Any]:
+    """`metrics show`: one service's batches over ``since``: a summary and one row per bucket."""
+    config = _require_service(conn, service)
+    start = dt.datetime.now(dt.timezone.utc) - since
+    aggregates = """
+        count(*)::int AS batches,
+        sum(batch_size)::bigint AS messages_received,
+        sum(messages_processed)::bigint AS messages_processed,
+        sum(messages_failed)::bigint AS messages_failed,
+        round(avg(batch_size)::numeric, 1) AS avg_batch_size,
+        round(avg(processing_time_ms)::numeric, 1) AS avg_processing_time_ms,
+        round((percentile_cont(0.95) WITHIN GROUP (ORDER BY processing_time_ms))::numeric, 1) AS p95_processing_time_ms,
+        round(max(processing_time_ms)::numeric, 1) AS max_processing_time_ms,
+        round((sum(messages_processed) * 1000.0 / nullif(sum(processing_time_ms), 0))::numeric, 1) AS messages_per_second,
+        round(sum(messages_failed)::numeric / nullif(sum(batch_size), 0), 4) AS error_rate
+    """
+    summary = _dicts(
+        conn,
+        f"SELECT {aggregates}, min(\"timestamp\") AS first_at, max(\"timestamp\") AS last_at"
+        " FROM public.consumer_processing_metrics WHERE service_name = %s AND \"timestamp\" > %s",
+        (service, start),
+    )[0]
+    buckets = _dicts(
+        conn,
+        f"SELECT date_bin(%s, \"timestamp\", '2000-01-01'::timestamptz) AS \"timestamp\", {aggregates}"
+        " FROM public.consumer_processing_metrics WHERE service_name = %s AND \"timestamp\" > %s"
+        " GROUP BY 1 ORDER BY 1",
+        (bucket, service, start),
+    )
+    avg_batch = summary["avg_batch_size"]
+    longest = summary["max_processing_time_ms"]
+    summary = {
+        "service_name": service,
+        "consumer_group_id": config["consumer_group_id"],
+        "since": start,
+        **summary,
+        "max_poll_records": config["max_poll_records"],
+        "batch_fill": round(float(avg_batch) / config["max_poll_records"], 3) if avg_batch is not None else None,
+        "max_poll_interval_ms": config["max_poll_interval_ms"],
+        "poll_interval_usage": round(float(longest) / config["max_poll_interval_ms"], 3) if longest is not None else None,
+    }
+    return {"summary": summary, "buckets": buckets}
