@@ -81,3 +81,44 @@ def down(
     from loomctl import devstack
 
     devstack.down(state_dir, keep=keep, progress=info)
+
+
+@app.command()
+def traffic(
+    ctx: typer.Context,
+    duration: Annotated[str, typer.Option("--duration", help="How long to produce, e.g. 40s or 2m.")] = "40s",
+    rate: Annotated[float, typer.Option("--rate", help="Messages per second into each demo topic.")] = 200.0,
+    prefix: Annotated[str, typer.Option("--prefix", help="Put before each demo topic name.")] = "",
+    state_dir: DirOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Demo traffic on the local stack: a producer and three consumers (keeps up, slow, stopped). Example: loomctl dev traffic --duration 40s --rate 200
+
+    Creates the demo topics when missing; the consumers are built by loomctl.loader from the
+    configs of timescale-writer, speech-processor and motion-event-filter (load them with
+    `loomctl config import examples/pipeline-services.yaml --yes`) and record processing metrics.
+    Runs on the local stack only, never on the cluster of LOOM_KAFKA_BOOTSTRAP_SERVERS.
+    Stops cleanly after --duration, on Ctrl-C or on SIGTERM.
+    """
+    import signal
+    import threading
+
+    from loomctl import devstack
+    from loomctl.devstack import traffic as demo
+    from loomctl.render import Output
+    from loomctl.settings import Settings
+    from loomctl.validation import parse_duration
+
+    plan = demo.demo_plan(prefix=prefix, rate=rate, duration_s=parse_duration(duration, option="--duration").total_seconds())
+    demo.check_plan(plan)
+    stack = devstack.running(state_dir)
+    stop = threading.Event()
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        report = demo.run(Settings(database_url=stack.database_url, bootstrap_servers=stack.bootstrap_servers),
+                          plan, stop=stop, progress=info)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    out = state(ctx).output_for(output)
+    render(report.consumers if out is Output.table else report, out, title="demo consumers")

@@ -1,0 +1,484 @@
+"""Demo traffic for the local stack: a steady producer and consumers built by ``loomctl.loader``.
+
+The demo pipeline gives the lag commands three groups to tell apart:
+
+* a consumer that keeps up (processes each batch at once and commits after it): status OK;
+* a slow consumer (sleeps on every message, so it falls further behind at every sample): WARN;
+* a stopped consumer (consumes a few batches, commits, closes; its group is then Empty while
+  the producer keeps writing): STOP.
+
+Every consumer reads its settings through the loader (so a ``loomctl config set`` shows in the
+next run) and records each batch with ``track_batch``, which fills
+``consumer_processing_metrics``. Offsets are stored only for handled messages, so a consumer
+stopped in the middle of a batch never commits past what it processed.
+
+Imports of confluent-kafka and psycopg happen inside the functions: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loomctl.devstack._process import Progress
+from loomctl.errors import BackendUnavailable, BadInput, LoomError, NotFound
+from loomctl.settings import Settings, libpq_url, mask_url
+
+PROGRESS_EVERY_S = 5.0
+POLL_TIMEOUT_S = 0.25
+TOPIC_READY_TIMEOUT_S = 15.0
+DEVICES = 48  # distinct message keys, so keyed partitioning spreads over every partition
+
+IMPORT_HINT = "load the example services with: loomctl config import examples/pipeline-services.yaml --yes"
+
+
+class Behaviour(str, enum.Enum):
+    keeps_up = "keeps-up"
+    slow = "slow"
+    stopped = "stopped"
+
+
+@dataclass(frozen=True)
+class DemoTopic:
+    name: str
+    partitions: int
+
+
+@dataclass(frozen=True)
+class DemoConsumer:
+    """One service of the demo pipeline and how its consumer behaves."""
+
+    service_name: str
+    topics: tuple[str, ...]
+    behaviour: Behaviour
+    message_delay_s: float = 0.0
+    """Time spent on each message (the slow consumer's model inference)."""
+    batch_delay_s: float = 0.0
+    """Time spent once per batch (a writer's database round trip)."""
+    failure_every: int = 0
+    """Every Nth message fails (counted in messages_failed); 0 for none."""
+    stop_after_batches: int = 3
+    """The stopped consumer's batches before it commits and exits."""
+
+
+@dataclass(frozen=True)
+class TrafficPlan:
+    topics: tuple[DemoTopic, ...]
+    consumers: tuple[DemoConsumer, ...]
+    rate: float
+    """Messages per second produced into each topic."""
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class TopicResult:
+    topic_name: str
+    partitions: int
+    created: bool
+    messages_produced: int
+    messages_undelivered: int
+
+
+@dataclass
+class ConsumerResult:
+    service_name: str
+    behaviour: str
+    topics: list[str]
+    consumer_group_id: str | None = None
+    config_version: int | None = None
+    auto_commit: bool | None = None
+    batches: int = 0
+    messages_consumed: int = 0
+    messages_failed: int = 0
+    commits: int = 0
+    """Commits made after a batch (with auto-commit, librdkafka commits in the background as well)."""
+    state: str = "starting"
+    """starting, running, finished, stopped (the stopped consumer exited), already stopped, failed."""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TrafficReport:
+    duration_s: float
+    rate: float
+    interrupted: bool
+    topics: list[TopicResult]
+    consumers: list[ConsumerResult]
+
+
+def demo_plan(*, prefix: str = "", rate: float = 200.0, duration_s: float = 40.0) -> TrafficPlan:
+    """The demo pipeline over services of examples/pipeline-services.yaml; ``prefix`` goes before each topic name.
+
+    Audio is read by speech-processor, an AI model service (5 clips per poll) that takes 50 ms a
+    clip: about 20 messages/s against ``rate``, so its lag grows at every sample. Accelerometer
+    data is written by timescale-writer (database writer: large batches, commit after each write),
+    which keeps up, and was read by motion-event-filter, which stopped after a few batches.
+    """
+    audio, accelerometer = f"{prefix}device.audio.raw", f"{prefix}device.sensor.accelerometer.raw"
+    return TrafficPlan(
+        topics=(DemoTopic(audio, 3), DemoTopic(accelerometer, 4)),
+        consumers=(
+            DemoConsumer("timescale-writer", (accelerometer,), Behaviour.keeps_up, batch_delay_s=0.005),
+            DemoConsumer("speech-processor", (audio,), Behaviour.slow, message_delay_s=0.05, failure_every=40),
+            DemoConsumer("motion-event-filter", (accelerometer,), Behaviour.stopped, stop_after_batches=3),
+        ),
+        rate=rate,
+        duration_s=duration_s,
+    )
+
+
+def check_plan(plan: TrafficPlan) -> None:
+    if plan.rate <= 0:
+        raise BadInput(f"--rate must be above 0 messages per second, got {plan.rate:g}")
+    if plan.duration_s <= 0:
+        raise BadInput("--duration must be longer than zero")
+    names = [t.name for t in plan.topics]
+    for topic in plan.topics:
+        if topic.partitions < 1:
+            raise BadInput(f"topic {topic.name}: at least one partition")
+    for consumer in plan.consumers:
+        unknown = [t for t in consumer.topics if t not in names]
+        if unknown:
+            raise BadInput(f"{consumer.service_name} reads {', '.join(unknown)}, which the plan does not produce")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _quiet_logger() -> logging.Logger:
+    # librdkafka otherwise prints its own lines (broker connects, shutdown) to stderr
+    quiet = logging.getLogger("loomctl.librdkafka")
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    return quiet
+
+
+def _first_line(exc: BaseException) -> str:
+    error = exc.args[0] if exc.args else None
+    text = error.str() if hasattr(error, "str") else str(exc)
+    return text.strip().splitlines()[0] if text and text.strip() else type(exc).__name__
+
+
+def _check_database(settings: Settings, plan: TrafficPlan) -> None:
+    """Every service of the plan is configured, each with its own group, in a migrated database."""
+    import psycopg
+
+    url = settings.require_database_url()
+    try:
+        with psycopg.connect(libpq_url(url), connect_timeout=5, application_name="loomctl-traffic") as conn:
+            if conn.execute("SELECT to_regclass('public.consumer_processing_metrics')").fetchone()[0] is None:
+                raise BadInput(f"the database at {mask_url(url)} is not migrated: run `loomctl db upgrade`")
+            rows = conn.execute(
+                "SELECT service_name, consumer_group_id, version FROM pipeline_consumer_configs WHERE service_name = ANY(%s)",
+                ([c.service_name for c in plan.consumers],),
+            ).fetchall()
+    except psycopg.OperationalError as exc:
+        raise BackendUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {_first_line(exc)}") from None
+    found = {name: (group, version) for name, group, version in rows}
+    missing = [c.service_name for c in plan.consumers if c.service_name not in found]
+    if missing:
+        raise NotFound(f"no consumer config for {', '.join(missing)}: {IMPORT_HINT}")
+    groups = [group for group, _ in found.values()]
+    if len(set(groups)) != len(groups):
+        raise BadInput("two services of the plan share a consumer group; each needs its own")
+
+
+def ensure_topics(admin: Any, topics: Sequence[DemoTopic], *, timeout: float = 10.0) -> dict[str, tuple[int, bool]]:
+    """Create the topics that are missing; topic -> (partitions on the cluster, created now).
+
+    An existing topic keeps its partition count (it may have been grown since it was created).
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import NewTopic
+
+    from loomctl import kafka
+
+    existing = kafka.topic_partition_counts(admin, [t.name for t in topics], timeout=timeout)
+    wanted = [t for t in topics if t.name not in existing]
+    created: set[str] = set()
+    if wanted:
+        futures = admin.create_topics(
+            [NewTopic(t.name, num_partitions=t.partitions, replication_factor=-1) for t in wanted],
+            request_timeout=timeout,
+        )
+        for name, future in futures.items():
+            try:
+                future.result(timeout=timeout + 5)
+                created.add(name)
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if getattr(error, "code", lambda: None)() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue  # somebody created it in between
+                raise LoomError(f"cannot create topic {name}: {_first_line(exc)}") from None
+    # Wait until the metadata shows every topic with its leaders, so the first produce and
+    # subscribe calls do not see an unknown topic.
+    deadline = time.monotonic() + TOPIC_READY_TIMEOUT_S
+    while True:
+        counts = kafka.topic_partition_counts(admin, [t.name for t in topics], timeout=timeout)
+        if len(counts) == len(topics):
+            return {t.name: (counts[t.name], t.name in created) for t in topics}
+        if time.monotonic() > deadline:
+            missing = sorted(t.name for t in topics if t.name not in counts)
+            raise BackendUnavailable(f"Kafka did not show the new topics {', '.join(missing)} within {TOPIC_READY_TIMEOUT_S:g} s")
+        time.sleep(0.2)
+
+
+@dataclass
+class _Run:
+    """What the threads of one run share."""
+
+    settings: Settings
+    plan: TrafficPlan
+    loader: Any
+    admin: Any
+    halt: threading.Event
+    say: Progress
+    produced: dict[str, int] = field(default_factory=dict)
+    undelivered: dict[str, int] = field(default_factory=dict)
+    producer_error: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _produce(run: _Run) -> None:
+    from confluent_kafka import Producer
+
+    props: dict[str, Any] = dict(run.settings.kafka_properties())
+    props.update({"client.id": "loomctl-traffic-producer", "linger.ms": 20, "logger": _quiet_logger()})
+    producer = Producer(props)
+    topics = [t.name for t in run.plan.topics]
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is not None:
+            with run.lock:
+                run.undelivered[msg.topic()] = run.undelivered.get(msg.topic(), 0) + 1
+
+    started = time.monotonic()
+    sent = 0
+    try:
+        while not run.halt.is_set():
+            due = int((time.monotonic() - started) * run.plan.rate)
+            while sent < due and not run.halt.is_set():
+                key = f"device-{sent % DEVICES:03d}"
+                value = json.dumps({"device_id": key, "seq": sent, "produced_at": time.time()}).encode()
+                for topic in topics:
+                    while True:
+                        try:
+                            producer.produce(topic, key=key.encode(), value=value, on_delivery=delivered)
+                            break
+                        except BufferError:  # the local queue is full: let deliveries drain it
+                            producer.poll(0.05)
+                sent += 1
+                with run.lock:
+                    for topic in topics:
+                        run.produced[topic] = sent
+            producer.poll(0)
+            run.halt.wait(0.01)
+    finally:
+        left = producer.flush(10)
+        if left:
+            run.say(f"producer: {left} messages were not delivered before the end")
+
+
+def _producer_thread(run: _Run) -> None:
+    try:
+        _produce(run)
+    except Exception as exc:  # without a producer the demo shows nothing: end the run and say why
+        run.producer_error = _first_line(exc)
+        run.halt.set()
+
+
+def _commit(consumer: Any) -> bool:
+    """Commit the stored offsets synchronously; False when nothing was stored yet."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    try:
+        consumer.commit(asynchronous=False)
+        return True
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if getattr(error, "code", lambda: None)() == KafkaError._NO_OFFSET:
+            return False
+        raise
+
+
+def _has_committed(run: _Run, group_id: str, topics: Sequence[str]) -> bool:
+    from loomctl import kafka
+
+    # A broker that has just started answers "coordinator load in progress" for a few seconds.
+    deadline = time.monotonic() + TOPIC_READY_TIMEOUT_S
+    while True:
+        try:
+            offsets = kafka.committed_offsets(run.admin, [group_id]).get(group_id, {})
+            break
+        except BackendUnavailable:
+            if time.monotonic() > deadline or run.halt.wait(0.5):
+                raise
+    return any(offset is not None for (topic, _), offset in offsets.items() if topic in topics)
+
+
+def _consume(run: _Run, spec: DemoConsumer, result: ConsumerResult) -> None:
+    loader = run.loader
+    config = loader.load_config(spec.service_name)
+    result.consumer_group_id, result.config_version = config.consumer_group_id, config.version
+    if spec.behaviour is Behaviour.stopped and _has_committed(run, config.consumer_group_id, spec.topics):
+        # A stopped consumer stays stopped: on a re-run its group keeps the offsets of the first
+        # run, so the lag keeps growing behind a commit that never moves (status STOP), instead
+        # of a fresh commit making it look alive within the status window.
+        result.state = "already stopped"
+        run.say(f"{spec.service_name}: stopped consumer already exited in an earlier run (group {config.consumer_group_id} keeps its offsets)")
+        return
+    consumer = loader.create_consumer(
+        spec.service_name,
+        list(spec.topics),
+        config_overrides={
+            "enable.auto.offset.store": False,  # store an offset only once its message is handled
+            "client.id": f"loomctl-traffic-{spec.service_name}",
+            "logger": _quiet_logger(),
+        },
+    )
+    result.auto_commit = bool(config["enable_auto_commit"])
+    commit_each_batch = not result.auto_commit
+    result.state = "running"
+    try:
+        for messages in loader.poll_with_limit(consumer, spec.service_name, timeout=POLL_TIMEOUT_S, yield_empty=True):
+            if run.halt.is_set():
+                break
+            if not messages:
+                continue
+            handled = failed = 0
+            with loader.track_batch(spec.service_name, messages) as batch:
+                for msg in messages:
+                    if spec.message_delay_s and run.halt.wait(spec.message_delay_s):
+                        break
+                    handled += 1
+                    if spec.failure_every and (result.messages_consumed + handled) % spec.failure_every == 0:
+                        failed += 1  # a failed message is handled too (as if sent to a dead-letter topic)
+                    consumer.store_offsets(message=msg)
+                if spec.batch_delay_s:
+                    time.sleep(spec.batch_delay_s)
+                batch.failed, batch.processed = failed, handled - failed
+            result.batches += 1
+            result.messages_consumed += handled
+            result.messages_failed += failed
+            if commit_each_batch or spec.behaviour is Behaviour.stopped:
+                result.commits += _commit(consumer)
+            if spec.behaviour is Behaviour.stopped and result.batches >= spec.stop_after_batches:
+                result.state = "stopped"
+                run.say(
+                    f"{spec.service_name}: stopped consumer committed {result.messages_consumed} messages in "
+                    f"{result.batches} batches and exited; group {config.consumer_group_id} is now Empty"
+                )
+                break
+    finally:
+        consumer.close()  # commits what auto-commit has not yet, and leaves the group
+    if result.state == "running":
+        result.state = "finished"
+
+
+def _consumer_thread(run: _Run, spec: DemoConsumer, result: ConsumerResult) -> None:
+    try:
+        _consume(run, spec, result)
+    except Exception as exc:  # one failed consumer must not end the others: report it
+        text = _first_line(exc)
+        result.state, result.error = "failed", text
+        run.say(f"{spec.service_name}: consumer failed: {text}")
+
+
+def _status_line(run: _Run, results: Sequence[ConsumerResult], elapsed: float) -> str:
+    with run.lock:
+        produced = max(run.produced.values(), default=0)
+    parts = []
+    for r in results:
+        if r.state in ("stopped", "already stopped", "failed"):
+            parts.append(f"{r.service_name} {r.state}")
+        else:
+            parts.append(f"{r.service_name} {r.messages_consumed:,} consumed")
+    return f"{elapsed:4.0f}s: {produced:,} produced per topic; " + ", ".join(parts)
+
+
+def run(
+    settings: Settings,
+    plan: TrafficPlan,
+    *,
+    stop: threading.Event | None = None,
+    progress: Progress | None = None,
+    cache_dir: Path | str | None = None,
+    progress_every_s: float = PROGRESS_EVERY_S,
+) -> TrafficReport:
+    """Produce for ``plan.duration_s`` (or until ``stop`` is set) while the plan's consumers run.
+
+    Creates the topics that are missing, checks that every service is configured, then stops the
+    producer and every consumer cleanly (consumers commit and leave their groups) before returning.
+    """
+    from psycopg_pool import ConnectionPool
+
+    from loomctl import kafka
+    from loomctl.loader import ConsumerConfigLoader
+
+    check_plan(plan)
+    say = progress or (lambda _message: None)
+    stop = stop or threading.Event()
+    _check_database(settings, plan)
+    admin = kafka.admin_client(settings)
+    topics = ensure_topics(admin, plan.topics)
+    for name, (partitions, created) in topics.items():
+        say(f"topic {name}: {partitions} partitions{' (created)' if created else ''}")
+
+    pool = ConnectionPool(
+        libpq_url(settings.require_database_url()), min_size=1, max_size=len(plan.consumers) + 1,
+        kwargs={"autocommit": True, "application_name": "loomctl-traffic"}, open=True,
+    )
+    halt = threading.Event()
+    try:
+        loader = ConsumerConfigLoader(pool, cache_dir=cache_dir, poll_timeout=POLL_TIMEOUT_S)
+        shared = _Run(settings, plan, loader, admin, halt, say)
+        results = [ConsumerResult(c.service_name, c.behaviour.value, list(c.topics)) for c in plan.consumers]
+        threads = [threading.Thread(target=_producer_thread, args=(shared,), name="traffic-producer", daemon=True)]
+        threads += [
+            threading.Thread(target=_consumer_thread, args=(shared, spec, result), name=f"traffic-{spec.service_name}", daemon=True)
+            for spec, result in zip(plan.consumers, results)
+        ]
+        say(f"producing {plan.rate:g} messages/s into each of {len(plan.topics)} topics for {plan.duration_s:g} s; "
+            + ", ".join(f"{c.service_name} ({c.behaviour.value})" for c in plan.consumers))
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        try:
+            next_report = started + progress_every_s
+            while not stop.is_set() and not halt.is_set():
+                now = time.monotonic()
+                if now - started >= plan.duration_s:
+                    break
+                if now >= next_report:
+                    say(_status_line(shared, results, now - started))
+                    next_report += progress_every_s
+                stop.wait(min(0.2, max(0.0, plan.duration_s - (now - started))))
+        finally:
+            halt.set()  # also on KeyboardInterrupt: every thread ends, consumers close cleanly
+            for thread in threads:
+                thread.join(timeout=30)
+        elapsed = time.monotonic() - started
+        say(_status_line(shared, results, elapsed).replace(": ", ": done, ", 1))
+    finally:
+        pool.close()
+    if shared.producer_error:
+        raise LoomError(f"the producer failed: {shared.producer_error}")
+    return TrafficReport(
+        duration_s=round(elapsed, 1),
+        rate=plan.rate,
+        interrupted=stop.is_set(),
+        topics=[
+            TopicResult(name, partitions, created, shared.produced.get(name, 0), shared.undelivered.get(name, 0))
+            for name, (partitions, created) in topics.items()
+        ],
+        consumers=[dataclasses.replace(r) for r in results],
+    )
