@@ -89,6 +89,7 @@ def admin_client(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_S) -> "
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
     props["logger"] = quiet
+    props.setdefault("log_level", 4)  # warnings and worse; info lines (BGQUEUE at exit) are noise here
     try:
         return AdminClient(props)
     except Exception as exc:  # KafkaException for a bad property in the properties file

@@ -1,0 +1,131 @@
+"""Pure lag arithmetic: unknown is not zero, clamping, retention loss, lag in time, roll-ups."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from loomctl import lag
+from loomctl.errors import BadInput
+from loomctl.kafka import ClusterSnapshot, Group, LogOffsets, Member
+from loomctl.render import duration_text, sparkline
+from loomctl.validation import parse_duration
+
+NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def at(seconds_ago: float, offset: int) -> lag.OffsetPoint:
+    return lag.OffsetPoint(NOW - dt.timedelta(seconds=seconds_ago), offset)
+
+
+def test_no_committed_offset_is_unknown_not_zero() -> None:
+    assert lag.partition_lag(None, 100) is None
+    assert lag.partition_lag(0, 100) == 100
+
+
+def test_negative_lag_is_clamped() -> None:
+    # a commit can be ahead of the log end we read a moment earlier
+    assert lag.partition_lag(105, 100) == 0
+
+
+def test_records_lost_to_retention() -> None:
+    assert lag.lost_to_retention(10, 40) == 30
+    assert lag.lost_to_retention(50, 40) == 0
+    assert lag.lost_to_retention(None, 40) == 0
+
+
+def test_time_lag_interpolates_between_the_samples_around_the_committed_offset() -> None:
+    # log end was 100 a minute ago and 200 now-30s: offset 150 was produced about 45 s ago
+    assert lag.estimate_time_lag_ms(150, 300, NOW, at(60, 100), at(30, 200)) == 45_000
+
+
+def test_time_lag_uses_the_live_log_end_after_the_last_sample() -> None:
+    # no stored point past the commit yet: interpolate towards (now, live log end)
+    assert lag.estimate_time_lag_ms(150, 200, NOW, at(10, 100), None) == 5_000
+
+
+def test_time_lag_without_a_point_before_is_a_lower_bound() -> None:
+    # the commit is older than the whole history: at least as old as the first sample past it
+    assert lag.estimate_time_lag_ms(5, 300, NOW, None, at(600, 100)) == 600_000
+
+
+def test_time_lag_is_zero_when_caught_up_and_unknown_without_history_or_commit() -> None:
+    assert lag.estimate_time_lag_ms(300, 300, NOW, None, None) == 0
+    assert lag.estimate_time_lag_ms(100, 300, NOW, None, None) is None
+    assert lag.estimate_time_lag_ms(None, 300, NOW, at(10, 1), None) is None
+
+
+@pytest.mark.parametrize(
+    ("committed", "lag_", "start", "end", "state", "expected"),
+    [
+        (100, 0, 0, 100, "Stable", "OK"),
+        (None, None, 0, 0, "Stable", "OK"),  # an empty partition with no commit is not an error
+        (None, None, 0, 10, "Stable", "ERR"),
+        (10, 90, 0, 100, "Empty", "STOP"),
+        (10, 90, 0, 100, "Stable", "-"),  # slow or stalled needs history
+    ],
+)
+def test_single_snapshot_status(committed, lag_, start, end, state, expected) -> None:
+    assert lag.live_status(committed, lag_, start, end, state) == expected
+
+
+def test_worst_status_wins() -> None:
+    assert lag.worst(["OK", "WARN", "OK"]) == "WARN"
+    assert lag.worst(["OK", "STALL", "STOP"]) == "STOP"
+    assert lag.worst([]) == "-"
+
+
+def _snapshot() -> ClusterSnapshot:
+    snap = ClusterSnapshot()
+    member = Member("m-1", "worker-1", "10.0.0.7", (("orders", 0), ("orders", 1)))
+    snap.groups = {"g-orders": Group("g-orders", "Stable", (member,)), "g-idle": Group("g-idle", "Empty")}
+    snap.committed = {"g-orders": {("orders", 0): 40, ("orders", 1): 100}, "g-idle": {}}
+    snap.partition_counts = {"orders": 3}
+    snap.offsets = {("orders", 0): LogOffsets(0, 100), ("orders", 1): LogOffsets(0, 100), ("orders", 2): LogOffsets(0, 7)}
+    return snap
+
+
+def test_live_rows_cover_every_partition_of_a_consumed_topic() -> None:
+    rows = lag.live_lag(_snapshot(), {"g-orders": "orders-service"}, ["g-orders"], now=NOW)
+    by_partition = {r.partition: r for r in rows}
+    assert sorted(by_partition) == [0, 1, 2]
+    assert by_partition[0].lag == 60 and by_partition[0].client_id == "worker-1" and by_partition[0].host == "10.0.0.7"
+    assert by_partition[1].lag == 0 and by_partition[1].status == "OK"
+    assert by_partition[2].committed_offset is None and by_partition[2].lag is None and by_partition[2].member_id is None
+    assert all(r.service_name == "orders-service" and r.managed for r in rows)
+
+
+def test_stored_status_wins_over_the_single_snapshot() -> None:
+    rows = lag.live_lag(_snapshot(), {}, ["g-orders"], now=NOW, stored_status={("g-orders", "orders", 0): "STALL"})
+    assert {r.partition: r.status for r in rows}[0] == "STALL"
+    assert not rows[0].managed and rows[0].service_name is None
+
+
+def test_summaries_keep_a_group_with_no_partitions() -> None:
+    snap = _snapshot()
+    rows = lag.live_lag(snap, {"g-orders": "orders-service"}, ["g-orders", "g-idle"], now=NOW)
+    summaries = {s.consumer_group_id: s for s in lag.summarize(rows, "service", snap=snap, services={"g-orders": "orders-service"}, group_ids=["g-orders", "g-idle"])}
+    assert summaries["g-orders"].name == "orders-service"
+    assert summaries["g-orders"].total_lag == 60 and summaries["g-orders"].partitions_unknown == 1
+    assert summaries["g-orders"].members == 1
+    assert summaries["g-idle"].partitions == 0 and summaries["g-idle"].total_lag is None
+    by_topic = lag.summarize(rows, "topic")
+    assert [(s.name, s.partitions, s.total_lag) for s in by_topic] == [("orders", 3, 60)]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("15m", 900), ("1h30m", 5400), ("7d", 604800), ("2", 2), ("500ms", 0.5)])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["", "abc", "10x", "0s", "-5m", "1h 30m"])
+def test_bad_durations_are_refused(text: str) -> None:
+    with pytest.raises(BadInput):
+        parse_duration(text, option="--since")
+
+
+def test_sparkline_scales_from_zero_and_leaves_gaps() -> None:
+    assert sparkline([0, 50, 100, None]) == "▁▅█ "
+    assert sparkline([None, None]) == "  "
+    assert duration_text(65_000) == "1m 05s" and duration_text(2_500) == "2.5s"
