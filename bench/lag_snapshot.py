@@ -1,0 +1,378 @@
+"""Live lag of many groups: `loomctl lag show --all-groups` against Kafka's own kafka-consumer-groups.
+
+On the real broker (LOOM_KAFKA_BOOTSTRAP_SERVERS, e.g. from `eval "$(loomctl dev env)"`) it
+creates T topics x P partitions (2,000 by default), writes a few records to every partition, and
+commits offsets for up to N consumer groups without running a consumer: some partitions at the
+log end (lag 0), some at 0, most in between, and some groups leave partitions of a topic they
+consume without a commit (lag unknown). Nothing produces or commits while the tools run, so both
+see the same figures.
+
+It then runs `loomctl lag show --all-groups --by partition -o json` and `kafka-consumer-groups
+--describe --all-groups` (the ConsumerGroupCommand of the same Kafka jars as the local broker,
+with the JVM options of Kafka's launcher script) alternately, at a growing number of groups
+(--scale), and prints the median time of each, their ratio, and how each grows with the groups.
+
+Target: loomctl 10x faster or better at 200+ groups and 2,000+ partitions, and its cost growing
+slower than the number of groups (bounded concurrent offset fetches, one log-end-offset request
+for all partitions).
+
+Exit status: the benchmark never fails on slowness. It exits 1 when the two tools DISAGREE on a
+figure (committed offset, log end offset or lag of a partition both show), or when either
+disagrees with the offsets it committed: that is a correctness check. Exit 2: cannot run here.
+
+Usage: python bench/lag_snapshot.py [--groups 200] [--scale 50,100,200,400] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _kafka_tools  # noqa: E402
+
+Key = tuple[str, str, int]
+
+
+@dataclass
+class Workload:
+    prefix: str
+    topics: list[str]
+    partitions: int
+    log_end: dict[tuple[str, int], int] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+    committed: dict[Key, int | None] = field(default_factory=dict)
+    """Every partition of every topic a group consumes: its commit, None where it has none."""
+    managed: list[str] = field(default_factory=list)
+
+
+def _quiet_logger() -> logging.Logger:
+    quiet = logging.getLogger("bench.librdkafka")
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
+    return quiet
+
+
+def _wait(futures: Iterable[Any], what: str, timeout: float = 120.0) -> None:
+    for future in futures:
+        try:
+            future.result(timeout=timeout)
+        except Exception as exc:
+            raise SystemExit(f"{what} failed: {exc}") from None
+
+
+def create_topics(admin: Any, work: Workload) -> None:
+    """Create the topics, then wait until every partition answers list_offsets.
+
+    A new partition is in the metadata at once but serves requests only once the broker has
+    created its log (tens of seconds for 2,000 on a small machine); a producer that starts
+    earlier spends that time in retries and metadata refreshes.
+    """
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import NewTopic, OffsetSpec
+
+    _wait(admin.create_topics([NewTopic(t, work.partitions, 1) for t in work.topics], operation_timeout=60).values(), "create_topics")
+    waiting = [TopicPartition(t, p) for t in work.topics for p in range(work.partitions)]
+    deadline = time.monotonic() + 300
+    while waiting:
+        futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in waiting}, request_timeout=30)
+        not_ready = []
+        for tp, future in futures.items():
+            try:
+                future.result(timeout=60)
+            except Exception:
+                not_ready.append(tp)
+        waiting = not_ready
+        if waiting and time.monotonic() > deadline:
+            raise SystemExit(f"{len(waiting)} partitions still have no leader after 300 s")
+        if waiting:
+            time.sleep(0.5)
+
+
+def produce(bootstrap: str, work: Workload, rng: random.Random) -> int:
+    """A few records into every partition with one producer; the log end offsets come from the delivery reports."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "logger": _quiet_logger()})
+    errors: list[str] = []
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+            return
+        tp = (msg.topic(), msg.partition())
+        work.log_end[tp] = max(work.log_end.get(tp, 0), msg.offset() + 1)
+
+    count = 0
+    for topic in work.topics:
+        for partition in range(work.partitions):
+            for _ in range(rng.randint(3, 12)):
+                producer.produce(topic, value=b"lag-bench", partition=partition, on_delivery=delivered)
+                count += 1
+            producer.poll(0)
+    if producer.flush(120) != 0 or errors:
+        raise SystemExit(f"producing failed: {errors[:3] or 'records still queued after 120 s'}")
+    return count
+
+
+def plan_group(work: Workload, index: int, rng: random.Random) -> dict[tuple[str, int], int | None]:
+    """The partitions group ``index`` consumes (1 to 3 topics) and its commit on each (None: no commit)."""
+    count = len(work.topics)
+    picks = [index % count]
+    if index % 3:
+        picks.append((index * 37 + 11) % count)
+    if index % 5 == 0:
+        picks.append((index * 53 + 29) % count)
+    topics = [work.topics[i] for i in dict.fromkeys(picks)]
+    plan: dict[tuple[str, int], int | None] = {}
+    for topic in topics:
+        for partition in range(work.partitions):
+            end = work.log_end[(topic, partition)]
+            if index % 7 == 3 and topic == topics[-1] and partition % 4 == 0:
+                plan[(topic, partition)] = None  # a partition this group never committed on
+                continue
+            roll = rng.random()
+            plan[(topic, partition)] = end if roll < 0.2 else 0 if roll < 0.3 else rng.randint(1, end - 1)
+    return plan
+
+
+def commit_groups(admin: Any, work: Workload, count: int, rng: random.Random) -> None:
+    """Commit offsets for groups up to ``count`` in total, as `kafka-consumer-groups --reset-offsets` would."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    futures = []
+    for index in range(len(work.groups), count):
+        group = f"{work.prefix}-g{index:04d}"
+        plan = plan_group(work, index, rng)
+        work.groups.append(group)
+        work.committed.update({(group, t, p): offset for (t, p), offset in plan.items()})
+        offsets = [TopicPartition(t, p, offset) for (t, p), offset in plan.items() if offset is not None]
+        futures.extend(admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, offsets)]).values())
+        if len(futures) >= 64:
+            _wait(futures, "alter_consumer_group_offsets")
+            futures = []
+    _wait(futures, "alter_consumer_group_offsets")
+
+
+def loomctl_command() -> list[str]:
+    script = Path(sys.executable).with_name("loomctl")
+    return [str(script) if script.exists() else "loomctl"]
+
+
+def manage_groups(work: Workload, count: int) -> None:
+    """Give the first ``count`` groups a service config, so some rows are managed (named services)."""
+    for group in work.groups[:count]:
+        service = f"{group}-svc"
+        result = subprocess.run(
+            [*loomctl_command(), "config", "set", service, "--create", "--group", group, "--reason", "lag benchmark"],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"loomctl config set {service} failed: {result.stderr.strip()}")
+        work.managed.append(service)
+
+
+def cleanup(admin: Any, work: Workload) -> None:
+    for service in work.managed:
+        subprocess.run([*loomctl_command(), "config", "delete", service, "--yes", "--reason", "lag benchmark done"], capture_output=True)
+    if work.groups:
+        for future in admin.delete_consumer_groups(work.groups, request_timeout=60).values():
+            try:
+                future.result(timeout=90)
+            except Exception as exc:
+                print(f"warning: a consumer group was not deleted: {exc}", file=sys.stderr)
+    for future in admin.delete_topics(work.topics, operation_timeout=60).values():
+        try:
+            future.result(timeout=90)
+        except Exception as exc:
+            print(f"warning: a topic was not deleted: {exc}", file=sys.stderr)
+
+
+def timed(argv: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-10:])
+        raise SystemExit(f"{' '.join(argv[:6])} ... exited {result.returncode}:\n{tail}")
+    return elapsed, result.stdout
+
+
+def check_against_commits(work: Workload, loomctl_rows: list[dict[str, Any]], tool_rows: list[_kafka_tools.DescribedOffset]) -> list[str]:
+    """Both tools against the offsets this benchmark committed and the log end offsets it produced."""
+    problems: list[str] = []
+    mine = set(work.groups)
+    expected = {k: v for k, v in work.committed.items() if k[0] in mine}
+    seen: dict[Key, dict[str, Any]] = {
+        (r["consumer_group_id"], r["topic_name"], int(r["partition"])): r for r in loomctl_rows if r["consumer_group_id"] in mine
+    }
+    for key in sorted(expected.keys() - seen.keys()):
+        problems.append(f"{key}: loomctl does not show it (committed {expected[key]})")
+    for key in sorted(seen.keys() - expected.keys()):
+        problems.append(f"{key}: loomctl shows a partition the group does not consume")
+    for key in sorted(expected.keys() & seen.keys()):
+        committed, end = expected[key], work.log_end[key[1:]]
+        lag = None if committed is None else end - committed
+        row = seen[key]
+        if (row["committed_offset"], row["log_end_offset"], row["lag"]) != (committed, end, lag):
+            problems.append(
+                f"{key}: loomctl committed/end/lag {row['committed_offset']}/{row['log_end_offset']}/{row['lag']}, "
+                f"expected {committed}/{end}/{lag}"
+            )
+    shown = {r.key: r for r in tool_rows if r.group in mine}
+    committed_keys = {k for k, v in expected.items() if v is not None}
+    for key in sorted(committed_keys ^ shown.keys()):
+        problems.append(f"{key}: kafka-consumer-groups {'misses' if key in committed_keys else 'adds'} it")
+    for key in sorted(committed_keys & shown.keys()):
+        committed, end = expected[key], work.log_end[key[1:]]
+        row = shown[key]
+        if (row.current_offset, row.log_end_offset, row.lag) != (committed, end, end - committed):  # type: ignore[operator]
+            problems.append(f"{key}: kafka-consumer-groups {row.current_offset}/{row.log_end_offset}/{row.lag}, expected {committed}/{end}")
+    return problems
+
+
+@dataclass
+class Stage:
+    groups: int
+    loomctl: list[float] = field(default_factory=list)
+    tool: list[float] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.tool) / statistics.median(self.loomctl)
+
+
+def measure(stage: Stage, runs: int, bootstrap: str, work: Workload) -> list[str]:
+    """Alternate the two commands ``runs`` times (swapping which goes first); check every pair of outputs."""
+    ours = [*loomctl_command(), "lag", "show", "--all-groups", "--by", "partition", "-o", "json"]
+    theirs = _kafka_tools.describe_groups_argv(bootstrap)
+    problems: list[str] = []
+    for run in range(runs):
+        order = [("loomctl", ours), ("tool", theirs)]
+        outputs: dict[str, str] = {}
+        for name, argv in order if run % 2 == 0 else reversed(order):
+            elapsed, outputs[name] = timed(argv)
+            getattr(stage, name).append(elapsed)
+        loomctl_rows = json.loads(outputs["loomctl"])
+        tool_rows = _kafka_tools.parse_describe(outputs["tool"])
+        comparison = _kafka_tools.compare_lag(loomctl_rows, tool_rows, set(work.groups))
+        problems.extend(comparison.problems())
+        problems.extend(check_against_commits(work, loomctl_rows, tool_rows))
+        if run == 0:
+            print(
+                f"  {stage.groups} groups: {comparison.compared} partition rows compared, the same figures in both: "
+                f"{'yes' if comparison.agree else 'NO'}; {comparison.loomctl_only_unknown} more rows only in loomctl, "
+                "all without a commit (kafka-consumer-groups lists only committed partitions of a group without members)",
+                flush=True,
+            )
+    return problems
+
+
+def growth(stages: list[Stage]) -> None:
+    first, last = stages[0], stages[-1]
+    factor = last.groups / first.groups
+    print(f"\nscaling ({first.groups} -> {last.groups} groups, {factor:g}x):")
+    for label, attr in (("loomctl lag show", "loomctl"), ("kafka-consumer-groups", "tool")):
+        t0, t1 = statistics.median(getattr(first, attr)), statistics.median(getattr(last, attr))
+        per_group = (t1 - t0) / (last.groups - first.groups) * 1000
+        print(f"  {label:22} {t0:6.2f} s -> {t1:6.2f} s: {t1 / t0:4.2f}x the time for {factor:g}x the groups ({per_group:5.2f} ms per added group)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--groups", type=int, default=200, help="groups of the main comparison (default 200)")
+    parser.add_argument("--scale", default="50,100,200,400", help="group counts to time for scaling (default 50,100,200,400)")
+    parser.add_argument("--topics", type=int, default=100)
+    parser.add_argument("--partitions", type=int, default=20, help="partitions per topic (default 20: 2,000 in all)")
+    parser.add_argument("--runs", type=int, default=5, help="alternating runs at --groups (default 5)")
+    parser.add_argument("--scale-runs", type=int, default=3, help="alternating runs at the other counts (default 3)")
+    parser.add_argument("--managed", type=int, default=10, help="groups given a service config (needs LOOM_DATABASE_URL)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    bootstrap = os.environ.get("LOOM_KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        print('LOOM_KAFKA_BOOTSTRAP_SERVERS is not set: eval "$(loomctl dev env)" first', file=sys.stderr)
+        return 2
+    try:
+        _kafka_tools.tool_argv(_kafka_tools.CONSUMER_GROUP_COMMAND)
+    except _kafka_tools.ToolUnavailable as exc:
+        print(f"cannot run kafka-consumer-groups: {exc}", file=sys.stderr)
+        return 2
+    sizes = sorted({int(s) for s in args.scale.split(",") if s.strip()} | {args.groups})
+    managed = args.managed if os.environ.get("LOOM_DATABASE_URL") else 0
+
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _quiet_logger()})
+    rng = random.Random(args.seed)
+    prefix = f"lagbench-{uuid.uuid4().hex[:8]}"
+    work = Workload(prefix, [f"{prefix}-t{i:03d}" for i in range(args.topics)], args.partitions)
+    others = len(admin.list_consumer_groups(request_timeout=30).result(timeout=40).valid)
+    stages: list[Stage] = []
+    problems: list[str] = []
+    try:
+        started = time.perf_counter()
+        create_topics(admin, work)
+        records = produce(bootstrap, work, rng)
+        print(
+            f"setup: {len(work.topics)} topics x {work.partitions} partitions = {len(work.log_end)} partitions, "
+            f"{records} records in {time.perf_counter() - started:.1f} s; {others} other groups already on the broker",
+            flush=True,
+        )
+        for size in sizes:
+            started = time.perf_counter()
+            commit_groups(admin, work, size, rng)
+            if len(work.managed) < managed and len(work.groups) >= managed:
+                manage_groups(work, managed)
+            rows = sum(1 for k, v in work.committed.items() if v is not None)
+            print(f"{size} groups: {rows} committed partitions (+{time.perf_counter() - started:.1f} s setup)", flush=True)
+            if not stages:  # warm the page cache, .pyc files and the JVM's class data once
+                timed([*loomctl_command(), "lag", "show", "--all-groups", "-o", "json"])
+                timed(_kafka_tools.describe_groups_argv(bootstrap))
+            stage = Stage(size)
+            problems.extend(measure(stage, args.runs if size == args.groups else args.scale_runs, bootstrap, work))
+            stages.append(stage)
+    finally:
+        cleanup(admin, work)
+
+    print(f"\n{'groups':>6}  {'loomctl lag show':>17}  {'kafka-consumer-groups':>22}  {'ratio':>6}")
+    for stage in stages:
+        print(
+            f"{stage.groups:>6}  {statistics.median(stage.loomctl):15.3f} s  {statistics.median(stage.tool):20.3f} s  "
+            f"{stage.ratio:5.1f}x  ({len(stage.loomctl)} runs each, alternating)"
+        )
+    main_stage = next(s for s in stages if s.groups == args.groups)
+    print(
+        f"\nmedian ratio at {args.groups} groups x {len(work.log_end)} partitions, kafka-consumer-groups / loomctl: "
+        f"{main_stage.ratio:.1f}x (target >= 10x)"
+    )
+    if len(stages) > 1:
+        growth(stages)
+    unique = list(dict.fromkeys(problems))
+    if unique:
+        print(f"\nDISAGREEMENT: {len(unique)} figures differ (correctness, not speed):", file=sys.stderr)
+        for line in unique[:20]:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    print("\nagreement: both tools show the same committed offset, log end offset and lag on every partition both list,"
+          " and both match the offsets committed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
