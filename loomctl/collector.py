@@ -1,7 +1,10 @@
 """`loomctl lag collect`: sample every configured group into ``consumer_lag_history``, like Burrow.
 
 One cycle = one cluster snapshot, then one transaction that COPYs every sample of it, so a
-sample is written whole or not at all. Only the collector holding a session-level advisory
+sample is written whole or not at all. The snapshot is taken in a child process that owns the
+Kafka client: librdkafka aborts the whole process when a broker connection drops in the middle of
+a group-coordinator admin request (confluentinc/librdkafka#4605, unfixed in 2.16), and a
+collector must outlive any broker restart, so only the child dies and is started again. Only the collector holding a session-level advisory
 lock writes (the others stand by and take over when its connection goes away), so two
 collectors never double a sample. A broker or database outage costs cycles, never the process:
 each failure is reported once per cycle and retried with a growing backoff.
@@ -49,7 +52,7 @@ class Collector:
     on_event: Event = lambda level, message: None
     timeout_s: float = 10.0
     _conn: "psycopg.Connection[Any] | None" = field(default=None, init=False, repr=False)
-    _admin: Any = field(default=None, init=False, repr=False)
+    _worker: "SnapshotWorker | None" = field(default=None, init=False, repr=False)
     _leader: bool = field(default=False, init=False)
     _last_maintenance: float = field(default=float("-inf"), init=False)
 
@@ -77,16 +80,16 @@ class Collector:
         self._conn = None
         self._leader = False
 
-    def _admin_client(self) -> Any:
-        if self._admin is None:
-            from loomctl import kafka
-
-            self._admin = kafka.admin_client(self.settings, timeout=self.timeout_s)
-        return self._admin
+    def _snapshot(self, group_ids: list[str]) -> Any:
+        if self._worker is None:
+            self._worker = SnapshotWorker(self.settings, self.timeout_s)
+        return self._worker.snapshot(group_ids)
 
     def close(self) -> None:
         self._drop_connection()
-        self._admin = None
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
 
     # -- one cycle -----------------------------------------------------------------------------
 
@@ -104,8 +107,6 @@ class Collector:
         """Take one sample of every configured group and write it in one transaction."""
         import psycopg
 
-        from loomctl import kafka
-
         result = CycleResult()
         try:
             conn = self._connection()
@@ -117,7 +118,7 @@ class Collector:
             result.groups = len(services)
             if not services:
                 return result
-            snap = kafka.snapshot(self._admin_client(), sorted(services), timeout=self.timeout_s)
+            snap = self._snapshot(sorted(services))
             now = dt.datetime.now(dt.timezone.utc)
             samples = samples_from(snap, services, now)
             committed = {(s.consumer_group_id, s.topic_name, s.partition): s.committed_offset for s in samples
@@ -170,7 +171,7 @@ class Collector:
                 if once or isinstance(exc, BadInput):
                     raise
                 failures += 1
-                delay = min(2.0 ** (failures - 1), MAX_BACKOFF_S, max(self.interval.total_seconds(), 1.0))
+                delay = min(max(2.0 ** (failures - 1), self.interval.total_seconds()), MAX_BACKOFF_S)
                 self.on_event("warning", f"{exc} (attempt {failures}, retrying in {delay:g}s)")
                 stop.wait(delay)
                 continue
@@ -192,6 +193,92 @@ class Collector:
                 break
             stop.wait(max(self.interval.total_seconds() - (time.monotonic() - started), 0.0))
         return wrote
+
+
+class SnapshotWorker:
+    """A child process that keeps one AdminClient and answers snapshot requests over a pipe.
+
+    If the child dies (a librdkafka abort) or does not answer in time, it is killed, the cycle
+    fails with a one-line BackendUnavailable, and the next request starts a fresh child.
+    """
+
+    def __init__(self, settings: Settings, timeout_s: float) -> None:
+        self.settings = settings
+        self.timeout_s = timeout_s
+        self._process: Any = None
+        self._pipe: Any = None
+
+    def _start(self) -> None:
+        import multiprocessing
+
+        # spawn, not fork: a fresh interpreter, with no inherited threads or sockets
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        self._process = context.Process(
+            target=_worker_main, args=(child, self.settings, self.timeout_s), name="loomctl-kafka-snapshot", daemon=True
+        )
+        self._process.start()
+        child.close()
+        self._pipe = parent
+
+    def snapshot(self, group_ids: list[str]) -> Any:
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        limit = 3 * (self.timeout_s + 5) + 10  # describe, offsets and list_offsets, each with its own timeout
+        try:
+            self._pipe.send(group_ids)
+            if not self._pipe.poll(limit):
+                self.close()
+                raise BackendUnavailable(f"Kafka did not answer a snapshot within {limit:g} s")
+            kind, payload = self._pipe.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
+            code = self._process.exitcode if self._process is not None else None
+            self.close()
+            raise BackendUnavailable(f"the Kafka client stopped mid-request (exit {code}); starting a new one") from None
+        if kind == "ok":
+            return payload
+        error_class, message = payload
+        raise (BadInput if error_class == "BadInput" else BackendUnavailable)(message)
+
+    def close(self) -> None:
+        if self._pipe is not None:
+            try:
+                self._pipe.send(None)
+            except (OSError, ValueError):
+                pass
+            self._pipe.close()
+            self._pipe = None
+        if self._process is not None:
+            self._process.join(timeout=2)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(timeout=5)
+            self._process = None
+
+
+def _worker_main(pipe: Any, settings: Settings, timeout_s: float) -> None:
+    import os
+    import signal
+
+    from loomctl import kafka
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which then closes us
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)  # librdkafka's abort message; the parent reports the failure in one line
+    admin = None
+    while True:
+        try:
+            group_ids = pipe.recv()
+        except (EOFError, OSError):
+            return
+        if group_ids is None:
+            return
+        try:
+            if admin is None:
+                admin = kafka.admin_client(settings, timeout=timeout_s)
+            pipe.send(("ok", kafka.snapshot(admin, group_ids, timeout=timeout_s)))
+        except LoomError as exc:
+            pipe.send(("error", (type(exc).__name__, str(exc))))
 
 
 def samples_from(snap: Any, services: dict[str, str], now: dt.datetime) -> list[lag.LagSample]:

@@ -1,0 +1,155 @@
+"""`lag collect` as operators run it: a long-lived process that survives outages and never doubles a sample."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from lag_support import commit, create_topic, produce, unique
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 3
+
+
+def start_collector(database_url: str, bootstrap: str, log: Path, interval: str = "1s") -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "loomctl", "--database-url", database_url, "--bootstrap-servers", bootstrap,
+         "lag", "collect", "--interval", interval, "--verbose"],
+        stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env,
+    )
+
+
+def wait_for(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def rows(database_url: str) -> int:
+    try:
+        with psycopg.connect(database_url, connect_timeout=2) as conn:
+            return conn.execute("SELECT count(*) FROM consumer_lag_history").fetchone()[0]
+    except psycopg.OperationalError:
+        return -1
+
+
+def sample_sizes(database_url: str) -> dict[int, int]:
+    """How many rows each sample instant has: a whole sample has one row per partition."""
+    with psycopg.connect(database_url) as conn:
+        found = conn.execute(
+            "SELECT n, count(*) FROM (SELECT count(*) AS n FROM consumer_lag_history GROUP BY \"timestamp\") s GROUP BY n"
+        ).fetchall()
+    return dict(found)
+
+
+def distinct_samples(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT count(DISTINCT \"timestamp\") FROM consumer_lag_history").fetchone()[0]
+
+
+def stop_collector(process: subprocess.Popen, log: Path) -> str:
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    text = log.read_text()
+    assert "Traceback" not in text, text
+    return text
+
+
+def setup_group(database_url: str, bootstrap: str) -> None:
+    topic, group = unique("collected"), unique("g-collected")
+    create_topic(bootstrap, topic, PARTITIONS)
+    produce(bootstrap, topic, {p: 20 for p in range(PARTITIONS)})
+    commit(bootstrap, group, topic, {p: 5 for p in range(PARTITIONS)})
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id) VALUES (%s, %s)",
+                     (unique("collected-svc"), group))
+
+
+@pytest.fixture
+def private_stack(tmp_path_factory) -> Iterator[Path]:
+    """A PostgreSQL and a Kafka of this test's own, so they can be stopped and started again."""
+    from loomctl import devstack
+
+    state_dir = tmp_path_factory.mktemp("outage") / "stack"
+    devstack.up(state_dir)
+    try:
+        yield state_dir
+    finally:
+        devstack.down(state_dir)
+
+
+@pytest.mark.slow
+def test_the_collector_survives_a_broker_and_a_database_restart(private_stack, tmp_path) -> None:
+    from loomctl import devstack
+    from loomctl.devstack import kafka, postgres
+
+    info = devstack.status(private_stack)
+    url, bootstrap = info.database_url, info.bootstrap_servers
+    setup_group(url, bootstrap)
+    log = tmp_path / "collector.log"
+    collector = start_collector(url, bootstrap, log)
+    try:
+        wait_for("the first samples", lambda: rows(url) >= 2 * PARTITIONS)
+
+        assert kafka.stop(info.kafka.pid, private_stack)
+        wait_for("a warning about Kafka", lambda: "warning: Kafka" in log.read_text())
+        before = rows(url)
+        time.sleep(2)
+        assert collector.poll() is None, log.read_text()
+        assert rows(url) == before  # nothing written without the broker, and nothing half-written
+        assert devstack.up(private_stack).bootstrap_servers == bootstrap  # the same address again
+        wait_for("samples after the broker came back", lambda: rows(url) >= before + 2 * PARTITIONS)
+
+        assert postgres.stop(info.postgres.pid, info.postgres.data_dir.parent)
+        wait_for("a warning about PostgreSQL", lambda: "PostgreSQL" in log.read_text().split("warning: Kafka")[-1])
+        assert collector.poll() is None, log.read_text()
+        assert devstack.up(private_stack).database_url == url
+        after_restart = rows(url)
+        wait_for("samples after the database came back", lambda: rows(url) >= after_restart + 2 * PARTITIONS)
+    finally:
+        text = stop_collector(collector, log)
+    assert "recovered after" in text
+    assert set(sample_sizes(url)) == {PARTITIONS}, "every sample is whole: one row per partition"
+
+
+def test_two_collectors_write_each_sample_once(database_factory, services, tmp_path) -> None:
+    from loomctl import migrations
+
+    url = database_factory.create("loomcollect")
+    migrations.upgrade(url)
+    setup_group(url, services.bootstrap_servers)
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    first = start_collector(url, services.bootstrap_servers, logs[0], interval="0.5s")
+    wait_for("the first collector to lead", lambda: "writer lock taken" in logs[0].read_text())
+    second = start_collector(url, services.bootstrap_servers, logs[1], interval="0.5s")
+    try:
+        wait_for("the second collector to stand by", lambda: "standing by" in logs[1].read_text())
+        wait_for("a few samples", lambda: rows(url) >= 6 * PARTITIONS)
+        assert "writer lock taken" not in logs[1].read_text()
+        assert "wrote" not in logs[1].read_text()
+        first_log = stop_collector(first, logs[0])  # the writer goes away: the other takes over
+        # every sample in the table is one the writer reported, written whole, once
+        assert distinct_samples(url) == first_log.count("wrote 3 samples")
+        assert set(sample_sizes(url)) == {PARTITIONS}
+        wait_for("the second collector to take over", lambda: "writer lock taken" in logs[1].read_text())
+        taken_over = rows(url)
+        wait_for("samples from the second collector", lambda: rows(url) >= taken_over + 2 * PARTITIONS)
+    finally:
+        if first.poll() is None:
+            stop_collector(first, logs[0])
+        stop_collector(second, logs[1])
+        database_factory.drop(url)
+
