@@ -1,0 +1,75 @@
+"""`metrics show`, `recommend` and `lag history` over measured rows in a database of this module's own."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from lag_support import LagCli
+
+pytestmark = pytest.mark.integration
+
+SERVICE, GROUP = "slow-batches", "g-slow-batches"
+
+
+@pytest.fixture(scope="module")
+def cli(database_factory, services) -> Iterator[LagCli]:
+    """A service fetching 3 records per batch (max_poll_records 500) while its lag grows."""
+    from loomctl import migrations
+
+    url = database_factory.create("loommon")
+    migrations.upgrade(url)
+    cli = LagCli(url, services.bootstrap_servers)
+    assert cli("config", "set", SERVICE, "--create", "--group", GROUP, "max_poll_records=500").exit_code == 0
+    now = dt.datetime.now(dt.timezone.utc)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for i in range(20):
+            failed = 1 if i == 0 else 0
+            conn.execute(
+                "INSERT INTO consumer_processing_metrics (\"timestamp\", service_name, consumer_group_id, batch_size,"
+                " messages_processed, messages_failed, processing_time_ms, messages_per_second)"
+                " VALUES (%s, %s, %s, 3, %s, %s, 30, 100)",
+                (now - dt.timedelta(seconds=5 * i), SERVICE, GROUP, 3 - failed, failed),
+            )
+        for i, (offset, log_end) in enumerate([(100, 300), (130, 400), (160, 500), (190, 600)]):
+            for partition in (0, 1):
+                conn.execute(
+                    "SELECT record_consumer_lag(%s, 'sensor-readings', %s, %s, %s, %s, %s)",
+                    (SERVICE, partition, offset, log_end, GROUP, now - dt.timedelta(seconds=150 - 45 * i)),
+                )
+    yield cli
+    database_factory.drop(url)
+
+
+def test_metrics_show_summarizes_the_batches(cli) -> None:
+    report = cli.json("metrics", "show", SERVICE, "--since", "10m", "--bucket", "1m")
+    summary = report["summary"]
+    assert summary["batches"] == 20 and summary["messages_received"] == 60
+    assert summary["messages_processed"] == 59 and summary["messages_failed"] == 1
+    assert summary["avg_batch_size"] == 3 and summary["batch_fill"] == 0.006
+    assert summary["messages_per_second"] == pytest.approx(59 * 1000 / 600, abs=0.1)
+    assert summary["error_rate"] == pytest.approx(1 / 60, abs=1e-4)
+    assert summary["poll_interval_usage"] == pytest.approx(30 / 300000, abs=1e-3)
+    assert sum(b["batches"] for b in report["buckets"]) == 20
+
+
+def test_recommend_quotes_the_numbers(cli) -> None:
+    [row] = cli.json("recommend", SERVICE)
+    assert row["status"] == "WARN"
+    assert "3" in row["recommendation"] and "500" in row["recommendation"], row["recommendation"]
+    assert [r["service_name"] for r in cli.json("recommend")] == [SERVICE]
+    assert cli("recommend", "nobody").exit_code == 3
+
+
+def test_history_has_a_bucket_per_step_with_the_summed_lag(cli) -> None:
+    [topic] = cli.json("lag", "history", SERVICE, "--since", "5m", "--bucket", "1m")
+    assert topic["topic_name"] == "sensor-readings"
+    lags = [b["lag"] for b in topic["buckets"] if b["lag"] is not None]
+    assert lags == sorted(lags) and lags[-1] == 2 * (600 - 190)
+    assert len(topic["buckets"]) in (5, 6)  # every minute of the range, also the empty ones
+    table = cli("lag", "history", SERVICE, "--since", "5m", "--bucket", "1m")
+    assert table.exit_code == 0 and "sensor-readings" in table.stdout
+    assert cli("lag", "history", SERVICE, "--since", "30d", "--bucket", "1s").exit_code == 2
