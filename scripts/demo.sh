@@ -1,34 +1,133 @@
 #!/usr/bin/env bash
-# `make demo`: start the local stack, migrate, and show the guide's monitoring queries.
+# `make demo`: start the local stack, load the guide's example services, run demo traffic
+# (a consumer that keeps up, a slow one, a stopped one) while `loomctl lag collect` samples it,
+# then show how loomctl tells them apart, and run the guide's monitoring queries.
+# The stack keeps running afterwards; the traffic and the collector never outlive the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 loomctl=.venv/bin/loomctl
 
-$loomctl dev up
-eval "$($loomctl dev env)"
+# Seconds the collector samples the running traffic before the lag is shown.
+SAMPLE_SECONDS=${DEMO_SAMPLE_SECONDS:-30}
+RATE=${DEMO_RATE:-200}
 
-echo
-echo "== loomctl db current"
+section() { echo; echo "== $*"; }
+
+work=$(mktemp -d)
+traffic_pid=""
+collector_pid=""
+
+stop_pid() {  # SIGTERM one background process of ours and wait for it (both stop cleanly on TERM)
+  local pid=$1
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  stop_pid "$collector_pid"
+  stop_pid "$traffic_pid"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# DEMO_DIR: run on a stack of its own instead of the default one (~/.local/state/loomctl/dev).
+dir_args=()
+[ -z "${DEMO_DIR:-}" ] || dir_args=(--dir "$DEMO_DIR")
+
+$loomctl dev up "${dir_args[@]}"
+eval "$($loomctl dev env "${dir_args[@]}")"
+
+section "loomctl db current"
 $loomctl db current
 
-echo
-echo "== loomctl config import examples/pipeline-services.yaml (the guide's example services)"
+section "loomctl config import examples/pipeline-services.yaml (the guide's example services)"
 $loomctl config import examples/pipeline-services.yaml --yes
 
-echo
-echo "== loomctl config list"
+section "loomctl config list"
 $loomctl config list
 
-echo
-echo "== the guide's monitoring queries"
-psql "$LOOM_DATABASE_URL" -X -P pager=off \
+section "loomctl dev traffic --rate $RATE (in the background)"
+echo "A producer writes $RATE messages/s into device.audio.raw and device.sensor.accelerometer.raw."
+echo "Three consumers built by loomctl.loader from their configs read them:"
+echo "  timescale-writer     keeps up: large batches, commits after each write  -> OK"
+echo "  speech-processor     slow: a member per partition, each 5x too slow        -> WARN"
+echo "  motion-event-filter  stopped: consumed 3 batches, committed, exited        -> STOP"
+# Long enough for the whole show; the script stops it (SIGTERM) right after the lag is shown.
+$loomctl dev traffic "${dir_args[@]}" --duration 10m --rate "$RATE" >"$work/traffic.out" 2>"$work/traffic.log" &
+traffic_pid=$!
+
+# Start sampling once the stopped consumer has exited, so every sample in the status window
+# sees its final commit (a sample taken before its first commit would have no offset to compare).
+for _ in $(seq 1 300); do
+  grep -q "stopped consumer" "$work/traffic.log" && break
+  if ! kill -0 "$traffic_pid" 2>/dev/null; then
+    cat "$work/traffic.log" >&2
+    traffic_pid=""
+    echo "demo: loomctl dev traffic ended early" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+sed 's/^/  traffic: /' "$work/traffic.log"
+
+section "loomctl lag collect --interval 2s (in the background)"
+$loomctl lag collect --interval 2s 2>"$work/collector.log" &
+collector_pid=$!
+started=$SECONDS
+
+sleep $((SAMPLE_SECONDS / 2))
+section "loomctl lag show --by service (after $((SECONDS - started)) s of samples)"
+$loomctl lag show --by service
+
+sleep $((SAMPLE_SECONDS - (SECONDS - started) > 0 ? SAMPLE_SECONDS - (SECONDS - started) : 0))
+# Everything below is measured while the traffic still runs: once it stops, the lag stops
+# growing and the slow consumer would no longer look slow.
+section "loomctl lag show --by service (after $((SECONDS - started)) s of samples)"
+$loomctl lag show --by service
+
+section "loomctl lag status --window 1m"
+$loomctl lag status --window 1m
+
+section "loomctl alerts"
+$loomctl alerts
+
+section "loomctl recommend"
+$loomctl recommend
+
+section "loomctl metrics show speech-processor --since 10m --bucket 1m"
+$loomctl metrics show speech-processor --since 10m --bucket 1m
+
+section "the guide's monitoring queries"
+psql "$LOOM_DATABASE_URL" -X -e -P pager=off \
   -c "SELECT service_name, max_poll_records, session_timeout_ms, description FROM pipeline_consumer_configs ORDER BY service_name;" \
-  -c "SELECT * FROM v_consumer_performance_monitor ORDER BY avg_lag DESC;" \
+  -c "SELECT service_name, status, total_lag, avg_lag, lag_change, messages_per_second, error_rate FROM v_consumer_performance_monitor ORDER BY avg_lag DESC NULLS LAST;" \
   -c "SELECT * FROM v_consumer_alerts;" \
+  -c "SELECT * FROM v_consumer_performance_history WHERE service_name = 'speech-processor' AND timestamp > NOW() - INTERVAL '1 hour';" \
+  -c "SELECT avg(processing_time_ms), avg(messages_per_second) FROM consumer_processing_metrics WHERE service_name = 'speech-processor' AND timestamp > NOW() - INTERVAL '1 hour';" \
+  -c "SELECT timestamp, lag FROM consumer_lag_history WHERE service_name = 'speech-processor' ORDER BY timestamp DESC LIMIT 6;" \
+  -c '\x on' \
+  -c "SELECT * FROM v_consumer_performance_monitor WHERE service_name = 'speech-processor';" \
+  -c '\x off' \
   -c "SELECT * FROM v_partition_efficiency;" \
   -c "SELECT generate_partition_update_script();"
 
+section "stopping the collector and the traffic"
+stop_pid "$collector_pid"
+collector_pid=""
+stop_pid "$traffic_pid"
+traffic_pid=""
+grep -v "stopped consumer" "$work/traffic.log" | tail -n 2 | sed 's/^/  traffic: /'
+cat "$work/traffic.out"
+
+# partitions
+# Later: `loomctl partitions recommend` (from the produce rate and speech-processor's measured
+# throughput), `loomctl partitions plan` and `loomctl partitions apply --yes` on device.audio.raw,
+# then `loomctl lag show --by partition` on the grown topic.
+
 echo
 echo "The stack keeps running. Try it in your shell:"
-echo "  eval \"\$($loomctl dev env)\" && $loomctl db current"
+echo "  eval \"\$($loomctl dev env)\" && $loomctl lag show"
+echo "  $loomctl dev traffic --duration 2m &    # more traffic; $loomctl lag collect --interval 5s to sample it"
 echo "Stop it with: $loomctl dev down"

@@ -19,6 +19,10 @@ DirOption = Annotated[
 ]
 
 
+TRAFFIC_COLUMNS = ["service_name", "behaviour", "topics", "consumer_group_id", "members", "batches",
+                   "messages_consumed", "messages_failed", "commits", "state", "error"]
+
+
 def _dir_flag(state_dir: Path | None) -> str:
     return f" --dir {state_dir}" if state_dir is not None else ""
 
@@ -121,4 +125,7 @@ def traffic(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     out = state(ctx).output_for(output)
-    render(report.consumers if out is Output.table else report, out, title="demo consumers")
+    if out is Output.table:
+        render(report.consumers, out, columns=TRAFFIC_COLUMNS, title=f"demo consumers after {report.duration_s:g} s")
+    else:
+        render(report, out)

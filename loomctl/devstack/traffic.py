@@ -35,6 +35,7 @@ from loomctl.settings import Settings, libpq_url, mask_url
 PROGRESS_EVERY_S = 5.0
 POLL_TIMEOUT_S = 0.25
 TOPIC_READY_TIMEOUT_S = 15.0
+SLOW_SHARE_INVERSE = 5  # the slow service's members keep up with a fifth of what reaches their partitions
 DEVICES = 48  # distinct message keys, so keyed partitioning spreads over every partition
 
 IMPORT_HINT = "load the example services with: loomctl config import examples/pipeline-services.yaml --yes"
@@ -59,6 +60,8 @@ class DemoConsumer:
     service_name: str
     topics: tuple[str, ...]
     behaviour: Behaviour
+    members: int | None = 1
+    """Consumers in the group; None for one per partition of its first topic (scaled out as far as it goes)."""
     message_delay_s: float = 0.0
     """Time spent on each message (the slow consumer's model inference)."""
     batch_delay_s: float = 0.0
@@ -94,6 +97,7 @@ class ConsumerResult:
     topics: list[str]
     consumer_group_id: str | None = None
     config_version: int | None = None
+    members: int = 0
     auto_commit: bool | None = None
     batches: int = 0
     messages_consumed: int = 0
@@ -117,18 +121,22 @@ class TrafficReport:
 def demo_plan(*, prefix: str = "", rate: float = 200.0, duration_s: float = 40.0) -> TrafficPlan:
     """The demo pipeline over services of examples/pipeline-services.yaml; ``prefix`` goes before each topic name.
 
-    Audio is read by speech-processor, an AI model service (5 clips per poll) that takes 50 ms a
-    clip: about 20 messages/s against ``rate``, so its lag grows at every sample. Accelerometer
-    data is written by timescale-writer (database writer: large batches, commit after each write),
-    which keeps up, and was read by motion-event-filter, which stopped after a few batches.
+    Audio is read by speech-processor, an AI model service (5 clips per poll) scaled out to one
+    member per partition, each of which handles only a fifth of its partition's share of
+    ``rate`` (75 ms a clip at 200 messages/s on 3 partitions): every partition moves, and its lag
+    grows at every sample. Accelerometer data is written by timescale-writer (database writer:
+    large batches, commit after each write), which keeps up, and was read by
+    motion-event-filter, which stopped after a few batches.
     """
     audio, accelerometer = f"{prefix}device.audio.raw", f"{prefix}device.sensor.accelerometer.raw"
+    audio_partitions = 3
+    clip_s = SLOW_SHARE_INVERSE * audio_partitions / rate if rate > 0 else 0.0
     return TrafficPlan(
-        topics=(DemoTopic(audio, 3), DemoTopic(accelerometer, 4)),
+        topics=(DemoTopic(audio, audio_partitions), DemoTopic(accelerometer, 4)),
         consumers=(
             DemoConsumer("timescale-writer", (accelerometer,), Behaviour.keeps_up, batch_delay_s=0.005),
-            DemoConsumer("speech-processor", (audio,), Behaviour.slow, message_delay_s=0.05, failure_every=40),
-            DemoConsumer("motion-event-filter", (accelerometer,), Behaviour.stopped, stop_after_batches=3),
+            DemoConsumer("speech-processor", (audio,), Behaviour.slow, members=None, message_delay_s=clip_s, failure_every=40),
+            DemoConsumer("motion-event-filter", (accelerometer,), Behaviour.stopped, batch_delay_s=0.002, stop_after_batches=3),
         ),
         rate=rate,
         duration_s=duration_s,
@@ -242,6 +250,7 @@ class _Run:
     admin: Any
     halt: threading.Event
     say: Progress
+    partitions: dict[str, int]
     produced: dict[str, int] = field(default_factory=dict)
     undelivered: dict[str, int] = field(default_factory=dict)
     producer_error: str | None = None
@@ -325,10 +334,10 @@ def _has_committed(run: _Run, group_id: str, topics: Sequence[str]) -> bool:
     return any(offset is not None for (topic, _), offset in offsets.items() if topic in topics)
 
 
-def _consume(run: _Run, spec: DemoConsumer, result: ConsumerResult) -> None:
-    loader = run.loader
-    config = loader.load_config(spec.service_name)
+def _run_service(run: _Run, spec: DemoConsumer, result: ConsumerResult) -> None:
+    config = run.loader.load_config(spec.service_name)
     result.consumer_group_id, result.config_version = config.consumer_group_id, config.version
+    result.auto_commit = bool(config["enable_auto_commit"])
     if spec.behaviour is Behaviour.stopped and _has_committed(run, config.consumer_group_id, spec.topics):
         # A stopped consumer stays stopped: on a re-run its group keeps the offsets of the first
         # run, so the lag keeps growing behind a commit that never moves (status STOP), instead
@@ -336,18 +345,44 @@ def _consume(run: _Run, spec: DemoConsumer, result: ConsumerResult) -> None:
         result.state = "already stopped"
         run.say(f"{spec.service_name}: stopped consumer already exited in an earlier run (group {config.consumer_group_id} keeps its offsets)")
         return
+    result.members = spec.members or run.partitions[spec.topics[0]]
+    result.state = "running"
+    members = [
+        threading.Thread(target=_member_thread, args=(run, spec, result, index), name=f"traffic-{spec.service_name}-{index}", daemon=True)
+        for index in range(result.members)
+    ]
+    for member in members:
+        member.start()
+    for member in members:
+        member.join()
+    if result.state == "running":
+        result.state = "finished"
+
+
+def _member_thread(run: _Run, spec: DemoConsumer, result: ConsumerResult, index: int) -> None:
+    try:
+        _consume(run, spec, result, index)
+    except Exception as exc:  # one failed consumer must not end the others: report it
+        text = _first_line(exc)
+        with run.lock:
+            result.state, result.error = "failed", text
+        run.say(f"{spec.service_name}: consumer {index} failed: {text}")
+
+
+def _consume(run: _Run, spec: DemoConsumer, result: ConsumerResult, index: int) -> None:
+    """One member of the service's group: poll, handle, store offsets, record the batch."""
+    loader = run.loader
     consumer = loader.create_consumer(
         spec.service_name,
         list(spec.topics),
         config_overrides={
             "enable.auto.offset.store": False,  # store an offset only once its message is handled
-            "client.id": f"loomctl-traffic-{spec.service_name}",
+            "client.id": f"loomctl-traffic-{spec.service_name}-{index}",
             "logger": _quiet_logger(),
         },
     )
-    result.auto_commit = bool(config["enable_auto_commit"])
-    commit_each_batch = not result.auto_commit
-    result.state = "running"
+    commit_each_batch = spec.behaviour is Behaviour.stopped or not result.auto_commit
+    seen = batches = 0
     try:
         for messages in loader.poll_with_limit(consumer, spec.service_name, timeout=POLL_TIMEOUT_S, yield_empty=True):
             if run.halt.is_set():
@@ -360,37 +395,41 @@ def _consume(run: _Run, spec: DemoConsumer, result: ConsumerResult) -> None:
                     if spec.message_delay_s and run.halt.wait(spec.message_delay_s):
                         break
                     handled += 1
-                    if spec.failure_every and (result.messages_consumed + handled) % spec.failure_every == 0:
+                    if spec.failure_every and (seen + handled) % spec.failure_every == 0:
                         failed += 1  # a failed message is handled too (as if sent to a dead-letter topic)
                     consumer.store_offsets(message=msg)
                 if spec.batch_delay_s:
                     time.sleep(spec.batch_delay_s)
                 batch.failed, batch.processed = failed, handled - failed
-            result.batches += 1
-            result.messages_consumed += handled
-            result.messages_failed += failed
-            if commit_each_batch or spec.behaviour is Behaviour.stopped:
-                result.commits += _commit(consumer)
-            if spec.behaviour is Behaviour.stopped and result.batches >= spec.stop_after_batches:
-                result.state = "stopped"
-                run.say(
-                    f"{spec.service_name}: stopped consumer committed {result.messages_consumed} messages in "
-                    f"{result.batches} batches and exited; group {config.consumer_group_id} is now Empty"
-                )
+            seen += handled
+            batches += 1
+            committed = commit_each_batch and _commit(consumer)
+            with run.lock:
+                result.batches += 1
+                result.messages_consumed += handled
+                result.messages_failed += failed
+                result.commits += int(committed)
+            if spec.behaviour is Behaviour.stopped and batches >= spec.stop_after_batches:
                 break
     finally:
         consumer.close()  # commits what auto-commit has not yet, and leaves the group
-    if result.state == "running":
-        result.state = "finished"
+    if spec.behaviour is Behaviour.stopped and not run.halt.is_set():
+        with run.lock:
+            result.state = "stopped"
+        run.say(
+            f"{spec.service_name}: stopped consumer committed {result.messages_consumed} messages in "
+            f"{result.batches} batches and exited; group {result.consumer_group_id} is now Empty"
+        )
 
 
-def _consumer_thread(run: _Run, spec: DemoConsumer, result: ConsumerResult) -> None:
+def _service_thread(run: _Run, spec: DemoConsumer, result: ConsumerResult) -> None:
     try:
-        _consume(run, spec, result)
-    except Exception as exc:  # one failed consumer must not end the others: report it
+        _run_service(run, spec, result)
+    except Exception as exc:  # one failed service must not end the others: report it
         text = _first_line(exc)
-        result.state, result.error = "failed", text
-        run.say(f"{spec.service_name}: consumer failed: {text}")
+        with run.lock:
+            result.state, result.error = "failed", text
+        run.say(f"{spec.service_name}: failed: {text}")
 
 
 def _status_line(run: _Run, results: Sequence[ConsumerResult], elapsed: float) -> str:
@@ -440,11 +479,11 @@ def run(
     halt = threading.Event()
     try:
         loader = ConsumerConfigLoader(pool, cache_dir=cache_dir, poll_timeout=POLL_TIMEOUT_S)
-        shared = _Run(settings, plan, loader, admin, halt, say)
+        shared = _Run(settings, plan, loader, admin, halt, say, {name: count for name, (count, _) in topics.items()})
         results = [ConsumerResult(c.service_name, c.behaviour.value, list(c.topics)) for c in plan.consumers]
         threads = [threading.Thread(target=_producer_thread, args=(shared,), name="traffic-producer", daemon=True)]
         threads += [
-            threading.Thread(target=_consumer_thread, args=(shared, spec, result), name=f"traffic-{spec.service_name}", daemon=True)
+            threading.Thread(target=_service_thread, args=(shared, spec, result), name=f"traffic-{spec.service_name}", daemon=True)
             for spec, result in zip(plan.consumers, results)
         ]
         say(f"producing {plan.rate:g} messages/s into each of {len(plan.topics)} topics for {plan.duration_s:g} s; "
