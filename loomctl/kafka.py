@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
 
 DEFAULT_TIMEOUT_S = 10.0
-OFFSET_FETCH_CONCURRENCY = 32
+OFFSET_FETCH_CONCURRENCY = 64
 
 TopicPartition = tuple[str, int]
 T = TypeVar("T")
@@ -128,14 +128,24 @@ def list_group_ids(admin: "AdminClient", *, timeout: float = DEFAULT_TIMEOUT_S) 
 
 def describe_groups(admin: "AdminClient", group_ids: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Group]:
     """Every group's state and members with their assigned partitions, in one request."""
+    return _described(_describe(admin, group_ids, timeout), timeout)
+
+
+def _describe(admin: "AdminClient", group_ids: Sequence[str], timeout: float) -> dict[str, Any]:
+    """Send the describe request; its futures are collected later by :func:`_described`."""
     from confluent_kafka import KafkaException
 
     if not group_ids:
         return {}
     try:
-        futures = admin.describe_consumer_groups(list(group_ids), request_timeout=timeout)
+        return admin.describe_consumer_groups(list(group_ids), request_timeout=timeout)
     except KafkaException as exc:
         raise unreachable(exc, "describe_consumer_groups") from None
+
+
+def _described(futures: dict[str, Any], timeout: float) -> dict[str, Group]:
+    from confluent_kafka import KafkaException
+
     groups: dict[str, Group] = {}
     for group_id, future in futures.items():
         try:
@@ -241,7 +251,7 @@ def topic_partition_counts(admin: "AdminClient", topics: Iterable[str] | None = 
 
 
 def log_offsets(admin: "AdminClient", partitions: Iterable[TopicPartition], *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[TopicPartition, LogOffsets]:
-    """Log start and end offset of every partition: one ``list_offsets`` request for each bound."""
+    """Log start and end offset of every partition: one ``list_offsets`` request for each bound, together."""
     from confluent_kafka import KafkaException
     from confluent_kafka import TopicPartition as KafkaTopicPartition
     from confluent_kafka.admin import OffsetSpec
@@ -251,11 +261,13 @@ def log_offsets(admin: "AdminClient", partitions: Iterable[TopicPartition], *, t
         return {}
     ends: dict[TopicPartition, int] = {}
     starts: dict[TopicPartition, int] = {}
+    requests = []
     for spec, into in ((OffsetSpec.latest(), ends), (OffsetSpec.earliest(), starts)):
-        try:
-            futures = admin.list_offsets({KafkaTopicPartition(t, p): spec for t, p in wanted}, request_timeout=timeout)
+        try:  # both requests in flight at once
+            requests.append((admin.list_offsets({KafkaTopicPartition(t, p): spec for t, p in wanted}, request_timeout=timeout), into))
         except KafkaException as exc:
             raise unreachable(exc, "list_offsets") from None
+    for futures, into in requests:
         for tp, future in futures.items():
             try:
                 into[(tp.topic, tp.partition)] = _result(future, timeout + 5, "list_offsets").offset
@@ -279,8 +291,9 @@ def snapshot(
     partition of those topics, so a partition added since the last commit shows as unknown.
     """
     snap = ClusterSnapshot()
-    snap.groups = describe_groups(admin, group_ids, timeout=timeout)
+    described = _describe(admin, group_ids, timeout)  # in flight while the offsets are fetched
     snap.committed = committed_offsets(admin, group_ids, concurrency=concurrency, timeout=timeout)
+    snap.groups = _described(described, timeout)
     topics: set[str] = set()
     for group_id in group_ids:
         known = set(snap.committed.get(group_id, {}))

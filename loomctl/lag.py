@@ -461,16 +461,18 @@ def show(
     points: dict[Key, tuple[OffsetPoint | None, OffsetPoint | None]] = {}
     statuses: dict[Key, str] = {}
     if conn is not None:
+        # only configured groups are collected, so only they have stored samples to look up
+        sampled = [g for g in wanted if g in configured]
         lagging = {
             (g, t, p): off
-            for g in wanted
+            for g in sampled
             for (t, p), off in snap.committed.get(g, {}).items()
             if off is not None and (snap.offsets.get((t, p)) and snap.offsets[(t, p)].end > off)
         }
         points = history_points(conn, lagging, now)
         statuses = {
             (r["consumer_group_id"], r["topic_name"], r["partition"]): r["status"]
-            for r in stored_status(conn, status_window, wanted)
+            for r in (stored_status(conn, status_window, sampled) if sampled else [])
             if r["samples"] >= 2
         }
     rows = live_lag(snap, configured, wanted, now=now, points=points, stored_status=statuses)
