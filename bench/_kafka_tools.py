@@ -136,8 +136,9 @@ def parse_describe(text: str) -> list[DescribedOffset]:
 
     The tool left-pads each column to a width computed for the table, and prints the header with
     the same widths, so the header's word positions cut every row: a value holding a space (a
-    client id, a group name) stays whole. Lines that are not in a table (``Consumer group 'g'
-    has no active members.``, blank lines) are skipped.
+    client id, a group name) stays whole. A table ends at a blank line or at a line whose
+    PARTITION cell is not a number (``Consumer group 'g' has no active members.``); lines
+    outside tables are skipped.
     """
     rows: list[DescribedOffset] = []
     starts: list[int] | None = None
@@ -146,12 +147,14 @@ def parse_describe(text: str) -> list[DescribedOffset]:
         if words[:1] == ["GROUP"] and "CURRENT-OFFSET" in words:
             if tuple(words) != _COLUMNS:
                 raise ValueError(f"unexpected kafka-consumer-groups header: {line!r}")
-            starts = [line.index(f"{name} ") if name != "CLIENT-ID" else line.rindex(name) for name in _COLUMNS]
+            starts = [line.index(f"{name} ") for name in _COLUMNS[:-1]] + [line.rindex(_COLUMNS[-1])]
             continue
-        if starts is None or not line.strip():
-            starts = None if not line.strip() else starts
+        if starts is None:
             continue
         cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], len(line) + 1])]
+        if not words or not cells[2].isdigit():
+            starts = None
+            continue
         rows.append(
             DescribedOffset(
                 group=cells[0],

@@ -33,6 +33,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable
@@ -174,21 +175,27 @@ def loomctl_command() -> list[str]:
 
 
 def manage_groups(work: Workload, count: int) -> None:
-    """Give the first ``count`` groups a service config, so some rows are managed (named services)."""
-    for group in work.groups[:count]:
-        service = f"{group}-svc"
+    """Give the first ``count`` groups a service config (one `config import`), so some rows are managed."""
+    services = [{"service_name": f"{group}-svc", "consumer_group_id": group} for group in work.groups[:count]]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="lagbench-") as file:
+        json.dump({"services": services}, file)
+        file.flush()
         result = subprocess.run(
-            [*loomctl_command(), "config", "set", service, "--create", "--group", group, "--reason", "lag benchmark"],
-            capture_output=True, text=True,
+            [*loomctl_command(), "config", "import", file.name, "--yes", "--reason", "lag benchmark"], capture_output=True, text=True
         )
-        if result.returncode != 0:
-            raise SystemExit(f"loomctl config set {service} failed: {result.stderr.strip()}")
-        work.managed.append(service)
+    if result.returncode != 0:
+        raise SystemExit(f"loomctl config import failed: {result.stderr.strip()}")
+    work.managed.extend(s["service_name"] for s in services)
 
 
 def cleanup(admin: Any, work: Workload) -> None:
-    for service in work.managed:
-        subprocess.run([*loomctl_command(), "config", "delete", service, "--yes", "--reason", "lag benchmark done"], capture_output=True)
+    deletes = [
+        subprocess.Popen(
+            [*loomctl_command(), "config", "delete", service, "--yes", "--reason", "lag benchmark done"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for service in work.managed
+    ]
     if work.groups:
         for future in admin.delete_consumer_groups(work.groups, request_timeout=60).values():
             try:
@@ -200,6 +207,8 @@ def cleanup(admin: Any, work: Workload) -> None:
             future.result(timeout=90)
         except Exception as exc:
             print(f"warning: a topic was not deleted: {exc}", file=sys.stderr)
+    if any(process.wait() != 0 for process in deletes):
+        print("warning: a benchmark service config was not deleted", file=sys.stderr)
 
 
 def timed(argv: list[str]) -> tuple[float, str]:
@@ -228,6 +237,9 @@ def check_against_commits(work: Workload, loomctl_rows: list[dict[str, Any]], to
         committed, end = expected[key], work.log_end[key[1:]]
         lag = None if committed is None else end - committed
         row = seen[key]
+        service = f"{key[0]}-svc" if f"{key[0]}-svc" in work.managed else None
+        if (row["service_name"], row["managed"]) != (service, service is not None):
+            problems.append(f"{key}: loomctl service {row['service_name']!r} managed={row['managed']}, expected {service!r}")
         if (row["committed_offset"], row["log_end_offset"], row["lag"]) != (committed, end, lag):
             problems.append(
                 f"{key}: loomctl committed/end/lag {row['committed_offset']}/{row['log_end_offset']}/{row['lag']}, "
