@@ -98,7 +98,7 @@ def test_a_folder_the_server_user_cannot_traverse_is_detected(tmp_path: Path) ->
 def test_every_dev_command_has_help_with_an_example() -> None:
     commands = typer.main.get_command(dev.app).commands  # type: ignore[attr-defined]
 
-    assert set(commands) == {"up", "status", "env", "down"}
+    assert set(commands) == {"up", "status", "env", "down", "traffic"}
     for name, command in commands.items():
         first_line = (command.help or "").strip().splitlines()[0]
         assert "loomctl dev" in first_line, name
