@@ -51,17 +51,17 @@ $loomctl config list
 section "loomctl dev traffic --rate $RATE (in the background)"
 echo "A producer writes $RATE messages/s into device.audio.raw and device.sensor.accelerometer.raw."
 echo "Three consumers built by loomctl.loader from their configs read them:"
-echo "  timescale-writer     keeps up: large batches, commits after each write  -> OK"
-echo "  speech-processor     slow: a member per partition, each 5x too slow        -> WARN"
-echo "  motion-event-filter  stopped: consumed 3 batches, committed, exited        -> STOP"
+echo "  timescale-writer     keeps up: large batches, commits after each write   -> OK"
+echo "  speech-processor     slow: a member per partition, each 5x too slow      -> WARN"
+echo "  motion-event-filter  stopped: consumed 3 batches, committed, exited     -> STOP"
 # Long enough for the whole show; the script stops it (SIGTERM) right after the lag is shown.
 $loomctl dev traffic "${dir_args[@]}" --duration 10m --rate "$RATE" >"$work/traffic.out" 2>"$work/traffic.log" &
 traffic_pid=$!
 
-# Start sampling once the stopped consumer has exited, so every sample in the status window
-# sees its final commit (a sample taken before its first commit would have no offset to compare).
-for _ in $(seq 1 300); do
-  grep -q "stopped consumer" "$work/traffic.log" && break
+# Start sampling once every consumer has committed (and the stopped one has exited), so each
+# sample in the status window has a committed offset to compare with the last one.
+for _ in $(seq 1 150); do
+  grep -q "every consumer has committed offsets" "$work/traffic.log" && break
   if ! kill -0 "$traffic_pid" 2>/dev/null; then
     cat "$work/traffic.log" >&2
     traffic_pid=""
@@ -118,7 +118,7 @@ stop_pid "$collector_pid"
 collector_pid=""
 stop_pid "$traffic_pid"
 traffic_pid=""
-grep -v "stopped consumer" "$work/traffic.log" | tail -n 2 | sed 's/^/  traffic: /'
+tail -n 2 "$work/traffic.log" | sed 's/^/  traffic: /'
 cat "$work/traffic.out"
 
 # partitions

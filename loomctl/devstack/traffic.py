@@ -38,6 +38,8 @@ TOPIC_READY_TIMEOUT_S = 15.0
 SLOW_SHARE_INVERSE = 5  # the slow service's members keep up with a fifth of what reaches their partitions
 DEVICES = 48  # distinct message keys, so keyed partitioning spreads over every partition
 
+ALL_COMMITTED = "every consumer has committed offsets"
+"""Said once, when every consumer has committed: from then on each sample has an offset to compare."""
 IMPORT_HINT = "load the example services with: loomctl config import examples/pipeline-services.yaml --yes"
 
 
@@ -254,6 +256,12 @@ class _Run:
     produced: dict[str, int] = field(default_factory=dict)
     undelivered: dict[str, int] = field(default_factory=dict)
     producer_error: str | None = None
+    committed_members: dict[str, set[int]] = field(default_factory=dict)
+    """Per service, the members that have committed offsets at least once (auto or explicit)."""
+
+    def committed(self, service_name: str, index: int) -> None:
+        with self.lock:
+            self.committed_members.setdefault(service_name, set()).add(index)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -372,6 +380,11 @@ def _member_thread(run: _Run, spec: DemoConsumer, result: ConsumerResult, index:
 def _consume(run: _Run, spec: DemoConsumer, result: ConsumerResult, index: int) -> None:
     """One member of the service's group: poll, handle, store offsets, record the batch."""
     loader = run.loader
+
+    def on_commit(error: Any, partitions: Any) -> None:  # auto-commits too, served by consume()
+        if error is None and any(tp.error is None and tp.offset >= 0 for tp in partitions):
+            run.committed(spec.service_name, index)
+
     consumer = loader.create_consumer(
         spec.service_name,
         list(spec.topics),
@@ -379,6 +392,7 @@ def _consume(run: _Run, spec: DemoConsumer, result: ConsumerResult, index: int) 
             "enable.auto.offset.store": False,  # store an offset only once its message is handled
             "client.id": f"loomctl-traffic-{spec.service_name}-{index}",
             "logger": _quiet_logger(),
+            "on_commit": on_commit,
         },
     )
     commit_each_batch = spec.behaviour is Behaviour.stopped or not result.auto_commit
@@ -404,6 +418,8 @@ def _consume(run: _Run, spec: DemoConsumer, result: ConsumerResult, index: int) 
             seen += handled
             batches += 1
             committed = commit_each_batch and _commit(consumer)
+            if committed:
+                run.committed(spec.service_name, index)
             with run.lock:
                 result.batches += 1
                 result.messages_consumed += handled
@@ -430,6 +446,19 @@ def _service_thread(run: _Run, spec: DemoConsumer, result: ConsumerResult) -> No
         with run.lock:
             result.state, result.error = "failed", text
         run.say(f"{spec.service_name}: failed: {text}")
+
+
+def _all_committed(run: _Run, results: Sequence[ConsumerResult]) -> bool:
+    """Every member of every running consumer has committed once (the stopped one has also exited)."""
+    with run.lock:
+        for r in results:
+            if r.state in ("already stopped", "stopped", "failed"):
+                continue
+            if r.state == "starting" or len(run.committed_members.get(r.service_name, ())) < r.members:
+                return False
+            if r.behaviour == Behaviour.stopped.value:  # committed but not yet exited
+                return False
+    return True
 
 
 def _status_line(run: _Run, results: Sequence[ConsumerResult], elapsed: float) -> str:
@@ -493,10 +522,14 @@ def run(
             thread.start()
         try:
             next_report = started + progress_every_s
+            all_committed = False
             while not stop.is_set() and not halt.is_set():
                 now = time.monotonic()
                 if now - started >= plan.duration_s:
                     break
+                if not all_committed and _all_committed(shared, results):
+                    all_committed = True
+                    say(ALL_COMMITTED)
                 if now >= next_report:
                     say(_status_line(shared, results, now - started))
                     next_report += progress_every_s
