@@ -262,19 +262,32 @@ class Stage:
     groups: int
     loomctl: list[float] = field(default_factory=list)
     tool: list[float] = field(default_factory=list)
+    loomctl_start: list[float] = field(default_factory=list)
+    """``loomctl --version``: the process start that every command pays (main stage only)."""
+    tool_start: list[float] = field(default_factory=list)
+    """``kafka-consumer-groups --version``: the JVM start and class loading."""
 
     @property
     def ratio(self) -> float:
         return statistics.median(self.tool) / statistics.median(self.loomctl)
 
 
-def measure(stage: Stage, runs: int, bootstrap: str, work: Workload) -> list[str]:
-    """Alternate the two commands ``runs`` times (swapping which goes first); check every pair of outputs."""
+def measure(stage: Stage, runs: int, bootstrap: str, work: Workload, *, start_up: bool = False) -> list[str]:
+    """Alternate the two commands ``runs`` times (swapping which goes first); check every pair of outputs.
+
+    With ``start_up``, each tool's ``--version`` is timed in the same rotation, to show how much
+    of each figure is the cost of starting the process.
+    """
     ours = [*loomctl_command(), "lag", "show", "--all-groups", "--by", "partition", "-o", "json"]
     theirs = _kafka_tools.describe_groups_argv(bootstrap)
     problems: list[str] = []
     for run in range(runs):
         order = [("loomctl", ours), ("tool", theirs)]
+        if start_up:
+            order += [
+                ("loomctl_start", [*loomctl_command(), "--version"]),
+                ("tool_start", _kafka_tools.tool_argv(_kafka_tools.CONSUMER_GROUP_COMMAND, "--version")),
+            ]
         outputs: dict[str, str] = {}
         for name, argv in order if run % 2 == 0 else reversed(order):
             elapsed, outputs[name] = timed(argv)
@@ -357,7 +370,8 @@ def main() -> int:
                 timed([*loomctl_command(), "lag", "show", "--all-groups", "-o", "json"])
                 timed(_kafka_tools.describe_groups_argv(bootstrap))
             stage = Stage(size)
-            problems.extend(measure(stage, args.runs if size == args.groups else args.scale_runs, bootstrap, work))
+            main_stage = size == args.groups
+            problems.extend(measure(stage, args.runs if main_stage else args.scale_runs, bootstrap, work, start_up=main_stage))
             stages.append(stage)
     finally:
         cleanup(admin, work)
@@ -373,6 +387,14 @@ def main() -> int:
         f"\nmedian ratio at {args.groups} groups x {len(work.log_end)} partitions, kafka-consumer-groups / loomctl: "
         f"{main_stage.ratio:.1f}x (target >= 10x)"
     )
+    if main_stage.loomctl_start:
+        ours_net = statistics.median(main_stage.loomctl) - statistics.median(main_stage.loomctl_start)
+        theirs_net = statistics.median(main_stage.tool) - statistics.median(main_stage.tool_start)
+        print(
+            f"process start (--version): loomctl {statistics.median(main_stage.loomctl_start):.3f} s, "
+            f"kafka-consumer-groups {statistics.median(main_stage.tool_start):.3f} s; net of it: loomctl {ours_net:.3f} s, "
+            f"kafka-consumer-groups {theirs_net:.3f} s, {theirs_net / ours_net if ours_net > 0 else float('inf'):.1f}x"
+        )
     if len(stages) > 1:
         growth(stages)
     unique = list(dict.fromkeys(problems))
