@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from loomctl.cli import OutputOption, info, new_app, state
-from loomctl.errors import BackendUnavailable
+from loomctl.errors import BackendUnavailable, LoomError
 from loomctl.render import render
 
 app = new_app("A local PostgreSQL and Apache Kafka on loopback, without Docker.")
@@ -129,3 +129,5 @@ def traffic(
         render(report.consumers, out, columns=TRAFFIC_COLUMNS, title=f"demo consumers after {report.duration_s:g} s")
     else:
         render(report, out)
+    if report.failures:
+        raise LoomError(f"{len(report.failures)} demo consumers failed: " + "; ".join(report.failures))

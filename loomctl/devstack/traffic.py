@@ -3,7 +3,8 @@
 The demo pipeline gives the lag commands three groups to tell apart:
 
 * a consumer that keeps up (processes each batch at once and commits after it): status OK;
-* a slow consumer (sleeps on every message, so it falls further behind at every sample): WARN;
+* a slow consumer (a member per partition, each sleeping on every message, so the group falls
+  further behind at every sample): WARN;
 * a stopped consumer (consumes a few batches, commits, closes; its group is then Empty while
   the producer keeps writing): STOP.
 
@@ -118,6 +119,10 @@ class TrafficReport:
     interrupted: bool
     topics: list[TopicResult]
     consumers: list[ConsumerResult]
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{c.service_name}: {c.error}" for c in self.consumers if c.state == "failed"]
 
 
 def demo_plan(*, prefix: str = "", rate: float = 200.0, duration_s: float = 40.0) -> TrafficPlan:
@@ -388,6 +393,7 @@ def _consume(run: _Run, spec: DemoConsumer, result: ConsumerResult, index: int) 
     consumer = loader.create_consumer(
         spec.service_name,
         list(spec.topics),
+        bootstrap_servers=run.settings.bootstrap_servers,
         config_overrides={
             "enable.auto.offset.store": False,  # store an offset only once its message is handled
             "client.id": f"loomctl-traffic-{spec.service_name}-{index}",
@@ -501,14 +507,17 @@ def run(
     for name, (partitions, created) in topics.items():
         say(f"topic {name}: {partitions} partitions{' (created)' if created else ''}")
 
-    pool = ConnectionPool(
-        libpq_url(settings.require_database_url()), min_size=1, max_size=len(plan.consumers) + 1,
+    partitions = {name: count for name, (count, _) in topics.items()}
+    members = sum(c.members or partitions[c.topics[0]] for c in plan.consumers)
+    pool = ConnectionPool(  # a connection per member, so recording a batch never waits for another
+        libpq_url(settings.require_database_url()), min_size=1, max_size=members + 1,
         kwargs={"autocommit": True, "application_name": "loomctl-traffic"}, open=True,
     )
     halt = threading.Event()
     try:
         loader = ConsumerConfigLoader(pool, cache_dir=cache_dir, poll_timeout=POLL_TIMEOUT_S)
-        shared = _Run(settings, plan, loader, admin, halt, say, {name: count for name, (count, _) in topics.items()})
+        loader.kafka_config = settings.kafka_config  # the settings decide, not LOOM_KAFKA_CONFIG of the shell
+        shared = _Run(settings, plan, loader, admin, halt, say, partitions)
         results = [ConsumerResult(c.service_name, c.behaviour.value, list(c.topics)) for c in plan.consumers]
         threads = [threading.Thread(target=_producer_thread, args=(shared,), name="traffic-producer", daemon=True)]
         threads += [

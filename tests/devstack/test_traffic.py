@@ -16,7 +16,7 @@ from loomctl.consumer_config import PROFILES
 from loomctl.devstack import traffic
 from loomctl.devstack.traffic import Behaviour, DemoConsumer, DemoTopic, TrafficPlan
 from loomctl.errors import BadInput, NotFound
-from loomctl.settings import Settings
+from loomctl.settings import ENV_BOOTSTRAP_SERVERS, ENV_DATABASE_URL, ENV_KAFKA_CONFIG, Settings
 
 
 def configure(database_url: str, service_name: str, profile: str, **settings: Any) -> None:
@@ -58,7 +58,10 @@ def plan(names: dict[str, str], database_url: str) -> TrafficPlan:
 
 
 @pytest.fixture
-def settings(services: Any, database_url: str) -> Settings:
+def settings(services: Any, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    # everything comes from the settings passed in, never from the shell's LOOM_* variables
+    for name in (ENV_BOOTSTRAP_SERVERS, ENV_DATABASE_URL, ENV_KAFKA_CONFIG):
+        monkeypatch.delenv(name, raising=False)
     return Settings(database_url=database_url, bootstrap_servers=services.bootstrap_servers)
 
 
@@ -93,6 +96,7 @@ def test_traffic_tells_a_consumer_that_keeps_up_from_a_slow_and_a_stopped_one(
     assert all(t.messages_undelivered == 0 for t in report.topics)
     results = {r.service_name: r for r in report.consumers}
     assert {r.state for r in report.consumers} == {"finished", "stopped"}, report.consumers
+    assert report.failures == []
 
     # keeps up: committed on every partition, close to the end of the log
     writer = results[names["writer"]]
