@@ -38,6 +38,10 @@ NAMING_CONVENTION = {
 Timestamp = TIMESTAMP(timezone=True)
 LAG_HISTORY_PARTITION_PREFIX = "consumer_lag_history_p"
 LAG_HISTORY_DEFAULT_PARTITION = "consumer_lag_history_default"
+# The history view's time bucket. date_bin with a fixed origin is immutable (date_trunc on a
+# timestamptz is not), so both tables can index (service_name, minute) and the guide's
+# "WHERE service_name = ... AND timestamp > now() - interval '1 hour'" on the view is a range scan.
+MINUTE_BUCKET_SQL = """date_bin('00:01:00'::interval, "timestamp", '2000-01-01 00:00:00+00'::timestamp with time zone)"""
 
 
 class Base(DeclarativeBase):
@@ -159,6 +163,10 @@ class ConsumerLagHistory(Base):
         CheckConstraint("lag IS NULL OR lag >= 0", name="lag_nonnegative"),
         Index("ix_consumer_lag_history_service_timestamp", "service_name", "timestamp"),
         Index("ix_consumer_lag_history_topic_timestamp", "topic_name", "timestamp"),
+        # The status window of every group at once (v_consumer_performance_monitor): the last
+        # minutes of the newest daily partition, not a scan of it.
+        Index("ix_consumer_lag_history_timestamp", "timestamp"),
+        Index("ix_consumer_lag_history_service_minute", "service_name", text(MINUTE_BUCKET_SQL)),
         {"postgresql_partition_by": 'RANGE ("timestamp")'},
     )
 
@@ -186,6 +194,7 @@ class ConsumerProcessingMetric(Base):
         CheckConstraint("messages_failed >= 0", name="messages_failed_nonnegative"),
         CheckConstraint("processing_time_ms >= 0", name="processing_time_nonnegative"),
         Index("ix_consumer_processing_metrics_service_timestamp", "service_name", "timestamp"),
+        Index("ix_consumer_processing_metrics_service_minute", "service_name", text(MINUTE_BUCKET_SQL)),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)

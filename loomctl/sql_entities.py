@@ -23,13 +23,13 @@ CURRENT: dict[str, int] = {
     "record_processing_metrics": 1,
     "ensure_lag_history_partitions": 1,
     "drop_lag_history_before": 1,
-    "lag_partition_status": 1,
+    "lag_partition_status": 2,
     "pipeline_consumer_configs_stamp": 1,
     "pipeline_consumer_configs_audit": 1,
     "topic_partition_changes_sync": 1,
-    "v_consumer_performance_monitor": 1,
-    "v_consumer_alerts": 1,
-    "v_consumer_performance_history": 1,
+    "v_consumer_performance_monitor": 2,
+    "v_consumer_alerts": 2,
+    "v_consumer_performance_history": 2,
     "v_partition_efficiency": 1,
 }
 

@@ -1,0 +1,127 @@
+CREATE OR REPLACE FUNCTION public.lag_partition_status(status_window interval DEFAULT '00:15:00'::interval)
+ RETURNS TABLE(service_name text, consumer_group_id text, topic_name text, partition integer, status text, samples integer, first_timestamp timestamp with time zone, last_timestamp timestamp with time zone, first_committed_offset bigint, last_committed_offset bigint, first_lag bigint, last_lag bigint, log_end_offset bigint, time_lag_ms bigint, member_count integer, group_state text, first_log_end_offset bigint, log_start_offset bigint, evidence text)
+ LANGUAGE sql
+ STABLE
+AS $function$
+-- The status of each partition from its stored samples of the last status_window (rules like
+-- Burrow's), with the evidence: the first and the last sample of the window. In order:
+--   ERR     no committed offset while the partition holds data (lag unknown, not 0);
+--   OK      lag 0 at the last sample (a quiet or caught-up partition is never flagged);
+--   REWIND  the committed offset went back between two samples;
+--   OK      lag was 0 at some sample of the window (the consumer caught up recently);
+--   OK      the samples span less than half the window: too few to judge a trend;
+--   STOP    the committed offset did not move over the window while lag > 0, and the group
+--           has no members (Empty, Dead or 0 members): nobody is left to commit;
+--   STALL   the committed offset did not move over the window while lag > 0, with members
+--           present (they poll but commit no progress). Samples that carry no membership
+--           (record_consumer_lag from a service reporting its own lag) count as present: the
+--           service that reports is running;
+--   WARN    the committed offset moves but lag never decreased and ended above its start;
+--   OK      otherwise.
+-- A single SELECT in a STABLE SQL function is inlined by the planner, so a caller's filter
+-- (WHERE consumer_group_id = ...) reaches the scan of consumer_lag_history. Only the window's
+-- rows are read: "timestamp" > now() - window prunes the daily partitions to the last one or
+-- two and picks the window's blocks with the BRIN index on "timestamp".
+WITH w AS (
+    SELECT h.consumer_group_id, h.topic_name, h.partition, h."timestamp", h.service_name,
+           h.committed_offset, h.log_end_offset, h.log_start_offset, h.lag, h.time_lag_ms,
+           h.group_state, h.member_count,
+           row_number() OVER p AS n,
+           count(*) OVER g AS total,
+           h.lag < lag(h.lag) OVER p AS lag_decreased,
+           h.committed_offset < lag(h.committed_offset) OVER p AS went_back,
+           lag(h.committed_offset) OVER p AS previous_committed_offset
+      FROM public.consumer_lag_history AS h
+     WHERE h."timestamp" > now() - status_window
+    WINDOW g AS (PARTITION BY h.consumer_group_id, h.topic_name, h.partition),
+           p AS (g ORDER BY h."timestamp")
+), s AS (
+    SELECT w.consumer_group_id, w.topic_name, w.partition,
+           max(w.service_name) FILTER (WHERE w.n = w.total) AS service_name,
+           count(*)::integer AS samples,
+           min(w."timestamp") AS first_timestamp,
+           max(w."timestamp") AS last_timestamp,
+           max(w.committed_offset) FILTER (WHERE w.n = 1) AS first_committed_offset,
+           max(w.committed_offset) FILTER (WHERE w.n = w.total) AS last_committed_offset,
+           max(w.lag) FILTER (WHERE w.n = 1) AS first_lag,
+           max(w.lag) FILTER (WHERE w.n = w.total) AS last_lag,
+           max(w.log_end_offset) FILTER (WHERE w.n = 1) AS first_log_end_offset,
+           max(w.log_end_offset) FILTER (WHERE w.n = w.total) AS log_end_offset,
+           max(w.log_start_offset) FILTER (WHERE w.n = w.total) AS log_start_offset,
+           max(w.time_lag_ms) FILTER (WHERE w.n = w.total) AS time_lag_ms,
+           max(w.member_count) FILTER (WHERE w.n = w.total) AS member_count,
+           max(w.group_state) FILTER (WHERE w.n = w.total) AS group_state,
+           coalesce(bool_or(w.lag_decreased), false) AS lag_decreased,
+           coalesce(bool_or(w.lag = 0), false) AS lag_was_zero,
+           min(w."timestamp") FILTER (WHERE w.lag = 0) AS zero_lag_at,
+           min(w."timestamp") FILTER (WHERE w.went_back) AS rewound_at,
+           max(w.previous_committed_offset) FILTER (WHERE w.went_back) AS rewound_from,
+           min(w.committed_offset) FILTER (WHERE w.went_back) AS rewound_to,
+           max(w.committed_offset) <> min(w.committed_offset) AS offset_moved
+      FROM w
+     GROUP BY w.consumer_group_id, w.topic_name, w.partition
+), r AS (
+    SELECT s.*,
+           to_char(s.first_timestamp AT TIME ZONE 'UTC', 'HH24:MI:SS"Z"') AS first_at,
+           to_char(s.last_timestamp AT TIME ZONE 'UTC', 'HH24:MI:SS"Z"') AS last_at,
+           s.last_timestamp - s.first_timestamp >= status_window / 2 AS covers_window,
+           (s.member_count = 0 OR s.group_state IN ('Empty', 'Dead')) AS no_members,
+           s.member_count IS NULL AND s.group_state IS NULL AS members_unknown
+      FROM s
+), v AS (
+    SELECT r.*,
+           CASE
+               WHEN r.last_committed_offset IS NULL THEN
+                   CASE WHEN r.log_end_offset > coalesce(r.log_start_offset, 0) THEN 'ERR' ELSE 'OK' END
+               WHEN r.last_lag = 0 THEN 'OK'
+               WHEN r.rewound_at IS NOT NULL THEN 'REWIND'
+               WHEN r.lag_was_zero THEN 'OK'
+               WHEN r.samples < 2 OR NOT r.covers_window THEN 'OK'
+               WHEN NOT r.offset_moved AND r.no_members THEN 'STOP'
+               WHEN NOT r.offset_moved THEN 'STALL'
+               WHEN NOT r.lag_decreased AND r.last_lag > r.first_lag THEN 'WARN'
+               ELSE 'OK'
+           END AS status
+      FROM r
+)
+SELECT v.service_name, v.consumer_group_id, v.topic_name, v.partition, v.status, v.samples,
+       v.first_timestamp, v.last_timestamp, v.first_committed_offset, v.last_committed_offset,
+       v.first_lag, v.last_lag, v.log_end_offset, v.time_lag_ms, v.member_count, v.group_state,
+       v.first_log_end_offset, v.log_start_offset,
+       CASE
+           WHEN v.last_committed_offset IS NULL AND v.status = 'ERR' THEN
+               format('lag unknown: no committed offset while the partition holds %s messages (offsets %s to %s)',
+                      v.log_end_offset - coalesce(v.log_start_offset, 0), coalesce(v.log_start_offset, 0), v.log_end_offset)
+           WHEN v.last_committed_offset IS NULL THEN
+               'no committed offset and no data: nothing to consume'
+           WHEN v.last_lag = 0 THEN
+               format('lag 0 at %s (first sample %s: lag %s)', v.last_at, v.first_at, v.first_lag)
+           WHEN v.status = 'REWIND' THEN
+               format('committed offset went back from %s to %s at %s; lag %s at %s',
+                      v.rewound_from, v.rewound_to,
+                      to_char(v.rewound_at AT TIME ZONE 'UTC', 'HH24:MI:SS"Z"'), v.last_lag, v.last_at)
+           WHEN v.lag_was_zero THEN
+               format('lag was 0 at %s, %s at %s: the consumer catches up',
+                      to_char(v.zero_lag_at AT TIME ZONE 'UTC', 'HH24:MI:SS"Z"'), v.last_lag, v.last_at)
+           WHEN v.samples < 2 OR NOT v.covers_window THEN
+               format('%s samples from %s to %s: too few to judge a trend over %s', v.samples, v.first_at, v.last_at,
+                      status_window)
+           WHEN v.status IN ('STOP', 'STALL') THEN
+               format('committed offset stayed at %s from %s to %s while lag went %s -> %s; %s',
+                      v.last_committed_offset, v.first_at, v.last_at, v.first_lag, v.last_lag,
+                      CASE
+                          WHEN v.no_members THEN format('the group has no members (%s)', coalesce(v.group_state, '0 members'))
+                          WHEN v.members_unknown THEN 'group membership unknown (samples reported by the service)'
+                          ELSE format('%s members (%s) are not committing progress',
+                                      coalesce(v.member_count::text, 'some'), coalesce(v.group_state, 'state unknown'))
+                      END)
+           ELSE
+               format('committed offset %s -> %s, lag %s -> %s from %s to %s%s',
+                      v.first_committed_offset, v.last_committed_offset, v.first_lag, v.last_lag, v.first_at, v.last_at,
+                      CASE WHEN v.status = 'WARN' THEN ': lag never decreased, the consumer is slower than the producers' ELSE '' END)
+       END
+       || CASE WHEN v.last_committed_offset < v.log_start_offset
+               THEN format('; committed offset is below the log start offset %s: messages were lost to retention', v.log_start_offset)
+               ELSE '' END AS evidence
+  FROM v
+$function$
