@@ -128,6 +128,11 @@ def _plan_rows(plan: Any) -> list[dict[str, Any]]:
 
 
 def _plan_notes(plan: Any) -> None:
+    # the whole text of each risk on stderr: a table cell may be cut to the terminal's width
+    for item in plan.items:
+        if item.action == "increase":
+            for risk in item.risks:
+                info(f"warning: {item.topic_name}: {risk}")
     if plan.locked_elsewhere:
         info(f"skipped {len(plan.locked_elsewhere)} change(s) another apply is working on: {', '.join(plan.locked_elsewhere)}")
     if plan.not_pending:
@@ -182,14 +187,14 @@ def apply(
     with _session(ctx) as session:
         admin = _admin(ctx)
         result = partitions.plan_changes(session, admin, topics, lock=not dry_run, kafka_properties=settings.kafka_properties())
-        if out is Output.table:
+        if out is Output.table and result.items:
             render(_plan_rows(result), out, columns=PLAN_COLUMNS, title="partition plan")
         _plan_notes(result)
         if not result.items:
             if out is not Output.table:
                 render({"plan": result, "results": []}, out)
             return
-        to_alter = [i for i in result.items if i.action != partitions.SATISFIED]
+        to_alter = [i for i in result.items if i.action != partitions.SATISFIED and (force or not i.needs_force)]
         if not dry_run and not yes and to_alter:
             if out is not Output.table:
                 render(_plan_rows(result), Output.table, columns=PLAN_COLUMNS, title="partition plan", file=sys.stderr)

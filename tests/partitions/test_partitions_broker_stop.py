@@ -1,0 +1,127 @@
+"""A broker that stops in the middle of `apply`: no change is marked applied unless its topic changed,
+and `apply` run again after the restart finishes the rest."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from partitions_support import insert_change, rows, unique
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@dataclass
+class PrivateBroker:
+    """A Kafka broker of this test's own (the shared one must keep running), on ports kept across restarts."""
+
+    state_dir: Path
+    java: str
+    libs: Path
+    pid: int = 0
+    port: int = 0
+    controller_port: int = 0
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from loomctl.devstack import kafka
+
+        ports = (self.port, self.controller_port) if self.port else None
+        self.pid, self.port, self.controller_port = kafka.start(self.java, self.libs, self.state_dir, ports=ports)
+
+    def stop(self) -> None:
+        from loomctl.devstack import kafka
+
+        assert kafka.stop(self.pid, self.state_dir)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory) -> Iterator[PrivateBroker]:
+    from loomctl.devstack import kafka
+
+    java = kafka.find_java()
+    if java is None or not kafka.jars_cached():
+        pytest.skip("needs java and the cached Kafka jars (loomctl dev up fetches them)")
+    own = PrivateBroker(tmp_path_factory.mktemp("broker") / "stack", java, kafka.libs_dir())
+    own.start()
+    try:
+        yield own
+    finally:
+        own.stop()
+
+
+def counts(bootstrap_servers: str, topics: list[str]) -> dict[str, int]:
+    from confluent_kafka.admin import AdminClient
+
+    quiet = logging.getLogger("tests.partitions.librdkafka")
+    metadata = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": quiet}).list_topics(timeout=20)
+    return {t: len(metadata.topics[t].partitions) for t in topics if t in metadata.topics}
+
+
+def create_topics(bootstrap_servers: str, count: int) -> list[str]:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": logging.getLogger("tests.partitions.librdkafka")})
+    names = [unique("pt-stop") for _ in range(count)]
+    for future in admin.create_topics([NewTopic(n, 1, 1) for n in names], operation_timeout=10).values():
+        future.result(timeout=30)
+    return names
+
+
+def apply(database_url: str, bootstrap_servers: str, topics: list[str], on_step=None):
+    from loomctl import kafka, partitions
+    from loomctl.db import session_scope
+    from loomctl.settings import Settings
+
+    settings = Settings(database_url=database_url, bootstrap_servers=bootstrap_servers)
+    with session_scope(settings) as session:
+        admin = kafka.admin_client(settings, timeout=2)
+        plan = partitions.plan_changes(session, admin, topics, lock=True, timeout=5)
+        return partitions.apply_plan(session, admin, plan, actor="tester", timeout=2, on_step=on_step)
+
+
+def test_a_broker_stopped_mid_apply_marks_nothing_it_did_not_change(broker, database_url, pg):
+    # before the request: the broker goes away between validate_only and create_partitions
+    early = create_topics(broker.bootstrap_servers, 2)
+    # after the request: the topics grow, but the broker is gone before the new count is read back
+    late = create_topics(broker.bootstrap_servers, 2)
+    for topic in early + late:
+        insert_change(pg, topic, 1, 3)
+
+    def stop_at(step: str):
+        def hook(name: str) -> None:
+            if name == step:
+                broker.stop()
+        return hook
+
+    results = apply(database_url, broker.bootstrap_servers, early, on_step=stop_at("validated"))
+    assert {r.outcome for r in results} == {"pending"} and not any(r.altered for r in results)
+    assert all(r.error for r in results)
+    broker.start()
+    assert counts(broker.bootstrap_servers, early) == {t: 1 for t in early}
+    for topic in early:
+        [row] = rows(pg, topic)
+        assert (row["status"], row["applied_at"]) == ("pending", None) and row["error"]
+
+    results = apply(database_url, broker.bootstrap_servers, late, on_step=stop_at("altered"))
+    assert {(r.outcome, r.altered) for r in results} == {("pending", True)}
+    assert all("run apply again" in r.error for r in results)
+    broker.start()
+    assert counts(broker.bootstrap_servers, late) == {t: 3 for t in late}  # changed, yet not marked applied
+    assert all(rows(pg, t)[0]["status"] == "pending" for t in late)
+
+    # running it again finishes the rest: the early topics are altered now, the late ones verified
+    results = apply(database_url, broker.bootstrap_servers, early + late)
+    assert {r.topic_name: (r.outcome, r.altered) for r in results} == {
+        **{t: ("applied", True) for t in early}, **{t: ("already satisfied", False) for t in late}}
+    assert counts(broker.bootstrap_servers, early + late) == {t: 3 for t in early + late}
+    for topic in early + late:
+        [row] = rows(pg, topic)
+        assert (row["status"], row["applied_by"], row["error"]) == ("applied", "tester", None)
