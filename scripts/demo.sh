@@ -7,8 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 loomctl=.venv/bin/loomctl
 
-# Seconds the collector samples the running traffic before the lag is shown.
-SAMPLE_SECONDS=${DEMO_SAMPLE_SECONDS:-30}
+# The collector samples the running traffic for SAMPLE_SECONDS before the lag is judged over
+# WINDOW; a status needs samples spanning at least half its window, so the window stays short.
+SAMPLE_SECONDS=${DEMO_SAMPLE_SECONDS:-32}
+WINDOW=${DEMO_WINDOW:-30s}
 RATE=${DEMO_RATE:-200}
 
 section() { echo; echo "== $*"; }
@@ -38,6 +40,9 @@ dir_args=()
 
 $loomctl dev up "${dir_args[@]}"
 eval "$($loomctl dev env "${dir_args[@]}")"
+
+section "loomctl db upgrade (a stack that was already running may predate the newest migration)"
+$loomctl db upgrade
 
 section "loomctl db current"
 $loomctl db current
@@ -77,23 +82,26 @@ $loomctl lag collect --interval 2s 2>"$work/collector.log" &
 collector_pid=$!
 started=$SECONDS
 
-sleep $((SAMPLE_SECONDS / 2))
-section "loomctl lag show --by service (after $((SECONDS - started)) s of samples)"
-$loomctl lag show --by service
+sleep $((SAMPLE_SECONDS * 2 / 3))
+section "loomctl lag show --by service --window $WINDOW (after $((SECONDS - started)) s of samples)"
+$loomctl lag show --by service --window "$WINDOW"
 
 sleep $((SAMPLE_SECONDS - (SECONDS - started) > 0 ? SAMPLE_SECONDS - (SECONDS - started) : 0))
 # Everything below is measured while the traffic still runs: once it stops, the lag stops
 # growing and the slow consumer would no longer look slow.
-section "loomctl lag show --by service (after $((SECONDS - started)) s of samples)"
-$loomctl lag show --by service
+section "loomctl lag show --by service --window $WINDOW (after $((SECONDS - started)) s of samples)"
+$loomctl lag show --by service --window "$WINDOW"
 
-section "loomctl lag status --window 1m"
-$loomctl lag status --window 1m
+section "loomctl lag status --window $WINDOW"
+$loomctl lag status --window "$WINDOW"
 
-section "loomctl alerts"
+# v_consumer_alerts and v_consumer_performance_monitor judge the guide's 15 minutes, and a
+# status needs samples over half of it: a first run's half minute shows only what a single
+# look proves (lag in time, error rates, batch sizes).
+section "loomctl alerts (the guide's 15-minute window)"
 $loomctl alerts
 
-section "loomctl recommend"
+section "loomctl recommend (the guide's 15-minute window)"
 $loomctl recommend
 
 section "loomctl metrics show speech-processor --since 10m --bucket 1m"
