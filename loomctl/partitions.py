@@ -501,6 +501,7 @@ def plan_changes(
     topics: Sequence[str] | None = None,
     *,
     lock: bool = False,
+    retry_failed: bool = False,
     kafka_properties: Mapping[str, str] | None = None,
     timeout: float = kafka.DEFAULT_TIMEOUT_S,
 ) -> Plan:
@@ -508,15 +509,19 @@ def plan_changes(
 
     With ``lock`` the pending rows are locked for the rest of the session's transaction
     (``FOR UPDATE SKIP LOCKED``): the plan holds only changes no other `apply` is working on,
-    and the live counts are read after the locks are taken.
+    and the live counts are read after the locks are taken. ``retry_failed`` adds each topic's
+    failed change when it is the topic's newest one (its cause may have been fixed since).
     """
     from sqlalchemy import text
 
-    params = {"every": not topics, "topics": list(topics or [])}
+    params = {"every": not topics, "topics": list(topics or []), "retry": retry_failed}
     query = f"""
-        SELECT {_CHANGE_COLUMNS} FROM topic_partition_changes
-         WHERE status = 'pending' AND (:every OR topic_name = ANY(:topics))
-         ORDER BY topic_name, id"""
+        SELECT {_CHANGE_COLUMNS} FROM topic_partition_changes AS c
+         WHERE (c.status = 'pending'
+                OR (:retry AND c.status = 'failed' AND NOT EXISTS (
+                        SELECT 1 FROM topic_partition_changes AS n WHERE n.topic_name = c.topic_name AND n.id > c.id)))
+           AND (:every OR c.topic_name = ANY(:topics))
+         ORDER BY c.topic_name, c.id"""
     changes = [_change(r) for r in session.execute(text(query + (" FOR UPDATE SKIP LOCKED" if lock else "")), params)]
     locked_elsewhere: list[str] = []
     if lock:
@@ -525,6 +530,7 @@ def plan_changes(
     not_pending = sorted(set(topics or ()) - {c.topic_name for c in changes} - set(locked_elsewhere))
     if not changes:
         return Plan([], locked_elsewhere, not_pending)
+    # a failed change and a newer pending one cannot both be selected (the NOT EXISTS above)
 
     names = sorted({c.topic_name for c in changes})
     live = kafka.topic_partition_counts(admin, names, timeout=timeout)
@@ -854,15 +860,18 @@ def apply_plan(
 def _record(session: "Session", results: Sequence[ApplyResult], actor: str) -> None:
     from sqlalchemy import text
 
+    # `failed` too: apply --retry-failed works on a topic's newest failed change
     for r in results:
         if r.done:
             session.execute(text("""
                 UPDATE topic_partition_changes
                    SET status = 'applied', applied_at = now(), applied_by = :actor, error = NULL
-                 WHERE id = :id AND status = 'pending'"""), {"id": r.change_id, "actor": actor})
+                 WHERE id = :id AND status IN ('pending', 'failed')"""), {"id": r.change_id, "actor": actor})
         elif r.outcome == FAILED:
-            session.execute(text("UPDATE topic_partition_changes SET status = 'failed', error = :error WHERE id = :id AND status = 'pending'"),
-                            {"id": r.change_id, "error": r.error})
+            session.execute(text("""
+                UPDATE topic_partition_changes SET status = 'failed', error = :error
+                 WHERE id = :id AND status IN ('pending', 'failed')"""), {"id": r.change_id, "error": r.error})
         elif r.outcome == RETRY:
-            session.execute(text("UPDATE topic_partition_changes SET error = :error WHERE id = :id AND status = 'pending'"),
-                            {"id": r.change_id, "error": r.error})
+            session.execute(text("""
+                UPDATE topic_partition_changes SET error = :error
+                 WHERE id = :id AND status IN ('pending', 'failed')"""), {"id": r.change_id, "error": r.error})

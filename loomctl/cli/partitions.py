@@ -21,7 +21,7 @@ RECOMMEND_COLUMNS = ["topic_name", "current_partitions", "recommended_partitions
                      "consumers_needed", "max_group_members", "reason"]
 CHANGE_COLUMNS = ["id", "topic_name", "current_partitions", "recommended_partitions", "status", "source", "created_at",
                   "applied_at", "applied_by", "error", "reason"]
-PLAN_COLUMNS = ["topic_name", "current_partitions", "target_partitions", "action", "keyed", "consumer_groups", "risks"]
+PLAN_COLUMNS = ["topic_name", "now", "target", "action", "keyed", "consumers", "risks"]
 RESULT_COLUMNS = ["topic_name", "partitions_before", "partitions_after", "outcome", "error"]
 
 
@@ -118,13 +118,23 @@ def list_(
 
 
 def _plan_rows(plan: Any) -> list[dict[str, Any]]:
-    def group(g: Any) -> str:
-        who = f"{g.consumer_group_id} ({g.service_name}, {g.auto_offset_reset})" if g.service_name else f"{g.consumer_group_id} (unmanaged)"
-        return who
+    """The plan for a table: short cells (the full risk texts go to stderr, and into -o json)."""
 
-    return [{"topic_name": i.topic_name, "current_partitions": i.current_partitions, "target_partitions": i.target_partitions,
-             "action": i.action, "keyed": i.keyed, "consumer_groups": [group(g) for g in i.consumer_groups] or "-",
-             "risks": "; ".join(i.risks) or "-"} for i in plan.items]
+    def risks(item: Any) -> str:
+        if item.action != "increase":
+            return "-"
+        flags = ["key ordering"] if item.keyed == "yes" else []
+        if item.needs_force:
+            flags.append("latest reset (--force)")
+        if any(g.service_name is None for g in item.consumer_groups):
+            flags.append("unmanaged group")
+        if item.current_partitions != item.recorded_partitions:
+            flags.append(f"recorded at {item.recorded_partitions}")
+        return "; ".join(flags) or "-"
+
+    return [{"topic_name": i.topic_name, "now": i.current_partitions, "target": i.target_partitions, "action": i.action,
+             "keyed": i.keyed, "consumers": [g.service_name or g.consumer_group_id for g in i.consumer_groups] or "-",
+             "risks": risks(i)} for i in plan.items]
 
 
 def _plan_notes(plan: Any) -> None:
@@ -142,13 +152,19 @@ def _plan_notes(plan: Any) -> None:
 
 
 @app.command()
-def plan(ctx: typer.Context, topics: Topics = None, output: OutputOption = None) -> None:
+def plan(
+    ctx: typer.Context,
+    topics: Topics = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Include each topic's newest change that failed.")] = False,
+    output: OutputOption = None,
+) -> None:
     """Check each pending change against the cluster now: counts, consuming groups, keys, risks. Example: loomctl partitions plan -o json"""
     from loomctl import partitions
 
     settings = state(ctx).settings
     with _session(ctx) as session:
-        result = partitions.plan_changes(session, _admin(ctx), topics, kafka_properties=settings.kafka_properties())
+        result = partitions.plan_changes(session, _admin(ctx), topics, retry_failed=retry_failed,
+                                         kafka_properties=settings.kafka_properties())
     out = state(ctx).output_for(output)
     if out is Output.table:
         render(_plan_rows(result), out, columns=PLAN_COLUMNS, title="partition plan")
@@ -172,6 +188,7 @@ def apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and validate it; change nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Apply even where a consumer with auto_offset_reset=latest would skip records.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also retry each topic's newest change that failed.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the cluster at each step.")] = 30.0,
     actor: ActorOption = None,
     output: OutputOption = None,
@@ -186,7 +203,8 @@ def apply(
              "verified": "read the new counts back from the cluster metadata"}
     with _session(ctx) as session:
         admin = _admin(ctx)
-        result = partitions.plan_changes(session, admin, topics, lock=not dry_run, kafka_properties=settings.kafka_properties())
+        result = partitions.plan_changes(session, admin, topics, lock=not dry_run, retry_failed=retry_failed,
+                                         kafka_properties=settings.kafka_properties())
         if out is Output.table and result.items:
             render(_plan_rows(result), out, columns=PLAN_COLUMNS, title="partition plan")
         _plan_notes(result)
@@ -213,8 +231,9 @@ def apply(
     if not_done:
         hint = "; pass --force to apply refused changes" if any(r.outcome == partitions.REFUSED for r in not_done) else ""
         retry = "; run apply again to finish pending ones" if any(r.outcome == partitions.RETRY for r in not_done) else ""
+        failed = "; once the cause is fixed, apply --retry-failed" if any(r.outcome == partitions.FAILED for r in not_done) else ""
         raise LoomError(f"{len(not_done)} change(s) not applied: "
-                        + ", ".join(f"{r.topic_name} ({r.outcome})" for r in not_done) + hint + retry)
+                        + ", ".join(f"{r.topic_name} ({r.outcome})" for r in not_done) + hint + retry + failed)
 
 
 @app.command()

@@ -79,6 +79,27 @@ def test_a_missing_topic_fails_on_its_row_while_the_others_are_applied(cli, pg, 
     assert rows(pg, first)[0]["status"] == rows(pg, second)[0]["status"] == "applied"
 
 
+def test_retry_failed_applies_a_failed_change_once_its_cause_is_gone(cli, pg, admin):
+    from confluent_kafka.admin import NewTopic
+
+    missing = unique("pt-later")
+    insert_change(pg, missing, 1, 3)
+    assert cli("apply", missing, "--yes").exit_code == 1
+    assert rows(pg, missing)[0]["status"] == "failed"
+    assert cli("apply", missing, "--yes").exit_code == 0  # failed changes stay failed without --retry-failed
+
+    admin.create_topics([NewTopic(missing, 1, 1)], operation_timeout=10)[missing].result(timeout=20)
+    try:
+        assert cli.json("plan", missing)["items"] == []
+        assert [i["action"] for i in cli.json("plan", missing, "--retry-failed")["items"]] == ["increase"]
+        report = cli.json("apply", missing, "--yes", "--retry-failed")
+        assert outcomes(report) == {missing: "applied"} and partition_count(admin, missing) == 3
+        [row] = rows(pg, missing)
+        assert (row["status"], row["error"]) == ("applied", None)
+    finally:
+        admin.delete_topics([missing], operation_timeout=10)[missing].result(timeout=20)
+
+
 def test_dry_run_changes_neither_the_cluster_nor_the_database(cli, pg, admin, new_topic):
     topic = new_topic()
     insert_change(pg, topic, 1, 5)
