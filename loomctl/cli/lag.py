@@ -137,8 +137,7 @@ def collect(
             info(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {level}: {message}")
 
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
     collector = Collector(settings, every, keep, on_event=event, timeout_s=min(10.0, max(2.0, every.total_seconds())))
     if not once:
         info(f"collecting every {interval}, keeping {retention}; Ctrl-C to stop")
@@ -146,6 +145,8 @@ def collect(
         wrote = collector.run(stop, once=once)
     finally:
         collector.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if once:
         info(f"sampled {'1 cycle' if wrote else 'nothing (no configured groups, or another collector writes)'}")
 
