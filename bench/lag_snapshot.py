@@ -376,11 +376,12 @@ def main() -> int:
     finally:
         cleanup(admin, work)
 
-    print(f"\n{'groups':>6}  {'loomctl lag show':>17}  {'kafka-consumer-groups':>22}  {'ratio':>6}")
+    print(f"\n{'groups':>6}  {'loomctl lag show':>17}  {'kafka-consumer-groups':>22}  {'ratio':>6}   (median; min in brackets)")
     for stage in stages:
         print(
-            f"{stage.groups:>6}  {statistics.median(stage.loomctl):15.3f} s  {statistics.median(stage.tool):20.3f} s  "
-            f"{stage.ratio:5.1f}x  ({len(stage.loomctl)} runs each, alternating)"
+            f"{stage.groups:>6}  {statistics.median(stage.loomctl):6.3f} s ({min(stage.loomctl):5.3f})  "
+            f"{statistics.median(stage.tool):11.3f} s ({min(stage.tool):6.3f})  "
+            f"{stage.ratio:5.1f}x  ({min(stage.tool) / min(stage.loomctl):.1f}x)  {len(stage.loomctl)} runs each, alternating"
         )
     main_stage = next(s for s in stages if s.groups == args.groups)
     print(
