@@ -195,6 +195,8 @@ class ConsumerProcessingMetric(Base):
         CheckConstraint("processing_time_ms >= 0", name="processing_time_nonnegative"),
         Index("ix_consumer_processing_metrics_service_timestamp", "service_name", "timestamp"),
         Index("ix_consumer_processing_metrics_service_minute", "service_name", text(MINUTE_BUCKET_SQL)),
+        # The last hour of every service at once (v_consumer_performance_monitor).
+        Index("ix_consumer_processing_metrics_timestamp", "timestamp"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)

@@ -35,6 +35,7 @@ INDEXES = [
      [sa.text("service_name"), sa.text(MINUTE_BUCKET_SQL)]),
     ("ix_consumer_processing_metrics_service_minute", "consumer_processing_metrics",
      [sa.text("service_name"), sa.text(MINUTE_BUCKET_SQL)]),
+    ("ix_consumer_processing_metrics_timestamp", "consumer_processing_metrics", [sa.text('"timestamp"')]),
 ]
 
 

@@ -9,49 +9,59 @@ AS $function$
 --   OK      lag 0 at the last sample (a quiet or caught-up partition is never flagged);
 --   REWIND  the committed offset went back between two samples;
 --   OK      lag was 0 at some sample of the window (the consumer caught up recently);
---   OK      the samples span less than half the window: too few to judge a trend;
+--   OK      fewer than 3 samples: too few to judge a trend;
 --   STOP    the committed offset did not move over the window while lag > 0, and the group
 --           has no members (Empty, Dead or 0 members): nobody is left to commit;
 --   STALL   the committed offset did not move over the window while lag > 0, with members
 --           present (they poll but commit no progress). Samples that carry no membership
 --           (record_consumer_lag from a service reporting its own lag) count as present: the
 --           service that reports is running;
---   WARN    the committed offset moves but lag never decreased and ended above its start;
+--   WARN    the committed offset moves, but the lowest lag of each third of the window is
+--           above the lowest of the third before: lag keeps growing. Troughs, not every
+--           sample: a consumer that commits per batch, sampled at fixed times, shows a
+--           sawtooth whose teeth say nothing; what its commits leave behind is the trough
+--           (Burrow judges lag at commits for the same reason);
 --   OK      otherwise.
+-- time_lag_ms is the collector's (interpolated from stored log-end offsets) at the last sample;
+-- where a sample has none (record_consumer_lag), it is the last lag over the produce rate of the
+-- window: the age of the oldest unconsumed message if producers kept that rate.
 -- A single SELECT in a STABLE SQL function is inlined by the planner, so a caller's filter
 -- (WHERE consumer_group_id = ...) reaches the scan of consumer_lag_history. Only the window's
 -- rows are read: "timestamp" > now() - window prunes the daily partitions to the last one or
--- two and picks the window's blocks with the BRIN index on "timestamp".
+-- two, and ix_consumer_lag_history_timestamp reads the window's rows from them; one sort and
+-- one pass of window functions (all over the same window, so one WindowAgg) feed the
+-- aggregates.
 WITH w AS (
     SELECT h.consumer_group_id, h.topic_name, h.partition, h."timestamp", h.service_name,
            h.committed_offset, h.log_end_offset, h.log_start_offset, h.lag, h.time_lag_ms,
            h.group_state, h.member_count,
            row_number() OVER p AS n,
-           count(*) OVER g AS total,
-           h.lag < lag(h.lag) OVER p AS lag_decreased,
+           lead(h."timestamp") OVER p IS NULL AS is_last,
+           ntile(3) OVER p AS third,
            h.committed_offset < lag(h.committed_offset) OVER p AS went_back,
            lag(h.committed_offset) OVER p AS previous_committed_offset
       FROM public.consumer_lag_history AS h
      WHERE h."timestamp" > now() - status_window
-    WINDOW g AS (PARTITION BY h.consumer_group_id, h.topic_name, h.partition),
-           p AS (g ORDER BY h."timestamp")
+    WINDOW p AS (PARTITION BY h.consumer_group_id, h.topic_name, h.partition ORDER BY h."timestamp")
 ), s AS (
     SELECT w.consumer_group_id, w.topic_name, w.partition,
-           max(w.service_name) FILTER (WHERE w.n = w.total) AS service_name,
+           max(w.service_name) FILTER (WHERE w.is_last) AS service_name,
            count(*)::integer AS samples,
            min(w."timestamp") AS first_timestamp,
            max(w."timestamp") AS last_timestamp,
            max(w.committed_offset) FILTER (WHERE w.n = 1) AS first_committed_offset,
-           max(w.committed_offset) FILTER (WHERE w.n = w.total) AS last_committed_offset,
+           max(w.committed_offset) FILTER (WHERE w.is_last) AS last_committed_offset,
            max(w.lag) FILTER (WHERE w.n = 1) AS first_lag,
-           max(w.lag) FILTER (WHERE w.n = w.total) AS last_lag,
+           max(w.lag) FILTER (WHERE w.is_last) AS last_lag,
            max(w.log_end_offset) FILTER (WHERE w.n = 1) AS first_log_end_offset,
-           max(w.log_end_offset) FILTER (WHERE w.n = w.total) AS log_end_offset,
-           max(w.log_start_offset) FILTER (WHERE w.n = w.total) AS log_start_offset,
-           max(w.time_lag_ms) FILTER (WHERE w.n = w.total) AS time_lag_ms,
-           max(w.member_count) FILTER (WHERE w.n = w.total) AS member_count,
-           max(w.group_state) FILTER (WHERE w.n = w.total) AS group_state,
-           coalesce(bool_or(w.lag_decreased), false) AS lag_decreased,
+           max(w.log_end_offset) FILTER (WHERE w.is_last) AS log_end_offset,
+           max(w.log_start_offset) FILTER (WHERE w.is_last) AS log_start_offset,
+           max(w.time_lag_ms) FILTER (WHERE w.is_last) AS time_lag_ms,
+           max(w.member_count) FILTER (WHERE w.is_last) AS member_count,
+           max(w.group_state) FILTER (WHERE w.is_last) AS group_state,
+           min(w.lag) FILTER (WHERE w.third = 1) AS lowest_lag_1,
+           min(w.lag) FILTER (WHERE w.third = 2) AS lowest_lag_2,
+           min(w.lag) FILTER (WHERE w.third = 3) AS lowest_lag_3,
            coalesce(bool_or(w.lag = 0), false) AS lag_was_zero,
            min(w."timestamp") FILTER (WHERE w.lag = 0) AS zero_lag_at,
            min(w."timestamp") FILTER (WHERE w.went_back) AS rewound_at,
@@ -64,7 +74,6 @@ WITH w AS (
     SELECT s.*,
            to_char(s.first_timestamp AT TIME ZONE 'UTC', 'HH24:MI:SS"Z"') AS first_at,
            to_char(s.last_timestamp AT TIME ZONE 'UTC', 'HH24:MI:SS"Z"') AS last_at,
-           s.last_timestamp - s.first_timestamp >= status_window / 2 AS covers_window,
            (s.member_count = 0 OR s.group_state IN ('Empty', 'Dead')) AS no_members,
            s.member_count IS NULL AND s.group_state IS NULL AS members_unknown
       FROM s
@@ -76,17 +85,25 @@ WITH w AS (
                WHEN r.last_lag = 0 THEN 'OK'
                WHEN r.rewound_at IS NOT NULL THEN 'REWIND'
                WHEN r.lag_was_zero THEN 'OK'
-               WHEN r.samples < 2 OR NOT r.covers_window THEN 'OK'
+               WHEN r.samples < 3 THEN 'OK'
                WHEN NOT r.offset_moved AND r.no_members THEN 'STOP'
                WHEN NOT r.offset_moved THEN 'STALL'
-               WHEN NOT r.lag_decreased AND r.last_lag > r.first_lag THEN 'WARN'
+               WHEN r.lowest_lag_1 < r.lowest_lag_2 AND r.lowest_lag_2 < r.lowest_lag_3 THEN 'WARN'
                ELSE 'OK'
            END AS status
       FROM r
 )
 SELECT v.service_name, v.consumer_group_id, v.topic_name, v.partition, v.status, v.samples,
        v.first_timestamp, v.last_timestamp, v.first_committed_offset, v.last_committed_offset,
-       v.first_lag, v.last_lag, v.log_end_offset, v.time_lag_ms, v.member_count, v.group_state,
+       v.first_lag, v.last_lag, v.log_end_offset,
+       coalesce(v.time_lag_ms,
+                CASE
+                    WHEN v.last_lag = 0 THEN 0
+                    WHEN v.log_end_offset > v.first_log_end_offset THEN
+                        round(v.last_lag * extract(epoch FROM v.last_timestamp - v.first_timestamp) * 1000
+                              / (v.log_end_offset - v.first_log_end_offset))::bigint
+                END) AS time_lag_ms,
+       v.member_count, v.group_state,
        v.first_log_end_offset, v.log_start_offset,
        CASE
            WHEN v.last_committed_offset IS NULL AND v.status = 'ERR' THEN
@@ -103,9 +120,8 @@ SELECT v.service_name, v.consumer_group_id, v.topic_name, v.partition, v.status,
            WHEN v.lag_was_zero THEN
                format('lag was 0 at %s, %s at %s: the consumer catches up',
                       to_char(v.zero_lag_at AT TIME ZONE 'UTC', 'HH24:MI:SS"Z"'), v.last_lag, v.last_at)
-           WHEN v.samples < 2 OR NOT v.covers_window THEN
-               format('%s samples from %s to %s: too few to judge a trend over %s', v.samples, v.first_at, v.last_at,
-                      status_window)
+           WHEN v.samples < 3 THEN
+               format('%s samples from %s to %s: too few to judge a trend', v.samples, v.first_at, v.last_at)
            WHEN v.status IN ('STOP', 'STALL') THEN
                format('committed offset stayed at %s from %s to %s while lag went %s -> %s; %s',
                       v.last_committed_offset, v.first_at, v.last_at, v.first_lag, v.last_lag,
@@ -115,10 +131,13 @@ SELECT v.service_name, v.consumer_group_id, v.topic_name, v.partition, v.status,
                           ELSE format('%s members (%s) are not committing progress',
                                       coalesce(v.member_count::text, 'some'), coalesce(v.group_state, 'state unknown'))
                       END)
+           WHEN v.status = 'WARN' THEN
+               format('lowest lag of each third of the window rose %s -> %s -> %s (lag %s -> %s) while the committed offset moved %s -> %s from %s to %s: the consumer is slower than the producers',
+                      v.lowest_lag_1, v.lowest_lag_2, v.lowest_lag_3, v.first_lag, v.last_lag,
+                      v.first_committed_offset, v.last_committed_offset, v.first_at, v.last_at)
            ELSE
-               format('committed offset %s -> %s, lag %s -> %s from %s to %s%s',
-                      v.first_committed_offset, v.last_committed_offset, v.first_lag, v.last_lag, v.first_at, v.last_at,
-                      CASE WHEN v.status = 'WARN' THEN ': lag never decreased, the consumer is slower than the producers' ELSE '' END)
+               format('committed offset %s -> %s, lag %s -> %s from %s to %s',
+                      v.first_committed_offset, v.last_committed_offset, v.first_lag, v.last_lag, v.first_at, v.last_at)
        END
        || CASE WHEN v.last_committed_offset < v.log_start_offset
                THEN format('; committed offset is below the log start offset %s: messages were lost to retention', v.log_start_offset)

@@ -7,14 +7,15 @@ CREATE OR REPLACE VIEW public.v_consumer_performance_monitor AS
 -- Plan (10 million history rows, 200 services; bench/views.py): the lag part reads only the
 -- window's rows (partition pruning on "timestamp", then ix_consumer_lag_history_timestamp),
 -- one sort and one pass of window functions and aggregates; the metrics part is one range
--- scan of ix_consumer_processing_metrics_service_timestamp per configured service (LATERAL),
--- never a scan of the whole metrics table.
+-- scan of the last hour on ix_consumer_processing_metrics_timestamp, never a scan of the
+-- whole table. Both keep the plan's cost far below jit_above_cost: JIT compilation alone
+-- would take longer than the query.
 WITH st AS (
     SELECT * FROM public.lag_partition_status('00:15:00'::interval)
 ), lag AS (
     SELECT st.consumer_group_id,
            count(*)::integer AS partitions,
-           count(*) FILTER (WHERE st.last_committed_offset IS NULL)::integer AS partitions_without_commit,
+           count(*) FILTER (WHERE st.status = 'ERR')::integer AS partitions_without_commit,
            sum(st.last_lag) AS total_lag,
            round(avg(st.last_lag), 1) AS avg_lag,
            max(st.last_lag) AS max_lag,
@@ -23,6 +24,7 @@ WITH st AS (
            max(st.member_count) AS member_count,
            max(st.group_state) AS group_state,
            max(st.last_timestamp) AS last_sample_at,
+           round(extract(epoch FROM max(st.last_timestamp) - min(st.first_timestamp)))::integer AS sampled_seconds,
            round(sum(st.log_end_offset - st.first_log_end_offset)
                  / nullif(extract(epoch FROM max(st.last_timestamp) - min(st.first_timestamp)), 0), 1) AS produce_rate,
            round(sum(st.last_committed_offset - st.first_committed_offset)
@@ -38,11 +40,26 @@ WITH st AS (
                                st.last_lag DESC NULLS FIRST))[1] AS evidence
       FROM st
      GROUP BY st.consumer_group_id
+), m AS (
+    SELECT pm.service_name,
+           count(*)::integer AS batches,
+           round(avg(pm.batch_size), 1) AS avg_batch_size,
+           sum(pm.batch_size) AS messages_received,
+           sum(pm.messages_processed) AS messages_processed,
+           sum(pm.messages_failed) AS messages_failed,
+           round(avg(pm.processing_time_ms)::numeric, 1) AS avg_processing_time_ms,
+           round(max(pm.processing_time_ms)::numeric, 1) AS max_processing_time_ms,
+           round((sum(pm.processing_time_ms) / nullif(sum(pm.batch_size), 0))::numeric, 3) AS ms_per_message,
+           round((sum(pm.messages_processed) * 1000.0 / nullif(sum(pm.processing_time_ms), 0))::numeric, 1)
+               AS messages_per_second
+      FROM public.consumer_processing_metrics AS pm
+     WHERE pm."timestamp" > now() - interval '1 hour'
+     GROUP BY pm.service_name
 ), j AS (
     SELECT c.service_name, c.consumer_group_id, c.profile, c.max_poll_records, c.max_poll_interval_ms,
            coalesce(l.status, 'NO_DATA') AS status,
            l.partitions, l.partitions_without_commit, l.total_lag, l.avg_lag, l.max_lag, l.lag_change,
-           l.time_lag_ms, l.member_count, l.group_state, l.last_sample_at, l.produce_rate, l.consume_rate,
+           l.time_lag_ms, l.member_count, l.group_state, l.last_sample_at, l.sampled_seconds, l.produce_rate, l.consume_rate,
            m.batches, m.avg_batch_size,
            round(m.avg_batch_size / c.max_poll_records, 3) AS batch_efficiency,
            m.avg_processing_time_ms, m.max_processing_time_ms, m.ms_per_message,
@@ -53,21 +70,7 @@ WITH st AS (
            l.flagged_partitions, l.evidence
       FROM public.pipeline_consumer_configs AS c
       LEFT JOIN lag AS l ON l.consumer_group_id = c.consumer_group_id
-      LEFT JOIN LATERAL (
-           SELECT nullif(count(*), 0)::integer AS batches,
-                  round(avg(pm.batch_size), 1) AS avg_batch_size,
-                  sum(pm.batch_size) AS messages_received,
-                  sum(pm.messages_processed) AS messages_processed,
-                  sum(pm.messages_failed) AS messages_failed,
-                  round(avg(pm.processing_time_ms)::numeric, 1) AS avg_processing_time_ms,
-                  round(max(pm.processing_time_ms)::numeric, 1) AS max_processing_time_ms,
-                  round((sum(pm.processing_time_ms) / nullif(sum(pm.batch_size), 0))::numeric, 3) AS ms_per_message,
-                  round((sum(pm.messages_processed) * 1000.0 / nullif(sum(pm.processing_time_ms), 0))::numeric, 1)
-                      AS messages_per_second
-             FROM public.consumer_processing_metrics AS pm
-            WHERE pm.service_name = c.service_name
-              AND pm."timestamp" > now() - interval '1 hour'
-           ) AS m ON true
+      LEFT JOIN m ON m.service_name = c.service_name
 )
 SELECT j.*,
        CASE
@@ -79,11 +82,11 @@ SELECT j.*,
                       greatest(least(floor(j.max_poll_interval_ms * 0.5 / nullif(j.ms_per_message, 0)), j.max_poll_records - 1), 1),
                       least(ceil(greatest(j.max_processing_time_ms, j.ms_per_message * j.max_poll_records) * 2 / 1000.0) * 1000, 86400000))
            WHEN j.status = 'STOP' THEN
-               format('committed offsets have not moved for 15 minutes while lag is %s (%s s behind) and the group has no members (%s): the consumer is stopped, start it',
-                      j.total_lag, coalesce(round(j.time_lag_ms / 1000.0)::text, 'unknown'), coalesce(j.group_state, '0 members'))
+               format('committed offsets have not moved in %s s of samples while lag is %s (%s s behind) and the group has no members (%s): the consumer is stopped, start it',
+                      j.sampled_seconds, j.total_lag, coalesce(round(j.time_lag_ms / 1000.0)::text, 'unknown'), coalesce(j.group_state, '0 members'))
            WHEN j.status = 'STALL' THEN
-               format('committed offsets have not moved for 15 minutes while lag is %s (%s s behind) with %s members: the consumer is stuck (a failing message or a blocked commit)',
-                      j.total_lag, coalesce(round(j.time_lag_ms / 1000.0)::text, 'unknown'), coalesce(j.member_count::text, 'unknown'))
+               format('committed offsets have not moved in %s s of samples while lag is %s (%s s behind) with %s members: the consumer is stuck (a failing message or a blocked commit)',
+                      j.sampled_seconds, j.total_lag, coalesce(round(j.time_lag_ms / 1000.0)::text, 'unknown'), coalesce(j.member_count::text, 'unknown'))
            WHEN j.status = 'ERR' THEN
                format('%s of %s partitions hold messages but have no committed offset: the group has never committed there, lag is unknown',
                       j.partitions_without_commit, j.partitions)
@@ -93,13 +96,13 @@ SELECT j.*,
            WHEN j.status = 'REWIND' THEN
                format('a committed offset went back (%s): messages are being processed again', j.evidence)
            WHEN j.status = 'WARN' AND j.batch_efficiency >= 0.9 THEN
-               format('batches are full (avg %s of max_poll_records %s) while lag grows by %s over 15 minutes (%s msg/s produced, %s msg/s consumed): raise max_poll_records or add consumers and partitions',
-                      j.avg_batch_size, j.max_poll_records, j.lag_change, j.produce_rate, j.consume_rate)
+               format('batches are full (avg %s of max_poll_records %s) while lag grows by %s in %s s (%s msg/s produced, %s msg/s consumed): raise max_poll_records or add consumers and partitions',
+                      j.avg_batch_size, j.max_poll_records, j.lag_change, j.sampled_seconds, j.produce_rate, j.consume_rate)
            WHEN j.status = 'WARN' AND j.batch_efficiency < 0.5 THEN
-               format('avg batch %s of max_poll_records %s while lag grows by %s over 15 minutes: fetches return too little, raise fetch_max_bytes / max_partition_fetch_bytes or lower fetch_min_bytes',
-                      j.avg_batch_size, j.max_poll_records, j.lag_change)
+               format('avg batch %s of max_poll_records %s while lag grows by %s in %s s: fetches return too little, raise fetch_max_bytes / max_partition_fetch_bytes or lower fetch_min_bytes',
+                      j.avg_batch_size, j.max_poll_records, j.lag_change, j.sampled_seconds)
            WHEN j.status = 'WARN' THEN
-               format('lag grows by %s over 15 minutes: %s msg/s produced, %s msg/s consumed (%s msg/s per member measured): add consumers (partitions permitting)',
-                      j.lag_change, j.produce_rate, j.consume_rate, coalesce(j.messages_per_second::text, 'unknown'))
+               format('lag grows by %s in %s s: %s msg/s produced, %s msg/s consumed (%s msg/s per member measured): add consumers (partitions permitting)',
+                      j.lag_change, j.sampled_seconds, j.produce_rate, j.consume_rate, coalesce(j.messages_per_second::text, 'unknown'))
        END AS recommendation
   FROM j

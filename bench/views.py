@@ -1,0 +1,256 @@
+"""Latency of the monitoring views over a large lag history, in a database of the bench's own.
+
+Builds 200 services (5-10 partitions each, one sample every 30 s, ~10 million
+consumer_lag_history rows spread over daily partitions, plus processing metrics every 30 s),
+then times, warm, the median of several runs of:
+  - SELECT * FROM v_consumer_performance_monitor           (target: under 100 ms)
+  - SELECT * FROM v_consumer_alerts
+  - SELECT * FROM lag_partition_status('15 minutes') WHERE consumer_group_id = ...
+  - the guide's v_consumer_performance_history query (one service, last hour)
+and prints each plan's top line beside the figures. Never fails on a slow machine.
+
+The database is created on the server of LOOM_DATABASE_URL (CREATE DATABASE bench_views_...),
+migrated with loomctl.migrations.upgrade and dropped at the end (--keep leaves it, and --reuse
+NAME times an existing one, for looking at plans).
+Usage: python bench/views.py [--rows 10000000] [--services 200] [--runs 9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+SAMPLE_SECONDS = 30
+
+
+def database_url_named(server_url: str, name: str) -> str:
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
+@contextlib.contextmanager
+def bench_database(prefix: str, *, keep: bool = False, reuse: str | None = None) -> Iterator[str]:
+    """A database of the bench's own on LOOM_DATABASE_URL's server, migrated to head, dropped afterwards."""
+    from loomctl import migrations
+
+    server_url = os.environ.get("LOOM_DATABASE_URL")
+    if not server_url:
+        sys.exit("LOOM_DATABASE_URL is not set (try: eval \"$(loomctl dev env)\")")
+    if reuse:
+        url = database_url_named(server_url, reuse)
+        migrations.upgrade(url)
+        yield url
+        return
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = database_url_named(server_url, name)
+    try:
+        migrations.upgrade(url)
+        yield url
+    finally:
+        if keep:
+            print(f"kept database {name}", file=sys.stderr)
+        else:
+            with psycopg.connect(server_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# Sample n of a partition is taken at origin + n * 30 s; offsets grow with n at the topic's rate.
+# One service in every 20 of each kind is unhealthy, so the views have alerts and
+# recommendations to compute (kinds by i %% 20): 14-15 slow (lag only grows over the last 20
+# minutes), 16 stuck with members for 30 minutes, 17 stopped (group Empty) for an hour, 18
+# rewound 5 minutes ago, 19 never committed. n_end is the sample index of "now".
+_HISTORY_SQL = """
+INSERT INTO consumer_lag_history
+    (consumer_group_id, topic_name, partition, "timestamp", service_name, committed_offset,
+     log_end_offset, log_start_offset, lag, time_lag_ms, group_state, member_count)
+SELECT x.service_name || '-group', 'bench.topic.' || x.i, x.p, x.ts, x.service_name, x.committed,
+       x.leo, 0, x.leo - x.committed, ((x.leo - x.committed) * 1000 / x.rate)::bigint,
+       CASE WHEN x.i %% 20 = 17 THEN 'Empty' ELSE 'Stable' END,
+       CASE WHEN x.i %% 20 = 17 THEN 0 ELSE 3 END
+  FROM (
+    SELECT v.*,
+           CASE v.i %% 20
+               WHEN 14 THEN v.leo - greatest(1200 - v.age, 0) * 5 - 1
+               WHEN 15 THEN v.leo - greatest(1200 - v.age, 0) * 5 - 1
+               WHEN 16 THEN v.rate * 30 * least(v.n, %(n_end)s::integer - 60)
+               WHEN 17 THEN v.rate * 30 * least(v.n, %(n_end)s::integer - 120)
+               WHEN 18 THEN CASE WHEN v.age < 300 THEN v.leo - 100000 ELSE v.leo - 10 END
+               WHEN 19 THEN NULL
+               ELSE v.leo - (v.n * 13 + v.p * 7) %% 40
+           END AS committed
+      FROM (
+        SELECT s.i, s.service_name, s.rate, p.p, k.n,
+               %(origin)s::timestamptz + k.n * interval '30 s' AS ts,
+               (%(n_end)s::integer - k.n) * 30 AS age,
+               s.rate * k.n * 30 + 1000 AS leo
+          FROM generate_series(%(n_lo)s::integer, %(n_hi)s::integer) AS k(n)
+         CROSS JOIN (SELECT i, format('bench-svc-%%s', lpad(i::text, 3, '0')) AS service_name, 20 + (i %% 7) * 10 AS rate
+                       FROM generate_series(1, %(services)s) AS i) AS s
+         CROSS JOIN LATERAL generate_series(0, 4 + s.i %% 6) AS p(p)
+      ) AS v
+  ) AS x
+"""
+
+# One batch report per service every 30 s; one service in 25 fails 12 messages a batch, and
+# batch times differ per service (20-360 ms), so poll-interval usage and error rate vary.
+_METRICS_SQL = """
+INSERT INTO consumer_processing_metrics
+    ("timestamp", service_name, consumer_group_id, topic_name, batch_size, messages_processed,
+     messages_failed, processing_time_ms, messages_per_second)
+SELECT y.ts, y.service_name, y.service_name || '-group', 'bench.topic.' || y.i, y.batch, y.batch - y.failed,
+       y.failed, y.ms, (y.batch - y.failed) * 1000.0 / y.ms
+  FROM (
+    SELECT s.i, s.service_name, %(origin)s::timestamptz + k.n * interval '30 s' + interval '15 s' AS ts,
+           100 + (k.n + s.i) %% 300 AS batch,
+           CASE WHEN s.i %% 25 = 3 THEN 12 ELSE (k.n %% 50 = 0)::int END AS failed,
+           20.0 + (s.i %% 9) * 40 + (k.n %% 17) AS ms
+      FROM generate_series(%(n_lo)s::integer, %(n_hi)s::integer) AS k(n)
+     CROSS JOIN (SELECT i, format('bench-svc-%%s', lpad(i::text, 3, '0')) AS service_name
+                   FROM generate_series(1, %(services)s) AS i) AS s
+  ) AS y
+"""
+
+
+def partitions_of(services: int) -> int:
+    return sum(5 + i % 6 for i in range(1, services + 1))
+
+
+@contextlib.contextmanager
+def indexes_built_after(conn: psycopg.Connection, tables: list[str]) -> Iterator[None]:
+    """Drop the tables' indexes (the history's primary key too) for a bulk load, then build them again.
+
+    The definitions are read from the catalog and replayed as they were, so the schema after
+    the load is the migrated one (`loomctl db check` agrees); building an index once is much
+    faster than growing it row by row, and the bench times reads, not this load.
+    """
+    saved = conn.execute(
+        "SELECT t.relname, i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), con.conname,"
+        "       pg_get_constraintdef(con.oid)"
+        "  FROM pg_index AS i JOIN pg_class AS t ON t.oid = i.indrelid"
+        "  LEFT JOIN pg_constraint AS con ON con.conindid = i.indexrelid AND con.conrelid = t.oid"
+        " WHERE t.relname = ANY(%s) AND (con.conname IS NULL OR t.relname = 'consumer_lag_history')",
+        [tables],
+    ).fetchall()
+    for table, index, _, constraint, _ in saved:
+        if constraint:
+            conn.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT "{constraint}"')
+        else:
+            conn.execute(f"DROP INDEX {index}")
+    yield
+    print("\nbuilding the indexes", end="", file=sys.stderr, flush=True)
+    for table, _, definition, constraint, constraint_definition in saved:
+        if constraint:
+            conn.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{constraint}" {constraint_definition}')
+        else:  # the parent's definition reads ON ONLY, which would leave the daily partitions bare
+            conn.execute(definition.replace(" ON ONLY ", " ON ", 1))
+
+
+def populate(url: str, rows: int, services: int) -> tuple[int, int]:
+    """Configs, ~``rows`` history rows in time order (as a collector writes them) and metrics.
+
+    The bulk is written first with "now" fixed at the start; the last two hours are written
+    after it, up to the real now, so the 15-minute window is full however long the bulk took.
+    """
+    samples = max(rows // partitions_of(services), 300)
+    with psycopg.connect(url, autocommit=True) as conn:
+        origin = conn.execute("SELECT date_trunc('second', now()) - %s * interval '30 s'", [samples - 1]).fetchone()[0]
+        conn.execute("SELECT ensure_lag_history_partitions(%s, 1)", [samples * SAMPLE_SECONDS // 86400 + 2])
+        conn.execute(
+            "INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, max_poll_records, max_poll_interval_ms, profile)"
+            " SELECT format('bench-svc-%%s', lpad(i::text, 3, '0')), format('bench-svc-%%s-group', lpad(i::text, 3, '0')),"
+            "        (ARRAY[100, 500, 1000, 250])[1 + i %% 4], (ARRAY[300000, 60000, 900000])[1 + i %% 3], 'bench'"
+            "   FROM generate_series(1, %s) AS i",
+            [services],
+        )
+
+        def write(n_lo: int, n_hi: int, n_end: int) -> None:
+            chunk = 400
+            for lo in range(n_lo, n_hi + 1, chunk):
+                hi = min(lo + chunk - 1, n_hi)
+                params = {"origin": origin, "n_lo": lo, "n_hi": hi, "n_end": n_end, "services": services}
+                conn.execute(_HISTORY_SQL, params)
+                conn.execute(_METRICS_SQL, params)
+                print(f"\rhistory: sample {hi + 1} of ~{samples} per partition", end="", file=sys.stderr, flush=True)
+
+        bulk_end = samples - 1 - 240
+        with indexes_built_after(conn, ["consumer_lag_history", "consumer_processing_metrics"]):
+            write(0, bulk_end, samples - 1)
+        now_index = int(conn.execute("SELECT extract(epoch FROM now() - %s::timestamptz)", [origin]).fetchone()[0]) // 30
+        write(bulk_end + 1, now_index, now_index)
+        print(file=sys.stderr)
+        conn.execute("VACUUM ANALYZE consumer_lag_history")
+        conn.execute("VACUUM ANALYZE consumer_processing_metrics")
+        conn.execute("ANALYZE pipeline_consumer_configs")
+        history = conn.execute("SELECT count(*) FROM consumer_lag_history").fetchone()[0]
+        metrics = conn.execute("SELECT count(*) FROM consumer_processing_metrics").fetchone()[0]
+    return history, metrics
+
+
+def timed(conn: psycopg.Connection, sql: str, params: list | None, runs: int) -> tuple[float, float, int]:
+    conn.execute(sql, params).fetchall()  # warm
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        rows = conn.execute(sql, params).fetchall()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000, min(times) * 1000, len(rows)
+
+
+def top_of_plan(conn: psycopg.Connection, sql: str, params: list | None) -> str:
+    plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) " + sql, params).fetchall()
+    return " | ".join(line[0].strip() for line in plan if "Execution Time" in line[0] or "JIT" in line[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000, help="consumer_lag_history rows to generate")
+    parser.add_argument("--services", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--keep", action="store_true", help="leave the database for a look at the plans")
+    parser.add_argument("--reuse", metavar="NAME", help="time an existing bench database instead of building one")
+    parser.add_argument("--explain", action="store_true", help="print the full plans")
+    args = parser.parse_args()
+
+    with bench_database("bench_views", keep=args.keep, reuse=args.reuse) as url:
+        if not args.reuse:
+            start = time.perf_counter()
+            history, metrics = populate(url, args.rows, args.services)
+            print(f"built {history:,} history rows and {metrics:,} metrics rows for {args.services} services"
+                  f" in {time.perf_counter() - start:.0f} s")
+        with psycopg.connect(url, autocommit=True) as conn:
+            group = conn.execute("SELECT consumer_group_id FROM pipeline_consumer_configs ORDER BY service_name LIMIT 1 OFFSET 16").fetchone()[0]
+            service = group.removesuffix("-group")
+            queries = {
+                "v_consumer_performance_monitor": ("SELECT * FROM v_consumer_performance_monitor", None),
+                "guide: monitor ORDER BY avg_lag": ("SELECT * FROM v_consumer_performance_monitor ORDER BY avg_lag DESC", None),
+                "v_consumer_alerts": ("SELECT * FROM v_consumer_alerts", None),
+                "lag_partition_status, one group": (
+                    "SELECT * FROM lag_partition_status('15 minutes') WHERE consumer_group_id = %s", [group]),
+                "lag_partition_status, all": ("SELECT * FROM lag_partition_status('15 minutes')", None),
+                "guide: history, 1 service, 1 hour": (
+                    "SELECT * FROM v_consumer_performance_history WHERE service_name = %s"
+                    " AND timestamp > NOW() - INTERVAL '1 hour'", [service]),
+            }
+            print(f"{'query':36} {'median':>9} {'min':>9} {'rows':>6}   plan")
+            for name, (sql, params) in queries.items():
+                median, fastest, count = timed(conn, sql, params, args.runs)
+                print(f"{name:36} {median:7.1f}ms {fastest:7.1f}ms {count:6}   {top_of_plan(conn, sql, params)}")
+                if args.explain:
+                    for (line,) in conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params).fetchall():
+                        print("    " + line)
+            median = timed(conn, "SELECT * FROM v_consumer_performance_monitor", None, args.runs)[0]
+            print(f"v_consumer_performance_monitor: median {median:.1f} ms (target < 100 ms)")
+
+
+if __name__ == "__main__":
+    main()
