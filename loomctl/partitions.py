@@ -530,7 +530,6 @@ def plan_changes(
     not_pending = sorted(set(topics or ()) - {c.topic_name for c in changes} - set(locked_elsewhere))
     if not changes:
         return Plan([], locked_elsewhere, not_pending)
-    # a failed change and a newer pending one cannot both be selected (the NOT EXISTS above)
 
     names = sorted({c.topic_name for c in changes})
     live = kafka.topic_partition_counts(admin, names, timeout=timeout)

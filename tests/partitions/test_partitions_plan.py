@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -16,8 +17,16 @@ def commit_offset(admin, group: str, topic: str) -> None:
     """Make ``group`` a consumer of ``topic`` as the cluster sees it: a committed offset."""
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-    futures = admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0, 0)])])
-    futures[group].result(timeout=20)
+    # a topic created a moment ago may be unknown to the group coordinator yet: the commit then
+    # "succeeds" with an error on the partition, so retry until the partition itself is accepted
+    deadline = time.monotonic() + 30
+    while True:
+        futures = admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0, 0)])])
+        [partition] = futures[group].result(timeout=20).topic_partitions
+        if partition.error is None:
+            return
+        assert time.monotonic() < deadline, partition.error
+        time.sleep(0.2)
 
 
 def produce(services, topic: str, keys: list[bytes | None]) -> None:
