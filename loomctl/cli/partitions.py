@@ -166,10 +166,10 @@ def plan(
         result = partitions.plan_changes(session, _admin(ctx), topics, retry_failed=retry_failed,
                                          kafka_properties=settings.kafka_properties())
     out = state(ctx).output_for(output)
-    if out is Output.table:
-        render(_plan_rows(result), out, columns=PLAN_COLUMNS, title="partition plan")
-    else:
+    if out is not Output.table:
         render(result, out)
+    elif result.items:
+        render(_plan_rows(result), out, columns=PLAN_COLUMNS, title="partition plan")
     _plan_notes(result)
 
 
@@ -195,7 +195,6 @@ def apply(
 ) -> None:
     """Apply pending changes with the AdminClient: validate, alter, verify, record. Example: loomctl partitions apply --yes"""
     from loomctl import partitions
-    from loomctl.errors import LoomError
 
     settings = state(ctx).settings
     out = state(ctx).output_for(output)
@@ -223,17 +222,26 @@ def apply(
         render(results, out, columns=RESULT_COLUMNS, title="dry run: nothing changed" if dry_run else "apply")
     else:
         render({"plan": result, "results": results}, out)
+    _summarize(results, dry_run)
+
+
+def _summarize(results: list[Any], dry_run: bool) -> None:
+    """One line of counts on stderr; a LoomError (exit 1) when a change is not applied, saying what to do."""
+    from loomctl import partitions
+    from loomctl.errors import LoomError
+
     counts: dict[str, int] = {}
     for r in results:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     info(("dry run: " if dry_run else "") + ", ".join(f"{n} {what}" for what, n in counts.items()))
     not_done = [r for r in results if not r.done and r.outcome != partitions.WOULD_APPLY]
     if not_done:
-        hint = "; pass --force to apply refused changes" if any(r.outcome == partitions.REFUSED for r in not_done) else ""
-        retry = "; run apply again to finish pending ones" if any(r.outcome == partitions.RETRY for r in not_done) else ""
-        failed = "; once the cause is fixed, apply --retry-failed" if any(r.outcome == partitions.FAILED for r in not_done) else ""
+        hints = {partitions.REFUSED: "pass --force to apply refused changes",
+                 partitions.RETRY: "run apply again to finish pending ones",
+                 partitions.FAILED: "once the cause is fixed, apply --retry-failed"}
+        todo = [hint for outcome, hint in hints.items() if any(r.outcome == outcome for r in not_done)]
         raise LoomError(f"{len(not_done)} change(s) not applied: "
-                        + ", ".join(f"{r.topic_name} ({r.outcome})" for r in not_done) + hint + retry + failed)
+                        + ", ".join(f"{r.topic_name} ({r.outcome})" for r in not_done) + "".join(f"; {t}" for t in todo))
 
 
 @app.command()
