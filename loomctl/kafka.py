@@ -117,13 +117,18 @@ def _result(future: Any, timeout: float, what: str) -> Any:
 
 def list_group_ids(admin: "AdminClient", *, timeout: float = DEFAULT_TIMEOUT_S) -> list[str]:
     """Every group id the cluster knows (consumer groups and offset-only 'simple' groups)."""
+    return sorted(list_groups(admin, timeout=timeout))
+
+
+def list_groups(admin: "AdminClient", *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, str]:
+    """Every group the cluster knows, with its state as the listing reports it."""
     from confluent_kafka import KafkaException
 
     try:
         result = _result(admin.list_consumer_groups(request_timeout=timeout), timeout + 5, "list_consumer_groups")
     except KafkaException as exc:
         raise unreachable(exc, "list_consumer_groups") from None
-    return sorted(g.group_id for g in result.valid)
+    return {g.group_id: _GROUP_STATES.get(getattr(g.state, "name", ""), "Unknown") for g in result.valid}
 
 
 def describe_groups(admin: "AdminClient", group_ids: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Group]:
@@ -284,6 +289,7 @@ def snapshot(
     *,
     concurrency: int = OFFSET_FETCH_CONCURRENCY,
     timeout: float = DEFAULT_TIMEOUT_S,
+    known_states: dict[str, str] | None = None,
 ) -> ClusterSnapshot:
     """One consistent-as-possible look at ``group_ids``: states, members, commits, log offsets.
 
@@ -291,9 +297,12 @@ def snapshot(
     partition of those topics, so a partition added since the last commit shows as unknown.
     """
     snap = ClusterSnapshot()
-    described = _describe(admin, group_ids, timeout)  # in flight while the offsets are fetched
+    # An Empty group has no members to describe: when the listing already says so, skip it.
+    empty = {g for g in group_ids if (known_states or {}).get(g) == "Empty"}
+    described = _describe(admin, [g for g in group_ids if g not in empty], timeout)  # in flight during the offset fetches
     snap.committed = committed_offsets(admin, group_ids, concurrency=concurrency, timeout=timeout)
-    snap.groups = _described(described, timeout)
+    snap.groups = {g: Group(g, "Empty") for g in empty}
+    snap.groups.update(_described(described, timeout))
     topics: set[str] = set()
     for group_id in group_ids:
         known = set(snap.committed.get(group_id, {}))

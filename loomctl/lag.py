@@ -445,15 +445,16 @@ def show(
         raise BadInput("naming services needs the database: pass --database-url or set LOOM_DATABASE_URL")
     selected = configured_groups(conn, services) if services else {}
     wanted: list[str] = list(selected) + [g for g in groups if g not in selected]
+    states: dict[str, str] = {}
     if all_groups:
-        on_cluster = kafka.list_group_ids(admin)
-        wanted = sorted(set(wanted) | set(on_cluster) | set(configured))
+        states = kafka.list_groups(admin)
+        wanted = sorted(set(wanted) | set(states) | set(configured))
     elif not wanted:
         if not configured:
             raise NotFound("no configured services: name a --group, use --all-groups, or add configs (`loomctl config set --create`)")
         wanted = sorted(configured)
     options = {} if concurrency is None else {"concurrency": concurrency}
-    snap = kafka.snapshot(admin, wanted, **options)
+    snap = kafka.snapshot(admin, wanted, known_states=states, **options)
     unknown = [g for g in groups if g in snap.missing_groups and g not in configured]
     if unknown:
         raise NotFound(f"no consumer group {', '.join(unknown)} on the cluster")
