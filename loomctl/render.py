@@ -54,7 +54,7 @@ def to_jsonable(value: Any, *, for_table: bool = False) -> Any:
 
 
 # Free text may wrap; every other column stays on one line.
-_PROSE_COLUMNS = {"description", "reason", "recommendation", "message", "error", "changes"}
+_PROSE_COLUMNS = {"description", "reason", "recommendation", "message", "error", "changes", "risks", "consumers"}
 
 # Identifiers, not quantities: no thousands separators (`port=35777`, not `port=35,777`).
 _PLAIN_INT_NAMES = ("port", "pid", "partition", "version", "id", "revision")
@@ -164,7 +164,9 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None, tit
     result = Table(title=title)
     for name in names:
         prose = name in _PROSE_COLUMNS
-        result.add_column(name, overflow="fold" if prose else "ellipsis", no_wrap=not prose)
+        # a narrow terminal squeezes the prose; short values keep at least their header's width
+        result.add_column(name, overflow="fold" if prose else "ellipsis", no_wrap=not prose,
+                          min_width=None if prose else min(len(name), 10))
     for row in rows:
         result.add_row(*(_cell(row.get(name), name) for name in names))
     return result
