@@ -54,6 +54,8 @@ def to_jsonable(value: Any, *, for_table: bool = False) -> Any:
 
 
 # Free text may wrap; every other column stays on one line.
+_PROSE_WIDTH = 60  # free text wraps at this width rather than widening the table
+
 _PROSE_COLUMNS = {"description", "reason", "recommendation", "message", "error", "changes", "risks", "consumers"}
 
 # Identifiers, not quantities: no thousands separators (`port=35777`, not `port=35,777`).
@@ -148,7 +150,13 @@ def render(
     if not rows:
         console.print(f"[dim]{title + ': ' if title else ''}nothing to show[/dim]", highlight=False)
         return
-    console.print(_table(rows, columns, title))
+    grid = _table(rows, columns, title)
+    # rich squeezes short columns to nothing when a table is wider than the terminal; rather
+    # than lose a column, print at the table's natural width (prose capped) and let it run over
+    natural = Console(width=10_000).measure(grid).maximum
+    if natural > console.width:
+        console = Console(file=out, soft_wrap=False, width=natural)
+    console.print(grid)
 
 
 def table(data: Any, *, columns: Sequence[str] | None = None, title: str | None = None) -> Any:
@@ -164,9 +172,8 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None, tit
     result = Table(title=title)
     for name in names:
         prose = name in _PROSE_COLUMNS
-        # a narrow terminal squeezes the prose; short values keep at least their header's width
         result.add_column(name, overflow="fold" if prose else "ellipsis", no_wrap=not prose,
-                          min_width=None if prose else min(len(name), 10))
+                          max_width=_PROSE_WIDTH if prose else None)
     for row in rows:
         result.add_row(*(_cell(row.get(name), name) for name in names))
     return result
