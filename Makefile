@@ -26,6 +26,10 @@ test: install
 
 bench: install
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/views.py
+	$(BIN)/python bench/lag_snapshot.py
+	$(BIN)/python bench/apply.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -129,10 +129,22 @@ traffic_pid=""
 tail -n 2 "$work/traffic.log" | sed 's/^/  traffic: /'
 cat "$work/traffic.out"
 
-# partitions
-# Later: `loomctl partitions recommend` (from the produce rate and speech-processor's measured
-# throughput), `loomctl partitions plan` and `loomctl partitions apply --yes` on device.audio.raw,
-# then `loomctl lag show --by partition` on the grown topic.
+# partitions: grow the topic the slow service cannot keep up with, from the measured load
+section "loomctl partitions recommend --window 5m --write"
+$loomctl partitions recommend --window 5m --write
+
+section "loomctl partitions plan"
+$loomctl partitions plan
+
+section "loomctl partitions apply --yes (refused: a consumer with auto_offset_reset=latest would miss the new partitions' first records)"
+$loomctl partitions apply --yes || true
+
+section "loomctl config set speech-processor auto_offset_reset=earliest, then loomctl partitions apply --yes"
+$loomctl config set speech-processor auto_offset_reset=earliest --reason "read new partitions from their start"
+$loomctl partitions apply --yes
+
+section "loomctl partitions list --applied"
+$loomctl partitions list --applied
 
 echo
 echo "The stack keeps running. Try it in your shell:"
