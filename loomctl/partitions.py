@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -53,18 +52,6 @@ FAILED = "failed"
 RETRY = "pending"
 REFUSED = "refused"
 WOULD_APPLY = "would apply"
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_window(text: str) -> dt.timedelta:
-    """``90s``, ``30m``, ``1h``, ``2d`` (a bare number is seconds)."""
-    match = _DURATION.match(text or "")
-    if not match or float(match.group(1)) <= 0:
-        raise BadInput(f"invalid window {text!r}: use a positive duration like 30m, 1h or 2d")
-    return dt.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
-
 
 def describe_window(window: dt.timedelta) -> str:
     seconds = window.total_seconds()

@@ -59,8 +59,9 @@ def recommend(
 ) -> None:
     """Recommend partition counts from the produce rate, consumer throughput and group sizes. Example: loomctl partitions recommend --write"""
     from loomctl import partitions
+    from loomctl.validation import parse_duration
 
-    span = partitions.parse_window(window)
+    span = parse_duration(window, option="--window")
     with _session(ctx) as session:
         report = partitions.recommend(session, _admin_if_configured(ctx), topics, window=span, headroom=headroom,
                                       max_partitions=max_partitions)
