@@ -31,47 +31,59 @@ AS $function$
 -- two, and ix_consumer_lag_history_timestamp reads the window's rows from them; one sort and
 -- one pass of window functions (all over the same window, so one WindowAgg) feed the
 -- aggregates.
-WITH w AS (
-    SELECT h.consumer_group_id, h.topic_name, h.partition, h."timestamp", h.service_name,
-           h.committed_offset, h.log_end_offset, h.log_start_offset, h.lag, h.time_lag_ms,
-           h.group_state, h.member_count,
-           row_number() OVER p AS n,
-           lead(h."timestamp") OVER p IS NULL AS is_last,
-           ntile(3) OVER p AS third,
-           h.committed_offset < lag(h.committed_offset) OVER p AS went_back,
-           lag(h.committed_offset) OVER p AS previous_committed_offset
-      FROM public.consumer_lag_history AS h
-     WHERE h."timestamp" > now() - status_window
-    WINDOW p AS (PARTITION BY h.consumer_group_id, h.topic_name, h.partition ORDER BY h."timestamp")
-), s AS (
-    SELECT w.consumer_group_id, w.topic_name, w.partition,
-           max(w.service_name) FILTER (WHERE w.is_last) AS service_name,
+WITH b AS (
+    -- Thirds of the sampled part of the window, the same for every partition: from the first
+    -- sample of the window (of any partition) to now.
+    SELECT t.first_sample + (now() - t.first_sample) / 3 AS second_third,
+           t.first_sample + (now() - t.first_sample) * 2 / 3 AS last_third
+      FROM (SELECT min(h."timestamp") AS first_sample
+              FROM public.consumer_lag_history AS h
+             WHERE h."timestamp" > now() - status_window) AS t
+), a AS (
+    -- One pass over the window's rows, hashed by partition: nothing sorts them.
+    SELECT h.consumer_group_id, h.topic_name, h.partition,
            count(*)::integer AS samples,
-           min(w."timestamp") AS first_timestamp,
-           max(w."timestamp") AS last_timestamp,
-           max(w.committed_offset) FILTER (WHERE w.n = 1) AS first_committed_offset,
-           max(w.committed_offset) FILTER (WHERE w.is_last) AS last_committed_offset,
-           max(w.lag) FILTER (WHERE w.n = 1) AS first_lag,
-           max(w.lag) FILTER (WHERE w.is_last) AS last_lag,
-           max(w.log_end_offset) FILTER (WHERE w.n = 1) AS first_log_end_offset,
-           max(w.log_end_offset) FILTER (WHERE w.is_last) AS log_end_offset,
-           max(w.log_start_offset) FILTER (WHERE w.is_last) AS log_start_offset,
-           max(w.time_lag_ms) FILTER (WHERE w.is_last) AS time_lag_ms,
-           max(w.member_count) FILTER (WHERE w.is_last) AS member_count,
-           max(w.group_state) FILTER (WHERE w.is_last) AS group_state,
-           min(w.lag) FILTER (WHERE w.third = 1) AS lowest_lag_1,
-           min(w.lag) FILTER (WHERE w.third = 2) AS lowest_lag_2,
-           min(w.lag) FILTER (WHERE w.third = 3) AS lowest_lag_3,
-           coalesce(bool_or(w.lag = 0), false) AS lag_was_zero,
-           min(w."timestamp") FILTER (WHERE w.lag = 0) AS zero_lag_at,
-           min(w."timestamp") FILTER (WHERE w.went_back) AS rewound_at,
-           max(w.previous_committed_offset) FILTER (WHERE w.went_back) AS rewound_from,
-           min(w.committed_offset) FILTER (WHERE w.went_back) AS rewound_to,
-           max(w.committed_offset) <> min(w.committed_offset) AS offset_moved
-      FROM w
-     GROUP BY w.consumer_group_id, w.topic_name, w.partition
+           min(h."timestamp") AS first_timestamp,
+           max(h."timestamp") AS last_timestamp,
+           min(h.lag) FILTER (WHERE h."timestamp" < b.second_third) AS lowest_lag_1,
+           min(h.lag) FILTER (WHERE h."timestamp" >= b.second_third AND h."timestamp" < b.last_third) AS lowest_lag_2,
+           min(h.lag) FILTER (WHERE h."timestamp" >= b.last_third) AS lowest_lag_3,
+           max(h."timestamp") FILTER (WHERE h.lag = 0) AS zero_lag_at,
+           max(h.committed_offset) AS highest_committed_offset,
+           min(h.committed_offset) AS lowest_committed_offset
+      FROM public.consumer_lag_history AS h
+     CROSS JOIN b
+     WHERE h."timestamp" > now() - status_window
+     GROUP BY h.consumer_group_id, h.topic_name, h.partition
+), s AS (
+    -- The first and the last sample of each partition: the window's rows again, hashed by
+    -- partition and kept where the time is the partition's first or last.
+    SELECT a.consumer_group_id, a.topic_name, a.partition, a.samples, a.first_timestamp, a.last_timestamp,
+           a.lowest_lag_1, a.lowest_lag_2, a.lowest_lag_3, a.zero_lag_at, a.highest_committed_offset,
+           a.lowest_committed_offset,
+           max(x.service_name) FILTER (WHERE x."timestamp" = a.last_timestamp) AS service_name,
+           max(x.committed_offset) FILTER (WHERE x."timestamp" = a.first_timestamp) AS first_committed_offset,
+           max(x.committed_offset) FILTER (WHERE x."timestamp" = a.last_timestamp) AS last_committed_offset,
+           max(x.lag) FILTER (WHERE x."timestamp" = a.first_timestamp) AS first_lag,
+           max(x.lag) FILTER (WHERE x."timestamp" = a.last_timestamp) AS last_lag,
+           max(x.log_end_offset) FILTER (WHERE x."timestamp" = a.first_timestamp) AS first_log_end_offset,
+           max(x.log_end_offset) FILTER (WHERE x."timestamp" = a.last_timestamp) AS log_end_offset,
+           max(x.log_start_offset) FILTER (WHERE x."timestamp" = a.last_timestamp) AS log_start_offset,
+           max(x.time_lag_ms) FILTER (WHERE x."timestamp" = a.last_timestamp) AS time_lag_ms,
+           max(x.member_count) FILTER (WHERE x."timestamp" = a.last_timestamp) AS member_count,
+           max(x.group_state) FILTER (WHERE x."timestamp" = a.last_timestamp) AS group_state
+      FROM a
+      JOIN public.consumer_lag_history AS x
+        ON x.consumer_group_id = a.consumer_group_id AND x.topic_name = a.topic_name AND x.partition = a.partition
+       AND x."timestamp" IN (a.first_timestamp, a.last_timestamp)
+     WHERE x."timestamp" > now() - status_window
+     GROUP BY a.consumer_group_id, a.topic_name, a.partition, a.samples, a.first_timestamp, a.last_timestamp,
+              a.lowest_lag_1, a.lowest_lag_2, a.lowest_lag_3, a.zero_lag_at, a.highest_committed_offset,
+              a.lowest_committed_offset
 ), r AS (
     SELECT s.*,
+           s.zero_lag_at IS NOT NULL AS lag_was_zero,
+           s.highest_committed_offset <> s.lowest_committed_offset AS offset_moved,
            to_char(s.first_timestamp AT TIME ZONE 'UTC', 'HH24:MI:SS"Z"') AS first_at,
            to_char(s.last_timestamp AT TIME ZONE 'UTC', 'HH24:MI:SS"Z"') AS last_at,
            (s.member_count = 0 OR s.group_state IN ('Empty', 'Dead')) AS no_members,
@@ -83,7 +95,8 @@ WITH w AS (
                WHEN r.last_committed_offset IS NULL THEN
                    CASE WHEN r.log_end_offset > coalesce(r.log_start_offset, 0) THEN 'ERR' ELSE 'OK' END
                WHEN r.last_lag = 0 THEN 'OK'
-               WHEN r.rewound_at IS NOT NULL THEN 'REWIND'
+               WHEN r.last_committed_offset < r.highest_committed_offset
+                    OR r.first_committed_offset > r.lowest_committed_offset THEN 'REWIND'
                WHEN r.lag_was_zero THEN 'OK'
                WHEN r.samples < 3 THEN 'OK'
                WHEN NOT r.offset_moved AND r.no_members THEN 'STOP'
@@ -113,10 +126,12 @@ SELECT v.service_name, v.consumer_group_id, v.topic_name, v.partition, v.status,
                'no committed offset and no data: nothing to consume'
            WHEN v.last_lag = 0 THEN
                format('lag 0 at %s (first sample %s: lag %s)', v.last_at, v.first_at, v.first_lag)
+           WHEN v.status = 'REWIND' AND v.last_committed_offset < v.highest_committed_offset THEN
+               format('committed offset went back: %s at %s, below the %s it had reached in the window; lag %s',
+                      v.last_committed_offset, v.last_at, v.highest_committed_offset, v.last_lag)
            WHEN v.status = 'REWIND' THEN
-               format('committed offset went back from %s to %s at %s; lag %s at %s',
-                      v.rewound_from, v.rewound_to,
-                      to_char(v.rewound_at AT TIME ZONE 'UTC', 'HH24:MI:SS"Z"'), v.last_lag, v.last_at)
+               format('committed offset went back from %s at %s (first sample) to %s; lag %s at %s',
+                      v.first_committed_offset, v.first_at, v.lowest_committed_offset, v.last_lag, v.last_at)
            WHEN v.lag_was_zero THEN
                format('lag was 0 at %s, %s at %s: the consumer catches up',
                       to_char(v.zero_lag_at AT TIME ZONE 'UTC', 'HH24:MI:SS"Z"'), v.last_lag, v.last_at)

@@ -79,6 +79,8 @@ def history(base: dt.datetime) -> list[LagSample]:
         # rewound at i = 20: committed goes back by 5000 and stays behind
         rewound_leo = 10000 + 100 * i
         rows.append(sample("rewound", 0, at, rewound_leo - (10 if i < 20 else 5000), rewound_leo, time_lag_ms=100))
+        # reset below its first sample, then consumed past it again: still went back in the window
+        rows.append(sample("rewound", 1, at, 5000 if i == 0 else 1000 + 200 * i, 8000 + 100 * i, time_lag_ms=100))
         # never committed: data but no offset (lag unknown); an empty partition beside it
         rows.append(sample("never", 0, at, None, 500))
         rows.append(sample("never", 1, at, None, 0))
@@ -159,7 +161,7 @@ def test_partition_status_follows_the_rules_with_the_evidence(world):
     status = partition_status(world)
     expected = {
         ("ok", 0): "OK", ("ok", 1): "OK", ("slow", 0): "WARN", ("slow", 1): "OK",
-        ("stuck", 0): "STALL", ("stuck", 1): "OK", ("stopped", 0): "STOP", ("rewound", 0): "REWIND",
+        ("stuck", 0): "STALL", ("stuck", 1): "OK", ("stopped", 0): "STOP", ("rewound", 0): "REWIND", ("rewound", 1): "REWIND",
         ("never", 0): "ERR", ("never", 1): "OK", ("quiet", 0): "OK", ("bursty", 0): "OK",
         ("newcomer", 0): "OK", ("reported", 0): "STALL", ("sawtooth", 0): "WARN",
     }
@@ -175,7 +177,10 @@ def test_partition_status_follows_the_rules_with_the_evidence(world):
 
     assert "no members (Empty)" in status[(name("stopped"), 0)]["evidence"]
     assert status[(name("stopped"), 0)]["group_state"] == "Empty"
-    assert "from 11890 to 7000" in status[(name("rewound"), 0)]["evidence"]
+    assert "went back: 7700 at " in status[(name("rewound"), 0)]["evidence"]
+    assert "below the 11890 it had reached" in status[(name("rewound"), 0)]["evidence"]
+    assert "went back from 5000 at " in status[(name("rewound"), 1)]["evidence"]
+    assert "(first sample) to 1200" in status[(name("rewound"), 1)]["evidence"]
     assert "lag unknown: no committed offset while the partition holds 500 messages" in status[(name("never"), 0)]["evidence"]
     assert status[(name("never"), 0)]["last_lag"] is None
     assert status[(name("never"), 1)]["evidence"] == "no committed offset and no data: nothing to consume"
@@ -241,7 +246,7 @@ def test_monitor_rows_come_from_measured_lag_and_metrics(world):
     assert stuck["evidence"].startswith(f"topic.stuck.{SUFFIX}[0]: committed offset stayed at 5000")
     assert "the consumer is stopped" in rows[name("stopped")]["recommendation"]
     assert "1 of 2 partitions hold messages but have no committed offset" in rows[name("never")]["recommendation"]
-    assert "from 11890 to 7000" in rows[name("rewound")]["recommendation"]
+    assert "below the 11890 it had reached" in rows[name("rewound")]["recommendation"]
 
     slowbatch = rows[name("slowbatch")]
     assert float(slowbatch["poll_interval_usage"]) == round(260000 / 300000, 3)
