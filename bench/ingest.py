@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import statistics
 import sys
 import time
@@ -128,7 +129,8 @@ def main() -> None:
         for name, rate in results.items():
             if not name.startswith("copy_samples"):
                 print(f"ratio copy_samples / {name}: {copy_rate / rate:.1f}x")
-        print(f"copy_samples: {copy_rate:,.0f} rows/s (target >= 100,000)")
+        print(f"copy_samples: {copy_rate:,.0f} rows/s (target >= 100,000);"
+              f" load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

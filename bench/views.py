@@ -249,7 +249,8 @@ def main() -> None:
                     for (line,) in conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params).fetchall():
                         print("    " + line)
             median = timed(conn, "SELECT * FROM v_consumer_performance_monitor", None, args.runs)[0]
-            print(f"v_consumer_performance_monitor: median {median:.1f} ms (target < 100 ms)")
+            print(f"v_consumer_performance_monitor: median {median:.1f} ms (target < 100 ms);"
+                  f" load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

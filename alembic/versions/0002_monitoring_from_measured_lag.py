@@ -53,7 +53,8 @@ def downgrade() -> None:
     op.replace_entity(entity("v_consumer_performance_history", 1))
     for name, version in reversed(CREATED):
         op.drop_entity(entity(name, version))
+    # IF EXISTS: a development database that ran an earlier draft of this revision may lack one.
     for name, table, _ in reversed(INDEXES):
-        op.drop_index(name, table_name=table)
+        op.drop_index(name, table_name=table, if_exists=True)
     for name, version in reversed(DROPPED):
         op.create_entity(entity(name, version))

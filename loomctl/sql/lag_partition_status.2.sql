@@ -33,7 +33,7 @@ AS $function$
 -- aggregates.
 WITH b AS (
     -- Thirds of the sampled part of the window, the same for every partition: from the first
-    -- sample of the window (of any partition) to now.
+    -- sample of the window (of any partition) to now. One row, read as scalars below.
     SELECT t.first_sample + (now() - t.first_sample) / 3 AS second_third,
            t.first_sample + (now() - t.first_sample) * 2 / 3 AS last_third
       FROM (SELECT min(h."timestamp") AS first_sample
@@ -45,14 +45,14 @@ WITH b AS (
            count(*)::integer AS samples,
            min(h."timestamp") AS first_timestamp,
            max(h."timestamp") AS last_timestamp,
-           min(h.lag) FILTER (WHERE h."timestamp" < b.second_third) AS lowest_lag_1,
-           min(h.lag) FILTER (WHERE h."timestamp" >= b.second_third AND h."timestamp" < b.last_third) AS lowest_lag_2,
-           min(h.lag) FILTER (WHERE h."timestamp" >= b.last_third) AS lowest_lag_3,
+           min(h.lag) FILTER (WHERE h."timestamp" < (SELECT b.second_third FROM b)) AS lowest_lag_1,
+           min(h.lag) FILTER (WHERE h."timestamp" >= (SELECT b.second_third FROM b)
+                                AND h."timestamp" < (SELECT b.last_third FROM b)) AS lowest_lag_2,
+           min(h.lag) FILTER (WHERE h."timestamp" >= (SELECT b.last_third FROM b)) AS lowest_lag_3,
            max(h."timestamp") FILTER (WHERE h.lag = 0) AS zero_lag_at,
            max(h.committed_offset) AS highest_committed_offset,
            min(h.committed_offset) AS lowest_committed_offset
       FROM public.consumer_lag_history AS h
-     CROSS JOIN b
      WHERE h."timestamp" > now() - status_window
      GROUP BY h.consumer_group_id, h.topic_name, h.partition
 ), s AS (
