@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -31,16 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _kafka_tools  # noqa: E402
+from loomctl.kafka import quiet_logger  # noqa: E402
 
 TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
 
 
-def _quiet_logger() -> logging.Logger:
-    logger = logging.getLogger("bench.apply.librdkafka")
-    if not logger.handlers:
-        logger.addHandler(logging.NullHandler())
-        logger.propagate = False
-    return logger
 
 
 def create_topics(admin, names: list[str]) -> None:
@@ -115,7 +109,7 @@ def main() -> int:
 
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _quiet_logger()})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": quiet_logger()})
     prefix = f"applybench-{uuid.uuid4().hex[:8]}"
     ours = [f"{prefix}-loomctl-{i:03d}" for i in range(args.topics)]
     theirs = [f"{prefix}-kafka-topics-{i:03d}" for i in range(args.topics)]

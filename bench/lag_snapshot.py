@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import random
 import statistics
@@ -44,6 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _kafka_tools  # noqa: E402
+from loomctl.kafka import quiet_logger  # noqa: E402
 
 Key = tuple[str, str, int]
 
@@ -60,12 +60,6 @@ class Workload:
     managed: list[str] = field(default_factory=list)
 
 
-def _quiet_logger() -> logging.Logger:
-    quiet = logging.getLogger("bench.librdkafka")
-    if not quiet.handlers:
-        quiet.addHandler(logging.NullHandler())
-        quiet.propagate = False
-    return quiet
 
 
 def _wait(futures: Iterable[Any], what: str, timeout: float = 120.0) -> None:
@@ -108,7 +102,7 @@ def produce(bootstrap: str, work: Workload, rng: random.Random) -> int:
     """A few records into every partition with one producer; the log end offsets come from the delivery reports."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "logger": _quiet_logger()})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "logger": quiet_logger()})
     errors: list[str] = []
 
     def delivered(err: Any, msg: Any) -> None:
@@ -343,7 +337,7 @@ def main() -> int:
 
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _quiet_logger()})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": quiet_logger()})
     rng = random.Random(args.seed)
     prefix = f"lagbench-{uuid.uuid4().hex[:8]}"
     work = Workload(prefix, [f"{prefix}-t{i:03d}" for i in range(args.topics)], args.partitions)

@@ -18,6 +18,8 @@ from loomctl.errors import BackendUnavailable, BadInput, NotFound
 from loomctl.settings import Settings
 
 if TYPE_CHECKING:
+    import logging
+
     from confluent_kafka.admin import AdminClient
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -76,19 +78,25 @@ class ClusterSnapshot:
     missing_groups: set[str] = field(default_factory=set)
 
 
-def admin_client(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_S) -> "AdminClient":
-    """An AdminClient for the configured cluster; librdkafka's own log lines are kept quiet."""
+def quiet_logger() -> "logging.Logger":
+    """A logger for librdkafka's own lines (broker connects, shutdown), which would go to stderr."""
     import logging
 
+    quiet = logging.getLogger("loomctl.librdkafka")
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    return quiet
+
+
+def admin_client(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_S) -> "AdminClient":
+    """An AdminClient for the configured cluster; librdkafka's own log lines are kept quiet."""
     from confluent_kafka.admin import AdminClient
 
     props: dict[str, Any] = dict(settings.kafka_properties())
     props.setdefault("socket.timeout.ms", int(timeout * 1000))
     props.setdefault("socket.connection.setup.timeout.ms", int(timeout * 1000))
-    quiet = logging.getLogger("loomctl.librdkafka")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
-    props["logger"] = quiet
+    props["logger"] = quiet_logger()
     props.setdefault("log_level", 4)  # warnings and worse; info lines (BGQUEUE at exit) are noise here
     try:
         return AdminClient(props)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from loomctl.devstack._process import Progress
+from loomctl.kafka import quiet_logger
 from loomctl.errors import BackendUnavailable, BadInput, LoomError, NotFound
 from loomctl.settings import Settings, libpq_url, mask_url
 
@@ -168,13 +168,6 @@ def check_plan(plan: TrafficPlan) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _quiet_logger() -> logging.Logger:
-    # librdkafka otherwise prints its own lines (broker connects, shutdown) to stderr
-    quiet = logging.getLogger("loomctl.librdkafka")
-    if not quiet.handlers:
-        quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
-    return quiet
 
 
 def _first_line(exc: BaseException) -> str:
@@ -274,7 +267,7 @@ def _produce(run: _Run) -> None:
     from confluent_kafka import Producer
 
     props: dict[str, Any] = dict(run.settings.kafka_properties())
-    props.update({"client.id": "loomctl-traffic-producer", "linger.ms": 20, "logger": _quiet_logger()})
+    props.update({"client.id": "loomctl-traffic-producer", "linger.ms": 20, "logger": quiet_logger()})
     producer = Producer(props)
     topics = [t.name for t in run.plan.topics]
 
@@ -397,7 +390,7 @@ def _consume(run: _Run, spec: DemoConsumer, result: ConsumerResult, index: int) 
         config_overrides={
             "enable.auto.offset.store": False,  # store an offset only once its message is handled
             "client.id": f"loomctl-traffic-{spec.service_name}-{index}",
-            "logger": _quiet_logger(),
+            "logger": quiet_logger(),
             "on_commit": on_commit,
         },
     )

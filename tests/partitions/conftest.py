@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,6 +9,7 @@ import psycopg
 import pytest
 
 from partitions_support import Cli, unique
+from loomctl.kafka import quiet_logger
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -17,19 +17,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.import_plugin("pg_fixtures")
 
 
-def _quiet() -> logging.Logger:
-    logger = logging.getLogger("tests.partitions.librdkafka")
-    if not logger.handlers:
-        logger.addHandler(logging.NullHandler())
-        logger.propagate = False
-    return logger
 
 
 @pytest.fixture(scope="session")
 def admin(services) -> Any:
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient({"bootstrap.servers": services.bootstrap_servers, "logger": _quiet()})
+    return AdminClient({"bootstrap.servers": services.bootstrap_servers, "logger": quiet_logger()})
 
 
 def partition_count(admin: Any, topic: str) -> int | None:
