@@ -6,7 +6,7 @@ CREATE OR REPLACE VIEW public.v_consumer_performance_monitor AS
 --
 -- Plan (10 million history rows, 200 services; bench/views.py): the lag part reads only the
 -- window's rows (partition pruning on "timestamp", then ix_consumer_lag_history_timestamp),
--- one sort and one pass of window functions and aggregates; the metrics part is one range
+-- hashed by partition (see lag_partition_status); the metrics part is one range
 -- scan of the last hour on ix_consumer_processing_metrics_timestamp, never a scan of the
 -- whole table. Both keep the plan's cost far below jit_above_cost: JIT compilation alone
 -- would take longer than the query.
