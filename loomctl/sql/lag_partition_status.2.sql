@@ -20,7 +20,8 @@ AS $function$
 --           (record_consumer_lag from a service reporting its own lag) count as present: the
 --           service that reports is running;
 --   WARN    the committed offset moves, but the lowest lag of each third of the window is
---           above the lowest of the third before: lag keeps growing. Troughs, not every
+--           above the lowest of the third before (of the thirds the partition has samples
+--           in, at least two): lag keeps growing. Troughs, not every
 --           sample: a consumer that commits per batch, sampled at fixed times, shows a
 --           sawtooth whose teeth say nothing; what its commits leave behind is the trough
 --           (Burrow judges lag at commits for the same reason);
@@ -36,10 +37,12 @@ AS $function$
 -- than the whole of this) give the per-partition figures and then the first and last samples.
 WITH b AS (
     -- Thirds of the sampled part of the window, the same for every partition: from the first
-    -- sample of the window (of any partition) to now. One row, read as scalars below.
-    SELECT t.first_sample + (now() - t.first_sample) / 3 AS second_third,
-           t.first_sample + (now() - t.first_sample) * 2 / 3 AS last_third
-      FROM (SELECT min(h."timestamp") AS first_sample
+    -- sample of the window to the last (of any partition), so a window that is not full yet
+    -- (a collector that just started) or no longer (one that stopped) still has three.
+    -- One row, read as scalars below.
+    SELECT t.first_sample + (t.last_sample - t.first_sample) / 3 AS second_third,
+           t.first_sample + (t.last_sample - t.first_sample) * 2 / 3 AS last_third
+      FROM (SELECT min(h."timestamp") AS first_sample, max(h."timestamp") AS last_sample
               FROM public.consumer_lag_history AS h
              WHERE h."timestamp" > now() - status_window) AS t
 ), a AS (
@@ -104,7 +107,9 @@ WITH b AS (
                WHEN r.samples < 3 THEN 'OK'
                WHEN NOT r.offset_moved AND r.no_members THEN 'STOP'
                WHEN NOT r.offset_moved THEN 'STALL'
-               WHEN r.lowest_lag_1 < r.lowest_lag_2 AND r.lowest_lag_2 < r.lowest_lag_3 THEN 'WARN'
+               WHEN num_nonnulls(r.lowest_lag_1, r.lowest_lag_2, r.lowest_lag_3) >= 2
+                    AND coalesce(r.lowest_lag_1 < coalesce(r.lowest_lag_2, r.lowest_lag_3), true)
+                    AND coalesce(r.lowest_lag_2 < r.lowest_lag_3, true) THEN 'WARN'
                ELSE 'OK'
            END AS status
       FROM r
@@ -150,12 +155,13 @@ SELECT v.service_name, v.consumer_group_id, v.topic_name, v.partition, v.status,
                                       coalesce(v.member_count::text, 'some'), coalesce(v.group_state, 'state unknown'))
                       END)
            WHEN v.status = 'WARN' THEN
-               format('lowest lag of each third of the window rose %s -> %s -> %s (lag %s -> %s) while the committed offset moved %s -> %s from %s to %s: the consumer is slower than the producers',
-                      v.lowest_lag_1, v.lowest_lag_2, v.lowest_lag_3, v.first_lag, v.last_lag,
-                      v.first_committed_offset, v.last_committed_offset, v.first_at, v.last_at)
+               format('lowest lag of each third of the window rose %s (lag %s -> %s) while the committed offset moved %s -> %s from %s to %s: the consumer is slower than the producers',
+                      concat_ws(' -> ', v.lowest_lag_1, v.lowest_lag_2, v.lowest_lag_3), coalesce(v.first_lag::text, 'unknown'),
+                      v.last_lag, coalesce(v.first_committed_offset::text, 'none'), v.last_committed_offset, v.first_at, v.last_at)
            ELSE
                format('committed offset %s -> %s, lag %s -> %s from %s to %s',
-                      v.first_committed_offset, v.last_committed_offset, v.first_lag, v.last_lag, v.first_at, v.last_at)
+                      coalesce(v.first_committed_offset::text, 'none'), v.last_committed_offset,
+                      coalesce(v.first_lag::text, 'unknown'), v.last_lag, v.first_at, v.last_at)
        END
        || CASE WHEN v.last_committed_offset < v.log_start_offset
                THEN format('; committed offset is below the log start offset %s: messages were lost to retention', v.log_start_offset)

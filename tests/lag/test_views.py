@@ -92,6 +92,9 @@ def history(base: dt.datetime) -> list[LagSample]:
         # slow, committing per batch: lag saws up and down, but each trough is higher
         sawtooth = 10 + 40 * (i // 4) + 30 * (i % 4)
         rows.append(sample("sawtooth", 0, at, leo - sawtooth, leo, time_lag_ms=sawtooth))
+        # sampled since the middle of the window only, falling behind: two thirds are enough
+        if i >= 14:
+            rows.append(sample("latecomer", 0, at, leo - 50 * (i - 13), leo, time_lag_ms=10))
         # services that lag fine but batch slowly, fail messages, or are the guide's example
         for kind in ("slowbatch", "failing"):
             rows.append(sample(kind, 0, at, leo - ok_lag(i), leo, time_lag_ms=10))
@@ -106,7 +109,8 @@ def history(base: dt.datetime) -> list[LagSample]:
 CONFIGS = {
     # kind: (max_poll_records, max_poll_interval_ms)
     "ok": (500, 300000), "slow": (100, 300000), "stuck": (500, 300000), "stopped": (500, 300000),
-    "rewound": (500, 300000), "never": (500, 300000), "quiet": (500, 300000), "bursty": (500, 300000), "sawtooth": (500, 300000),
+    "rewound": (500, 300000), "never": (500, 300000), "quiet": (500, 300000), "bursty": (500, 300000),
+    "sawtooth": (500, 300000), "latecomer": (500, 300000),
     "slowbatch": (500, 300000), "failing": (500, 300000), "newcomer": (500, 300000),
     "reported": (500, 300000), "idle": (500, 300000),
 }
@@ -163,7 +167,7 @@ def test_partition_status_follows_the_rules_with_the_evidence(world):
         ("ok", 0): "OK", ("ok", 1): "OK", ("slow", 0): "WARN", ("slow", 1): "OK",
         ("stuck", 0): "STALL", ("stuck", 1): "OK", ("stopped", 0): "STOP", ("rewound", 0): "REWIND", ("rewound", 1): "REWIND",
         ("never", 0): "ERR", ("never", 1): "OK", ("quiet", 0): "OK", ("bursty", 0): "OK",
-        ("newcomer", 0): "OK", ("reported", 0): "STALL", ("sawtooth", 0): "WARN",
+        ("newcomer", 0): "OK", ("reported", 0): "STALL", ("sawtooth", 0): "WARN", ("latecomer", 0): "WARN",
     }
     assert {key: status[(name(kind), p)]["status"] for key in expected for kind, p in [key]} == expected
 
@@ -186,8 +190,8 @@ def test_partition_status_follows_the_rules_with_the_evidence(world):
     assert status[(name("never"), 1)]["evidence"] == "no committed offset and no data: nothing to consume"
     assert status[(name("quiet"), 0)]["evidence"].startswith("lag 0 at ")
     assert "lag was 0 at" in status[(name("bursty"), 0)]["evidence"]
-    assert "lowest lag of each third of the window rose 100 -> 350 -> 550" in status[(name("slow"), 0)]["evidence"]
-    assert "rose 10 -> 130 -> 210" in status[(name("sawtooth"), 0)]["evidence"]
+    assert "lowest lag of each third of the window rose 100 -> 300 -> 550" in status[(name("slow"), 0)]["evidence"]
+    assert "rose 10 -> 120 -> 210" in status[(name("sawtooth"), 0)]["evidence"]
     assert "too few to judge" in status[(name("newcomer"), 0)]["evidence"]
     assert "membership unknown" in status[(name("reported"), 0)]["evidence"]
 
@@ -226,7 +230,7 @@ def test_monitor_rows_come_from_measured_lag_and_metrics(world):
     assert {k: rows[name(k)]["status"] for k in CONFIGS} == {
         "ok": "OK", "slow": "WARN", "stuck": "STALL", "stopped": "STOP", "rewound": "REWIND", "never": "ERR",
         "quiet": "OK", "bursty": "OK", "slowbatch": "OK", "failing": "OK", "newcomer": "OK", "reported": "STALL",
-        "sawtooth": "WARN", "idle": "NO_DATA",
+        "sawtooth": "WARN", "latecomer": "WARN", "idle": "NO_DATA",
     }
     last = ok_lag(SAMPLES - 1)
     ok = rows[name("ok")]
