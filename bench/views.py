@@ -7,7 +7,11 @@ then times, warm, the median of several runs of:
   - SELECT * FROM v_consumer_alerts
   - SELECT * FROM lag_partition_status('15 minutes') WHERE consumer_group_id = ...
   - the guide's v_consumer_performance_history query (one service, last hour)
-and prints each plan's top line beside the figures. Never fails on a slow machine.
+and prints each one's execution time from EXPLAIN ANALYZE beside the figures (and a "JIT"
+mark if a plan ever crossed jit_above_cost). Never fails on a slow machine. The bulk of the
+history is loaded with the tables' indexes dropped and then built again from their catalog
+definitions (same schema, much faster than growing them row by row); the last two hours are
+written after that, up to the real now, so the status window is full when the timing starts.
 
 The database is created on the server of LOOM_DATABASE_URL (CREATE DATABASE bench_views_...),
 migrated with loomctl.migrations.upgrade and dropped at the end (--keep leaves it, and --reuse
