@@ -36,8 +36,15 @@ def _require_service(conn: "psycopg.Connection[Any]", service: str) -> dict[str,
     return rows[0]
 
 
-def alerts(conn: "psycopg.Connection[Any]") -> list[dict[str, Any]]:
+def use_status_window(conn: "psycopg.Connection[Any]", window: dt.timedelta | None) -> None:
+    """Judge lag over ``window`` instead of the views' 15 minutes, for this transaction only."""
+    if window is not None:
+        conn.execute("SELECT set_config('loomctl.status_window', %s, true)", (f"{window.total_seconds()} seconds",))
+
+
+def alerts(conn: "psycopg.Connection[Any]", window: dt.timedelta | None = None) -> list[dict[str, Any]]:
     """Every active alert (``v_consumer_alerts``), critical first."""
+    use_status_window(conn, window)
     return _dicts(
         conn,
         "SELECT * FROM public.v_consumer_alerts"
@@ -53,8 +60,11 @@ def alerts_at_or_above(rows: list[dict[str, Any]], level: str) -> list[dict[str,
     return [r for r in rows if SEVERITIES.index(r["severity"]) >= floor] if rows else []
 
 
-def recommendations(conn: "psycopg.Connection[Any]", service: str | None = None) -> list[dict[str, Any]]:
+def recommendations(
+    conn: "psycopg.Connection[Any]", service: str | None = None, window: dt.timedelta | None = None
+) -> list[dict[str, Any]]:
     """The monitor view's rows that carry a recommendation (for one service: its row either way)."""
+    use_status_window(conn, window)
     if service is not None:
         _require_service(conn, service)
         return _dicts(conn, "SELECT * FROM public.v_consumer_performance_monitor WHERE service_name = %s", (service,))

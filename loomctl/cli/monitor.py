@@ -30,16 +30,29 @@ def _connect(ctx: typer.Context) -> Any:
     return connect(state(ctx).settings)
 
 
+WindowOption = Annotated[
+    Optional[str], typer.Option("--window", help="Judge lag over this window instead of the views' 15 minutes.")
+]
+
+
+def _window(window: str | None) -> Any:
+    from loomctl.validation import parse_duration
+
+    return parse_duration(window, option="--window") if window else None
+
+
 def alerts(
     ctx: typer.Context,
+    window: WindowOption = None,
     fail_on: Annotated[Optional[FailOn], typer.Option("--fail-on", help="Exit 1 when an alert reaches this level (for cron and CI).")] = None,
     output: OutputOption = None,
 ) -> None:
     """Active alerts from measured lag and processing (v_consumer_alerts). Example: loomctl alerts --fail-on critical"""
     from loomctl import metrics
 
+    status_window = _window(window)
     with _connect(ctx) as conn:
-        rows = metrics.alerts(conn)
+        rows = metrics.alerts(conn, status_window)
     out = state(ctx).output_for(output)
     render(rows, out, columns=ALERT_COLUMNS if out is Output.table else None, title="active alerts")
     if fail_on is not None:
@@ -52,13 +65,15 @@ def alerts(
 def recommend(
     ctx: typer.Context,
     service: Annotated[Optional[str], typer.Argument(help="One service (default: every service with a recommendation).", show_default=False)] = None,
+    window: WindowOption = None,
     output: OutputOption = None,
 ) -> None:
     """Processing recommendations with the numbers behind them. Example: loomctl recommend speech-processor"""
     from loomctl import metrics
 
+    status_window = _window(window)
     with _connect(ctx) as conn:
-        rows = metrics.recommendations(conn, service)
+        rows = metrics.recommendations(conn, service, status_window)
     out = state(ctx).output_for(output)
     render(rows, out, columns=RECOMMEND_COLUMNS if out is Output.table else None, title="recommendations")
     if out is Output.table and service is not None and rows and rows[0].get("recommendation") is None:

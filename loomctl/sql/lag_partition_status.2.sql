@@ -4,7 +4,7 @@ CREATE OR REPLACE FUNCTION public.lag_partition_status(status_window interval DE
  STABLE
 AS $function$
 -- The status of each partition from its stored samples of the last status_window (rules like
--- Burrow's), with the evidence: the first and the last sample of the window. In order:
+-- Burrow's), with the evidence: the first (with a commit) and the last sample of the window. In order:
 --   ERR     no committed offset while the partition holds data (lag unknown, not 0);
 --   OK      lag 0 at the last sample (a quiet or caught-up partition is never flagged);
 --   REWIND  the committed offset went back: the last is below the highest of the window, or
@@ -49,7 +49,9 @@ WITH b AS (
     -- One pass over the window's rows, hashed by partition: nothing sorts them.
     SELECT h.consumer_group_id, h.topic_name, h.partition,
            count(*)::integer AS samples,
-           min(h."timestamp") AS first_timestamp,
+           -- the first sample that has a commit: one taken before the group's first commit
+           -- would make the window's first lag and offset unknown
+           coalesce(min(h."timestamp") FILTER (WHERE h.committed_offset IS NOT NULL), min(h."timestamp")) AS first_timestamp,
            max(h."timestamp") AS last_timestamp,
            min(h.lag) FILTER (WHERE h."timestamp" < (SELECT b.second_third FROM b)) AS lowest_lag_1,
            min(h.lag) FILTER (WHERE h."timestamp" >= (SELECT b.second_third FROM b)

@@ -1,6 +1,6 @@
 CREATE OR REPLACE VIEW public.v_consumer_alerts AS
 -- Active alerts, one row each, from measured lag and processing (never from hand-entered
--- expectations): the status of the group's partitions over the last 15 minutes, lag in time,
+-- expectations): the status of the group's partitions over the last 15 minutes (or loomctl.status_window), lag in time,
 -- processing time against max_poll_interval_ms and the error rate of the last hour.
 -- severity is 'warning' or 'critical'; value is compared with threshold; evidence is what the
 -- status rests on (the first and last sample of the window of the worst partition).

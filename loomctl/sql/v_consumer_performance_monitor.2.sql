@@ -1,6 +1,7 @@
 CREATE OR REPLACE VIEW public.v_consumer_performance_monitor AS
 -- One row per configured service, computed from what was measured: lag from the last 15
--- minutes of samples (status per partition by lag_partition_status, the group takes its worst
+-- minutes of samples (or the window a session sets: SET loomctl.status_window = '1h', which
+-- `loomctl alerts --window` and `loomctl recommend --window` do) (status per partition by lag_partition_status, the group takes its worst
 -- partition's), processing from the last hour of metrics against the service's own settings,
 -- and a recommendation that quotes the numbers it is based on.
 --
@@ -11,7 +12,8 @@ CREATE OR REPLACE VIEW public.v_consumer_performance_monitor AS
 -- whole table. Both keep the plan's cost far below jit_above_cost: JIT compilation alone
 -- would take longer than the query.
 WITH st AS (
-    SELECT * FROM public.lag_partition_status('00:15:00'::interval)
+    SELECT * FROM public.lag_partition_status(
+        coalesce(nullif(current_setting('loomctl.status_window', true), '')::interval, '00:15:00'::interval))
 ), lag AS (
     SELECT st.consumer_group_id,
            count(*)::integer AS partitions,

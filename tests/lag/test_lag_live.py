@@ -176,6 +176,9 @@ def test_alerts_fail_on_levels(database_factory, services) -> None:
         alerts = cli.json("alerts")
         assert [(a["alert_type"], a["severity"]) for a in alerts] == [("lag_growing", "warning")]
         assert cli("alerts", "--fail-on", "critical").exit_code == 0
+        # over a window holding one sample at most, there is no trend to alert on
+        assert cli.json("alerts", "--window", "15s") == []
+        assert cli.json("recommend", "growing-svc", "--window", "15s")[0]["status"] == "OK"
         result = cli("alerts", "--fail-on", "warn")
         assert result.exit_code == 1 and "1 alert at warn or above" in result.stderr
         assert cli("alerts", "--fail-on", "sometimes").exit_code == 2
