@@ -810,13 +810,16 @@ def apply_plan(
             accepted.append(item)
         else:
             outcome(item, RETRY if verdict[1] else FAILED, after=item.current_partitions, error=verdict[0])
-    step("validated")
+    if candidates:
+        step("validated")
 
     if dry_run:
         for item in accepted:
             outcome(item, WOULD_APPLY, after=item.target_partitions)
         return [results[i.change_id] for i in plan.items]
 
+    if not accepted:
+        return [results[i.change_id] for i in plan.items]
     answers = _create_partitions(admin, {i.topic_name: i.target_partitions for i in accepted},
                                  validate_only=False, timeout=timeout)
     step("altered")
