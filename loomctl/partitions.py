@@ -818,18 +818,18 @@ def apply_plan(
             outcome(item, WOULD_APPLY, after=item.target_partitions)
         return [results[i.change_id] for i in plan.items]
 
-    if not accepted:
-        return [results[i.change_id] for i in plan.items]
     answers = _create_partitions(admin, {i.topic_name: i.target_partitions for i in accepted},
                                  validate_only=False, timeout=timeout)
-    step("altered")
+    if accepted:
+        step("altered")
     targets = {i.topic_name: i.target_partitions for i in accepted}
     succeeded = {t: n for t, n in targets.items() if answers.get(t) is None}
     counts, problem = _wait_for_counts(admin, succeeded, timeout=timeout) if succeeded else ({}, None)
     if len(succeeded) < len(targets):
         # a refused request may still mean the count is there (someone else grew the topic meanwhile)
         counts.update(_counts_now(admin, [t for t in targets if t not in succeeded], timeout=min(timeout, 5.0)) or {})
-    step("verified")
+    if accepted:
+        step("verified")
     for item in accepted:
         after = counts.get(item.topic_name)
         answer = answers.get(item.topic_name)
