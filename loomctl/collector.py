@@ -54,6 +54,8 @@ class Collector:
     _conn: "psycopg.Connection[Any] | None" = field(default=None, init=False, repr=False)
     _worker: "SnapshotWorker | None" = field(default=None, init=False, repr=False)
     _leader: bool = field(default=False, init=False)
+    _previous: dict[Any, lag.PreviousSample] | None = field(default=None, init=False, repr=False)
+    _previous_groups: set[str] = field(default_factory=set, init=False, repr=False)
     _last_maintenance: float = field(default=float("-inf"), init=False)
 
     # -- connections ---------------------------------------------------------------------------
@@ -99,6 +101,7 @@ class Collector:
             conn.commit()
             if got and got[0]:
                 self._leader = True
+                self._previous = None  # another collector may have written since
                 self.on_event("info", "this collector writes the samples (writer lock taken)")
                 self._last_maintenance = float("-inf")
         return self._leader
@@ -121,14 +124,20 @@ class Collector:
             snap = self._snapshot(sorted(services))
             now = dt.datetime.now(dt.timezone.utc)
             samples = samples_from(snap, services, now)
-            committed = {(s.consumer_group_id, s.topic_name, s.partition): s.committed_offset for s in samples
-                         if s.committed_offset is not None and s.lag}
-            points = lag.history_points(conn, committed, now)  # type: ignore[arg-type]
-            samples = [_with_time_lag(s, points, now) for s in samples]
+            if self._previous is None or any(g not in self._previous_groups for g in services):
+                # after a start, a reconnect or a new service: what the table last knew
+                self._previous = lag.previous_samples(conn, services, now)
+                self._previous_groups = set(services)
+            samples = [_with_time_lag(s, self._previous, now) for s in samples]
             if time.monotonic() - self._last_maintenance >= MAINTENANCE_EVERY.total_seconds():
                 self._maintain(conn, now, result)
             result.written = lag.copy_samples(conn, samples)
             conn.commit()
+            self._previous = {
+                (s.consumer_group_id, s.topic_name, s.partition):
+                    lag.PreviousSample(s.timestamp, s.committed_offset, s.log_end_offset, s.time_lag_ms)
+                for s in samples
+            }
             return result
         except psycopg.OperationalError as exc:
             self._drop_connection()
@@ -305,12 +314,11 @@ def samples_from(snap: Any, services: dict[str, str], now: dt.datetime) -> list[
     ]
 
 
-def _with_time_lag(sample: lag.LagSample, points: dict[Any, Any], now: dt.datetime) -> lag.LagSample:
+def _with_time_lag(sample: lag.LagSample, previous: dict[Any, lag.PreviousSample], now: dt.datetime) -> lag.LagSample:
     from dataclasses import replace
 
-    before, after = points.get((sample.consumer_group_id, sample.topic_name, sample.partition), (None, None))
-    time_lag = lag.estimate_time_lag_ms(sample.committed_offset, sample.log_end_offset, now, before, after)
-    return replace(sample, time_lag_ms=time_lag)
+    before = previous.get((sample.consumer_group_id, sample.topic_name, sample.partition))
+    return replace(sample, time_lag_ms=lag.carry_time_lag_ms(before, now, sample.committed_offset, sample.log_end_offset))
 
 
 def _signed(key: int) -> int:

@@ -2,8 +2,8 @@
 
 Semantics (DESIGN.md, "Lag"): no committed offset is *unknown*, never 0; a negative lag is
 clamped to 0; a committed offset below the log start offset means records were lost to
-retention before the group read them. Lag in time is interpolated from stored
-(log_end_offset, timestamp) samples, so it survives restarts of the collector.
+retention before the group read them. Lag in time is interpolated between stored samples
+(each carries it forward from the one before), so it survives restarts of the collector.
 """
 
 from __future__ import annotations
@@ -79,99 +79,76 @@ def lost_to_retention(committed: int | None, log_start: int | None) -> int:
 
 
 @dataclass(frozen=True)
-class OffsetPoint:
-    """The partition's log end offset as seen at ``timestamp``."""
+class PreviousSample:
+    """What the last stored sample of a partition knew: enough to carry its lag in time forward."""
 
     timestamp: dt.datetime
+    committed_offset: int | None
     log_end_offset: int
+    time_lag_ms: int | None
 
 
-def estimate_time_lag_ms(
-    committed: int | None,
-    log_end: int,
-    now: dt.datetime,
-    before: OffsetPoint | None,
-    after: OffsetPoint | None,
-) -> int | None:
+def carry_time_lag_ms(previous: PreviousSample | None, now: dt.datetime, committed: int | None, log_end: int) -> int | None:
     """How long ago the next record to consume (offset ``committed``) was produced, in ms.
 
-    ``before`` is the latest stored point whose log end was at or below ``committed`` (the record
-    did not exist yet), ``after`` the earliest point past it (the record existed); the current
-    (now, log_end) is the last point. Between the two the production time is interpolated
-    linearly. With no point before, the record is older than the history: the age of the oldest
-    knowledge (a lower bound) is returned. None when the lag is unknown or nothing is stored.
+    Carried forward from the partition's previous sample, which bounds the record's production
+    time: the previous sample's committed offset was produced ``time_lag_ms`` before it, and its
+    log end offset at its own time. A record between the two is placed by linear interpolation;
+    one past the previous log end was produced between the previous sample and now. Each
+    sample needs only the one before it, so this costs one lookup of the latest sample (no scan
+    of the history) and survives restarts. A partition that lagged when sampling began has no
+    known age: it counts as 0 old at its first sample, so later values are lower bounds until
+    the group reads past that sample's log end. None when the lag is unknown.
     """
     if committed is None:
         return None
     if committed >= log_end:
         return 0
-    if before is None and after is None:
-        return None  # nothing stored about this partition yet
-    if after is None or after.log_end_offset <= committed:
-        after = OffsetPoint(now, log_end)
-    if before is None:
-        return max(int((now - after.timestamp).total_seconds() * 1000), 0)
-    span = after.log_end_offset - before.log_end_offset
-    fraction = (committed - before.log_end_offset) / span if span > 0 else 1.0
-    produced = before.timestamp + (after.timestamp - before.timestamp) * min(max(fraction, 0.0), 1.0)
-    return max(int((now - produced).total_seconds() * 1000), 0)
+    if previous is None:
+        return None
+    if committed > previous.log_end_offset:
+        produced_span = log_end - previous.log_end_offset
+        fraction = (committed - previous.log_end_offset) / produced_span if produced_span > 0 else 1.0
+        produced = previous.timestamp + (now - previous.timestamp) * min(fraction, 1.0)
+        return max(int((now - produced).total_seconds() * 1000), 0)
+    if previous.committed_offset is None:
+        return None
+    age_then = previous.time_lag_ms or 0
+    produced_then = previous.timestamp - dt.timedelta(milliseconds=age_then)
+    if committed > previous.committed_offset and previous.log_end_offset > previous.committed_offset:
+        fraction = (committed - previous.committed_offset) / (previous.log_end_offset - previous.committed_offset)
+        produced_then = produced_then + (previous.timestamp - produced_then) * fraction
+    return max(int((now - produced_then).total_seconds() * 1000), 0)
 
-
-_TIME_LAG_SQL = """
-SELECT w.consumer_group_id, w.topic_name, w.partition,
-       b."timestamp", b.log_end_offset, a."timestamp", a.log_end_offset
-  FROM unnest(%(groups)s::text[], %(topics)s::text[], %(partitions)s::int[], %(committed)s::bigint[])
-       AS w(consumer_group_id, topic_name, partition, committed_offset)
-  LEFT JOIN LATERAL (
-        SELECT h."timestamp", h.log_end_offset
-          FROM public.consumer_lag_history AS h
-         WHERE h.consumer_group_id = w.consumer_group_id AND h.topic_name = w.topic_name
-           AND h.partition = w.partition AND h.log_end_offset <= w.committed_offset
-           AND h."timestamp" > %(horizon)s
-         ORDER BY h."timestamp" DESC
-         LIMIT 1) AS b ON true
-  LEFT JOIN LATERAL (
-        SELECT h."timestamp", h.log_end_offset
-          FROM public.consumer_lag_history AS h
-         WHERE h.consumer_group_id = w.consumer_group_id AND h.topic_name = w.topic_name
-           AND h.partition = w.partition AND h.log_end_offset > w.committed_offset
-           AND h."timestamp" > coalesce(b."timestamp", %(horizon)s)
-         ORDER BY h."timestamp"
-         LIMIT 1) AS a ON true
-"""
-
-TIME_LAG_HORIZON = dt.timedelta(days=7)
 
 Key = tuple[str, str, int]
+PREVIOUS_SAMPLE_HORIZON = dt.timedelta(hours=1)
 
 
-def history_points(
-    conn: "psycopg.Connection[Any]", committed: dict[Key, int], now: dt.datetime
-) -> dict[Key, tuple[OffsetPoint | None, OffsetPoint | None]]:
-    """For each lagging (group, topic, partition): the stored points around its committed offset.
+def previous_samples(
+    conn: "psycopg.Connection[Any]", services: dict[str, str], now: dt.datetime
+) -> dict[Key, PreviousSample]:
+    """The newest stored sample of each partition of the given groups (group id -> service name).
 
-    Each lookup walks the primary key (group, topic, partition, timestamp) backwards from the
-    newest sample, so its cost is the number of samples within the lag, not the table's size.
+    Read through (service_name, timestamp) over the last hour: the history's primary key leads
+    with the time so that the collector's inserts append, so there is no per-partition index.
     """
-    if not committed:
+    if not services:
         return {}
-    keys = list(committed)
     rows = conn.execute(
-        _TIME_LAG_SQL,
-        {
-            "groups": [k[0] for k in keys],
-            "topics": [k[1] for k in keys],
-            "partitions": [k[2] for k in keys],
-            "committed": [committed[k] for k in keys],
-            "horizon": now - TIME_LAG_HORIZON,
-        },
+        """
+        SELECT DISTINCT ON (h.consumer_group_id, h.topic_name, h.partition)
+               h.consumer_group_id, h.topic_name, h.partition, h."timestamp", h.committed_offset,
+               h.log_end_offset, h.time_lag_ms
+          FROM public.consumer_lag_history AS h
+         WHERE h.service_name = ANY(%(services)s) AND h.consumer_group_id = ANY(%(groups)s)
+           AND h."timestamp" > %(since)s AND h."timestamp" <= %(now)s
+         ORDER BY h.consumer_group_id, h.topic_name, h.partition, h."timestamp" DESC
+        """,
+        {"services": sorted(set(services.values())), "groups": sorted(services), "since": now - PREVIOUS_SAMPLE_HORIZON,
+         "now": now},
     ).fetchall()
-    points: dict[Key, tuple[OffsetPoint | None, OffsetPoint | None]] = {}
-    for group, topic, partition, b_ts, b_off, a_ts, a_off in rows:
-        before = OffsetPoint(b_ts, b_off) if b_ts is not None else None
-        after = OffsetPoint(a_ts, a_off) if a_ts is not None else None
-        points[(group, topic, partition)] = (before, after)
-    return points
+    return {(g, t, p): PreviousSample(ts, committed, log_end, time_lag) for g, t, p, ts, committed, log_end, time_lag in rows}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,7 +228,7 @@ def live_lag(
     group_ids: Sequence[str],
     *,
     now: dt.datetime,
-    points: dict[Key, tuple[OffsetPoint | None, OffsetPoint | None]] | None = None,
+    previous: dict[Key, PreviousSample] | None = None,
     stored_status: dict[Key, str] | None = None,
 ) -> list[PartitionLag]:
     """Per-partition lag of ``group_ids`` from a :class:`loomctl.kafka.ClusterSnapshot`.
@@ -261,7 +238,7 @@ def live_lag(
     """
     from loomctl.kafka import Group
 
-    points = points or {}
+    previous = previous or {}
     stored_status = stored_status or {}
     rows: list[PartitionLag] = []
     for group_id in group_ids:
@@ -277,8 +254,7 @@ def live_lag(
             offset = committed.get((topic, partition))
             lag = partition_lag(offset, log_end) if log_end is not None else None
             key = (group_id, topic, partition)
-            before, after = points.get(key, (None, None))
-            time_lag = estimate_time_lag_ms(offset, log_end, now, before, after) if log_end is not None else None
+            time_lag = carry_time_lag_ms(previous.get(key), now, offset, log_end) if log_end is not None else None
             owner = owners.get((topic, partition))
             rows.append(
                 PartitionLag(
@@ -459,24 +435,18 @@ def show(
     if unknown:
         raise NotFound(f"no consumer group {', '.join(unknown)} on the cluster")
     now = dt.datetime.now(dt.timezone.utc)
-    points: dict[Key, tuple[OffsetPoint | None, OffsetPoint | None]] = {}
+    previous: dict[Key, PreviousSample] = {}
     statuses: dict[Key, str] = {}
     if conn is not None:
-        # only configured groups are collected, so only they have stored samples to look up
-        sampled = [g for g in wanted if g in configured]
-        lagging = {
-            (g, t, p): off
-            for g in sampled
-            for (t, p), off in snap.committed.get(g, {}).items()
-            if off is not None and (snap.offsets.get((t, p)) and snap.offsets[(t, p)].end > off)
-        }
-        points = history_points(conn, lagging, now)
+        # only configured groups are collected, so only they have stored samples
+        sampled = {g: configured[g] for g in wanted if g in configured}
+        previous = previous_samples(conn, sampled, now)
         statuses = {
             (r["consumer_group_id"], r["topic_name"], r["partition"]): r["status"]
-            for r in (stored_status(conn, status_window, sampled) if sampled else [])
+            for r in (stored_status(conn, status_window, list(sampled)) if sampled else [])
             if r["samples"] >= 2
         }
-    rows = live_lag(snap, configured, wanted, now=now, points=points, stored_status=statuses)
+    rows = live_lag(snap, configured, wanted, now=now, previous=previous, stored_status=statuses)
     return rows, snap, configured, wanted
 
 

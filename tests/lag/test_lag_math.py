@@ -15,45 +15,35 @@ from loomctl.validation import parse_duration
 NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 
-def at(seconds_ago: float, offset: int) -> lag.OffsetPoint:
-    return lag.OffsetPoint(NOW - dt.timedelta(seconds=seconds_ago), offset)
+def before(seconds_ago: float, committed: int | None, log_end: int, time_lag_ms: int | None) -> lag.PreviousSample:
+    return lag.PreviousSample(NOW - dt.timedelta(seconds=seconds_ago), committed, log_end, time_lag_ms)
 
 
-def test_no_committed_offset_is_unknown_not_zero() -> None:
-    assert lag.partition_lag(None, 100) is None
-    assert lag.partition_lag(0, 100) == 100
+def test_time_lag_interpolates_between_the_previous_commit_and_log_end() -> None:
+    # 30 s ago: offset 100 was 60 s old (produced 90 s ago), the log ended at 200 (produced then).
+    # Offset 150 lies halfway: produced 60 s ago.
+    assert lag.carry_time_lag_ms(before(30, 100, 200, 60_000), NOW, 150, 300) == 60_000
 
 
-def test_negative_lag_is_clamped() -> None:
-    # a commit can be ahead of the log end we read a moment earlier
-    assert lag.partition_lag(105, 100) == 0
+def test_time_lag_of_a_record_produced_after_the_previous_sample() -> None:
+    # the log grew 200 -> 300 over the last 10 s: offset 250 was produced 5 s ago
+    assert lag.carry_time_lag_ms(before(10, 100, 200, 1_000), NOW, 250, 300) == 5_000
 
 
-def test_records_lost_to_retention() -> None:
-    assert lag.lost_to_retention(10, 40) == 30
-    assert lag.lost_to_retention(50, 40) == 0
-    assert lag.lost_to_retention(None, 40) == 0
+def test_time_lag_grows_while_the_offset_stands_still() -> None:
+    assert lag.carry_time_lag_ms(before(30, 100, 200, 60_000), NOW, 100, 400) == 90_000
 
 
-def test_time_lag_interpolates_between_the_samples_around_the_committed_offset() -> None:
-    # log end was 100 a minute ago and 200 now-30s: offset 150 was produced about 45 s ago
-    assert lag.estimate_time_lag_ms(150, 300, NOW, at(60, 100), at(30, 200)) == 45_000
+def test_time_lag_without_a_known_age_is_a_lower_bound_from_the_first_sample() -> None:
+    # lagging when sampling began: counted as 0 old then, so at least 40 s now
+    assert lag.carry_time_lag_ms(before(40, 100, 200, None), NOW, 100, 260) == 40_000
 
 
-def test_time_lag_uses_the_live_log_end_after_the_last_sample() -> None:
-    # no stored point past the commit yet: interpolate towards (now, live log end)
-    assert lag.estimate_time_lag_ms(150, 200, NOW, at(10, 100), None) == 5_000
-
-
-def test_time_lag_without_a_point_before_is_a_lower_bound() -> None:
-    # the commit is older than the whole history: at least as old as the first sample past it
-    assert lag.estimate_time_lag_ms(5, 300, NOW, None, at(600, 100)) == 600_000
-
-
-def test_time_lag_is_zero_when_caught_up_and_unknown_without_history_or_commit() -> None:
-    assert lag.estimate_time_lag_ms(300, 300, NOW, None, None) == 0
-    assert lag.estimate_time_lag_ms(100, 300, NOW, None, None) is None
-    assert lag.estimate_time_lag_ms(None, 300, NOW, at(10, 1), None) is None
+def test_time_lag_is_zero_when_caught_up_and_unknown_without_a_sample_or_commit() -> None:
+    assert lag.carry_time_lag_ms(None, NOW, 300, 300) == 0
+    assert lag.carry_time_lag_ms(None, NOW, 100, 300) is None
+    assert lag.carry_time_lag_ms(before(10, 1, 5, 0), NOW, None, 300) is None
+    assert lag.carry_time_lag_ms(before(10, None, 5, None), NOW, 3, 300) is None
 
 
 @pytest.mark.parametrize(

@@ -26,12 +26,6 @@ def admin(services) -> Any:
     return AdminClient({"bootstrap.servers": services.bootstrap_servers, "logger": quiet_logger()})
 
 
-def partition_count(admin: Any, topic: str) -> int | None:
-    metadata = admin.list_topics(topic=topic, timeout=10)
-    found = metadata.topics.get(topic)
-    return len(found.partitions) if found is not None and found.error is None else None
-
-
 @pytest.fixture
 def new_topic(admin) -> Iterator[Callable[..., str]]:
     """Creates a topic with a random name (deleted after the test) and returns its name."""

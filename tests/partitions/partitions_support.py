@@ -51,3 +51,9 @@ def insert_change(conn: psycopg.Connection, topic: str, current: int, recommende
             "INSERT INTO topic_partition_changes (topic_name, current_partitions, recommended_partitions, reason)"
             " VALUES (%s, %s, %s, %s) RETURNING id", [topic, current, recommended, reason])
         return cur.fetchone()[0]
+
+
+def partition_count(admin: Any, topic: str) -> int | None:
+    metadata = admin.list_topics(topic=topic, timeout=10)
+    found = metadata.topics.get(topic)
+    return len(found.partitions) if found is not None and found.error is None else None

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import partition_count
+from partitions_support import partition_count
 from partitions_support import insert_change, rows, unique
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import partition_count
+from partitions_support import partition_count
 from partitions_support import insert_change, rows, unique
 
 pytestmark = pytest.mark.integration
