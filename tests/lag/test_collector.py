@@ -153,3 +153,36 @@ def test_two_collectors_write_each_sample_once(database_factory, services, tmp_p
         stop_collector(second, logs[1])
         database_factory.drop(url)
 
+
+
+def test_a_cycle_removes_samples_past_the_retention(database_factory, services) -> None:
+    import datetime as dt
+
+    from loomctl import migrations
+    from loomctl.collector import Collector
+    from loomctl.settings import Settings
+
+    url = database_factory.create("loomretain")
+    try:
+        migrations.upgrade(url)
+        setup_group(url, services.bootstrap_servers)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SELECT ensure_lag_history_partitions(12, 1)")
+            for days in (10, 9, 1):
+                conn.execute(
+                    "SELECT record_consumer_lag('old-svc', 'old-topic', 0, 1, 2, 'g-old', now() - make_interval(days => %s))",
+                    (days,),
+                )
+        collector = Collector(Settings(database_url=url, bootstrap_servers=services.bootstrap_servers),
+                              interval=dt.timedelta(seconds=1), retention=dt.timedelta(days=7))
+        try:
+            result = collector.cycle()
+        finally:
+            collector.close()
+        assert result.written == PARTITIONS
+        assert result.retention_dropped >= 2  # the days of the 10- and 9-day-old samples, whole
+        with psycopg.connect(url) as conn:
+            kept = conn.execute("SELECT count(*) FROM consumer_lag_history WHERE service_name = 'old-svc'").fetchone()[0]
+        assert kept == 1
+    finally:
+        database_factory.drop(url)
