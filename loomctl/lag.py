@@ -104,8 +104,8 @@ def carry_time_lag_ms(previous: PreviousSample | None, now: dt.datetime, committ
         return None
     if committed >= log_end:
         return 0
-    if previous is None:
-        return None
+    if previous is None or log_end < previous.log_end_offset:
+        return None  # nothing stored, or the topic was deleted and created again since
     if committed > previous.log_end_offset:
         produced_span = log_end - previous.log_end_offset
         fraction = (committed - previous.log_end_offset) / produced_span if produced_span > 0 else 1.0

@@ -24,7 +24,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -351,7 +351,13 @@ def _run_service(run: _Run, spec: DemoConsumer, result: ConsumerResult) -> None:
         result.state = "already stopped"
         run.say(f"{spec.service_name}: stopped consumer already exited in an earlier run (group {config.consumer_group_id} keeps its offsets)")
         return
-    result.members = spec.members or run.partitions[spec.topics[0]]
+    planned = next((t.partitions for t in run.plan.topics if t.name == spec.topics[0]), 0)
+    actual = run.partitions[spec.topics[0]]
+    if spec.behaviour is Behaviour.slow and planned and actual != planned:
+        # the topic was grown (by `partitions apply` in an earlier demo): each member still
+        # keeps up with only a fifth of its partition's share, so the service stays the slow one
+        spec = replace(spec, message_delay_s=spec.message_delay_s * actual / planned)
+    result.members = spec.members or actual
     result.state = "running"
     members = [
         threading.Thread(target=_member_thread, args=(run, spec, result, index), name=f"traffic-{spec.service_name}-{index}", daemon=True)

@@ -21,7 +21,8 @@ AS $function$
 --           service that reports is running;
 --   WARN    the committed offset moves, but the lowest lag of each third of the window is
 --           above the lowest of the third before (of the thirds the partition has samples
---           in, at least two): lag keeps growing. Troughs, not every
+--           in, at least two), and it grew by more than half of what is produced between
+--           two samples (less is a consumer keeping up within a batch): lag keeps growing. Troughs, not every
 --           sample: a consumer that commits per batch, sampled at fixed times, shows a
 --           sawtooth whose teeth say nothing; what its commits leave behind is the trough
 --           (Burrow judges lag at commits for the same reason);
@@ -111,7 +112,11 @@ WITH b AS (
                WHEN NOT r.offset_moved THEN 'STALL'
                WHEN num_nonnulls(r.lowest_lag_1, r.lowest_lag_2, r.lowest_lag_3) >= 2
                     AND coalesce(r.lowest_lag_1 < coalesce(r.lowest_lag_2, r.lowest_lag_3), true)
-                    AND coalesce(r.lowest_lag_2 < r.lowest_lag_3, true) THEN 'WARN'
+                    AND coalesce(r.lowest_lag_2 < r.lowest_lag_3, true)
+                    -- and by more than half a sampling interval's production: a consumer that
+                    -- keeps up within a batch or two shows small troughs that jitter upwards
+                    AND coalesce(r.lowest_lag_3, r.lowest_lag_2) - coalesce(r.lowest_lag_1, r.lowest_lag_2)
+                        > (r.log_end_offset - r.first_log_end_offset)::numeric / greatest(r.samples - 1, 1) / 2 THEN 'WARN'
                ELSE 'OK'
            END AS status
       FROM r

@@ -44,6 +44,8 @@ def test_time_lag_is_zero_when_caught_up_and_unknown_without_a_sample_or_commit(
     assert lag.carry_time_lag_ms(None, NOW, 100, 300) is None
     assert lag.carry_time_lag_ms(before(10, 1, 5, 0), NOW, None, 300) is None
     assert lag.carry_time_lag_ms(before(10, None, 5, None), NOW, 3, 300) is None
+    # a log end below the previous one: the topic was created again, the old sample says nothing
+    assert lag.carry_time_lag_ms(before(10, 900, 1000, 5_000), NOW, 3, 10) is None
 
 
 @pytest.mark.parametrize(
