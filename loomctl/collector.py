@@ -129,8 +129,6 @@ class Collector:
                 self._previous = lag.previous_samples(conn, services, now)
                 self._previous_groups = set(services)
             samples = [_with_time_lag(s, self._previous, now) for s in samples]
-            if time.monotonic() - self._last_maintenance >= MAINTENANCE_EVERY.total_seconds():
-                self._maintain(conn, now, result)
             result.written = lag.copy_samples(conn, samples)
             conn.commit()
             self._previous = {
@@ -138,6 +136,8 @@ class Collector:
                     lag.PreviousSample(s.timestamp, s.committed_offset, s.log_end_offset, s.time_lag_ms)
                 for s in samples
             }
+            if time.monotonic() - self._last_maintenance >= MAINTENANCE_EVERY.total_seconds():
+                self._maintain(conn, now, result)
             return result
         except psycopg.OperationalError as exc:
             self._drop_connection()
@@ -157,13 +157,24 @@ class Collector:
                 self._drop_connection()
 
     def _maintain(self, conn: "psycopg.Connection[Any]", now: dt.datetime, result: CycleResult) -> None:
-        """Daily partitions ahead, and retention by dropping whole days (hourly, in the same transaction)."""
-        conn.execute("SELECT public.ensure_lag_history_partitions(1, 7)")
-        if self.retention is not None:
-            row = conn.execute("SELECT * FROM public.drop_lag_history_before(%s)", (now - self.retention,)).fetchone()
-            if row:
-                result.retention_dropped, result.retention_deleted = int(row[0]), int(row[1])
-        self._last_maintenance = time.monotonic()
+        """Daily partitions ahead, and retention by dropping whole days: hourly, after the cycle's
+        samples are committed, in a transaction of its own that waits for locks only briefly."""
+        import psycopg
+
+        self._last_maintenance = time.monotonic()  # a failure is retried at the next hour, not every cycle
+        try:
+            conn.execute("SET LOCAL lock_timeout = '5s'")
+            conn.execute("SELECT public.ensure_lag_history_partitions(1, 7)")
+            if self.retention is not None:
+                row = conn.execute("SELECT * FROM public.drop_lag_history_before(%s)", (now - self.retention,)).fetchone()
+                if row:
+                    result.retention_dropped, result.retention_deleted = int(row[0]), int(row[1])
+            conn.commit()
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            conn.rollback()
+            self.on_event("warning", f"partition upkeep and retention failed, retrying in an hour: {_first_line(exc)}")
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -180,7 +191,7 @@ class Collector:
                 if once or isinstance(exc, BadInput):
                     raise
                 failures += 1
-                delay = min(max(2.0 ** (failures - 1), self.interval.total_seconds()), MAX_BACKOFF_S)
+                delay = min(max(2.0 ** min(failures - 1, 10), self.interval.total_seconds()), MAX_BACKOFF_S)
                 self.on_event("warning", f"{exc} (attempt {failures}, retrying in {delay:g}s)")
                 stop.wait(delay)
                 continue
@@ -288,6 +299,8 @@ def _worker_main(pipe: Any, settings: Settings, timeout_s: float) -> None:
             pipe.send(("ok", kafka.snapshot(admin, group_ids, timeout=timeout_s)))
         except LoomError as exc:
             pipe.send(("error", (type(exc).__name__, str(exc))))
+        except Exception as exc:  # a bug or an unwrapped client error: say what, rather than dying silently
+            pipe.send(("error", ("LoomError", f"{type(exc).__name__}: {exc}")))
 
 
 def samples_from(snap: Any, services: dict[str, str], now: dt.datetime) -> list[lag.LagSample]:

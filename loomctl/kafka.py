@@ -97,6 +97,9 @@ def admin_client(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_S) -> "
     props.setdefault("socket.timeout.ms", int(timeout * 1000))
     props.setdefault("socket.connection.setup.timeout.ms", int(timeout * 1000))
     props["logger"] = quiet_logger()
+    # The AdminClient runs on a producer handle, whose metadata request for a missing topic
+    # would create it on brokers with auto.create.topics.enable: a lookup must not do that.
+    props.setdefault("allow.auto.create.topics", False)
     props.setdefault("log_level", 4)  # warnings and worse; info lines (BGQUEUE at exit) are noise here
     try:
         return AdminClient(props)

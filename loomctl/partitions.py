@@ -621,17 +621,13 @@ def sample_keys(
     if not starts:
         return result
     ends = {tp: offsets[tp].end for tp in starts}
-    import logging
-
     from confluent_kafka import Consumer, KafkaError, KafkaException
     from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-    quiet = logging.getLogger("loomctl.librdkafka")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
     config: dict[str, Any] = {
         **kafka_properties, "group.id": "loomctl-key-sample", "enable.auto.commit": False,
-        "enable.auto.offset.store": False, "enable.partition.eof": True, "logger": quiet,
+        "enable.auto.offset.store": False, "enable.partition.eof": True, "logger": kafka.quiet_logger(),
+        "allow.auto.create.topics": False,
     }
     seen: dict[str, bool] = {}
     try:

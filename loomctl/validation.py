@@ -179,6 +179,7 @@ def check_profile(name: str) -> str:
     return name
 
 
+_LONGEST_DURATION_S = 3650 * 86400
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -195,6 +196,6 @@ def parse_duration(text: str, *, option: str = "duration") -> "dt.timedelta":
         if not parts or "".join(n + u for n, u in parts) != value:
             raise BadInput(f"{option}: {text!r} is not a duration (examples: 30s, 15m, 1h, 7d)")
         seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise BadInput(f"{option}: {text!r} must be longer than zero")
+    if not 0.001 <= seconds <= _LONGEST_DURATION_S:
+        raise BadInput(f"{option}: {text!r} must be between 1ms and 3650d")
     return dt.timedelta(seconds=seconds)

@@ -137,7 +137,13 @@ def collect(
             info(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {level}: {message}")
 
     stop = threading.Event()
-    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def request_stop(*_: Any) -> None:
+        if stop.is_set():  # asked twice: stop now, even in the middle of a cycle
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     collector = Collector(settings, every, keep, on_event=event, timeout_s=min(10.0, max(2.0, every.total_seconds())))
     if not once:
         info(f"collecting every {interval}, keeping {retention}; Ctrl-C to stop")
