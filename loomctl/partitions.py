@@ -42,8 +42,12 @@ KEY_SAMPLE_RECORDS = 16
 """Records read from the tail of each partition to tell whether producers set keys."""
 KEY_SAMPLE_MAX_PARTITIONS = 32
 KEY_SAMPLE_TIMEOUT_S = 5.0
-GROUP_HISTORY_WINDOW = dt.timedelta(hours=24)
-"""Groups the lag history saw on a topic this recently count as its consumers even when idle now."""
+GROUP_HISTORY_WINDOW = dt.timedelta(hours=1)
+"""Groups the lag history saw on a topic this recently count as its consumers even when idle now.
+
+The cluster's committed offsets already name every group that ever committed on the topic, idle
+ones included; the history adds those whose offsets expired. An hour of it is a time-range scan
+of the history's key (a day would read a day of every topic's samples)."""
 
 # Outcomes of `apply`, per change.
 APPLIED = "applied"
