@@ -104,17 +104,18 @@ def admin_client(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_S) -> "
     try:
         return AdminClient(props)
     except Exception as exc:  # KafkaException for a bad property in the properties file
-        raise BadInput(f"invalid Kafka client configuration: {_kafka_message(exc)}") from None
+        raise BadInput(f"invalid Kafka client configuration: {error_message(exc)}") from None
 
 
-def _kafka_message(exc: BaseException) -> str:
+def error_message(exc: BaseException) -> str:
+    """The first line of a confluent-kafka error's own text (or of any exception's)."""
     error = exc.args[0] if exc.args else None
     text = error.str() if hasattr(error, "str") else str(exc)
     return text.strip().splitlines()[0] if text and text.strip() else type(exc).__name__
 
 
 def unreachable(exc: BaseException, what: str) -> BackendUnavailable:
-    return BackendUnavailable(f"Kafka did not answer {what}: {_kafka_message(exc)}")
+    return BackendUnavailable(f"Kafka did not answer {what}: {error_message(exc)}")
 
 
 def _result(future: Any, timeout: float, what: str) -> Any:

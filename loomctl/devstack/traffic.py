@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from loomctl.devstack._process import Progress
-from loomctl.kafka import quiet_logger
+from loomctl.kafka import error_message, quiet_logger
 from loomctl.errors import BackendUnavailable, BadInput, LoomError, NotFound
 from loomctl.settings import Settings, libpq_url, mask_url
 
@@ -168,14 +168,6 @@ def check_plan(plan: TrafficPlan) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-
-
-def _first_line(exc: BaseException) -> str:
-    error = exc.args[0] if exc.args else None
-    text = error.str() if hasattr(error, "str") else str(exc)
-    return text.strip().splitlines()[0] if text and text.strip() else type(exc).__name__
-
-
 def _check_database(settings: Settings, plan: TrafficPlan) -> None:
     """Every service of the plan is configured, each with its own group, in a migrated database."""
     import psycopg
@@ -190,7 +182,7 @@ def _check_database(settings: Settings, plan: TrafficPlan) -> None:
                 ([c.service_name for c in plan.consumers],),
             ).fetchall()
     except psycopg.OperationalError as exc:
-        raise BackendUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {_first_line(exc)}") from None
+        raise BackendUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {error_message(exc)}") from None
     found = {name: (group, version) for name, group, version in rows}
     missing = [c.service_name for c in plan.consumers if c.service_name not in found]
     if missing:
@@ -226,7 +218,7 @@ def ensure_topics(admin: Any, topics: Sequence[DemoTopic], *, timeout: float = 1
                 error = exc.args[0] if exc.args else None
                 if getattr(error, "code", lambda: None)() == KafkaError.TOPIC_ALREADY_EXISTS:
                     continue  # somebody created it in between
-                raise LoomError(f"cannot create topic {name}: {_first_line(exc)}") from None
+                raise LoomError(f"cannot create topic {name}: {error_message(exc)}") from None
     # Wait until the metadata shows every topic with its leaders, so the first produce and
     # subscribe calls do not see an unknown topic.
     deadline = time.monotonic() + TOPIC_READY_TIMEOUT_S
@@ -307,7 +299,7 @@ def _producer_thread(run: _Run) -> None:
     try:
         _produce(run)
     except Exception as exc:  # without a producer the demo shows nothing: end the run and say why
-        run.producer_error = _first_line(exc)
+        run.producer_error = error_message(exc)
         run.halt.set()
 
 
@@ -375,7 +367,7 @@ def _member_thread(run: _Run, spec: DemoConsumer, result: ConsumerResult, index:
     try:
         _consume(run, spec, result, index)
     except Exception as exc:  # one failed consumer must not end the others: report it
-        text = _first_line(exc)
+        text = error_message(exc)
         with run.lock:
             result.state, result.error = "failed", text
         run.say(f"{spec.service_name}: consumer {index} failed: {text}")
@@ -447,7 +439,7 @@ def _service_thread(run: _Run, spec: DemoConsumer, result: ConsumerResult) -> No
     try:
         _run_service(run, spec, result)
     except Exception as exc:  # one failed service must not end the others: report it
-        text = _first_line(exc)
+        text = error_message(exc)
         with run.lock:
             result.state, result.error = "failed", text
         run.say(f"{spec.service_name}: failed: {text}")
