@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loomctl import lag
+from loomctl.db import first_line
 from loomctl.errors import BackendUnavailable, BadInput, LoomError
 from loomctl.settings import Settings, libpq_url, mask_url
 
@@ -70,7 +71,7 @@ class Collector:
         try:
             self._conn = psycopg.connect(libpq_url(url), connect_timeout=int(self.timeout_s), application_name="loomctl lag collect")
         except psycopg.OperationalError as exc:
-            raise BackendUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {_first_line(exc)}") from None
+            raise BackendUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {first_line(exc)}") from None
         return self._conn
 
     def _drop_connection(self) -> None:
@@ -141,10 +142,10 @@ class Collector:
             return result
         except psycopg.OperationalError as exc:
             self._drop_connection()
-            raise BackendUnavailable(f"PostgreSQL: {_first_line(exc)}") from None
+            raise BackendUnavailable(f"PostgreSQL: {first_line(exc)}") from None
         except psycopg.Error as exc:
             self._rollback()
-            raise LoomError(f"PostgreSQL: {_first_line(exc)}") from None
+            raise LoomError(f"PostgreSQL: {first_line(exc)}") from None
         except BaseException:
             self._rollback()
             raise
@@ -174,7 +175,7 @@ class Collector:
             raise
         except psycopg.Error as exc:
             conn.rollback()
-            self.on_event("warning", f"partition upkeep and retention failed, retrying in an hour: {_first_line(exc)}")
+            self.on_event("warning", f"partition upkeep and retention failed, retrying in an hour: {first_line(exc)}")
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -337,8 +338,3 @@ def _with_time_lag(sample: lag.LagSample, previous: dict[Any, lag.PreviousSample
 def _signed(key: int) -> int:
     """PostgreSQL's advisory lock keys are signed 64-bit."""
     return key - (1 << 64) if key >= (1 << 63) else key
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

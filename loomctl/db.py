@@ -29,7 +29,8 @@ def make_engine(database_url: str) -> "Engine":
     )
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of a driver error's message (SQLAlchemy's wrapped one, or the error itself)."""
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip()
     return text.splitlines()[0] if text else type(orig).__name__
@@ -52,12 +53,12 @@ def session_scope(settings: Settings) -> Iterator["Session"]:
                 session.rollback()
                 raise
     except OperationalError as exc:
-        raise BackendUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {_first_line(exc)}") from None
+        raise BackendUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {first_line(exc)}") from None
     except IntegrityError as exc:
         sqlstate = getattr(exc.orig, "sqlstate", None)
         if sqlstate == "23505":  # unique_violation, e.g. a consumer group id already used
-            raise Conflict(_first_line(exc) + _detail(exc)) from None
-        raise BadInput(_first_line(exc) + _detail(exc)) from None
+            raise Conflict(first_line(exc) + _detail(exc)) from None
+        raise BadInput(first_line(exc) + _detail(exc)) from None
     except DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", "") in ("42P01", "42883"):  # undefined table / function
             raise BadInput(f"the database at {mask_url(url)} is not migrated: run `loomctl db upgrade`") from None
@@ -94,7 +95,7 @@ def connect(settings: Settings, *, autocommit: bool = False) -> Iterator["psycop
     try:
         conn = psycopg.connect(libpq_url(url), autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S, application_name="loomctl")
     except psycopg.OperationalError as exc:
-        raise BackendUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {_first_line(exc)}") from None
+        raise BackendUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {first_line(exc)}") from None
     try:
         with conn:  # commits on success, rolls back on an exception, then closes
             yield conn
@@ -103,4 +104,4 @@ def connect(settings: Settings, *, autocommit: bool = False) -> Iterator["psycop
     except psycopg.errors.UndefinedFunction:
         raise BadInput(f"the database at {mask_url(url)} is not migrated: run `loomctl db upgrade`") from None
     except psycopg.OperationalError as exc:
-        raise BackendUnavailable(f"lost PostgreSQL at {mask_url(url)}: {_first_line(exc)}") from None
+        raise BackendUnavailable(f"lost PostgreSQL at {mask_url(url)}: {first_line(exc)}") from None

@@ -339,17 +339,21 @@ def summarize(
 
 def configured_groups(conn: "psycopg.Connection[Any]", services: Sequence[str] = ()) -> dict[str, str]:
     """Group id -> service name of the configured services (all, or the ones named)."""
+    rows = conn.execute("SELECT consumer_group_id, service_name FROM public.pipeline_consumer_configs ORDER BY service_name").fetchall()
+    return select_services({group: service for group, service in rows}, services)
+
+
+def select_services(configured: dict[str, str], services: Sequence[str]) -> dict[str, str]:
+    """The named services' part of ``configured`` (all of it when none is named); NotFound for a stranger."""
     from loomctl.errors import NotFound
 
-    rows = conn.execute("SELECT consumer_group_id, service_name FROM public.pipeline_consumer_configs ORDER BY service_name").fetchall()
-    groups = {group: service for group, service in rows}
-    if services:
-        by_service = {service: group for group, service in rows}
-        missing = [s for s in services if s not in by_service]
-        if missing:
-            raise NotFound(f"no config for service {', '.join(missing)} (see `loomctl config list`)")
-        groups = {by_service[s]: s for s in services}
-    return groups
+    if not services:
+        return configured
+    by_service = {service: group for group, service in configured.items()}
+    missing = [s for s in services if s not in by_service]
+    if missing:
+        raise NotFound(f"no config for service {', '.join(missing)} (see `loomctl config list`)")
+    return {by_service[s]: s for s in services}
 
 
 def stored_status(conn: "psycopg.Connection[Any]", window: dt.timedelta, group_ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -419,7 +423,7 @@ def show(
     configured = configured_groups(conn) if conn is not None else {}
     if services and conn is None:
         raise BadInput("naming services needs the database: pass --database-url or set LOOM_DATABASE_URL")
-    selected = configured_groups(conn, services) if services else {}
+    selected = select_services(configured, services) if services else {}
     wanted: list[str] = list(selected) + [g for g in groups if g not in selected]
     states: dict[str, str] = {}
     if all_groups:
@@ -455,11 +459,7 @@ def history(
 ) -> list[dict[str, Any]]:
     """`lag history`: per topic, the service's total lag per time bucket (each partition's highest
     sample in the bucket, summed), with every bucket of the range present (None where no sample)."""
-    from loomctl.errors import NotFound
-
-    found = conn.execute("SELECT 1 FROM public.pipeline_consumer_configs WHERE service_name = %s", (service,)).fetchone()
-    if found is None:
-        raise NotFound(f"no config for service {service} (see `loomctl config list`)")
+    configured_groups(conn, [service])  # NotFound for a service with no config
     now = now or dt.datetime.now(dt.timezone.utc)
     origin = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
     start = now - since
