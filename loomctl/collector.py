@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loomctl import lag
+from loomctl import db
 from loomctl.db import first_line
 from loomctl.errors import BackendUnavailable, BadInput, LoomError
-from loomctl.settings import Settings, libpq_url, mask_url
+from loomctl.settings import Settings, libpq_url
 
 if TYPE_CHECKING:
     import psycopg
@@ -71,7 +72,7 @@ class Collector:
         try:
             self._conn = psycopg.connect(libpq_url(url), connect_timeout=int(self.timeout_s), application_name="loomctl lag collect")
         except psycopg.OperationalError as exc:
-            raise BackendUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {first_line(exc)}") from None
+            raise db.unreachable(url, exc) from None
         return self._conn
 
     def _drop_connection(self) -> None:

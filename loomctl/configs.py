@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +22,13 @@ from loomctl.consumer_config import (
     FIELDS,
     FIELDS_BY_NAME,
     PROFILES,
+    Profile,
     client_properties,
     java_properties,
     librdkafka_properties,
 )
 from loomctl.db import set_audit_context
-from loomctl.errors import BadInput, Conflict, NotFound
+from loomctl.errors import BadInput, Conflict, LoomError, NotFound
 from loomctl.models import ConsumerConfigChange, PipelineConsumerConfig
 
 if TYPE_CHECKING:
@@ -192,8 +193,10 @@ class ImportPlan:
 # --- reading ---
 
 
-def _from_row(row: Any) -> ConsumerConfig:
-    m = row._mapping
+_COLUMNS = ("service_name", *TRACKED, "version", "created_at", "updated_at", "updated_by")
+
+
+def _from_row(m: Mapping[str, Any]) -> ConsumerConfig:
     return ConsumerConfig(
         service_name=m["service_name"],
         consumer_group_id=m["consumer_group_id"],
@@ -207,15 +210,60 @@ def _from_row(row: Any) -> ConsumerConfig:
     )
 
 
-def list_configs(session: "Executor", profile: str | None = None, services: Sequence[str] = ()) -> list[ConsumerConfig]:
-    from sqlalchemy import select
+def _mappings(conn: Any, sql: str, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Rows as mappings from a psycopg connection or a SQLAlchemy Session or Connection, so that
+    the psycopg-only paths (lag, the collector) read through the same code without importing SQLAlchemy."""
+    if type(conn).__module__.startswith("psycopg"):
+        from psycopg.rows import dict_row
 
-    query = select(_table).order_by(_table.c.service_name)
+        with conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(sql, params).fetchall()
+    if hasattr(conn, "exec_driver_sql"):
+        return list(conn.exec_driver_sql(sql, dict(params)).mappings())
+    return list(conn.connection().exec_driver_sql(sql, dict(params)).mappings())
+
+
+def read_configs(
+    conn: Any,
+    *,
+    services: Sequence[str] = (),
+    groups: Sequence[str] = (),
+    profile: str | None = None,
+    lock: bool = False,
+) -> list[ConsumerConfig]:
+    """The one reader of ``pipeline_consumer_configs``: every config, or those of the named
+    services or groups (either matches), by service name; ``lock`` holds the rows (FOR UPDATE)."""
+    where = ["(%(every)s OR service_name = ANY(%(services)s) OR consumer_group_id = ANY(%(groups)s))"]
     if profile is not None:
-        query = query.where(_table.c.profile == profile)
-    if services:
-        query = query.where(_table.c.service_name.in_(list(services)))
-    configs = [_from_row(row) for row in session.execute(query)]
+        where.append("profile = %(profile)s")
+    sql = (f"SELECT {', '.join(_COLUMNS)} FROM public.pipeline_consumer_configs WHERE {' AND '.join(where)}"
+           " ORDER BY service_name" + (" FOR UPDATE" if lock else ""))
+    params = {"every": not services and not groups, "services": list(services), "groups": list(groups), "profile": profile}
+    return [_from_row(m) for m in _mappings(conn, sql, params)]
+
+
+def missing_services(names: Iterable[str]) -> NotFound:
+    """The one message for services that have no config."""
+    return NotFound(f"no config for service {', '.join(names)} (see `loomctl config list`)")
+
+
+def require_configs(conn: Any, services: Sequence[str]) -> list[ConsumerConfig]:
+    """The configs of ``services`` in the order named; NotFound naming every one that has none."""
+    found = {c.service_name: c for c in read_configs(conn, services=services)}
+    missing = [s for s in dict.fromkeys(services) if s not in found]
+    if missing:
+        raise missing_services(missing)
+    return [found[s] for s in dict.fromkeys(services)]
+
+
+def group_services(conn: Any, services: Sequence[str] = ()) -> dict[str, str]:
+    """Group id -> service name of the configured services (all, or the ones named: NotFound for a stranger)."""
+    configs = require_configs(conn, services) if services else read_configs(conn)
+    return {c.consumer_group_id: c.service_name for c in configs}
+
+
+def list_configs(session: "Executor", profile: str | None = None, services: Sequence[str] = ()) -> list[ConsumerConfig]:
+    configs = read_configs(session, services=services, profile=profile)
     missing = sorted(set(services) - {c.service_name for c in configs})
     if missing:
         raise NotFound(f"no consumer config for {', '.join(missing)}")
@@ -223,13 +271,8 @@ def list_configs(session: "Executor", profile: str | None = None, services: Sequ
 
 
 def find_config(session: "Executor", service_name: str, *, lock: bool = False) -> ConsumerConfig | None:
-    from sqlalchemy import select
-
-    query = select(_table).where(_table.c.service_name == service_name)
-    if lock:
-        query = query.with_for_update()
-    row = session.execute(query).first()
-    return _from_row(row) if row is not None else None
+    found = read_configs(session, services=[service_name], lock=lock)
+    return found[0] if found else None
 
 
 def get_config(session: "Executor", service_name: str) -> ConsumerConfig:
@@ -721,19 +764,13 @@ def broker_session_timeout_warning(kafka_properties: Mapping[str, str], session_
     The broker refuses such a member at join time, long after the config was saved. None when
     the timeout fits or the broker cannot be asked (this check is advice, never a failure).
     """
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, ConfigResource
+    from loomctl import kafka
 
+    names = ("group.min.session.timeout.ms", "group.max.session.timeout.ms")
     try:
-        admin = AdminClient({**kafka_properties, "socket.timeout.ms": int(timeout * 1000)})
-        brokers = admin.list_topics(timeout=timeout).brokers
-        if not brokers:
-            return None
-        resource = ConfigResource(ConfigResource.Type.BROKER, str(min(brokers)))
-        entries = admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout=timeout)
-        low = int(entries["group.min.session.timeout.ms"].value)
-        high = int(entries["group.max.session.timeout.ms"].value)
-    except (KafkaException, KeyError, ValueError, TypeError):
+        bounds = kafka.broker_configs(kafka.admin_for(kafka_properties, timeout=timeout), names, timeout=timeout)
+        low, high = (int(bounds[name]) for name in names)
+    except (LoomError, KeyError, ValueError):
         return None
     if low <= session_timeout_ms <= high:
         return None

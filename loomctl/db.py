@@ -29,6 +29,18 @@ def make_engine(database_url: str) -> "Engine":
     )
 
 
+def unreachable(url: str | None, exc: BaseException, *, lost: bool = False) -> BackendUnavailable:
+    """The one message for a PostgreSQL that does not answer (``lost``: it went away mid-command)."""
+    where = mask_url(url) if url else "the database"
+    return BackendUnavailable(f"{'lost' if lost else 'cannot reach'} PostgreSQL at {where}: {first_line(exc)}")
+
+
+def not_migrated(url: str | None) -> BadInput:
+    """The one message for a database without loomctl's tables or functions."""
+    where = mask_url(url) if url else "the database"
+    return BadInput(f"the database at {where} is not migrated: run `loomctl db upgrade`")
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of a driver error's message (SQLAlchemy's wrapped one, or the error itself)."""
     orig = getattr(exc, "orig", None) or exc
@@ -53,7 +65,7 @@ def session_scope(settings: Settings) -> Iterator["Session"]:
                 session.rollback()
                 raise
     except OperationalError as exc:
-        raise BackendUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {first_line(exc)}") from None
+        raise unreachable(url, exc) from None
     except IntegrityError as exc:
         sqlstate = getattr(exc.orig, "sqlstate", None)
         if sqlstate == "23505":  # unique_violation, e.g. a consumer group id already used
@@ -61,7 +73,7 @@ def session_scope(settings: Settings) -> Iterator["Session"]:
         raise BadInput(first_line(exc) + _detail(exc)) from None
     except DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", "") in ("42P01", "42883"):  # undefined table / function
-            raise BadInput(f"the database at {mask_url(url)} is not migrated: run `loomctl db upgrade`") from None
+            raise not_migrated(url) from None
         raise
     finally:
         engine.dispose()
@@ -95,13 +107,11 @@ def connect(settings: Settings, *, autocommit: bool = False) -> Iterator["psycop
     try:
         conn = psycopg.connect(libpq_url(url), autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S, application_name="loomctl")
     except psycopg.OperationalError as exc:
-        raise BackendUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {first_line(exc)}") from None
+        raise unreachable(url, exc) from None
     try:
         with conn:  # commits on success, rolls back on an exception, then closes
             yield conn
-    except psycopg.errors.UndefinedTable:
-        raise BadInput(f"the database at {mask_url(url)} is not migrated: run `loomctl db upgrade`") from None
-    except psycopg.errors.UndefinedFunction:
-        raise BadInput(f"the database at {mask_url(url)} is not migrated: run `loomctl db upgrade`") from None
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction):
+        raise not_migrated(url) from None
     except psycopg.OperationalError as exc:
-        raise BackendUnavailable(f"lost PostgreSQL at {mask_url(url)}: {first_line(exc)}") from None
+        raise unreachable(url, exc, lost=True) from None

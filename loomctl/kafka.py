@@ -1,6 +1,10 @@
-"""The Kafka cluster as loomctl sees it: groups, committed offsets, log offsets, topic sizes.
+"""The Kafka cluster as loomctl sees it: groups, committed offsets, log offsets, topic sizes,
+partition increases, broker configs and the keys at the tail of a topic.
 
-Everything goes through one confluent-kafka ``AdminClient``. Calls are batched the way the
+Every call loomctl makes to the cluster is here, through clients built by :func:`client_properties`
+(quiet librdkafka logging, bounded socket timeouts, no topic auto-creation); the other modules
+get answers and LoomErrors, never a confluent-kafka exception. Everything goes through one
+confluent-kafka ``AdminClient``, but the key sampling, which must read records. Calls are batched the way the
 brokers allow: one ``list_offsets`` request for every partition of interest, one
 ``describe_consumer_groups`` for all groups, and ``list_consumer_group_offsets`` (one group per
 request, a protocol limit) issued concurrently with a bound, so the cost of a snapshot grows
@@ -10,11 +14,12 @@ with round trips in flight rather than with the number of groups.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from loomctl.errors import BackendUnavailable, BadInput, NotFound
+from loomctl.errors import BackendUnavailable, BadInput
 from loomctl.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,6 +29,10 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT_S = 10.0
 OFFSET_FETCH_CONCURRENCY = 64
+KEY_SAMPLE_RECORDS = 16
+"""Records read from the tail of each partition to tell whether producers set keys."""
+KEY_SAMPLE_MAX_PARTITIONS = 32
+KEY_SAMPLE_TIMEOUT_S = 5.0
 
 TopicPartition = tuple[str, int]
 T = TypeVar("T")
@@ -89,11 +98,10 @@ def quiet_logger() -> "logging.Logger":
     return quiet
 
 
-def admin_client(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_S) -> "AdminClient":
-    """An AdminClient for the configured cluster; librdkafka's own log lines are kept quiet."""
-    from confluent_kafka.admin import AdminClient
-
-    props: dict[str, Any] = dict(settings.kafka_properties())
+def client_properties(kafka_properties: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT_S, **extra: Any) -> dict[str, Any]:
+    """The properties of every client loomctl builds: the cluster's (address, security), bounded
+    socket timeouts, quiet librdkafka logging and no topic auto-creation, then ``extra``."""
+    props: dict[str, Any] = dict(kafka_properties)
     props.setdefault("socket.timeout.ms", int(timeout * 1000))
     props.setdefault("socket.connection.setup.timeout.ms", int(timeout * 1000))
     props["logger"] = quiet_logger()
@@ -101,8 +109,21 @@ def admin_client(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_S) -> "
     # would create it on brokers with auto.create.topics.enable: a lookup must not do that.
     props.setdefault("allow.auto.create.topics", False)
     props.setdefault("log_level", 4)  # warnings and worse; info lines (BGQUEUE at exit) are noise here
+    props.update(extra)
+    return props
+
+
+def admin_client(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_S) -> "AdminClient":
+    """An AdminClient for the configured cluster; librdkafka's own log lines are kept quiet."""
+    return admin_for(settings.kafka_properties(), timeout=timeout)
+
+
+def admin_for(kafka_properties: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT_S) -> "AdminClient":
+    """An AdminClient from client properties (a properties file's, or the address alone)."""
+    from confluent_kafka.admin import AdminClient
+
     try:
-        return AdminClient(props)
+        return AdminClient(client_properties(kafka_properties, timeout=timeout))
     except Exception as exc:  # KafkaException for a bad property in the properties file
         raise BadInput(f"invalid Kafka client configuration: {error_message(exc)}") from None
 
@@ -186,16 +207,42 @@ def _described(futures: dict[str, Any], timeout: float) -> dict[str, Group]:
     return groups
 
 
-def _is_transport(exc: BaseException) -> bool:
-    from confluent_kafka import KafkaError
+# The one vocabulary of Kafka errors that are not about the request itself:
+# UNREACHABLE_ERRORS say the cluster (or the group's coordinator) did not answer, so a snapshot
+# built without that answer would be wrong and fails as a whole; TRANSIENT_ERRORS add the ones
+# that may pass on a retry (a leader or controller moving), so a change they hit stays pending.
+UNREACHABLE_ERRORS = frozenset({
+    "_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN", "_MSG_TIMED_OUT", "REQUEST_TIMED_OUT",
+    "COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR", "COORDINATOR_LOAD_IN_PROGRESS",
+})
+TRANSIENT_ERRORS = UNREACHABLE_ERRORS | {"_WAIT_COORD", "_DESTROY", "NOT_CONTROLLER", "LEADER_NOT_AVAILABLE", "NETWORK_EXCEPTION"}
 
+
+def _error_name(exc: BaseException) -> str | None:
+    """The KafkaError's code as confluent_kafka.KafkaError names it (``_TRANSPORT``, ``NOT_CONTROLLER``)."""
     error = exc.args[0] if exc.args else None
-    code = error.code() if hasattr(error, "code") else None
-    return code in {
-        KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN,
-        KafkaError._MSG_TIMED_OUT, KafkaError.REQUEST_TIMED_OUT, KafkaError.COORDINATOR_NOT_AVAILABLE,
-        KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    }
+    return error.name() if hasattr(error, "name") and hasattr(error, "code") else None
+
+
+def _is_transport(exc: BaseException) -> bool:
+    return _error_name(exc) in UNREACHABLE_ERRORS
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an error may pass on a retry: the cluster unreachable, a leader moving, or what
+    librdkafka calls retriable. An exception that carries no KafkaError counts as transient."""
+    error = exc.args[0] if exc.args else None
+    if not hasattr(error, "retriable"):
+        return True
+    return _error_name(exc) in TRANSIENT_ERRORS or bool(error.retriable())
+
+
+def error_text(exc: BaseException) -> str:
+    """``NAME: message`` of a KafkaError (the broker's words), else the exception's own text."""
+    error = exc.args[0] if exc.args else None
+    if hasattr(error, "name") and hasattr(error, "str"):
+        return f"{error.name()}: {error.str()}"
+    return str(exc) or type(exc).__name__
 
 
 def _bounded(submit: Callable[[T], Any], items: Iterable[T], limit: int, timeout: float, what: str) -> list[tuple[T, Any]]:
@@ -326,3 +373,110 @@ def snapshot(
     partitions = [(t, p) for t, n in snap.partition_counts.items() for p in range(n)]
     snap.offsets = log_offsets(admin, partitions, timeout=timeout)
     return snap
+
+
+def create_partitions(
+    admin: "AdminClient", targets: Mapping[str, int], *, validate_only: bool, timeout: float
+) -> dict[str, tuple[str, bool] | None]:
+    """One create_partitions request for every topic: per topic None (accepted) or (the broker's
+    error, whether it may pass)."""
+    import concurrent.futures
+
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import NewPartitions
+
+    if not targets:
+        return {}
+    try:
+        futures = admin.create_partitions(
+            [NewPartitions(t, n) for t, n in targets.items()],
+            validate_only=validate_only, request_timeout=timeout, operation_timeout=timeout,
+        )
+    except KafkaException as exc:
+        failure = (error_text(exc), is_transient(exc))
+        return {t: failure for t in targets}
+    outcome: dict[str, tuple[str, bool] | None] = {}
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=timeout + 5)
+            outcome[topic] = None
+        except concurrent.futures.TimeoutError:
+            outcome[topic] = (f"no answer within {timeout:g} s", True)
+        except KafkaException as exc:
+            outcome[topic] = (error_text(exc), is_transient(exc))
+    return outcome
+
+
+def broker_configs(admin: "AdminClient", names: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, str]:
+    """The values of ``names`` in the config of one broker of the cluster (the lowest id); a name
+    the broker does not report is left out."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import ConfigResource
+
+    try:
+        brokers = admin.list_topics(timeout=timeout).brokers
+        if not brokers:
+            raise BackendUnavailable("Kafka's metadata names no broker")
+        resource = ConfigResource(ConfigResource.Type.BROKER, str(min(brokers)))
+        entries = _result(admin.describe_configs([resource], request_timeout=timeout)[resource], timeout + 5, "describe_configs")
+    except KafkaException as exc:
+        raise unreachable(exc, "describe_configs") from None
+    return {name: entries[name].value for name in names if name in entries and entries[name].value is not None}
+
+
+def sample_keys(
+    admin: "AdminClient",
+    kafka_properties: Mapping[str, str] | None,
+    partition_counts: Mapping[str, int],
+    *,
+    records: int = KEY_SAMPLE_RECORDS,
+    timeout: float = KEY_SAMPLE_TIMEOUT_S,
+) -> dict[str, str]:
+    """Per topic ``yes`` when a record at the tail of a partition has a key, ``no`` when none
+    does, ``unknown`` when there is nothing to read (or no client properties to read with)."""
+    result = {t: "unknown" for t in partition_counts}
+    if kafka_properties is None or not partition_counts:
+        return result
+    wanted = [(t, p) for t, n in partition_counts.items() for p in range(min(n, KEY_SAMPLE_MAX_PARTITIONS))]
+    try:
+        offsets = log_offsets(admin, wanted, timeout=timeout)
+    except BackendUnavailable:
+        return result
+    starts = {tp: max(o.start, o.end - records) for tp, o in offsets.items() if o.end > o.start}
+    if not starts:
+        return result
+    ends = {tp: offsets[tp].end for tp in starts}
+    from confluent_kafka import Consumer, KafkaError, KafkaException
+    from confluent_kafka import TopicPartition as KafkaTopicPartition
+
+    config = client_properties(kafka_properties, timeout=timeout, **{
+        "group.id": "loomctl-key-sample", "enable.auto.commit": False, "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+    })
+    seen: dict[str, bool] = {}
+    try:
+        consumer = Consumer(config)
+    except KafkaException:
+        return result
+    try:
+        # assign() never joins the group, so the sample leaves no group and no offsets behind
+        consumer.assign([KafkaTopicPartition(t, p, o) for (t, p), o in starts.items()])
+        remaining = set(starts)
+        deadline = time.monotonic() + timeout
+        while remaining and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=500, timeout=0.2):
+                tp = (message.topic(), message.partition())
+                if message.error():
+                    if message.error().code() == KafkaError._PARTITION_EOF:
+                        remaining.discard(tp)
+                    continue
+                seen[tp[0]] = seen.get(tp[0], False) or message.key() is not None
+                if message.offset() + 1 >= ends.get(tp, 0):
+                    remaining.discard(tp)
+    except KafkaException:
+        pass
+    finally:
+        consumer.close()
+    for topic, has_key in seen.items():
+        result[topic] = "yes" if has_key else "no"
+    return result

@@ -339,20 +339,21 @@ def summarize(
 
 def configured_groups(conn: "psycopg.Connection[Any]", services: Sequence[str] = ()) -> dict[str, str]:
     """Group id -> service name of the configured services (all, or the ones named)."""
-    rows = conn.execute("SELECT consumer_group_id, service_name FROM public.pipeline_consumer_configs ORDER BY service_name").fetchall()
-    return select_services({group: service for group, service in rows}, services)
+    from loomctl import configs
+
+    return configs.group_services(conn, services)
 
 
 def select_services(configured: dict[str, str], services: Sequence[str]) -> dict[str, str]:
     """The named services' part of ``configured`` (all of it when none is named); NotFound for a stranger."""
-    from loomctl.errors import NotFound
+    from loomctl import configs
 
     if not services:
         return configured
     by_service = {service: group for group, service in configured.items()}
     missing = [s for s in services if s not in by_service]
     if missing:
-        raise NotFound(f"no config for service {', '.join(missing)} (see `loomctl config list`)")
+        raise configs.missing_services(missing)
     return {by_service[s]: s for s in services}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from loomctl.errors import BadInput, NotFound
+from loomctl.errors import BadInput
 
 if TYPE_CHECKING:
     import psycopg
@@ -25,15 +25,9 @@ def _dicts(conn: "psycopg.Connection[Any]", sql: str, params: Any = None) -> lis
 
 
 def _require_service(conn: "psycopg.Connection[Any]", service: str) -> dict[str, Any]:
-    rows = _dicts(
-        conn,
-        "SELECT service_name, consumer_group_id, max_poll_records, max_poll_interval_ms"
-        " FROM public.pipeline_consumer_configs WHERE service_name = %s",
-        (service,),
-    )
-    if not rows:
-        raise NotFound(f"no config for service {service} (see `loomctl config list`)")
-    return rows[0]
+    from loomctl import configs
+
+    return configs.require_configs(conn, [service])[0].values()
 
 
 def use_status_window(conn: "psycopg.Connection[Any]", window: dt.timedelta | None) -> None:

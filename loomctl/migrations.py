@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loomctl.errors import BackendUnavailable, BadInput, NotFound
-from loomctl.settings import mask_url, sqlalchemy_url
+from loomctl import db
+from loomctl.errors import BadInput, NotFound
+from loomctl.settings import sqlalchemy_url
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -46,12 +47,9 @@ def _backend_errors(database_url: str | None) -> Iterator[None]:
     try:
         yield
     except OperationalError as exc:
-        where = mask_url(database_url) if database_url else "the database"
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise BackendUnavailable(f"cannot reach PostgreSQL at {where}: {reason}") from None
+        raise db.unreachable(database_url, exc) from None
     except DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise BadInput(f"migration failed: {reason}") from None
+        raise BadInput(f"migration failed: {db.first_line(exc)}") from None
     except CommandError as exc:
         raise BadInput(str(exc)) from None
 

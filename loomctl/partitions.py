@@ -38,10 +38,6 @@ DEFAULT_HEADROOM = 1.5
 DEFAULT_MAX_PARTITIONS = 64
 DEFAULT_APPLY_TIMEOUT_S = 30.0
 STATUSES = ("pending", "applied", "failed", "superseded")
-KEY_SAMPLE_RECORDS = 16
-"""Records read from the tail of each partition to tell whether producers set keys."""
-KEY_SAMPLE_MAX_PARTITIONS = 32
-KEY_SAMPLE_TIMEOUT_S = 5.0
 GROUP_HISTORY_WINDOW = dt.timedelta(hours=1)
 """Groups the lag history saw on a topic this recently count as its consumers even when idle now.
 
@@ -525,7 +521,7 @@ def plan_changes(
     names = sorted({c.topic_name for c in changes})
     live = kafka.topic_partition_counts(admin, names, timeout=timeout)
     groups = consuming_groups(session, admin, names, timeout=timeout)
-    keyed = sample_keys(admin, kafka_properties, {t: live[t] for t in names if t in live}, timeout=timeout)
+    keyed = kafka.sample_keys(admin, kafka_properties, {t: live[t] for t in names if t in live}, timeout=timeout)
     items = [_plan_item(c, live.get(c.topic_name), groups.get(c.topic_name, []), keyed.get(c.topic_name, "unknown"))
              for c in changes]
     return Plan(items, locked_elsewhere, not_pending)
@@ -588,11 +584,11 @@ def consuming_groups(
     for r in history:
         by_topic[r.topic_name].setdefault(r.consumer_group_id, (None, None, r.service_name))
     all_groups = sorted({g for groups in by_topic.values() for g in groups})
+    from loomctl import configs as config_store
+
     configs = {
-        r.consumer_group_id: (r.service_name, r.auto_offset_reset)
-        for r in session.execute(text("""
-            SELECT consumer_group_id, service_name, auto_offset_reset FROM pipeline_consumer_configs
-             WHERE consumer_group_id = ANY(:groups)"""), {"groups": all_groups})
+        c.consumer_group_id: (c.service_name, c.settings["auto_offset_reset"])
+        for c in config_store.read_configs(session, groups=all_groups)
     }
     result: dict[str, list[ConsumingGroup]] = {}
     for topic, groups in by_topic.items():
@@ -600,65 +596,6 @@ def consuming_groups(
             ConsumingGroup(group_id, configs.get(group_id, (None, None))[0], configs.get(group_id, (None, None))[1], state, members)
             for group_id, (state, members, _history_service) in sorted(groups.items())
         ]
-    return result
-
-
-def sample_keys(
-    admin: "AdminClient",
-    kafka_properties: Mapping[str, str] | None,
-    partition_counts: Mapping[str, int],
-    *,
-    records: int = KEY_SAMPLE_RECORDS,
-    timeout: float = KEY_SAMPLE_TIMEOUT_S,
-) -> dict[str, str]:
-    """Per topic ``yes`` when a record at the tail of a partition has a key, ``no`` when none
-    does, ``unknown`` when there is nothing to read (or no client properties to read with)."""
-    result = {t: "unknown" for t in partition_counts}
-    if kafka_properties is None or not partition_counts:
-        return result
-    wanted = [(t, p) for t, n in partition_counts.items() for p in range(min(n, KEY_SAMPLE_MAX_PARTITIONS))]
-    try:
-        offsets = kafka.log_offsets(admin, wanted, timeout=timeout)
-    except BackendUnavailable:
-        return result
-    starts = {tp: max(o.start, o.end - records) for tp, o in offsets.items() if o.end > o.start}
-    if not starts:
-        return result
-    ends = {tp: offsets[tp].end for tp in starts}
-    from confluent_kafka import Consumer, KafkaError, KafkaException
-    from confluent_kafka import TopicPartition as KafkaTopicPartition
-
-    config: dict[str, Any] = {
-        **kafka_properties, "group.id": "loomctl-key-sample", "enable.auto.commit": False,
-        "enable.auto.offset.store": False, "enable.partition.eof": True, "logger": kafka.quiet_logger(),
-        "allow.auto.create.topics": False,
-    }
-    seen: dict[str, bool] = {}
-    try:
-        consumer = Consumer(config)
-    except KafkaException:
-        return result
-    try:
-        # assign() never joins the group, so the sample leaves no group and no offsets behind
-        consumer.assign([KafkaTopicPartition(t, p, o) for (t, p), o in starts.items()])
-        remaining = set(starts)
-        deadline = time.monotonic() + timeout
-        while remaining and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=500, timeout=0.2):
-                tp = (message.topic(), message.partition())
-                if message.error():
-                    if message.error().code() == KafkaError._PARTITION_EOF:
-                        remaining.discard(tp)
-                    continue
-                seen[tp[0]] = seen.get(tp[0], False) or message.key() is not None
-                if message.offset() + 1 >= ends.get(tp, 0):
-                    remaining.discard(tp)
-    except KafkaException:
-        pass
-    finally:
-        consumer.close()
-    for topic, has_key in seen.items():
-        result[topic] = "yes" if has_key else "no"
     return result
 
 
@@ -683,52 +620,6 @@ class ApplyResult:
     @property
     def done(self) -> bool:
         return self.outcome in (APPLIED, SATISFIED)
-
-
-def _error_text(exc: BaseException) -> tuple[str, bool]:
-    """The broker's message, and whether the error may pass (so the change stays pending)."""
-    from confluent_kafka import KafkaError
-
-    error = exc.args[0] if exc.args else None
-    if not isinstance(error, KafkaError):
-        return (str(exc) or type(exc).__name__), True
-    transient_codes = {
-        KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN, KafkaError._MSG_TIMED_OUT,
-        KafkaError._WAIT_COORD, KafkaError.REQUEST_TIMED_OUT, KafkaError.NOT_CONTROLLER,
-        KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NETWORK_EXCEPTION, KafkaError._DESTROY,
-    }
-    return f"{error.name()}: {error.str()}", error.retriable() or error.code() in transient_codes
-
-
-def _create_partitions(
-    admin: "AdminClient", targets: Mapping[str, int], *, validate_only: bool, timeout: float
-) -> dict[str, tuple[str, bool] | None]:
-    """One create_partitions request for every topic: per topic None (accepted) or (error, may pass)."""
-    import concurrent.futures
-
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import NewPartitions
-
-    if not targets:
-        return {}
-    try:
-        futures = admin.create_partitions(
-            [NewPartitions(t, n) for t, n in targets.items()],
-            validate_only=validate_only, request_timeout=timeout, operation_timeout=timeout,
-        )
-    except KafkaException as exc:
-        failure = _error_text(exc)
-        return {t: failure for t in targets}
-    outcome: dict[str, tuple[str, bool] | None] = {}
-    for topic, future in futures.items():
-        try:
-            future.result(timeout=timeout + 5)
-            outcome[topic] = None
-        except concurrent.futures.TimeoutError:
-            outcome[topic] = (f"no answer within {timeout:g} s", True)
-        except KafkaException as exc:
-            outcome[topic] = _error_text(exc)
-    return outcome
 
 
 def _counts_now(admin: "AdminClient", topics: Sequence[str], timeout: float) -> dict[str, int] | None:
@@ -757,12 +648,6 @@ def _wait_for_counts(
         if time.monotonic() >= deadline:
             return seen, problem
         time.sleep(0.2)
-
-
-def validate(admin: "AdminClient", plan: Plan, *, timeout: float = DEFAULT_APPLY_TIMEOUT_S) -> dict[str, tuple[str, bool] | None]:
-    """The broker's verdict on every increase and missing topic of the plan (``validate_only``); changes nothing."""
-    targets = {i.topic_name: i.target_partitions for i in plan.items if i.action != SATISFIED}
-    return _create_partitions(admin, targets, validate_only=True, timeout=timeout)
 
 
 def apply_plan(
@@ -801,7 +686,7 @@ def apply_plan(
         else:
             candidates.append(item)
 
-    verdicts = _create_partitions(admin, {i.topic_name: i.target_partitions for i in candidates},
+    verdicts = kafka.create_partitions(admin, {i.topic_name: i.target_partitions for i in candidates},
                                   validate_only=True, timeout=timeout)
     accepted: list[PlanItem] = []
     for item in candidates:
@@ -818,7 +703,7 @@ def apply_plan(
             outcome(item, WOULD_APPLY, after=item.target_partitions)
         return [results[i.change_id] for i in plan.items]
 
-    answers = _create_partitions(admin, {i.topic_name: i.target_partitions for i in accepted},
+    answers = kafka.create_partitions(admin, {i.topic_name: i.target_partitions for i in accepted},
                                  validate_only=False, timeout=timeout)
     if accepted:
         step("altered")

@@ -8,12 +8,12 @@ import sys
 
 import pytest
 import typer
-from typer.testing import CliRunner
+from support import runner as make_runner
 
 from loomctl import __version__
 from loomctl.cli import app
 
-runner = CliRunner()
+runner = make_runner()
 
 
 def all_commands():

@@ -9,7 +9,7 @@ import sys
 
 import psycopg
 import pytest
-from typer.testing import CliRunner
+from support import runner
 
 from loomctl import migrations
 from loomctl.cli import app
@@ -53,15 +53,14 @@ def test_upgrade_keeps_rows_on_every_step_then_downgrade_and_upgrade_again(empty
 def test_db_check_is_clean_then_fails_after_a_view_is_altered_by_hand(empty_database_url):
     url = empty_database_url
     migrations.upgrade(url)
-    runner = CliRunner()
-    result = runner.invoke(app, ["--database-url", url, "db", "check", "-o", "json"], catch_exceptions=False)
+    result = runner().invoke(app, ["--database-url", url, "db", "check", "-o", "json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["clean"] is True
 
     with psycopg.connect(url) as conn:
         definition = conn.execute("SELECT pg_get_viewdef('v_consumer_alerts'::regclass)").fetchone()[0]
         conn.execute(f"CREATE OR REPLACE VIEW v_consumer_alerts AS {definition.rstrip().rstrip(';')} LIMIT 0")
-    result = runner.invoke(app, ["--database-url", url, "db", "check", "-o", "json"], catch_exceptions=False)
+    result = runner().invoke(app, ["--database-url", url, "db", "check", "-o", "json"], catch_exceptions=False)
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     assert report["clean"] is False
@@ -105,7 +104,7 @@ def test_plain_alembic_upgrade_from_the_checkout_works(empty_database_url):
 
 
 def test_db_sql_prints_the_offline_upgrade():
-    result = CliRunner().invoke(app, ["db", "sql"], catch_exceptions=False)
+    result = runner().invoke(app, ["db", "sql"], catch_exceptions=False)
     assert result.exit_code == 0
     assert "CREATE TABLE pipeline_consumer_configs" in result.stdout
     assert "CREATE OR REPLACE VIEW" in result.stdout or "CREATE VIEW" in result.stdout

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -110,6 +113,28 @@ def state(ctx: typer.Context) -> State:
 def info(message: str) -> None:
     """A message for the human (progress, summaries): stderr, so stdout stays data."""
     typer.echo(message, err=True)
+
+
+@contextlib.contextmanager
+def stop_on_signals(*, second_interrupts: bool = False) -> Iterator[threading.Event]:
+    """An event that SIGINT and SIGTERM set, for the long-running commands to stop cleanly at;
+    with ``second_interrupts`` a second signal raises KeyboardInterrupt (stop now, mid-step).
+    The previous handlers are back when the block ends."""
+    import signal
+
+    stop = threading.Event()
+
+    def request_stop(*_: Any) -> None:
+        if second_interrupts and stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _register() -> None:

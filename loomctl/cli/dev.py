@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from loomctl.cli import OutputOption, info, new_app, state
+from loomctl.cli import OutputOption, info, new_app, state, stop_on_signals
 from loomctl.errors import BackendUnavailable, LoomError
 from loomctl.render import render
 
@@ -104,9 +104,6 @@ def traffic(
     Runs on the local stack only, never on the cluster of LOOM_KAFKA_BOOTSTRAP_SERVERS.
     Stops cleanly after --duration, on Ctrl-C or on SIGTERM.
     """
-    import signal
-    import threading
-
     from loomctl import devstack
     from loomctl.devstack import traffic as demo
     from loomctl.render import Output
@@ -116,14 +113,9 @@ def traffic(
     plan = demo.demo_plan(prefix=prefix, rate=rate, duration_s=parse_duration(duration, option="--duration").total_seconds())
     demo.check_plan(plan)
     stack = devstack.running(state_dir)
-    stop = threading.Event()
-    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_on_signals() as stop:
         report = demo.run(Settings(database_url=stack.database_url, bootstrap_servers=stack.bootstrap_servers),
                           plan, stop=stop, progress=info)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     out = state(ctx).output_for(output)
     if out is Output.table:
         render(report.consumers, out, columns=TRAFFIC_COLUMNS, title=f"demo consumers after {report.duration_s:g} s")

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli import OutputOption, info, new_app, state
+from loomctl.cli import OutputOption, info, new_app, state, stop_on_signals
 from loomctl.render import Output, render
 
 app = new_app("Consumer lag: live from Kafka, sampled into PostgreSQL, judged over a time window.")
@@ -119,8 +119,6 @@ def collect(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Report every sample written.")] = False,
 ) -> None:
     """Sample every configured group into consumer_lag_history until stopped. Example: loomctl lag collect --interval 30s --retention 7d"""
-    import signal
-    import threading
     import time
 
     from loomctl.collector import Collector
@@ -136,23 +134,15 @@ def collect(
         if level != "debug" or verbose:
             info(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {level}: {message}")
 
-    stop = threading.Event()
-
-    def request_stop(*_: Any) -> None:
-        if stop.is_set():  # asked twice: stop now, even in the middle of a cycle
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     collector = Collector(settings, every, keep, on_event=event, timeout_s=min(10.0, max(2.0, every.total_seconds())))
     if not once:
         info(f"collecting every {interval}, keeping {retention}; Ctrl-C to stop")
-    try:
-        wrote = collector.run(stop, once=once)
-    finally:
-        collector.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    # asked twice: stop now, even in the middle of a cycle
+    with stop_on_signals(second_interrupts=True) as stop:
+        try:
+            wrote = collector.run(stop, once=once)
+        finally:
+            collector.close()
     if once:
         info(f"sampled {'1 cycle' if wrote else 'nothing (no configured groups, or another collector writes)'}")
 

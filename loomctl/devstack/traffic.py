@@ -31,7 +31,7 @@ from typing import Any
 from loomctl.devstack._process import Progress
 from loomctl.kafka import error_message, quiet_logger
 from loomctl.errors import BackendUnavailable, BadInput, LoomError, NotFound
-from loomctl.settings import Settings, libpq_url, mask_url
+from loomctl.settings import Settings, libpq_url
 
 PROGRESS_EVERY_S = 5.0
 POLL_TIMEOUT_S = 0.25
@@ -170,24 +170,16 @@ def check_plan(plan: TrafficPlan) -> None:
 
 def _check_database(settings: Settings, plan: TrafficPlan) -> None:
     """Every service of the plan is configured, each with its own group, in a migrated database."""
-    import psycopg
+    from loomctl import configs, db
 
-    url = settings.require_database_url()
-    try:
-        with psycopg.connect(libpq_url(url), connect_timeout=5, application_name="loomctl-traffic") as conn:
-            if conn.execute("SELECT to_regclass('public.consumer_processing_metrics')").fetchone()[0] is None:
-                raise BadInput(f"the database at {mask_url(url)} is not migrated: run `loomctl db upgrade`")
-            rows = conn.execute(
-                "SELECT service_name, consumer_group_id, version FROM pipeline_consumer_configs WHERE service_name = ANY(%s)",
-                ([c.service_name for c in plan.consumers],),
-            ).fetchall()
-    except psycopg.OperationalError as exc:
-        raise BackendUnavailable(f"cannot reach PostgreSQL at {mask_url(url)}: {error_message(exc)}") from None
-    found = {name: (group, version) for name, group, version in rows}
-    missing = [c.service_name for c in plan.consumers if c.service_name not in found]
+    with db.connect(settings) as conn:
+        if conn.execute("SELECT to_regclass('public.consumer_processing_metrics')").fetchone()[0] is None:
+            raise db.not_migrated(settings.database_url)
+        found = configs.read_configs(conn, services=[c.service_name for c in plan.consumers])
+    missing = sorted({c.service_name for c in plan.consumers} - {c.service_name for c in found})
     if missing:
         raise NotFound(f"no consumer config for {', '.join(missing)}: {IMPORT_HINT}")
-    groups = [group for group, _ in found.values()]
+    groups = [c.consumer_group_id for c in found]
     if len(set(groups)) != len(groups):
         raise BadInput("two services of the plan share a consumer group; each needs its own")
 

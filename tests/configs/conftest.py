@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from config_support import Cli
+from support import Cli, unique
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -19,12 +18,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def cli(database_url) -> Cli:
-    return Cli(database_url)
+    return Cli(database_url, group=["config"])
 
 
 @pytest.fixture
 def service() -> str:
-    return f"svc-{uuid.uuid4().hex[:10]}"
+    return unique("svc")
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import threading
 
 import psycopg
 import pytest
@@ -12,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 
 import test_config_validation
 
-from loomctl.consumer_config import DEFAULTS, FIELDS, PROFILES
+from loomctl.consumer_config import DEFAULTS
 
 pytestmark = pytest.mark.integration
 
@@ -97,9 +95,8 @@ def test_if_version_and_optimistic_locking(cli, service):
 
 CLI_IN_SUBPROCESS = (
     "import sys\n"
-    "sys.path.insert(0, sys.argv.pop(1))\n"
-    "from config_support import cli_app\n"
-    "cli_app()(args=sys.argv[1:], prog_name='loomctl')\n"
+    "from loomctl.cli import app\n"
+    "app(args=sys.argv[1:], prog_name='loomctl')\n"
 )
 
 
@@ -108,16 +105,14 @@ def test_two_concurrent_sets_one_wins_one_gets_exit_4(cli, service, pg):
     import subprocess
     import sys
     import time
-    from pathlib import Path
 
     cli("set", service, "--create")
-    here = str(Path(__file__).parent)
     # Hold the row lock: both commands read version 1, then queue on the row with their UPDATE.
     with pg.transaction():
         pg.execute("SELECT 1 FROM pipeline_consumer_configs WHERE service_name = %s FOR UPDATE", [service])
         procs = {
             actor: subprocess.Popen(
-                [sys.executable, "-c", CLI_IN_SUBPROCESS, here, "--database-url", cli.database_url, "config", "set",
+                [sys.executable, "-c", CLI_IN_SUBPROCESS, "--database-url", cli.database_url, "config", "set",
                  service, f"max_poll_records={value}", "--actor", actor, "-o", "json"],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"},
             )

@@ -13,7 +13,7 @@ from loomctl import configs
 from loomctl.consumer_config import PROFILES
 from loomctl.settings import read_properties_file
 
-from config_support import Cli
+from support import Cli
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def test_example_file_has_the_guides_services_with_their_profiles():
 
 
 def test_import_example_then_export_and_import_again_changes_nothing(fresh_database_url, tmp_path):
-    cli = Cli(fresh_database_url)
+    cli = Cli(fresh_database_url, group=["config"])
     plan = cli.json("import", str(EXAMPLE), "--dry-run")
     assert plan["counts"] == {"create": 9, "change": 0, "unchanged": 0, "delete": 0}
     assert cli.json("list") == []
@@ -75,7 +75,7 @@ def test_import_example_then_export_and_import_again_changes_nothing(fresh_datab
 
 
 def test_import_is_one_transaction_and_refuses_bad_files(fresh_database_url, tmp_path):
-    cli = Cli(fresh_database_url)
+    cli = Cli(fresh_database_url, group=["config"])
     cli("set", "taken", "--create", "--group", "shared-group")
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"services": [
@@ -97,7 +97,7 @@ def test_import_is_one_transaction_and_refuses_bad_files(fresh_database_url, tmp
 
 
 def test_client_exports(fresh_database_url, tmp_path):
-    cli = Cli(fresh_database_url)
+    cli = Cli(fresh_database_url, group=["config"])
     assert cli("import", str(EXAMPLE), "--yes").exit_code == 0
     text = cli("export", "url-scraper", "--format", "librdkafka").stdout
     path = tmp_path / "url-scraper.properties"

@@ -11,7 +11,7 @@ import pytest
 
 from loomctl.consumer_config import PROFILES
 
-from config_support import Cli
+from support import Cli
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def test_the_guide_has_three_troubleshooting_updates():
 
 @pytest.mark.skipif(shutil.which("psql") is None, reason="needs psql")
 def test_guide_troubleshooting_updates_in_psql_appear_in_history(fresh_database_url):
-    cli = Cli(fresh_database_url)
+    cli = Cli(fresh_database_url, group=["config"])
     for name in ("problematic-service", "slow-ai-processor", "memory-intensive-service"):
         assert cli("set", name, "--create").exit_code == 0
     for statement in troubleshooting_updates():

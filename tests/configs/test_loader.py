@@ -8,11 +8,12 @@ import logging
 import subprocess
 import sys
 import time
-import uuid
 
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from support import admin_client, create_topic, unique
 
 from loomctl.consumer_config import DEFAULTS
 from loomctl.loader import ConsumerConfigLoader, KafkaConsumerConfigLoader
@@ -111,11 +112,8 @@ def topic(services):
     if not services.bootstrap_servers:
         pytest.skip("needs the session's Kafka broker")
     from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    name = f"loader.test.{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": services.bootstrap_servers})
-    admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])[name].result(timeout=30)
+    admin = admin_client(services.bootstrap_servers)
+    name = create_topic(admin, unique("loader.test", 8), 2)
     producer = Producer({"bootstrap.servers": services.bootstrap_servers})
     for i in range(40):
         producer.produce(name, key=str(i % 4).encode(), value=f"message {i}".encode())

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
 
+from support import admin_client, create_topic
+from support import runner as make_runner
+
 from loomctl.cli import app
 from loomctl.devstack import postgres
 
 
 @pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "120")
-    return CliRunner()
+def runner() -> CliRunner:
+    return make_runner()
 
 
 def invoke(runner: CliRunner, *args: str) -> Result:
@@ -141,7 +141,6 @@ def test_missing_programs_exit_5_naming_them_and_start_nothing(
 @pytest.mark.integration
 def test_full_cycle_in_a_folder_of_its_own(runner: CliRunner, tmp_path: Path) -> None:
     import psycopg
-    from confluent_kafka.admin import AdminClient, NewTopic
 
     state_dir = tmp_path / "stack"
     started = json_of(invoke(runner, "dev", "up", "--dir", str(state_dir), "--no-migrate", "-o", "json"))
@@ -155,8 +154,7 @@ def test_full_cycle_in_a_folder_of_its_own(runner: CliRunner, tmp_path: Path) ->
 
     with psycopg.connect(started["database_url"], autocommit=True) as conn:
         conn.execute("create table kept (n int)")
-    admin = AdminClient({"bootstrap.servers": started["bootstrap_servers"]})
-    admin.create_topics([NewTopic("kept-topic", 2, 1)])["kept-topic"].result(timeout=30)
+    create_topic(started["bootstrap_servers"], "kept-topic", 2)
 
     # --keep stops the servers but keeps their data; a later `up` starts on it again
     assert invoke(runner, "dev", "down", "--dir", str(state_dir), "--keep").exit_code == 0
@@ -169,7 +167,7 @@ def test_full_cycle_in_a_folder_of_its_own(runner: CliRunner, tmp_path: Path) ->
     assert restarted["already_running"] is False
     with psycopg.connect(restarted["database_url"]) as conn:
         assert conn.execute("select count(*) from kept").fetchone() == (0,)
-    topics = AdminClient({"bootstrap.servers": restarted["bootstrap_servers"]}).list_topics(timeout=30).topics
+    topics = admin_client(restarted["bootstrap_servers"]).list_topics(timeout=30).topics
     assert len(topics["kept-topic"].partitions) == 2
     pids += [restarted["postgres"]["pid"], restarted["kafka"]["pid"]]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from typer.testing import CliRunner
+from support import runner as make_runner
 
 from loomctl import kafka
 from loomctl.cli import app
@@ -201,8 +201,7 @@ def test_bad_plans_are_refused(plan: TrafficPlan, text: str) -> None:
 
 
 def test_cli_refuses_bad_options_and_a_missing_stack(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_COLOR", "1")
-    runner = CliRunner()
+    runner = make_runner()
     result = runner.invoke(app, ["dev", "traffic", "--duration", "soon", "--dir", str(tmp_path)], catch_exceptions=False)
     assert result.exit_code == 2 and "--duration" in result.stderr
     result = runner.invoke(app, ["dev", "traffic", "--rate", "-1", "--dir", str(tmp_path)], catch_exceptions=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from lag_support import commit, create_topic, produce, unique
+from support import commit, create_topic, produce, unique
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from lag_support import LagCli, commit, create_topic, produce, unique
+from support import Cli, commit, create_topic, produce, unique
 
 LOG_END = {0: 12, 1: 7, 2: 20, 3: 5, 4: 9, 5: 15}
 PARTLY = {0: 4, 1: 7, 2: 0, 3: 2}  # partitions 4 and 5: never committed
@@ -107,7 +107,7 @@ def test_lag_show_gives_the_lags_kafka_consumer_groups_prints(services, database
     commit(bootstrap, full, topic, FULL)
     consumer = _join(bootstrap, fresh, topic, len(LOG_END))
     try:
-        rows = LagCli(database_url, bootstrap).json("lag", "show", "--all-groups", "--by", "partition")
+        rows = Cli(database_url, bootstrap).json("lag", "show", "--all-groups", "--by", "partition")
         described = tools.describe_groups(bootstrap, [partly, fresh, full], timeout=120)
     finally:
         consumer.close()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from lag_support import LagCli, commit, create_topic, produce, unique
+from support import Cli, commit, create_topic, produce, unique
 from loomctl.collector import Collector
 from loomctl.settings import Settings
 
@@ -28,11 +27,11 @@ def lag_db(database_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def cli(lag_db, services) -> LagCli:
-    return LagCli(lag_db, services.bootstrap_servers)
+def cli(lag_db, services) -> Cli:
+    return Cli(lag_db, services.bootstrap_servers)
 
 
-def configure(cli: LagCli, service: str, group: str) -> None:
+def configure(cli: Cli, service: str, group: str) -> None:
     result = cli("config", "set", service, "--create", "--group", group)
     assert result.exit_code == 0, result.output
 
@@ -163,7 +162,7 @@ def test_alerts_fail_on_levels(database_factory, services) -> None:
     url = database_factory.create("loomalerts")
     try:
         migrations.upgrade(url)
-        cli = LagCli(url, services.bootstrap_servers)
+        cli = Cli(url, services.bootstrap_servers)
         assert cli("alerts", "--fail-on", "warn").exit_code == 0
         configure(cli, "growing-svc", "g-growing")
         now = dt.datetime.now(dt.timezone.utc)

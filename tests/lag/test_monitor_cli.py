@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from lag_support import LagCli
+from support import Cli
 
 pytestmark = pytest.mark.integration
 
@@ -16,13 +16,13 @@ SERVICE, GROUP = "slow-batches", "g-slow-batches"
 
 
 @pytest.fixture(scope="module")
-def cli(database_factory, services) -> Iterator[LagCli]:
+def cli(database_factory, services) -> Iterator[Cli]:
     """A service fetching 3 records per batch (max_poll_records 500) while its lag grows."""
     from loomctl import migrations
 
     url = database_factory.create("loommon")
     migrations.upgrade(url)
-    cli = LagCli(url, services.bootstrap_servers)
+    cli = Cli(url, services.bootstrap_servers)
     assert cli("config", "set", SERVICE, "--create", "--group", GROUP, "max_poll_records=500").exit_code == 0
     now = dt.datetime.now(dt.timezone.utc)
     with psycopg.connect(url, autocommit=True) as conn:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 from psycopg.rows import dict_row
-from typer.testing import CliRunner
+from support import runner
 
 from loomctl import migrations
 from loomctl.lag import LagSample, copy_samples
@@ -337,7 +337,7 @@ def test_the_loaders_recommendations_query_reads_the_monitor(world):
 def test_db_check_is_clean_at_head(world):
     from loomctl.cli import app
 
-    result = CliRunner().invoke(app, ["--database-url", world.url, "db", "check", "-o", "json"], catch_exceptions=False)
+    result = runner().invoke(app, ["--database-url", world.url, "db", "check", "-o", "json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["clean"] is True
 

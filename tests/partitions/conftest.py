@@ -8,8 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from partitions_support import Cli, unique
-from loomctl.kafka import quiet_logger
+from support import Cli, admin_client, create_topic, delete_topics, unique
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -21,36 +20,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def admin(services) -> Any:
-    from confluent_kafka.admin import AdminClient
-
-    return AdminClient({"bootstrap.servers": services.bootstrap_servers, "logger": quiet_logger()})
+    return admin_client(services.bootstrap_servers)
 
 
 @pytest.fixture
 def new_topic(admin) -> Iterator[Callable[..., str]]:
     """Creates a topic with a random name (deleted after the test) and returns its name."""
-    from confluent_kafka.admin import NewTopic
-
     created: list[str] = []
 
     def make(partitions: int = 1, prefix: str = "pt") -> str:
-        name = unique(prefix)
-        admin.create_topics([NewTopic(name, partitions, 1)], operation_timeout=10)[name].result(timeout=20)
-        created.append(name)
-        return name
+        created.append(create_topic(admin, unique(prefix), partitions))
+        return created[-1]
 
     yield make
-    if created:
-        for future in admin.delete_topics(created, operation_timeout=10).values():
-            try:
-                future.result(timeout=20)
-            except Exception:  # already gone, or the broker is busy: a leftover topic harms nobody
-                pass
+    delete_topics(admin, created)
 
 
 @pytest.fixture
 def cli(database_url, services) -> Cli:
-    return Cli(database_url, services.bootstrap_servers)
+    return Cli(database_url, services.bootstrap_servers, group=["partitions"])
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from partitions_support import partition_count
-from partitions_support import insert_change, rows, unique
+from partitions_support import insert_change, rows
+from support import create_topic, partition_count, unique
 
 pytestmark = pytest.mark.integration
 
@@ -80,15 +80,13 @@ def test_a_missing_topic_fails_on_its_row_while_the_others_are_applied(cli, pg, 
 
 
 def test_retry_failed_applies_a_failed_change_once_its_cause_is_gone(cli, pg, admin):
-    from confluent_kafka.admin import NewTopic
-
     missing = unique("pt-later")
     insert_change(pg, missing, 1, 3)
     assert cli("apply", missing, "--yes").exit_code == 1
     assert rows(pg, missing)[0]["status"] == "failed"
     assert cli("apply", missing, "--yes").exit_code == 0  # failed changes stay failed without --retry-failed
 
-    admin.create_topics([NewTopic(missing, 1, 1)], operation_timeout=10)[missing].result(timeout=20)
+    create_topic(admin, missing)
     try:
         assert cli.json("plan", missing)["items"] == []
         assert [i["action"] for i in cli.json("plan", missing, "--retry-failed")["items"]] == ["increase"]

@@ -3,14 +3,15 @@ and `apply` run again after the restart finishes the rest."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from partitions_support import insert_change, rows, unique
+from partitions_support import insert_change, rows
+from support import admin_client, unique
+from support import create_topics as create_named_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -58,21 +59,12 @@ def broker(tmp_path_factory) -> Iterator[PrivateBroker]:
 
 
 def counts(bootstrap_servers: str, topics: list[str]) -> dict[str, int]:
-    from confluent_kafka.admin import AdminClient
-
-    quiet = logging.getLogger("tests.partitions.librdkafka")
-    metadata = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": quiet}).list_topics(timeout=20)
+    metadata = admin_client(bootstrap_servers).list_topics(timeout=20)
     return {t: len(metadata.topics[t].partitions) for t in topics if t in metadata.topics}
 
 
 def create_topics(bootstrap_servers: str, count: int) -> list[str]:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": logging.getLogger("tests.partitions.librdkafka")})
-    names = [unique("pt-stop") for _ in range(count)]
-    for future in admin.create_topics([NewTopic(n, 1, 1) for n in names], operation_timeout=10).values():
-        future.result(timeout=30)
-    return names
+    return create_named_topics(bootstrap_servers, [unique("pt-stop") for _ in range(count)])
 
 
 def apply(database_url: str, bootstrap_servers: str, topics: list[str], on_step=None):

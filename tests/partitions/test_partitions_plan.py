@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from partitions_support import partition_count
-from partitions_support import insert_change, rows, unique
+from partitions_support import insert_change, rows
+from support import partition_count, unique
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from partitions_support import Cli, rows, unique
+from partitions_support import rows
+from support import Cli, unique
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +78,7 @@ def test_the_maximum_caps_a_recommendation(cli, pg, new_topic):
 def test_without_a_cluster_the_count_comes_from_history(database_url, pg):
     topic = unique("pt-offline")
     seed_history(pg, topic, partitions=2)
-    result = Cli(database_url, None)("recommend", topic, "-o", "json")
+    result = Cli(database_url, group=["partitions"])("recommend", topic, "-o", "json")
     assert result.exit_code == 0, result.output
     import json
 

@@ -1,0 +1,134 @@
+"""What every test shares: the CLI runner, unique names, topics, records and commits on the real broker.
+
+Every runner sees ``NO_COLOR=1`` and a fixed ``COLUMNS``, so tables do not depend on the terminal,
+and none of the ``LOOM_*`` variables of the shell that started the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+from typer.testing import CliRunner
+
+TEST_ENV = {"NO_COLOR": "1", "COLUMNS": "200", "LOOM_ACTOR": "tester", "LOOM_DATABASE_URL": None,
+            "LOOM_KAFKA_BOOTSTRAP_SERVERS": None, "LOOM_KAFKA_CONFIG": None}
+
+
+def unique(prefix: str, length: int = 10) -> str:
+    """``prefix`` with a random suffix, for topics, groups and services no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:length]}"
+
+
+def runner(**env: str | None) -> CliRunner:
+    return CliRunner(env={**TEST_ENV, **env})
+
+
+class Cli:
+    """``loomctl [--database-url U] [--bootstrap-servers B] [GROUP] ...`` through CliRunner, never catching
+    exceptions (a traceback fails the test). ``group`` prefixes every call with a command group."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        bootstrap_servers: str | None = None,
+        *,
+        group: Sequence[str] = (),
+        app: typer.Typer | None = None,
+    ) -> None:
+        if app is None:
+            from loomctl.cli import app as root_app
+
+            app = root_app
+        self.app = app
+        self.database_url = database_url
+        self.bootstrap_servers = bootstrap_servers
+        self.group = list(group)
+        self.runner = runner()
+
+    def base(self, url: str | None = None) -> list[str]:
+        base = []
+        if url or self.database_url:
+            base += ["--database-url", url or self.database_url]
+        if self.bootstrap_servers:
+            base += ["--bootstrap-servers", self.bootstrap_servers]
+        return base
+
+    def __call__(self, *args: str, input: str | None = None, url: str | None = None) -> Any:
+        return self.runner.invoke(self.app, [*self.base(url), *self.group, *args], input=input, catch_exceptions=False)
+
+    def json(self, *args: str, expect: int = 0) -> Any:
+        result = self(*args, "-o", "json")
+        assert result.exit_code == expect, result.output
+        return json.loads(result.stdout)
+
+
+def quiet() -> logging.Logger:
+    """A logger for the test clients' librdkafka lines."""
+    from loomctl.kafka import quiet_logger
+
+    return quiet_logger()
+
+
+def admin_client(bootstrap: str) -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient({"bootstrap.servers": bootstrap, "logger": quiet()})
+
+
+def create_topics(admin_or_bootstrap: Any, names: Sequence[str], partitions: int = 1) -> list[str]:
+    """Create ``names`` with ``partitions`` each (replication 1) and wait until the broker has them."""
+    from confluent_kafka.admin import NewTopic
+
+    admin = admin_client(admin_or_bootstrap) if isinstance(admin_or_bootstrap, str) else admin_or_bootstrap
+    futures = admin.create_topics([NewTopic(n, partitions, 1) for n in names], operation_timeout=10)
+    for future in futures.values():
+        future.result(timeout=30)
+    return list(names)
+
+
+def create_topic(admin_or_bootstrap: Any, topic: str, partitions: int = 1) -> str:
+    return create_topics(admin_or_bootstrap, [topic], partitions)[0]
+
+
+def delete_topics(admin: Any, names: Sequence[str]) -> None:
+    """Best effort: a leftover topic harms nobody, so a busy broker does not fail the test."""
+    if not names:
+        return
+    for future in admin.delete_topics(list(names), operation_timeout=10).values():
+        try:
+            future.result(timeout=20)
+        except Exception:  # already gone, or the broker is busy
+            pass
+
+
+def produce(bootstrap: str, topic: str, per_partition: dict[int, int]) -> None:
+    """``count`` keyed records into each partition."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "logger": quiet()})
+    for partition, count in per_partition.items():
+        for i in range(count):
+            producer.produce(topic, value=f"m{i}".encode(), key=f"k{i}".encode(), partition=partition)
+    assert producer.flush(30) == 0
+
+
+def commit(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
+    """Commit as a real member of ``group`` would after consuming up to ``offsets`` (exclusive)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False, "logger": quiet()})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def partition_count(admin: Any, topic: str) -> int | None:
+    metadata = admin.list_topics(topic=topic, timeout=10)
+    found = metadata.topics.get(topic)
+    return len(found.partitions) if found is not None and found.error is None else None
