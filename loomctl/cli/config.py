@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from loomctl.cli import OutputOption, info, new_app, state
+from loomctl.configs.files import FORMAT_NAMES
 from loomctl.render import Output, render
 
 app = new_app("Consumer settings per service: validate, change, audit, roll back, export and import.")
@@ -23,13 +24,7 @@ class Client(str, Enum):
     kafkajs = "kafkajs"
 
 
-class ExportFormat(str, Enum):
-    yaml = "yaml"
-    json = "json"
-    librdkafka = "librdkafka"
-    java = "java"
-    kafkajs = "kafkajs"
-    env = "env"
+ExportFormat = Enum("ExportFormat", {name: name for name in FORMAT_NAMES}, type=str)  # type: ignore[misc]
 
 
 Service = Annotated[str, typer.Argument(help="The service's name (service_name).", show_default=False)]
@@ -55,18 +50,9 @@ def _actor(ctx: typer.Context, actor: str | None) -> str:
 
 
 def _warn_about_broker(ctx: typer.Context, result: Any) -> None:
-    """Where a broker is configured, warn when it would refuse the new session timeout."""
-    settings = state(ctx).settings
-    new = {c.field: c.new for c in result.changes}
-    if "session_timeout_ms" not in new or not (settings.bootstrap_servers or settings.kafka_config):
-        return
     from loomctl import configs
-    from loomctl.errors import BadInput
 
-    try:
-        warning = configs.broker_session_timeout_warning(settings.kafka_properties(), new["session_timeout_ms"])
-    except BadInput:
-        return
+    warning = configs.broker_warning(result, state(ctx).settings)
     if warning:
         info(f"warning: {warning}")
 

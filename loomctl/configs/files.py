@@ -1,0 +1,321 @@
+"""Configs as files: export in one of the formats of :data:`FORMATS`, import a YAML or JSON file.
+
+A file is a schema: its services are checked as a whole before anything is written, and an
+import is one plan (create, update, leave, delete) carried out in the caller's transaction.
+
+The CLI reads :data:`FORMATS` when it is imported, for its ``--format`` choices, so this module
+imports the store and the field table only inside the functions that use them: `loomctl --help`
+must not pay for them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from loomctl.errors import BadInput
+
+if TYPE_CHECKING:
+    from loomctl.configs.store import ChangeResult, Executor, FieldChange
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service in a declarative file: the shape of `config export --format yaml`."""
+
+    service_name: str
+    consumer_group_id: str
+    profile: str | None
+    description: str | None
+    settings: dict[str, Any]
+
+    def values(self) -> dict[str, Any]:
+        return {"consumer_group_id": self.consumer_group_id, "profile": self.profile,
+                "description": self.description, **self.settings}
+
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"service_name": self.service_name, "consumer_group_id": self.consumer_group_id}
+        if self.profile is not None:
+            doc["profile"] = self.profile
+        if self.description is not None:
+            doc["description"] = self.description
+        doc["settings"] = dict(self.settings)
+        return doc
+
+
+# --- export: one small class per format, chosen from one table ---
+
+
+class ExportFormat:
+    """A way to write services as text; ``reimportable`` formats are what `config import` reads."""
+
+    name: ClassVar[str]
+    reimportable: ClassVar[bool] = False
+
+    def render(self, items: Sequence[ServiceSpec]) -> str:
+        raise NotImplementedError
+
+
+class YamlFormat(ExportFormat):
+    name = "yaml"
+    reimportable = True
+
+    def render(self, items: Sequence[ServiceSpec]) -> str:
+        import yaml
+
+        return yaml.safe_dump({"services": [s.document() for s in items]}, sort_keys=False, allow_unicode=True)
+
+
+class JsonFormat(ExportFormat):
+    name = "json"
+    reimportable = True
+
+    def render(self, items: Sequence[ServiceSpec]) -> str:
+        return json.dumps({"services": [s.document() for s in items]}, indent=2, ensure_ascii=False) + "\n"
+
+
+def _properties_block(title: str, props: Mapping[str, str]) -> str:
+    return "\n".join([f"# {title}"] + [f"{k}={v}" for k, v in props.items()]) + "\n"
+
+
+class LibrdkafkaFormat(ExportFormat):
+    name = "librdkafka"
+
+    def render(self, items: Sequence[ServiceSpec]) -> str:
+        from loomctl.configs.store import client_options
+
+        # librdkafka has no max.poll.records: services pass it to consume(num_messages=...)
+        return "\n".join(
+            _properties_block(f"{s.service_name} (librdkafka; batch size max_poll_records={s.settings['max_poll_records']})",
+                              client_options(self.name, s.consumer_group_id, s.settings))
+            for s in items
+        )
+
+
+class JavaFormat(ExportFormat):
+    name = "java"
+
+    def render(self, items: Sequence[ServiceSpec]) -> str:
+        from loomctl.configs.store import client_options
+
+        return "\n".join(
+            _properties_block(f"{s.service_name} (Java client)", client_options(self.name, s.consumer_group_id, s.settings))
+            for s in items
+        )
+
+
+class KafkajsFormat(ExportFormat):
+    name = "kafkajs"
+
+    def render(self, items: Sequence[ServiceSpec]) -> str:
+        from loomctl.configs.store import client_options
+
+        document = {s.service_name: client_options(self.name, s.consumer_group_id, s.settings) for s in items}
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+class EnvFormat(ExportFormat):
+    name = "env"
+
+    @staticmethod
+    def _name(service_name: str, suffix: str) -> str:
+        stem = "".join(ch if ch.isalnum() else "_" for ch in service_name.upper())
+        return f"LOOM_{stem}_{suffix.upper()}"
+
+    def render(self, items: Sequence[ServiceSpec]) -> str:
+        import shlex
+
+        lines = []
+        for s in items:
+            lines.append(f"{self._name(s.service_name, 'consumer_group_id')}={shlex.quote(s.consumer_group_id)}")
+            lines.extend(f"{self._name(s.service_name, name)}={shlex.quote(str(value).lower() if isinstance(value, bool) else str(value))}"
+                         for name, value in s.settings.items())
+        return "\n".join(lines) + ("\n" if lines else "")
+
+
+FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
+    YamlFormat(), JsonFormat(), LibrdkafkaFormat(), JavaFormat(), KafkajsFormat(), EnvFormat())}
+"""Every export format by name: the CLI's ``--format`` choices are these."""
+FORMAT_NAMES: tuple[str, ...] = tuple(FORMATS)
+
+
+def specs(session: "Executor", services: Sequence[str] = ()) -> list[ServiceSpec]:
+    from loomctl.configs.store import list_configs
+
+    return [
+        ServiceSpec(c.service_name, c.consumer_group_id, c.profile, c.description, dict(c.settings))
+        for c in list_configs(session, services=services)
+    ]
+
+
+def format_export(items: Sequence[ServiceSpec], fmt: str) -> str:
+    """The services as text in ``fmt``: yaml and json re-import; the others are what clients read."""
+    exporter = FORMATS.get(fmt)
+    if exporter is None:
+        raise BadInput(f"unknown export format {fmt!r}: one of {', '.join(FORMAT_NAMES)}")
+    return exporter.render(items)
+
+
+def kafkajs_document(spec: ServiceSpec) -> dict[str, Any]:
+    from loomctl.configs.store import client_options
+
+    return client_options("kafkajs", spec.consumer_group_id, spec.settings)
+
+
+# --- import ---
+
+
+IMPORT_PLAN_LABELS = {"create": "create", "update": "change", "unchanged": "unchanged", "delete": "delete"}
+"""How an import plan names each :class:`~loomctl.configs.store.Action` in its output: its released
+JSON says ``change`` where a change result says ``update``; the plan keeps that word for the
+scripts that read it, and the code uses the one vocabulary."""
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    service_name: str
+    action: str
+    """The plan's label of the action (see :data:`IMPORT_PLAN_LABELS`): create, change, unchanged, delete."""
+    changes: list["FieldChange"]
+    expected_version: int | None = None
+    values: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    items: list[PlanItem]
+    prune: bool
+
+    def counts(self) -> dict[str, int]:
+        counts = {label: 0 for label in IMPORT_PLAN_LABELS.values()}
+        for item in self.items:
+            counts[item.action] += 1
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        return any(item.action != IMPORT_PLAN_LABELS["unchanged"] for item in self.items)
+
+
+def _spec_from_document(doc: Any, where: str) -> ServiceSpec:
+    from loomctl import validation
+    from loomctl.consumer_config import PROFILES
+
+    if not isinstance(doc, Mapping):
+        raise BadInput(f"{where}: expected a mapping with service_name and settings")
+    allowed = {"service_name", "consumer_group_id", "profile", "description", "settings"}
+    extra = sorted(set(doc) - allowed)
+    if extra:
+        import difflib
+
+        close = difflib.get_close_matches(str(extra[0]), sorted(allowed), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise BadInput(f"{where}: unknown key {extra[0]!r}{hint}; keys: {', '.join(sorted(allowed))}")
+    name = doc.get("service_name")
+    if not isinstance(name, str):
+        raise BadInput(f"{where}: service_name is missing")
+    where = f"{where} ({name})"
+    profile = doc.get("profile")
+    base: dict[str, Any] = {}
+    if profile is not None:
+        validation.check_profile(str(profile))
+        base = dict(PROFILES[str(profile)].settings)
+    raw_settings = doc.get("settings") or {}
+    if not isinstance(raw_settings, Mapping):
+        raise BadInput(f"{where}: settings must be a mapping of setting: value")
+    try:
+        settings = validation.check_settings(base | validation.coerce_settings(raw_settings))
+        validation.check_service_name(name)
+        group = str(doc.get("consumer_group_id") or name)
+        validation.check_group_id(group)
+    except BadInput as exc:
+        raise BadInput(f"{where}: {exc}") from None
+    description = doc.get("description")
+    return ServiceSpec(name, group, profile, None if description is None else str(description), settings)
+
+
+def parse_specs(text: str, source: str = "input") -> list[ServiceSpec]:
+    """Services from a YAML or JSON document (`{services: [...]}`, a list, or a mapping by name)."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(text)  # JSON is YAML too
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{source}: not YAML or JSON: {str(exc).splitlines()[0]}") from None
+    if isinstance(document, Mapping) and "services" in document:
+        document = document["services"]
+    if isinstance(document, Mapping):
+        document = [{"service_name": name, **(body or {})} for name, body in document.items()]
+    if document is None:
+        document = []
+    if not isinstance(document, list):
+        raise BadInput(f"{source}: expected a list of services under 'services'")
+    items = [_spec_from_document(doc, f"{source}: service {i + 1}") for i, doc in enumerate(document)]
+    for key in ("service_name", "consumer_group_id"):
+        seen: set[str] = set()
+        for item in items:
+            value = getattr(item, key)
+            if value in seen:
+                raise BadInput(f"{source}: {key} {value!r} appears twice")
+            seen.add(value)
+    return items
+
+
+def read_specs(path: Path) -> list[ServiceSpec]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror}") from None
+    return parse_specs(text, str(path))
+
+
+def plan_import(session: "Executor", items: Iterable[ServiceSpec], *, prune: bool = False) -> ImportPlan:
+    """Compare the file with the database: what would be created, changed, left alone or deleted."""
+    from loomctl.configs.store import Action, changes_between, list_configs
+
+    label = IMPORT_PLAN_LABELS
+    current = {c.service_name: c for c in list_configs(session)}
+    plan: list[PlanItem] = []
+    wanted = set()
+    for spec in items:
+        wanted.add(spec.service_name)
+        existing = current.get(spec.service_name)
+        values = spec.values()
+        if existing is None:
+            plan.append(PlanItem(spec.service_name, label[Action.CREATE], changes_between(None, values), None, values))
+            continue
+        changes = changes_between(existing.values(), values)
+        action = Action.UPDATE if changes else Action.UNCHANGED
+        plan.append(PlanItem(spec.service_name, label[action], changes, existing.version, values))
+    if prune:
+        for name, existing in current.items():
+            if name not in wanted:
+                plan.append(PlanItem(name, label[Action.DELETE], changes_between(existing.values(), None), existing.version, None))
+    return ImportPlan(plan, prune)
+
+
+def apply_import(session: "Executor", plan: ImportPlan, *, actor: str, reason: str | None = None) -> list["ChangeResult"]:
+    """Carry out a plan in the caller's transaction; a service changed since planning is a Conflict."""
+    from loomctl.configs.store import Action, ChangeResult, delete_row, insert_row, update_row
+    from loomctl.db import set_audit_context
+
+    if not plan.has_changes:
+        return []
+    label = IMPORT_PLAN_LABELS
+    set_audit_context(session, actor, reason or "config import")
+    results = []
+    # Deletes first, so a group id freed by a pruned service can be taken by a new one.
+    for item in sorted(plan.items, key=lambda i: i.action != label[Action.DELETE]):
+        if item.action == label[Action.DELETE]:
+            delete_row(session, item.service_name, item.expected_version)
+            results.append(ChangeResult(item.service_name, Action.DELETE, item.changes, item.expected_version, None))
+        elif item.action == label[Action.CREATE]:
+            version = insert_row(session, item.service_name, item.values)
+            results.append(ChangeResult(item.service_name, Action.CREATE, item.changes, None, version))
+        elif item.action == label[Action.UPDATE]:
+            version = update_row(session, item.service_name, item.values, item.expected_version)
+            results.append(ChangeResult(item.service_name, Action.UPDATE, item.changes, item.expected_version, version))
+    return results

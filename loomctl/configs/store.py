@@ -1,0 +1,537 @@
+"""The config store: `pipeline_consumer_configs` read, changed, audited, diffed and rolled back.
+
+Every function takes a psycopg connection or a SQLAlchemy Session/Connection (reads) or a
+Session (writes), returns dataclasses and raises LoomErrors; none of them commits. Writes set
+the actor and reason that the audit trigger records, and carry the version they read, so a
+concurrent change makes them fail (Conflict) instead of being overwritten.
+
+:func:`read_configs` is the one reader of the table for the core (the Python loader keeps its
+own, since services must not need SQLAlchemy). Importing this module imports no SQLAlchemy:
+the lag commands read configs on a plain psycopg connection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from loomctl import validation
+from loomctl.consumer_config import DEFAULTS, FIELDS, FIELDS_BY_NAME, PROFILES, Profile, client_properties
+from loomctl.db import set_audit_context
+from loomctl.errors import BadInput, Conflict, NotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.orm import Session
+
+    Executor = Session | Connection
+
+SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+LABELS: tuple[str, ...] = ("consumer_group_id", "profile", "description")
+"""Columns besides the settings that a change can touch (and the audit trail records)."""
+TRACKED: tuple[str, ...] = (*LABELS, *SETTING_NAMES)
+
+
+class Action:
+    """What a change does to a service: the words of `config set`, `rollback`, `delete` and `import`."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    UNCHANGED = "unchanged"
+
+
+def _tables() -> tuple["Table", "Table"]:
+    from loomctl.models import ConsumerConfigChange, PipelineConsumerConfig
+
+    return PipelineConsumerConfig.__table__, ConsumerConfigChange.__table__
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    service_name: str
+    consumer_group_id: str
+    profile: str | None
+    description: str | None
+    settings: dict[str, Any]
+    version: int
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    updated_by: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """One flat mapping, the shape of `config show -o json`."""
+        return {
+            "service_name": self.service_name,
+            "consumer_group_id": self.consumer_group_id,
+            "profile": self.profile,
+            "description": self.description,
+            **self.settings,
+            "version": self.version,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "updated_by": self.updated_by,
+        }
+
+    def values(self) -> dict[str, Any]:
+        """The tracked columns: labels and settings."""
+        return {"consumer_group_id": self.consumer_group_id, "profile": self.profile,
+                "description": self.description, **self.settings}
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    service_name: str
+    action: str
+    """One of :class:`Action`."""
+    changes: list[FieldChange]
+    version_before: int | None
+    version_after: int | None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: int
+    service_name: str
+    changed_at: dt.datetime
+    change_type: str
+    changed_by: str
+    source: str
+    reason: str | None
+    config_version: int | None
+    changes: list[FieldChange]
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    field: str
+    current: Any
+    other: Any
+    differs: bool
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    service_name: str
+    against: str
+    fields: list[FieldDiff]
+
+    @property
+    def differences(self) -> list[FieldDiff]:
+        return [d for d in self.fields if d.differs]
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    service_name: str
+    change_id: int
+    description: str  # what is being restored, for the confirmation prompt
+    target: dict[str, Any] | None  # None: the service should not exist
+    expected_version: int | None  # None: the service does not exist now
+    result: ChangeResult
+
+
+_COLUMNS = ("service_name", *TRACKED, "version", "created_at", "updated_at", "updated_by")
+
+
+def _from_row(m: Mapping[str, Any]) -> ConsumerConfig:
+    return ConsumerConfig(
+        service_name=m["service_name"],
+        consumer_group_id=m["consumer_group_id"],
+        profile=m["profile"],
+        description=m["description"],
+        settings={name: m[name] for name in SETTING_NAMES},
+        version=m["version"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        updated_by=m["updated_by"],
+    )
+
+
+def _mappings(conn: Any, sql: str, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Rows as mappings from a psycopg connection or a SQLAlchemy Session or Connection, so that
+    the psycopg-only paths (lag, the collector) read through the same code without importing SQLAlchemy."""
+    if type(conn).__module__.startswith("psycopg"):
+        from psycopg.rows import dict_row
+
+        with conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(sql, params).fetchall()
+    if hasattr(conn, "exec_driver_sql"):
+        return list(conn.exec_driver_sql(sql, dict(params)).mappings())
+    return list(conn.connection().exec_driver_sql(sql, dict(params)).mappings())
+
+
+def read_configs(
+    conn: Any,
+    *,
+    services: Sequence[str] = (),
+    groups: Sequence[str] = (),
+    profile: str | None = None,
+    lock: bool = False,
+) -> list[ConsumerConfig]:
+    """The one reader of ``pipeline_consumer_configs``: every config, or those of the named
+    services or groups (either matches), by service name; ``lock`` holds the rows (FOR UPDATE)."""
+    where = ["(%(every)s OR service_name = ANY(%(services)s) OR consumer_group_id = ANY(%(groups)s))"]
+    if profile is not None:
+        where.append("profile = %(profile)s")
+    sql = (f"SELECT {', '.join(_COLUMNS)} FROM public.pipeline_consumer_configs WHERE {' AND '.join(where)}"
+           " ORDER BY service_name" + (" FOR UPDATE" if lock else ""))
+    params = {"every": not services and not groups, "services": list(services), "groups": list(groups), "profile": profile}
+    return [_from_row(m) for m in _mappings(conn, sql, params)]
+
+
+def missing_services(names: Iterable[str]) -> NotFound:
+    """The one message for services that have no config."""
+    return NotFound(f"no config for service {', '.join(names)} (see `loomctl config list`)")
+
+
+def require_configs(conn: Any, services: Sequence[str]) -> list[ConsumerConfig]:
+    """The configs of ``services`` in the order named; NotFound naming every one that has none."""
+    found = {c.service_name: c for c in read_configs(conn, services=services)}
+    missing = [s for s in dict.fromkeys(services) if s not in found]
+    if missing:
+        raise missing_services(missing)
+    return [found[s] for s in dict.fromkeys(services)]
+
+
+def group_services(conn: Any, services: Sequence[str] = ()) -> dict[str, str]:
+    """Group id -> service name of the configured services (all, or the ones named: NotFound for a stranger)."""
+    configs = require_configs(conn, services) if services else read_configs(conn)
+    return {c.consumer_group_id: c.service_name for c in configs}
+
+
+def list_configs(session: "Executor", profile: str | None = None, services: Sequence[str] = ()) -> list[ConsumerConfig]:
+    configs = read_configs(session, services=services, profile=profile)
+    missing = sorted(set(services) - {c.service_name for c in configs})
+    if missing:
+        raise NotFound(f"no consumer config for {', '.join(missing)}")
+    return configs
+
+
+def find_config(session: "Executor", service_name: str, *, lock: bool = False) -> ConsumerConfig | None:
+    found = read_configs(session, services=[service_name], lock=lock)
+    return found[0] if found else None
+
+
+def get_config(session: "Executor", service_name: str) -> ConsumerConfig:
+    config = find_config(session, service_name)
+    if config is None:
+        raise NotFound(f"no consumer config for {service_name!r} (create it with `loomctl config set {service_name} --create`)")
+    return config
+
+
+def client_options(client: str, group_id: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Exactly what ``client`` (librdkafka, java or kafkajs) receives for these settings, group id included."""
+    props = client_properties(client, settings)
+    if client == "kafkajs":
+        props["consumer"] = {"groupId": group_id, **props["consumer"]}
+        return props
+    return {"group.id": group_id, **props}
+
+
+def client_config(config: ConsumerConfig, client: str) -> dict[str, Any]:
+    """Exactly what ``client`` receives for this service, group id included."""
+    return client_options(client, config.consumer_group_id, config.settings)
+
+
+def profiles() -> list[Profile]:
+    return list(PROFILES.values())
+
+
+def changes_between(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[FieldChange]:
+    old = old or {}
+    new = new or {}
+    return [
+        FieldChange(name, old.get(name), new.get(name))
+        for name in TRACKED
+        if (name in old or name in new) and old.get(name) != new.get(name)
+    ]
+
+
+def _conflict(session: "Executor", service_name: str, expected_version: int) -> Conflict:
+    current = find_config(session, service_name)
+    if current is None:
+        return Conflict(f"{service_name} was deleted meanwhile (you read version {expected_version})")
+    return Conflict(
+        f"{service_name} was changed by {current.updated_by} at {current.updated_at:%Y-%m-%d %H:%M:%S %Z} "
+        f"(now version {current.version}, you read version {expected_version}); re-read it and retry"
+    )
+
+
+def insert_row(session: "Executor", service_name: str, values: Mapping[str, Any]) -> int:
+    from sqlalchemy.dialects.postgresql import insert
+
+    table, _ = _tables()
+    statement = (
+        insert(table)
+        .values(service_name=service_name, **values)
+        .on_conflict_do_nothing(index_elements=[table.c.service_name])
+        .returning(table.c.version)
+    )
+    version = session.execute(statement).scalar()
+    if version is None:
+        existing = find_config(session, service_name)
+        who = f" by {existing.updated_by} at {existing.updated_at:%Y-%m-%d %H:%M:%S %Z}" if existing else ""
+        raise Conflict(f"{service_name} already exists (last changed{who}); drop --create to change it")
+    return version
+
+
+def update_row(session: "Executor", service_name: str, values: Mapping[str, Any], expected_version: int) -> int:
+    from sqlalchemy import update
+
+    table, _ = _tables()
+    statement = (
+        update(table)
+        .where(table.c.service_name == service_name, table.c.version == expected_version)
+        .values(**values)
+        .returning(table.c.version)
+    )
+    version = session.execute(statement).scalar()
+    if version is None:
+        raise _conflict(session, service_name, expected_version)
+    return version
+
+
+def delete_row(session: "Executor", service_name: str, expected_version: int) -> None:
+    from sqlalchemy import delete
+
+    table, _ = _tables()
+    statement = (
+        delete(table)
+        .where(table.c.service_name == service_name, table.c.version == expected_version)
+        .returning(table.c.service_name)
+    )
+    if session.execute(statement).first() is None:
+        raise _conflict(session, service_name, expected_version)
+
+
+def _check_version(current: ConsumerConfig, if_version: int | None) -> None:
+    if if_version is not None and current.version != if_version:
+        raise Conflict(
+            f"{current.service_name} is at version {current.version}, not {if_version}: changed by "
+            f"{current.updated_by} at {current.updated_at:%Y-%m-%d %H:%M:%S %Z}"
+        )
+
+
+def _validated_values(service_name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Labels and a complete, valid set of settings; raises BadInput naming what is wrong."""
+    validation.check_service_name(service_name)
+    validation.check_group_id(values["consumer_group_id"])
+    settings = validation.check_settings({k: values[k] for k in SETTING_NAMES if k in values})
+    return {k: values.get(k) for k in LABELS} | settings
+
+
+def set_config(
+    session: "Executor",
+    service_name: str,
+    settings: Mapping[str, Any],
+    *,
+    actor: str,
+    reason: str | None = None,
+    description: str | None = None,
+    group: str | None = None,
+    profile: str | None = None,
+    create: bool = False,
+    if_version: int | None = None,
+    dry_run: bool = False,
+) -> ChangeResult:
+    """Change some settings of a service (or create it with ``create``), validated as a whole."""
+    unknown = [k for k in settings if k not in FIELDS_BY_NAME]
+    if unknown:
+        raise validation.UnknownField(unknown[0])
+    current = find_config(session, service_name)
+    if create:
+        if current is not None:
+            raise Conflict(
+                f"{service_name} already exists (version {current.version}, last changed by {current.updated_by} "
+                f"at {current.updated_at:%Y-%m-%d %H:%M:%S %Z}); drop --create to change it"
+            )
+        base: dict[str, Any] = {"consumer_group_id": group or service_name, "profile": None,
+                                "description": None, **DEFAULTS}
+    else:
+        if current is None:
+            raise NotFound(f"no consumer config for {service_name!r}: add --create to make one")
+        _check_version(current, if_version)
+        base = current.values()
+    desired = dict(base) | dict(settings)
+    if group is not None:
+        desired["consumer_group_id"] = group
+    if description is not None:
+        desired["description"] = description or None
+    if profile is not None:
+        desired["profile"] = validation.check_profile(profile)
+    desired = _validated_values(service_name, desired)
+    return _write(session, service_name, current, desired, actor=actor, reason=reason, dry_run=dry_run)
+
+
+def _write(
+    session: "Executor",
+    service_name: str,
+    current: ConsumerConfig | None,
+    desired: Mapping[str, Any] | None,
+    *,
+    actor: str,
+    reason: str | None,
+    dry_run: bool,
+) -> ChangeResult:
+    before = current.values() if current else None
+    changes = changes_between(before, desired)
+    if desired is None:
+        action = Action.DELETE if current else Action.UNCHANGED
+    elif current is None:
+        action = Action.CREATE
+    else:
+        action = Action.UPDATE if changes else Action.UNCHANGED
+    version_before = current.version if current else None
+    if dry_run or action == Action.UNCHANGED:
+        return ChangeResult(service_name, action, changes, version_before, version_before, dry_run)
+    set_audit_context(session, actor, reason)
+    version_after: int | None
+    if action == Action.CREATE:
+        version_after = insert_row(session, service_name, desired)
+    elif action == Action.DELETE:
+        delete_row(session, service_name, current.version)
+        version_after = None
+    else:
+        version_after = update_row(session, service_name, desired, current.version)
+    return ChangeResult(service_name, action, changes, version_before, version_after, dry_run)
+
+
+def apply_profile(
+    session: "Executor", service_name: str, profile: str, *, actor: str, reason: str | None = None,
+    if_version: int | None = None, dry_run: bool = False,
+) -> ChangeResult:
+    """Set every setting of a service to the profile's values (the defaults where it names none)."""
+    validation.check_profile(profile)
+    return set_config(
+        session, service_name, PROFILES[profile].full_settings(), profile=profile, actor=actor,
+        reason=reason or f"apply profile {profile}", if_version=if_version, dry_run=dry_run,
+    )
+
+
+def delete_config(
+    session: "Executor", service_name: str, *, actor: str, reason: str | None = None, if_version: int | None = None,
+    dry_run: bool = False,
+) -> ChangeResult:
+    current = get_config(session, service_name)
+    _check_version(current, if_version)
+    return _write(session, service_name, current, None, actor=actor, reason=reason, dry_run=dry_run)
+
+
+def _entry(row: Any) -> HistoryEntry:
+    m = row._mapping
+    old, new = m["old_values"] or {}, m["new_values"] or {}
+    changes = [FieldChange(name, old.get(name), new.get(name)) for name in m["changed_fields"] if name != "service_name"]
+    return HistoryEntry(
+        id=m["id"], service_name=m["service_name"], changed_at=m["changed_at"], change_type=m["change_type"],
+        changed_by=m["changed_by"], source=m["source"], reason=m["reason"], config_version=m["config_version"],
+        changes=changes,
+    )
+
+
+def history(session: "Executor", service_name: str, limit: int | None = None) -> list[HistoryEntry]:
+    """Every recorded change of a service, newest first (raw SQL updates included)."""
+    from sqlalchemy import select
+
+    _, changes_table = _tables()
+    query = (
+        select(changes_table).where(changes_table.c.service_name == service_name)
+        .order_by(changes_table.c.changed_at.desc(), changes_table.c.id.desc())
+    )
+    if limit:
+        query = query.limit(limit)
+    entries = [_entry(row) for row in session.execute(query)]
+    if not entries and find_config(session, service_name) is None:
+        raise NotFound(f"no consumer config and no history for {service_name!r}")
+    return entries
+
+
+def _change_row(session: "Executor", service_name: str, change_id: int) -> Any:
+    from sqlalchemy import select
+
+    _, changes_table = _tables()
+    row = session.execute(select(changes_table).where(changes_table.c.id == change_id)).first()
+    if row is None or row._mapping["service_name"] != service_name:
+        raise NotFound(f"no change {change_id} of {service_name} in the audit trail (see `loomctl config history {service_name}`)")
+    return row._mapping
+
+
+def _values_from_audit(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Tracked values from an audit row; fields it lacks (added later) take their defaults."""
+    if values is None:
+        return None
+    settings = {name: values[name] for name in SETTING_NAMES if name in values}
+    return {k: values.get(k) for k in LABELS} | {**DEFAULTS, **settings}
+
+
+def diff(session: "Executor", service_name: str, against: str | None = None) -> DiffResult:
+    """The service's settings next to a profile's, or next to the state right after a change."""
+    current = get_config(session, service_name)
+    against = against or current.profile
+    if against is None:
+        label, other = "defaults", dict(DEFAULTS)
+    elif against.isdigit():
+        row = _change_row(session, service_name, int(against))
+        values = _values_from_audit(row["new_values"] if row["change_type"] != "delete" else row["old_values"])
+        label, other = f"change {against} ({row['change_type']} by {row['changed_by']} at {row['changed_at']:%Y-%m-%d %H:%M:%S})", values
+    else:
+        validation.check_profile(against)
+        label, other = f"profile {against}", PROFILES[against].full_settings()
+    names = [n for n in TRACKED if n in other]
+    values = current.values()
+    return DiffResult(
+        service_name, label,
+        [FieldDiff(n, values[n], other[n], values[n] != other[n]) for n in names],
+    )
+
+
+def plan_rollback(session: "Executor", service_name: str, to_change: int | None = None) -> RollbackPlan:
+    """What a rollback would do: undo the last change, or restore the state right after ``to_change``."""
+    from sqlalchemy import select
+
+    _, changes_table = _tables()
+    if to_change is None:
+        row = session.execute(
+            select(changes_table).where(changes_table.c.service_name == service_name)
+            .order_by(changes_table.c.changed_at.desc(), changes_table.c.id.desc()).limit(1)
+        ).first()
+        if row is None:
+            raise NotFound(f"no change of {service_name} to roll back")
+        m = row._mapping
+        target = _values_from_audit(m["old_values"])
+        what = f"undo change {m['id']} ({m['change_type']} by {m['changed_by']} at {m['changed_at']:%Y-%m-%d %H:%M:%S})"
+    else:
+        m = _change_row(session, service_name, to_change)
+        if m["change_type"] == "delete":
+            raise BadInput(f"change {to_change} deleted {service_name}: roll back to the change before it instead")
+        target = _values_from_audit(m["new_values"])
+        what = f"restore {service_name} as it was after change {m['id']} ({m['changed_at']:%Y-%m-%d %H:%M:%S})"
+    current = find_config(session, service_name)
+    if target is not None:
+        target = _validated_values(service_name, target)
+    result = _write(session, service_name, current, target, actor="", reason=None, dry_run=True)
+    return RollbackPlan(service_name, m["id"], what, target, current.version if current else None, result)
+
+
+def rollback(session: "Executor", plan: RollbackPlan, *, actor: str, reason: str | None = None) -> ChangeResult:
+    """Carry out a plan from `plan_rollback`; fails with Conflict if the service changed since."""
+    current = find_config(session, plan.service_name)
+    if (current.version if current else None) != plan.expected_version:
+        if current is None:
+            raise Conflict(f"{plan.service_name} was deleted since the rollback was planned")
+        raise _conflict(session, plan.service_name, plan.expected_version or 0)
+    return _write(
+        session, plan.service_name, current, plan.target, actor=actor,
+        reason=reason or f"rollback: {plan.description}", dry_run=False,
+    )
