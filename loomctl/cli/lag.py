@@ -121,7 +121,7 @@ def collect(
     """Sample every configured group into consumer_lag_history until stopped. Example: loomctl lag collect --interval 30s --retention 7d"""
     import time
 
-    from loomctl.collector import Collector
+    from loomctl.lag.collector import Collector
     from loomctl.validation import parse_duration
 
     every = parse_duration(interval, option="--interval")

@@ -48,7 +48,7 @@ def alerts(
     output: OutputOption = None,
 ) -> None:
     """Active alerts from measured lag and processing (v_consumer_alerts). Example: loomctl alerts --fail-on critical"""
-    from loomctl import metrics
+    from loomctl.lag import metrics
 
     status_window = _window(window)
     with _connect(ctx) as conn:
@@ -69,7 +69,7 @@ def recommend(
     output: OutputOption = None,
 ) -> None:
     """Processing recommendations with the numbers behind them. Example: loomctl recommend speech-processor"""
-    from loomctl import metrics
+    from loomctl.lag import metrics
 
     status_window = _window(window)
     with _connect(ctx) as conn:
@@ -89,7 +89,7 @@ def metrics_show(
     output: OutputOption = None,
 ) -> None:
     """Processing time, messages per second, batch fill and error rate of one service. Example: loomctl metrics show speech-processor --since 1h"""
-    from loomctl import metrics
+    from loomctl.lag import metrics
     from loomctl.validation import parse_duration
 
     span, width = parse_duration(since, option="--since"), parse_duration(bucket, option="--bucket")

@@ -159,7 +159,7 @@ def test_a_cycle_removes_samples_past_the_retention(database_factory, services) 
     import datetime as dt
 
     from loomctl import migrations
-    from loomctl.collector import Collector
+    from loomctl.lag.collector import Collector
     from loomctl.settings import Settings
 
     url = database_factory.create("loomretain")

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from support import Cli, commit, create_topic, produce, unique
-from loomctl.collector import Collector
+from loomctl.lag.collector import Collector
 from loomctl.settings import Settings
 
 pytestmark = pytest.mark.integration
