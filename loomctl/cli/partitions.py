@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from loomctl.cli import OutputOption, info, new_app, state
 from loomctl.render import Output, render
+
+if TYPE_CHECKING:
+    from loomctl.partitions import ApplyResult, Plan, RecommendReport
 
 app = new_app("Partition changes: recommendations from measured load, a plan against the cluster, and apply.")
 
@@ -23,6 +26,9 @@ CHANGE_COLUMNS = ["id", "topic_name", "current_partitions", "recommended_partiti
                   "applied_at", "applied_by", "error", "reason"]
 PLAN_COLUMNS = ["topic_name", "now", "target", "action", "keyed", "consumers", "risks"]
 RESULT_COLUMNS = ["topic_name", "partitions_before", "partitions_after", "outcome", "error"]
+APPLY_STEPS = {"validated": "validated with the broker (validate_only)", "altered": "create_partitions sent",
+               "verified": "read the new counts back from the cluster metadata"}
+"""What stderr says at each step `apply` reports."""
 
 
 def _session(ctx: typer.Context) -> Any:
@@ -64,16 +70,22 @@ def recommend(
     span = parse_duration(window, option="--window")
     with _session(ctx) as session:
         report = partitions.recommend(session, _admin_if_configured(ctx), topics, window=span, headroom=headroom,
-                                      max_partitions=max_partitions)
-        recs = partitions.write_recommendations(session, report.recommendations) if write else report.recommendations
+                                      max_partitions=max_partitions, write=write)
     if report.note:
         info(f"note: {report.note}")
     out = state(ctx).output_for(output)
-    render(recs, out, columns=[*RECOMMEND_COLUMNS, *(["written"] if write else [])] if out is Output.table else None,
+    render(report.recommendations, out,
+           columns=[*RECOMMEND_COLUMNS, *(["written"] if write else [])] if out is Output.table else None,
            title=f"partition recommendations (last {partitions.describe_window(span)})")
-    increases = [r for r in recs if r.change]
+    _recommend_summary(report, write)
+
+
+def _recommend_summary(report: RecommendReport, write: bool) -> None:
+    from loomctl.partitions import Written
+
+    increases = report.increases
     if write:
-        new = sum(r.written == "written" for r in increases)
+        new = sum(r.written == Written.WRITTEN for r in increases)
         info(f"{len(increases)} increase(s) recommended; {new} written as pending, {len(increases) - new} already pending")
     else:
         info(f"{len(increases)} increase(s) recommended" + (" (--write stores them)" if increases else ""))
@@ -108,9 +120,10 @@ def list_(
 ) -> None:
     """List partition changes by status. Example: loomctl partitions list --failed -o json"""
     from loomctl import partitions
+    from loomctl.partitions import Status
 
-    chosen = [name for name, on in (("pending", pending), ("applied", applied), ("failed", failed)) if on]
-    statuses = None if all_ else (chosen or ["pending"])
+    chosen = [name for name, on in ((Status.PENDING, pending), (Status.APPLIED, applied), (Status.FAILED, failed)) if on]
+    statuses = None if all_ else (chosen or [Status.PENDING])
     with _session(ctx) as session:
         changes = partitions.list_changes(session, statuses, topics)
     out = state(ctx).output_for(output)
@@ -118,37 +131,24 @@ def list_(
            title="partition changes" + ("" if statuses is None else f" ({', '.join(statuses)})"))
 
 
-def _plan_rows(plan: Any) -> list[dict[str, Any]]:
-    """The plan for a table: short cells (the full risk texts go to stderr, and into -o json)."""
-
-    def risks(item: Any) -> str:
-        if item.action != "increase":
-            return "-"
-        flags = ["key ordering"] if item.keyed == "yes" else []
-        if item.needs_force:
-            flags.append("latest reset (--force)")
-        if any(g.service_name is None for g in item.consumer_groups):
-            flags.append("unmanaged group")
-        if item.current_partitions != item.recorded_partitions:
-            flags.append(f"recorded at {item.recorded_partitions}")
-        return "; ".join(flags) or "-"
-
-    return [{"topic_name": i.topic_name, "now": i.current_partitions, "target": i.target_partitions, "action": i.action,
+def _plan_table(plan: Plan, *, file: Any = None) -> None:
+    """The plan in short cells: the full risk texts go to stderr, and into -o json."""
+    rows = [{"topic_name": i.topic_name, "now": i.current_partitions, "target": i.target_partitions, "action": i.action,
              "keyed": i.keyed, "consumers": [g.service_name or g.consumer_group_id for g in i.consumer_groups] or "-",
-             "risks": risks(i)} for i in plan.items]
+             "risks": "; ".join(i.risk_flags) or "-"} for i in plan.items]
+    render(rows, Output.table, columns=PLAN_COLUMNS, title="partition plan", file=file)
 
 
-def _plan_notes(plan: Any) -> None:
+def _plan_notes(plan: Plan) -> None:
     # the whole text of each risk on stderr: a table cell may be cut to the terminal's width
     for item in plan.items:
-        if item.action == "increase":
-            for risk in item.risks:
-                info(f"warning: {item.topic_name}: {risk}")
+        for risk in item.warnings:
+            info(f"warning: {item.topic_name}: {risk}")
     if plan.locked_elsewhere:
         info(f"skipped {len(plan.locked_elsewhere)} change(s) another apply is working on: {', '.join(plan.locked_elsewhere)}")
     if plan.not_pending:
         info(f"no pending change for: {', '.join(plan.not_pending)}")
-    if not plan.items and not plan.locked_elsewhere:
+    if plan.nothing_pending:
         info("no pending partition changes")
 
 
@@ -170,13 +170,19 @@ def plan(
     if out is not Output.table:
         render(result, out)
     elif result.items:
-        render(_plan_rows(result), out, columns=PLAN_COLUMNS, title="partition plan")
+        _plan_table(result)
     _plan_notes(result)
 
 
-def _confirm(count: int) -> None:
+def _confirm(plan: Plan, out: Output, force: bool) -> None:
+    """Ask before altering the topics the plan alters (none: nothing to ask); the plan goes to stderr under -o json."""
     from loomctl.errors import BadInput
 
+    count = len(plan.to_alter(force))
+    if not count:
+        return
+    if out is not Output.table:
+        _plan_table(plan, file=sys.stderr)
     if not sys.stdin.isatty():
         raise BadInput("no terminal to ask on: pass --yes to apply without asking (or --dry-run to only look)")
     typer.confirm(f"alter {count} topic(s) in the cluster?", abort=True, err=True)
@@ -199,50 +205,42 @@ def apply(
 
     settings = state(ctx).settings
     out = state(ctx).output_for(output)
-    steps = {"validated": "validated with the broker (validate_only)", "altered": "create_partitions sent",
-             "verified": "read the new counts back from the cluster metadata"}
     with _session(ctx) as session:
         admin = _admin(ctx)
-        result = partitions.plan_changes(session, admin, topics, lock=not dry_run, retry_failed=retry_failed,
-                                         kafka_properties=settings.kafka_properties())
-        if out is Output.table and result.items:
-            render(_plan_rows(result), out, columns=PLAN_COLUMNS, title="partition plan")
-        _plan_notes(result)
-        if not result.items:
-            if out is not Output.table:
-                render({"plan": result, "results": []}, out)
+        planned = partitions.plan_changes(session, admin, topics, lock=not dry_run, retry_failed=retry_failed,
+                                          kafka_properties=settings.kafka_properties())
+        _plan_before_apply(planned, out)
+        if not planned.items:
             return
-        to_alter = [i for i in result.items if i.action != partitions.SATISFIED and (force or not i.needs_force)]
-        if not dry_run and not yes and to_alter:
-            if out is not Output.table:
-                render(_plan_rows(result), Output.table, columns=PLAN_COLUMNS, title="partition plan", file=sys.stderr)
-            _confirm(len(to_alter))
-        results = partitions.apply_plan(session, admin, result, actor=actor or settings.resolved_actor(),
-                                        force=force, dry_run=dry_run, timeout=timeout, on_step=lambda s: info(steps.get(s, s)))
+        if not dry_run and not yes:
+            _confirm(planned, out, force)
+        results = partitions.apply_plan(session, admin, planned, actor=actor or settings.resolved_actor(), force=force,
+                                        dry_run=dry_run, timeout=timeout, on_step=lambda s: info(APPLY_STEPS.get(s, s)))
+    _apply_report(planned, results, out, dry_run)
+
+
+def _plan_before_apply(plan: Plan, out: Output) -> None:
+    """The plan's table and notes; under -o json a plan with nothing to apply is the whole output."""
+    if out is Output.table and plan.items:
+        _plan_table(plan)
+    _plan_notes(plan)
+    if not plan.items and out is not Output.table:
+        render({"plan": plan, "results": []}, out)
+
+
+def _apply_report(plan: Plan, results: list[ApplyResult], out: Output, dry_run: bool) -> None:
+    """The results on stdout, one line of counts on stderr; a LoomError (exit 1) when a change is not applied."""
+    from loomctl import partitions
+
     if out is Output.table:
         render(results, out, columns=RESULT_COLUMNS, title="dry run: nothing changed" if dry_run else "apply")
     else:
-        render({"plan": result, "results": results}, out)
-    _summarize(results, dry_run)
-
-
-def _summarize(results: list[Any], dry_run: bool) -> None:
-    """One line of counts on stderr; a LoomError (exit 1) when a change is not applied, saying what to do."""
-    from loomctl import partitions
-    from loomctl.errors import LoomError
-
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.outcome] = counts.get(r.outcome, 0) + 1
-    info(("dry run: " if dry_run else "") + ", ".join(f"{n} {what}" for what, n in counts.items()))
-    not_done = [r for r in results if not r.done and r.outcome != partitions.WOULD_APPLY]
-    if not_done:
-        hints = {partitions.REFUSED: "pass --force to apply refused changes",
-                 partitions.RETRY: "run apply again to finish pending ones",
-                 partitions.FAILED: "once the cause is fixed, apply --retry-failed"}
-        todo = [hint for outcome, hint in hints.items() if any(r.outcome == outcome for r in not_done)]
-        raise LoomError(f"{len(not_done)} change(s) not applied: "
-                        + ", ".join(f"{r.topic_name} ({r.outcome})" for r in not_done) + "".join(f"; {t}" for t in todo))
+        render({"plan": plan, "results": results}, out)
+    report = partitions.summarize(results, dry_run=dry_run)
+    info(report.summary)
+    error = report.error()
+    if error is not None:
+        raise error
 
 
 @app.command()

@@ -1,0 +1,345 @@
+"""Recommendations: the partition count a topic's measured load calls for, and storing them as pending changes.
+
+A recommendation comes from measured data: the produce rate from log-end-offset deltas in the
+lag history, the per-consumer throughput from the processing metrics, the member counts of the
+consuming groups. It never lowers a topic and carries its numbers in the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from loomctl import kafka
+from loomctl.errors import BackendUnavailable, BadInput
+from loomctl.partitions.changes import Source, insert_change
+
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
+    from sqlalchemy.orm import Session
+
+DEFAULT_WINDOW = dt.timedelta(hours=1)
+DEFAULT_HEADROOM = 1.5
+DEFAULT_MAX_PARTITIONS = 64
+
+
+class CountsFrom:
+    """Where a current partition count comes from."""
+
+    CLUSTER = "cluster"
+    """The cluster's metadata now."""
+    HISTORY = "history"
+    """The lag samples of the window (the cluster unreachable or not configured)."""
+
+
+class Written:
+    """What ``write_recommendations`` did with an increase (``Recommendation.written``)."""
+
+    WRITTEN = "written"
+    """Stored as the topic's new pending change."""
+    UNCHANGED = "unchanged"
+    """The same change is pending already."""
+
+
+def describe_window(window: dt.timedelta) -> str:
+    """``window`` in its largest whole unit, for reasons and titles: 2d, 1h, 30m, 90s."""
+    seconds = window.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+@dataclass(frozen=True)
+class ConsumerLoad:
+    """One group consuming a topic, with its service's processing totals over the window."""
+
+    consumer_group_id: str | None
+    service_name: str | None
+    member_count: int | None = None
+    messages_processed: int = 0
+    processing_time_ms: float = 0.0
+
+    @property
+    def per_consumer_rate(self) -> float | None:
+        """Messages per second one member processes; None without metrics to tell."""
+        if self.processing_time_ms <= 0 or self.messages_processed <= 0:
+            return None
+        return self.messages_processed * 1000.0 / self.processing_time_ms
+
+
+@dataclass(frozen=True)
+class TopicLoad:
+    """What was measured about one topic over the window."""
+
+    topic_name: str
+    current_partitions: int | None
+    produce_rate: float | None
+    """Messages per second into the whole topic (log-end-offset deltas); None: fewer than two samples."""
+    window: dt.timedelta = DEFAULT_WINDOW
+    consumers: tuple[ConsumerLoad, ...] = ()
+    current_from: str = CountsFrom.CLUSTER
+    """Where current_partitions came from: ``cluster`` (metadata now) or ``history`` (lag samples)."""
+    missing: bool = False
+    """The cluster answered and has no such topic."""
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    topic_name: str
+    current_partitions: int | None
+    recommended_partitions: int | None
+    change: bool
+    produce_rate: float | None
+    per_consumer_rate: float | None
+    slowest_service: str | None
+    consumers_needed: int | None
+    max_group_members: int | None
+    headroom: float
+    max_partitions: int
+    capped: bool
+    current_from: str
+    reason: str
+    consumer_groups: list[dict[str, Any]] = field(default_factory=list)
+    written: str | None = None
+    """With --write: ``written`` (a new pending change), ``unchanged`` (the same one is pending), or None."""
+    change_id: int | None = None
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def recommend_partitions(
+    load: TopicLoad, *, headroom: float = DEFAULT_HEADROOM, max_partitions: int = DEFAULT_MAX_PARTITIONS
+) -> Recommendation:
+    """The partition count ``load`` calls for: enough members to keep up with headroom, never fewer than today.
+
+    consumers needed = ceil(produce rate x headroom / per-consumer rate of the slowest consuming
+    service); recommended = max(current, consumers needed, largest group's member count),
+    capped at ``max_partitions`` but never below the current count.
+    """
+    if headroom < 1:
+        raise BadInput(f"headroom must be at least 1 (got {headroom:g})")
+    if max_partitions < 1:
+        raise BadInput(f"the maximum partition count must be at least 1 (got {max_partitions})")
+    window = describe_window(load.window)
+    groups = [
+        {"consumer_group_id": c.consumer_group_id, "service_name": c.service_name, "member_count": c.member_count,
+         "per_consumer_rate": None if c.per_consumer_rate is None else round(c.per_consumer_rate, 2)}
+        for c in load.consumers
+    ]
+    rated = [c for c in load.consumers if c.per_consumer_rate is not None]
+    slowest = min(rated, key=lambda c: c.per_consumer_rate or 0.0) if rated else None
+    per_consumer = slowest.per_consumer_rate if slowest else None
+    members = max((c.member_count for c in load.consumers if c.member_count), default=None)
+    rate = load.produce_rate
+
+    def result(recommended: int | None, reason: str, *, needed: int | None = None, capped: bool = False) -> Recommendation:
+        change = recommended is not None and load.current_partitions is not None and recommended > load.current_partitions
+        return Recommendation(
+            topic_name=load.topic_name, current_partitions=load.current_partitions, recommended_partitions=recommended,
+            change=change, produce_rate=None if rate is None else round(rate, 2),
+            per_consumer_rate=None if per_consumer is None else round(per_consumer, 2),
+            slowest_service=slowest.service_name if slowest else None, consumers_needed=needed,
+            max_group_members=members, headroom=headroom, max_partitions=max_partitions, capped=capped,
+            current_from=load.current_from, reason=reason, consumer_groups=groups,
+        )
+
+    if load.missing:
+        return result(None, "the topic does not exist in the cluster")
+    if load.current_partitions is None:
+        return result(None, f"no partition count: the cluster did not say and the lag history of the last {window} has no samples")
+
+    current = load.current_partitions
+    parts: list[str] = []
+    needed: int | None = None
+    if rate is None:
+        parts.append(f"no produce rate (fewer than two lag samples per partition in the last {window})")
+    else:
+        parts.append(f"produce rate {_rate(rate)} msg/s over {window}")
+    if per_consumer is None:
+        parts.append("no processing metrics from the consuming services, so the consumers needed are unknown"
+                     if load.consumers else "no consuming group in the lag history")
+    else:
+        assert slowest is not None
+        parts.append(f"slowest consumer {slowest.service_name or slowest.consumer_group_id} does {_rate(per_consumer)} msg/s")
+    if rate is not None and per_consumer:
+        # a hair below the integer, so 18.000000000000004 is 18 consumers, not 19
+        needed = max(1, math.ceil(rate * headroom / per_consumer - 1e-9))
+        parts.append(f"{_rate(rate)} x {headroom:g} headroom / {_rate(per_consumer)} = {needed} consumer(s) needed")
+    if members:
+        parts.append(f"largest consuming group has {members} member(s)")
+    wanted = max(current, needed or 0, members or 0)
+    capped = wanted > max_partitions
+    recommended = max(current, max_partitions) if capped else wanted
+    if recommended > current:
+        parts.append(f"{current} -> {recommended} partitions" + (f" (capped at the maximum of {max_partitions})" if capped else ""))
+    elif capped:
+        parts.append(f"stays at {current}: the maximum is {max_partitions}")
+    elif needed is None and not members:
+        parts.append(f"nothing to base an increase on: stays at {current}")
+    else:
+        parts.append(f"{current} partition(s) are enough")
+    return result(recommended, "; ".join(parts), needed=needed, capped=capped)
+
+
+@dataclass(frozen=True)
+class RecommendReport:
+    recommendations: list[Recommendation]
+    current_from: str
+    note: str | None = None
+    """Why current counts come from the history (the cluster unreachable), for the user."""
+
+    @property
+    def increases(self) -> list[Recommendation]:
+        return [r for r in self.recommendations if r.change]
+
+
+def _now(session: "Session", now: dt.datetime | None) -> dt.datetime:
+    from sqlalchemy import text
+
+    return now if now is not None else session.execute(text("SELECT now()")).scalar_one()
+
+
+def topic_loads(
+    session: "Session",
+    topics: Sequence[str] | None,
+    *,
+    window: dt.timedelta = DEFAULT_WINDOW,
+    live_counts: Mapping[str, int] | None = None,
+    now: dt.datetime | None = None,
+) -> list[TopicLoad]:
+    """The measured load of ``topics`` (default: every topic in the lag history of the window)."""
+    from sqlalchemy import text
+
+    until = _now(session, now)
+    since = until - window
+    every = not topics
+    params = {"since": since, "until": until, "every": every, "topics": list(topics or [])}
+    scope = '"timestamp" > :since AND "timestamp" <= :until AND (:every OR topic_name = ANY(:topics))'
+    ranges = session.execute(text(f"""
+        SELECT topic_name, partition, count(*) AS samples,
+               max(log_end_offset) - min(log_end_offset) AS produced,
+               extract(epoch FROM max("timestamp") - min("timestamp")) AS seconds
+          FROM consumer_lag_history
+         WHERE {scope}
+         GROUP BY topic_name, partition"""), params).all()
+    latest = session.execute(text(f"""
+        SELECT DISTINCT ON (topic_name, consumer_group_id) topic_name, consumer_group_id, service_name, member_count
+          FROM consumer_lag_history
+         WHERE {scope}
+         ORDER BY topic_name, consumer_group_id, "timestamp" DESC"""), params).all()
+
+    names = list(dict.fromkeys(topics)) if topics else sorted({r.topic_name for r in ranges})
+    rates: dict[str, float] = {}
+    history_counts: dict[str, int] = {}
+    for r in ranges:
+        history_counts[r.topic_name] = max(history_counts.get(r.topic_name, 0), r.partition + 1)
+        if r.samples >= 2 and r.seconds and float(r.seconds) > 0:
+            rates[r.topic_name] = rates.get(r.topic_name, 0.0) + float(r.produced) / float(r.seconds)
+
+    consumers: dict[str, list[tuple[str | None, str | None, int | None]]] = {n: [] for n in names}
+    for r in latest:
+        consumers.setdefault(r.topic_name, []).append((r.consumer_group_id, r.service_name, r.member_count))
+    services = sorted({s for rows in consumers.values() for _, s, _ in rows if s})
+    metrics = session.execute(text("""
+        SELECT service_name, topic_name, min(consumer_group_id) AS consumer_group_id,
+               sum(messages_processed)::bigint AS processed, sum(processing_time_ms) AS time_ms
+          FROM consumer_processing_metrics
+         WHERE "timestamp" > :since AND "timestamp" <= :until
+           AND (service_name = ANY(:services) OR topic_name = ANY(:topics))
+         GROUP BY service_name, topic_name"""), {**params, "services": services, "topics": names}).all()
+    # per (service, topic): metrics that name the topic, plus the service's metrics that name none
+    totals: dict[tuple[str, str | None], tuple[int, float, str | None]] = {
+        (m.service_name, m.topic_name): (int(m.processed or 0), float(m.time_ms or 0), m.consumer_group_id) for m in metrics
+    }
+    for (service, topic), (_, _, group) in totals.items():
+        if topic in consumers and not any(s == service for _, s, _ in consumers[topic]):
+            consumers[topic].append((group, service, None))  # reports metrics for the topic, not sampled for lag
+
+    counts_from = CountsFrom.CLUSTER if live_counts is not None else CountsFrom.HISTORY
+    loads = []
+    for name in names:
+        live = None if live_counts is None else live_counts.get(name)
+        missing = live_counts is not None and live is None
+        current = live if live_counts is not None else history_counts.get(name)
+        loads_of = []
+        for group, service, members in consumers.get(name, []):
+            own = totals.get((service, name), (0, 0.0, None)) if service else (0, 0.0, None)
+            shared = totals.get((service, None), (0, 0.0, None)) if service else (0, 0.0, None)
+            loads_of.append(ConsumerLoad(group, service, members, own[0] + shared[0], own[1] + shared[1]))
+        loads.append(TopicLoad(
+            topic_name=name, current_partitions=current, produce_rate=rates.get(name), window=window,
+            consumers=tuple(loads_of), current_from=counts_from, missing=missing,
+        ))
+    return loads
+
+
+def history_topics(session: "Session", *, window: dt.timedelta = DEFAULT_WINDOW, now: dt.datetime | None = None) -> list[str]:
+    """Every topic with lag samples in the window."""
+    from sqlalchemy import text
+
+    until = _now(session, now)
+    return list(session.execute(text("""
+        SELECT DISTINCT topic_name FROM consumer_lag_history
+         WHERE "timestamp" > :since AND "timestamp" <= :until ORDER BY topic_name"""),
+        {"since": until - window, "until": until}).scalars())
+
+
+def recommend(
+    session: "Session",
+    admin: "AdminClient | None",
+    topics: Sequence[str] | None = None,
+    *,
+    window: dt.timedelta = DEFAULT_WINDOW,
+    headroom: float = DEFAULT_HEADROOM,
+    max_partitions: int = DEFAULT_MAX_PARTITIONS,
+    now: dt.datetime | None = None,
+    cluster_timeout: float = 5.0,
+    write: bool = False,
+) -> RecommendReport:
+    """A recommendation per topic; current counts from the cluster when it answers, else from the history.
+
+    With ``write`` each increase is stored as the topic's pending change (:func:`write_recommendations`).
+    """
+    live: dict[str, int] | None = None
+    note = None
+    if admin is not None:
+        wanted = list(topics or history_topics(session, window=window, now=now))
+        try:
+            live = kafka.topic_partition_counts(admin, wanted, timeout=cluster_timeout) if wanted else {}
+        except BackendUnavailable as exc:
+            note = f"current partition counts from the lag history: {exc}"
+    else:
+        note = "no Kafka cluster configured: current partition counts from the lag history"
+    loads = topic_loads(session, topics, window=window, live_counts=live, now=now)
+    recs = [recommend_partitions(l, headroom=headroom, max_partitions=max_partitions) for l in loads]
+    if write:
+        recs = write_recommendations(session, recs)
+    return RecommendReport(recs, CountsFrom.CLUSTER if live is not None else CountsFrom.HISTORY, note)
+
+
+def write_recommendations(session: "Session", recommendations: Iterable[Recommendation]) -> list[Recommendation]:
+    """Store each increase as the topic's pending change (a newer one supersedes the older); unchanged ones stay."""
+    from sqlalchemy import text
+
+    out = []
+    for rec in recommendations:
+        if not rec.change:
+            out.append(rec)
+            continue
+        same = session.execute(text("""
+            SELECT id FROM topic_partition_changes
+             WHERE topic_name = :t AND status = 'pending' AND current_partitions = :c AND recommended_partitions = :r"""),
+            {"t": rec.topic_name, "c": rec.current_partitions, "r": rec.recommended_partitions}).scalar_one_or_none()
+        if same is not None:
+            out.append(replace(rec, written=Written.UNCHANGED, change_id=same))
+            continue
+        change_id = insert_change(session, rec.topic_name, rec.current_partitions or 1, rec.recommended_partitions or 1,
+                                  rec.reason, Source.RECOMMEND)
+        out.append(replace(rec, written=Written.WRITTEN, change_id=change_id))
+    return out
