@@ -1,18 +1,24 @@
 """Start-up cost of `loomctl --help` against a bare `import typer`, measured alternately in one run.
 
 Target: a median ratio of 1.5x or less. Prints the figures; never fails on a slow machine.
-Usage: python bench/startup.py [--runs 30]
+With ``--against REV`` the same `--help` of that git revision (checked out in a temporary worktree)
+runs alternately too, so a change's cost on start-up is measured side by side.
+Usage: python bench/startup.py [--runs 30] [--against REV]
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import contextlib
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def timed(command: list[str]) -> float:
@@ -21,25 +27,50 @@ def timed(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def help_of(checkout: Path) -> list[str]:
+    """`loomctl --help` run from the package in ``checkout``, whatever the venv has installed."""
+    code = f"import sys; sys.path.insert(0, {str(checkout)!r}); sys.argv = ['loomctl', '--help']; from loomctl.cli import main; main()"
+    return [sys.executable, "-c", code]
+
+
+@contextlib.contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="loomctl-startup-") as tmp:
+        path = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(path), revision], check=True)
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)], check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--against", metavar="REV", help="Also time `--help` of this git revision, alternately.")
     args = parser.parse_args()
 
-    script = Path(sys.executable).with_name("loomctl")
-    loomctl = [str(script)] if script.exists() else [shutil.which("loomctl") or "loomctl"]
-    commands = {"loomctl --help": [*loomctl, "--help"], "import typer": [sys.executable, "-c", "import typer"]}
+    with contextlib.ExitStack() as stack:
+        commands = {"loomctl --help": help_of(ROOT), "import typer": [sys.executable, "-c", "import typer"]}
+        if args.against:
+            commands[f"--help at {args.against}"] = help_of(stack.enter_context(worktree(args.against)))
+        measure(commands, args.runs, args.against)
+
+
+def measure(commands: dict[str, list[str]], runs: int, against: str | None) -> None:
     for command in commands.values():  # warm the page cache and .pyc files
         timed(command)
     samples: dict[str, list[float]] = {name: [] for name in commands}
-    for _ in range(args.runs):
+    for _ in range(runs):
         for name, command in commands.items():
             samples[name].append(timed(command))
     medians = {name: statistics.median(values) for name, values in samples.items()}
     for name, median in medians.items():
-        print(f"{name:16} median {median * 1000:7.1f} ms  (min {min(samples[name]) * 1000:.1f} ms, {args.runs} runs)")
+        print(f"{name:24} median {median * 1000:7.1f} ms  (min {min(samples[name]) * 1000:.1f} ms, {runs} runs)")
     ratio = medians["loomctl --help"] / medians["import typer"]
     print(f"ratio loomctl --help / import typer: {ratio:.2f}x (target <= 1.5x)")
+    if against:
+        print(f"ratio loomctl --help / --help at {against}: {medians['loomctl --help'] / medians[f'--help at {against}']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -85,3 +85,47 @@ def test_db_commands_against_the_migrated_database(database_url):
     assert result.exit_code == 0 and "revision:" in result.stdout
     result = runner.invoke(app, [*base, "downgrade", "nonexistent-revision"], catch_exceptions=False)
     assert result.exit_code == 2
+
+
+def complete(words: str, *, database_url: str | None = None) -> list[str]:
+    """What bash would offer after ``words`` (the last word being completed), from the installed script."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")}
+    env.update({"_LOOMCTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1)})
+    if database_url:
+        env["LOOM_DATABASE_URL"] = database_url
+    script = [sys.executable, "-c", "from loomctl.cli import main; main()"]
+    result = subprocess.run(script, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    return result.stdout.split()
+
+
+def test_completion_offers_command_names_and_choice_values():
+    assert complete("loomctl con") == ["config"]
+    assert set(complete("loomctl lag ")) >= {"show", "collect", "status", "history"}
+    assert complete("loomctl config export --format ") == ["yaml", "json", "librdkafka", "java", "kafkajs", "env"]
+    assert complete("loomctl config show x --client kafka") == ["kafkajs"]
+
+
+def test_show_completion_prints_the_script_for_the_shell():
+    # the shell is detected from the processes above (bash under make and CI)
+    result = runner.invoke(app, ["--show-completion"], prog_name="loomctl")
+    assert result.exit_code == 0 and "_LOOMCTL_COMPLETE=complete_" in result.stdout, result.output
+
+
+@pytest.mark.integration
+def test_completion_offers_service_names_from_the_database(database_url):
+    from support import Cli, unique
+
+    prefix = unique("complete")
+    cli = Cli(database_url, group=["config"])
+    for name in (f"{prefix}-alpha", f"{prefix}-beta"):
+        assert cli("set", name, "--create").exit_code == 0
+    assert complete(f"loomctl config show {prefix}-", database_url=database_url) == [f"{prefix}-alpha", f"{prefix}-beta"]
+    assert complete(f"loomctl config show {prefix}-b", database_url=database_url) == [f"{prefix}-beta"]
+
+
+def test_completion_without_a_reachable_database_offers_nothing_and_prints_no_error():
+    assert complete("loomctl config show sp", database_url="postgresql://u:pw@127.0.0.1:1/x") == []
+    assert complete("loomctl config show sp") == []

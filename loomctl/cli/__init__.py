@@ -48,7 +48,7 @@ app = typer.Typer(
     cls=LoomGroup,
     help="Consumer configs, lag and partition changes for a Kafka pipeline, kept in PostgreSQL.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -108,6 +108,30 @@ def state(ctx: typer.Context) -> State:
         obj = State(Settings.from_env(), None)
         ctx.find_root().obj = obj
     return obj
+
+
+COMPLETION_TIMEOUT_S = 1
+"""A shell waits on a completion: a database that does not answer within this gets none."""
+
+
+def complete_service(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Service names from the database of --database-url or LOOM_DATABASE_URL, for shell completion;
+    nothing (never an error) when none is configured or it does not answer."""
+    url = (ctx.find_root().params or {}).get("database_url") or Settings.from_env().database_url
+    if not url:
+        return []
+    try:
+        import psycopg
+
+        from loomctl import configs
+        from loomctl.settings import libpq_url
+
+        with psycopg.connect(libpq_url(url), connect_timeout=COMPLETION_TIMEOUT_S, application_name="loomctl completion") as conn:
+            conn.execute("SET statement_timeout = 1000")
+            names = [c.service_name for c in configs.read_configs(conn)]
+    except Exception:  # a completion must never print a traceback into the user's shell
+        return []
+    return [name for name in names if name.startswith(incomplete)]
 
 
 def info(message: str) -> None:

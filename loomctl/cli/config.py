@@ -8,8 +8,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli import OutputOption, info, new_app, state
-from loomctl.configs.files import FORMAT_NAMES
+from loomctl.cli import OutputOption, complete_service, info, new_app, state
+from loomctl.configs.formats import FORMAT_NAMES
 from loomctl.render import Output, render
 
 app = new_app("Consumer settings per service: validate, change, audit, roll back, export and import.")
@@ -27,7 +27,9 @@ class Client(str, Enum):
 ExportFormat = Enum("ExportFormat", {name: name for name in FORMAT_NAMES}, type=str)  # type: ignore[misc]
 
 
-Service = Annotated[str, typer.Argument(help="The service's name (service_name).", show_default=False)]
+Service = Annotated[
+    str, typer.Argument(help="The service's name (service_name).", show_default=False, autocompletion=complete_service)
+]
 ActorOption = Annotated[
     Optional[str], typer.Option("--actor", envvar="LOOM_ACTOR", help="Who makes the change (default: the OS user).")
 ]
@@ -252,7 +254,8 @@ def delete(
 @app.command()
 def export(
     ctx: typer.Context,
-    services: Annotated[Optional[list[str]], typer.Argument(help="Services to export (default: all).", show_default=False)] = None,
+    services: Annotated[Optional[list[str]], typer.Argument(
+        help="Services to export (default: all).", show_default=False, autocompletion=complete_service)] = None,
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="yaml/json (re-importable) or a client's properties.")] = ExportFormat.yaml,
 ) -> None:
     """Write services' configs as a file to import, or as client properties. Example: loomctl config export --format yaml > services.yaml"""

@@ -1,9 +1,9 @@
 """Consumer configs in `pipeline_consumer_configs`: the store (read, change, audit, diff, roll back),
-files (export, import) and the broker's bounds.
+files (export, import), the export formats and the broker's bounds.
 
 The names below are re-exported lazily (PEP 562), so `from loomctl import configs` and
 `configs.set_config(...)` work while importing the package itself costs nothing: the CLI imports
-:mod:`loomctl.configs.files` at start-up for its ``--format`` choices.
+:mod:`loomctl.configs.formats` at start-up for its ``--format`` choices.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ _EXPORTS = {
         "missing_services", "plan_rollback", "profiles", "read_configs", "require_configs", "rollback", "set_config",
     ),
     "files": (
-        "FORMATS", "FORMAT_NAMES", "IMPORT_PLAN_LABELS", "ExportFormat", "ImportPlan", "PlanItem", "ServiceSpec",
+        "IMPORT_PLAN_LABELS", "ImportPlan", "PlanItem", "ServiceSpec",
         "apply_import", "format_export", "kafkajs_document", "parse_specs", "plan_import", "read_specs", "specs",
     ),
+    "formats": ("FORMATS", "FORMAT_NAMES", "ExportFormat"),
     "broker": ("broker_session_timeout_warning", "broker_warning"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -1,21 +1,18 @@
-"""Configs as files: export in one of the formats of :data:`FORMATS`, import a YAML or JSON file.
+"""Configs as files: export in one of the formats of :data:`~loomctl.configs.formats.FORMATS`,
+import a YAML or JSON file.
 
 A file is a schema: its services are checked as a whole before anything is written, and an
 import is one plan (create, update, leave, delete) carried out in the caller's transaction.
-
-The CLI reads :data:`FORMATS` when it is imported, for its ``--format`` choices, so this module
-imports the store and the field table only inside the functions that use them: `loomctl --help`
-must not pay for them.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
+from loomctl.configs.formats import FORMAT_NAMES, FORMATS
 from loomctl.errors import BadInput
 
 if TYPE_CHECKING:
@@ -46,102 +43,6 @@ class ServiceSpec:
         return doc
 
 
-# --- export: one small class per format, chosen from one table ---
-
-
-class ExportFormat:
-    """A way to write services as text; ``reimportable`` formats are what `config import` reads."""
-
-    name: ClassVar[str]
-    reimportable: ClassVar[bool] = False
-
-    def render(self, items: Sequence[ServiceSpec]) -> str:
-        raise NotImplementedError
-
-
-class YamlFormat(ExportFormat):
-    name = "yaml"
-    reimportable = True
-
-    def render(self, items: Sequence[ServiceSpec]) -> str:
-        import yaml
-
-        return yaml.safe_dump({"services": [s.document() for s in items]}, sort_keys=False, allow_unicode=True)
-
-
-class JsonFormat(ExportFormat):
-    name = "json"
-    reimportable = True
-
-    def render(self, items: Sequence[ServiceSpec]) -> str:
-        return json.dumps({"services": [s.document() for s in items]}, indent=2, ensure_ascii=False) + "\n"
-
-
-def _properties_block(title: str, props: Mapping[str, str]) -> str:
-    return "\n".join([f"# {title}"] + [f"{k}={v}" for k, v in props.items()]) + "\n"
-
-
-class LibrdkafkaFormat(ExportFormat):
-    name = "librdkafka"
-
-    def render(self, items: Sequence[ServiceSpec]) -> str:
-        from loomctl.configs.store import client_options
-
-        # librdkafka has no max.poll.records: services pass it to consume(num_messages=...)
-        return "\n".join(
-            _properties_block(f"{s.service_name} (librdkafka; batch size max_poll_records={s.settings['max_poll_records']})",
-                              client_options(self.name, s.consumer_group_id, s.settings))
-            for s in items
-        )
-
-
-class JavaFormat(ExportFormat):
-    name = "java"
-
-    def render(self, items: Sequence[ServiceSpec]) -> str:
-        from loomctl.configs.store import client_options
-
-        return "\n".join(
-            _properties_block(f"{s.service_name} (Java client)", client_options(self.name, s.consumer_group_id, s.settings))
-            for s in items
-        )
-
-
-class KafkajsFormat(ExportFormat):
-    name = "kafkajs"
-
-    def render(self, items: Sequence[ServiceSpec]) -> str:
-        from loomctl.configs.store import client_options
-
-        document = {s.service_name: client_options(self.name, s.consumer_group_id, s.settings) for s in items}
-        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-
-
-class EnvFormat(ExportFormat):
-    name = "env"
-
-    @staticmethod
-    def _name(service_name: str, suffix: str) -> str:
-        stem = "".join(ch if ch.isalnum() else "_" for ch in service_name.upper())
-        return f"LOOM_{stem}_{suffix.upper()}"
-
-    def render(self, items: Sequence[ServiceSpec]) -> str:
-        import shlex
-
-        lines = []
-        for s in items:
-            lines.append(f"{self._name(s.service_name, 'consumer_group_id')}={shlex.quote(s.consumer_group_id)}")
-            lines.extend(f"{self._name(s.service_name, name)}={shlex.quote(str(value).lower() if isinstance(value, bool) else str(value))}"
-                         for name, value in s.settings.items())
-        return "\n".join(lines) + ("\n" if lines else "")
-
-
-FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
-    YamlFormat(), JsonFormat(), LibrdkafkaFormat(), JavaFormat(), KafkajsFormat(), EnvFormat())}
-"""Every export format by name: the CLI's ``--format`` choices are these."""
-FORMAT_NAMES: tuple[str, ...] = tuple(FORMATS)
-
-
 def specs(session: "Executor", services: Sequence[str] = ()) -> list[ServiceSpec]:
     from loomctl.configs.store import list_configs
 
@@ -163,9 +64,6 @@ def kafkajs_document(spec: ServiceSpec) -> dict[str, Any]:
     from loomctl.configs.store import client_options
 
     return client_options("kafkajs", spec.consumer_group_id, spec.settings)
-
-
-# --- import ---
 
 
 IMPORT_PLAN_LABELS = {"create": "create", "update": "change", "unchanged": "unchanged", "delete": "delete"}

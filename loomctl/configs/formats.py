@@ -1,0 +1,109 @@
+"""The export formats of `config export`: one small class per format, chosen by name from one table.
+
+The CLI reads :data:`FORMAT_NAMES` when it is imported, for its ``--format`` choices, so this
+module imports nothing of the store or the field table until a format renders: `loomctl --help`
+must not pay for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from loomctl.configs.files import ServiceSpec
+
+
+class ExportFormat:
+    """A way to write services as text: yaml and json are what `config import` reads back, the others
+    are what each client reads."""
+
+    name: ClassVar[str]
+
+    def render(self, items: Sequence[ServiceSpec]) -> str:
+        raise NotImplementedError
+
+
+class YamlFormat(ExportFormat):
+    name = "yaml"
+
+    def render(self, items: Sequence[ServiceSpec]) -> str:
+        import yaml
+
+        return yaml.safe_dump({"services": [s.document() for s in items]}, sort_keys=False, allow_unicode=True)
+
+
+class JsonFormat(ExportFormat):
+    name = "json"
+
+    def render(self, items: Sequence[ServiceSpec]) -> str:
+        import json
+
+        return json.dumps({"services": [s.document() for s in items]}, indent=2, ensure_ascii=False) + "\n"
+
+
+def _properties_block(title: str, props: Mapping[str, str]) -> str:
+    return "\n".join([f"# {title}"] + [f"{k}={v}" for k, v in props.items()]) + "\n"
+
+
+class LibrdkafkaFormat(ExportFormat):
+    name = "librdkafka"
+
+    def render(self, items: Sequence[ServiceSpec]) -> str:
+        from loomctl.configs.store import client_options
+
+        # librdkafka has no max.poll.records: services pass it to consume(num_messages=...)
+        return "\n".join(
+            _properties_block(f"{s.service_name} (librdkafka; batch size max_poll_records={s.settings['max_poll_records']})",
+                              client_options(self.name, s.consumer_group_id, s.settings))
+            for s in items
+        )
+
+
+class JavaFormat(ExportFormat):
+    name = "java"
+
+    def render(self, items: Sequence[ServiceSpec]) -> str:
+        from loomctl.configs.store import client_options
+
+        return "\n".join(
+            _properties_block(f"{s.service_name} (Java client)", client_options(self.name, s.consumer_group_id, s.settings))
+            for s in items
+        )
+
+
+class KafkajsFormat(ExportFormat):
+    name = "kafkajs"
+
+    def render(self, items: Sequence[ServiceSpec]) -> str:
+        import json
+
+        from loomctl.configs.store import client_options
+
+        document = {s.service_name: client_options(self.name, s.consumer_group_id, s.settings) for s in items}
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+class EnvFormat(ExportFormat):
+    name = "env"
+
+    @staticmethod
+    def _name(service_name: str, suffix: str) -> str:
+        stem = "".join(ch if ch.isalnum() else "_" for ch in service_name.upper())
+        return f"LOOM_{stem}_{suffix.upper()}"
+
+    def render(self, items: Sequence[ServiceSpec]) -> str:
+        import shlex
+
+        lines = []
+        for s in items:
+            lines.append(f"{self._name(s.service_name, 'consumer_group_id')}={shlex.quote(s.consumer_group_id)}")
+            lines.extend(f"{self._name(s.service_name, name)}={shlex.quote(str(value).lower() if isinstance(value, bool) else str(value))}"
+                         for name, value in s.settings.items())
+        return "\n".join(lines) + ("\n" if lines else "")
+
+
+FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
+    YamlFormat(), JsonFormat(), LibrdkafkaFormat(), JavaFormat(), KafkajsFormat(), EnvFormat())}
+"""Every export format by name: the CLI's ``--format`` choices are these."""
+FORMAT_NAMES: tuple[str, ...] = tuple(FORMATS)
