@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from loomctl.cli import OutputOption, info, new_app, state, stop_on_signals
-from loomctl.errors import BackendUnavailable, LoomError
+from loomctl.errors import BackendUnavailable
 from loomctl.render import render
 
 app = new_app("A local PostgreSQL and Apache Kafka on loopback, without Docker.")
@@ -104,22 +104,17 @@ def traffic(
     Runs on the local stack only, never on the cluster of LOOM_KAFKA_BOOTSTRAP_SERVERS.
     Stops cleanly after --duration, on Ctrl-C or on SIGTERM.
     """
-    from loomctl import devstack
     from loomctl.devstack import traffic as demo
     from loomctl.render import Output
-    from loomctl.settings import Settings
     from loomctl.validation import parse_duration
 
     plan = demo.demo_plan(prefix=prefix, rate=rate, duration_s=parse_duration(duration, option="--duration").total_seconds())
-    demo.check_plan(plan)
-    stack = devstack.running(state_dir)
     with stop_on_signals() as stop:
-        report = demo.run(Settings(database_url=stack.database_url, bootstrap_servers=stack.bootstrap_servers),
-                          plan, stop=stop, progress=info)
+        report = demo.run_on_stack(state_dir, plan, stop=stop, progress=info)
     out = state(ctx).output_for(output)
-    if out is Output.table:
-        render(report.consumers, out, columns=TRAFFIC_COLUMNS, title=f"demo consumers after {report.duration_s:g} s")
-    else:
-        render(report, out)
-    if report.failures:
-        raise LoomError(f"{len(report.failures)} demo consumers failed: " + "; ".join(report.failures))
+    table = out is Output.table
+    render(report.consumers if table else report, out, columns=TRAFFIC_COLUMNS if table else None,
+           title=f"demo consumers after {report.duration_s:g} s")
+    failure = report.failure()
+    if failure is not None:
+        raise failure

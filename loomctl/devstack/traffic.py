@@ -124,6 +124,12 @@ class TrafficReport:
     def failures(self) -> list[str]:
         return [f"{c.service_name}: {c.error}" for c in self.consumers if c.state == "failed"]
 
+    def failure(self) -> LoomError | None:
+        """The error to end with when a demo consumer failed (the report is shown first)."""
+        if not self.failures:
+            return None
+        return LoomError(f"{len(self.failures)} demo consumers failed: " + "; ".join(self.failures))
+
 
 def demo_plan(*, prefix: str = "", rate: float = 200.0, duration_s: float = 40.0) -> TrafficPlan:
     """The demo pipeline over services of examples/pipeline-services.yaml; ``prefix`` goes before each topic name.
@@ -460,6 +466,17 @@ def _status_line(run: _Run, results: Sequence[ConsumerResult], elapsed: float) -
         else:
             parts.append(f"{r.service_name} {r.messages_consumed:,} consumed")
     return f"{elapsed:4.0f}s: {produced:,} produced per topic; " + ", ".join(parts)
+
+
+def run_on_stack(state_dir: Path | None, plan: TrafficPlan, *, stop: threading.Event, progress: Progress | None = None) -> TrafficReport:
+    """:func:`run` on the local stack of ``state_dir`` (never on the cluster the environment names);
+    a bad plan is refused before the stack is looked for."""
+    from loomctl.devstack.stack import running
+
+    check_plan(plan)
+    stack = running(state_dir)
+    return run(Settings(database_url=stack.database_url, bootstrap_servers=stack.bootstrap_servers), plan,
+               stop=stop, progress=progress)
 
 
 def run(
