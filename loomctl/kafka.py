@@ -34,6 +34,15 @@ KEY_SAMPLE_RECORDS = 16
 KEY_SAMPLE_MAX_PARTITIONS = 32
 KEY_SAMPLE_TIMEOUT_S = 5.0
 
+
+class Keyed:
+    """What :func:`sample_keys` says of a topic's records."""
+
+    YES = "yes"
+    NO = "no"
+    UNKNOWN = "unknown"
+    """Nothing to read, or no client properties to read with."""
+
 TopicPartition = tuple[str, int]
 T = TypeVar("T")
 
@@ -434,7 +443,7 @@ def sample_keys(
 ) -> dict[str, str]:
     """Per topic ``yes`` when a record at the tail of a partition has a key, ``no`` when none
     does, ``unknown`` when there is nothing to read (or no client properties to read with)."""
-    result = {t: "unknown" for t in partition_counts}
+    result = {t: Keyed.UNKNOWN for t in partition_counts}
     if kafka_properties is None or not partition_counts:
         return result
     wanted = [(t, p) for t, n in partition_counts.items() for p in range(min(n, KEY_SAMPLE_MAX_PARTITIONS))]
@@ -478,5 +487,5 @@ def sample_keys(
     finally:
         consumer.close()
     for topic, has_key in seen.items():
-        result[topic] = "yes" if has_key else "no"
+        result[topic] = Keyed.YES if has_key else Keyed.NO
     return result

@@ -109,9 +109,10 @@ def test_completion_offers_command_names_and_choice_values():
 
 
 def test_show_completion_prints_the_script_for_the_shell():
-    # the shell is detected from the processes above (bash under make and CI)
-    result = runner.invoke(app, ["--show-completion"], prog_name="loomctl")
-    assert result.exit_code == 0 and "_LOOMCTL_COMPLETE=complete_" in result.stdout, result.output
+    # the shell is detected from the parent processes: run it under bash, as a user's shell would
+    command = f"{sys.executable} -c 'from loomctl.cli import main; main()' --show-completion"
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "_LOOMCTL_COMPLETE=complete_bash" in result.stdout, result.stderr
 
 
 @pytest.mark.integration

@@ -79,7 +79,7 @@ class PlanItem:
         """The risks of an increase in a few words each, for a table cell."""
         if self.action != Action.INCREASE:
             return []
-        flags = ["key ordering"] if self.keyed == "yes" else []
+        flags = ["key ordering"] if self.keyed == kafka.Keyed.YES else []
         if self.needs_force:
             flags.append("latest reset (--force)")
         if any(g.service_name is None for g in self.consumer_groups):
@@ -156,7 +156,7 @@ def plan_changes(
     live = kafka.topic_partition_counts(admin, names, timeout=timeout)
     groups = consuming_groups(session, admin, names, timeout=timeout)
     keyed = kafka.sample_keys(admin, kafka_properties, {t: live[t] for t in names if t in live}, timeout=timeout)
-    items = [_plan_item(c, live.get(c.topic_name), groups.get(c.topic_name, []), keyed.get(c.topic_name, "unknown"))
+    items = [_plan_item(c, live.get(c.topic_name), groups.get(c.topic_name, []), keyed.get(c.topic_name, kafka.Keyed.UNKNOWN))
              for c in changes]
     return Plan(items, locked_elsewhere, not_pending)
 
@@ -174,7 +174,7 @@ def _plan_item(change: PartitionChange, live: int | None, groups: list[Consuming
         action = Action.INCREASE
         if live != change.current_partitions:
             risks.append(f"the topic has {live} partition(s) now; the change was recorded at {change.current_partitions}")
-        if keyed == "yes":
+        if keyed == kafka.Keyed.YES:
             risks.append("keyed messages: a key's new records go to a different partition than its old ones, "
                          "so per-key ordering breaks across the change")
         for g in groups:
