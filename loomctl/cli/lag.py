@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from enum import Enum
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from loomctl.cli import OutputOption, info, new_app, state, stop_on_signals
+from loomctl.errors import BadInput
 from loomctl.render import Output, render
+
+if TYPE_CHECKING:
+    from loomctl.lag import LagView, TopicLagHistory
 
 app = new_app("Consumer lag: live from Kafka, sampled into PostgreSQL, judged over a time window.")
 
@@ -43,28 +48,49 @@ def _optional_db(ctx: typer.Context) -> Any:
         yield conn
 
 
-def _show_once(
-    ctx: typer.Context, services: list[str], groups: list[str], all_groups: bool, by: By, window: str, for_table: bool
-) -> tuple[list[Any], list[str], str]:
+def _read_view(ctx: typer.Context, services: list[str], groups: list[str], all_groups: bool, by: By | None, window: str) -> LagView:
     from loomctl import kafka, lag
     from loomctl.validation import parse_duration
 
     status_window = parse_duration(window, option="--window")
     admin = kafka.admin_client(state(ctx).settings)
     with _optional_db(ctx) as conn:
-        rows, snap, configured, wanted = lag.show(
-            admin, conn, services=services, groups=groups, all_groups=all_groups, status_window=status_window
-        )
-    groups_text = f"{len(wanted)} group{'s' if len(wanted) != 1 else ''}"
-    if by is By.partition:
-        data = [vars(r) for r in rows]
-        if for_table:
-            data = [{"service": r.service_name or f"{r.consumer_group_id} (unmanaged)", **vars(r)} for r in rows]
-        return data, PARTITION_COLUMNS, f"lag per partition, {groups_text}"
-    data = [vars(s) for s in lag.summarize(rows, by.value, snap=snap, services=configured, group_ids=wanted)]
-    if for_table and by is By.service:
-        data = [{**d, "name": d["name"] if d["managed"] else f"{d['name']} (unmanaged)"} for d in data]
-    return data, SUMMARY_COLUMNS[by.value], f"lag per {by.value}, {groups_text}"
+        return lag.show(admin, conn, services=services, groups=groups, all_groups=all_groups,
+                        by=by.value if by else None, status_window=status_window)
+
+
+def _table_of(view: LagView) -> tuple[list[dict[str, Any]], list[str], str]:
+    """The view's rows with unmanaged groups marked, their columns, and a title."""
+    groups_text = f"{len(view.group_ids)} group{'s' if len(view.group_ids) != 1 else ''}"
+    if view.by == By.partition.value:
+        rows = [{"service": r.service_name or f"{r.consumer_group_id} (unmanaged)", **vars(r)} for r in view.partitions]
+        return rows, PARTITION_COLUMNS, f"lag per partition, {groups_text}"
+    rows = [vars(s) for s in view.summaries]
+    if view.by == By.service.value:
+        rows = [{**d, "name": d["name"] if d["managed"] else f"{d['name']} (unmanaged)"} for d in rows]
+    return rows, SUMMARY_COLUMNS[view.by], f"lag per {view.by}, {groups_text}"
+
+
+def _watch(frame: Callable[[], tuple[list[dict[str, Any]], list[str], str]], every: float) -> None:
+    """Redraw the table of ``frame()`` (rows, columns, title) every ``every`` seconds until Ctrl-C."""
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from loomctl.render import table
+
+    def draw() -> Any:
+        rows, columns, title = frame()
+        return table(rows, columns=columns, title=f"{title} at {time.strftime('%H:%M:%S')}, every {every:g}s (Ctrl-C to stop)")
+
+    with Live(draw(), console=Console(), auto_refresh=False, screen=False) as live:
+        try:
+            while True:
+                time.sleep(every)
+                live.update(draw(), refresh=True)
+        except KeyboardInterrupt:
+            pass
 
 
 @app.command()
@@ -79,35 +105,31 @@ def show(
     output: OutputOption = None,
 ) -> None:
     """Live lag from the cluster: offsets, lag, lag in time, owner and status per partition. Example: loomctl lag show speech-processor --by partition"""
-    services, groups = services or [], group or []
-    by = by or (By.partition if services or groups else By.service)
     out = state(ctx).output_for(output)
-    if watch is None:
-        data, columns, title = _show_once(ctx, services, groups, all_groups, by, window, out is Output.table)
-        render(data, out, columns=columns if out is Output.table else None, title=title)
-        return
-    if out is not Output.table:
-        from loomctl.errors import BadInput
-
+    if watch is not None and out is not Output.table:
         raise BadInput("--watch redraws a table; it cannot be combined with -o json or yaml")
+
+    def read() -> LagView:
+        return _read_view(ctx, services or [], group or [], all_groups, by, window)
+
+    if watch is not None:
+        _watch(lambda: _table_of(read()), watch)
+    elif out is not Output.table:
+        render([vars(r) for r in read().rows], out)
+    else:
+        rows, columns, title = _table_of(read())
+        render(rows, out, columns=columns, title=title)
+
+
+def _event_printer(verbose: bool) -> Callable[[str, str], None]:
+    """The collector's events on stderr, stamped in UTC; debug ones only with --verbose."""
     import time
 
-    from rich.console import Console
-    from rich.live import Live
+    def event(level: str, message: str) -> None:
+        if level != "debug" or verbose:
+            info(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {level}: {message}")
 
-    from loomctl.render import table
-
-    def frame() -> Any:
-        data, columns, title = _show_once(ctx, services, groups, all_groups, by, window, True)
-        return table(data, columns=columns, title=f"{title} at {time.strftime('%H:%M:%S')}, every {watch:g}s (Ctrl-C to stop)")
-
-    with Live(frame(), console=Console(), auto_refresh=False, screen=False) as live:
-        try:
-            while True:
-                time.sleep(watch)
-                live.update(frame(), refresh=True)
-        except KeyboardInterrupt:
-            pass
+    return event
 
 
 @app.command()
@@ -119,22 +141,11 @@ def collect(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Report every sample written.")] = False,
 ) -> None:
     """Sample every configured group into consumer_lag_history until stopped. Example: loomctl lag collect --interval 30s --retention 7d"""
-    import time
-
     from loomctl.lag.collector import Collector
     from loomctl.validation import parse_duration
 
-    every = parse_duration(interval, option="--interval")
-    keep = parse_duration(retention, option="--retention")
-    settings = state(ctx).settings
-    settings.require_database_url()
-    settings.kafka_properties()
-
-    def event(level: str, message: str) -> None:
-        if level != "debug" or verbose:
-            info(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {level}: {message}")
-
-    collector = Collector(settings, every, keep, on_event=event, timeout_s=min(10.0, max(2.0, every.total_seconds())))
+    every, keep = parse_duration(interval, option="--interval"), parse_duration(retention, option="--retention")
+    collector = Collector.for_interval(state(ctx).settings, every, keep, on_event=_event_printer(verbose))
     if not once:
         info(f"collecting every {interval}, keeping {retention}; Ctrl-C to stop")
     # asked twice: stop now, even in the middle of a cycle
@@ -173,10 +184,18 @@ def status(
     if out is not Output.table:
         render(report, out)
         return
-    render(report["groups"], out, columns=STATUS_GROUP_COLUMNS, title=f"status per group over {window}")
-    shown = [r for r in report["partitions"] if all_partitions or r["status"] != "OK"]
+    render(report.groups, out, columns=STATUS_GROUP_COLUMNS, title=f"status per group over {window}")
+    shown = report.partitions if all_partitions else report.flagged_partitions
     if shown:
         render(shown, out, columns=STATUS_PARTITION_COLUMNS, title="partitions (evidence: first and last sample of the window)")
+
+
+def _trend_rows(topics: list[TopicLagHistory]) -> list[dict[str, Any]]:
+    """One row per topic, its last 120 buckets drawn as a sparkline."""
+    from loomctl.render import sparkline
+
+    return [{**{k: v for k, v in vars(t).items() if k != "buckets"}, "trend": sparkline([b.lag for b in t.buckets][-120:])}
+            for t in topics]
 
 
 @app.command()
@@ -190,26 +209,15 @@ def history(
     """Lag over time per topic, with a sparkline, from the stored samples. Example: loomctl lag history speech-processor --since 6h --bucket 5m"""
     from loomctl import lag
     from loomctl.db import connect
-    from loomctl.errors import BadInput
-    from loomctl.validation import parse_duration
 
-    span, width = parse_duration(since, option="--since"), parse_duration(bucket, option="--bucket")
-    if span / width > 2000:
-        raise BadInput(f"--since {since} / --bucket {bucket} makes more than 2000 buckets: choose a wider bucket")
+    buckets = lag.time_buckets(since, bucket)
     with connect(state(ctx).settings) as conn:
-        topics = lag.history(conn, service, since=span, bucket=width)
+        topics = lag.history(conn, service, since=buckets.since, bucket=buckets.bucket)
     out = state(ctx).output_for(output)
     if out is not Output.table:
         render(topics, out)
         return
-    from loomctl.render import sparkline
-
-    rows = [
-        {**{k: v for k, v in t.items() if k != "buckets"},
-         "trend": sparkline([b["lag"] for b in t["buckets"]][-120:])}
-        for t in topics
-    ]
-    render(rows, out, columns=["topic_name", "min_lag", "max_lag", "last_lag", "trend"],
+    render(_trend_rows(topics), out, columns=["topic_name", "min_lag", "max_lag", "last_lag", "trend"],
            title=f"{service}: lag over {since} in {bucket} buckets (oldest left)")
     if not topics:
         info(f"no samples for {service} in the last {since}: is `loomctl lag collect` running?")

@@ -89,18 +89,18 @@ def metrics_show(
     output: OutputOption = None,
 ) -> None:
     """Processing time, messages per second, batch fill and error rate of one service. Example: loomctl metrics show speech-processor --since 1h"""
+    from loomctl import lag
     from loomctl.lag import metrics
-    from loomctl.validation import parse_duration
 
-    span, width = parse_duration(since, option="--since"), parse_duration(bucket, option="--bucket")
+    buckets = lag.time_buckets(since, bucket)
     with _connect(ctx) as conn:
-        report = metrics.processing(conn, service, since=span, bucket=width)
+        report = metrics.processing(conn, service, since=buckets.since, bucket=buckets.bucket)
     out = state(ctx).output_for(output)
     if out is not Output.table:
         render(report, out)
         return
-    render(report["summary"], out, title=f"{service}: last {since}")
-    if report["buckets"]:
-        render(report["buckets"], out, columns=BUCKET_COLUMNS, title=f"per {bucket}")
+    render(report.summary, out, title=f"{service}: last {since}")
+    if report.buckets:
+        render(report.buckets, out, columns=BUCKET_COLUMNS, title=f"per {bucket}")
     else:
         info(f"no processing metrics for {service} in the last {since}: does the service record them (loader.track_batch)?")

@@ -19,10 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from loomctl import lag
 from loomctl import db
 from loomctl.db import first_line
 from loomctl.errors import BackendUnavailable, BadInput, LoomError
+from loomctl.lag.configured import configured_groups
+from loomctl.lag.live import live_lag
+from loomctl.lag.samples import LagSample, copy_samples
+from loomctl.lag.time_lag import Key, PreviousSample, carry_time_lag_ms, previous_samples
 from loomctl.settings import Settings, libpq_url
 
 if TYPE_CHECKING:
@@ -34,7 +37,11 @@ MAINTENANCE_EVERY = dt.timedelta(hours=1)
 MAX_BACKOFF_S = 60.0
 
 Event = Callable[[str, str], None]
-"""(level, message): level is "info" or "warning"; the CLI prints them, tests collect them."""
+"""(level, message): level is "debug", "info" or "warning"; the CLI prints them, tests collect them."""
+
+
+def _silent(level: str, message: str) -> None:
+    pass
 
 
 @dataclass
@@ -51,16 +58,24 @@ class Collector:
     settings: Settings
     interval: dt.timedelta
     retention: dt.timedelta | None = dt.timedelta(days=7)
-    on_event: Event = lambda level, message: None
+    on_event: Event = _silent
     timeout_s: float = 10.0
     _conn: "psycopg.Connection[Any] | None" = field(default=None, init=False, repr=False)
     _worker: "SnapshotWorker | None" = field(default=None, init=False, repr=False)
     _leader: bool = field(default=False, init=False)
-    _previous: dict[Any, lag.PreviousSample] | None = field(default=None, init=False, repr=False)
+    _previous: dict[Key, PreviousSample] | None = field(default=None, init=False, repr=False)
     _previous_groups: set[str] = field(default_factory=set, init=False, repr=False)
     _last_maintenance: float = field(default=float("-inf"), init=False)
 
-    # -- connections ---------------------------------------------------------------------------
+    @classmethod
+    def for_interval(
+        cls, settings: Settings, interval: dt.timedelta, retention: dt.timedelta | None, *, on_event: Event = _silent
+    ) -> "Collector":
+        """The collector of `lag collect`: its Kafka requests time out after one interval (2 s at least, 10 s
+        at most), and settings that cannot work fail here rather than being retried every cycle."""
+        settings.require_database_url()
+        settings.kafka_properties()
+        return cls(settings, interval, retention, on_event=on_event, timeout_s=min(10.0, max(2.0, interval.total_seconds())))
 
     def _connection(self) -> "psycopg.Connection[Any]":
         import psycopg
@@ -95,8 +110,6 @@ class Collector:
             self._worker.close()
             self._worker = None
 
-    # -- one cycle -----------------------------------------------------------------------------
-
     def _take_lead(self, conn: "psycopg.Connection[Any]") -> bool:
         if not self._leader:
             got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_signed(WRITER_LOCK_KEY),)).fetchone()
@@ -118,7 +131,7 @@ class Collector:
             if not self._take_lead(conn):
                 result.standby = True
                 return result
-            services = lag.configured_groups(conn)
+            services = configured_groups(conn)
             conn.commit()
             result.groups = len(services)
             if not services:
@@ -128,14 +141,14 @@ class Collector:
             samples = samples_from(snap, services, now)
             if self._previous is None or any(g not in self._previous_groups for g in services):
                 # after a start, a reconnect or a new service: what the table last knew
-                self._previous = lag.previous_samples(conn, services, now)
+                self._previous = previous_samples(conn, services, now)
                 self._previous_groups = set(services)
             samples = [_with_time_lag(s, self._previous, now) for s in samples]
-            result.written = lag.copy_samples(conn, samples)
+            result.written = copy_samples(conn, samples)
             conn.commit()
             self._previous = {
                 (s.consumer_group_id, s.topic_name, s.partition):
-                    lag.PreviousSample(s.timestamp, s.committed_offset, s.log_end_offset, s.time_lag_ms)
+                    PreviousSample(s.timestamp, s.committed_offset, s.log_end_offset, s.time_lag_ms)
                 for s in samples
             }
             if time.monotonic() - self._last_maintenance >= MAINTENANCE_EVERY.total_seconds():
@@ -177,8 +190,6 @@ class Collector:
         except psycopg.Error as exc:
             conn.rollback()
             self.on_event("warning", f"partition upkeep and retention failed, retrying in an hour: {first_line(exc)}")
-
-    # -- the loop ------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, *, once: bool = False) -> int:
         """Cycle every ``interval`` until ``stop`` is set; returns the number of cycles that wrote."""
@@ -305,12 +316,12 @@ def _worker_main(pipe: Any, settings: Settings, timeout_s: float) -> None:
             pipe.send(("error", ("LoomError", f"{type(exc).__name__}: {exc}")))
 
 
-def samples_from(snap: Any, services: dict[str, str], now: dt.datetime) -> list[lag.LagSample]:
+def samples_from(snap: Any, services: dict[str, str], now: dt.datetime) -> list[LagSample]:
     """The history rows of one snapshot: every partition with a known log end, unknown lag kept as NULL."""
-    rows = lag.live_lag(snap, services, sorted(services), now=now)
+    rows = live_lag(snap, services, sorted(services), now=now)
     members = {g: len(snap.groups[g].members) for g in snap.groups}
     return [
-        lag.LagSample(
+        LagSample(
             consumer_group_id=r.consumer_group_id,
             topic_name=r.topic_name,
             partition=r.partition,
@@ -329,11 +340,11 @@ def samples_from(snap: Any, services: dict[str, str], now: dt.datetime) -> list[
     ]
 
 
-def _with_time_lag(sample: lag.LagSample, previous: dict[Any, lag.PreviousSample], now: dt.datetime) -> lag.LagSample:
+def _with_time_lag(sample: LagSample, previous: dict[Key, PreviousSample], now: dt.datetime) -> LagSample:
     from dataclasses import replace
 
     before = previous.get((sample.consumer_group_id, sample.topic_name, sample.partition))
-    return replace(sample, time_lag_ms=lag.carry_time_lag_ms(before, now, sample.committed_offset, sample.log_end_offset))
+    return replace(sample, time_lag_ms=carry_time_lag_ms(before, now, sample.committed_offset, sample.log_end_offset))
 
 
 def _signed(key: int) -> int:

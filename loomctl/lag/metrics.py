@@ -7,14 +7,67 @@ Read-only queries over ``consumer_processing_metrics``, ``v_consumer_performance
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loomctl.errors import BadInput
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     import psycopg
 
 SEVERITIES = ("warning", "critical")
+
+
+@dataclass(frozen=True)
+class ProcessingBucket:
+    """The batches of one time bucket."""
+
+    timestamp: dt.datetime
+    batches: int
+    messages_received: int | None
+    messages_processed: int | None
+    messages_failed: int | None
+    avg_batch_size: Decimal | None
+    avg_processing_time_ms: Decimal | None
+    p95_processing_time_ms: Decimal | None
+    max_processing_time_ms: Decimal | None
+    messages_per_second: Decimal | None
+    error_rate: Decimal | None
+
+
+@dataclass(frozen=True)
+class ProcessingSummary:
+    """All batches of the range, and how full and how long they were against the service's settings."""
+
+    service_name: str
+    consumer_group_id: str
+    since: dt.datetime
+    batches: int
+    messages_received: int | None
+    messages_processed: int | None
+    messages_failed: int | None
+    avg_batch_size: Decimal | None
+    avg_processing_time_ms: Decimal | None
+    p95_processing_time_ms: Decimal | None
+    max_processing_time_ms: Decimal | None
+    messages_per_second: Decimal | None
+    error_rate: Decimal | None
+    first_at: dt.datetime | None
+    last_at: dt.datetime | None
+    max_poll_records: int
+    batch_fill: float | None
+    max_poll_interval_ms: int
+    poll_interval_usage: float | None
+
+
+@dataclass(frozen=True)
+class ProcessingReport:
+    """`metrics show`: one service's batches over a time range, in total and per bucket."""
+
+    summary: ProcessingSummary
+    buckets: list[ProcessingBucket]
 
 
 def _dicts(conn: "psycopg.Connection[Any]", sql: str, params: Any = None) -> list[dict[str, Any]]:
@@ -70,8 +123,10 @@ def recommendations(
 
 def processing(
     conn: "psycopg.Connection[Any]", service: str, *, since: dt.timedelta, bucket: dt.timedelta
-) -> dict[str, Any]:
+) -> ProcessingReport:
     """`metrics show`: one service's batches over ``since``: a summary and one row per bucket."""
+    from psycopg.rows import class_row
+
     config = _require_service(conn, service)
     start = dt.datetime.now(dt.timezone.utc) - since
     aggregates = """
@@ -92,23 +147,25 @@ def processing(
         " FROM public.consumer_processing_metrics WHERE service_name = %s AND \"timestamp\" > %s",
         (service, start),
     )[0]
-    buckets = _dicts(
-        conn,
-        f"SELECT date_bin(%s, \"timestamp\", '2000-01-01'::timestamptz) AS \"timestamp\", {aggregates}"
-        " FROM public.consumer_processing_metrics WHERE service_name = %s AND \"timestamp\" > %s"
-        " GROUP BY 1 ORDER BY 1",
-        (bucket, service, start),
-    )
+    with conn.cursor(row_factory=class_row(ProcessingBucket)) as cur:
+        buckets = cur.execute(
+            f"SELECT date_bin(%s, \"timestamp\", '2000-01-01'::timestamptz) AS \"timestamp\", {aggregates}"
+            " FROM public.consumer_processing_metrics WHERE service_name = %s AND \"timestamp\" > %s"
+            " GROUP BY 1 ORDER BY 1",
+            (bucket, service, start),
+        ).fetchall()
     avg_batch = summary["avg_batch_size"]
     longest = summary["max_processing_time_ms"]
-    summary = {
-        "service_name": service,
-        "consumer_group_id": config["consumer_group_id"],
-        "since": start,
-        **summary,
-        "max_poll_records": config["max_poll_records"],
-        "batch_fill": round(float(avg_batch) / config["max_poll_records"], 3) if avg_batch is not None else None,
-        "max_poll_interval_ms": config["max_poll_interval_ms"],
-        "poll_interval_usage": round(float(longest) / config["max_poll_interval_ms"], 3) if longest is not None else None,
-    }
-    return {"summary": summary, "buckets": buckets}
+    return ProcessingReport(
+        summary=ProcessingSummary(
+            service_name=service,
+            consumer_group_id=config["consumer_group_id"],
+            since=start,
+            **summary,
+            max_poll_records=config["max_poll_records"],
+            batch_fill=round(float(avg_batch) / config["max_poll_records"], 3) if avg_batch is not None else None,
+            max_poll_interval_ms=config["max_poll_interval_ms"],
+            poll_interval_usage=round(float(longest) / config["max_poll_interval_ms"], 3) if longest is not None else None,
+        ),
+        buckets=buckets,
+    )
