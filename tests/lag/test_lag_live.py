@@ -142,6 +142,7 @@ def test_kept_up_is_ok_stalled_is_stall_stopped_is_stop_and_alerts_fail(cli, lag
     verdict = {g["service_name"]: g["status"] for g in report["groups"]}
     assert verdict == {names["kept"][0]: "OK", names["stalled"][0]: "STALL", names["stopped"][0]: "STOP"}
     stopped = [p for p in report["partitions"] if p["service_name"] == names["stopped"][0]]
+    assert sorted((p["partition"], p["status"]) for p in stopped) == [(0, "STOP"), (1, "STOP")]
     # the evidence: the same committed offset at the first and last sample, lag growing between
     assert all(p["first_committed_offset"] == p["last_committed_offset"] == 5 for p in stopped)
     assert all(p["last_lag"] > p["first_lag"] and p["samples"] == 3 for p in stopped)

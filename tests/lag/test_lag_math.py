@@ -68,6 +68,29 @@ def test_worst_status_wins() -> None:
     assert lag.worst([]) == "-"
 
 
+def test_one_ranking_orders_statuses_groups_and_summaries() -> None:
+    ranks = [lag.status_rank(s) for s in (lag.NO_DATA, *lag.STATUS_ORDER)]
+    assert ranks == sorted(set(ranks))  # strictly rising: NO_DATA lowest, STOP highest
+    assert lag.worst([lag.NO_DATA, lag.OK]) == lag.OK  # a partition's status is never NO_DATA
+    snap = _snapshot()
+    rows = lag.live_lag(snap, {}, ["g-idle", "g-orders"], now=NOW, stored_status={("g-orders", "orders", 0): "STALL"})
+    assert [r.status for r in rows] == ["STALL", "OK", "ERR"]
+    summaries = lag.summarize(rows, "service", snap=snap, group_ids=["g-idle", "g-orders"])
+    assert [(s.name, s.status) for s in summaries] == [("g-orders", "STALL"), ("g-idle", "-")]  # worst first
+    caught_up = {("g-orders", "orders", 0): "OK", ("g-orders", "orders", 2): "OK"}
+    rows = lag.live_lag(snap, {}, ["g-orders"], now=NOW, stored_status=caught_up)
+    summaries = lag.summarize(rows, "service", snap=snap, group_ids=["g-orders", "g-idle"])
+    assert [(s.name, s.status) for s in summaries] == [("g-idle", "-"), ("g-orders", "OK")]  # unknown ranks above OK
+
+
+def test_the_cli_offers_the_cores_by_values() -> None:
+    from loomctl.cli.lag import By
+
+    assert [b.value for b in By] == list(lag.BY)
+    assert lag.default_by([], []) == "service" and lag.default_by(["svc"], []) == "partition"
+    assert lag.default_by([], ["g"]) == "partition"
+
+
 def _snapshot() -> ClusterSnapshot:
     snap = ClusterSnapshot()
     member = Member("m-1", "worker-1", "10.0.0.7", (("orders", 0), ("orders", 1)))

@@ -73,3 +73,12 @@ def test_history_has_a_bucket_per_step_with_the_summed_lag(cli) -> None:
     table = cli("lag", "history", SERVICE, "--since", "5m", "--bucket", "1m")
     assert table.exit_code == 0 and "sensor-readings" in table.stdout
     assert cli("lag", "history", SERVICE, "--since", "30d", "--bucket", "1s").exit_code == 2
+
+
+def test_metrics_show_refuses_too_many_buckets_as_lag_history_does(cli) -> None:
+    for command in (("lag", "history"), ("metrics", "show")):
+        result = cli(*command, SERVICE, "--since", "30d", "--bucket", "1s")
+        assert result.exit_code == 2, result.output
+        assert "--since 30d / --bucket 1s makes more than 2000 buckets: choose a wider bucket" in result.stderr
+    report = cli.json("metrics", "show", SERVICE, "--since", "2000m", "--bucket", "1m")  # 2000 buckets: the limit itself
+    assert report["summary"]["batches"] == 20 and sum(b["batches"] for b in report["buckets"]) == 20

@@ -9,7 +9,9 @@ view computes from the samples and the metrics, the alerts, and the history per 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -21,7 +23,9 @@ from psycopg.rows import dict_row
 from support import runner
 
 from loomctl import migrations
-from loomctl.lag import LagSample, copy_samples
+from loomctl.lag import (
+    NO_DATA, STORED_STATUSES, LagSample, copy_samples, status_rank, status_report, worst,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -300,8 +304,10 @@ def test_history_has_one_row_per_minute_with_lag_and_processing(world):
     lag_rows = {r["timestamp"]: r["total_lag"] for r in rows if r["partitions"]}
     assert lag_rows == dict(expected)
     assert all(r["partitions"] == 2 for r in rows if r["partitions"])
-    batches = [r for r in rows if r["batches"]]
-    assert batches and all(r["messages_per_second"] == 50.0 for r in batches)  # 20 messages in 400 ms
+    # one batch every 5 minutes, the last a minute ago: three of them since the oldest sample
+    batch_minutes = [(world.base - dt.timedelta(minutes=5 * m + 1)).replace(second=0) for m in range(3)]
+    batches = {r["timestamp"]: (r["batches"], r["messages_per_second"]) for r in rows if r["batches"]}
+    assert batches == {minute: (1, 50.0) for minute in batch_minutes}  # 20 messages in 400 ms
 
 
 GUIDE_MONITORING = [
@@ -314,14 +320,62 @@ GUIDE_MONITORING = [
 ]
 
 
+def test_one_status_ranking_in_python_and_in_the_monitor_view(world):
+    """The monitor view's own expressions, run on the database, rank the statuses as loomctl.lag does:
+    the group's status is the worst partition's (lag.worst), flagged partitions come worst first."""
+    with world.connect() as conn:
+        definition = conn.execute("SELECT pg_get_viewdef('public.v_consumer_performance_monitor'::regclass) AS d").fetchone()["d"]
+        [worst_of_group] = re.findall(r"(\(ARRAY\[[^\]]*\]\)\[max\(array_position\(ARRAY\[[^\]]*\], st\.status\)\)\]) AS status",
+                                      definition)
+        [ranking] = set(re.findall(r"array_position\(ARRAY\[[^\]]*\], st\.status\)", definition))  # one array throughout
+        for pair in itertools.product(STORED_STATUSES, repeat=2):
+            picked = conn.execute(f"SELECT {worst_of_group} AS worst FROM unnest(%s::text[]) AS st(status)",
+                                  [list(pair)]).fetchone()["worst"]
+            assert picked == worst(pair), pair
+        ordered = conn.execute(f"SELECT array_agg(st.status ORDER BY {ranking} DESC) AS o FROM unnest(%s::text[]) AS st(status)",
+                               [list(STORED_STATUSES)]).fetchone()["o"]
+    assert ordered == sorted(STORED_STATUSES, key=status_rank, reverse=True)
+
+
+def test_status_report_and_the_monitor_view_agree_on_every_group(world):
+    """The same verdict per service from Python (lag.status_report) and SQL (the monitor view), worst first."""
+    with world.connect() as conn:
+        report = status_report(conn, dt.timedelta(minutes=15))
+    by_service = {g.service_name: g.status for g in report.groups}
+    assert by_service == {service: row["status"] for service, row in monitor(world).items()}
+    assert by_service[name("idle")] == NO_DATA
+    ranks = [status_rank(g.status) for g in report.groups]
+    assert ranks == sorted(ranks, reverse=True)
+    assert {p["status"] for p in report.partitions} == set(STORED_STATUSES)  # the world has each one
+    for group in report.groups:
+        statuses = [p["status"] for p in report.partitions if p["consumer_group_id"] == group.consumer_group_id]
+        assert group.status == (worst(statuses) if statuses else NO_DATA)
+
+
 @pytest.mark.parametrize("statement", GUIDE_MONITORING, ids=lambda s: " ".join(s.split())[:50])
 def test_the_guides_monitoring_queries_return_rows(world, statement):
     with world.connect() as conn:
         rows = conn.execute(statement).fetchall()
     if "v_consumer_alerts" in statement and "speech-processor" in statement:
         assert rows == []  # the guide's example service is healthy here
+    elif "v_consumer_alerts" in statement:
+        alerts = {(r["service_name"], r["alert_type"], r["severity"]) for r in rows}
+        assert {(name("stuck"), "consumer_stalled", "critical"), (name("stopped"), "consumer_stopped", "critical"),
+                (name("slow"), "lag_growing", "warning"), (name("failing"), "high_error_rate", "warning")} <= alerts
+        assert not {r["service_name"] for r in rows} & {name(k) for k in ("ok", "quiet", "bursty", "newcomer", "idle")}
+    elif "v_consumer_performance_history" in statement:
+        assert {r["service_name"] for r in rows} == {"speech-processor"}
+        assert sum(r["batches"] or 0 for r in rows) == 10  # every batch of the hour
+        assert {r["partitions"] for r in rows} == {0, 2}  # minutes with batches only, and with both partitions
+    elif "WHERE service_name = 'speech-processor'" in statement:
+        [row] = rows
+        assert (row["service_name"], row["status"], row["partitions"]) == ("speech-processor", "OK", 2)
+        assert row["total_lag"] == ok_lag(SAMPLES - 1) * (1 + 2)
     else:
-        assert rows
+        assert {r["service_name"] for r in rows} == {name(k) for k in CONFIGS} | {"speech-processor"}
+        lags = [r["avg_lag"] for r in rows]
+        known = [v for v in lags if v is not None]
+        assert lags == [None] * (len(lags) - len(known)) + sorted(known, reverse=True)  # DESC puts NULLs first
 
 
 def test_the_loaders_recommendations_query_reads_the_monitor(world):
