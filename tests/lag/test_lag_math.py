@@ -91,6 +91,17 @@ def test_the_cli_offers_the_cores_by_values() -> None:
     assert lag.default_by([], ["g"]) == "partition"
 
 
+def test_the_lag_package_loads_without_sqlalchemy_or_the_collector() -> None:
+    """`lag show` reads configs on a plain psycopg connection; the collector loads only for `lag collect`."""
+    import subprocess
+    import sys
+
+    code = ("import sys, loomctl.lag, loomctl.cli.lag; "
+            "print(sorted(m for m in ('sqlalchemy', 'multiprocessing', 'loomctl.lag.collector') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def _snapshot() -> ClusterSnapshot:
     snap = ClusterSnapshot()
     member = Member("m-1", "worker-1", "10.0.0.7", (("orders", 0), ("orders", 1)))
