@@ -10,15 +10,49 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loomctl.consumer_config import DEFAULTS, FIELDS, FIELDS_BY_NAME, PROFILES, RULES, Field
 from loomctl.errors import BadInput
 
+if TYPE_CHECKING:
+    import datetime as dt
+
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$")
 GROUP_ID_MAX = 249
+DESCRIPTION_MAX = 2000
+ACTOR_MAX = 200
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+"""ASCII digits only: ``int()`` takes ``١٢`` and ``１２`` as 12, which nobody means in a config."""
+_DIGITS_MAX = 30
+"""Longer numbers are out of every range; ``int()`` of over 4,300 digits raises instead of answering."""
+_SHOWN_MAX = 40
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def shown(value: Any, limit: int = _SHOWN_MAX) -> str:
+    """``value`` as a message may quote it: one line, at most ``limit`` characters, and never an
+    attempt to print a number too long for ``str()``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 3 * limit:
+        return f"a {'negative ' if value < 0 else ''}number of over {limit} digits"
+    text = value if isinstance(value, str) else str(value)
+    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_text(what: str, value: Any, *, limit: int, multiline: bool = False) -> str:
+    """Text that PostgreSQL stores as given: a string, no NUL or control characters (newlines and
+    tabs only with ``multiline``), at most ``limit`` characters."""
+    if not isinstance(value, str):
+        raise BadInput(f"{what} must be text, got {type(value).__name__} {shown(value)}")
+    bad = _CONTROL.search(value) if multiline else re.search(r"[\x00-\x1f\x7f]", value)
+    if bad:
+        raise BadInput(f"{what} {shown(value)} contains a control character ({bad.group()!r})")
+    if len(value) > limit:
+        raise BadInput(f"{what} is {len(value):,} characters long: at most {limit:,}")
+    return value
 
 
 class UnknownField(BadInput):
@@ -58,8 +92,9 @@ def normalize_key(key: str) -> str:
     raise UnknownField(key)
 
 
-def _range_problem(f: Field, value: Any, shown: Any) -> Problem:
-    return Problem((f.name,), f"{f.name}={shown!s} is out of range: allowed {f.describe_range()}")
+def _range_problem(f: Field, value: Any) -> Problem:
+    number = f"{value:,}" if isinstance(value, int) and value.bit_length() <= 3 * _SHOWN_MAX else shown(value)
+    return Problem((f.name,), f"{f.name}={number} is out of range: allowed {f.describe_range()}")
 
 
 def coerce_value(f: Field, value: Any) -> Any:
@@ -69,20 +104,25 @@ def coerce_value(f: Field, value: Any) -> Any:
             return value
         if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
             return value.strip().lower() in TRUE_WORDS
-        raise InvalidSettings([Problem((f.name,), f"{f.name}={value!s} is not a boolean: allowed true or false")])
+        raise InvalidSettings([Problem((f.name,), f"{f.name}={shown(value)} is not a boolean: allowed true or false")])
     if f.kind is int:
+        not_whole = InvalidSettings([Problem((f.name,), f"{f.name}={shown(value)} is not a whole number: allowed {f.describe_range()}")])
         if isinstance(value, bool):
-            raise InvalidSettings([Problem((f.name,), f"{f.name}={value!s} is not a whole number: allowed {f.describe_range()}")])
+            raise not_whole
         if isinstance(value, int):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        text = str(value).strip().replace("_", "")
-        if re.fullmatch(r"[+-]?\d+", text):
-            return int(text)
-        raise InvalidSettings([Problem((f.name,), f"{f.name}={value!s} is not a whole number: allowed {f.describe_range()}")])
+        if not isinstance(value, str):
+            raise not_whole
+        text = value.strip().replace("_", "")
+        if not _WHOLE_NUMBER.fullmatch(text):
+            raise not_whole
+        if len(text.lstrip("+-")) > _DIGITS_MAX:
+            raise InvalidSettings([Problem((f.name,), f"{f.name}={shown(text)} is out of range: allowed {f.describe_range()}")])
+        return int(text)
     if not isinstance(value, str):
-        raise InvalidSettings([Problem((f.name,), f"{f.name}={value!s} is not text: allowed {f.describe_range()}")])
+        raise InvalidSettings([Problem((f.name,), f"{f.name}={shown(value)} is not text: allowed {f.describe_range()}")])
     return value.strip()
 
 
@@ -92,7 +132,7 @@ def parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
     for item in assignments:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise BadInput(f"expected key=value, got {item!r}")
+            raise BadInput(f"expected key=value, got {shown(item)!r}")
         name = normalize_key(key)
         settings[name] = coerce_value(FIELDS_BY_NAME[name], raw)
     return settings
@@ -112,19 +152,19 @@ def field_problems(settings: Mapping[str, Any]) -> list[Problem]:
     for name, value in settings.items():
         f = FIELDS_BY_NAME[name]
         if f.kind is bool and not isinstance(value, bool):
-            problems.append(Problem((name,), f"{name}={value!s} is not a boolean: allowed true or false"))
+            problems.append(Problem((name,), f"{name}={shown(value)} is not a boolean: allowed true or false"))
         elif f.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            problems.append(Problem((name,), f"{name}={value!s} is not a whole number: allowed {f.describe_range()}"))
+            problems.append(Problem((name,), f"{name}={shown(value)} is not a whole number: allowed {f.describe_range()}"))
         elif f.kind is str and not isinstance(value, str):
-            problems.append(Problem((name,), f"{name}={value!s} is not text: allowed {f.describe_range()}"))
+            problems.append(Problem((name,), f"{name}={shown(value)} is not text: allowed {f.describe_range()}"))
         elif f.choices:
             if value not in f.choices:
                 why = ""
                 if name == "partition_assignment_strategy" and value == "sticky":
                     why = " (librdkafka has no eager sticky assignor; use cooperative-sticky)"
-                problems.append(Problem((name,), f"{name}={value} is not allowed: {f.describe_range()}{why}"))
+                problems.append(Problem((name,), f"{name}={shown(value)} is not allowed: {f.describe_range()}{why}"))
         elif f.kind is int and not (f.minimum <= value <= f.maximum):
-            problems.append(_range_problem(f, value, f"{value:,}"))
+            problems.append(_range_problem(f, value))
     return problems
 
 
@@ -156,26 +196,30 @@ def check_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     return full
 
 
-def check_service_name(name: str) -> str:
-    if not SERVICE_NAME.fullmatch(name or ""):
+def check_service_name(name: Any) -> str:
+    if not isinstance(name, str) or not SERVICE_NAME.fullmatch(name):
         raise BadInput(
-            f"invalid service name {name!r}: letters, digits, '.', '_' and '-', starting with a letter or digit, "
+            f"invalid service name {shown(name)!r}: letters, digits, '.', '_' and '-', starting with a letter or digit, "
             "at most 249 characters"
         )
     return name
 
 
-def check_group_id(group: str) -> str:
-    if not group or len(group) > GROUP_ID_MAX:
-        raise BadInput(f"invalid consumer group id {group!r}: 1 to {GROUP_ID_MAX} characters")
+def check_group_id(group: Any) -> str:
+    if not isinstance(group, str) or not group or len(group) > GROUP_ID_MAX or re.search(r"[\x00-\x1f\x7f]", group):
+        raise BadInput(f"invalid consumer group id {shown(group)!r}: 1 to {GROUP_ID_MAX} characters, no control characters")
     return group
 
 
-def check_profile(name: str) -> str:
-    if name not in PROFILES:
-        close = difflib.get_close_matches(name, list(PROFILES), n=1)
+def check_description(description: Any) -> str:
+    return check_text("description", description, limit=DESCRIPTION_MAX, multiline=True)
+
+
+def check_profile(name: Any) -> str:
+    if not isinstance(name, str) or name not in PROFILES:
+        close = difflib.get_close_matches(name, list(PROFILES), n=1) if isinstance(name, str) else []
         hint = f"did you mean {close[0]}? " if close else ""
-        raise BadInput(f"unknown profile {name!r}: {hint}profiles: {', '.join(PROFILES)}")
+        raise BadInput(f"unknown profile {shown(name)!r}: {hint}profiles: {', '.join(PROFILES)}")
     return name
 
 
@@ -186,16 +230,16 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604
 def parse_duration(text: str, *, option: str = "duration") -> "dt.timedelta":
     """``30s``, ``15m``, ``1h``, ``7d``, ``1h30m`` or plain seconds, as a positive timedelta."""
     import datetime as dt
-    import re
 
     value = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
+    number = r"[0-9]{1,12}(?:\.[0-9]{1,9})?"  # ASCII digits, and few enough for a float to hold them
+    if re.fullmatch(number, value, re.ASCII):
         seconds = float(value)
     else:
-        parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)", value)
+        parts = re.findall(rf"({number})(ms|s|m|h|d|w)", value, re.ASCII)
         if not parts or "".join(n + u for n, u in parts) != value:
-            raise BadInput(f"{option}: {text!r} is not a duration (examples: 30s, 15m, 1h, 7d)")
+            raise BadInput(f"{option}: {shown(text)!r} is not a duration (examples: 30s, 15m, 1h, 7d)")
         seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
     if not 0.001 <= seconds <= _LONGEST_DURATION_S:
-        raise BadInput(f"{option}: {text!r} must be between 1ms and 3650d")
+        raise BadInput(f"{option}: {shown(text)!r} must be between 1ms and 3650d")
     return dt.timedelta(seconds=seconds)

@@ -98,59 +98,129 @@ class ImportPlan:
         return any(item.action != IMPORT_PLAN_LABELS["unchanged"] for item in self.items)
 
 
+SERVICE_KEYS = ("service_name", "consumer_group_id", "profile", "description", "settings")
+ROOT_KEYS = ("services",)
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+def _unknown_key(where: str, key: Any, allowed: Sequence[str]) -> BadInput:
+    import difflib
+
+    from loomctl.validation import shown
+
+    close = difflib.get_close_matches(str(key), list(allowed), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return BadInput(f"{where}: unknown key {shown(key)!r}{hint}; keys: {', '.join(allowed)}")
+
+
+def _optional_text(where: str, doc: Mapping[str, Any], key: str) -> str | None:
+    from loomctl.validation import shown
+
+    value = doc.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadInput(f"{where}: {key} must be text, got {type(value).__name__} {shown(value)}")
+    return value
+
+
 def _spec_from_document(doc: Any, where: str) -> ServiceSpec:
     from loomctl import validation
     from loomctl.consumer_config import PROFILES
 
     if not isinstance(doc, Mapping):
-        raise BadInput(f"{where}: expected a mapping with service_name and settings")
-    allowed = {"service_name", "consumer_group_id", "profile", "description", "settings"}
-    extra = sorted(set(doc) - allowed)
+        raise BadInput(f"{where}: expected a mapping with service_name and settings, got {type(doc).__name__}")
+    extra = [k for k in doc if k not in SERVICE_KEYS]
     if extra:
-        import difflib
-
-        close = difflib.get_close_matches(str(extra[0]), sorted(allowed), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise BadInput(f"{where}: unknown key {extra[0]!r}{hint}; keys: {', '.join(sorted(allowed))}")
+        raise _unknown_key(where, extra[0], SERVICE_KEYS)
     name = doc.get("service_name")
     if not isinstance(name, str):
-        raise BadInput(f"{where}: service_name is missing")
-    where = f"{where} ({name})"
-    profile = doc.get("profile")
-    base: dict[str, Any] = {}
-    if profile is not None:
-        validation.check_profile(str(profile))
-        base = dict(PROFILES[str(profile)].settings)
-    raw_settings = doc.get("settings") or {}
-    if not isinstance(raw_settings, Mapping):
-        raise BadInput(f"{where}: settings must be a mapping of setting: value")
+        raise BadInput(f"{where}: service_name is missing" if name is None else
+                       f"{where}: service_name must be text, got {type(name).__name__} {validation.shown(name)}")
+    where = f"{where} ({validation.shown(name)})"
     try:
-        settings = validation.check_settings(base | validation.coerce_settings(raw_settings))
         validation.check_service_name(name)
-        group = str(doc.get("consumer_group_id") or name)
+        profile = _optional_text(where, doc, "profile")
+        group = _optional_text(where, doc, "consumer_group_id") or name
+        description = _optional_text(where, doc, "description")
+        base: dict[str, Any] = {}
+        if profile is not None:
+            validation.check_profile(profile)
+            base = dict(PROFILES[profile].settings)
+        raw_settings = doc.get("settings") or {}
+        if not isinstance(raw_settings, Mapping):
+            raise BadInput(f"settings must be a mapping of setting: value, got {type(raw_settings).__name__}")
+        settings = validation.check_settings(base | validation.coerce_settings(raw_settings))
         validation.check_group_id(group)
+        if description is not None:
+            validation.check_description(description)
     except BadInput as exc:
-        raise BadInput(f"{where}: {exc}") from None
-    description = doc.get("description")
-    return ServiceSpec(name, group, profile, None if description is None else str(description), settings)
+        message = str(exc)
+        raise BadInput(message if message.startswith(where) else f"{where}: {message}") from None
+    return ServiceSpec(name, group, profile, description, settings)
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    """YAML (JSON is YAML too) with the strictness of a schema: a key twice in one mapping is an error."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # a list or mapping as a key: the schema has none
+                    raise BadInput(f"{source}: line {key_node.start_mark.line + 1}: a key must be text") from None
+                if duplicate:
+                    from loomctl.validation import shown
+
+                    raise BadInput(f"{source}: line {key_node.start_mark.line + 1}: key {shown(key)!r} appears twice")
+            return super().construct_mapping(node, deep=deep)
+
+        def construct_yaml_int(self, node: Any) -> Any:
+            # PyYAML hands the digits to int(), which refuses over 4,300 of them with a ValueError
+            if len(str(node.value)) > 100:
+                raise BadInput(f"{source}: line {node.start_mark.line + 1}: a number of {len(str(node.value)):,} "
+                               "characters: out of every range")
+            return super().construct_yaml_int(node)
+
+    StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
+    try:
+        return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{source}: not YAML or JSON: {' '.join(str(exc).split())[:200]}") from None
+    except RecursionError:
+        raise BadInput(f"{source}: nested too deeply to be a file of services") from None
 
 
 def parse_specs(text: str, source: str = "input") -> list[ServiceSpec]:
-    """Services from a YAML or JSON document (`{services: [...]}`, a list, or a mapping by name)."""
-    import yaml
-
-    try:
-        document = yaml.safe_load(text)  # JSON is YAML too
-    except yaml.YAMLError as exc:
-        raise BadInput(f"{source}: not YAML or JSON: {str(exc).splitlines()[0]}") from None
+    """Services from a YAML or JSON document: ``{services: [...]}``, a list, or a mapping by name."""
+    if "\x00" in text:
+        raise BadInput(f"{source}: contains a NUL character: not a text file")
+    document = _load_yaml(text, source)
     if isinstance(document, Mapping) and "services" in document:
+        extra = [k for k in document if k not in ROOT_KEYS]
+        if extra:
+            raise _unknown_key(source, extra[0], ROOT_KEYS)
         document = document["services"]
+        where = f"{source}: services"
+    else:
+        where = source
     if isinstance(document, Mapping):
+        # the mapping-by-name form: every value is one service's keys
+        for name, body in document.items():
+            if body is not None and not isinstance(body, Mapping):
+                from loomctl.validation import shown
+
+                hint = " (did you mean services?)" if str(name) != "services" and _close_to_services(name) else ""
+                raise BadInput(f"{where}: {shown(name)!r} must be a mapping of a service's keys{hint}, "
+                               f"got {type(body).__name__}")
         document = [{"service_name": name, **(body or {})} for name, body in document.items()]
     if document is None:
         document = []
     if not isinstance(document, list):
-        raise BadInput(f"{source}: expected a list of services under 'services'")
+        raise BadInput(f"{where}: expected a list of services under 'services', got {type(document).__name__}")
     items = [_spec_from_document(doc, f"{source}: service {i + 1}") for i, doc in enumerate(document)]
     for key in ("service_name", "consumer_group_id"):
         seen: set[str] = set()
@@ -162,11 +232,25 @@ def parse_specs(text: str, source: str = "input") -> list[ServiceSpec]:
     return items
 
 
+def _close_to_services(name: Any) -> bool:
+    import difflib
+
+    return bool(difflib.get_close_matches(str(name), ["services"], n=1, cutoff=0.75))
+
+
 def read_specs(path: Path) -> list[ServiceSpec]:
+    """Services from a file: UTF-8 text of at most 16 MiB, or BadInput naming what is wrong."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise BadInput(f"cannot read {path}: {exc.strerror}") from None
+        raise BadInput(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise BadInput(f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB: not a file of services")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
     return parse_specs(text, str(path))
 
 
@@ -197,13 +281,12 @@ def plan_import(session: "Executor", items: Iterable[ServiceSpec], *, prune: boo
 
 def apply_import(session: "Executor", plan: ImportPlan, *, actor: str, reason: str | None = None) -> list["ChangeResult"]:
     """Carry out a plan in the caller's transaction; a service changed since planning is a Conflict."""
-    from loomctl.configs.store import Action, ChangeResult, delete_row, insert_row, update_row
-    from loomctl.db import set_audit_context
+    from loomctl.configs.store import Action, ChangeResult, delete_row, insert_row, record_who_and_why, update_row
 
     if not plan.has_changes:
         return []
     label = IMPORT_PLAN_LABELS
-    set_audit_context(session, actor, reason or "config import")
+    record_who_and_why(session, actor, reason or "config import")
     results = []
     # Deletes first, so a group id freed by a pruned service can be taken by a new one.
     for item in sorted(plan.items, key=lambda i: i.action != label[Action.DELETE]):

@@ -316,6 +316,14 @@ def delete_row(session: "Executor", service_name: str, expected_version: int) ->
         raise _conflict(session, service_name, expected_version)
 
 
+def record_who_and_why(session: "Executor", actor: str, reason: str | None) -> None:
+    """What the audit trigger records for this transaction's changes, checked as text PostgreSQL can store."""
+    validation.check_text("--actor", actor, limit=validation.ACTOR_MAX)
+    if reason is not None:
+        validation.check_text("--reason", reason, limit=validation.DESCRIPTION_MAX, multiline=True)
+    set_audit_context(session, actor, reason)
+
+
 def _check_version(current: ConsumerConfig, if_version: int | None) -> None:
     if if_version is not None and current.version != if_version:
         raise Conflict(
@@ -328,6 +336,8 @@ def _validated_values(service_name: str, values: Mapping[str, Any]) -> dict[str,
     """Labels and a complete, valid set of settings; raises BadInput naming what is wrong."""
     validation.check_service_name(service_name)
     validation.check_group_id(values["consumer_group_id"])
+    if values.get("description") is not None:
+        validation.check_description(values["description"])
     settings = validation.check_settings({k: values[k] for k in SETTING_NAMES if k in values})
     return {k: values.get(k) for k in LABELS} | settings
 
@@ -396,7 +406,7 @@ def _write(
     version_before = current.version if current else None
     if dry_run or action == Action.UNCHANGED:
         return ChangeResult(service_name, action, changes, version_before, version_before, dry_run)
-    set_audit_context(session, actor, reason)
+    record_who_and_why(session, actor, reason)
     version_after: int | None
     if action == Action.CREATE:
         version_after = insert_row(session, service_name, desired)
