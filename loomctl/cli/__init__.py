@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -17,26 +17,67 @@ from loomctl.render import Output
 from loomctl.settings import ENV_BOOTSTRAP_SERVERS, ENV_DATABASE_URL, ENV_KAFKA_CONFIG, Settings
 
 
+MESSAGE_MAX = 1000
+"""An error message longer than this (a value echoed back whole) is cut: one line, readable."""
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: control characters (a newline in an echoed value) written as escapes."""
+    text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in message.strip())
+    return text if len(text) <= MESSAGE_MAX else text[: MESSAGE_MAX - 3] + "..."
+
+
 def abort(message: str, code: int) -> None:
     """The one exit path for expected failures: a red one-line message on stderr, then ``code``."""
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {message}", markup=True)
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {escape(one_line(message))}", markup=True)
     raise typer.Exit(code)
 
 
 class LoomGroup(TyperGroup):
-    """Turns a LoomError raised anywhere below into ``abort``; other exceptions are bugs and propagate."""
+    """The one error handler: a LoomError raised anywhere below, and Click's usage errors, become one red
+    line and their exit code through ``abort``; other exceptions are bugs and propagate."""
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LoomError as exc:
-            from rich.markup import escape
-
-            abort(escape(str(exc)), exc.exit_code)
+            abort(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             abort("interrupted", 130)
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        click = _click_exceptions()
+        try:
+            try:
+                code = super().main(*args, standalone_mode=False, **kwargs)
+            except click.UsageError as exc:
+                if exc.ctx is not None and type(exc).__name__ == "NoArgsIsHelpError":
+                    exc.show()  # a group named alone: its help, as Click prints it
+                    raise typer.Exit(exc.exit_code) from None
+                # Click's own form is three lines (usage, a hint, the error); ours is one
+                where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+                abort(exc.format_message() + where, exc.exit_code)
+            except click.ClickException as exc:
+                abort(exc.format_message(), exc.exit_code)
+            except typer.Abort:
+                abort("aborted", 1)
+        except typer.Exit as exc:
+            raise SystemExit(exc.exit_code) from None
+        raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _click_exceptions() -> Any:
+    """Click's exceptions module: Typer 0.2x carries its own copy of Click (``typer._click``), earlier
+    ones use Click itself; the Group that Typer builds on tells which."""
+    import importlib
+
+    package = TyperGroup.__mro__[1].__module__.rsplit(".", 1)[0]
+    return importlib.import_module(f"{package}.exceptions")
 
 
 def new_app(help_text: str) -> typer.Typer:
@@ -132,6 +173,43 @@ def complete_service(ctx: typer.Context, incomplete: str) -> list[str]:
     except Exception:  # a completion must never print a traceback into the user's shell
         return []
     return [name for name in names if name.startswith(incomplete)]
+
+
+ROW_ID_MAX = 2**63 - 1
+"""The largest id a bigint identity column holds."""
+COUNT_MAX = 2**31 - 1
+"""The largest count an integer column (and Kafka's int32 partition count) holds."""
+
+
+def number(kind: type[int] | type[float], minimum: float, maximum: float) -> Callable[[str], Any]:
+    """A parser for a numeric option or argument, bounded where it is parsed: ASCII digits only
+    (``int()`` and ``float()`` take ``١٢`` as 12), no nan or inf, and ``minimum..maximum``, so no value
+    out of range reaches the core or PostgreSQL."""
+    import re
+
+    pattern = re.compile(r"[+-]?[0-9]{1,30}" if kind is int else r"[+-]?(?:[0-9]{1,15}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})", re.ASCII)
+    noun = "a whole number" if kind is int else "a number"
+    def written(value: float) -> str:
+        return f"{value:,}" if kind is int else f"{value:g}"
+
+    bounds = f"{written(minimum)}..{written(maximum)}"
+
+    def parse(text: Any) -> Any:
+        if isinstance(text, kind) and not isinstance(text, bool):
+            value = text  # a default, already a number
+        else:
+            raw = str(text).strip()
+            if not pattern.fullmatch(raw):
+                from loomctl.validation import shown
+
+                raise typer.BadParameter(f"{shown(text)!r} is not {noun}")
+            value = kind(raw)
+        if not minimum <= value <= maximum:
+            raise typer.BadParameter(f"{written(value)} is out of range: {bounds}")
+        return value
+
+    parse.__name__ = f"{noun.split()[-1]} in {bounds}"
+    return parse
 
 
 def info(message: str) -> None:

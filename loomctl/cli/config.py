@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli import OutputOption, complete_service, info, new_app, state
+from loomctl.cli import COUNT_MAX, ROW_ID_MAX, OutputOption, complete_service, info, new_app, number, state
 from loomctl.configs.formats import FORMAT_NAMES
 from loomctl.render import Output, render
 
@@ -35,7 +35,8 @@ ActorOption = Annotated[
 ]
 ReasonOption = Annotated[Optional[str], typer.Option("--reason", help="Why; recorded in the audit trail.")]
 IfVersionOption = Annotated[
-    Optional[int], typer.Option("--if-version", help="Refuse (exit 4) unless the service is at this version.")
+    Optional[int], typer.Option("--if-version", help="Refuse (exit 4) unless the service is at this version.",
+                                parser=number(int, 1, COUNT_MAX))
 ]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Validate and show the changes; write nothing.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -168,7 +169,8 @@ def apply_profile(
 def history(
     ctx: typer.Context,
     service: Service,
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", help="Only the newest N changes.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", help="Only the newest N changes.",
+                                                 parser=number(int, 1, COUNT_MAX))] = None,
     output: OutputOption = None,
 ) -> None:
     """Every change of a service from the audit trail, raw SQL updates included. Example: loomctl config history speech-processor"""
@@ -212,7 +214,8 @@ def diff(
 def rollback(
     ctx: typer.Context,
     service: Service,
-    to: Annotated[Optional[int], typer.Option("--to", help="Restore the state right after this change id.")] = None,
+    to: Annotated[Optional[int], typer.Option("--to", help="Restore the state right after this change id.",
+                                              parser=number(int, 1, ROW_ID_MAX))] = None,
     yes: YesOption = False,
     reason: ReasonOption = None,
     actor: ActorOption = None,

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from loomctl.cli import OutputOption, info, new_app, state, stop_on_signals
+from loomctl.cli import OutputOption, info, new_app, number, state, stop_on_signals
 from loomctl.errors import BackendUnavailable
 from loomctl.render import render
 
@@ -91,7 +91,8 @@ def down(
 def traffic(
     ctx: typer.Context,
     duration: Annotated[str, typer.Option("--duration", help="How long to produce, e.g. 40s or 2m.")] = "40s",
-    rate: Annotated[float, typer.Option("--rate", help="Messages per second into each demo topic.")] = 200.0,
+    rate: Annotated[float, typer.Option("--rate", help="Messages per second into each demo topic.",
+                                        parser=number(float, 0, 100_000))] = 200.0,
     prefix: Annotated[str, typer.Option("--prefix", help="Put before each demo topic name.")] = "",
     state_dir: DirOption = None,
     output: OutputOption = None,

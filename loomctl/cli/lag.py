@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli import OutputOption, info, new_app, state, stop_on_signals
+from loomctl.cli import OutputOption, info, new_app, number, state, stop_on_signals
 from loomctl.errors import BadInput
 from loomctl.render import Output, render
 
@@ -101,7 +101,7 @@ def show(
     all_groups: Annotated[bool, typer.Option("--all-groups", help="Every group on the cluster; those no config owns are marked unmanaged.")] = False,
     by: Annotated[Optional[By], typer.Option("--by", help="Rows per service, topic or partition (default: service, or partition when services or groups are named).")] = None,
     window: Annotated[str, typer.Option("--window", help="Time window of stored samples behind each status.")] = "15m",
-    watch: Annotated[Optional[float], typer.Option("--watch", help="Redraw every SECONDS until Ctrl-C.", min=0.5)] = None,
+    watch: Annotated[Optional[float], typer.Option("--watch", help="Redraw every SECONDS until Ctrl-C.", parser=number(float, 0.5, 86_400))] = None,
     output: OutputOption = None,
 ) -> None:
     """Live lag from the cluster: offsets, lag, lag in time, owner and status per partition. Example: loomctl lag show speech-processor --by partition"""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli import OutputOption, info, new_app, state
+from loomctl.cli import COUNT_MAX, OutputOption, info, new_app, number, state
 from loomctl.render import Output, render
 
 if TYPE_CHECKING:
@@ -59,8 +59,10 @@ def recommend(
     topics: Topics = None,
     write: Annotated[bool, typer.Option("--write", help="Store each increase as the topic's pending change.")] = False,
     window: Annotated[str, typer.Option("--window", help="How far back to measure: 30m, 1h, 1d.")] = "1h",
-    headroom: Annotated[float, typer.Option("--headroom", help="Capacity over the measured produce rate (1.5 = 50% spare).")] = 1.5,
-    max_partitions: Annotated[int, typer.Option("--max-partitions", help="Never recommend more than this.")] = 64,
+    headroom: Annotated[float, typer.Option("--headroom", help="Capacity over the measured produce rate (1.5 = 50% spare).",
+                                            parser=number(float, 1, 100))] = 1.5,
+    max_partitions: Annotated[int, typer.Option("--max-partitions", help="Never recommend more than this.",
+                                                parser=number(int, 1, COUNT_MAX))] = 64,
     output: OutputOption = None,
 ) -> None:
     """Recommend partition counts from the produce rate, consumer throughput and group sizes. Example: loomctl partitions recommend --write"""
@@ -95,7 +97,8 @@ def _recommend_summary(report: RecommendReport, write: bool) -> None:
 def add(
     ctx: typer.Context,
     topic: Annotated[str, typer.Argument(help="The topic.", show_default=False)],
-    count: Annotated[int, typer.Argument(help="The partition count it should have.", show_default=False)],
+    count: Annotated[int, typer.Argument(help="The partition count it should have.", show_default=False,
+                                         parser=number(int, 1, COUNT_MAX))],
     reason: Annotated[str, typer.Option("--reason", help="Why; stored with the change.", show_default=False)],
     output: OutputOption = None,
 ) -> None:
@@ -196,7 +199,8 @@ def apply(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Apply even where a consumer with auto_offset_reset=latest would skip records.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also retry each topic's newest change that failed.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the cluster at each step.")] = 30.0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the cluster at each step.",
+                                           parser=number(float, 0.5, 3600))] = 30.0,
     actor: ActorOption = None,
     output: OutputOption = None,
 ) -> None:

@@ -13,6 +13,7 @@ the lag commands read configs on a plain psycopg connection.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,8 @@ SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
 LABELS: tuple[str, ...] = ("consumer_group_id", "profile", "description")
 """Columns besides the settings that a change can touch (and the audit trail records)."""
 TRACKED: tuple[str, ...] = (*LABELS, *SETTING_NAMES)
+CHANGE_ID_MAX = 2**63 - 1
+"""The audit trail's ids are a bigint identity: a larger number names no change."""
 
 
 class Action:
@@ -471,6 +474,8 @@ def _change_row(session: "Executor", service_name: str, change_id: int) -> Any:
     from sqlalchemy import select
 
     _, changes_table = _tables()
+    if not 1 <= change_id <= CHANGE_ID_MAX:
+        raise NotFound(f"no change {change_id} of {service_name} in the audit trail (see `loomctl config history {service_name}`)")
     row = session.execute(select(changes_table).where(changes_table.c.id == change_id)).first()
     if row is None or row._mapping["service_name"] != service_name:
         raise NotFound(f"no change {change_id} of {service_name} in the audit trail (see `loomctl config history {service_name}`)")
@@ -491,7 +496,7 @@ def diff(session: "Executor", service_name: str, against: str | None = None) -> 
     against = against or current.profile
     if against is None:
         label, other = "defaults", dict(DEFAULTS)
-    elif against.isdigit():
+    elif re.fullmatch(r"[0-9]{1,30}", against, re.ASCII):
         row = _change_row(session, service_name, int(against))
         values = _values_from_audit(row["new_values"] if row["change_type"] != "delete" else row["old_values"])
         label, other = f"change {against} ({row['change_type']} by {row['changed_by']} at {row['changed_at']:%Y-%m-%d %H:%M:%S})", values
