@@ -9,9 +9,12 @@ from __future__ import annotations
 import logging.config
 
 from alembic import context
+from alembic.util import CommandError
 from alembic_utils.replaceable_entity import register_entities
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import text
 
+from loomctl.db import make_engine
+from loomctl.errors import LoomError
 from loomctl.models import Base
 from loomctl.schema import MIGRATION_LOCK_KEY, include_object
 from loomctl.settings import Settings, sqlalchemy_url
@@ -27,7 +30,10 @@ target_metadata = Base.metadata
 
 def database_url() -> str:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
-    return sqlalchemy_url(url or Settings.from_env().require_database_url())
+    try:
+        return sqlalchemy_url(url or Settings.from_env().require_database_url())
+    except LoomError as exc:  # plain `alembic` prints a CommandError as one line; loomctl maps it to exit 2
+        raise CommandError(str(exc)) from None
 
 
 def run_migrations_offline() -> None:
@@ -43,7 +49,9 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(database_url(), poolclass=pool.NullPool)
+    # loomctl's connect timeout: a server that accepts TCP but never answers fails the migration
+    # within it instead of hanging on the kernel's TCP retries
+    engine = make_engine(database_url())
     with engine.connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         connection.commit()

@@ -15,9 +15,12 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 CONNECT_TIMEOUT_S = 5
+"""Every command's bound on reaching PostgreSQL, also one that accepts TCP but never answers."""
+APPLICATION_NAME = "loomctl"
 
 
 def make_engine(database_url: str) -> "Engine":
+    """The one way loomctl (the Alembic environment too) opens SQLAlchemy connections."""
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
@@ -25,7 +28,7 @@ def make_engine(database_url: str) -> "Engine":
     return create_engine(
         sqlalchemy_url(database_url),
         poolclass=NullPool,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "loomctl"},
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": APPLICATION_NAME},
     )
 
 
@@ -105,7 +108,9 @@ def connect(settings: Settings, *, autocommit: bool = False) -> Iterator["psycop
 
     url = settings.require_database_url()
     try:
-        conn = psycopg.connect(libpq_url(url), autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S, application_name="loomctl")
+        conn = psycopg.connect(
+            libpq_url(url), autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S, application_name=APPLICATION_NAME
+        )
     except psycopg.OperationalError as exc:
         raise unreachable(url, exc) from None
     try:

@@ -16,13 +16,15 @@ A service must start while the config database is down: the loader then uses the
 saved on local disk (else the defaults), logs a warning, and tries the database again after
 `retry_seconds`; a config read from the database is re-read after `ttl_seconds`.
 
-This module imports psycopg, confluent-kafka and the field table only (no Typer, rich or SQLAlchemy).
+This module imports psycopg, confluent-kafka, the field table and its validation only (no Typer, rich or
+SQLAlchemy).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -36,6 +38,7 @@ from typing import Any
 
 from loomctl.consumer_config import DEFAULTS, FIELDS_BY_NAME, librdkafka_properties
 from loomctl.settings import ENV_BOOTSTRAP_SERVERS, ENV_KAFKA_CONFIG, read_properties_file
+from loomctl.validation import SERVICE_NAME
 
 log = logging.getLogger("loomctl.loader")
 
@@ -143,24 +146,51 @@ class _Core:
             self._memory[config.service_name] = (config, time.monotonic() + seconds)
         return config
 
-    def _cache_path(self, service_name: str) -> Path:
-        return self.cache_dir / f"{service_name}.json"
+    def _cache_path(self, service_name: str) -> Path | None:
+        """The service's file in the cache folder, None if it would lie anywhere else.
+
+        A service name is a file name only when it is one by the table's own rule (no ``/``, no
+        leading dot, at most 249 characters); any other name, which the caller may pass but the
+        table cannot hold, is hashed, so no name reaches outside the folder.
+        """
+        if SERVICE_NAME.fullmatch(service_name):
+            file_name = f"{service_name}.json"
+        else:
+            digest = hashlib.sha256(service_name.encode("utf-8", "surrogatepass")).hexdigest()
+            file_name = f"_{digest}.json"  # "_" starts no valid service name: no clash with one
+        path = self.cache_dir / file_name
+        try:
+            inside = path.resolve().parent == self.cache_dir.resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            inside = False
+        if not inside:
+            log.warning("not using the consumer config cache file %s: it lies outside %s", path, self.cache_dir)
+            return None
+        return path
 
     def _save(self, config: ConsumerSettings) -> None:
         document = {"service_name": config.service_name, "consumer_group_id": config.consumer_group_id,
                     "version": config.version, "loaded_at": config.loaded_at, "settings": config.settings}
+        path = self._cache_path(config.service_name)
+        if path is None:
+            return
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile("w", dir=self.cache_dir, suffix=".tmp", delete=False, encoding="utf-8") as tmp:
                 json.dump(document, tmp)
-            os.replace(tmp.name, self._cache_path(config.service_name))  # atomic: a reader never sees half a file
+            os.replace(tmp.name, path)  # atomic: a reader never sees half a file
         except OSError as exc:
             log.warning("cannot write the consumer config cache %s: %s", self.cache_dir, exc)
 
     def _load_cached(self, service_name: str) -> ConsumerSettings | None:
         path = self._cache_path(service_name)
+        if path is None:
+            return None
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
+            if document["service_name"] != service_name:  # another name's file (a hash clash, a copied file)
+                log.warning("ignoring the cached config %s: it belongs to another service", path)
+                return None
             settings = {k: v for k, v in document["settings"].items() if k in FIELDS_BY_NAME}
             return ConsumerSettings(service_name, document["consumer_group_id"], {**DEFAULTS, **settings},
                                     document.get("version"), "cache", document.get("loaded_at", 0.0))

@@ -86,10 +86,9 @@ def _script() -> Any:
 
 def current_revisions(database_url: str) -> list[str]:
     from alembic.runtime.migration import MigrationContext
-    from sqlalchemy import create_engine, pool
 
     with _backend_errors(database_url):
-        engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
+        engine = db.make_engine(database_url)
         try:
             with engine.connect() as connection:
                 return sorted(MigrationContext.configure(connection).get_current_heads())
@@ -219,7 +218,6 @@ def check(database_url: str) -> DriftReport:
     from alembic.autogenerate import produce_migrations
     from alembic.runtime.migration import MigrationContext
     from alembic_utils.replaceable_entity import register_entities
-    from sqlalchemy import create_engine, pool
 
     from loomctl.models import Base
     from loomctl.schema import include_object
@@ -227,7 +225,7 @@ def check(database_url: str) -> DriftReport:
 
     heads = sorted(_script().get_heads())
     with _backend_errors(database_url):
-        engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
+        engine = db.make_engine(database_url)
         try:
             with engine.connect() as connection:
                 context = MigrationContext.configure(

@@ -52,7 +52,7 @@ def history(ctx: typer.Context, output: OutputOption = None) -> None:
     from loomctl import migrations
 
     st = state(ctx)
-    rows = migrations.history(st.settings.database_url)
+    rows = migrations.history(st.settings.checked_database_url())
     render(rows, st.output_for(output), columns=["revision", "down_revision", "description", "is_head", "is_current"])
 
 

@@ -227,11 +227,8 @@ def start(
     ``port`` is tried first when it is free, so a restarted server keeps its URL.
     """
     preferred = port
+    remove_stale_locks(root)
     earlier = pid_from_file(root)
-    if earlier is not None and not _process.is_running(earlier, "postgres"):
-        # Left by a crash or a reboot. Its pid may now be another program's, and postgres would
-        # then take the lock for held and refuse to start.
-        (data_dir(root) / "postmaster.pid").unlink(missing_ok=True)
     # a postmaster already running on this folder (pg_ctl will refuse to start) is not ours to stop
     earlier = earlier if is_running(earlier, root) else None
     for attempt in range(1, attempts + 1):
@@ -266,6 +263,59 @@ def start(
             f"{_process.clean(result.stderr or result.stdout)}\nlast lines of {log_file(root)}:\n{log_tail}"
         )
     raise AssertionError("unreachable")
+
+
+def remove_stale_locks(root: Path, wait: float = 10.0) -> None:
+    """Remove the lock files (``postmaster.pid``, ``.s.PGSQL.<port>.lock``) whose postmaster is gone.
+
+    postgres takes a lock for held while the pid in it exists. A killed postmaster's pid exists
+    as a zombie until init reaps it, which some container inits do only every few seconds, and
+    after a reboot it may be another program's: postgres would refuse to start either way. A lock
+    whose postmaster runs on this folder is never touched, nor one that cannot be read (a server
+    starting now).
+    """
+    pid_file = data_dir(root) / "postmaster.pid"
+    for lock in sorted((root / "socket").glob(".s.PGSQL.*.lock")):
+        if _stale(lock, root):
+            lock.unlink(missing_ok=True)
+    if not _stale(pid_file, root):
+        return
+    # The postmaster's children notice its death and exit; until they have, the data folder is
+    # in use and its lock must stay (postgres's own shared memory check reads it).
+    deadline = time.monotonic() + wait
+    while (left := server_processes(root)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if left:
+        raise BackendUnavailable(
+            f"processes of an earlier PostgreSQL still run on {data_dir(root)} (pids {', '.join(map(str, left))}): "
+            "stop them, then start again"
+        )
+    pid_file.unlink(missing_ok=True)
+
+
+def _stale(lock: Path, root: Path) -> bool:
+    try:
+        pid = abs(int(lock.read_text().split("\n", 1)[0]))  # negative: a single-user backend
+    except (OSError, ValueError):
+        return False
+    return not is_running(pid, root)
+
+
+def server_processes(root: Path) -> list[int]:
+    """Live processes working in the data folder: a server's backends all do (Linux; [] elsewhere)."""
+    proc = Path("/proc")
+    if not (proc / "self" / "cwd").exists():
+        return []
+    folder = str(data_dir(root).resolve())
+    found = []
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "cwd") == folder:
+                    found.append(int(entry.name))
+            except OSError:  # gone, a zombie, or not ours to look at
+                continue
+    return sorted(found)
 
 
 def _stop_if_new(root: Path, earlier: int | None) -> None:
