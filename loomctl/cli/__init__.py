@@ -212,6 +212,17 @@ def number(kind: type[int] | type[float], minimum: float, maximum: float) -> Cal
     return parse
 
 
+ServiceArgument = Annotated[
+    str, typer.Argument(help="The service's name (service_name).", show_default=False, autocompletion=complete_service)
+]
+ServicesArgument = Annotated[
+    Optional[list[str]],
+    typer.Argument(help="Configured services (default: all).", show_default=False, autocompletion=complete_service),
+]
+SinceOption = Annotated[str, typer.Option("--since", help="How far back, e.g. 1h or 7d.")]
+BucketOption = Annotated[str, typer.Option("--bucket", help="Width of one time bucket, e.g. 1m.")]
+
+
 def info(message: str) -> None:
     """A message for the human (progress, summaries): stderr, so stdout stays data."""
     typer.echo(message, err=True)

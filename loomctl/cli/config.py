@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli import COUNT_MAX, ROW_ID_MAX, OutputOption, complete_service, info, new_app, number, state
+from loomctl.cli import COUNT_MAX, ROW_ID_MAX, OutputOption, ServiceArgument, complete_service, info, new_app, number, state
 from loomctl.configs.formats import FORMAT_NAMES
 from loomctl.render import Output, render
 
@@ -27,9 +27,7 @@ class Client(str, Enum):
 ExportFormat = Enum("ExportFormat", {name: name for name in FORMAT_NAMES}, type=str)  # type: ignore[misc]
 
 
-Service = Annotated[
-    str, typer.Argument(help="The service's name (service_name).", show_default=False, autocompletion=complete_service)
-]
+Service = ServiceArgument
 ActorOption = Annotated[
     Optional[str], typer.Option("--actor", envvar="LOOM_ACTOR", help="Who makes the change (default: the OS user).")
 ]
@@ -68,7 +66,9 @@ def _show_changes(ctx: typer.Context, result: Any, output: Output | None) -> Non
                columns=["field", "old", "new"], title=f"{result.service_name}: {result.action}")
     else:
         render(result, out)
-    if result.action == "unchanged":
+    from loomctl.configs import Action
+
+    if result.action == Action.UNCHANGED:
         info(f"{result.service_name}: nothing to change (version {result.version_before})")
     elif result.dry_run:
         info(f"dry run, nothing written: would {result.action} {result.service_name} ({len(result.changes)} field(s))")
@@ -180,8 +180,7 @@ def history(
         entries = configs.history(session, service, limit)
     out = state(ctx).output_for(output)
     if out is Output.table:
-        rows = [{**vars(e), "changes": {c.field: f"{c.old} -> {c.new}" for c in e.changes} if e.change_type == "update"
-                 else f"{len(e.changes)} fields (-o json shows them)"} for e in entries]
+        rows = [{**vars(e), "changes": _changes_cell(e.changes, e.change_type == configs.Action.UPDATE)} for e in entries]
         render(rows, out, columns=["id", "changed_at", "change_type", "changed_by", "config_version", "reason", "changes"],
                title=f"{service}: history")
     else:
@@ -227,7 +226,7 @@ def rollback(
     with _session(ctx) as session:
         plan = configs.plan_rollback(session, service, to)
         info(f"{plan.description}: {plan.result.action} {service}, {len(plan.result.changes)} field(s)")
-        if plan.result.action != "unchanged" and not yes:
+        if plan.result.action != configs.Action.UNCHANGED and not yes:
             _show_changes(ctx, plan.result, Output.table)
             typer.confirm("roll back?", abort=True, err=True)
         result = configs.rollback(session, plan, actor=_actor(ctx, actor), reason=reason)
@@ -295,12 +294,18 @@ def import_(
     info(f"applied {len(results)} change(s)")
 
 
+def _changes_cell(changes: list[Any], updated: bool) -> Any:
+    """An update's fields as ``old -> new``; a create or a delete touches every field, so only their count."""
+    return {c.field: f"{c.old} -> {c.new}" for c in changes} if updated else f"{len(changes)} fields (-o json shows them)"
+
+
 def _show_plan(ctx: typer.Context, plan: Any, output: Output | None) -> None:
+    from loomctl.configs import IMPORT_PLAN_LABELS, Action
+
     out = state(ctx).output_for(output)
     if out is Output.table:
         rows = [{"service_name": i.service_name, "action": i.action,
-                 "changes": {c.field: f"{c.old} -> {c.new}" for c in i.changes} if i.action == "change" else len(i.changes)}
-                for i in plan.items]
+                 "changes": _changes_cell(i.changes, i.action == IMPORT_PLAN_LABELS[Action.UPDATE])} for i in plan.items]
         render(rows, out, columns=["service_name", "action", "changes"], title="import plan")
     else:
         render({"counts": plan.counts(), "items": [{"service_name": i.service_name, "action": i.action, "changes": i.changes} for i in plan.items]}, out)

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli import OutputOption, info, new_app, number, state, stop_on_signals
+from loomctl.cli import (
+    BucketOption, OutputOption, ServiceArgument, ServicesArgument, SinceOption, info, new_app, number, state, stop_on_signals,
+)
 from loomctl.errors import BadInput
 from loomctl.render import Output, render
 
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 
 app = new_app("Consumer lag: live from Kafka, sampled into PostgreSQL, judged over a time window.")
 
-Services = Annotated[Optional[list[str]], typer.Argument(help="Configured services (default: all).", show_default=False)]
+Services = ServicesArgument
 
 PARTITION_COLUMNS = ["service", "topic_name", "partition", "committed_offset", "log_end_offset", "lag", "time_lag_ms",
                      "status", "client_id", "host"]
@@ -201,9 +203,9 @@ def _trend_rows(topics: list[TopicLagHistory]) -> list[dict[str, Any]]:
 @app.command()
 def history(
     ctx: typer.Context,
-    service: Annotated[str, typer.Argument(help="The service's name.", show_default=False)],
-    since: Annotated[str, typer.Option("--since", help="How far back.")] = "1h",
-    bucket: Annotated[str, typer.Option("--bucket", help="Width of one time bucket.")] = "1m",
+    service: ServiceArgument,
+    since: SinceOption = "1h",
+    bucket: BucketOption = "1m",
     output: OutputOption = None,
 ) -> None:
     """Lag over time per topic, with a sparkline, from the stored samples. Example: loomctl lag history speech-processor --since 6h --bucket 5m"""

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli import OutputOption, info, new_app, state
+from loomctl.cli import BucketOption, OutputOption, ServiceArgument, SinceOption, complete_service, info, new_app, state
 from loomctl.render import Output, render
 
 metrics_app = new_app("Processing metrics that services report per batch (consumer_processing_metrics).")
@@ -64,7 +64,8 @@ def alerts(
 
 def recommend(
     ctx: typer.Context,
-    service: Annotated[Optional[str], typer.Argument(help="One service (default: every service with a recommendation).", show_default=False)] = None,
+    service: Annotated[Optional[str], typer.Argument(help="One service (default: every service with a recommendation).",
+                                                     show_default=False, autocompletion=complete_service)] = None,
     window: WindowOption = None,
     output: OutputOption = None,
 ) -> None:
@@ -83,9 +84,9 @@ def recommend(
 @metrics_app.command("show")
 def metrics_show(
     ctx: typer.Context,
-    service: Annotated[str, typer.Argument(help="The service's name.", show_default=False)],
-    since: Annotated[str, typer.Option("--since", help="How far back.")] = "1h",
-    bucket: Annotated[str, typer.Option("--bucket", help="Width of one time bucket.")] = "5m",
+    service: ServiceArgument,
+    since: SinceOption = "1h",
+    bucket: BucketOption = "5m",
     output: OutputOption = None,
 ) -> None:
     """Processing time, messages per second, batch fill and error rate of one service. Example: loomctl metrics show speech-processor --since 1h"""

@@ -7,67 +7,57 @@ Read-only queries over ``consumer_processing_metrics``, ``v_consumer_performance
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
 from typing import TYPE_CHECKING, Any
 
 from loomctl.errors import BadInput
 
 if TYPE_CHECKING:
-    from decimal import Decimal
-
     import psycopg
 
 SEVERITIES = ("warning", "critical")
 
 
-@dataclass(frozen=True)
-class ProcessingBucket:
-    """The batches of one time bucket."""
+BATCH_TOTALS: dict[str, tuple[str, str]] = {
+    "batches": ("count(*)::int", "int"),
+    "messages_received": ("sum(batch_size)::bigint", "int | None"),
+    "messages_processed": ("sum(messages_processed)::bigint", "int | None"),
+    "messages_failed": ("sum(messages_failed)::bigint", "int | None"),
+    "avg_batch_size": ("round(avg(batch_size)::numeric, 1)", "Decimal | None"),
+    "avg_processing_time_ms": ("round(avg(processing_time_ms)::numeric, 1)", "Decimal | None"),
+    "p95_processing_time_ms": (
+        "round((percentile_cont(0.95) WITHIN GROUP (ORDER BY processing_time_ms))::numeric, 1)", "Decimal | None"),
+    "max_processing_time_ms": ("round(max(processing_time_ms)::numeric, 1)", "Decimal | None"),
+    "messages_per_second": (
+        "round((sum(messages_processed) * 1000.0 / nullif(sum(processing_time_ms), 0))::numeric, 1)", "Decimal | None"),
+    "error_rate": ("round(sum(messages_failed)::numeric / nullif(sum(batch_size), 0), 4)", "Decimal | None"),
+}
+"""What `metrics show` adds up over a set of batches: per figure its SQL over ``consumer_processing_metrics``
+and its type. The query and both result rows are built from this one table."""
+_AGGREGATES = ", ".join(f"{sql} AS {name}" for name, (sql, _) in BATCH_TOTALS.items())
+_TOTAL_FIELDS = [(name, kind) for name, (_, kind) in BATCH_TOTALS.items()]
 
-    timestamp: dt.datetime
-    batches: int
-    messages_received: int | None
-    messages_processed: int | None
-    messages_failed: int | None
-    avg_batch_size: Decimal | None
-    avg_processing_time_ms: Decimal | None
-    p95_processing_time_ms: Decimal | None
-    max_processing_time_ms: Decimal | None
-    messages_per_second: Decimal | None
-    error_rate: Decimal | None
+ProcessingBucket = make_dataclass("ProcessingBucket", [("timestamp", "dt.datetime"), *_TOTAL_FIELDS], frozen=True)
+ProcessingBucket.__doc__ = "The batches of one time bucket."
 
-
-@dataclass(frozen=True)
-class ProcessingSummary:
-    """All batches of the range, and how full and how long they were against the service's settings."""
-
-    service_name: str
-    consumer_group_id: str
-    since: dt.datetime
-    batches: int
-    messages_received: int | None
-    messages_processed: int | None
-    messages_failed: int | None
-    avg_batch_size: Decimal | None
-    avg_processing_time_ms: Decimal | None
-    p95_processing_time_ms: Decimal | None
-    max_processing_time_ms: Decimal | None
-    messages_per_second: Decimal | None
-    error_rate: Decimal | None
-    first_at: dt.datetime | None
-    last_at: dt.datetime | None
-    max_poll_records: int
-    batch_fill: float | None
-    max_poll_interval_ms: int
-    poll_interval_usage: float | None
+ProcessingSummary = make_dataclass("ProcessingSummary", [
+    ("service_name", "str"), ("consumer_group_id", "str"), ("since", "dt.datetime"), *_TOTAL_FIELDS,
+    ("first_at", "dt.datetime | None"), ("last_at", "dt.datetime | None"),
+    ("max_poll_records", "int"), ("batch_fill", "float | None"),
+    ("max_poll_interval_ms", "int"), ("poll_interval_usage", "float | None"),
+], frozen=True)
+ProcessingSummary.__doc__ = ("All batches of the range, and how full and how long they were against the service's "
+                             "settings.")
 
 
 @dataclass(frozen=True)
 class ProcessingReport:
     """`metrics show`: one service's batches over a time range, in total and per bucket."""
 
-    summary: ProcessingSummary
-    buckets: list[ProcessingBucket]
+    summary: Any
+    """A :data:`ProcessingSummary`."""
+    buckets: list[Any]
+    """:data:`ProcessingBucket` rows, oldest first."""
 
 
 def _dicts(conn: "psycopg.Connection[Any]", sql: str, params: Any = None) -> list[dict[str, Any]]:
@@ -129,27 +119,15 @@ def processing(
 
     config = _require_service(conn, service)
     start = dt.datetime.now(dt.timezone.utc) - since
-    aggregates = """
-        count(*)::int AS batches,
-        sum(batch_size)::bigint AS messages_received,
-        sum(messages_processed)::bigint AS messages_processed,
-        sum(messages_failed)::bigint AS messages_failed,
-        round(avg(batch_size)::numeric, 1) AS avg_batch_size,
-        round(avg(processing_time_ms)::numeric, 1) AS avg_processing_time_ms,
-        round((percentile_cont(0.95) WITHIN GROUP (ORDER BY processing_time_ms))::numeric, 1) AS p95_processing_time_ms,
-        round(max(processing_time_ms)::numeric, 1) AS max_processing_time_ms,
-        round((sum(messages_processed) * 1000.0 / nullif(sum(processing_time_ms), 0))::numeric, 1) AS messages_per_second,
-        round(sum(messages_failed)::numeric / nullif(sum(batch_size), 0), 4) AS error_rate
-    """
     summary = _dicts(
         conn,
-        f"SELECT {aggregates}, min(\"timestamp\") AS first_at, max(\"timestamp\") AS last_at"
+        f"SELECT {_AGGREGATES}, min(\"timestamp\") AS first_at, max(\"timestamp\") AS last_at"
         " FROM public.consumer_processing_metrics WHERE service_name = %s AND \"timestamp\" > %s",
         (service, start),
     )[0]
     with conn.cursor(row_factory=class_row(ProcessingBucket)) as cur:
         buckets = cur.execute(
-            f"SELECT date_bin(%s, \"timestamp\", '2000-01-01'::timestamptz) AS \"timestamp\", {aggregates}"
+            f"SELECT date_bin(%s, \"timestamp\", '2000-01-01'::timestamptz) AS \"timestamp\", {_AGGREGATES}"
             " FROM public.consumer_processing_metrics WHERE service_name = %s AND \"timestamp\" > %s"
             " GROUP BY 1 ORDER BY 1",
             (bucket, service, start),
