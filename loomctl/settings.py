@@ -109,6 +109,10 @@ def check_database_url(url: str) -> str:
     text = url.strip()
     if not text:
         raise BadInput(f"the database URL is empty: expected {_URL_FORM}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, smuggled in by the environment or argv
+        raise BadInput(f"the database URL is not valid UTF-8: expected {_URL_FORM}") from None
     if _SCHEME.match(text):
         return _check_url(text)
     if "=" in text:
@@ -336,8 +340,13 @@ def _mask_url_form(text: str) -> str:
     pairs = []
     for pair in text[question + 1:].split("&"):
         key, sep, _ = pair.partition("=")
-        pairs.append(f"{key}=***" if sep and unquote(key).strip().lower() in SECRET_PARAMETERS else pair)
+        pairs.append(f"{key}=***" if sep and _secret_parameter(unquote(key)) else pair)
     return text[: question + 1] + "&".join(pairs)
+
+
+def _secret_parameter(key: str) -> bool:
+    """A secret's parameter, or one libpq does not know (``passwrod=``, a typo): its value may be one."""
+    return key.strip().lower() in SECRET_PARAMETERS or key not in _known_keywords()
 
 
 def _mask_keyword_form(text: str) -> str:
@@ -375,10 +384,20 @@ def _mask_keyword_form(text: str) -> str:
             while end < n and text[end] not in _DSN_SPACE:
                 end += 2 if text[end] == "\\" else 1
             end = min(end, n)
-        after_secret = key.lower() in SECRET_PARAMETERS
-        out.append(_mask_userinfo(key, 0)[0] + text[i:j] + ("***" if after_secret else text[j:end]))
+        if after_secret and key not in _known_keywords():
+            out.append("***")  # no keyword: the rest of the secret before it, e.g. password=a b=c
+        else:
+            after_secret = _secret_parameter(key)
+            out.append(_mask_userinfo(key, 0)[0] + text[i:j] + ("***" if after_secret else text[j:end]))
         i = end
     return "".join(out)
+
+
+def _known_keywords() -> frozenset[str]:
+    try:
+        return _libpq_keywords()
+    except Exception:  # no libpq to ask: whatever follows a secret is masked
+        return frozenset()
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -448,7 +467,7 @@ def read_properties_file(path: Path) -> dict[str, str]:
     if len(data) > PROPERTIES_MAX_BYTES:
         raise BadInput(f"Kafka config file {shown} is larger than {PROPERTIES_MAX_BYTES >> 20} MiB: not a client properties file")
     try:
-        text = data.decode("utf-8").removeprefix("\ufeff")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise BadInput(not_text) from None
     if _TEXT_CONTROL.search(text):
@@ -459,7 +478,7 @@ def read_properties_file(path: Path) -> dict[str, str]:
 def parse_properties(text: str, where: str = "properties") -> dict[str, str]:
     """The key/value pairs of a ``.properties`` text; ``where`` starts each error message."""
     props: dict[str, str] = {}
-    lines = re.split(r"\r\n|\r|\n", text)
+    lines = re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff"))
     i = 0
     while i < len(lines):
         number = i + 1

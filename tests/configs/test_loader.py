@@ -163,3 +163,74 @@ def test_a_real_consumer_from_the_loader_consumes_in_limited_batches_and_records
         "SELECT sum(batch_size), sum(messages_failed), count(*), min(consumer_group_id) FROM consumer_processing_metrics"
         " WHERE service_name = %s", [configured]).fetchone()
     assert rows[0] == 40 and rows[1] == 4 and rows[2] == len(batches) and rows[3] == f"{configured}-group"
+
+
+ESCAPING_NAMES = ["../../evil", "../evil", "a/b", "..", ".", "", "evil\0name", "x" * 10_000, " spaced", "name\n", "_hidden"]
+"""Service names that, used as file names, would leave the cache folder or are no file name at all."""
+
+
+def _decoys(tmp_path, cache_dir, names):
+    """A file with a distinctive setting wherever a naive ``<cache>/<name>.json`` would point."""
+    placed = []
+    for name in names:
+        if "\0" in name or len(name) > 200:
+            continue  # no such path can exist: the old code failed to open it
+        path = cache_dir / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"service_name": name, "consumer_group_id": "decoy-group", "version": 99,
+                                    "settings": {"max_poll_records": 4242}}))
+        placed.append(path)
+    return placed
+
+
+def test_the_cache_never_reads_outside_its_folder_while_the_database_is_down(tmp_path, caplog):
+    cache_dir = tmp_path / "deep" / "er" / "cache"
+    names = [*ESCAPING_NAMES, str(tmp_path / "abs" / "path" / "evil")]
+    decoys = _decoys(tmp_path, cache_dir, names)
+    assert any(not d.resolve().is_relative_to(cache_dir.resolve()) for d in decoys)
+    caplog.set_level(logging.WARNING, logger="loomctl.loader")
+    with ConnectionPool(DOWN_URL, min_size=0, max_size=1, open=True) as down:
+        loader = ConsumerConfigLoader(down, cache_dir=cache_dir, connect_timeout=1, retry_seconds=0)
+        for name in names:
+            config = loader.load_config(name)
+            assert config.source == "defaults", name
+            assert config["max_poll_records"] == DEFAULTS["max_poll_records"] and config.consumer_group_id != "decoy-group"
+
+
+def test_a_name_the_table_cannot_hold_is_cached_under_a_hash_inside_the_folder(db, tmp_path):
+    """A database whose service_name CHECK was dropped (the loader is not the only writer) serves odd names."""
+    cache_dir = tmp_path / "deep" / "er" / "cache"
+    names = ["../../evil", "a/b", str(tmp_path / "abs" / "evil"), "..", "_hidden"]
+    db.execute("ALTER TABLE pipeline_consumer_configs DROP CONSTRAINT ck_pipeline_consumer_configs_service_name_format")
+    for i, name in enumerate(names):
+        db.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, max_poll_records)"
+                   " VALUES (%s, %s, %s)", [name, unique("odd-group"), 100 + i])
+    decoys = _decoys(tmp_path, cache_dir, names)
+    before = {p: p.read_bytes() for p in decoys}
+    loader = ConsumerConfigLoader(db, cache_dir=cache_dir)
+    for i, name in enumerate(names):
+        config = loader.load_config(name)
+        assert config.source == "database" and config["max_poll_records"] == 100 + i
+    assert {p: p.read_bytes() for p in decoys} == before  # not one decoy overwritten
+    decoy_files = {p.resolve() for p in decoys}
+    written = [p for p in tmp_path.rglob("*.json") if p.resolve() not in decoy_files]
+    assert len(written) == len(names) and all(p.parent == cache_dir for p in written)
+    assert all(p.name.startswith("_") and len(p.name) == len("_" + "0" * 64 + ".json") for p in written)
+
+    with ConnectionPool(DOWN_URL, min_size=0, max_size=1, open=True) as down:
+        offline = ConsumerConfigLoader(down, cache_dir=cache_dir, connect_timeout=1, retry_seconds=0)
+        for i, name in enumerate(names):
+            config = offline.load_config(name)
+            assert config.source == "cache" and config["max_poll_records"] == 100 + i, name
+
+
+def test_a_cache_file_that_links_outside_the_folder_is_not_followed(tmp_path, caplog):
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps({"service_name": "svc", "consumer_group_id": "decoy-group", "settings": {"max_poll_records": 4242}}))
+    (cache_dir / "svc.json").symlink_to(outside)
+    caplog.set_level(logging.WARNING, logger="loomctl.loader")
+    with ConnectionPool(DOWN_URL, min_size=0, max_size=1, open=True) as down:
+        config = ConsumerConfigLoader(down, cache_dir=cache_dir, connect_timeout=1).load_config("svc")
+    assert config.source == "defaults" and "outside" in caplog.text

@@ -1,4 +1,4 @@
-"""devstack pieces that need no running server: configuration, parsing, paths, help texts."""
+"""devstack pieces: configuration, parsing, paths and help texts without a server; restarts of a real one (slow)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import base64
 import datetime as dt
 import os
 import pwd
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,56 @@ def test_importing_the_dev_commands_loads_no_database_or_kafka_client() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
     assert out == ""
+
+
+@pytest.mark.slow
+def test_the_server_starts_again_right_after_its_postmaster_was_killed(tmp_path: Path) -> None:
+    """A killed postmaster leaves postmaster.pid and .s.PGSQL.<port>.lock behind, naming a pid that lives on
+    as a zombie until init reaps it, or that the system gives to another program: both are stale."""
+    binaries = postgres.find_binaries()
+    if binaries is None:
+        pytest.skip(f"no PostgreSQL server programs (searched {postgres.searched()})")
+    try:
+        os_user = postgres.server_os_user()
+    except KeyError:
+        pytest.skip(f"running as root without a {postgres.SERVER_OS_USER} user")
+    state_dir = tmp_path / "stack"
+    state_dir.mkdir()
+    root = postgres.prepare_root(state_dir, os_user)
+    locks = [postgres.data_dir(root) / "postmaster.pid", root / "socket"]
+    bystander = subprocess.Popen(["sleep", "120"])  # a live pid that is no postmaster
+    pid = None
+    try:
+        postgres.init_cluster(binaries, root, os_user)
+        pid, port = postgres.start(binaries, root, os_user)
+        postgres.remove_stale_locks(root)  # a running server's locks stay
+        assert (locks[0]).exists() and list(locks[1].glob(".s.PGSQL.*.lock"))
+        for attempt in range(3):
+            os.kill(pid, signal.SIGKILL)
+            pid, port = postgres.start(binaries, root, os_user, port=port)
+            assert postgres.answers(postgres.database_url(port, "postgres")), attempt
+
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _process_exists(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for lock in [locks[0], *locks[1].glob(".s.PGSQL.*.lock")]:
+            lines = lock.read_text().split("\n")
+            lock.write_text("\n".join([str(bystander.pid), *lines[1:]]))
+        pid, port = postgres.start(binaries, root, os_user, port=port)
+        assert postgres.answers(postgres.database_url(port, "postgres"))
+        assert bystander.poll() is None  # left alone
+    finally:
+        bystander.kill()
+        bystander.wait()
+        postgres.stop(postgres.pid_from_file(root) or pid, root)
+        if (state_dir / "postgres").is_symlink():
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
