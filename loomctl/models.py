@@ -124,10 +124,11 @@ class TopicPartitionChange(Base):
 
     __tablename__ = "topic_partition_changes"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'applied', 'failed', 'superseded')", name="status_allowed"),
+        CheckConstraint("status IN ('pending', 'applied', 'failed', 'superseded', 'cancelled')", name="status_allowed"),
         CheckConstraint("current_partitions >= 1", name="current_partitions_positive"),
         CheckConstraint("recommended_partitions > current_partitions", name="increase_only"),
         CheckConstraint("applied = (status = 'applied')", name="applied_matches_status"),
+        CheckConstraint("(status = 'cancelled') = (cancelled_at IS NOT NULL)", name="cancelled_matches_status"),
         Index(
             "uq_topic_partition_changes_one_pending",
             "topic_name",
@@ -149,6 +150,9 @@ class TopicPartitionChange(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
     source: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'manual'"))
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    cancelled_by: Mapped[str | None] = mapped_column(Text)
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class ConsumerLagHistory(Base):

@@ -118,6 +118,7 @@ def list_(
     pending: Annotated[bool, typer.Option("--pending", help="Pending changes (the default).")] = False,
     applied: Annotated[bool, typer.Option("--applied", help="Applied changes.")] = False,
     failed: Annotated[bool, typer.Option("--failed", help="Failed changes.")] = False,
+    cancelled: Annotated[bool, typer.Option("--cancelled", help="Cancelled changes.")] = False,
     all_: Annotated[bool, typer.Option("--all", help="Every change, superseded ones too.")] = False,
     output: OutputOption = None,
 ) -> None:
@@ -125,13 +126,33 @@ def list_(
     from loomctl import partitions
     from loomctl.partitions import Status
 
-    chosen = [name for name, on in ((Status.PENDING, pending), (Status.APPLIED, applied), (Status.FAILED, failed)) if on]
+    chosen = [name for name, on in ((Status.PENDING, pending), (Status.APPLIED, applied), (Status.FAILED, failed),
+                                    (Status.CANCELLED, cancelled)) if on]
     statuses = None if all_ else (chosen or [Status.PENDING])
     with _session(ctx) as session:
         changes = partitions.list_changes(session, statuses, topics)
     out = state(ctx).output_for(output)
     render(changes, out, columns=CHANGE_COLUMNS if out is Output.table else None,
            title="partition changes" + ("" if statuses is None else f" ({', '.join(statuses)})"))
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    change: Annotated[str, typer.Argument(help="The change's id, or a topic (its pending change, else its newest failed one).",
+                                          show_default=False)],
+    reason: Annotated[str, typer.Option("--reason", help="Why; stored with the change.", show_default=False)],
+    actor: ActorOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Cancel a pending or failed partition change, recording who and why. Example: loomctl partitions cancel device.audio.raw --reason "traffic fell back" """
+    from loomctl import partitions
+
+    with _session(ctx) as session:
+        cancelled = partitions.cancel_change(session, change, reason=reason, actor=actor or state(ctx).settings.resolved_actor())
+    render(cancelled, state(ctx).output_for(output), title=f"cancelled change {cancelled.id}")
+    info(f"{cancelled.topic_name}: change {cancelled.id} ({cancelled.current_partitions} -> "
+         f"{cancelled.recommended_partitions}) cancelled")
 
 
 def _plan_table(plan: Plan, *, file: Any = None) -> None:

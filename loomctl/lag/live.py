@@ -226,6 +226,10 @@ def show(
     by = by or default_by(services, groups)
     if by not in BY:
         raise BadInput(f"--by {by}: choose {', '.join(BY)}")
+    from loomctl.validation import check_group_id
+
+    for group in groups:
+        check_group_id(group)
     configured = configured_groups(conn) if conn is not None else {}
     if services and conn is None:
         raise BadInput("naming services needs the database: pass --database-url or set LOOM_DATABASE_URL")

@@ -17,11 +17,13 @@ from loomctl.partitions.apply import (
     summarize,
 )
 from loomctl.partitions.changes import (
+    CANCELLABLE,
     STATUSES,
     PartitionChange,
     Source,
     Status,
     add_change,
+    cancel_change,
     efficiency,
     list_changes,
     update_script,
@@ -60,7 +62,8 @@ __all__ = [
     "RecommendReport", "TopicLoad", "Written", "describe_window", "history_topics", "recommend", "recommend_partitions",
     "topic_loads", "write_recommendations",
     # changes
-    "STATUSES", "PartitionChange", "Source", "Status", "add_change", "efficiency", "list_changes", "update_script",
+    "CANCELLABLE", "STATUSES", "PartitionChange", "Source", "Status", "add_change", "cancel_change", "efficiency",
+    "list_changes", "update_script",
     # plan
     "GROUP_HISTORY_WINDOW", "SATISFIED", "Action", "ConsumingGroup", "Plan", "PlanItem", "consuming_groups",
     "plan_changes",

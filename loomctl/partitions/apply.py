@@ -87,10 +87,14 @@ class ApplyReport:
         return ("dry run: " if self.dry_run else "") + ", ".join(f"{n} {what}" for what, n in self.counts.items())
 
     def error(self) -> LoomError | None:
-        """The failure (exit 1) to end the run with when a change is not applied, saying what to do; else None."""
+        """The failure to end the run with when a change is not applied, saying what to do; else None.
+
+        Exit 5 (BackendUnavailable) when a change is left pending because the cluster did not answer
+        (a backend failed: run again), else exit 1 (refused or failed changes)."""
         if not self.not_done:
             return None
-        return LoomError(f"{len(self.not_done)} change(s) not applied: "
+        kind = BackendUnavailable if any(r.outcome == Outcome.RETRY for r in self.not_done) else LoomError
+        return kind(f"{len(self.not_done)} change(s) not applied: "
                          + ", ".join(f"{r.topic_name} ({r.outcome})" for r in self.not_done)
                          + "".join(f"; {hint}" for hint in self.hints))
 
@@ -179,7 +183,8 @@ def apply_plan(
             accepted.append(item)
         else:
             outcome(item, Outcome.RETRY if verdict[1] else Outcome.FAILED, after=item.current_partitions, error=verdict[0])
-    if candidates:
+    # "validated" only when the broker answered for at least one topic: a timeout validated nothing
+    if any(v is None or not v[1] for v in verdicts.values()):
         step("validated")
 
     if dry_run:

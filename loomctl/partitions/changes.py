@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from loomctl import kafka
-from loomctl.errors import BadInput, NotFound
+from loomctl import kafka, validation
+from loomctl.errors import BadInput, Conflict, NotFound
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
@@ -22,9 +23,12 @@ class Status:
     APPLIED = "applied"
     FAILED = "failed"
     SUPERSEDED = "superseded"
+    CANCELLED = "cancelled"
 
 
-STATUSES = (Status.PENDING, Status.APPLIED, Status.FAILED, Status.SUPERSEDED)
+STATUSES = (Status.PENDING, Status.APPLIED, Status.FAILED, Status.SUPERSEDED, Status.CANCELLED)
+CANCELLABLE = (Status.PENDING, Status.FAILED)
+"""A change not yet applied: pending, or failed (which `apply --retry-failed` would try again)."""
 
 
 class Source:
@@ -47,6 +51,9 @@ class PartitionChange:
     created_at: dt.datetime
     applied_at: dt.datetime | None
     applied_by: str | None
+    cancelled_at: dt.datetime | None = None
+    cancelled_by: str | None = None
+    cancel_reason: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> PartitionChange:
@@ -103,6 +110,45 @@ def list_changes(
         {"every_status": statuses is None, "statuses": list(statuses or []),
          "every_topic": not topics, "topics": list(topics or [])}).all()
     return [PartitionChange.from_row(r) for r in rows]
+
+
+def cancel_change(session: "Session", change: str, *, reason: str, actor: str) -> PartitionChange:
+    """Cancel a change that is not applied yet: ``change`` is its id, or a topic (its pending change, else
+    its newest failed one). Recorded on the row: who, when and why. A change an `apply` is working on
+    right now is a Conflict; an applied, superseded or cancelled one cannot be cancelled (BadInput)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    validation.check_text("--reason", reason.strip(), limit=validation.DESCRIPTION_MAX, multiline=True)
+    if not reason.strip():
+        raise BadInput("cancelling a change needs a --reason")
+    validation.check_text("--actor", actor, limit=validation.ACTOR_MAX)
+    by_id = re.fullmatch(r"[0-9]{1,30}", change, re.ASCII) is not None
+    if by_id and int(change) > 2**63 - 1:
+        raise NotFound(f"no partition change {change}")
+    if not by_id:
+        validation.check_text("topic", change, limit=249)
+    where = "id = :id" if by_id else "topic_name = :topic AND status = ANY(:cancellable)"
+    params = {"id": int(change) if by_id else None, "topic": change, "cancellable": list(CANCELLABLE)}
+    try:
+        row = session.execute(text(f"""
+            SELECT {SELECT_LIST} FROM topic_partition_changes WHERE {where}
+             ORDER BY status = 'pending' DESC, id DESC LIMIT 1 FOR UPDATE NOWAIT"""), params).first()
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available: an apply holds the row
+            raise Conflict(f"partition change {change} is being applied right now; cancel it after that run") from None
+        raise
+    if row is None:
+        raise NotFound(f"no partition change {change}" if by_id else f"no pending or failed partition change for topic {change}")
+    found = PartitionChange.from_row(row)
+    if found.status not in CANCELLABLE:
+        raise BadInput(f"partition change {found.id} ({found.topic_name}) is {found.status}: only a pending or failed "
+                       "change can be cancelled")
+    updated = session.execute(text(f"""
+        UPDATE topic_partition_changes
+           SET status = 'cancelled', cancelled_at = now(), cancelled_by = :actor, cancel_reason = :reason
+         WHERE id = :id RETURNING {SELECT_LIST}"""), {"id": found.id, "actor": actor, "reason": reason.strip()}).one()
+    return PartitionChange.from_row(updated)
 
 
 def update_script(session: "Session") -> str:

@@ -6,7 +6,7 @@ import itertools
 import re
 
 from loomctl import partitions
-from loomctl.errors import LoomError
+from loomctl.errors import BackendUnavailable, LoomError
 from loomctl.partitions import Action, ApplyResult, ConsumingGroup, Outcome, Plan, PlanItem, Status
 
 
@@ -47,9 +47,14 @@ def test_the_summary_counts_outcomes_and_the_error_names_what_to_do():
     report = partitions.summarize(results)
     assert report.summary == "2 applied, 1 failed, 1 refused, 1 pending"
     error = report.error()
-    assert type(error) is LoomError and error.exit_code == 1
+    assert type(error) is BackendUnavailable and error.exit_code == 5  # a change left pending: the cluster did not answer
     assert str(error) == ("3 change(s) not applied: b (failed), c (refused), e (pending); pass --force to apply refused "
                           "changes; run apply again to finish pending ones; once the cause is fixed, apply --retry-failed")
+
+
+def test_refused_and_failed_changes_without_a_pending_one_are_exit_1():
+    error = partitions.summarize([result("a", Outcome.FAILED), result("b", Outcome.REFUSED)]).error()
+    assert type(error) is LoomError and error.exit_code == 1
 
 
 def test_a_dry_run_that_validates_everything_is_no_error():
@@ -67,4 +72,4 @@ def test_statuses_match_the_tables_check_constraint():
 
     [check] = [c for c in TopicPartitionChange.__table__.constraints if str(c.name).endswith("status_allowed")]
     assert tuple(re.findall(r"'(\w+)'", str(check.sqltext))) == partitions.STATUSES
-    assert partitions.STATUSES == (Status.PENDING, Status.APPLIED, Status.FAILED, Status.SUPERSEDED)
+    assert partitions.STATUSES == (Status.PENDING, Status.APPLIED, Status.FAILED, Status.SUPERSEDED, Status.CANCELLED)
