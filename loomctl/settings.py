@@ -131,6 +131,8 @@ def _check_url(text: str) -> str:
     rest = text[scheme_match.end():]
     if _CONTROL.search(text):
         raise BadInput(f"invalid database URL: it contains a line break or another control character; expected {_URL_FORM}")
+    if " " in text:  # libpq drops spaces that SQLAlchemy keeps
+        raise _refuse(text, "a space must be percent-encoded (%20)")
     if scheme not in SCHEMES:
         shown = scheme if len(scheme) <= 32 else scheme[:32] + "..."
         raise _refuse(text, f"unsupported scheme {shown}:// (loomctl stores its data in PostgreSQL: {_URL_FORM})")
@@ -145,7 +147,7 @@ def _check_url(text: str) -> str:
     if _BAD_PERCENT.search(text):
         raise _refuse(text, "a % must start a two-digit hex escape (write % itself as %25), and %00 is not allowed")
     _check_host_and_port(text, authority.rpartition("@")[2])
-    path, _, query = tail.partition("?")
+    query = tail.partition("?")[2]
     if query:
         _check_query(text, query)
     normalized = f"{scheme}://{rest}"
@@ -161,22 +163,27 @@ def _check_host_and_port(text: str, hostport: str) -> None:
         if close < 0:
             raise _refuse(text, "the host has a [ without its ]")
         host, after = hostport[1:close], hostport[close + 1:]
-        if not host or not re.fullmatch(r"[0-9A-Fa-f:.]+(%25[\w.\-~]+)?", host):
+        if not host or not re.fullmatch(r"[0-9A-Fa-f:.]+", host):
             raise _refuse(text, "the host in [ ] is not an IPv6 address")
         if after and not after.startswith(":"):
             raise _refuse(text, "after the ] of an IPv6 host only :port may follow")
-        port = after[1:]
+        port = after[1:] if after else None
     else:
         if "]" in hostport:
             raise _refuse(text, "the host has a ] without its [")
         if hostport.count(":") > 1:
             raise _refuse(text, "an IPv6 host must be written in [ ], as in postgresql://user@[::1]:5432/dbname")
-        port = hostport.partition(":")[2]
-    _check_port(text, port)
+        if "%" in hostport:  # libpq decodes it, SQLAlchemy does not
+            raise _refuse(text, "the host cannot be percent-encoded (give a socket folder as ?host=/path)")
+        _, colon, port_text = hostport.partition(":")
+        port = port_text if colon else None
+    if port is not None:
+        _check_port(text, port)
 
 
 def _check_port(text: str, port: str) -> None:
-    if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+    """A port given, empty included (SQLAlchemy takes ``host:`` for port 0 and fails)."""
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
         raise _refuse(text, "the port must be a number from 1 to 65535")
 
 
@@ -186,12 +193,17 @@ def _check_query(text: str, query: str) -> None:
         key, sep, value = pair.partition("=")
         name = unquote(key)
         shown = f" {name}" if _IDENTIFIER.fullmatch(name) else ""
-        if not sep:
-            raise _refuse(text, f"the query parameter{shown} has no =value")
+        if not sep or not value:
+            # libpq takes an empty value for "the default" even over the host or user before the
+            # ?, SQLAlchemy drops it: one of them would connect elsewhere
+            raise _refuse(text, f"the query parameter{shown} has no value")
         if name not in keywords:
             raise _refuse(text, f"unknown query parameter{shown} (libpq connection parameters only)")
         if name == "port":
             _check_port(text, unquote(value))
+        if name in ("host", "hostaddr") and ("," in unquote(value) or ":" in unquote(value)):
+            # SQLAlchemy reads host=a:1,b:2 as hosts and ports, libpq as names: they would disagree
+            raise _refuse(text, f"a {name}= parameter must be one host without a port (an IPv6 host goes in [ ] after the @)")
 
 
 def _libpq_parses(text: str, url: str) -> None:
@@ -272,7 +284,8 @@ def _dsn_pairs(text: str) -> list[tuple[str, str]]:
 def _dsn_to_url(text: str) -> str:
     if "\0" in text:
         raise BadInput("invalid database DSN: it contains a NUL character")
-    params = dict(_dsn_pairs(text))  # a repeated keyword: the last one wins, as in libpq
+    # a repeated keyword: the last one wins, as in libpq; an empty value means the default there
+    params = {key: value for key, value in dict(_dsn_pairs(text)).items() if value}
     user, password = params.pop("user", None), params.pop("password", None)
     host, port, dbname = params.pop("host", None), params.pop("port", None), params.pop("dbname", None)
     if host and "," in host or port and "," in port:
@@ -290,6 +303,8 @@ def _dsn_to_url(text: str) -> str:
         netloc += host
     elif host and re.fullmatch(r"[0-9A-Fa-f:.]+", host) and ":" in host:
         netloc += f"[{host}]"
+    elif host and ":" in host:
+        raise BadInput("invalid database DSN: the host is neither a host name, an IP address nor a socket folder")
     elif host:  # a Unix socket folder and the like: a query parameter, not part of the authority
         params = {"host": host, **params}
     if port and "host" in params:

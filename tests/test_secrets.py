@@ -123,7 +123,8 @@ def test_no_password_survives_masking_or_a_refusal(tail):
         (f"postgresql://loom:{SECRET}%zz@h/loom", "two-digit hex escape"),
         (f"postgresql://loom:{SECRET}%00@h/loom", "%00"),
         (f"postgresql://loom:{SECRET}@h/loom?foo=bar", "unknown query parameter foo"),
-        (f"postgresql://loom:{SECRET}@h/loom?sslmode", "sslmode has no =value"),
+        (f"postgresql://loom:{SECRET}@h/loom?sslmode", "sslmode has no value"),
+        (f"postgresql://loom:{SECRET}@h/loom?host=", "host has no value"),
         (f"postgresql://loom:{SECRET}@h/lo\nom", "control character"),
         ("not a url", "not a URL"),
         ("localhost:5432/loom", "not a URL"),
@@ -169,6 +170,33 @@ def test_bad_urls_are_refused_with_the_reason_and_no_secret(url, reason):
 )
 def test_good_urls_and_keyword_dsns(url, checked):
     assert check_database_url(url) == checked
+    assert_sqlalchemy_and_libpq_agree(url)
+
+
+def assert_sqlalchemy_and_libpq_agree(url: str) -> None:
+    """What SQLAlchemy hands psycopg is what psycopg makes of the URL itself: one server, user and password."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    from sqlalchemy import create_engine
+
+    engine = create_engine(sqlalchemy_url(url))
+    _, kwargs = engine.dialect.create_connect_args(engine.url)
+    kwargs.pop("context", None)
+    through_sqlalchemy = conninfo_to_dict(make_conninfo("", **{k: str(v) for k, v in kwargs.items()}))
+    assert through_sqlalchemy == conninfo_to_dict(libpq_url(url))
+
+
+URLISH = st.text(alphabet="ahlo:@/?#%[]=&' \\1-.", max_size=24)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(["postgresql://", "postgres://", "postgresql+psycopg://", "", "host="]), URLISH)
+def test_any_text_is_refused_or_read_alike_by_sqlalchemy_and_libpq(prefix, rest):
+    try:
+        check_database_url(prefix + rest)
+    except BadInput as exc:
+        assert "\n" not in str(exc)
+        return
+    assert_sqlalchemy_and_libpq_agree(prefix + rest)
 
 
 def test_a_keyword_dsn_reaches_sqlalchemy_and_psycopg_as_the_same_url():
