@@ -83,8 +83,6 @@ class Settings:
         return props
 
 
-# -- the database URL --
-
 SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 """What libpq and SQLAlchemy (with psycopg 3, the one driver loomctl ships) both accept."""
 
@@ -411,7 +409,7 @@ def _mask_keyword_form(text: str) -> str:
 def _known_keywords() -> frozenset[str]:
     try:
         return _libpq_keywords()
-    except Exception:  # no libpq to ask: whatever follows a secret is masked
+    except Exception:  # no libpq to ask which parameters are known: every value is masked
         return frozenset()
 
 
@@ -433,8 +431,6 @@ def libpq_form(url: str) -> str:
     prefix = "postgresql+psycopg://"
     return "postgresql://" + url[len(prefix):] if url.startswith(prefix) else url
 
-
-# -- the Kafka client properties file --
 
 PROPERTIES_MAX_BYTES = 1 << 20
 _PROPERTY_SPACE = " \t\f"  # what java.util.Properties skips around keys and separators

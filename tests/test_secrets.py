@@ -34,9 +34,6 @@ def refusal(url: str) -> str:
     return message
 
 
-# -- masking --
-
-
 @pytest.mark.parametrize(
     ("url", "masked"),
     [
@@ -95,9 +92,6 @@ def test_no_password_survives_masking_or_a_refusal(tail):
             assert SECRET not in str(exc) and "\n" not in str(exc)
         else:
             assert SECRET not in mask_url(checked)
-
-
-# -- the URL checked once --
 
 
 @pytest.mark.parametrize(
@@ -259,9 +253,6 @@ def test_cannot_reach_postgresql_shows_no_password(url):
         assert result.exit_code == 5, result.output
         assert "cannot reach PostgreSQL at" in result.stderr and result.stderr.count("\n") == 1
         assert SECRET not in result.output
-
-
-# -- the Kafka properties file --
 
 
 def write(tmp_path: Path, content: str | bytes, name: str = "client.properties") -> Path:
