@@ -141,13 +141,13 @@ def test_the_server_starts_again_right_after_its_postmaster_was_killed(tmp_path:
         postgres.remove_stale_locks(root)  # a running server's locks stay
         assert (locks[0]).exists() and list(locks[1].glob(".s.PGSQL.*.lock"))
         for attempt in range(3):
-            os.kill(pid, signal.SIGKILL)
+            _kill(pid, root)
             pid, port = postgres.start(binaries, root, os_user, port=port)
             assert postgres.answers(postgres.database_url(port, "postgres")), attempt
 
-        os.kill(pid, signal.SIGKILL)
+        _kill(pid, root)
         deadline = time.monotonic() + 30
-        while _process_exists(pid) and time.monotonic() < deadline:
+        while _process_exists(pid) and time.monotonic() < deadline:  # reaped: its pid names nothing now
             time.sleep(0.1)
         for lock in [locks[0], *locks[1].glob(".s.PGSQL.*.lock")]:
             lines = lock.read_text().split("\n")
@@ -161,6 +161,14 @@ def test_the_server_starts_again_right_after_its_postmaster_was_killed(tmp_path:
         postgres.stop(postgres.pid_from_file(root) or pid, root)
         if (state_dir / "postgres").is_symlink():
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _kill(pid: int, root: Path) -> None:
+    """SIGKILL, then wait until the signal has landed (a zombie or no process), as it has before anyone restarts."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while postgres.is_running(pid, root) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _process_exists(pid: int) -> bool:
