@@ -32,6 +32,10 @@ def make_engine(database_url: str) -> "Engine":
     )
 
 
+NOT_MIGRATED_SQLSTATES = ("42P01", "42883", "42703")
+"""Undefined table, function or column: a database at an older revision than this loomctl (or none)."""
+
+
 def unreachable(url: str | None, exc: BaseException, *, lost: bool = False) -> BackendUnavailable:
     """The one message for a PostgreSQL that does not answer (``lost``: it went away mid-command)."""
     where = mask_url(url) if url else "the database"
@@ -75,8 +79,11 @@ def session_scope(settings: Settings) -> Iterator["Session"]:
             raise Conflict(first_line(exc) + _detail(exc)) from None
         raise BadInput(first_line(exc) + _detail(exc)) from None
     except DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", "") in ("42P01", "42883"):  # undefined table / function
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        if sqlstate in NOT_MIGRATED_SQLSTATES:
             raise not_migrated(url) from None
+        if sqlstate.startswith("22"):  # data exception: a value the column cannot hold (the input's fault)
+            raise BadInput(first_line(exc)) from None
         raise
     finally:
         engine.dispose()
@@ -116,7 +123,9 @@ def connect(settings: Settings, *, autocommit: bool = False) -> Iterator["psycop
     try:
         with conn:  # commits on success, rolls back on an exception, then closes
             yield conn
-    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction):
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedColumn):
         raise not_migrated(url) from None
+    except psycopg.DataError as exc:
+        raise BadInput(first_line(exc)) from None
     except psycopg.OperationalError as exc:
         raise unreachable(url, exc, lost=True) from None

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from loomctl.errors import BackendUnavailable, BadInput
-from loomctl.settings import Settings
+from loomctl.settings import Settings, redact
 
 if TYPE_CHECKING:
     import logging
@@ -134,7 +134,8 @@ def admin_for(kafka_properties: Mapping[str, str], *, timeout: float = DEFAULT_T
     try:
         return AdminClient(client_properties(kafka_properties, timeout=timeout))
     except Exception as exc:  # KafkaException for a bad property in the properties file
-        raise BadInput(f"invalid Kafka client configuration: {error_message(exc)}") from None
+        # librdkafka may quote a property's value in its message: a secret one is masked
+        raise BadInput(f"invalid Kafka client configuration: {redact(error_message(exc), dict(kafka_properties))}") from None
 
 
 def error_message(exc: BaseException) -> str:

@@ -30,6 +30,7 @@ _DIGITS_MAX = 30
 """Longer numbers are out of every range; ``int()`` of over 4,300 digits raises instead of answering."""
 _SHOWN_MAX = 40
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def shown(value: Any, limit: int = _SHOWN_MAX) -> str:
@@ -50,6 +51,7 @@ def check_text(what: str, value: Any, *, limit: int, multiline: bool = False) ->
     bad = _CONTROL.search(value) if multiline else re.search(r"[\x00-\x1f\x7f]", value)
     if bad:
         raise BadInput(f"{what} {shown(value)} contains a control character ({bad.group()!r})")
+    _check_unicode(what, value)
     if len(value) > limit:
         raise BadInput(f"{what} is {len(value):,} characters long: at most {limit:,}")
     return value
@@ -208,7 +210,15 @@ def check_service_name(name: Any) -> str:
 def check_group_id(group: Any) -> str:
     if not isinstance(group, str) or not group or len(group) > GROUP_ID_MAX or re.search(r"[\x00-\x1f\x7f]", group):
         raise BadInput(f"invalid consumer group id {shown(group)!r}: 1 to {GROUP_ID_MAX} characters, no control characters")
+    _check_unicode("consumer group id", group)
     return group
+
+
+def _check_unicode(what: str, value: str) -> None:
+    # a lone surrogate (JSON's "\ud800", or undecodable bytes on the command line) is no character:
+    # PostgreSQL cannot store it and no output can print it
+    if _SURROGATE.search(value):
+        raise BadInput(f"{what} {shown(value)} is not valid Unicode text (it holds a lone surrogate)")
 
 
 def check_description(description: Any) -> str:

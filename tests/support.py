@@ -6,10 +6,13 @@ and none of the ``LOOM_*`` variables of the shell that started the tests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -132,3 +135,50 @@ def partition_count(admin: Any, topic: str) -> int | None:
     metadata = admin.list_topics(topic=topic, timeout=10)
     found = metadata.topics.get(topic)
     return len(found.partitions) if found is not None and found.error is None else None
+
+
+@dataclass
+class PrivateBroker:
+    """A Kafka broker of this test's own (the shared one must keep running), on ports kept across restarts."""
+
+    state_dir: Path
+    java: str
+    libs: Path
+    pid: int = 0
+    port: int = 0
+    controller_port: int = 0
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from loomctl.devstack import kafka
+
+        ports = (self.port, self.controller_port) if self.port else None
+        self.pid, self.port, self.controller_port = kafka.start(self.java, self.libs, self.state_dir, ports=ports)
+
+    def stop(self) -> None:
+        from loomctl.devstack import kafka
+
+        if self.pid:  # once: a test may stop it before the fixture does
+            assert kafka.stop(self.pid, self.state_dir)
+            self.pid = 0
+
+
+@contextlib.contextmanager
+def private_broker(tmp_path_factory: Any) -> Iterator[PrivateBroker]:
+    """A started broker of the caller's own, stopped at the end; a test skips where no Kafka can run."""
+    import pytest
+
+    from loomctl.devstack import kafka
+
+    java = kafka.find_java()
+    if java is None or not kafka.jars_cached():
+        pytest.skip("needs java and the cached Kafka jars (loomctl dev up fetches them)")
+    own = PrivateBroker(tmp_path_factory.mktemp("broker") / "stack", java, kafka.libs_dir())
+    own.start()
+    try:
+        yield own
+    finally:
+        own.stop()

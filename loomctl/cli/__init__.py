@@ -54,6 +54,7 @@ class LoomGroup(TyperGroup):
         click = _click_exceptions()
         try:
             try:
+                _check_arguments(kwargs.get("args") if "args" in kwargs else (args[0] if args else None))
                 code = super().main(*args, standalone_mode=False, **kwargs)
             except click.UsageError as exc:
                 if exc.ctx is not None and type(exc).__name__ == "NoArgsIsHelpError":
@@ -69,6 +70,17 @@ class LoomGroup(TyperGroup):
         except typer.Exit as exc:
             raise SystemExit(exc.exit_code) from None
         raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _check_arguments(args: Any) -> None:
+    """Undecodable bytes on the command line reach Python as lone surrogates, which no database, broker
+    or terminal can take, and a NUL (which only a caller in Python can pass) ends a C string: refuse
+    them before anything else (exit 2)."""
+    import sys
+
+    for position, arg in enumerate(sys.argv[1:] if args is None else args, start=1):
+        if isinstance(arg, str) and any("\ud800" <= ch <= "\udfff" or ch == "\x00" for ch in arg):
+            abort(f"argument {position} is not valid UTF-8 text", 2)
 
 
 def _click_exceptions() -> Any:

@@ -180,7 +180,7 @@ def _check_database(settings: Settings, plan: TrafficPlan) -> None:
 
     with db.connect(settings) as conn:
         if conn.execute("SELECT to_regclass('public.consumer_processing_metrics')").fetchone()[0] is None:
-            raise db.not_migrated(settings.database_url)
+            raise db.not_migrated(settings.require_database_url())
         found = configs.read_configs(conn, services=[c.service_name for c in plan.consumers])
     missing = sorted({c.service_name for c in plan.consumers} - {c.service_name for c in found})
     if missing:

@@ -3,59 +3,19 @@ and `apply` run again after the restart finishes the rest."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
 from partitions_support import insert_change, rows
-from support import admin_client, unique
+from support import admin_client, private_broker, unique
 from support import create_topics as create_named_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@dataclass
-class PrivateBroker:
-    """A Kafka broker of this test's own (the shared one must keep running), on ports kept across restarts."""
-
-    state_dir: Path
-    java: str
-    libs: Path
-    pid: int = 0
-    port: int = 0
-    controller_port: int = 0
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        from loomctl.devstack import kafka
-
-        ports = (self.port, self.controller_port) if self.port else None
-        self.pid, self.port, self.controller_port = kafka.start(self.java, self.libs, self.state_dir, ports=ports)
-
-    def stop(self) -> None:
-        from loomctl.devstack import kafka
-
-        assert kafka.stop(self.pid, self.state_dir)
-
-
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory) -> Iterator[PrivateBroker]:
-    from loomctl.devstack import kafka
-
-    java = kafka.find_java()
-    if java is None or not kafka.jars_cached():
-        pytest.skip("needs java and the cached Kafka jars (loomctl dev up fetches them)")
-    own = PrivateBroker(tmp_path_factory.mktemp("broker") / "stack", java, kafka.libs_dir())
-    own.start()
-    try:
+def broker(tmp_path_factory):
+    with private_broker(tmp_path_factory) as own:
         yield own
-    finally:
-        own.stop()
 
 
 def counts(bootstrap_servers: str, topics: list[str]) -> dict[str, int]:
