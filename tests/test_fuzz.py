@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
-import re
-import string
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
