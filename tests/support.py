@@ -182,3 +182,56 @@ def private_broker(tmp_path_factory: Any) -> Iterator[PrivateBroker]:
         yield own
     finally:
         own.stop()
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL server of the caller's own, set up as `loomctl dev up` sets one up."""
+
+    binaries: Any
+    os_user: Any
+    root: Path
+    pid: int | None = None
+    port: int | None = None
+
+    def start(self) -> None:
+        from loomctl.devstack import postgres
+
+        self.pid, self.port = postgres.start(self.binaries, self.root, self.os_user, port=self.port)
+
+    @property
+    def url(self) -> str:
+        from loomctl.devstack import postgres
+
+        assert self.port is not None
+        return postgres.database_url(self.port)
+
+
+@contextlib.contextmanager
+def private_postgres(state_dir: Path) -> Iterator[PrivatePostgres]:
+    """A started PostgreSQL with its `loom` database, stopped and removed at the end; a test skips where
+    no server can run (no server programs, or root without the `postgres` user)."""
+    import shutil
+
+    import pytest
+
+    from loomctl.devstack import postgres
+
+    binaries = postgres.find_binaries()
+    if binaries is None:
+        pytest.skip(f"no PostgreSQL server programs (searched {postgres.searched()})")
+    try:
+        os_user = postgres.server_os_user()
+    except KeyError:
+        pytest.skip(f"running as root without a {postgres.SERVER_OS_USER} user")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    server = PrivatePostgres(binaries, os_user, postgres.prepare_root(state_dir, os_user))
+    try:
+        postgres.init_cluster(binaries, server.root, os_user)
+        server.start()
+        postgres.ensure_database(server.port)
+        yield server
+    finally:
+        postgres.stop(postgres.pid_from_file(server.root) or server.pid, server.root)
+        if (state_dir / "postgres").is_symlink():
+            shutil.rmtree(server.root, ignore_errors=True)

@@ -12,8 +12,6 @@ from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 TABLE = "topic_partition_changes"
 STATUS_CHECK = "status_allowed"

@@ -6,7 +6,6 @@ import base64
 import datetime as dt
 import os
 import pwd
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import typer
+
+from support import private_postgres
 
 from loomctl.cli import dev
 from loomctl.devstack import KafkaInfo, PostgresInfo, StackInfo, default_state_dir, env_lines, kafka, postgres
@@ -122,45 +123,31 @@ def test_importing_the_dev_commands_loads_no_database_or_kafka_client() -> None:
 def test_the_server_starts_again_right_after_its_postmaster_was_killed(tmp_path: Path) -> None:
     """A killed postmaster leaves postmaster.pid and .s.PGSQL.<port>.lock behind, naming a pid that lives on
     as a zombie until init reaps it, or that the system gives to another program: both are stale."""
-    binaries = postgres.find_binaries()
-    if binaries is None:
-        pytest.skip(f"no PostgreSQL server programs (searched {postgres.searched()})")
-    try:
-        os_user = postgres.server_os_user()
-    except KeyError:
-        pytest.skip(f"running as root without a {postgres.SERVER_OS_USER} user")
-    state_dir = tmp_path / "stack"
-    state_dir.mkdir()
-    root = postgres.prepare_root(state_dir, os_user)
-    locks = [postgres.data_dir(root) / "postmaster.pid", root / "socket"]
     bystander = subprocess.Popen(["sleep", "120"])  # a live pid that is no postmaster
-    pid = None
     try:
-        postgres.init_cluster(binaries, root, os_user)
-        pid, port = postgres.start(binaries, root, os_user)
-        postgres.remove_stale_locks(root)  # a running server's locks stay
-        assert (locks[0]).exists() and list(locks[1].glob(".s.PGSQL.*.lock"))
-        for attempt in range(3):
-            _kill(pid, root)
-            pid, port = postgres.start(binaries, root, os_user, port=port)
-            assert postgres.answers(postgres.database_url(port, "postgres")), attempt
+        with private_postgres(tmp_path / "stack") as server:
+            root = server.root
+            locks = [postgres.data_dir(root) / "postmaster.pid", root / "socket"]
+            postgres.remove_stale_locks(root)  # a running server's locks stay
+            assert (locks[0]).exists() and list(locks[1].glob(".s.PGSQL.*.lock"))
+            for attempt in range(3):
+                _kill(server.pid, root)
+                server.start()
+                assert postgres.answers(postgres.database_url(server.port, "postgres")), attempt
 
-        _kill(pid, root)
-        deadline = time.monotonic() + 30
-        while _process_exists(pid) and time.monotonic() < deadline:  # reaped: its pid names nothing now
-            time.sleep(0.1)
-        for lock in [locks[0], *locks[1].glob(".s.PGSQL.*.lock")]:
-            lines = lock.read_text().split("\n")
-            lock.write_text("\n".join([str(bystander.pid), *lines[1:]]))
-        pid, port = postgres.start(binaries, root, os_user, port=port)
-        assert postgres.answers(postgres.database_url(port, "postgres"))
-        assert bystander.poll() is None  # left alone
+            _kill(server.pid, root)
+            deadline = time.monotonic() + 30
+            while _process_exists(server.pid) and time.monotonic() < deadline:  # reaped: its pid names nothing now
+                time.sleep(0.1)
+            for lock in [locks[0], *locks[1].glob(".s.PGSQL.*.lock")]:
+                lines = lock.read_text().split("\n")
+                lock.write_text("\n".join([str(bystander.pid), *lines[1:]]))
+            server.start()
+            assert postgres.answers(postgres.database_url(server.port, "postgres"))
+            assert bystander.poll() is None  # left alone
     finally:
         bystander.kill()
         bystander.wait()
-        postgres.stop(postgres.pid_from_file(root) or pid, root)
-        if (state_dir / "postgres").is_symlink():
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def _kill(pid: int, root: Path) -> None:
