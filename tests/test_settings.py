@@ -3,19 +3,7 @@ from pathlib import Path
 import pytest
 
 from loomctl.errors import BadInput
-from loomctl.settings import Settings, libpq_url, mask_url, read_properties_file, sqlalchemy_url
-
-
-@pytest.mark.parametrize(
-    ("url", "masked"),
-    [
-        ("postgresql://loom:s3cret@db.example:5432/loom", "postgresql://loom:***@db.example:5432/loom"),
-        ("postgresql://loom@127.0.0.1/loom", "postgresql://loom@127.0.0.1/loom"),
-        ("postgresql+psycopg://u:p@[::1]:5/x?sslmode=require", "postgresql+psycopg://u:***@[::1]:5/x?sslmode=require"),
-    ],
-)
-def test_mask_url(url, masked):
-    assert mask_url(url) == masked
+from loomctl.settings import Settings, libpq_url, read_properties_file, sqlalchemy_url
 
 
 def test_url_dialects_round_trip():

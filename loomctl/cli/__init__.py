@@ -235,6 +235,29 @@ SinceOption = Annotated[str, typer.Option("--since", help="How far back, e.g. 1h
 BucketOption = Annotated[str, typer.Option("--bucket", help="Width of one time bucket, e.g. 1m.")]
 
 
+def read_range(ctx: typer.Context, read: Callable[..., Any], service: str, since: str, bucket: str) -> Any:
+    """``read(conn, service, since=, bucket=)`` for a service's figures over a time range, in buckets:
+    --since and --bucket parsed and bounded once (`lag history`, `metrics show`)."""
+    from loomctl import lag
+    from loomctl.db import connect
+
+    buckets = lag.time_buckets(since, bucket)
+    with connect(state(ctx).settings) as conn:
+        return read(conn, service, since=buckets.since, bucket=buckets.bucket)
+
+
+def rendered_as_data(ctx: typer.Context, data: Any, output: Output | None) -> bool:
+    """Write ``data`` to stdout when the chosen output is JSON or YAML, and say whether it was; a table
+    is the command's own layout, which it then draws itself."""
+    from loomctl.render import render
+
+    out = state(ctx).output_for(output)
+    if out is Output.table:
+        return False
+    render(data, out)
+    return True
+
+
 def info(message: str) -> None:
     """A message for the human (progress, summaries): stderr, so stdout stays data."""
     typer.echo(message, err=True)

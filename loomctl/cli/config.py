@@ -50,31 +50,27 @@ def _actor(ctx: typer.Context, actor: str | None) -> str:
     return actor or state(ctx).settings.resolved_actor()
 
 
-def _warn_about_broker(ctx: typer.Context, result: Any) -> None:
+def _show_changes(ctx: typer.Context, result: Any, output: Output | None) -> None:
+    """The changes on stdout (old and new), the one-line outcome on stderr, and where a broker is
+    configured its objection to a new session timeout."""
     from loomctl import configs
 
-    warning = configs.broker_warning(result, state(ctx).settings)
-    if warning:
-        info(f"warning: {warning}")
-
-
-def _show_changes(ctx: typer.Context, result: Any, output: Output | None) -> None:
-    """The changes on stdout (old and new), the one-line outcome on stderr."""
     out = state(ctx).output_for(output)
     if out is Output.table:
         render([{"field": c.field, "old": c.old, "new": c.new} for c in result.changes], out,
                columns=["field", "old", "new"], title=f"{result.service_name}: {result.action}")
     else:
         render(result, out)
-    from loomctl.configs import Action
-
-    if result.action == Action.UNCHANGED:
+    if result.action == configs.Action.UNCHANGED:
         info(f"{result.service_name}: nothing to change (version {result.version_before})")
     elif result.dry_run:
         info(f"dry run, nothing written: would {result.action} {result.service_name} ({len(result.changes)} field(s))")
     else:
         versions = f"version {result.version_before or '-'} -> {result.version_after or '-'}"
         info(f"{result.action} {result.service_name}: {len(result.changes)} field(s), {versions}")
+    warning = configs.broker_warning(result, state(ctx).settings)
+    if warning:
+        info(f"warning: {warning}")
 
 
 @app.command("list")
@@ -132,7 +128,6 @@ def set_(
             create=create, if_version=if_version, dry_run=dry_run,
         )
     _show_changes(ctx, result, output)
-    _warn_about_broker(ctx, result)
 
 
 @app.command()
@@ -162,7 +157,6 @@ def apply_profile(
             session, service, profile, actor=_actor(ctx, actor), reason=reason, if_version=if_version, dry_run=dry_run
         )
     _show_changes(ctx, result, output)
-    _warn_about_broker(ctx, result)
 
 
 @app.command()

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from loomctl.cli import (
-    BucketOption, OutputOption, ServiceArgument, ServicesArgument, SinceOption, info, new_app, number, state, stop_on_signals,
+    BucketOption, OutputOption, ServiceArgument, ServicesArgument, SinceOption, info, new_app, number, read_range, rendered_as_data,
+    state, stop_on_signals,
 )
 from loomctl.errors import BadInput
 from loomctl.render import Output, render
@@ -182,14 +183,13 @@ def status(
     status_window = parse_duration(window, option="--window")
     with connect(state(ctx).settings) as conn:
         report = lag.status_report(conn, status_window, services or [])
-    out = state(ctx).output_for(output)
-    if out is not Output.table:
-        render(report, out)
+    if rendered_as_data(ctx, report, output):
         return
-    render(report.groups, out, columns=STATUS_GROUP_COLUMNS, title=f"status per group over {window}")
+    render(report.groups, Output.table, columns=STATUS_GROUP_COLUMNS, title=f"status per group over {window}")
     shown = report.partitions if all_partitions else report.flagged_partitions
     if shown:
-        render(shown, out, columns=STATUS_PARTITION_COLUMNS, title="partitions (evidence: first and last sample of the window)")
+        render(shown, Output.table, columns=STATUS_PARTITION_COLUMNS,
+               title="partitions (evidence: first and last sample of the window)")
 
 
 def _trend_rows(topics: list[TopicLagHistory]) -> list[dict[str, Any]]:
@@ -210,16 +210,11 @@ def history(
 ) -> None:
     """Lag over time per topic, with a sparkline, from the stored samples. Example: loomctl lag history speech-processor --since 6h --bucket 5m"""
     from loomctl import lag
-    from loomctl.db import connect
 
-    buckets = lag.time_buckets(since, bucket)
-    with connect(state(ctx).settings) as conn:
-        topics = lag.history(conn, service, since=buckets.since, bucket=buckets.bucket)
-    out = state(ctx).output_for(output)
-    if out is not Output.table:
-        render(topics, out)
+    topics = read_range(ctx, lag.history, service, since, bucket)
+    if rendered_as_data(ctx, topics, output):
         return
-    render(_trend_rows(topics), out, columns=["topic_name", "min_lag", "max_lag", "last_lag", "trend"],
+    render(_trend_rows(topics), Output.table, columns=["topic_name", "min_lag", "max_lag", "last_lag", "trend"],
            title=f"{service}: lag over {since} in {bucket} buckets (oldest left)")
     if not topics:
         info(f"no samples for {service} in the last {since}: is `loomctl lag collect` running?")

@@ -7,7 +7,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli import BucketOption, OutputOption, ServiceArgument, SinceOption, complete_service, info, new_app, state
+from loomctl.cli import (
+    BucketOption, OutputOption, ServiceArgument, SinceOption, complete_service, info, new_app, read_range,
+    rendered_as_data, state,
+)
 from loomctl.render import Output, render
 
 metrics_app = new_app("Processing metrics that services report per batch (consumer_processing_metrics).")
@@ -90,18 +93,13 @@ def metrics_show(
     output: OutputOption = None,
 ) -> None:
     """Processing time, messages per second, batch fill and error rate of one service. Example: loomctl metrics show speech-processor --since 1h"""
-    from loomctl import lag
     from loomctl.lag import metrics
 
-    buckets = lag.time_buckets(since, bucket)
-    with _connect(ctx) as conn:
-        report = metrics.processing(conn, service, since=buckets.since, bucket=buckets.bucket)
-    out = state(ctx).output_for(output)
-    if out is not Output.table:
-        render(report, out)
+    report = read_range(ctx, metrics.processing, service, since, bucket)
+    if rendered_as_data(ctx, report, output):
         return
-    render(report.summary, out, title=f"{service}: last {since}")
+    render(report.summary, Output.table, title=f"{service}: last {since}")
     if report.buckets:
-        render(report.buckets, out, columns=BUCKET_COLUMNS, title=f"per {bucket}")
+        render(report.buckets, Output.table, columns=BUCKET_COLUMNS, title=f"per {bucket}")
     else:
         info(f"no processing metrics for {service} in the last {since}: does the service record them (loader.track_batch)?")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli import COUNT_MAX, OutputOption, info, new_app, number, state
+from loomctl.cli import COUNT_MAX, OutputOption, info, new_app, number, rendered_as_data, state
 from loomctl.render import Output, render
 
 if TYPE_CHECKING:
@@ -190,10 +190,7 @@ def plan(
     with _session(ctx) as session:
         result = partitions.plan_changes(session, _admin(ctx), topics, retry_failed=retry_failed,
                                          kafka_properties=settings.kafka_properties())
-    out = state(ctx).output_for(output)
-    if out is not Output.table:
-        render(result, out)
-    elif result.items:
+    if not rendered_as_data(ctx, result, output) and result.items:
         _plan_table(result)
     _plan_notes(result)
 
