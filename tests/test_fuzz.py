@@ -84,16 +84,23 @@ def fuzz_db(database_factory) -> Iterator[str]:
     yield url
 
 
+TABLES = ("pipeline_consumer_configs", "consumer_config_changes", "topic_partition_changes",
+          "consumer_processing_metrics", "consumer_lag_history")
+OUTCOME_RECORDS = {("partitions", "apply"): "topic_partition_changes"}
+"""The one exception to "a failed command changed nothing": `partitions apply` records on each change it
+tried what the cluster answered (failed, or pending with the error), then exits 1 or 5 to say that not
+every change is applied. That record is the command's result, not a half-done write."""
+
+
 @pytest.fixture(scope="module")
 def checksum(fuzz_db) -> Iterator[Any]:
     conn = psycopg.connect(fuzz_db, autocommit=True)
-    query = " || ".join(
-        f"coalesce((SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} AS t), '-')"
-        for table in ("pipeline_consumer_configs", "consumer_config_changes", "topic_partition_changes",
-                      "consumer_processing_metrics", "consumer_lag_history")
-    )
 
-    def take() -> str:
+    def take(skip: str | None = None) -> str:
+        query = " || ".join(
+            f"coalesce((SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} AS t), '-')"
+            for table in TABLES if table != skip
+        )
         return conn.execute(f"SELECT {query}").fetchone()[0]
 
     yield take
@@ -170,12 +177,13 @@ def check(result: Any, *, before: str | None, after: Any, secrets: tuple[str, ..
 @given(argv=command_line())
 def test_any_arguments_to_any_command(argv, runner, fuzz_db, services, checksum, tmp_path_factory):
     COUNTED["arguments"] = COUNTED.get("arguments", 0) + 1
-    before = checksum()
+    skip = OUTCOME_RECORDS.get(tuple(argv[:2]))
+    before = checksum(skip)
     base = ["--database-url", fuzz_db, "--bootstrap-servers", services.bootstrap_servers]
     if argv[0] == "dev":  # never the session's stack: a folder with none
         argv = [*argv, "--dir", str(tmp_path_factory.getbasetemp() / "no-stack")]
     result = runner.invoke(app, [*base, *argv], prog_name="loomctl", catch_exceptions=True)
-    check(result, before=before, after=checksum)
+    check(result, before=before, after=lambda: checksum(skip))
 
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30), st.floats(), TEXT, HOSTILE)
