@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what loomctl's local stack needs from Debian packages, only where it is missing:
-# PostgreSQL server binaries (initdb, pg_ctl, psql), a Java runtime and Maven (the Kafka broker
-# is assembled from Maven Central jars). Runs apt-get as root, or through sudo.
+# Installs what loomctl's local stack and its tests need from Debian packages, only where it is
+# missing: PostgreSQL server binaries (initdb, pg_ctl, psql), a Java runtime and Maven (the Kafka
+# broker is assembled from Maven Central jars), Node.js and npm (the node/ package), and Prometheus
+# with promtool (the exporter's tests). Runs apt-get as root, or through sudo.
 set -euo pipefail
 
 missing=()
@@ -13,6 +14,9 @@ have_postgres || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
