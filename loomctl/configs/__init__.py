@@ -19,10 +19,10 @@ _EXPORTS = {
         "missing_services", "plan_rollback", "profiles", "read_configs", "require_configs", "rollback", "set_config",
     ),
     "files": (
-        "IMPORT_PLAN_LABELS", "ImportPlan", "PlanItem", "ServiceSpec",
+        "IMPORT_PLAN_LABELS", "ImportPlan", "PlanItem",
         "apply_import", "format_export", "kafkajs_document", "parse_specs", "plan_import", "read_specs", "specs",
     ),
-    "formats": ("FORMATS", "FORMAT_NAMES", "ExportFormat"),
+    "formats": ("FORMATS", "FORMAT_NAMES", "ExportFormat", "ServiceSpec"),
     "broker": ("broker_session_timeout_warning", "broker_warning"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -12,35 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loomctl.configs.formats import FORMAT_NAMES, FORMATS
+from loomctl.configs.formats import FORMAT_NAMES, FORMATS, ServiceSpec
 from loomctl.errors import BadInput
 
 if TYPE_CHECKING:
     from loomctl.configs.store import ChangeResult, Executor, FieldChange
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """One service in a declarative file: the shape of `config export --format yaml`."""
-
-    service_name: str
-    consumer_group_id: str
-    profile: str | None
-    description: str | None
-    settings: dict[str, Any]
-
-    def values(self) -> dict[str, Any]:
-        return {"consumer_group_id": self.consumer_group_id, "profile": self.profile,
-                "description": self.description, **self.settings}
-
-    def document(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"service_name": self.service_name, "consumer_group_id": self.consumer_group_id}
-        if self.profile is not None:
-            doc["profile"] = self.profile
-        if self.description is not None:
-            doc["description"] = self.description
-        doc["settings"] = dict(self.settings)
-        return doc
 
 
 def specs(session: "Executor", services: Sequence[str] = ()) -> list[ServiceSpec]:

@@ -1,4 +1,5 @@
-"""The export formats of `config export`: one small class per format, chosen by name from one table.
+"""The export formats of `config export`: one small class per format, chosen by name from one table,
+and the service spec they write (the shape of a file of services).
 
 The CLI reads :data:`FORMAT_NAMES` when it is imported, for its ``--format`` choices, so this
 module imports nothing of the store or the field table until a format renders: `loomctl --help`
@@ -8,10 +9,32 @@ must not pay for them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:
-    from loomctl.configs.files import ServiceSpec
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service in a declarative file: the shape of `config export --format yaml`."""
+
+    service_name: str
+    consumer_group_id: str
+    profile: str | None
+    description: str | None
+    settings: dict[str, Any]
+
+    def values(self) -> dict[str, Any]:
+        return {"consumer_group_id": self.consumer_group_id, "profile": self.profile,
+                "description": self.description, **self.settings}
+
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"service_name": self.service_name, "consumer_group_id": self.consumer_group_id}
+        if self.profile is not None:
+            doc["profile"] = self.profile
+        if self.description is not None:
+            doc["description"] = self.description
+        doc["settings"] = dict(self.settings)
+        return doc
 
 
 class ExportFormat:
