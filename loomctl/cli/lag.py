@@ -135,6 +135,11 @@ def _event_printer(verbose: bool) -> Callable[[str, str], None]:
     return event
 
 
+class Granularity(str, Enum):
+    partition = "partition"
+    topic = "topic"
+
+
 @app.command()
 def collect(
     ctx: typer.Context,
@@ -142,23 +147,44 @@ def collect(
     once: Annotated[bool, typer.Option("--once", help="Take one sample and exit (non-zero if it failed).")] = False,
     retention: Annotated[str, typer.Option("--retention", help="Keep this much history; older days are dropped hourly.")] = "7d",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Report every sample written.")] = False,
+    listen: Annotated[Optional[str], typer.Option(
+        "--listen", is_flag=False, flag_value="127.0.0.1:9308", metavar="HOST:PORT",
+        help="Serve /metrics (Prometheus) and the Burrow API (/v3/kafka) from the last cycle; alone: 127.0.0.1:9308.")] = None,
+    cluster_name: Annotated[str, typer.Option("--cluster-name", envvar="LOOM_CLUSTER_NAME", show_envvar=True,
+                                              help="The cluster_name label, and the cluster of the Burrow API.")] = "default",
+    granularity: Annotated[Granularity, typer.Option("--granularity", help="Series per partition, or per topic only (fewer series).")] = Granularity.partition,
 ) -> None:
-    """Sample every configured group into consumer_lag_history until stopped. Example: loomctl lag collect --interval 30s --retention 7d"""
+    """Sample every configured group into consumer_lag_history until stopped. Example: loomctl lag collect --interval 30s --listen 0.0.0.0:9308"""
     from loomctl.lag.collector import Collector
+    from loomctl.lag.http import serving
     from loomctl.validation import parse_duration
 
     every, keep = parse_duration(interval, option="--interval"), parse_duration(retention, option="--retention")
-    collector = Collector.for_interval(state(ctx).settings, every, keep, on_event=_event_printer(verbose))
-    if not once:
-        info(f"collecting every {interval}, keeping {retention}; Ctrl-C to stop")
+    exporter = _exporter(listen, cluster_name, granularity, every)
+    collector = Collector.for_interval(state(ctx).settings, every, keep, on_event=_event_printer(verbose), exporter=exporter)
     # asked twice: stop now, even in the middle of a cycle
-    with stop_on_signals(second_interrupts=True) as stop:
+    with stop_on_signals(second_interrupts=True) as stop, serving(exporter, listen) as address:
+        if not once:
+            info(f"collecting every {interval}, keeping {retention}; Ctrl-C to stop")
+        if address:
+            info(f"serving http://{address}/metrics and http://{address}/v3/kafka/{cluster_name}")
         try:
             wrote = collector.run(stop, once=once)
         finally:
             collector.close()
     if once:
         info(f"sampled {'1 cycle' if wrote else 'nothing (no configured groups, or another collector writes)'}")
+
+
+def _exporter(listen: str | None, cluster_name: str, granularity: Granularity, every: Any) -> Any:
+    """The exporter behind --listen (None without it); a bad address or name fails before anything starts."""
+    if listen is None:
+        return None
+    from loomctl.lag.exporter import Exporter
+    from loomctl.lag.http import parse_listen
+
+    parse_listen(listen)
+    return Exporter(cluster_name, granularity.value, every)
 
 
 STATUS_GROUP_COLUMNS = ["service_name", "consumer_group_id", "status", "partitions", "partitions_by_status", "total_lag",

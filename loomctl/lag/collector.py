@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from loomctl import db
 from loomctl.db import first_line
 from loomctl.errors import BackendUnavailable, BadInput, LoomError
-from loomctl.lag.configured import configured_groups
 from loomctl.lag.live import live_lag
 from loomctl.lag.samples import LagSample, copy_samples
 from loomctl.lag.time_lag import Key, PreviousSample, carry_time_lag_ms, previous_samples
@@ -31,10 +30,16 @@ from loomctl.settings import Settings, libpq_url
 if TYPE_CHECKING:
     import psycopg
 
+    from loomctl.configs import ConsumerConfig
+    from loomctl.kafka import ClusterSnapshot
+    from loomctl.lag.exporter import Exporter
+
 # pg_try_advisory_lock key of the writing collector ("loomlagc")
 WRITER_LOCK_KEY = 0x6C6F6F6D6C616763
 MAINTENANCE_EVERY = dt.timedelta(hours=1)
 MAX_BACKOFF_S = 60.0
+STATUS_WINDOW = dt.timedelta(minutes=15)
+"""The window behind the statuses the exporter serves: `lag show` and `lag status` judge over the same by default."""
 
 Event = Callable[[str, str], None]
 """(level, message): level is "debug", "info" or "warning"; the CLI prints them, tests collect them."""
@@ -60,6 +65,9 @@ class Collector:
     retention: dt.timedelta | None = dt.timedelta(days=7)
     on_event: Event = _silent
     timeout_s: float = 10.0
+    exporter: "Exporter | None" = None
+    """Set when the collector serves what it saw (`--listen`): a standby then takes snapshots too."""
+    status_window: dt.timedelta = STATUS_WINDOW
     _conn: "psycopg.Connection[Any] | None" = field(default=None, init=False, repr=False)
     _worker: "SnapshotWorker | None" = field(default=None, init=False, repr=False)
     _leader: bool = field(default=False, init=False)
@@ -69,13 +77,15 @@ class Collector:
 
     @classmethod
     def for_interval(
-        cls, settings: Settings, interval: dt.timedelta, retention: dt.timedelta | None, *, on_event: Event = _silent
+        cls, settings: Settings, interval: dt.timedelta, retention: dt.timedelta | None, *, on_event: Event = _silent,
+        exporter: "Exporter | None" = None,
     ) -> "Collector":
         """The collector of `lag collect`: its Kafka requests time out after one interval (2 s at least, 10 s
         at most), and settings that cannot work fail here rather than being retried every cycle."""
         settings.require_database_url()
         settings.kafka_properties()
-        return cls(settings, interval, retention, on_event=on_event, timeout_s=min(10.0, max(2.0, interval.total_seconds())))
+        return cls(settings, interval, retention, on_event=on_event, timeout_s=min(10.0, max(2.0, interval.total_seconds())),
+                   exporter=exporter)
 
     def _connection(self) -> "psycopg.Connection[Any]":
         import psycopg
@@ -122,36 +132,47 @@ class Collector:
         return self._leader
 
     def cycle(self) -> CycleResult:
-        """Take one sample of every configured group and write it in one transaction."""
+        """Take one sample of every configured group and write it in one transaction; with an exporter, publish
+        what the cycle saw (a standby too, from its own snapshot, so either of a pair can be scraped)."""
         import psycopg
 
+        from loomctl.configs import read_configs
+
+        started = time.monotonic()
         result = CycleResult()
         try:
             conn = self._connection()
-            if not self._take_lead(conn):
-                result.standby = True
+            leader = self._take_lead(conn)
+            result.standby = not leader
+            if not leader and self.exporter is None:
                 return result
-            services = configured_groups(conn)
+            configs = read_configs(conn)
             conn.commit()
+            services = {c.consumer_group_id: c.service_name for c in configs}
             result.groups = len(services)
-            if not services:
-                return result
-            snap = self._snapshot(sorted(services))
+            snap = self._snapshot(sorted(services)) if services else None
             now = dt.datetime.now(dt.timezone.utc)
-            samples = samples_from(snap, services, now)
-            if self._previous is None or any(g not in self._previous_groups for g in services):
-                # after a start, a reconnect or a new service: what the table last knew
-                self._previous = previous_samples(conn, services, now)
-                self._previous_groups = set(services)
-            samples = [_with_time_lag(s, self._previous, now) for s in samples]
-            result.written = copy_samples(conn, samples)
-            conn.commit()
-            self._previous = {
-                (s.consumer_group_id, s.topic_name, s.partition):
-                    PreviousSample(s.timestamp, s.committed_offset, s.log_end_offset, s.time_lag_ms)
-                for s in samples
-            }
-            if time.monotonic() - self._last_maintenance >= MAINTENANCE_EVERY.total_seconds():
+            previous = self._previous or {}
+            if leader and snap is not None:
+                samples = samples_from(snap, services, now)
+                if self._previous is None or any(g not in self._previous_groups for g in services):
+                    # after a start, a reconnect or a new service: what the table last knew
+                    self._previous = previous_samples(conn, services, now)
+                    self._previous_groups = set(services)
+                previous = self._previous
+                samples = [_with_time_lag(s, previous, now) for s in samples]
+                result.written = copy_samples(conn, samples)
+                conn.commit()
+                self._previous = {
+                    (s.consumer_group_id, s.topic_name, s.partition):
+                        PreviousSample(s.timestamp, s.committed_offset, s.log_end_offset, s.time_lag_ms)
+                    for s in samples
+                }
+            elif snap is not None:
+                previous = previous_samples(conn, services, now)  # the writer's samples, read each cycle
+            if self.exporter is not None:
+                self._publish(conn, snap, configs, previous, now, leader=leader, started=started)
+            if leader and time.monotonic() - self._last_maintenance >= MAINTENANCE_EVERY.total_seconds():
                 self._maintain(conn, now, result)
             return result
         except psycopg.OperationalError as exc:
@@ -163,6 +184,42 @@ class Collector:
         except BaseException:
             self._rollback()
             raise
+
+    def _publish(
+        self,
+        conn: "psycopg.Connection[Any]",
+        snap: "ClusterSnapshot | None",
+        configs: "list[ConsumerConfig]",
+        previous: dict[Key, PreviousSample],
+        now: dt.datetime,
+        *,
+        leader: bool,
+        started: float,
+    ) -> None:
+        """Hand the exporter this cycle's figures: the live rows with lag in time carried from the stored
+        samples and, where the window holds two samples or more, its status, as `lag show` judges them."""
+        from loomctl.kafka import ClusterSnapshot
+        from loomctl.lag.exporter import ExportSnapshot, GroupInfo, evidence_from
+        from loomctl.lag.status import stored_status
+
+        assert self.exporter is not None
+        snap = snap or ClusterSnapshot()
+        services = {c.consumer_group_id: c.service_name for c in configs}
+        window = stored_status(conn, self.status_window, sorted(services)) if services else []
+        conn.commit()
+        statuses = {(r["consumer_group_id"], r["topic_name"], r["partition"]): r["status"] for r in window if r["samples"] >= 2}
+        rows = live_lag(snap, services, sorted(services), now=now, previous=previous, stored_status=statuses)
+        groups = {}
+        for config in configs:
+            group = snap.groups.get(config.consumer_group_id)
+            groups[config.consumer_group_id] = GroupInfo(
+                config.consumer_group_id, config.service_name, config.profile,
+                group.state if group else "Dead", len(group.members) if group else 0,
+            )
+        self.exporter.publish(
+            ExportSnapshot(self.exporter.cluster_name, now, self.status_window, self.interval, groups, rows, evidence_from(window)),
+            writer=leader, duration_s=time.monotonic() - started,
+        )
 
     def _rollback(self) -> None:
         if self._conn is not None and not self._conn.closed:
@@ -201,6 +258,8 @@ class Collector:
             try:
                 result = self.cycle()
             except LoomError as exc:
+                if self.exporter is not None:
+                    self.exporter.failed(str(exc), duration_s=time.monotonic() - started)
                 if once or isinstance(exc, BadInput):
                     raise
                 failures += 1
