@@ -1,0 +1,62 @@
+import { BatchLike, EachBatchPayloadLike, MessageLike } from './kafka';
+
+/** A view of ``messages``, a run of ``batch``, with the batch methods answering for the view. */
+export function sliceBatch<B extends BatchLike>(batch: B, messages: MessageLike[], isLast: boolean): B {
+  const slice = Object.create(batch) as B;
+  const first = messages.length ? messages[0].offset : null;
+  // The last slice ends where the whole batch ends: KafkaJS filters control records after the last message.
+  const last = isLast ? batch.lastOffset() : messages[messages.length - 1].offset;
+  const high = BigInt(batch.highWatermark);
+  Object.defineProperties(slice, {
+    messages: { value: messages, enumerable: true },
+    isEmpty: { value: () => messages.length === 0 },
+    firstOffset: { value: () => first },
+    lastOffset: { value: () => last },
+    offsetLag: { value: () => String(high - 1n - BigInt(last)) },
+    offsetLagLow: { value: () => (first === null ? '0' : String(high - 1n - BigInt(first))) },
+  });
+  return slice;
+}
+
+export interface LimitOptions {
+  /** The current max_poll_records (re-read after the loader's TTL). */
+  limit: () => Promise<number>;
+  /** What the caller asked of KafkaJS's eachBatchAutoResolve (default true). */
+  autoResolve: boolean;
+  autoCommit: boolean;
+  /** Runs around every slice handed to the application (batch tracking). */
+  around?: <P extends EachBatchPayloadLike>(payload: P, handle: () => Promise<void>) => Promise<void>;
+}
+
+/**
+ * eachBatch handed slices of at most ``limit()`` messages. KafkaJS has no max.poll.records: a fetch
+ * returns what fits in maxBytesPerPartition. After each slice the package resolves its last offset
+ * (when auto-resolve is on), heartbeats and commits if due, so a slow batch neither loses the
+ * member nor commits what was not processed. KafkaJS itself must run with eachBatchAutoResolve
+ * false: its own resolve would mark the whole batch done even when a rebalance stopped the slices.
+ */
+export function limitBatches<P extends EachBatchPayloadLike>(
+  eachBatch: (payload: P) => Promise<void>,
+  options: LimitOptions,
+): (payload: P) => Promise<void> {
+  const handle = (payload: P) => (options.around ? options.around(payload, () => eachBatch(payload)) : eachBatch(payload));
+  return async (payload: P) => {
+    const { batch } = payload;
+    const messages = batch.messages;
+    if (messages.length === 0) {
+      await handle(payload);
+      if (options.autoResolve) payload.resolveOffset(batch.lastOffset());
+      return;
+    }
+    const limit = Math.max(1, Math.floor(await options.limit()));
+    for (let start = 0; start < messages.length; start += limit) {
+      if (start > 0 && (!payload.isRunning() || payload.isStale())) return;
+      const part = messages.slice(start, start + limit);
+      const isLast = start + limit >= messages.length;
+      await handle({ ...payload, batch: sliceBatch(batch, part, isLast) });
+      if (options.autoResolve) payload.resolveOffset(part[part.length - 1].offset);
+      await payload.heartbeat();
+      if (options.autoCommit && !isLast) await payload.commitOffsetsIfNecessary();
+    }
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * The KafkaJS-shaped interface the package needs. KafkaJS satisfies it; another client with the
+ * same API (for instance Confluent's KafkaJS-compatible one) can be plugged in through
+ * `kafkaFactory`, but only KafkaJS is tested here.
+ */
+export interface MessageLike {
+  offset: string;
+}
+
+export interface BatchLike<M extends MessageLike = MessageLike> {
+  topic: string;
+  partition: number;
+  highWatermark: string;
+  messages: M[];
+  isEmpty(): boolean;
+  firstOffset(): string | null;
+  lastOffset(): string;
+  offsetLag(): string;
+  offsetLagLow(): string;
+}
+
+export interface EachBatchPayloadLike<B extends BatchLike = BatchLike> {
+  batch: B;
+  resolveOffset(offset: string): void;
+  heartbeat(): Promise<void>;
+  commitOffsetsIfNecessary(offsets?: unknown): Promise<void>;
+  isRunning(): boolean;
+  isStale(): boolean;
+}
+
+export interface RunConfigLike<P extends EachBatchPayloadLike = EachBatchPayloadLike> {
+  eachBatch?: (payload: P) => Promise<void>;
+  eachMessage?: (payload: never) => Promise<void>;
+  eachBatchAutoResolve?: boolean;
+  autoCommit?: boolean;
+  autoCommitInterval?: number | null;
+  autoCommitThreshold?: number | null;
+  partitionsConsumedConcurrently?: number;
+}
+
+export interface ConsumerLike {
+  connect(): Promise<void>;
+  subscribe(subscription: { topics: (string | RegExp)[]; fromBeginning?: boolean }): Promise<void>;
+  run(config?: RunConfigLike<any>): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+export interface KafkaLike {
+  consumer(config: Record<string, unknown> & { groupId: string }): ConsumerLike;
+}
+
+/** What the package hands the client's constructor: the caller's config plus security and the request timeout. */
+export type KafkaClientConfig = Record<string, unknown> & { brokers: string[] };
+
+export type KafkaFactory = (config: KafkaClientConfig) => KafkaLike;

@@ -1,0 +1,505 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+
+import { limitBatches } from './batches';
+import { ConsumerConfigError, shown } from './errors';
+import { DEFAULTS, FIELDS, FIELDS_BY_NAME, SERVICE_NAME, Settings, coerce } from './fields';
+import { BatchLike, ConsumerLike, EachBatchPayloadLike, KafkaClientConfig, KafkaFactory, KafkaLike, MessageLike, RunConfigLike } from './kafka';
+import { KafkajsOptions, kafkajsOptions, unhonoured } from './options';
+import { readPropertiesFile, securityConfig } from './properties';
+
+export const ENV_CACHE_DIR = 'LOOM_CONFIG_CACHE_DIR';
+export const ENV_KAFKA_CONFIG = 'LOOM_KAFKA_CONFIG';
+export const ENV_BOOTSTRAP_SERVERS = 'LOOM_KAFKA_BOOTSTRAP_SERVERS';
+export const DEFAULT_TTL_SECONDS = 60;
+export const DEFAULT_RETRY_SECONDS = 10;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+
+const METRICS_SQL = 'SELECT record_processing_metrics($1, $2, $3, $4, $5, $6, $7) AS id';
+const RECOMMENDATIONS_SQL =
+  'SELECT service_name, consumer_group_id, profile, status, total_lag, avg_lag, messages_per_second,' +
+  ' batch_efficiency, poll_interval_usage, error_rate, recommendation' +
+  ' FROM v_consumer_performance_monitor WHERE recommendation IS NOT NULL ORDER BY service_name';
+const SETTINGS_SQL = 'SELECT * FROM pipeline_consumer_configs WHERE service_name = $1';
+
+/** The part of a pg.Pool the loader uses. */
+export interface PoolLike {
+  connect(): Promise<{ query(text: string, values?: unknown[]): Promise<{ rows: any[] }>; release(error?: Error | boolean): void }>;
+}
+
+export interface Logger {
+  warn(message: string): void;
+  info?(message: string): void;
+}
+
+export type ConfigSource = 'database' | 'memory' | 'cache' | 'defaults';
+
+/** One service's settings, readable like the guide's object: ``config.settings.max_poll_records``. */
+export class ConsumerSettings {
+  constructor(
+    readonly serviceName: string,
+    readonly consumerGroupId: string,
+    readonly settings: Readonly<Settings>,
+    readonly version: number | null,
+    /** database, cache (local disk) or defaults */
+    readonly source: ConfigSource,
+    readonly loadedAt: number = Date.now() / 1000,
+    readonly groupProtocol: string | null = null,
+  ) {}
+
+  get maxPollRecords(): number {
+    return Number(this.settings.max_poll_records);
+  }
+
+  /** What `loomctl config show SERVICE --client kafkajs` prints for these settings. */
+  kafkajs(): KafkajsOptions {
+    return kafkajsOptions(this.consumerGroupId, this.settings);
+  }
+}
+
+/** What trackBatch records; set ``failed`` (or ``processed``) while handling the batch. */
+export interface BatchMetrics {
+  serviceName: string;
+  batchSize: number;
+  failed: number;
+  processed: number | null;
+  topicName: string | null;
+  processingTimeMs: number;
+}
+
+export interface LoaderOptions {
+  /** Where the last config read from the database is kept (default: LOOM_CONFIG_CACHE_DIR, else ~/.cache/loomctl/consumer-configs, as the Python loader). */
+  cacheDir?: string;
+  /** A config read from the database is re-read after this many seconds. */
+  ttlSeconds?: number;
+  /** With the database unreachable, try again after this many seconds. */
+  retrySeconds?: number;
+  connectTimeoutMs?: number;
+  /** A librdkafka properties file for security (default: LOOM_KAFKA_CONFIG). */
+  kafkaConfigPath?: string | null;
+  /** A service without a row gets the defaults (as the Python loader) instead of a NOT_FOUND error. */
+  defaultsWhenMissing?: boolean;
+  logger?: Logger;
+}
+
+export interface CreateConsumerOptions {
+  /** Options over the table's, e.g. { consumer: { sessionTimeout: 30000 } } */
+  overrides?: Partial<{ consumer: Record<string, unknown>; subscribe: Record<string, unknown>; run: Record<string, unknown> }>;
+  /** Build the client from its config (default: new kafkajs.Kafka(config)). */
+  kafkaFactory?: KafkaFactory;
+  /** Record every slice's time, size and failures with record_processing_metrics(). */
+  trackBatches?: boolean;
+}
+
+/** A KafkaJS consumer whose run() hands eachBatch at most max_poll_records messages. */
+export type OptimizedConsumer<C extends ConsumerLike = import('kafkajs').Consumer> = C & {
+  readonly loomctl: { serviceName: string; settings: ConsumerSettings; clientConfig: KafkaClientConfig; options: KafkajsOptions };
+};
+
+const defaultLogger: Logger = { warn: (message) => console.warn(`@loomctl/consumer-config: ${message}`) };
+
+export function defaultCacheDir(): string {
+  if (process.env[ENV_CACHE_DIR]) return process.env[ENV_CACHE_DIR] as string;
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'loomctl', 'consumer-configs');
+}
+
+function reasonOf(error: unknown): string {
+  const text = error instanceof Error ? error.message || error.name : String(error);
+  const line = text.trim().split('\n')[0];
+  return line || (error instanceof Error ? error.name : 'unknown error');
+}
+
+export function checkServiceName(serviceName: unknown): string {
+  if (typeof serviceName !== 'string' || !SERVICE_NAME.test(serviceName)) {
+    throw new ConsumerConfigError(
+      'BAD_INPUT',
+      `invalid service name ${shown(serviceName)}: letters, digits, '.', '_' and '-', starting with a letter or digit, at most 249 characters`,
+    );
+  }
+  return serviceName;
+}
+
+function checkPool(pool: unknown): PoolLike {
+  if (typeof pool !== 'object' || pool === null || typeof (pool as PoolLike).connect !== 'function') {
+    throw new ConsumerConfigError('BAD_INPUT', `pool must be a pg Pool (new Pool({ connectionString })), not ${pool === null ? 'null' : typeof pool}`);
+  }
+  return pool as PoolLike;
+}
+
+function checkTopics(topics: unknown): (string | RegExp)[] {
+  if (!Array.isArray(topics) || topics.length === 0) {
+    throw new ConsumerConfigError('BAD_INPUT', 'topics must be a non-empty array of topic names');
+  }
+  for (const topic of topics) {
+    if (!(topic instanceof RegExp) && (typeof topic !== 'string' || topic.trim() === '')) {
+      throw new ConsumerConfigError('BAD_INPUT', `invalid topic ${shown(topic)}: a topic is a non-empty name or a RegExp`);
+    }
+  }
+  return topics;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string, late?: (value: T) => void): Promise<T> {
+  let timer: NodeJS.Timeout;
+  let timedOut = false;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      reject(new Error(`${what} timed out after ${ms} ms`));
+    }, ms);
+  });
+  promise.then((value) => timedOut && late?.(value), () => undefined);
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The guide's loader for Node services: settings from pipeline_consumer_configs, metrics back. */
+export class ConsumerConfigLoader {
+  readonly pool: PoolLike;
+  readonly cacheDir: string;
+  readonly ttlSeconds: number;
+  readonly retrySeconds: number;
+  readonly connectTimeoutMs: number;
+  readonly kafkaConfigPath: string | null;
+  readonly defaultsWhenMissing: boolean;
+  readonly logger: Logger;
+  private readonly memory = new Map<string, { config: ConsumerSettings; expires: number }>();
+  private readonly degraded = new Set<string>();
+
+  constructor(pool: unknown, options: LoaderOptions = {}) {
+    this.pool = checkPool(pool);
+    this.cacheDir = options.cacheDir ?? defaultCacheDir();
+    this.ttlSeconds = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
+    this.retrySeconds = options.retrySeconds ?? DEFAULT_RETRY_SECONDS;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.kafkaConfigPath = options.kafkaConfigPath === undefined ? process.env[ENV_KAFKA_CONFIG] || null : options.kafkaConfigPath;
+    this.defaultsWhenMissing = options.defaultsWhenMissing ?? false;
+    this.logger = options.logger ?? defaultLogger;
+    for (const [name, value] of [['ttlSeconds', this.ttlSeconds], ['retrySeconds', this.retrySeconds], ['connectTimeoutMs', this.connectTimeoutMs]] as const) {
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+        throw new ConsumerConfigError('BAD_INPUT', `${name} must be a number of 0 or more, not ${shown(value)}`);
+      }
+    }
+  }
+
+  private async query(sql: string, values: unknown[]): Promise<any[]> {
+    const client = await withTimeout(this.pool.connect(), this.connectTimeoutMs, 'connecting to the config database', (late) => late.release());
+    let failed: Error | undefined;
+    try {
+      return (await withTimeout(client.query(sql, values), this.connectTimeoutMs * 6, 'the config query')).rows;
+    } catch (error) {
+      failed = error as Error;
+      throw error;
+    } finally {
+      client.release(failed);
+    }
+  }
+
+  // -- cache --
+
+  private fresh(serviceName: string): ConsumerSettings | null {
+    const entry = this.memory.get(serviceName);
+    return entry && performance.now() < entry.expires ? entry.config : null;
+  }
+
+  private remember(config: ConsumerSettings, seconds: number): ConsumerSettings {
+    this.memory.set(config.serviceName, { config, expires: performance.now() + seconds * 1000 });
+    return config;
+  }
+
+  /** The service's file in the cache folder (the Python loader's name and format), or null outside it. */
+  cachePath(serviceName: string): string | null {
+    const fileName = SERVICE_NAME.test(serviceName)
+      ? `${serviceName}.json`
+      : `_${createHash('sha256').update(serviceName, 'utf8').digest('hex')}.json`;
+    const path = join(this.cacheDir, fileName);
+    let folder: string;
+    try {
+      folder = realpathSync(this.cacheDir);
+    } catch {
+      folder = resolve(this.cacheDir);
+    }
+    let real: string;
+    try {
+      real = realpathSync(path);
+    } catch {
+      real = join(folder, fileName);
+    }
+    if (dirname(real) !== folder) {
+      this.logger.warn(`not using the consumer config cache file ${path}: it lies outside ${this.cacheDir}`);
+      return null;
+    }
+    return path;
+  }
+
+  private save(config: ConsumerSettings): void {
+    const path = this.cachePath(config.serviceName);
+    if (path === null) return;
+    const document = {
+      service_name: config.serviceName, consumer_group_id: config.consumerGroupId, version: config.version,
+      loaded_at: config.loadedAt, settings: config.settings,
+    };
+    try {
+      mkdirSync(this.cacheDir, { recursive: true });
+      const tmp = join(this.cacheDir, `.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+      writeFileSync(tmp, JSON.stringify(document));
+      renameSync(tmp, path); // atomic: a reader never sees half a file
+    } catch (error) {
+      this.logger.warn(`cannot write the consumer config cache ${this.cacheDir}: ${reasonOf(error)}`);
+    }
+  }
+
+  private loadCached(serviceName: string): ConsumerSettings | null {
+    const path = this.cachePath(serviceName);
+    if (path === null) return null;
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn(`ignoring the unreadable cached config ${path}: ${reasonOf(error)}`);
+      return null;
+    }
+    try {
+      const document = JSON.parse(text);
+      if (document.service_name !== serviceName) {
+        this.logger.warn(`ignoring the cached config ${path}: it belongs to another service`);
+        return null;
+      }
+      if (typeof document.consumer_group_id !== 'string' || !document.consumer_group_id) throw new Error('no consumer_group_id');
+      const settings: Settings = { ...DEFAULTS };
+      for (const [name, raw] of Object.entries(document.settings ?? {})) {
+        const field = FIELDS_BY_NAME.get(name);
+        if (field === undefined) continue;
+        const value = coerce(field, raw);
+        if (value === undefined) throw new Error(`${name} holds ${shown(raw)}`);
+        settings[name] = value;
+      }
+      return new ConsumerSettings(serviceName, document.consumer_group_id, settings, document.version ?? null, 'cache',
+        document.loaded_at ?? 0, document.group_protocol ?? null);
+    } catch (error) {
+      this.logger.warn(`ignoring the unreadable cached config ${path}: ${reasonOf(error)}`);
+      return null;
+    }
+  }
+
+  private fromRow(serviceName: string, row: Record<string, unknown>): ConsumerSettings {
+    const settings: Settings = {};
+    for (const field of FIELDS) {
+      const value = coerce(field, row[field.name]);
+      // The table's CHECK constraints make this a schema the package does not know, not bad data.
+      if (value === undefined) throw new Error(`pipeline_consumer_configs.${field.name} of ${serviceName} holds ${shown(row[field.name])}`);
+      settings[field.name] = value;
+    }
+    return new ConsumerSettings(serviceName, String(row.consumer_group_id), settings, row.version == null ? null : Number(row.version),
+      'database', Date.now() / 1000, typeof row.group_protocol === 'string' ? row.group_protocol : null);
+  }
+
+  private fallback(serviceName: string, error: unknown): ConsumerSettings {
+    const stale = this.memory.get(serviceName)?.config;
+    let config = stale && stale.source !== 'defaults' ? stale : this.loadCached(serviceName);
+    const warn = !this.degraded.has(serviceName);
+    this.degraded.add(serviceName);
+    if (config !== null) {
+      if (warn) {
+        this.logger.warn(`config database unavailable (${reasonOf(error)}): using the cached config of ${serviceName} ` +
+          `(version ${config.version ?? '-'}) and retrying every ${this.retrySeconds}s`);
+      }
+      if (config.source !== 'cache') config = new ConsumerSettings(config.serviceName, config.consumerGroupId, config.settings, config.version, 'cache', config.loadedAt, config.groupProtocol);
+    } else {
+      if (warn) {
+        this.logger.warn(`config database unavailable (${reasonOf(error)}) and no cached config for ${serviceName}: ` +
+          `using the defaults, retrying every ${this.retrySeconds}s`);
+      }
+      config = new ConsumerSettings(serviceName, serviceName, { ...DEFAULTS }, null, 'defaults');
+    }
+    return this.remember(config, this.retrySeconds);
+  }
+
+  /** The service's settings: from memory within the TTL, else the database, else the disk cache, else the defaults. */
+  async loadConfig(serviceName: string): Promise<ConsumerSettings> {
+    checkServiceName(serviceName);
+    const fresh = this.fresh(serviceName);
+    if (fresh !== null) return fresh;
+    let rows: any[];
+    try {
+      rows = await this.query(SETTINGS_SQL, [serviceName]);
+    } catch (error) {
+      return this.fallback(serviceName, error);
+    }
+    if (this.degraded.delete(serviceName)) this.logger.info?.(`config database reachable again: ${serviceName} reads its config from it`);
+    if (rows.length === 0) {
+      if (!this.defaultsWhenMissing) {
+        throw new ConsumerConfigError('NOT_FOUND',
+          `no consumer config for ${shown(serviceName)} in pipeline_consumer_configs (create it with \`loomctl config set ${serviceName} --create\`)`);
+      }
+      this.logger.warn(`no consumer config for ${serviceName} in pipeline_consumer_configs: using the defaults`);
+      return this.remember(new ConsumerSettings(serviceName, serviceName, { ...DEFAULTS }, null, 'defaults'), this.retrySeconds);
+    }
+    const config = this.fromRow(serviceName, rows[0]);
+    const previous = this.memory.get(serviceName)?.config;
+    if (previous && previous.version !== config.version) {
+      this.logger.info?.(`config of ${serviceName} changed (version ${previous.version ?? '-'} -> ${config.version}): ` +
+        `max_poll_records=${config.maxPollRecords} applies to the next batch, the other settings at the next start`);
+    }
+    this.save(config);
+    return this.remember(config, this.ttlSeconds);
+  }
+
+  /** The client config: security from the properties file, the caller's config, then the table's request timeout. */
+  clientConfig(kafkaConfig: Record<string, unknown>, options: KafkajsOptions): KafkaClientConfig {
+    if (typeof kafkaConfig !== 'object' || kafkaConfig === null || Array.isArray(kafkaConfig)) {
+      throw new ConsumerConfigError('BAD_INPUT', 'the Kafka config must be an object such as { brokers: [\'kafka:9092\'] }');
+    }
+    const security = this.kafkaConfigPath ? securityConfig(readPropertiesFile(this.kafkaConfigPath)) : {};
+    const fromEnv = process.env[ENV_BOOTSTRAP_SERVERS]?.split(',').map((s) => s.trim()).filter(Boolean);
+    const brokers = kafkaConfig.brokers ?? (fromEnv?.length ? fromEnv : undefined) ?? security.brokers;
+    if (brokers === undefined) {
+      throw new ConsumerConfigError('BAD_INPUT',
+        `no Kafka brokers: pass { brokers: [...] }, set ${ENV_BOOTSTRAP_SERVERS} or put bootstrap.servers in the ${ENV_KAFKA_CONFIG} file`);
+    }
+    if (typeof brokers !== 'function' && (!Array.isArray(brokers) || brokers.length === 0 || brokers.some((b) => typeof b !== 'string' || !b.trim()))) {
+      throw new ConsumerConfigError('BAD_INPUT', `brokers must be a non-empty array of host:port strings, not ${shown(brokers)}`);
+    }
+    // KafkaJS takes requestTimeout on the client, not on consumer(): moved there, the caller's own value first.
+    const config: KafkaClientConfig = { ...security, requestTimeout: options.consumer.requestTimeout, ...kafkaConfig, brokers: brokers as string[] };
+    if (config.clientId === undefined) config.clientId = options.consumer.groupId;
+    return config;
+  }
+
+  /** A connected KafkaJS consumer with the service's settings, subscribed to ``topics``. */
+  async createConsumer<C extends ConsumerLike = import('kafkajs').Consumer>(
+    serviceName: string,
+    topics: (string | RegExp)[],
+    kafkaConfig: Record<string, unknown> = {},
+    options: CreateConsumerOptions = {},
+  ): Promise<OptimizedConsumer<C>> {
+    checkServiceName(serviceName);
+    checkTopics(topics);
+    const settings = await this.loadConfig(serviceName);
+    const table = settings.kafkajs();
+    const clientConfig = this.clientConfig(kafkaConfig, table);
+    const warning = unhonoured(settings.settings, settings.groupProtocol);
+    if (warning) this.logger.warn(`${serviceName}: ${warning}`);
+
+    let kafka: KafkaLike;
+    const { requestTimeout: _moved, partitionAssigners: assignorNames, ...consumerOptions } = table.consumer;
+    void _moved;
+    const consumerConfig: Record<string, unknown> & { groupId: string } = { ...consumerOptions, groupId: table.consumer.groupId };
+    if (options.kafkaFactory) {
+      kafka = options.kafkaFactory(clientConfig);
+    } else {
+      const kafkajs = require('kafkajs') as typeof import('kafkajs');
+      kafka = new kafkajs.Kafka(clientConfig as unknown as import('kafkajs').KafkaConfig) as unknown as KafkaLike;
+      // KafkaJS ships only round robin; unhonoured() has warned when the table names another.
+      if (Array.isArray(assignorNames)) consumerConfig.partitionAssigners = [kafkajs.PartitionAssigners.roundRobin];
+    }
+    Object.assign(consumerConfig, options.overrides?.consumer);
+
+    const consumer = kafka.consumer(consumerConfig) as C;
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ ...table.subscribe, ...options.overrides?.subscribe, topics });
+    } catch (error) {
+      await consumer.disconnect().catch(() => undefined);
+      throw error;
+    }
+    const run = consumer.run.bind(consumer);
+    const runDefaults = { ...table.run, ...options.overrides?.run };
+    const loader = this;
+    let limit = settings.maxPollRecords;
+    const currentLimit = async () => {
+      try {
+        limit = (await loader.loadConfig(serviceName)).maxPollRecords;
+      } catch (error) {
+        // The row deleted while the service runs: keep consuming with what it had.
+        loader.logger.warn(`${serviceName}: keeping max_poll_records=${limit}: ${reasonOf(error)}`);
+      }
+      return limit;
+    };
+    const wrapped = async (config: RunConfigLike<any> = {}) => {
+      const merged = { ...runDefaults, ...config } as RunConfigLike<any>;
+      if (merged.eachBatch) {
+        merged.eachBatch = limitBatches(merged.eachBatch, {
+          limit: currentLimit,
+          autoResolve: merged.eachBatchAutoResolve ?? true,
+          autoCommit: merged.autoCommit ?? true,
+          around: options.trackBatches
+            ? (payload, handle) => loader.trackBatch(serviceName, payload.batch, () => handle())
+            : undefined,
+        });
+        merged.eachBatchAutoResolve = false;
+      }
+      return run(merged);
+    };
+    Object.defineProperty(consumer, 'run', { value: wrapped, configurable: true, writable: true });
+    Object.defineProperty(consumer, 'loomctl', { value: { serviceName, settings, clientConfig, options: table }, enumerable: false });
+    return consumer as OptimizedConsumer<C>;
+  }
+
+  /** Rows of v_consumer_performance_monitor that carry a recommendation. */
+  async getProcessingRecommendations(): Promise<Record<string, unknown>[]> {
+    return this.query(RECOMMENDATIONS_SQL, []);
+  }
+
+  /** Store one batch's metrics; a database outage is logged, never thrown into the service. */
+  async recordProcessingMetrics(
+    serviceName: string, batchSize: number, processingTimeMs: number, messagesFailed = 0,
+    messagesProcessed: number | null = null, topicName: string | null = null,
+  ): Promise<number | null> {
+    checkServiceName(serviceName);
+    for (const [name, value] of [['batchSize', batchSize], ['messagesFailed', messagesFailed]] as const) {
+      if (!Number.isSafeInteger(value) || value < 0) throw new ConsumerConfigError('BAD_INPUT', `${name} must be a whole number of 0 or more, not ${shown(value)}`);
+    }
+    if (typeof processingTimeMs !== 'number' || !Number.isFinite(processingTimeMs) || processingTimeMs < 0) {
+      throw new ConsumerConfigError('BAD_INPUT', `processingTimeMs must be a number of 0 or more, not ${shown(processingTimeMs)}`);
+    }
+    const config = this.fresh(serviceName) ?? this.memory.get(serviceName)?.config;
+    const group = config && config.source !== 'defaults' ? config.consumerGroupId : null;
+    const processed = messagesProcessed ?? Math.max(batchSize - messagesFailed, 0);
+    try {
+      const rows = await this.query(METRICS_SQL, [serviceName, batchSize, processed, processingTimeMs, messagesFailed, group, topicName]);
+      return rows[0]?.id == null ? null : Number(rows[0].id);
+    } catch (error) {
+      this.logger.warn(`cannot record processing metrics of ${serviceName}: ${reasonOf(error)}`);
+      return null;
+    }
+  }
+
+  /**
+   * Time ``handle`` and record the batch (its size, time and failures); an exception counts the
+   * whole batch as failed and is thrown on. ``batch`` is a KafkaJS batch or an array of messages.
+   */
+  async trackBatch<T>(serviceName: string, batch: BatchLike | MessageLike[], handle: (metrics: BatchMetrics) => Promise<T>): Promise<T> {
+    const messages = Array.isArray(batch) ? batch : batch.messages;
+    const metrics: BatchMetrics = {
+      serviceName, batchSize: messages.length, failed: 0, processed: null,
+      topicName: Array.isArray(batch) ? null : batch.topic, processingTimeMs: 0,
+    };
+    const started = performance.now();
+    try {
+      return await handle(metrics);
+    } catch (error) {
+      metrics.failed = messages.length;
+      metrics.processed = 0;
+      throw error;
+    } finally {
+      metrics.processingTimeMs = performance.now() - started;
+      await this.recordProcessingMetrics(serviceName, metrics.batchSize, metrics.processingTimeMs, metrics.failed, metrics.processed, metrics.topicName);
+    }
+  }
+}
+
+/** The guide's call: a connected, subscribed KafkaJS consumer whose batches hold at most max_poll_records messages. */
+export async function createOptimizedConsumer<C extends ConsumerLike = import('kafkajs').Consumer>(
+  pool: unknown,
+  kafkaConfig: Record<string, unknown>,
+  serviceName: string,
+  topics: (string | RegExp)[],
+  options: LoaderOptions & CreateConsumerOptions = {},
+): Promise<OptimizedConsumer<C>> {
+  const loader = new ConsumerConfigLoader(pool, options);
+  return loader.createConsumer<C>(serviceName, topics, kafkaConfig, options);
+}
+
+export type { EachBatchPayloadLike };

@@ -1,0 +1,2 @@
+// The path the guide imports from (`./services/consumerConfigLoader`), so its snippet runs verbatim.
+export * from '../../dist';
