@@ -8,6 +8,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from loomctl.cli import (
     BucketOption, OutputOption, ServiceArgument, ServicesArgument, SinceOption, info, new_app, number, read_range, rendered_as_data,
@@ -140,7 +141,23 @@ class Granularity(str, Enum):
     topic = "topic"
 
 
-@app.command()
+DEFAULT_LISTEN = "127.0.0.1:9308"
+
+
+class _BareListen(TyperCommand):
+    """`--listen` alone (last, or before another option) means the default address: Typer's parser has no
+    options with an optional value, so the value is filled in before it parses."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        filled: list[str] = []
+        for i, arg in enumerate(args):
+            filled.append(arg)
+            if arg == "--listen" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+                filled.append(DEFAULT_LISTEN)
+        return super().parse_args(ctx, filled)
+
+
+@app.command(cls=_BareListen)
 def collect(
     ctx: typer.Context,
     interval: Annotated[str, typer.Option("--interval", help="Time between samples.")] = "30s",
@@ -148,8 +165,8 @@ def collect(
     retention: Annotated[str, typer.Option("--retention", help="Keep this much history; older days are dropped hourly.")] = "7d",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Report every sample written.")] = False,
     listen: Annotated[Optional[str], typer.Option(
-        "--listen", is_flag=False, flag_value="127.0.0.1:9308", metavar="HOST:PORT",
-        help="Serve /metrics (Prometheus) and the Burrow API (/v3/kafka) from the last cycle; alone: 127.0.0.1:9308.")] = None,
+        "--listen", metavar="HOST:PORT",
+        help=f"Serve /metrics (Prometheus) and the Burrow API (/v3/kafka) from the last cycle; alone: {DEFAULT_LISTEN}.")] = None,
     cluster_name: Annotated[str, typer.Option("--cluster-name", envvar="LOOM_CLUSTER_NAME", show_envvar=True,
                                               help="The cluster_name label, and the cluster of the Burrow API.")] = "default",
     granularity: Annotated[Granularity, typer.Option("--granularity", help="Series per partition, or per topic only (fewer series).")] = Granularity.partition,

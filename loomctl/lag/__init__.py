@@ -7,8 +7,9 @@ retention before the group read them. Lag in time is interpolated between stored
 
 ``samples`` holds the history row and its COPY, ``time_lag`` the lag in time, ``live`` what
 `lag show` reads from the cluster, ``status`` the status vocabulary and the stored window's
-verdict, ``history`` lag over time; ``collector`` (`lag collect`) and ``metrics`` (what services
-report per batch) are imported only by those who use them.
+verdict, ``history`` lag over time; ``collector`` (`lag collect`), ``exporter`` and ``http`` (what the collector
+serves: Prometheus /metrics and the Burrow-compatible API) and ``metrics`` (what services report per
+batch) are imported only by those who use them.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from loomctl.lag.time_lag import PREVIOUS_SAMPLE_HORIZON, Key, PreviousSample, c
 __all__ = [
     "BY", "ERR", "HISTORY_COLUMNS", "MAX_BUCKETS", "NO_DATA", "OK", "PREVIOUS_SAMPLE_HORIZON", "REWIND", "STALL",
     "STATUS_ORDER", "STOP", "STORED_STATUSES", "UNKNOWN", "WARN",
-    "Collector", "GroupStatus", "Key", "LagBucket", "LagSample", "LagSummary", "LagView", "PartitionLag",
+    "Collector", "ExportSnapshot", "Exporter", "GroupStatus", "MonitoringServer", "Key", "LagBucket", "LagSample", "LagSummary", "LagView", "PartitionLag",
     "PreviousSample", "StatusReport", "TimeBuckets", "TopicLagHistory",
     "carry_time_lag_ms", "configured_groups", "copy_samples", "default_by", "history", "live_lag", "live_status",
     "lost_to_retention", "partition_lag", "previous_samples", "select_services", "show", "status_rank",
@@ -73,4 +74,12 @@ def __getattr__(name: str) -> Any:
         from loomctl.lag.collector import Collector
 
         return Collector
+    if name in ("Exporter", "ExportSnapshot"):
+        from loomctl.lag import exporter
+
+        return getattr(exporter, name)
+    if name == "MonitoringServer":
+        from loomctl.lag.http import MonitoringServer
+
+        return MonitoringServer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
