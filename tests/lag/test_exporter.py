@@ -4,83 +4,60 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
-
 import pytest
 
-from served import KnownGroups, RunningCollector, free_port, make_groups, own_database, start_collector, wait_for
+from served import RunningCollector, free_port, start_collector, wait_for
 from support import Cli
 from loomctl.lag.exporter import BURROW_CODES, PARTITION_LABELS, metric_names
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def exporter_db(database_factory) -> Iterator[str]:
-    yield from own_database(database_factory, "loomexp")
-
-
-@pytest.fixture(scope="module")
-def groups(exporter_db, services) -> KnownGroups:
-    return make_groups(exporter_db, services.bootstrap_servers)
-
-
-@pytest.fixture(scope="module")
-def collector(exporter_db, services, groups, tmp_path_factory) -> Iterator[RunningCollector]:
-    running = start_collector(exporter_db, services.bootstrap_servers, tmp_path_factory.mktemp("exp") / "collector.log",
-                              "--cluster-name", "pipeline-eu")
-    try:
-        running.wait_cycles(2)  # two samples in the window: statuses from the stored window, lag in time known
-        yield running
-    finally:
-        running.stop()
-
-
-def test_partition_series_carry_kafka_lag_exporters_labels_and_the_lag_of_lag_show(collector, groups, exporter_db, services) -> None:
-    lag = collector.series("kafka_consumergroup_group_lag", group=groups.stop_group)
+def test_partition_series_carry_kafka_lag_exporters_labels_and_the_lag_of_lag_show(served_collector, known_groups, served_db, services) -> None:
+    lag = served_collector.series("kafka_consumergroup_group_lag", group=known_groups.stop_group)
     assert {s.labels["partition"]: s.value for s in lag} == {"0": 15.0, "1": 15.0}  # log end 20, committed 5
     assert all(set(s.labels) == set(PARTITION_LABELS) and s.labels["cluster_name"] == "pipeline-eu" for s in lag)
     assert all(s.labels["member_host"] == s.labels["consumer_id"] == s.labels["client_id"] == "" for s in lag)  # nobody owns them
 
-    rows = Cli(exporter_db, services.bootstrap_servers).json("lag", "show", "--group", groups.stop_group)
+    rows = Cli(served_db, services.bootstrap_servers).json("lag", "show", "--group", known_groups.stop_group)
     assert {str(r["partition"]): r["lag"] for r in rows} == {s.labels["partition"]: s.value for s in lag}
-    offsets = collector.series("kafka_consumergroup_group_offset", group=groups.stop_group)
+    offsets = served_collector.series("kafka_consumergroup_group_offset", group=known_groups.stop_group)
     assert {s.labels["partition"]: s.value for s in offsets} == {"0": 5.0, "1": 5.0}
-    assert {s.labels["partition"]: s.value for s in collector.series("kafka_partition_latest_offset", topic=groups.stop_topic)} == {"0": 20.0, "1": 20.0}
-    assert {s.labels["partition"]: s.value for s in collector.series("kafka_partition_earliest_offset", topic=groups.stop_topic)} == {"0": 8.0, "1": 0.0}
-    assert collector.value("kafka_consumergroup_group_sum_lag", group=groups.stop_group) == 30.0
-    assert collector.value("kafka_consumergroup_group_max_lag", group=groups.stop_group, is_simple_consumer="true") == 15.0
-    assert collector.value("kafka_consumergroup_group_topic_sum_lag", group=groups.stop_group, topic=groups.stop_topic) == 30.0
-    seconds = collector.series("kafka_consumergroup_group_lag_seconds", group=groups.ok_group)
+    assert {s.labels["partition"]: s.value for s in served_collector.series("kafka_partition_latest_offset", topic=known_groups.stop_topic)} == {"0": 20.0, "1": 20.0}
+    assert {s.labels["partition"]: s.value for s in served_collector.series("kafka_partition_earliest_offset", topic=known_groups.stop_topic)} == {"0": 8.0, "1": 0.0}
+    assert served_collector.value("kafka_consumergroup_group_sum_lag", group=known_groups.stop_group) == 30.0
+    assert served_collector.value("kafka_consumergroup_group_max_lag", group=known_groups.stop_group, is_simple_consumer="true") == 15.0
+    assert served_collector.value("kafka_consumergroup_group_topic_sum_lag", group=known_groups.stop_group, topic=known_groups.stop_topic) == 30.0
+    seconds = served_collector.series("kafka_consumergroup_group_lag_seconds", group=known_groups.ok_group)
     assert [s.value for s in seconds] == [0.0, 0.0]  # caught up: 0 s behind
 
 
-def test_statuses_members_lost_records_and_the_owning_config(collector, groups) -> None:
-    stop = collector.series("loomctl_group_status_code", group=groups.stop_group)
+def test_statuses_members_lost_records_and_the_owning_config(served_collector, known_groups) -> None:
+    stop = served_collector.series("loomctl_group_status_code", group=known_groups.stop_group)
     assert [(s.labels["status"], s.value, s.labels["service"], s.labels["profile"]) for s in stop] == [
-        ("STOP", BURROW_CODES["STOP"], groups.stop_service, groups.profile)]
-    ok = collector.series("loomctl_group_status_code", group=groups.ok_group)
+        ("STOP", BURROW_CODES["STOP"], known_groups.stop_service, known_groups.profile)]
+    ok = served_collector.series("loomctl_group_status_code", group=known_groups.ok_group)
     assert [(s.labels["status"], s.value, s.labels["profile"]) for s in ok] == [("OK", 1.0, "")]
-    assert {(s.labels["partition"], s.labels["status"]) for s in collector.series("loomctl_partition_status_code", group=groups.stop_group)} == {
+    assert {(s.labels["partition"], s.labels["status"]) for s in served_collector.series("loomctl_partition_status_code", group=known_groups.stop_group)} == {
         ("0", "STOP"), ("1", "STOP")}
-    assert collector.value("loomctl_group_topic_lost_records", group=groups.stop_group, topic=groups.stop_topic) == 3.0
-    assert collector.value("loomctl_group_topic_lost_records", group=groups.ok_group, topic=groups.ok_topic) == 0.0
-    assert collector.value("loomctl_group_members", group=groups.stop_group) == 0.0
-    [info] = collector.series("loomctl_group_info", group=groups.stop_group)
-    assert (info.labels["state"], info.labels["managed"], info.labels["service"]) == ("Empty", "true", groups.stop_service)
+    assert served_collector.value("loomctl_group_topic_lost_records", group=known_groups.stop_group, topic=known_groups.stop_topic) == 3.0
+    assert served_collector.value("loomctl_group_topic_lost_records", group=known_groups.ok_group, topic=known_groups.ok_topic) == 0.0
+    assert served_collector.value("loomctl_group_members", group=known_groups.stop_group) == 0.0
+    [info] = served_collector.series("loomctl_group_info", group=known_groups.stop_group)
+    assert (info.labels["state"], info.labels["managed"], info.labels["service"]) == ("Empty", "true", known_groups.stop_service)
 
 
-def test_a_partition_without_a_commit_is_counted_never_reported_as_lag_0(collector, groups) -> None:
-    lag = collector.series("kafka_consumergroup_group_lag", group=groups.partial_group)
+def test_a_partition_without_a_commit_is_counted_never_reported_as_lag_0(served_collector, known_groups) -> None:
+    lag = served_collector.series("kafka_consumergroup_group_lag", group=known_groups.partial_group)
     assert {s.labels["partition"]: s.value for s in lag} == {"0": 4.0}  # partition 1 has no lag series at all
-    assert collector.series("kafka_consumergroup_group_offset", group=groups.partial_group, partition="1") == []
-    assert collector.value("loomctl_group_topic_partitions_without_commit", group=groups.partial_group, topic=groups.partial_topic) == 1.0
-    assert collector.value("loomctl_group_topic_partitions_without_commit", group=groups.ok_group, topic=groups.ok_topic) == 0.0
-    assert collector.value("loomctl_partition_status_code", group=groups.partial_group, partition="1", status="ERR") == 3.0
+    assert served_collector.series("kafka_consumergroup_group_offset", group=known_groups.partial_group, partition="1") == []
+    assert served_collector.value("loomctl_group_topic_partitions_without_commit", group=known_groups.partial_group, topic=known_groups.partial_topic) == 1.0
+    assert served_collector.value("loomctl_group_topic_partitions_without_commit", group=known_groups.ok_group, topic=known_groups.ok_topic) == 0.0
+    assert served_collector.value("loomctl_partition_status_code", group=known_groups.partial_group, partition="1", status="ERR") == 3.0
 
 
-def test_the_collectors_health_and_every_family_is_a_documented_name(collector) -> None:
-    samples = collector.samples()
+def test_the_collectors_health_and_every_family_is_a_documented_name(served_collector) -> None:
+    samples = served_collector.samples()
     by_name = {s.name: s for s in samples if not s.labels.get("group")}
     assert by_name["loomctl_collector_up"].value == 1.0
     assert by_name["loomctl_collector_stale"].value == 0.0
@@ -96,35 +73,35 @@ def test_the_collectors_health_and_every_family_is_a_documented_name(collector) 
     assert all(s.labels["cluster_name"] == "pipeline-eu" for s in samples)
 
 
-def test_a_standby_collector_serves_its_own_snapshot(collector, exporter_db, services, groups, tmp_path) -> None:
-    standby = start_collector(exporter_db, services.bootstrap_servers, tmp_path / "standby.log", "--cluster-name", "pipeline-eu")
+def test_a_standby_collector_serves_its_own_snapshot(served_collector, served_db, services, known_groups, tmp_path) -> None:
+    standby = start_collector(served_db, services.bootstrap_servers, tmp_path / "standby.log", "--cluster-name", "pipeline-eu")
     try:
         assert standby.value("loomctl_collector_writer") == 0.0
         assert standby.value("loomctl_collector_up") == 1.0
-        lag = standby.series("kafka_consumergroup_group_lag", group=groups.stop_group)
+        lag = standby.series("kafka_consumergroup_group_lag", group=known_groups.stop_group)
         assert {s.labels["partition"]: s.value for s in lag} == {"0": 15.0, "1": 15.0}
-        assert standby.value("loomctl_group_status_code", group=groups.stop_group, status="STOP") == 4.0
+        assert standby.value("loomctl_group_status_code", group=known_groups.stop_group, status="STOP") == 4.0
     finally:
         text = standby.stop()
     assert "another collector holds the writer lock" in text
 
 
-def test_granularity_topic_emits_no_partition_label(exporter_db, services, groups, tmp_path) -> None:
-    per_topic = start_collector(exporter_db, services.bootstrap_servers, tmp_path / "topic.log", "--granularity", "topic")
+def test_granularity_topic_emits_no_partition_label(served_db, services, known_groups, tmp_path) -> None:
+    per_topic = start_collector(served_db, services.bootstrap_servers, tmp_path / "topic.log", "--granularity", "topic")
     try:
         samples = per_topic.samples()
         assert samples and not [s for s in samples if "partition" in s.labels]
         assert {s.name for s in samples} == set(metric_names("topic"))
-        assert per_topic.value("kafka_consumergroup_group_topic_sum_lag", group=groups.stop_group, topic=groups.stop_topic) == 30.0
-        assert per_topic.value("loomctl_group_topic_max_lag", group=groups.stop_group, topic=groups.stop_topic) == 15.0
-        assert per_topic.value("loomctl_group_topic_status_code", group=groups.stop_group, topic=groups.stop_topic, status="STOP") == 4.0
+        assert per_topic.value("kafka_consumergroup_group_topic_sum_lag", group=known_groups.stop_group, topic=known_groups.stop_topic) == 30.0
+        assert per_topic.value("loomctl_group_topic_max_lag", group=known_groups.stop_group, topic=known_groups.stop_topic) == 15.0
+        assert per_topic.value("loomctl_group_topic_status_code", group=known_groups.stop_group, topic=known_groups.stop_topic, status="STOP") == 4.0
     finally:
         per_topic.stop()
 
 
-def test_the_endpoint_binds_only_where_told(exporter_db, services, groups, tmp_path) -> None:
+def test_the_endpoint_binds_only_where_told(served_db, services, known_groups, tmp_path) -> None:
     port = free_port()
-    bound = start_collector(exporter_db, services.bootstrap_servers, tmp_path / "bound.log", listen=f"127.0.0.1:{port}")
+    bound = start_collector(served_db, services.bootstrap_servers, tmp_path / "bound.log", listen=f"127.0.0.1:{port}")
     try:
         assert bound.get("/healthz").status == 200
         for elsewhere in ("127.0.0.2", *_other_addresses()):  # another loopback address, the machine's own addresses
@@ -146,8 +123,8 @@ def _other_addresses() -> list[str]:
     return [] if address.startswith("127.") else [address]
 
 
-def test_without_listen_nothing_is_bound_and_bad_listen_values_are_refused(exporter_db, services) -> None:
-    cli = Cli(exporter_db, services.bootstrap_servers)
+def test_without_listen_nothing_is_bound_and_bad_listen_values_are_refused(served_db, services) -> None:
+    cli = Cli(served_db, services.bootstrap_servers)
     for bad in ("nonsense", "127.0.0.1:99999", "127.0.0.1:", ":9308", "127.0.0.1:12a"):
         result = cli("lag", "collect", "--once", "--listen", bad)
         assert result.exit_code == 2 and "--listen" in result.output and "Traceback" not in result.output, result.output
@@ -155,12 +132,12 @@ def test_without_listen_nothing_is_bound_and_bad_listen_values_are_refused(expor
     assert result.exit_code == 2
 
 
-def test_a_port_in_use_fails_in_one_line(exporter_db, services, groups, collector) -> None:
-    result = Cli(exporter_db, services.bootstrap_servers)("lag", "collect", "--once", "--listen", collector.address)
-    assert result.exit_code == 1 and f"cannot listen on {collector.address}" in result.output, result.output
+def test_a_port_in_use_fails_in_one_line(served_db, services, known_groups, served_collector) -> None:
+    result = Cli(served_db, services.bootstrap_servers)("lag", "collect", "--once", "--listen", served_collector.address)
+    assert result.exit_code == 1 and f"cannot listen on {served_collector.address}" in result.output, result.output
 
 
-def test_a_bare_listen_binds_the_default_address(exporter_db, services, groups, tmp_path) -> None:
+def test_a_bare_listen_binds_the_default_address(served_db, services, known_groups, tmp_path) -> None:
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", 9308)) == 0:
             pytest.skip("127.0.0.1:9308 is taken on this machine")
@@ -168,7 +145,7 @@ def test_a_bare_listen_binds_the_default_address(exporter_db, services, groups, 
     import sys
 
     log = tmp_path / "bare.log"
-    process = subprocess.Popen([sys.executable, "-m", "loomctl", "--database-url", exporter_db, "--bootstrap-servers",
+    process = subprocess.Popen([sys.executable, "-m", "loomctl", "--database-url", served_db, "--bootstrap-servers",
                                 services.bootstrap_servers, "lag", "collect", "--interval", "1s", "--listen"],
                                stdout=subprocess.DEVNULL, stderr=log.open("w"))
     bare = RunningCollector(process, "127.0.0.1:9308", log)
