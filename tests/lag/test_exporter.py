@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any
+
 import pytest
 
 from served import RunningCollector, free_port, start_collector, wait_for
@@ -154,3 +156,48 @@ def test_a_bare_listen_binds_the_default_address(served_db, services, known_grou
         assert bare.get("/healthz").status == 200
     finally:
         bare.stop()
+
+
+@pytest.mark.slow
+def test_with_the_broker_stopped_a_scrape_answers_at_once_with_the_last_figures(database_factory, tmp_path_factory, tmp_path) -> None:
+    from served import make_groups, own_database
+    from support import private_broker
+
+    databases = own_database(database_factory, "loomstale")
+    database_url = next(databases)
+    try:
+        with private_broker(tmp_path_factory) as broker:
+            groups = make_groups(database_url, broker.bootstrap_servers)
+            running = start_collector(database_url, broker.bootstrap_servers, tmp_path / "stale.log")
+            try:
+                running.wait_cycles(3)  # three samples: the stored window can judge STOP
+                before = running.series("kafka_consumergroup_group_lag", group=groups.stop_group)
+                assert {s.labels["partition"]: s.value for s in before} == {"0": 15.0, "1": 15.0}
+                broker.stop()
+
+                def timed_scrape() -> tuple[float, Any]:
+                    started = time.monotonic()
+                    samples = running.samples()
+                    return time.monotonic() - started, samples
+
+                def failed_once() -> Any:
+                    took, samples = timed_scrape()
+                    assert took < 1.0, f"a scrape took {took:.2f} s while the broker is down"
+                    health = {s.name: s.value for s in samples if s.name.startswith("loomctl_collector_")}
+                    return samples if health["loomctl_collector_up"] == 0 else None
+
+                samples = wait_for("a failed cycle", failed_once, timeout=120)
+                health = {s.name: s.value for s in samples if s.name.startswith("loomctl_collector_")}
+                assert health["loomctl_collector_stale"] == 1.0 and health["loomctl_collector_cycle_failures_total"] >= 1
+                after = [s for s in samples if s.name == "kafka_consumergroup_group_lag" and s.labels["group"] == groups.stop_group]
+                assert [(s.labels, s.value) for s in after] == [(s.labels, s.value) for s in before]  # the last good figures
+                took, _ = timed_scrape()
+                assert took < 1.0
+                assert running.get("/readyz").status == 503
+                status = running.get(f"/v3/kafka/default/consumer/{groups.stop_group}/status").json()["status"]
+                assert status["status"] == "STOP" and status["totallag"] == 30
+            finally:
+                text = running.stop()
+        assert "warning: " in text and "Kafka" in text
+    finally:
+        next(databases, None)
