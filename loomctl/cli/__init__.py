@@ -201,6 +201,7 @@ def number(kind: type[int] | type[float], minimum: float, maximum: float) -> Cal
 
     pattern = re.compile(r"[+-]?[0-9]{1,30}" if kind is int else r"[+-]?(?:[0-9]{1,15}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})", re.ASCII)
     noun = "a whole number" if kind is int else "a number"
+
     def written(value: float) -> str:
         return f"{value:,}" if kind is int else f"{value:g}"
 
@@ -220,7 +221,6 @@ def number(kind: type[int] | type[float], minimum: float, maximum: float) -> Cal
             raise typer.BadParameter(f"{written(value)} is out of range: {bounds}")
         return value
 
-    parse.__name__ = f"{noun.split()[-1]} in {bounds}"
     return parse
 
 
