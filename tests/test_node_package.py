@@ -1,0 +1,142 @@
+"""The Node package (node/): its own tests on this session's PostgreSQL and Kafka, and its parity with Python.
+
+`npm ci` and `npm run build` run once per session; the Node tests (node's test runner) get the
+session's addresses through LOOM_DATABASE_URL and LOOM_KAFKA_BOOTSTRAP_SERVERS and the loomctl
+command through LOOMCTL; their spec output is printed, and this test fails when any of them fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import Cli, unique
+
+from loomctl.configs.store import client_options
+from loomctl.consumer_config import DEFAULTS, FIELDS, PROFILES
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_DIR = ROOT / "node"
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: scripts/install-system-deps.sh installs Node.js and npm")
+    return found
+
+
+def _loomctl() -> str:
+    beside = Path(sys.executable).parent / "loomctl"
+    return str(beside) if beside.exists() else _tool("loomctl")
+
+
+def _run(command: list[str], *, env: dict[str, str] | None = None, timeout: float = 300, input: str | None = None):
+    return subprocess.run(command, cwd=NODE_DIR, env=env, input=input, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def node_package() -> str:
+    """node/ installed from its lock file and built; the path of node."""
+    npm, node = _tool("npm"), _tool("node")
+    for step in ([npm, "ci", "--no-audit", "--no-fund"], [npm, "run", "build"]):
+        result = _run(step)
+        assert result.returncode == 0, f"{' '.join(step[1:])} failed:\n{result.stdout}\n{result.stderr}"
+    return node
+
+
+def _node_env(database_url: str, bootstrap_servers: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")}
+    return {**env, "LOOM_DATABASE_URL": database_url, "LOOM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+            "LOOMCTL": _loomctl(), "LOOM_CONFIG_CACHE_DIR": str(NODE_DIR / "dist-test" / "cache"),
+            "KAFKAJS_NO_PARTITIONER_WARNING": "1"}
+
+
+def test_node_tests_pass_on_the_session_stack(node_package, services, database_url):
+    result = _run(
+        [node_package, "--test", "--test-concurrency=1", "--test-reporter=spec", "dist-test/"],
+        env=_node_env(database_url, services.bootstrap_servers), timeout=900,
+    )
+    output = result.stdout + result.stderr
+    print(output)
+    assert result.returncode == 0, f"the Node tests failed:\n{output[-20000:]}"
+    assert "ℹ fail 0" in output and "ℹ pass 0" not in output, output[-2000:]
+
+
+def _load_generator() -> Any:
+    spec = importlib.util.spec_from_file_location("node_fields", ROOT / "scripts" / "node-fields.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_field_table_is_not_stale():
+    generated = _load_generator().render()
+    committed = (NODE_DIR / "fields.json").read_text(encoding="utf-8")
+    assert committed == generated, "node/fields.json is stale: run python scripts/node-fields.py and commit it"
+    names = [f["name"] for f in json.loads(committed)["fields"]]
+    assert names == [f.name for f in FIELDS]
+
+
+def _settings_samples() -> list[dict[str, Any]]:
+    """The defaults, each profile, and every field at each end of its range or at each choice."""
+    samples = [dict(DEFAULTS)] + [p.full_settings() for p in PROFILES.values()]
+    for f in FIELDS:
+        values = f.choices or ((True, False) if f.kind is bool else (f.minimum, f.maximum))
+        samples += [{**DEFAULTS, f.name: value} for value in values]
+    return samples
+
+
+_OPTIONS_SCRIPT = """
+const { kafkajsOptions } = require('./dist');
+const lines = require('fs').readFileSync(0, 'utf8').trim().split('\\n');
+for (const line of lines) { const { group, settings } = JSON.parse(line); console.log(JSON.stringify(kafkajsOptions(group, settings))); }
+"""
+
+
+def test_node_kafkajs_options_equal_python_for_every_field_value(node_package):
+    samples = _settings_samples()
+    lines = "\n".join(json.dumps({"group": f"g{i}", "settings": s}) for i, s in enumerate(samples))
+    result = _run([node_package, "-e", _OPTIONS_SCRIPT], input=lines)
+    assert result.returncode == 0, result.stderr
+    node = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(node) == len(samples)
+    for i, (settings, options) in enumerate(zip(samples, node)):
+        assert options == client_options("kafkajs", f"g{i}", settings), settings
+
+
+_LOADER_SCRIPT = """
+const { Pool } = require('pg');
+const { ConsumerConfigLoader } = require('./dist');
+(async () => {
+  const pool = new Pool({ connectionString: process.env.LOOM_DATABASE_URL });
+  const loader = new ConsumerConfigLoader(pool, { logger: { warn: (m) => console.error(m) } });
+  const config = await loader.loadConfig(process.argv[1]);
+  console.log(JSON.stringify({ source: config.source, options: config.kafkajs() }));
+  await pool.end();
+})().catch((error) => { console.error(String(error)); process.exit(1); });
+"""
+
+
+def test_node_loader_equals_config_show_client_kafkajs(node_package, services, database_url, tmp_path):
+    cli = Cli(database_url)
+    service = unique("node-parity")
+    created = cli("config", "set", service, "--create", "--group", unique("node-parity-group"), "max_poll_records=25",
+                  "fetch_max_bytes=2000000", "isolation_level=read_uncommitted", "auto_offset_reset=earliest",
+                  "partition_assignment_strategy=cooperative-sticky", "enable_auto_commit=false", "request_timeout_ms=61000")
+    assert created.exit_code == 0, created.output
+    shown = cli.json("config", "show", service, "--client", "kafkajs")
+    env = {**_node_env(database_url, services.bootstrap_servers), "LOOM_CONFIG_CACHE_DIR": str(tmp_path)}
+    result = _run([node_package, "-e", _LOADER_SCRIPT, service], env=env)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert loaded["source"] == "database"
+    assert loaded["options"] == shown
