@@ -38,10 +38,11 @@ def broker_session_timeout_warning(kafka_properties: Mapping[str, str], session_
 def broker_warning(result: "ChangeResult", settings: "Settings") -> str | None:
     """Where a broker is configured and a change sets the session timeout, the broker's objection to it."""
     new = {c.field: c.new for c in result.changes}
-    if "session_timeout_ms" not in new or not (settings.bootstrap_servers or settings.kafka_config):
+    timeout_ms = new.get("session_timeout_ms")  # None too when the change deletes the service
+    if not isinstance(timeout_ms, int) or not (settings.bootstrap_servers or settings.kafka_config):
         return None
     try:
         kafka_properties = settings.kafka_properties()
     except BadInput:
         return None
-    return broker_session_timeout_warning(kafka_properties, new["session_timeout_ms"])
+    return broker_session_timeout_warning(kafka_properties, timeout_ms)

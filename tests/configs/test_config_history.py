@@ -137,3 +137,12 @@ def test_unreachable_database_is_exit_5_with_the_password_masked(cli):
 def test_fields_lists_the_table(cli):
     rows = cli.json("fields")
     assert rows[0]["name"] == "max_poll_records" and rows[0]["librdkafka"] is None
+
+
+def test_rolling_back_a_create_with_a_broker_configured_deletes_the_service(database_url, services, service):
+    # the broker check of a new session timeout has nothing to check when the change deletes the service
+    cli = Cli(database_url, services.bootstrap_servers, group=["config"])
+    assert cli("set", service, "--create").exit_code == 0
+    result = cli("rollback", service, "--yes")
+    assert result.exit_code == 0, result.output
+    assert cli("show", service).exit_code == 3
