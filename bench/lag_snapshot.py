@@ -16,11 +16,16 @@ Target: loomctl 10x faster or better at 200+ groups and 2,000+ partitions, and i
 slower than the number of groups (bounded concurrent offset fetches, one log-end-offset request
 for all partitions).
 
+Beside both it times the floor: a bare confluent-kafka script (FLOOR_SCRIPT: no loomctl import) making the
+same admin calls for the same groups (list, describe, one offset fetch per group with the same bound, the
+metadata, log start and end offsets) and printing the same rows as JSON; loomctl / floor says what loomctl
+adds over the calls themselves. Target: within 1.25x at 2,000 groups.
+
 Exit status: the benchmark never fails on slowness. It exits 1 when the two tools DISAGREE on a
 figure (committed offset, log end offset or lag of a partition both show), or when either
 disagrees with the offsets it committed: that is a correctness check. Exit 2: cannot run here.
 
-Usage: python bench/lag_snapshot.py [--groups 200] [--scale 50,100,200,400] [--runs 5]
+Usage: python bench/lag_snapshot.py [--groups 200] [--scale 50,100,200,400] [--runs 5] [--no-tool]
 """
 
 from __future__ import annotations
@@ -46,6 +51,63 @@ import _kafka_tools  # noqa: E402
 from loomctl.kafka import quiet_logger  # noqa: E402
 
 Key = tuple[str, str, int]
+
+FLOOR_SCRIPT = r"""
+import json, sys, threading
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+admin = AdminClient({"bootstrap.servers": sys.argv[1], "log_level": 0})
+groups = [g.group_id for g in admin.list_consumer_groups(request_timeout=30).result(timeout=40).valid]
+described = admin.describe_consumer_groups(groups, request_timeout=30) if groups else {}
+gate = threading.BoundedSemaphore(64)
+pending = []
+for group in groups:
+    gate.acquire()
+    future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=30)[group]
+    future.add_done_callback(lambda _f: gate.release())
+    pending.append((group, future))
+committed = {}
+for group, future in pending:
+    try:
+        committed[group] = {(tp.topic, tp.partition): tp.offset for tp in future.result(timeout=40).topic_partitions if not tp.error}
+    except Exception:
+        committed[group] = {}
+owners = {}
+for group, future in described.items():
+    try:
+        d = future.result(timeout=40)
+    except Exception:
+        continue
+    for m in d.members:
+        for tp in (m.assignment.topic_partitions if m.assignment else []):
+            owners[(group, tp.topic, tp.partition)] = (m.member_id, m.client_id, m.host)
+topics = {t for offsets in committed.values() for t, _ in offsets} | {t for _, t, _ in owners}
+metadata = admin.list_topics(timeout=30)
+counts = {t: len(metadata.topics[t].partitions) for t in topics if t in metadata.topics}
+wanted = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
+ends, starts = {}, {}
+if wanted:
+    futures = [(admin.list_offsets({tp: spec for tp in wanted}, request_timeout=30), into)
+               for spec, into in ((OffsetSpec.latest(), ends), (OffsetSpec.earliest(), starts))]
+    for answers, into in futures:
+        for tp, future in answers.items():
+            into[(tp.topic, tp.partition)] = future.result(timeout=40).offset
+rows = []
+for group in groups:
+    mine = committed.get(group, {})
+    for topic in sorted({t for t, _ in mine} | {t for g, t, _ in owners if g == group}):
+        for partition in range(counts.get(topic, 0)):
+            offset = mine.get((topic, partition))
+            offset = offset if offset is not None and offset >= 0 else None
+            end = ends.get((topic, partition))
+            rows.append({"consumer_group_id": group, "topic_name": topic, "partition": partition, "committed_offset": offset,
+                         "log_start_offset": starts.get((topic, partition)), "log_end_offset": end,
+                         "lag": None if offset is None or end is None else max(end - offset, 0),
+                         "owner": owners.get((group, topic, partition))})
+json.dump(rows, sys.stdout)
+"""
+"""The floor: the admin calls of a snapshot and nothing else (no loomctl import), its rows as JSON."""
 
 
 @dataclass
@@ -215,7 +277,7 @@ def timed(argv: list[str]) -> tuple[float, str]:
     return elapsed, result.stdout
 
 
-def check_against_commits(work: Workload, loomctl_rows: list[dict[str, Any]], tool_rows: list[_kafka_tools.DescribedOffset]) -> list[str]:
+def check_against_commits(work: Workload, loomctl_rows: list[dict[str, Any]], tool_rows: list[_kafka_tools.DescribedOffset] | None) -> list[str]:
     """Both tools against the offsets this benchmark committed and the log end offsets it produced."""
     problems: list[str] = []
     mine = set(work.groups)
@@ -239,6 +301,8 @@ def check_against_commits(work: Workload, loomctl_rows: list[dict[str, Any]], to
                 f"{key}: loomctl committed/end/lag {row['committed_offset']}/{row['log_end_offset']}/{row['lag']}, "
                 f"expected {committed}/{end}/{lag}"
             )
+    if tool_rows is None:
+        return problems
     shown = {r.key: r for r in tool_rows if r.group in mine}
     committed_keys = {k for k, v in expected.items() if v is not None}
     for key in sorted(committed_keys ^ shown.keys()):
@@ -260,13 +324,19 @@ class Stage:
     """``loomctl --version``: the process start that every command pays (main stage only)."""
     tool_start: list[float] = field(default_factory=list)
     """``kafka-consumer-groups --version``: the JVM start and class loading."""
+    floor: list[float] = field(default_factory=list)
+    """FLOOR_SCRIPT: the same admin calls from a bare confluent-kafka script."""
 
     @property
     def ratio(self) -> float:
-        return statistics.median(self.tool) / statistics.median(self.loomctl)
+        return statistics.median(self.tool) / statistics.median(self.loomctl) if self.tool else float("nan")
+
+    @property
+    def over_floor(self) -> float:
+        return statistics.median(self.loomctl) / statistics.median(self.floor)
 
 
-def measure(stage: Stage, runs: int, bootstrap: str, work: Workload, *, start_up: bool = False) -> list[str]:
+def measure(stage: Stage, runs: int, bootstrap: str, work: Workload, *, start_up: bool = False, tool: bool = True) -> list[str]:
     """Alternate the two commands ``runs`` times (swapping which goes first); check every pair of outputs.
 
     With ``start_up``, each tool's ``--version`` is timed in the same rotation, to show how much
@@ -276,8 +346,10 @@ def measure(stage: Stage, runs: int, bootstrap: str, work: Workload, *, start_up
     theirs = _kafka_tools.describe_groups_argv(bootstrap)
     problems: list[str] = []
     for run in range(runs):
-        order = [("loomctl", ours), ("tool", theirs)]
-        if start_up:
+        order = [("loomctl", ours), ("floor", [sys.executable, "-c", FLOOR_SCRIPT, bootstrap])]
+        if tool:
+            order.append(("tool", theirs))
+        if start_up and tool:
             order += [
                 ("loomctl_start", [*loomctl_command(), "--version"]),
                 ("tool_start", _kafka_tools.tool_argv(_kafka_tools.CONSUMER_GROUP_COMMAND, "--version")),
@@ -287,6 +359,13 @@ def measure(stage: Stage, runs: int, bootstrap: str, work: Workload, *, start_up
             elapsed, outputs[name] = timed(argv)
             getattr(stage, name).append(elapsed)
         loomctl_rows = json.loads(outputs["loomctl"])
+        floor_rows = {(r["consumer_group_id"], r["topic_name"], r["partition"]): r["lag"] for r in json.loads(outputs["floor"])}
+        ours_rows = {(r["consumer_group_id"], r["topic_name"], r["partition"]): r["lag"] for r in loomctl_rows}
+        problems.extend(f"{k}: loomctl lag {ours_rows.get(k)}, floor {floor_rows.get(k)}"
+                        for k in set(floor_rows) | set(ours_rows) if k[0] in work.groups and ours_rows.get(k) != floor_rows.get(k))
+        if not tool:
+            problems.extend(check_against_commits(work, loomctl_rows, None))
+            continue
         tool_rows = _kafka_tools.parse_describe(outputs["tool"])
         comparison = _kafka_tools.compare_lag(loomctl_rows, tool_rows, set(work.groups))
         problems.extend(comparison.problems())
@@ -305,7 +384,9 @@ def growth(stages: list[Stage]) -> None:
     first, last = stages[0], stages[-1]
     factor = last.groups / first.groups
     print(f"\nscaling ({first.groups} -> {last.groups} groups, {factor:g}x):")
-    for label, attr in (("loomctl lag show", "loomctl"), ("kafka-consumer-groups", "tool")):
+    for label, attr in (("loomctl lag show", "loomctl"), ("floor (bare script)", "floor"), ("kafka-consumer-groups", "tool")):
+        if not getattr(first, attr):
+            continue
         t0, t1 = statistics.median(getattr(first, attr)), statistics.median(getattr(last, attr))
         per_group = (t1 - t0) / (last.groups - first.groups) * 1000
         print(f"  {label:22} {t0:6.2f} s -> {t1:6.2f} s: {t1 / t0:4.2f}x the time for {factor:g}x the groups ({per_group:5.2f} ms per added group)")
@@ -321,16 +402,19 @@ def main() -> int:
     parser.add_argument("--scale-runs", type=int, default=3, help="alternating runs at the other counts (default 3)")
     parser.add_argument("--managed", type=int, default=10, help="groups given a service config (needs LOOM_DATABASE_URL)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-tool", action="store_true", help="time loomctl against the floor only, not kafka-consumer-groups")
     args = parser.parse_args()
+    tool = not args.no_tool
 
     bootstrap = os.environ.get("LOOM_KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:
         print('LOOM_KAFKA_BOOTSTRAP_SERVERS is not set: eval "$(loomctl dev env)" first', file=sys.stderr)
         return 2
     try:
-        _kafka_tools.tool_argv(_kafka_tools.CONSUMER_GROUP_COMMAND)
+        if tool:
+            _kafka_tools.tool_argv(_kafka_tools.CONSUMER_GROUP_COMMAND)
     except _kafka_tools.ToolUnavailable as exc:
-        print(f"cannot run kafka-consumer-groups: {exc}", file=sys.stderr)
+        print(f"cannot run kafka-consumer-groups: {exc} (--no-tool times loomctl against the floor alone)", file=sys.stderr)
         return 2
     sizes = sorted({int(s) for s in args.scale.split(",") if s.strip()} | {args.groups})
     managed = args.managed if os.environ.get("LOOM_DATABASE_URL") else 0
@@ -362,26 +446,31 @@ def main() -> int:
             print(f"{size} groups: {rows} committed partitions (+{time.perf_counter() - started:.1f} s setup)", flush=True)
             if not stages:  # warm the page cache, .pyc files and the JVM's class data once
                 timed([*loomctl_command(), "lag", "show", "--all-groups", "-o", "json"])
-                timed(_kafka_tools.describe_groups_argv(bootstrap))
+                if tool:
+                    timed(_kafka_tools.describe_groups_argv(bootstrap))
             stage = Stage(size)
             main_stage = size == args.groups
-            problems.extend(measure(stage, args.runs if main_stage else args.scale_runs, bootstrap, work, start_up=main_stage))
+            problems.extend(measure(stage, args.runs if main_stage else args.scale_runs, bootstrap, work, start_up=main_stage, tool=tool))
             stages.append(stage)
     finally:
         cleanup(admin, work)
 
-    print(f"\n{'groups':>6}  {'loomctl lag show':>17}  {'kafka-consumer-groups':>22}  {'ratio':>6}   (median; min in brackets)")
+    print(f"\n{'groups':>6}  {'loomctl lag show':>17}  {'floor (bare script)':>20}  {'loomctl/floor':>13}"
+          + (f"  {'kafka-consumer-groups':>22}  {'ratio':>6}" if tool else "") + "   (median; min in brackets)")
     for stage in stages:
         print(
             f"{stage.groups:>6}  {statistics.median(stage.loomctl):6.3f} s ({min(stage.loomctl):5.3f})  "
-            f"{statistics.median(stage.tool):11.3f} s ({min(stage.tool):6.3f})  "
-            f"{stage.ratio:5.1f}x  ({min(stage.tool) / min(stage.loomctl):.1f}x)  {len(stage.loomctl)} runs each, alternating"
+            f"{statistics.median(stage.floor):9.3f} s ({min(stage.floor):5.3f})  {stage.over_floor:12.2f}x"
+            + (f"  {statistics.median(stage.tool):11.3f} s ({min(stage.tool):6.3f})  {stage.ratio:5.1f}x" if tool else "")
+            + f"  {len(stage.loomctl)} runs each, alternating"
         )
     main_stage = next(s for s in stages if s.groups == args.groups)
-    print(
-        f"\nmedian ratio at {args.groups} groups x {len(work.log_end)} partitions, kafka-consumer-groups / loomctl: "
-        f"{main_stage.ratio:.1f}x (target >= 10x)"
-    )
+    print(f"\nloomctl / floor at {args.groups} groups x {len(work.log_end)} partitions: {main_stage.over_floor:.2f}x (target <= 1.25x)")
+    if tool:
+        print(
+            f"median ratio at {args.groups} groups x {len(work.log_end)} partitions, kafka-consumer-groups / loomctl: "
+            f"{main_stage.ratio:.1f}x (target >= 10x)"
+        )
     if main_stage.loomctl_start:
         ours_net = statistics.median(main_stage.loomctl) - statistics.median(main_stage.loomctl_start)
         theirs_net = statistics.median(main_stage.tool) - statistics.median(main_stage.tool_start)
@@ -398,8 +487,11 @@ def main() -> int:
         for line in unique[:20]:
             print(f"  {line}", file=sys.stderr)
         return 1
-    print("\nagreement: both tools show the same committed offset, log end offset and lag on every partition both list,"
-          " and both match the offsets committed")
+    if tool:
+        print("\nagreement: both tools show the same committed offset, log end offset and lag on every partition both list,"
+              " and both match the offsets committed; the floor shows the same lag as loomctl")
+    else:
+        print("\nagreement: loomctl matches the offsets committed, and the floor shows the same lag on every partition")
     return 0
 
 

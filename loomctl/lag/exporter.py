@@ -145,6 +145,8 @@ class Exporter:
         self._lock = threading.Lock()
         self._snapshot: ExportSnapshot | None = None
         self._figures = b""
+        self._figures_gzip: bytes | None = None
+        """The figures gzipped, once per cycle."""
 
     @property
     def snapshot(self) -> ExportSnapshot | None:
@@ -152,9 +154,12 @@ class Exporter:
 
     def publish(self, snapshot: ExportSnapshot, *, writer: bool, duration_s: float) -> None:
         """A completed cycle: its figures replace the last ones."""
+        import gzip
+
         figures = render(_FiguresCollector(snapshot, self.granularity))
+        compressed = gzip.compress(figures, compresslevel=1)  # Prometheus asks for gzip: done here, not per scrape
         with self._lock:
-            self._snapshot, self._figures = snapshot, figures
+            self._snapshot, self._figures, self._figures_gzip = snapshot, figures, compressed
             h = self.health
             h.cycles_total += 1
             h.last_cycle_ok, h.last_cycle_duration_s, h.last_success_at = True, duration_s, time.time()
@@ -178,12 +183,20 @@ class Exporter:
         """Serving figures that are not stale."""
         return self._snapshot is not None and not self.stale()
 
-    def metrics(self) -> bytes:
-        """The exposition text: the last cycle's figures (rendered when published) and the health, now."""
+    def metrics(self, *, compressed: bool = False) -> bytes:
+        """The exposition text: the last cycle's figures (rendered when published) and the health, now.
+
+        ``compressed``: gzip, as two members (RFC 1952 allows a stream of them; Prometheus reads it), so the
+        figures are compressed once per cycle and only the health per scrape.
+        """
+        import gzip
+
         with self._lock:
-            figures = self._figures
             health = render(_HealthCollector(self))
-        return figures + health
+            if not compressed:
+                return self._figures + health
+            figures = self._figures_gzip if self._figures_gzip is not None else gzip.compress(b"")
+            return figures + gzip.compress(health, compresslevel=1)
 
 
 def render(collector: Any) -> bytes:

@@ -201,3 +201,20 @@ def test_with_the_broker_stopped_a_scrape_answers_at_once_with_the_last_figures(
         assert "warning: " in text and "Kafka" in text
     finally:
         next(databases, None)
+
+
+def test_a_gzip_scrape_is_the_same_exposition(served_collector, known_groups) -> None:
+    import gzip
+    import urllib.request
+
+    request = urllib.request.Request(f"http://{served_collector.address}/metrics", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        text = gzip.decompress(response.read()).decode()
+    plain = served_collector.get("/metrics").body.decode()
+
+    def figures(exposition: str) -> list[str]:
+        return [line for line in exposition.splitlines() if line.startswith(("kafka_", "loomctl_group"))]
+
+    assert figures(text) == figures(plain) and f'group="{known_groups.stop_group}"' in text
+    assert "loomctl_collector_up" in text
