@@ -19,8 +19,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loomctl.consumer_config import DEFAULTS, FIELDS, RULES, Field, kafkajs_options  # noqa: E402
-from loomctl.validation import SERVICE_NAME  # noqa: E402
+from loomctl.consumer_config import DEFAULTS, FIELDS, RULES, Field, kafkajs_options
+from loomctl.validation import SERVICE_NAME
 
 TARGET = ROOT / "node" / "fields.json"
 

@@ -39,7 +39,7 @@ def _loomctl() -> str:
 
 
 def _run(command: list[str], *, env: dict[str, str] | None = None, timeout: float = 300, input: str | None = None):
-    return subprocess.run(command, cwd=NODE_DIR, env=env, input=input, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, check=False, cwd=NODE_DIR, env=env, input=input, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
