@@ -170,6 +170,7 @@ def collect(
     cluster_name: Annotated[str, typer.Option("--cluster-name", envvar="LOOM_CLUSTER_NAME", show_envvar=True,
                                               help="The cluster_name label, and the cluster of the Burrow API.")] = "default",
     granularity: Annotated[Granularity, typer.Option("--granularity", help="Series per partition, or per topic only (fewer series).")] = Granularity.partition,
+    window: Annotated[str, typer.Option("--window", help="Time window of stored samples behind the statuses served with --listen.")] = "15m",
 ) -> None:
     """Sample every configured group into consumer_lag_history until stopped. Example: loomctl lag collect --interval 30s --listen 0.0.0.0:9308"""
     from loomctl.lag.collector import Collector
@@ -178,7 +179,8 @@ def collect(
 
     every, keep = parse_duration(interval, option="--interval"), parse_duration(retention, option="--retention")
     exporter = _exporter(listen, cluster_name, granularity, every)
-    collector = Collector.for_interval(state(ctx).settings, every, keep, on_event=_event_printer(verbose), exporter=exporter)
+    collector = Collector.for_interval(state(ctx).settings, every, keep, on_event=_event_printer(verbose), exporter=exporter,
+                                       status_window=parse_duration(window, option="--window"))
     # asked twice: stop now, even in the middle of a cycle
     with stop_on_signals(second_interrupts=True) as stop, serving(exporter, listen) as address:
         if not once:

@@ -8,6 +8,11 @@ collector must outlive any broker restart, so only the child dies and is started
 lock writes (the others stand by and take over when its connection goes away), so two
 collectors never double a sample. A broker or database outage costs cycles, never the process:
 each failure is reported once per cycle and retried with a growing backoff.
+
+With an :class:`~loomctl.lag.exporter.Exporter` (`--listen`) each completed cycle is handed to it whole, and
+the HTTP server (a thread of this process, see ``lag.http``) serves that from memory: a scrape never waits
+on a cycle, Kafka or PostgreSQL, and a failed cycle leaves the last good figures with the health saying so.
+A standby then takes its own snapshots (it writes nothing), so either collector of a pair can be scraped.
 """
 
 from __future__ import annotations
@@ -78,14 +83,14 @@ class Collector:
     @classmethod
     def for_interval(
         cls, settings: Settings, interval: dt.timedelta, retention: dt.timedelta | None, *, on_event: Event = _silent,
-        exporter: "Exporter | None" = None,
+        exporter: "Exporter | None" = None, status_window: dt.timedelta = STATUS_WINDOW,
     ) -> "Collector":
         """The collector of `lag collect`: its Kafka requests time out after one interval (2 s at least, 10 s
         at most), and settings that cannot work fail here rather than being retried every cycle."""
         settings.require_database_url()
         settings.kafka_properties()
         return cls(settings, interval, retention, on_event=on_event, timeout_s=min(10.0, max(2.0, interval.total_seconds())),
-                   exporter=exporter)
+                   exporter=exporter, status_window=status_window)
 
     def _connection(self) -> "psycopg.Connection[Any]":
         import psycopg

@@ -130,8 +130,9 @@ def test_without_listen_nothing_is_bound_and_bad_listen_values_are_refused(serve
     for bad in ("nonsense", "127.0.0.1:99999", "127.0.0.1:", ":9308", "127.0.0.1:12a"):
         result = cli("lag", "collect", "--once", "--listen", bad)
         assert result.exit_code == 2 and "--listen" in result.output and "Traceback" not in result.output, result.output
-    result = cli("lag", "collect", "--once", "--listen", "127.0.0.1:0", "--granularity", "group")
-    assert result.exit_code == 2
+    for bad in (["--granularity", "group"], ["--window", "forever"], ["--cluster-name", "a/b"]):
+        result = cli("lag", "collect", "--once", "--listen", "127.0.0.1:0", *bad)
+        assert result.exit_code == 2 and "Traceback" not in result.output, (bad, result.output)
 
 
 def test_a_port_in_use_fails_in_one_line(served_db, services, known_groups, served_collector) -> None:
