@@ -4,7 +4,9 @@ Every answer comes from the :class:`~loomctl.lag.exporter.Exporter`'s memory (th
 no request reaches Kafka or PostgreSQL, so a scrape answers while the broker is down.
 
 Burrow's shapes (linkedin/Burrow, core/internal/httpserver and core/protocol): every answer has ``error``,
-``message`` and ``request`` (``url``, ``host``); ``/status`` lists the partitions that are not OK and
+``message`` and ``request`` (``url``, ``host``). Served: ``/v3/kafka`` (clusters), ``/v3/kafka/{cluster}``,
+``.../topic``, ``.../topic/{topic}`` (log end offsets), ``.../consumer``, ``.../consumer/{group}`` (offsets per
+partition), ``.../consumer/{group}/status`` and ``/lag``. ``/status`` lists the partitions that are not OK and
 ``/lag`` all of them; an unknown cluster is a 404 with ``error: true``; an unknown group a 404 whose
 status is ``NOTFOUND``. Differences chosen: the group's ``status`` is its worst partition's, as `lag show`
 and `lag status` give it (Burrow folds STOP, STALL and REWIND into ERR at group level); a partition
@@ -99,6 +101,31 @@ def group_status(snap: ExportSnapshot, group_id: str, *, show_all: bool) -> dict
     }
 
 
+def topic_offsets(snap: ExportSnapshot, topic: str) -> list[int] | None:
+    """Burrow's topic detail: the log end offset of each partition, by partition (-1 where unknown)."""
+    ends = {p.partition: p.log_end_offset for p in snap.partitions if p.topic_name == topic}
+    if not ends:
+        return None
+    return [ends.get(i) if ends.get(i) is not None else -1 for i in range(max(ends) + 1)]  # type: ignore[misc]
+
+
+def consumer_detail(snap: ExportSnapshot, group_id: str) -> dict[str, list[dict[str, Any]]] | None:
+    """Burrow's consumer detail: per topic, per partition, the window's stored offsets (first and last) and the lag."""
+    rows = snap.partitions_of(group_id)
+    if group_id not in snap.groups or not rows:
+        return None
+    topics: dict[str, list[dict[str, Any]]] = {}
+    for p in sorted(rows, key=lambda r: (r.topic_name, r.partition)):
+        evidence = snap.evidence.get((p.consumer_group_id, p.topic_name, p.partition))
+        offsets = [o for o in (
+            (_offset(evidence.first_offset, evidence.first_timestamp, evidence.first_lag, evidence.first_timestamp),
+             _offset(evidence.last_offset, evidence.last_timestamp, evidence.last_lag, evidence.last_timestamp))
+            if evidence is not None else (_offset(p.committed_offset, snap.taken_at, p.lag, snap.taken_at),)) if o is not None]
+        topics.setdefault(p.topic_name, []).append(
+            {"offsets": offsets, "owner": p.host or "", "client_id": p.client_id or "", "current-lag": p.lag})
+    return topics
+
+
 def not_found_status(cluster: str, group_id: str) -> dict[str, Any]:
     """What Burrow's evaluator answers for a group it does not know."""
     return {"cluster": cluster, "group": group_id, "status": "NOTFOUND", "complete": 1.0, "partitions": [],
@@ -152,6 +179,16 @@ class Api:
         if rest == ["topic"]:
             topics = sorted({p.topic_name for p in snap.partitions}) if snap else []
             return self._json(200, path, {"error": False, "message": "topic list returned", "topics": topics})
+        if len(rest) == 2 and rest[0] == "topic":
+            offsets = topic_offsets(snap, rest[1]) if snap else None
+            if offsets is None:
+                return self._error(404, path, "cluster or topic not found")
+            return self._json(200, path, {"error": False, "message": "topic offsets returned", "offsets": offsets})
+        if len(rest) == 2 and rest[0] == "consumer":
+            topics = consumer_detail(snap, rest[1]) if snap else None
+            if topics is None:
+                return self._error(404, path, "cluster or consumer not found")
+            return self._json(200, path, {"error": False, "message": "consumer detail returned", "topics": topics})
         if len(rest) == 3 and rest[0] == "consumer" and rest[2] in ("status", "lag"):
             group_id = rest[1]
             status = group_status(snap, group_id, show_all=rest[2] == "lag") if snap else None

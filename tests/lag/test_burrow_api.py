@@ -31,6 +31,19 @@ def test_the_cluster_and_consumer_lists(served_collector, known_groups) -> None:
     assert set(consumers["consumers"]) == {known_groups.ok_group, known_groups.stop_group, known_groups.partial_group}
     topics = served_collector.get("/v3/kafka/pipeline-eu/topic").json()
     assert {known_groups.ok_topic, known_groups.stop_topic} <= set(topics["topics"])
+    offsets = served_collector.get(f"/v3/kafka/pipeline-eu/topic/{known_groups.stop_topic}").json()
+    assert (offsets["message"], offsets["offsets"]) == ("topic offsets returned", [20, 20])
+    assert served_collector.get("/v3/kafka/pipeline-eu/topic/no-such-topic").status == 404
+
+
+def test_the_consumer_detail(served_collector, known_groups) -> None:
+    body = served_collector.get(f"/v3/kafka/pipeline-eu/consumer/{known_groups.stop_group}").json()
+    assert body["message"] == "consumer detail returned"
+    [(topic, partitions)] = body["topics"].items()
+    assert topic == known_groups.stop_topic and [p["current-lag"] for p in partitions] == [15, 15]
+    assert all(p["offsets"] and {o["offset"] for o in p["offsets"]} == {5} for p in partitions)
+    missing = served_collector.get("/v3/kafka/pipeline-eu/consumer/no-such-group")
+    assert missing.status == 404 and missing.json()["message"] == "cluster or consumer not found"
 
 
 def test_a_stop_group_has_burrows_status_shape_and_the_status_the_cli_gives(served_collector, known_groups, served_db, services) -> None:
