@@ -60,10 +60,14 @@ def _node_env(database_url: str, bootstrap_servers: str) -> dict[str, str]:
 
 
 def test_node_tests_pass_on_the_session_stack(node_package, services, database_url):
-    result = _run(
-        [node_package, "--test", "--test-concurrency=1", "--test-reporter=spec", "dist-test/"],
-        env=_node_env(database_url, services.bootstrap_servers), timeout=900,
-    )
+    try:
+        result = _run(
+            [node_package, "--test", "--test-concurrency=1", "--test-reporter=spec", "dist-test/"],
+            env=_node_env(database_url, services.bootstrap_servers), timeout=900,
+        )
+    except subprocess.TimeoutExpired as exc:
+        partial = b"".join(o if isinstance(o, bytes) else o.encode() for o in (exc.stdout, exc.stderr) if o)
+        pytest.fail(f"the Node tests did not finish within {exc.timeout:.0f} s:\n{partial.decode(errors='replace')}")
     output = result.stdout + result.stderr
     print(output)
     assert result.returncode == 0, f"the Node tests failed:\n{output[-20000:]}"
