@@ -126,6 +126,10 @@ function checkPool(pool: unknown): PoolLike {
   if (typeof pool !== 'object' || pool === null || typeof (pool as PoolLike).connect !== 'function') {
     throw new ConsumerConfigError('BAD_INPUT', `pool must be a pg Pool (new Pool({ connectionString })), not ${pool === null ? 'null' : typeof pool}`);
   }
+  if ('connectionParameters' in pool && !('totalCount' in pool)) {
+    // A pg Client: it has connect() too, but one that opens its single connection, not a pooled one.
+    throw new ConsumerConfigError('BAD_INPUT', 'pool must be a pg Pool, not a Client: pass new Pool({ connectionString })');
+  }
   return pool as PoolLike;
 }
 
@@ -184,7 +188,11 @@ export class ConsumerConfigLoader {
   }
 
   private async query(sql: string, values: unknown[]): Promise<any[]> {
-    const client = await withTimeout(this.pool.connect(), this.connectTimeoutMs, 'connecting to the config database', (late) => late.release());
+    const client = await withTimeout(this.pool.connect(), this.connectTimeoutMs, 'connecting to the config database', (late) => late?.release?.());
+    if (typeof client?.query !== 'function' || typeof client.release !== 'function') {
+      // A pg Client's connect() resolves to nothing: it is no pool.
+      throw new ConsumerConfigError('BAD_INPUT', 'pool.connect() must give a client with query() and release(): pass a pg Pool, not a Client');
+    }
     let failed: Error | undefined;
     try {
       return (await withTimeout(client.query(sql, values), this.connectTimeoutMs * 6, 'the config query')).rows;
@@ -325,6 +333,7 @@ export class ConsumerConfigLoader {
     try {
       rows = await this.query(SETTINGS_SQL, [serviceName]);
     } catch (error) {
+      if (error instanceof ConsumerConfigError) throw error;
       return this.fallback(serviceName, error);
     }
     if (this.degraded.delete(serviceName)) this.logger.info?.(`config database reachable again: ${serviceName} reads its config from it`);

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { ConsumerConfigError, ConsumerConfigLoader, createOptimizedConsumer } from '../dist';
-import { BROKERS, configure, newPool, quietKafka, recordingLogger, tempDir, unique } from './support';
+import { Client } from 'pg';
+
+import { BROKERS, DATABASE_URL, configure, newPool, quietKafka, recordingLogger, tempDir, unique } from './support';
 
 const unhandled: unknown[] = [];
 const record = (reason: unknown) => void unhandled.push(reason);
@@ -43,6 +45,16 @@ test('an unknown service is NOT_FOUND, naming the command that creates it', asyn
 test('a bad pool, service name, topic list or broker list is BAD_INPUT', async () => {
   for (const pool of [undefined, null, 'postgresql://x', {}, { connect: 1 }]) {
     await assert.rejects(createOptimizedConsumer(pool, { brokers: BROKERS }, 'svc', ['t']), rejection('BAD_INPUT', /pool must be a pg Pool/));
+  }
+  await assert.rejects(createOptimizedConsumer({ connect: async () => undefined }, { brokers: BROKERS }, 'svc', ['t'], { cacheDir: tempDir() }),
+    rejection('BAD_INPUT', /pool.connect\(\) must give a client with query\(\) and release\(\)/));
+  const client = new Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    await assert.rejects(createOptimizedConsumer(client, { brokers: BROKERS }, unique('node-client'), ['t'], { cacheDir: tempDir() }),
+      rejection('BAD_INPUT', /pool must be a pg Pool, not a Client/));
+  } finally {
+    await client.end();
   }
   const pool = newPool();
   const service = unique('node-bad');
