@@ -258,6 +258,21 @@ def rendered_as_data(ctx: typer.Context, data: Any, output: Output | None) -> bo
     return True
 
 
+def confirm(question: str) -> None:
+    """Ask ``question`` on stderr; anything but yes ends the command (exit 1) with nothing changed. Closed
+    input (no one to answer) is a no, and the prompt's line is ended so the error stands on its own."""
+    import sys
+
+    try:
+        answer = typer.confirm(question, err=True)
+    except typer.Abort:  # end of input, or Ctrl-C at the prompt
+        answer = None
+    if answer is None or not sys.stdin.isatty():  # no Enter of a person at a terminal ended the line
+        info("")
+    if not answer:
+        raise LoomError("aborted: nothing changed")
+
+
 def info(message: str) -> None:
     """A message for the human (progress, summaries): stderr, so stdout stays data."""
     typer.echo(message, err=True)

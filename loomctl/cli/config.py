@@ -8,7 +8,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli import COUNT_MAX, ROW_ID_MAX, OutputOption, ServiceArgument, complete_service, info, new_app, number, state
+from loomctl.cli import (
+    COUNT_MAX, ROW_ID_MAX, OutputOption, ServiceArgument, complete_service, confirm, info, new_app, number, state,
+)
 from loomctl.configs.formats import FORMAT_NAMES
 from loomctl.render import Output, render
 
@@ -222,7 +224,7 @@ def rollback(
         info(f"{plan.description}: {plan.result.action} {service}, {len(plan.result.changes)} field(s)")
         if plan.result.action != configs.Action.UNCHANGED and not yes:
             _show_changes(ctx, plan.result, Output.table)
-            typer.confirm("roll back?", abort=True, err=True)
+            confirm("roll back?")
         result = configs.rollback(session, plan, actor=_actor(ctx, actor), reason=reason)
     _show_changes(ctx, result, output)
 
@@ -242,7 +244,7 @@ def delete(
     with _session(ctx) as session:
         config = configs.get_config(session, service)
         if not yes:
-            typer.confirm(f"delete the consumer config of {service} (version {config.version})?", abort=True, err=True)
+            confirm(f"delete the consumer config of {service} (version {config.version})?")
         configs.delete_config(session, service, actor=_actor(ctx, actor), reason=reason, if_version=if_version)
     info(f"deleted {service} (was version {config.version}; `loomctl config rollback {service}` restores it)")
 
@@ -283,7 +285,7 @@ def import_(
         if dry_run or not plan.has_changes:
             return
         if not yes:
-            typer.confirm("apply these changes?", abort=True, err=True)
+            confirm("apply these changes?")
         results = configs.apply_import(session, plan, actor=_actor(ctx, actor), reason=reason)
     info(f"applied {len(results)} change(s)")
 

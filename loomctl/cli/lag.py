@@ -172,7 +172,7 @@ def collect(
     granularity: Annotated[Granularity, typer.Option("--granularity", help="Series per partition, or per topic only (fewer series).")] = Granularity.partition,
     window: Annotated[str, typer.Option("--window", help="Time window of stored samples behind the statuses served with --listen.")] = "15m",
 ) -> None:
-    """Sample every configured group into consumer_lag_history until stopped. Example: loomctl lag collect --interval 30s --listen 0.0.0.0:9308"""
+    """Sample every configured group into consumer_lag_history until stopped; with --listen, serve each cycle to Prometheus and Burrow clients. Example: loomctl lag collect --interval 30s --listen 0.0.0.0:9308"""
     from loomctl.lag.collector import Collector
     from loomctl.lag.http import serving
     from loomctl.validation import parse_duration

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli import COUNT_MAX, OutputOption, info, new_app, number, rendered_as_data, state
+from loomctl.cli import COUNT_MAX, OutputOption, confirm, info, new_app, number, rendered_as_data, state
 from loomctl.render import Output, render
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ def _confirm(plan: Plan, out: Output, force: bool) -> None:
         _plan_table(plan, file=sys.stderr)
     if not sys.stdin.isatty():
         raise BadInput("no terminal to ask on: pass --yes to apply without asking (or --dry-run to only look)")
-    typer.confirm(f"alter {count} topic(s) in the cluster?", abort=True, err=True)
+    confirm(f"alter {count} topic(s) in the cluster?")
 
 
 @app.command()
