@@ -67,7 +67,7 @@ FIELDS: tuple[Field, ...] = (
           1_000, 300_000, unit="ms", java="request.timeout.ms", librdkafka="socket.timeout.ms",
           kafkajs="requestTimeout"),
     Field("retry_backoff_ms", int, 100, "Pause before retrying a failed request.",
-          1, 300_000, unit="ms", java="retry.backoff.ms", librdkafka="retry.backoff.ms", kafkajs=None),
+          1, 300_000, unit="ms", java="retry.backoff.ms", librdkafka="retry.backoff.ms", kafkajs="retry.initialRetryTime"),
     Field("reconnect_backoff_ms", int, 50, "First pause before reconnecting to a broker.",
           0, 3_600_000, unit="ms", java="reconnect.backoff.ms", librdkafka="reconnect.backoff.ms", kafkajs=None),
     Field("reconnect_backoff_max_ms", int, 1_000, "Longest pause between reconnects (exponential backoff cap).",
@@ -255,8 +255,9 @@ def java_properties(settings: Mapping[str, Any]) -> dict[str, str]:
 def kafkajs_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     """KafkaJS options, split the way KafkaJS takes them: consumer(), subscribe() and run().
 
-    KafkaJS has no max.poll.records, fetch retry or reconnect backoff options, and ships only a
-    round-robin assigner; the assignor is passed by name for the service's loader to resolve.
+    KafkaJS has no max.poll.records or reconnect backoff options, and ships only a round-robin
+    assigner; the assignor is passed by name for the service's loader to resolve. A dotted KafkaJS
+    name is a nested option (``retry.initialRetryTime`` -> ``{"retry": {"initialRetryTime": ...}}``).
     """
     consumer: dict[str, Any] = {}
     for f in FIELDS:
@@ -267,7 +268,11 @@ def kafkajs_options(settings: Mapping[str, Any]) -> dict[str, Any]:
             value = value == "read_uncommitted"
         elif f.name == "partition_assignment_strategy":
             value = [value]
-        consumer[f.kafkajs] = value
+        outer, _, inner = f.kafkajs.partition(".")
+        if inner:
+            consumer.setdefault(outer, {})[inner] = value
+        else:
+            consumer[f.kafkajs] = value
     return {
         "consumer": consumer,
         "subscribe": {"fromBeginning": settings["auto_offset_reset"] == "earliest"},

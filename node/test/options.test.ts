@@ -72,13 +72,14 @@ test('one warning names every setting KafkaJS cannot honour, none at the default
   assert.match(unhonoured(defaults) ?? '', /^KafkaJS cannot honour partition_assignment_strategy=range \(KafkaJS ships only the round-robin assigner/);
   assert.equal(unhonoured({ ...defaults, partition_assignment_strategy: 'roundrobin' }), null);
   const message = unhonoured({
-    ...defaults, partition_assignment_strategy: 'cooperative-sticky', retry_backoff_ms: 5000, auto_offset_reset: 'none',
+    ...defaults, partition_assignment_strategy: 'cooperative-sticky', reconnect_backoff_ms: 5000, auto_offset_reset: 'none',
   }, 'consumer');
   assert.ok(message);
-  for (const part of ['cooperative-sticky', 'retry_backoff_ms=5000', 'auto_offset_reset=none', 'group_protocol=consumer']) {
+  for (const part of ['cooperative-sticky', 'reconnect_backoff_ms=5000', 'auto_offset_reset=none', 'group_protocol=consumer']) {
     assert.ok(message.includes(part), `${part} missing from: ${message}`);
   }
   assert.equal(message.split('\n').length, 1);
+  assert.ok(!message.includes('retry_backoff_ms'), 'retry_backoff_ms maps to retry.initialRetryTime: KafkaJS honours it');
 });
 
 test('LOOM_KAFKA_CONFIG: bootstrap.servers and client.id from the properties file reach the client', async () => {
