@@ -32,4 +32,4 @@ bench: install
 	$(BIN)/python bench/apply.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache node/node_modules node/dist node/dist-test

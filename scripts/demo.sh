@@ -18,6 +18,7 @@ section() { echo; echo "== $*"; }
 work=$(mktemp -d)
 traffic_pid=""
 collector_pid=""
+node_pid=""
 
 stop_pid() {  # SIGTERM one background process of ours and wait for it (both stop cleanly on TERM)
   local pid=$1
@@ -28,6 +29,7 @@ stop_pid() {  # SIGTERM one background process of ours and wait for it (both sto
 
 cleanup() {
   stop_pid "$collector_pid"
+  stop_pid "$node_pid"
   stop_pid "$traffic_pid"
   rm -rf "$work"
 }
@@ -77,6 +79,24 @@ for _ in $(seq 1 150); do
 done
 sed 's/^/  traffic: /' "$work/traffic.log"
 
+section "a Node service: geocoding-processor built by @loomctl/consumer-config (node/, KafkaJS)"
+echo "geocoding-processor (io-bound profile: max_poll_records=10) reads device.sensor.accelerometer.raw from Node;"
+echo "the package cuts KafkaJS's batches to max_poll_records and records each one in consumer_processing_metrics."
+(cd node && npm ci --no-audit --no-fund --silent && npm run build --silent >/dev/null)
+node node/examples/demo-consumer.js >"$work/node.out" 2>"$work/node.log" &
+node_pid=$!
+for _ in $(seq 1 100); do
+  grep -q "consuming" "$work/node.log" && break
+  if ! kill -0 "$node_pid" 2>/dev/null; then
+    cat "$work/node.log" >&2
+    node_pid=""
+    echo "demo: the Node consumer ended early" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+sed 's/^/  node: /' "$work/node.log"
+
 section "loomctl lag collect --interval 2s (in the background)"
 $loomctl lag collect --interval 2s 2>"$work/collector.log" &
 collector_pid=$!
@@ -103,6 +123,9 @@ $loomctl alerts --window "$WINDOW"
 section "loomctl recommend --window $WINDOW"
 $loomctl recommend --window "$WINDOW"
 
+section "loomctl metrics show geocoding-processor --since 10m --bucket 1m (recorded by the Node service)"
+$loomctl metrics show geocoding-processor --since 10m --bucket 1m
+
 section "loomctl metrics show speech-processor --since 10m --bucket 1m"
 $loomctl metrics show speech-processor --since 10m --bucket 1m
 
@@ -127,6 +150,9 @@ stop_pid "$traffic_pid"
 traffic_pid=""
 tail -n 2 "$work/traffic.log" | sed 's/^/  traffic: /'
 cat "$work/traffic.out"
+stop_pid "$node_pid"
+node_pid=""
+cat "$work/node.out"
 
 # partitions: grow the topic the slow service cannot keep up with, from the measured load
 section "loomctl partitions recommend --window 5m --write"
