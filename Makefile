@@ -29,6 +29,7 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/views.py
 	$(BIN)/python bench/lag_snapshot.py
+	$(BIN)/python bench/scrape.py
 	$(BIN)/python bench/apply.py
 
 clean:

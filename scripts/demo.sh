@@ -97,8 +97,8 @@ for _ in $(seq 1 100); do
 done
 sed 's/^/  node: /' "$work/node.log"
 
-section "loomctl lag collect --interval 2s (in the background)"
-$loomctl lag collect --interval 2s 2>"$work/collector.log" &
+section "loomctl lag collect --interval 2s --listen (in the background)"
+$loomctl lag collect --interval 2s --listen "127.0.0.1:${DEMO_METRICS_PORT:-0}" --window "$WINDOW" 2>"$work/collector.log" &
 collector_pid=$!
 started=$SECONDS
 
@@ -114,6 +114,38 @@ $loomctl lag show --by service --window "$WINDOW"
 
 section "loomctl lag status --window $WINDOW"
 $loomctl lag status --window "$WINDOW"
+
+section "the collector's Prometheus and Burrow-compatible endpoint (lag collect --listen)"
+endpoint=$(sed -n 's#.*serving http://\([^/]*\)/metrics.*#\1#p' "$work/collector.log" | head -1)
+echo "Prometheus scrapes http://$endpoint/metrics; Burrow clients read http://$endpoint/v3/kafka/default"
+echo "(alert rules: examples/prometheus/loomctl-rules.yml; Grafana dashboard: examples/grafana/loomctl.json)"
+.venv/bin/python - "$endpoint" timescale-writer speech-processor motion-event-filter <<'PY'
+import json, re, sys, urllib.error, urllib.request
+
+endpoint, services = sys.argv[1], sys.argv[2:]
+
+def get(path):
+    try:
+        with urllib.request.urlopen(f"http://{endpoint}{path}", timeout=5) as response:
+            return response.read()
+    except urllib.error.HTTPError as error:  # Burrow's 404s carry a body too
+        return error.read()
+
+metrics = get("/metrics").decode().splitlines()
+groups = {m.group(2): m.group(1) for line in metrics if line.startswith("loomctl_group_info{")
+          for m in [re.search(r'group="([^"]*)".*service="([^"]*)"', line)] if m}
+shown = ("kafka_consumergroup_group_sum_lag{", "kafka_consumergroup_group_max_lag_seconds{", "loomctl_group_status_code{")
+print("/metrics (a few of its lines):")
+for line in metrics:
+    if line.startswith(shown) and any(f'group="{groups.get(s)}"' in line for s in services) or line.startswith(
+            ("loomctl_collector_up{", "loomctl_collector_writer{", "loomctl_collector_cycle_duration_seconds{")):
+        print(f"  {line}")
+print("Burrow status (GET /v3/kafka/default/consumer/GROUP/status):")
+for service in services:
+    s = json.loads(get(f"/v3/kafka/default/consumer/{groups.get(service, service)}/status"))["status"]
+    print(f"  {service:20} {s['status']:8} totallag={s['totallag']:<7} partitions={s['partition_count']} "
+          f"not OK={len(s['partitions'])} maxlag={s['maxlag']['current_lag'] if s['maxlag'] else None}")
+PY
 
 # v_consumer_alerts and v_consumer_performance_monitor judge the guide's 15 minutes; --window
 # judges the demo's half minute of samples instead (psql users: SET loomctl.status_window = '30s').
