@@ -27,6 +27,19 @@ stop_pid() {  # SIGTERM one background process of ours and wait for it (both sto
   wait "$pid" 2>/dev/null || true
 }
 
+wait_for() {  # wait_for LOG TEXT PID WHAT: until LOG holds TEXT; the demo ends if PID (WHAT) exits first
+  local log=$1 text=$2 pid=$3 what=$4
+  for _ in $(seq 1 150); do
+    grep -q "$text" "$log" && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      cat "$log" >&2
+      echo "demo: $what ended early" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
 cleanup() {
   stop_pid "$collector_pid"
   stop_pid "$node_pid"
@@ -67,16 +80,7 @@ traffic_pid=$!
 
 # Start sampling once every consumer has committed (and the stopped one has exited), so each
 # sample in the status window has a committed offset to compare with the last one.
-for _ in $(seq 1 150); do
-  grep -q "every consumer has committed offsets" "$work/traffic.log" && break
-  if ! kill -0 "$traffic_pid" 2>/dev/null; then
-    cat "$work/traffic.log" >&2
-    traffic_pid=""
-    echo "demo: loomctl dev traffic ended early" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+wait_for "$work/traffic.log" "every consumer has committed offsets" "$traffic_pid" "loomctl dev traffic"
 sed 's/^/  traffic: /' "$work/traffic.log"
 
 section "a Node service: geocoding-processor built by @loomctl/consumer-config (node/, KafkaJS)"
@@ -85,16 +89,7 @@ echo "the package cuts KafkaJS's batches to max_poll_records and records each on
 (cd node && npm ci --no-audit --no-fund --silent && npm run build --silent >/dev/null)
 node node/examples/demo-consumer.js >"$work/node.out" 2>"$work/node.log" &
 node_pid=$!
-for _ in $(seq 1 100); do
-  grep -q "consuming" "$work/node.log" && break
-  if ! kill -0 "$node_pid" 2>/dev/null; then
-    cat "$work/node.log" >&2
-    node_pid=""
-    echo "demo: the Node consumer ended early" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+wait_for "$work/node.log" "consuming" "$node_pid" "the Node consumer"
 sed 's/^/  node: /' "$work/node.log"
 
 section "loomctl lag collect --interval 2s --listen (in the background)"
