@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { ConsumerConfigError, ConsumerConfigLoader, createOptimizedConsumer } from '../dist';
 import { Client } from 'pg';
 
-import { BROKERS, DATABASE_URL, configure, newPool, quietKafka, recordingLogger, tempDir, unique } from './support';
+import { BROKERS, DATABASE_URL, configure, newPool, quietKafka, recordingLogger, tempDir, unique, withService } from './support';
 
 const unhandled: unknown[] = [];
 const record = (reason: unknown) => void unhandled.push(reason);
@@ -88,12 +88,9 @@ test('a bad pool, service name, topic list or broker list is BAD_INPUT', async (
 });
 
 test('a broken LOOM_KAFKA_CONFIG file is a clear error, its values never shown', async () => {
-  const pool = newPool();
-  const service = unique('node-props');
-  configure(service);
-  const folder = tempDir();
-  const file = join(folder, 'client.properties');
-  try {
+  await withService('node-props', async (pool, service) => {
+    const folder = tempDir();
+    const file = join(folder, 'client.properties');
     writeFileSync(file, 'security.protocol=SASL_SSL\nsasl.mechanism=GSSAPI\nsasl.password=s3cret\n');
     await assert.rejects(createOptimizedConsumer(pool, { brokers: BROKERS }, service, ['t'], { cacheDir: folder, kafkaConfigPath: file }),
       (error: unknown) => rejection('UNSUPPORTED', /sasl.mechanism "GSSAPI"/)(error) && !String(error).includes('s3cret'));
@@ -102,22 +99,15 @@ test('a broken LOOM_KAFKA_CONFIG file is a clear error, its values never shown',
       rejection('BAD_INPUT', /needs sasl.username and sasl.password/));
     await assert.rejects(createOptimizedConsumer(pool, { brokers: BROKERS }, service, ['t'], { cacheDir: folder, kafkaConfigPath: join(folder, 'nope') }),
       rejection('BAD_INPUT', /cannot read the Kafka properties file .*ENOENT/));
-  } finally {
-    await pool.end();
-  }
+  });
 });
 
 test('an unreachable broker rejects createOptimizedConsumer, it does not hang or crash', async () => {
-  const pool = newPool();
-  const service = unique('node-nobroker');
-  configure(service);
-  try {
+  await withService('node-nobroker', async (pool, service) => {
     await assert.rejects(
       createOptimizedConsumer(pool, { brokers: ['127.0.0.1:1'], connectionTimeout: 300, retry: { retries: 0 }, ...quietKafka }, service, ['t'],
         { cacheDir: tempDir(), logger: recordingLogger() }),
       /ECONNREFUSED|Connection error|connect/i,
     );
-  } finally {
-    await pool.end();
-  }
+  });
 });

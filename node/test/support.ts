@@ -127,3 +127,15 @@ export function recordingLogger(): { warnings: string[]; infos: string[]; warn(m
   };
   return log;
 }
+
+/** ``body`` with a pool of its own and a service configured for the test; the pool ends afterwards. */
+export async function withService(prefix: string, body: (pool: Pool, service: string) => Promise<void>): Promise<void> {
+  const pool = newPool();
+  const service = unique(prefix);
+  configure(service);
+  try {
+    await body(pool, service);
+  } finally {
+    await pool.end();
+  }
+}
