@@ -310,7 +310,12 @@ def topic_partition_counts(admin: "AdminClient", topics: Iterable[str] | None = 
     """Partition count per topic from the cluster metadata (one request); absent topics are left out."""
     from confluent_kafka import KafkaException
 
-    wanted = None if topics is None else sorted(set(topics))
+    from loomctl.validation import TOPIC_NAME
+
+    # a name Kafka cannot give a topic has none; librdkafka would raise on it instead of answering
+    wanted = None if topics is None else sorted({t for t in topics if TOPIC_NAME.fullmatch(t) and t not in (".", "..")})
+    if wanted == []:
+        return {}
     try:
         if wanted is not None and len(wanted) == 1:
             metadata = admin.list_topics(topic=wanted[0], timeout=timeout)

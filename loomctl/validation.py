@@ -221,6 +221,16 @@ def _check_unicode(what: str, value: str) -> None:
         raise BadInput(f"{what} {shown(value)} is not valid Unicode text (it holds a lone surrogate)")
 
 
+TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}", re.ASCII)
+"""What Kafka accepts as a topic name (and "." or ".." it does not)."""
+
+
+def check_topic(name: Any) -> str:
+    if not isinstance(name, str) or not TOPIC_NAME.fullmatch(name) or name in (".", ".."):
+        raise BadInput(f"invalid topic name {shown(name)!r}: 1 to 249 letters, digits, '.', '_' and '-'")
+    return name
+
+
 def check_description(description: Any) -> str:
     return check_text("description", description, limit=DESCRIPTION_MAX, multiline=True)
 

@@ -80,6 +80,7 @@ def add_change(
     """A manual pending change, checked against the live topic: it must exist and the count must go up."""
     from sqlalchemy import text
 
+    validation.check_topic(topic)
     if not reason or not reason.strip():
         raise BadInput("a manual change needs a --reason")
     current = kafka.topic_partition_counts(admin, [topic], timeout=timeout).get(topic)

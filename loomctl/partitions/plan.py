@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from loomctl import kafka
+from loomctl import kafka, validation
 from loomctl.partitions.changes import SELECT_LIST, PartitionChange
 
 if TYPE_CHECKING:
@@ -132,6 +132,9 @@ def plan_changes(
     failed change when it is the topic's newest one (its cause may have been fixed since).
     """
     from sqlalchemy import text
+
+    for topic in topics or ():
+        validation.check_topic(topic)
 
     params = {"every": not topics, "topics": list(topics or []), "retry": retry_failed}
     query = f"""

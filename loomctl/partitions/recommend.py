@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from loomctl import kafka
+from loomctl import kafka, validation
 from loomctl.errors import BackendUnavailable, BadInput
 from loomctl.partitions.changes import Source, insert_change
 
@@ -303,9 +303,12 @@ def recommend(
     write: bool = False,
 ) -> RecommendReport:
     """A recommendation per topic; current counts from the cluster when it answers, else from the history.
+    A topic name Kafka cannot have is BadInput.
 
     With ``write`` each increase is stored as the topic's pending change (:func:`write_recommendations`).
     """
+    for topic in topics or ():
+        validation.check_topic(topic)
     live: dict[str, int] | None = None
     note = None
     if admin is not None:
