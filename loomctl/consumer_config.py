@@ -13,6 +13,20 @@ from typing import Any
 
 ASSIGNORS = ("range", "roundrobin", "cooperative-sticky")
 """Assignors that librdkafka and the Java client both ship. librdkafka has no eager `sticky`."""
+GROUP_PROTOCOLS = ("classic", "consumer")
+"""`classic`: the client-side rebalance protocol; `consumer`: KIP-848 (Kafka 4), where the broker assigns
+partitions and owns the session timeout and heartbeat interval."""
+REMOTE_ASSIGNORS = ("uniform", "range")
+"""The server-side assignors Kafka 4 ships (`group.consumer.assignors`), for the consumer protocol."""
+BROKER_OWNED = ("session_timeout_ms", "heartbeat_interval_ms")
+"""Settings the broker owns under the consumer protocol: set as group configs (`config push`), never by the client."""
+GROUP_CONFIGS: Mapping[str, str] = {
+    "session_timeout_ms": "consumer.session.timeout.ms",
+    "heartbeat_interval_ms": "consumer.heartbeat.interval.ms",
+}
+"""The broker's group config (a GROUP resource's config) for each broker-owned setting."""
+CLIENT_SIDE_ONLY = ("session_timeout_ms", "heartbeat_interval_ms", "partition_assignment_strategy")
+"""What a consumer-protocol client must not be given: librdkafka refuses to build a consumer with any of them."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,13 @@ FIELDS: tuple[Field, ...] = (
     Field("isolation_level", str, "read_committed", "Whether to read records of open or aborted transactions.",
           choices=("read_committed", "read_uncommitted"), java="isolation.level", librdkafka="isolation.level",
           kafkajs="readUncommitted"),
+    Field("group_protocol", str, "classic",
+          "Group protocol: classic (client-side rebalances) or consumer (KIP-848, Kafka 4: the broker assigns "
+          "partitions and owns the session timeout and heartbeat; see `config push`).",
+          choices=GROUP_PROTOCOLS, java="group.protocol", librdkafka="group.protocol", kafkajs=None),
+    Field("group_remote_assignor", str, "uniform",
+          "Server-side assignor the consumer protocol asks the broker for (unused under classic).",
+          choices=REMOTE_ASSIGNORS, java="group.remote.assignor", librdkafka="group.remote.assignor", kafkajs=None),
 )
 
 FIELDS_BY_NAME: Mapping[str, Field] = {f.name: f for f in FIELDS}
@@ -225,10 +246,34 @@ def _property_text(value: Any) -> str:
     return str(value)
 
 
+def uses_consumer_protocol(settings: Mapping[str, Any]) -> bool:
+    return settings.get("group_protocol", "classic") == "consumer"
+
+
+def client_fields(settings: Mapping[str, Any]) -> tuple[Field, ...]:
+    """The fields a librdkafka or Java client is given for these settings.
+
+    Classic: every client setting, and no group.protocol (the default of every client, so older
+    clients keep working). Consumer protocol: group.protocol and group.remote.assignor, and not
+    the session timeout, heartbeat interval or assignment strategy: the broker owns those
+    (librdkafka refuses to build such a consumer; see `config push` for the broker side).
+    """
+    if uses_consumer_protocol(settings):
+        return tuple(f for f in FIELDS if f.name not in CLIENT_SIDE_ONLY)
+    return tuple(f for f in FIELDS if f.name not in ("group_protocol", "group_remote_assignor"))
+
+
+def broker_group_configs(settings: Mapping[str, Any]) -> dict[str, str]:
+    """The broker-side group configs of a consumer-protocol service (empty for classic)."""
+    if not uses_consumer_protocol(settings):
+        return {}
+    return {GROUP_CONFIGS[name]: str(settings[name]) for name in BROKER_OWNED}
+
+
 def librdkafka_properties(settings: Mapping[str, Any]) -> dict[str, str]:
     """What confluent-kafka / librdkafka receives for these settings (no group or servers)."""
     props: dict[str, str] = {}
-    for f in FIELDS:
+    for f in client_fields(settings):
         if f.librdkafka is None:
             continue
         value = settings[f.name]
@@ -247,7 +292,7 @@ def java_properties(settings: Mapping[str, Any]) -> dict[str, str]:
     """The Java client's consumer properties for these settings."""
     return {
         f.java: _property_text(JAVA_VALUES.get(f.name, {}).get(settings[f.name], settings[f.name]))
-        for f in FIELDS
+        for f in client_fields(settings)
         if f.java is not None
     }
 

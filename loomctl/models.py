@@ -89,6 +89,8 @@ class PipelineConsumerConfig(Base):
     auto_offset_reset: Mapped[str] = _setting_column("auto_offset_reset")
     partition_assignment_strategy: Mapped[str] = _setting_column("partition_assignment_strategy")
     isolation_level: Mapped[str] = _setting_column("isolation_level")
+    group_protocol: Mapped[str] = _setting_column("group_protocol")
+    group_remote_assignor: Mapped[str] = _setting_column("group_remote_assignor")
     profile: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
@@ -102,7 +104,7 @@ class ConsumerConfigChange(Base):
 
     __tablename__ = "consumer_config_changes"
     __table_args__ = (
-        CheckConstraint("change_type IN ('create', 'update', 'delete')", name="change_type_allowed"),
+        CheckConstraint("change_type IN ('create', 'update', 'delete', 'push')", name="change_type_allowed"),
         Index("ix_consumer_config_changes_service_changed_at", "service_name", "changed_at"),
     )
 
@@ -194,6 +196,8 @@ class ConsumerLagHistory(Base):
     time_lag_ms: Mapped[int | None] = mapped_column(BigInteger)
     group_state: Mapped[str | None] = mapped_column(Text)
     member_count: Mapped[int | None] = mapped_column(Integer)
+    group_type: Mapped[str | None] = mapped_column(Text)
+    """classic or consumer (KIP-848), as the broker described the group; NULL where a service reported the sample."""
 
 
 class ConsumerProcessingMetric(Base):
