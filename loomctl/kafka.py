@@ -74,6 +74,10 @@ class Group:
     group_id: str
     state: str
     members: tuple[Member, ...] = ()
+    group_type: str | None = None
+    """``classic`` or ``consumer`` (KIP-848) as the broker describes the group; None when it did not say."""
+    assignor: str = ""
+    """The assignor in use: the client-side strategy (classic) or the broker's (consumer protocol)."""
 
     def owner_of(self) -> dict[TopicPartition, Member]:
         return {tp: m for m in self.members for tp in m.partitions}
@@ -213,8 +217,16 @@ def _described(futures: dict[str, Any], timeout: float) -> dict[str, Group]:
             )
             for m in d.members
         )
-        groups[group_id] = Group(group_id, state, members)
+        # a group the broker does not know is described as a Dead classic group: it has no type
+        group_type = None if state == "Dead" else _group_type(d)
+        groups[group_id] = Group(group_id, state, members, group_type, d.partition_assignor or "")
     return groups
+
+
+def _group_type(description: Any) -> str | None:
+    """The group's protocol type in Kafka's own words (classic, consumer); None for UNKNOWN (an older broker)."""
+    name = getattr(getattr(description, "type", None), "name", None)
+    return name.lower() if name and name != "UNKNOWN" else None
 
 
 # The one vocabulary of Kafka errors that are not about the request itself:
@@ -495,3 +507,69 @@ def sample_keys(
     for topic, has_key in seen.items():
         result[topic] = Keyed.YES if has_key else Keyed.NO
     return result
+
+
+# --- group configs (KIP-848): the settings the broker owns for a consumer-protocol group ---
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    value: str | None
+    dynamic: bool
+    """Set for this group (by `config push` or kafka-configs), not the broker's default."""
+
+
+def describe_group_configs(
+    admin: "AdminClient", group_ids: Sequence[str], names: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S,
+) -> dict[str, dict[str, GroupConfig]]:
+    """The group configs ``names`` of each group, in one describe_configs request."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import ConfigResource, ConfigSource, ResourceType
+
+    if not group_ids:
+        return {}
+    resources = {g: ConfigResource(ResourceType.GROUP, g) for g in group_ids}
+    try:
+        futures = admin.describe_configs(list(resources.values()), request_timeout=timeout)
+        found: dict[str, dict[str, GroupConfig]] = {}
+        for group_id, resource in resources.items():
+            entries = _result(futures[resource], timeout + 5, "describe_configs")
+            found[group_id] = {
+                n: GroupConfig(entries[n].value, entries[n].source == ConfigSource.GROUP_CONFIG.value)
+                for n in names if n in entries
+            }
+    except KafkaException as exc:
+        raise unreachable(exc, "describe_configs") from None
+    return found
+
+
+def alter_group_configs(
+    admin: "AdminClient", changes: Mapping[str, Mapping[str, str]], *, timeout: float = DEFAULT_TIMEOUT_S,
+) -> dict[str, str | None]:
+    """Set group configs with one incremental_alter_configs request: group -> None where the broker
+    took every value, else its refusal in its own words. Raises BackendUnavailable when the
+    cluster does not answer at all (then nothing is known to be set)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    resources = {
+        g: ConfigResource(ResourceType.GROUP, g, incremental_configs=[
+            ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET) for name, value in values.items()])
+        for g, values in changes.items() if values
+    }
+    if not resources:
+        return {}
+    try:
+        futures = admin.incremental_alter_configs(list(resources.values()), request_timeout=timeout)
+    except KafkaException as exc:
+        raise unreachable(exc, "incremental_alter_configs") from None
+    outcome: dict[str, str | None] = {}
+    for group_id, resource in resources.items():
+        try:
+            _result(futures[resource], timeout + 5, "incremental_alter_configs")
+            outcome[group_id] = None
+        except KafkaException as exc:
+            if _is_transport(exc):
+                raise unreachable(exc, "incremental_alter_configs") from None
+            outcome[group_id] = error_text(exc)
+    return outcome
