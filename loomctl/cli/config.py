@@ -9,7 +9,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from loomctl.cli import (
-    COUNT_MAX, ROW_ID_MAX, OutputOption, ServiceArgument, complete_service, confirm, info, new_app, number, state,
+    COUNT_MAX, ROW_ID_MAX, OutputOption, ServiceArgument, ServicesArgument, complete_service, confirm, info, new_app,
+    number, state,
 )
 from loomctl.configs.formats import FORMAT_NAMES
 from loomctl.render import Output, render
@@ -40,6 +41,11 @@ IfVersionOption = Annotated[
 ]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Validate and show the changes; write nothing.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the cluster at each step.",
+                                              parser=number(float, 0.5, 3600))]
+PUSH_COLUMNS = ["service_name", "consumer_group_id", "group_protocol", "action", "changes", "reason"]
+DRIFT_COLUMNS = ["service_name", "group_protocol", "group_type", "group_state", "members", "partitions",
+                 "assignor_in_use", "drift"]
 
 
 def _session(ctx: typer.Context) -> Any:
@@ -52,9 +58,28 @@ def _actor(ctx: typer.Context, actor: str | None) -> str:
     return actor or state(ctx).settings.resolved_actor()
 
 
-def _show_changes(ctx: typer.Context, result: Any, output: Output | None) -> None:
+def _broker_check(ctx: typer.Context, session: Any, result: Any) -> Any:
+    """What the broker says of a change, asked inside the transaction: a consumer-protocol service
+    outside the broker's bounds raises BadInput, so nothing is written."""
+    from loomctl import configs
+    from loomctl.consumer_config import DEFAULTS
+    from loomctl.errors import BadInput
+
+    after = configs.find_config(session, result.service_name)
+    settings: dict[str, Any] | None = dict(after.settings) if after else None
+    if result.action == configs.Action.DELETE:
+        settings = None
+    elif result.dry_run:  # nothing was written: the settings it would leave
+        settings = (settings or dict(DEFAULTS)) | {c.field: c.new for c in result.changes if c.field in configs.SETTING_NAMES}
+    check = configs.check_change(settings, result, state(ctx).settings)
+    if check.error:
+        raise BadInput(f"{result.service_name}: {check.error}")
+    return check
+
+
+def _show_changes(ctx: typer.Context, result: Any, output: Output | None, check: Any = None) -> None:
     """The changes on stdout (old and new), the one-line outcome on stderr, and where a broker is
-    configured its objection to a new session timeout."""
+    configured its objection to a new session timeout, or what to push to it."""
     from loomctl import configs
 
     out = state(ctx).output_for(output)
@@ -70,9 +95,12 @@ def _show_changes(ctx: typer.Context, result: Any, output: Output | None) -> Non
     else:
         versions = f"version {result.version_before or '-'} -> {result.version_after or '-'}"
         info(f"{result.action} {result.service_name}: {len(result.changes)} field(s), {versions}")
-    warning = configs.broker_warning(result, state(ctx).settings)
-    if warning:
-        info(f"warning: {warning}")
+    if check is None:
+        check = configs.BrokerCheck(warning=configs.broker_warning(result, state(ctx).settings))
+    if check.warning:
+        info(f"warning: {check.warning}")
+    if check.note:
+        info(check.note)
 
 
 @app.command("list")
@@ -104,6 +132,10 @@ def show(
         config = configs.get_config(session, service)
     data = configs.client_config(config, client.value) if client else config.record()
     render(data, state(ctx).output_for(output), title=service)
+    if client is Client.kafkajs and config.settings["group_protocol"] == "consumer":
+        from loomctl.configs.formats import KAFKAJS_CONSUMER_PROTOCOL_NOTE
+
+        info(f"note: {KAFKAJS_CONSUMER_PROTOCOL_NOTE}")
 
 
 @app.command("set")
@@ -117,6 +149,7 @@ def set_(
     reason: ReasonOption = None,
     if_version: IfVersionOption = None,
     dry_run: DryRunOption = False,
+    push_after: Annotated[bool, typer.Option("--push", help="Consumer protocol: then push the broker-side settings (config push).")] = False,
     actor: ActorOption = None,
     output: OutputOption = None,
 ) -> None:
@@ -129,7 +162,13 @@ def set_(
             session, service, settings, actor=_actor(ctx, actor), reason=reason, description=description, group=group,
             create=create, if_version=if_version, dry_run=dry_run,
         )
-    _show_changes(ctx, result, output)
+        check = _broker_check(ctx, session, result)
+    if push_after and check.note and not dry_run:
+        check = configs.BrokerCheck(warning=check.warning)
+        _show_changes(ctx, result, output, check)
+        _push(ctx, [service], dry_run=False, yes=True, reason=reason, actor=actor, timeout=30.0, output=None)
+        return
+    _show_changes(ctx, result, output, check)
 
 
 @app.command()
@@ -158,7 +197,8 @@ def apply_profile(
         result = configs.apply_profile(
             session, service, profile, actor=_actor(ctx, actor), reason=reason, if_version=if_version, dry_run=dry_run
         )
-    _show_changes(ctx, result, output)
+        check = _broker_check(ctx, session, result)
+    _show_changes(ctx, result, output, check)
 
 
 @app.command()
@@ -176,7 +216,8 @@ def history(
         entries = configs.history(session, service, limit)
     out = state(ctx).output_for(output)
     if out is Output.table:
-        rows = [{**vars(e), "changes": _changes_cell(e.changes, e.change_type == configs.Action.UPDATE)} for e in entries]
+        rows = [{**vars(e), "changes": _changes_cell(e.changes, e.change_type in (configs.Action.UPDATE, configs.Action.PUSH))}
+                for e in entries]
         render(rows, out, columns=["id", "changed_at", "change_type", "changed_by", "config_version", "reason", "changes"],
                title=f"{service}: history")
     else:
@@ -226,7 +267,8 @@ def rollback(
             _show_changes(ctx, plan.result, Output.table)
             confirm("roll back?")
         result = configs.rollback(session, plan, actor=_actor(ctx, actor), reason=reason)
-    _show_changes(ctx, result, output)
+        check = _broker_check(ctx, session, result)
+    _show_changes(ctx, result, output, check)
 
 
 @app.command()
@@ -316,3 +358,86 @@ def fields(ctx: typer.Context, output: OutputOption = None) -> None:
     rows = [{"name": f.name, "default": f.default, "allowed": f.describe_range(), "java": f.java,
              "librdkafka": f.librdkafka, "kafkajs": f.kafkajs, "description": f.description} for f in FIELDS]
     render(rows, state(ctx).output_for(output), title="consumer settings")
+
+
+@app.command()
+def push(
+    ctx: typer.Context,
+    services: ServicesArgument = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be set on the broker; set nothing.")] = False,
+    yes: YesOption = False,
+    reason: ReasonOption = None,
+    timeout: TimeoutOption = 30.0,
+    actor: ActorOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Set consumer-protocol services' session timeout and heartbeat on the broker, as group configs. Example: loomctl config push timescale-writer --yes"""
+    _push(ctx, services or [], dry_run=dry_run, yes=yes, reason=reason, actor=actor, timeout=timeout, output=output)
+
+
+def _push_rows(items: list[Any]) -> list[dict[str, Any]]:
+    return [{"service_name": i.service_name, "consumer_group_id": i.consumer_group_id, "group_protocol": i.group_protocol,
+             "action": i.action, "changes": {c.name: f"{c.old}{' (default)' if c.old_is_default else ''} -> {c.new}" for c in i.changes},
+             "reason": i.reason} for i in items]
+
+
+def _push(ctx: typer.Context, services: list[str], *, dry_run: bool, yes: bool, reason: str | None, actor: str | None,
+          timeout: float, output: Output | None) -> None:
+    """Plan, confirm, push in one request, read back, record each pushed service in its history."""
+    from loomctl import configs, kafka
+    from loomctl.errors import LoomError
+
+    out = state(ctx).output_for(output)
+    with _session(ctx) as session:
+        found = configs.require_configs(session, services) if services else configs.read_configs(session)
+        admin = kafka.admin_client(state(ctx).settings, timeout=timeout)
+        plan = configs.plan_push(found, admin, timeout=timeout)
+        pending = [i for i in plan if i.action == configs.PushAction.WOULD_SET]
+        if pending and not dry_run and not yes:
+            render(_push_rows(plan), Output.table, columns=PUSH_COLUMNS, title="push plan")
+            confirm(f"set the group configs of {len(pending)} group(s) on the broker?")
+        done = plan if dry_run or not pending else configs.push(plan, admin, timeout=timeout)
+        by_name = {c.service_name: c for c in found}
+        for item in done:
+            if item.action == configs.PushAction.SET:
+                configs.record_push(session, by_name[item.service_name], configs.history_changes(item),
+                                    actor=_actor(ctx, actor), reason=reason)
+    report = configs.PushReport(done, dry_run)
+    if out is Output.table:
+        render(_push_rows(done), out, columns=PUSH_COLUMNS, title="dry run: nothing set" if dry_run else "config push")
+    else:
+        render(report, out)
+    info("push: " + (", ".join(f"{n} {a}" for a, n in report.counts().items()) or "no services"))
+    if report.failed:
+        first = report.failed[0]
+        raise LoomError(f"the broker refused the group configs of {len(report.failed)} service(s); "
+                        f"{first.service_name}: {first.reason}")
+
+
+@app.command()
+def drift(
+    ctx: typer.Context,
+    services: ServicesArgument = None,
+    fail: Annotated[bool, typer.Option("--fail", help="Exit 1 when any service drifts (for CI and cron).")] = False,
+    timeout: TimeoutOption = 30.0,
+    output: OutputOption = None,
+) -> None:
+    """Compare the table with the cluster: protocol, broker-side group configs, assignor, idle members. Example: loomctl config drift --fail"""
+    from dataclasses import asdict
+
+    from loomctl import configs, kafka
+    from loomctl.errors import LoomError
+
+    with _session(ctx) as session:
+        found = configs.require_configs(session, services) if services else configs.read_configs(session)
+    result = configs.drift(found, kafka.admin_client(state(ctx).settings, timeout=timeout), timeout=timeout)
+    out = state(ctx).output_for(output)
+    if out is Output.table:
+        rows = [{**asdict(d), "drift": "; ".join(d.drift) or "in sync"} for d in result]
+        render(rows, out, columns=DRIFT_COLUMNS, title="config drift")
+    else:
+        render([{**asdict(d), "in_sync": d.in_sync} for d in result], out)
+    drifting = [d for d in result if not d.in_sync]
+    info(f"{len(drifting)} of {len(result)} service(s) drift" + (f": {', '.join(d.service_name for d in drifting)}" if drifting else ""))
+    if fail and drifting:
+        raise LoomError(f"{len(drifting)} service(s) drift from their config: {', '.join(d.service_name for d in drifting)}")

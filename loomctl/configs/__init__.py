@@ -16,14 +16,18 @@ _EXPORTS = {
         "Action", "ChangeResult", "ConsumerConfig", "DiffResult", "FieldChange", "FieldDiff", "HistoryEntry", "LABELS",
         "RollbackPlan", "SETTING_NAMES", "TRACKED", "apply_profile", "changes_between", "client_config", "client_options",
         "delete_config", "diff", "find_config", "get_config", "group_services", "history", "list_configs",
-        "missing_services", "plan_rollback", "profiles", "read_configs", "require_configs", "rollback", "set_config",
+        "missing_services", "plan_rollback", "profiles", "read_configs", "record_push", "require_configs", "rollback",
+        "set_config",
     ),
     "files": (
         "IMPORT_PLAN_LABELS", "ImportPlan", "PlanItem",
         "apply_import", "format_export", "kafkajs_document", "parse_specs", "plan_import", "read_specs", "specs",
     ),
     "formats": ("FORMATS", "FORMAT_NAMES", "ExportFormat", "ServiceSpec"),
-    "broker": ("broker_session_timeout_warning", "broker_warning"),
+    "broker": (
+        "BrokerCheck", "Drift", "PushAction", "PushItem", "PushReport", "broker_session_timeout_warning", "broker_warning",
+        "check_change", "drift", "history_changes", "plan_push", "push",
+    ),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -1,17 +1,55 @@
-"""What the broker thinks of a service's settings: the bounds it enforces on group members."""
+"""The broker's side of a service's settings: the bounds it enforces on group members, the group
+configs it owns for consumer-protocol (KIP-848) groups (`config push`), and what the cluster
+shows against the table (`config drift`).
+
+Under the classic protocol the client sends its session timeout and heartbeat when it joins, and
+the broker only bounds them (group.min/max.session.timeout.ms). Under the consumer protocol the
+broker owns both as group configs (consumer.session.timeout.ms, consumer.heartbeat.interval.ms),
+bounded by group.consumer.min/max.*, and assigns the partitions itself: the table's values reach
+the group only through `config push`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from loomctl.consumer_config import BROKER_OWNED, GROUP_CONFIGS, broker_group_configs, uses_consumer_protocol
 from loomctl.errors import BadInput, LoomError
 
 if TYPE_CHECKING:
-    from loomctl.configs.store import ChangeResult
+    from loomctl.configs.store import ChangeResult, ConsumerConfig, FieldChange
     from loomctl.settings import Settings
 
 SESSION_TIMEOUT_BOUNDS = ("group.min.session.timeout.ms", "group.max.session.timeout.ms")
+CLASSIC_BOUNDS: Mapping[str, tuple[str, str]] = {"session_timeout_ms": SESSION_TIMEOUT_BOUNDS}
+CONSUMER_BOUNDS: Mapping[str, tuple[str, str]] = {
+    "session_timeout_ms": ("group.consumer.min.session.timeout.ms", "group.consumer.max.session.timeout.ms"),
+    "heartbeat_interval_ms": ("group.consumer.min.heartbeat.interval.ms", "group.consumer.max.heartbeat.interval.ms"),
+}
+PROTOCOL_FIELDS = ("group_protocol", *BROKER_OWNED)
+"""A change to any of these may take a consumer-protocol service out of the broker's bounds."""
+
+
+def _bounds(kafka_properties: Mapping[str, str], names: Sequence[str], timeout: float) -> dict[str, str]:
+    from loomctl import kafka
+
+    return kafka.broker_configs(kafka.admin_for(kafka_properties, timeout=timeout), names, timeout=timeout)
+
+
+def out_of_bounds(settings: Mapping[str, Any], broker: Mapping[str, str]) -> list[str]:
+    """What the broker's bounds (``broker``: its config) refuse in ``settings``, one sentence each."""
+    table = CONSUMER_BOUNDS if uses_consumer_protocol(settings) else CLASSIC_BOUNDS
+    objections = []
+    for name, (low_name, high_name) in table.items():
+        try:
+            low, high = int(broker[low_name]), int(broker[high_name])
+        except (KeyError, ValueError):
+            continue
+        if not low <= settings[name] <= high:
+            objections.append(f"{name}={settings[name]} is outside the broker's {low_name.replace('.min.', '.min/max.')} ({low}..{high})")
+    return objections
 
 
 def broker_session_timeout_warning(kafka_properties: Mapping[str, str], session_timeout_ms: int, timeout: float = 5.0) -> str | None:
@@ -20,29 +58,288 @@ def broker_session_timeout_warning(kafka_properties: Mapping[str, str], session_
     The broker refuses such a member at join time, long after the config was saved. None when
     the timeout fits or the broker cannot be asked (this check is advice, never a failure).
     """
-    from loomctl import kafka
-
     try:
-        bounds = kafka.broker_configs(kafka.admin_for(kafka_properties, timeout=timeout), SESSION_TIMEOUT_BOUNDS, timeout=timeout)
-        low, high = (int(bounds[name]) for name in SESSION_TIMEOUT_BOUNDS)
-    except (LoomError, KeyError, ValueError):
+        broker = _bounds(kafka_properties, SESSION_TIMEOUT_BOUNDS, timeout)
+    except LoomError:
         return None
-    if low <= session_timeout_ms <= high:
+    objections = out_of_bounds({"session_timeout_ms": session_timeout_ms}, broker)
+    return f"{objections[0]}: consumers of this group will fail to join" if objections else None
+
+
+@dataclass(frozen=True)
+class BrokerCheck:
+    """What the broker says of a change: ``error`` refuses it (consumer protocol: a push would fail), ``warning`` is advice."""
+
+    error: str | None = None
+    warning: str | None = None
+    note: str | None = None
+    """What the operator has to do next (push the broker-side part)."""
+
+
+def _kafka_properties(settings: "Settings") -> Mapping[str, str] | None:
+    if not (settings.bootstrap_servers or settings.kafka_config):
         return None
-    return (
-        f"session_timeout_ms={session_timeout_ms} is outside the broker's group.min/max.session.timeout.ms "
-        f"({low}..{high}): consumers of this group will fail to join"
-    )
+    try:
+        return settings.kafka_properties()
+    except BadInput:
+        return None
+
+
+def check_change(after: Mapping[str, Any] | None, result: "ChangeResult", settings: "Settings", *, timeout: float = 5.0) -> BrokerCheck:
+    """The broker's view of a change whose settings afterwards are ``after`` (None: deleted).
+
+    Classic: a session timeout outside group.min/max.session.timeout.ms is a warning (the table
+    is still right; members fail to join). Consumer protocol: a session timeout or heartbeat
+    outside group.consumer.min/max.* is an error, since `config push` could never set it; a
+    broker that cannot be asked is a warning that nothing was checked.
+    """
+    changed = {c.field for c in result.changes}
+    if after is None or not changed & set(PROTOCOL_FIELDS):
+        return BrokerCheck()
+    consumer = uses_consumer_protocol(after)
+    note = None
+    if consumer and not result.dry_run:
+        note = (f"{result.service_name} uses the consumer protocol: the broker-side part ({', '.join(BROKER_OWNED)}) "
+                f"takes effect after `loomctl config push {result.service_name}`")
+    if not consumer and "session_timeout_ms" not in changed:
+        return BrokerCheck(note=note)
+    kafka_properties = _kafka_properties(settings)
+    if kafka_properties is None:
+        return BrokerCheck(note=note)
+    names = [n for pair in (CONSUMER_BOUNDS if consumer else CLASSIC_BOUNDS).values() for n in pair]
+    try:
+        broker = _bounds(kafka_properties, names, timeout)
+    except LoomError as exc:
+        if consumer:
+            return BrokerCheck(warning=f"could not check {', '.join(BROKER_OWNED)} against the broker's bounds: {exc}", note=note)
+        return BrokerCheck(note=note)
+    objections = out_of_bounds(after, broker)
+    if not objections:
+        return BrokerCheck(note=note)
+    if consumer:
+        return BrokerCheck(error="; ".join(objections) + ": the broker would refuse these group configs, nothing changed")
+    return BrokerCheck(warning=f"{objections[0]}: consumers of this group will fail to join", note=note)
 
 
 def broker_warning(result: "ChangeResult", settings: "Settings") -> str | None:
     """Where a broker is configured and a change sets the session timeout, the broker's objection to it."""
     new = {c.field: c.new for c in result.changes}
     timeout_ms = new.get("session_timeout_ms")  # None too when the change deletes the service
-    if not isinstance(timeout_ms, int) or not (settings.bootstrap_servers or settings.kafka_config):
+    if not isinstance(timeout_ms, int):
         return None
-    try:
-        kafka_properties = settings.kafka_properties()
-    except BadInput:
-        return None
-    return broker_session_timeout_warning(kafka_properties, timeout_ms)
+    kafka_properties = _kafka_properties(settings)
+    return None if kafka_properties is None else broker_session_timeout_warning(kafka_properties, timeout_ms)
+
+
+# --- config push ---
+
+
+class PushAction:
+    SET = "set"
+    WOULD_SET = "would set"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class GroupConfigChange:
+    field: str
+    name: str
+    """The broker's name for it (consumer.session.timeout.ms)."""
+    old: str | None
+    new: str
+    old_is_default: bool
+    """The broker's default applied before (no value set for this group)."""
+
+
+@dataclass(frozen=True)
+class PushItem:
+    service_name: str
+    consumer_group_id: str
+    group_protocol: str
+    action: str
+    """One of :class:`PushAction`."""
+    changes: list[GroupConfigChange]
+    reason: str | None = None
+    """Why it was skipped, or the broker's refusal."""
+    broker_after: dict[str, str | None] = field(default_factory=dict)
+    """The group configs as describe_configs read them back after the push."""
+
+
+@dataclass(frozen=True)
+class PushReport:
+    items: list[PushItem]
+    dry_run: bool
+
+    @property
+    def failed(self) -> list[PushItem]:
+        return [i for i in self.items if i.action == PushAction.FAILED]
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for item in self.items:
+            counts[item.action] = counts.get(item.action, 0) + 1
+        return counts
+
+
+def history_changes(item: PushItem) -> list["FieldChange"]:
+    """A pushed service's changes as the audit trail records them: per setting, the broker's value before and after."""
+    from loomctl.configs.store import FieldChange
+
+    def number(value: str | None) -> Any:
+        return int(value) if value is not None and value.isascii() and value.isdigit() else value
+
+    return [FieldChange(c.field, number(c.old), number(c.new)) for c in item.changes]
+
+
+def _changes(config: "ConsumerConfig", current: Mapping[str, Any]) -> list[GroupConfigChange]:
+    """What the broker must be told so the group's configs are the table's and are set for the
+    group (not merely equal to a broker default that may change under it)."""
+    wanted = broker_group_configs(config.settings)
+    by_name = {GROUP_CONFIGS[f]: f for f in BROKER_OWNED}
+    changes = []
+    for name, value in wanted.items():
+        now = current.get(name)
+        if now is not None and now.dynamic and now.value == value:
+            continue
+        changes.append(GroupConfigChange(by_name[name], name, now.value if now else None, value, not (now and now.dynamic)))
+    return changes
+
+
+def plan_push(configs: Sequence["ConsumerConfig"], admin: Any, *, timeout: float = 10.0) -> list[PushItem]:
+    """Per service what `config push` would set, from one describe_configs of the consumer-protocol groups."""
+    from loomctl import kafka
+
+    consumer = [c for c in configs if uses_consumer_protocol(c.settings)]
+    current = kafka.describe_group_configs(
+        admin, [c.consumer_group_id for c in consumer], list(GROUP_CONFIGS.values()), timeout=timeout)
+    items = []
+    for c in configs:
+        protocol = c.settings["group_protocol"]
+        if not uses_consumer_protocol(c.settings):
+            items.append(PushItem(c.service_name, c.consumer_group_id, protocol, PushAction.SKIPPED, [],
+                                  "classic protocol: its members send their own session timeout and heartbeat"))
+            continue
+        changes = _changes(c, current.get(c.consumer_group_id, {}))
+        action = PushAction.WOULD_SET if changes else PushAction.UNCHANGED
+        after = {n: v.value for n, v in current.get(c.consumer_group_id, {}).items()}
+        items.append(PushItem(c.service_name, c.consumer_group_id, protocol, action, changes, broker_after=after))
+    return items
+
+
+def push(plan: Sequence[PushItem], admin: Any, *, timeout: float = 10.0) -> list[PushItem]:
+    """Carry out a plan with one incremental_alter_configs request, then read every pushed group
+    back with one describe_configs: a group is ``set`` only when the broker then reports the
+    table's values; a refusal is ``failed`` with the broker's words, and the others still go through."""
+    from dataclasses import replace
+
+    from loomctl import kafka
+
+    wanted = {i.consumer_group_id: {c.name: c.new for c in i.changes} for i in plan if i.action == PushAction.WOULD_SET}
+    refused = kafka.alter_group_configs(admin, wanted, timeout=timeout)
+    readback = kafka.describe_group_configs(admin, list(wanted), list(GROUP_CONFIGS.values()), timeout=timeout)
+    done = []
+    for item in plan:
+        if item.action != PushAction.WOULD_SET:
+            done.append(item)
+            continue
+        after = {n: v.value for n, v in readback.get(item.consumer_group_id, {}).items()}
+        error = refused.get(item.consumer_group_id)
+        if error is None:
+            wrong = [f"{c.name} is {after.get(c.name)}" for c in item.changes if after.get(c.name) != c.new]
+            if wrong:
+                error = "the broker took the request but reports " + ", ".join(wrong)
+        action = PushAction.FAILED if error else PushAction.SET
+        done.append(replace(item, action=action, reason=error, broker_after=after))
+    return done
+
+
+# --- config drift ---
+
+
+@dataclass(frozen=True)
+class GroupConfigValue:
+    table: str
+    broker: str | None
+    set_for_group: bool
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One service: what the table says against what the cluster shows."""
+
+    service_name: str
+    consumer_group_id: str
+    group_protocol: str
+    """What the table says."""
+    group_type: str | None
+    """What the broker reports the group runs (None: the group does not exist)."""
+    group_state: str
+    members: int
+    partitions: int
+    """Partitions of the topics the group's members are assigned."""
+    idle_members: int
+    assignor_configured: str
+    assignor_in_use: str | None
+    group_configs: dict[str, GroupConfigValue]
+    drift: list[str]
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.drift
+
+
+def _assignor_configured(settings: Mapping[str, Any]) -> str:
+    return settings["group_remote_assignor" if uses_consumer_protocol(settings) else "partition_assignment_strategy"]
+
+
+def drift_of(config: "ConsumerConfig", group: Any, group_configs: Mapping[str, Any], partition_counts: Mapping[str, int]) -> Drift:
+    """The drift of one service, from its group's description, its group configs and the partition counts."""
+    settings = config.settings
+    protocol = settings["group_protocol"]
+    members = len(group.members)
+    topics = {tp[0] for m in group.members for tp in m.partitions}
+    partitions = sum(partition_counts.get(t, 0) for t in topics)
+    # members beyond the partition count can never get one (a member without partitions while
+    # there are enough is only between assignments)
+    idle = max(members - partitions, 0) if topics else 0
+    found: list[str] = []
+    running = members > 0
+    if running and group.group_type and group.group_type != protocol:
+        found.append(f"configured {protocol}, but the group runs the {group.group_type} protocol "
+                     f"(its {members} member(s) joined with {group.group_type}): "
+                     + ("restart them with this config" if protocol == "consumer" else "restart them with group.protocol=classic"))
+    values: dict[str, GroupConfigValue] = {}
+    if uses_consumer_protocol(settings):
+        for name, wanted in broker_group_configs(settings).items():
+            now = group_configs.get(name)
+            value = GroupConfigValue(wanted, now.value if now else None, bool(now and now.dynamic))
+            values[name] = value
+            if value.broker != wanted:
+                where = "set for the group" if value.set_for_group else "the broker's default"
+                found.append(f"{name} is {value.broker} on the broker ({where}), {wanted} in the table: "
+                             f"run `loomctl config push {config.service_name}`")
+    configured = _assignor_configured(settings)
+    in_use = group.assignor or None
+    if running and in_use and in_use != configured and (group.group_type == protocol or group.group_type is None):
+        found.append(f"assignor {in_use} in use, {configured} configured")
+    if running and idle:
+        found.append(f"{idle} of {members} members have no partition ({partitions} partition(s)): idle members")
+    return Drift(config.service_name, config.consumer_group_id, protocol, group.group_type, group.state, members,
+                 partitions, idle, configured, in_use, values, found)
+
+
+def drift(configs: Sequence["ConsumerConfig"], admin: Any, *, timeout: float = 10.0) -> list[Drift]:
+    """Every service's drift, from one describe of the groups, one describe_configs of the
+    consumer-protocol groups and one metadata request for the topics their members are assigned."""
+    from loomctl import kafka
+
+    groups = kafka.describe_groups(admin, [c.consumer_group_id for c in configs], timeout=timeout)
+    consumer = [c.consumer_group_id for c in configs if uses_consumer_protocol(c.settings)]
+    group_configs = kafka.describe_group_configs(admin, consumer, list(GROUP_CONFIGS.values()), timeout=timeout)
+    topics = sorted({tp[0] for g in groups.values() for m in g.members for tp in m.partitions})
+    counts = kafka.topic_partition_counts(admin, topics, timeout=timeout) if topics else {}
+    missing = kafka.Group("", "Dead")
+    return [drift_of(c, groups.get(c.consumer_group_id, missing), group_configs.get(c.consumer_group_id, {}), counts)
+            for c in configs]

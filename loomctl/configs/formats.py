@@ -103,8 +103,19 @@ class KafkajsFormat(ExportFormat):
 
         from loomctl.configs.store import client_options
 
-        document = {s.service_name: client_options(self.name, s.consumer_group_id, s.settings) for s in items}
+        document = {}
+        for s in items:
+            document[s.service_name] = client_options(self.name, s.consumer_group_id, s.settings)
+            if s.settings.get("group_protocol") == "consumer":
+                document[s.service_name]["note"] = KAFKAJS_CONSUMER_PROTOCOL_NOTE
         return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+KAFKAJS_CONSUMER_PROTOCOL_NOTE = (
+    "KafkaJS has no consumer group protocol (KIP-848): this service is configured group_protocol=consumer, "
+    "but a KafkaJS member joins with the classic protocol and sends the session timeout and heartbeat above "
+    "itself; the group configs `loomctl config push` sets on the broker do not apply to it"
+)
 
 
 class EnvFormat(ExportFormat):

@@ -45,6 +45,8 @@ class Action:
     UPDATE = "update"
     DELETE = "delete"
     UNCHANGED = "unchanged"
+    PUSH = "push"
+    """Group configs set on the broker by `config push` (the audit trail's record of it; the row itself is unchanged)."""
 
 
 def _tables() -> tuple["Table", "Table"]:
@@ -327,6 +329,30 @@ def record_who_and_why(session: "Executor", actor: str, reason: str | None) -> N
     set_audit_context(session, actor, reason)
 
 
+def record_push(
+    session: "Executor", config: ConsumerConfig, changes: Sequence[FieldChange], *, actor: str, reason: str | None,
+) -> None:
+    """Record in the audit trail that ``changes`` (broker values, old -> new) were set on the broker
+    for ``config``'s group, at the config version they came from."""
+    from sqlalchemy import insert
+
+    _, changes_table = _tables()
+    validation.check_text("--actor", actor, limit=validation.ACTOR_MAX)
+    if reason is not None:
+        validation.check_text("--reason", reason, limit=validation.DESCRIPTION_MAX, multiline=True)
+    session.execute(insert(changes_table).values(
+        service_name=config.service_name, change_type=Action.PUSH, changed_fields=[c.field for c in changes],
+        old_values={c.field: c.old for c in changes}, new_values={c.field: c.new for c in changes},
+        reason=reason, changed_by=actor, config_version=config.version, source="loomctl",
+    ))
+
+
+def _not_a_push(row: Mapping[str, Any], change_id: int) -> None:
+    if row["change_type"] == Action.PUSH:
+        raise BadInput(f"change {change_id} is a push of group configs to the broker, not a change of the config "
+                       f"(see `loomctl config history {row['service_name']}`)")
+
+
 def _check_version(current: ConsumerConfig, if_version: int | None) -> None:
     if if_version is not None and current.version != if_version:
         raise Conflict(
@@ -498,6 +524,7 @@ def diff(session: "Executor", service_name: str, against: str | None = None) -> 
         label, other = "defaults", dict(DEFAULTS)
     elif re.fullmatch(r"[0-9]{1,30}", against, re.ASCII):
         row = _change_row(session, service_name, int(against))
+        _not_a_push(row, int(against))
         values = _values_from_audit(row["new_values"] if row["change_type"] != "delete" else row["old_values"])
         label, other = f"change {against} ({row['change_type']} by {row['changed_by']} at {row['changed_at']:%Y-%m-%d %H:%M:%S})", values
     else:
@@ -518,7 +545,8 @@ def plan_rollback(session: "Executor", service_name: str, to_change: int | None 
     _, changes_table = _tables()
     if to_change is None:
         row = session.execute(
-            select(changes_table).where(changes_table.c.service_name == service_name)
+            select(changes_table)
+            .where(changes_table.c.service_name == service_name, changes_table.c.change_type != Action.PUSH)
             .order_by(changes_table.c.changed_at.desc(), changes_table.c.id.desc()).limit(1)
         ).first()
         if row is None:
@@ -528,6 +556,7 @@ def plan_rollback(session: "Executor", service_name: str, to_change: int | None 
         what = f"undo change {m['id']} ({m['change_type']} by {m['changed_by']} at {m['changed_at']:%Y-%m-%d %H:%M:%S})"
     else:
         m = _change_row(session, service_name, to_change)
+        _not_a_push(m, to_change)
         if m["change_type"] == "delete":
             raise BadInput(f"change {to_change} deleted {service_name}: roll back to the change before it instead")
         target = _values_from_audit(m["new_values"])

@@ -14,6 +14,7 @@ from loomctl.consumer_config import (
     FIELDS_BY_NAME,
     PROFILES,
     RULES,
+    client_fields,
     java_properties,
     kafkajs_options,
     librdkafka_properties,
@@ -35,9 +36,10 @@ def librdkafka_refuses(props: dict[str, str]) -> bool:
 
 
 def naive_librdkafka(settings) -> dict[str, str]:
-    """Straight name mapping without the translation's adjustments: what a client would get naively."""
+    """Straight name mapping without the translation's adjustments: what a client would get naively
+    (of the fields its group protocol gives a client)."""
     props = {}
-    for f in FIELDS:
+    for f in client_fields(settings):
         if f.librdkafka:
             value = settings[f.name]
             props[f.librdkafka] = ("true" if value else "false") if isinstance(value, bool) else str(value)
@@ -99,6 +101,17 @@ def test_accepted_configs_build_a_real_consumer_and_refused_ones_break_a_client_
     event("accepted")
     assert accepted == config
     build_consumer(librdkafka_properties(accepted))
+    # Every accepted config builds a consumer under both group protocols: the consumer protocol's
+    # properties leave out what the broker owns, which librdkafka refuses to be given.
+    for protocol in ("classic", "consumer"):
+        event(f"accepted under {protocol}")
+        props = librdkafka_properties({**accepted, "group_protocol": protocol})
+        build_consumer(props)
+        assert (props.get("group.protocol") == "consumer") == (protocol == "consumer")
+        if protocol == "consumer":
+            assert not {"session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"} & props.keys()
+            assert props["group.remote.assignor"] == accepted["group_remote_assignor"]
+            assert librdkafka_refuses({**props, "session.timeout.ms": str(accepted["session_timeout_ms"])})
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
@@ -193,3 +206,15 @@ def test_values_of_the_wrong_type_are_refused(name, value):
     with pytest.raises(validation.InvalidSettings) as info:
         validation.check_settings({name: value})
     assert name in str(info.value)
+
+
+def test_consumer_protocol_properties_leave_out_what_the_broker_owns():
+    consumer = {**DEFAULTS, "group_protocol": "consumer", "group_remote_assignor": "range"}
+    for props in (librdkafka_properties(consumer), java_properties(consumer)):
+        assert props["group.protocol"] == "consumer" and props["group.remote.assignor"] == "range"
+        assert not {"session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"} & props.keys()
+    # classic output is what it was before the consumer protocol existed: no group.protocol at all
+    for props in (librdkafka_properties(DEFAULTS), java_properties(DEFAULTS)):
+        assert "group.protocol" not in props and "group.remote.assignor" not in props
+        assert props["session.timeout.ms"] == "45000"
+    build_consumer(librdkafka_properties(consumer))
