@@ -211,6 +211,10 @@ def server_properties(port: int, controller_port: int, data: Path) -> dict[str, 
         "group.initial.rebalance.delay.ms": "0",
         "group.min.session.timeout.ms": "1000",
         "group.consumer.min.session.timeout.ms": "1000",
+        # The guide's advice for rebalancing trouble is a 2-minute session timeout; the consumer
+        # protocol's default bound (60 s) would refuse it where the classic one (30 min) takes it.
+        # Give both protocols the classic bound, as an operator following the guide would.
+        "group.consumer.max.session.timeout.ms": "1800000",
         "num.network.threads": "2",
         "num.io.threads": "2",
         "background.threads": "2",
