@@ -30,6 +30,9 @@ export const ENFORCED: Readonly<Record<string, string>> = {
   max_poll_records: 'eachBatch receives slices of at most max_poll_records messages; offsets are resolved and a heartbeat sent after each slice',
 };
 
+/** The group protocol's fields: KafkaJS speaks only the classic protocol, said once below rather than per field. */
+const PROTOCOL_FIELDS: Readonly<Record<string, true>> = { group_protocol: true, group_remote_assignor: true };
+
 /** The assigners KafkaJS ships, by the table's names. */
 export const KAFKAJS_ASSIGNORS: readonly string[] = ['roundrobin'];
 
@@ -41,6 +44,7 @@ export const KAFKAJS_ASSIGNORS: readonly string[] = ['roundrobin'];
  */
 export function unhonoured(settings: Settings, groupProtocol?: string | null): string | null {
   const notes: string[] = [];
+  const protocol = groupProtocol ?? (typeof settings.group_protocol === 'string' ? settings.group_protocol : null);
   const assignor = String(settings.partition_assignment_strategy ?? DEFAULTS.partition_assignment_strategy);
   if (!KAFKAJS_ASSIGNORS.includes(assignor)) {
     notes.push(`partition_assignment_strategy=${assignor} (KafkaJS ships only the round-robin assigner, used instead)`);
@@ -49,14 +53,15 @@ export function unhonoured(settings: Settings, groupProtocol?: string | null): s
     notes.push('auto_offset_reset=none (KafkaJS cannot fail without a committed offset; it starts at the latest)');
   }
   for (const field of FIELDS) {
-    if (field.kafkajs !== null || field.name in ENFORCED) continue;
+    if (field.kafkajs !== null || field.name in ENFORCED || field.name in PROTOCOL_FIELDS) continue;
     const value = settings[field.name];
     if (value !== undefined && value !== field.default) {
       notes.push(`${field.name}=${value} (KafkaJS has no such option; its own default applies)`);
     }
   }
-  if (groupProtocol === 'consumer') {
-    notes.push('group_protocol=consumer (KafkaJS has no KIP-848 protocol; it joins with the classic one)');
+  if (protocol === 'consumer') {
+    notes.push('group_protocol=consumer (KafkaJS has no KIP-848 protocol; it joins with the classic one, ' +
+      'sending its own session timeout and heartbeat: the group configs `loomctl config push` sets do not apply to it)');
   }
   return notes.length ? `KafkaJS cannot honour ${notes.join('; ')}` : null;
 }

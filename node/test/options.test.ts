@@ -80,6 +80,11 @@ test('one warning names every setting KafkaJS cannot honour, none at the default
   }
   assert.equal(message.split('\n').length, 1);
   assert.ok(!message.includes('retry_backoff_ms'), 'retry_backoff_ms maps to retry.initialRetryTime: KafkaJS honours it');
+  // the protocol read from the table's own group_protocol field is named once, not as a field without an option
+  const fromTable = unhonoured({ ...defaults, partition_assignment_strategy: 'roundrobin', group_protocol: 'consumer', group_remote_assignor: 'range' });
+  assert.ok(fromTable);
+  assert.equal(fromTable.split('group_protocol').length, 2, fromTable);
+  assert.ok(fromTable.includes('config push') && !fromTable.includes('group_remote_assignor'), fromTable);
 });
 
 test('LOOM_KAFKA_CONFIG: bootstrap.servers and client.id from the properties file reach the client', async () => {
