@@ -61,20 +61,28 @@ def _actor(ctx: typer.Context, actor: str | None) -> str:
 def _broker_check(ctx: typer.Context, session: Any, result: Any) -> Any:
     """What the broker says of a change, asked inside the transaction: a consumer-protocol service
     outside the broker's bounds raises BadInput, so nothing is written."""
+    return _broker_checks(ctx, session, [result])[0]
+
+
+def _broker_checks(ctx: typer.Context, session: Any, results: list[Any]) -> list[Any]:
     from loomctl import configs
     from loomctl.consumer_config import DEFAULTS
     from loomctl.errors import BadInput
 
-    after = configs.find_config(session, result.service_name)
-    settings: dict[str, Any] | None = dict(after.settings) if after else None
-    if result.action == configs.Action.DELETE:
-        settings = None
-    elif result.dry_run:  # nothing was written: the settings it would leave
-        settings = (settings or dict(DEFAULTS)) | {c.field: c.new for c in result.changes if c.field in configs.SETTING_NAMES}
-    check = configs.check_change(settings, result, state(ctx).settings)
-    if check.error:
-        raise BadInput(f"{result.service_name}: {check.error}")
-    return check
+    pairs = []
+    for result in results:
+        after = configs.find_config(session, result.service_name)
+        settings: dict[str, Any] | None = dict(after.settings) if after else None
+        if result.action == configs.Action.DELETE:
+            settings = None
+        elif result.dry_run:  # nothing was written: the settings it would leave
+            settings = (settings or dict(DEFAULTS)) | {c.field: c.new for c in result.changes if c.field in configs.SETTING_NAMES}
+        pairs.append((settings, result))
+    checks = configs.check_changes(pairs, state(ctx).settings)
+    for check, result in zip(checks, results):
+        if check.error:
+            raise BadInput(f"{result.service_name}: {check.error}")
+    return checks
 
 
 def _show_changes(ctx: typer.Context, result: Any, output: Output | None, check: Any = None) -> None:
@@ -329,7 +337,12 @@ def import_(
         if not yes:
             confirm("apply these changes?")
         results = configs.apply_import(session, plan, actor=_actor(ctx, actor), reason=reason)
+        checks = _broker_checks(ctx, session, results)
     info(f"applied {len(results)} change(s)")
+    for check in checks:
+        for line in (check.warning and f"warning: {check.warning}", check.note):
+            if line:
+                info(line)
 
 
 def _changes_cell(changes: list[Any], updated: bool) -> Any:

@@ -93,6 +93,31 @@ def check_change(after: Mapping[str, Any] | None, result: "ChangeResult", settin
     outside group.consumer.min/max.* is an error, since `config push` could never set it; a
     broker that cannot be asked is a warning that nothing was checked.
     """
+    return check_changes([(after, result)], settings, timeout=timeout)[0]
+
+
+def check_changes(
+    changes: Sequence[tuple[Mapping[str, Any] | None, "ChangeResult"]], settings: "Settings", *, timeout: float = 5.0,
+) -> list[BrokerCheck]:
+    """:func:`check_change` for many changes (an import), asking the broker at most once."""
+    asked: list[dict[str, str] | LoomError] = []
+
+    def bounds() -> dict[str, str]:
+        if not asked:
+            names = [n for table in (CONSUMER_BOUNDS, CLASSIC_BOUNDS) for pair in table.values() for n in pair]
+            try:
+                asked.append(_bounds(kafka_properties, names, timeout))  # type: ignore[arg-type]
+            except LoomError as exc:
+                asked.append(exc)
+        if isinstance(asked[0], LoomError):
+            raise asked[0]
+        return asked[0]
+
+    kafka_properties = _kafka_properties(settings)
+    return [_check(after, result, None if kafka_properties is None else bounds) for after, result in changes]
+
+
+def _check(after: Mapping[str, Any] | None, result: "ChangeResult", bounds: Any) -> BrokerCheck:
     changed = {c.field for c in result.changes}
     if after is None or not changed & set(PROTOCOL_FIELDS):
         return BrokerCheck()
@@ -101,14 +126,10 @@ def check_change(after: Mapping[str, Any] | None, result: "ChangeResult", settin
     if consumer and not result.dry_run:
         note = (f"{result.service_name} uses the consumer protocol: the broker-side part ({', '.join(BROKER_OWNED)}) "
                 f"takes effect after `loomctl config push {result.service_name}`")
-    if not consumer and "session_timeout_ms" not in changed:
+    if (not consumer and "session_timeout_ms" not in changed) or bounds is None:
         return BrokerCheck(note=note)
-    kafka_properties = _kafka_properties(settings)
-    if kafka_properties is None:
-        return BrokerCheck(note=note)
-    names = [n for pair in (CONSUMER_BOUNDS if consumer else CLASSIC_BOUNDS).values() for n in pair]
     try:
-        broker = _bounds(kafka_properties, names, timeout)
+        broker = bounds()
     except LoomError as exc:
         if consumer:
             return BrokerCheck(warning=f"could not check {', '.join(BROKER_OWNED)} against the broker's bounds: {exc}", note=note)

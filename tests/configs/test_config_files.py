@@ -108,6 +108,8 @@ def test_client_exports(fresh_database_url, tmp_path):
     Consumer({**props, "bootstrap.servers": "127.0.0.1:9"}).close()
     java = cli("export", "timescale-writer", "--format", "java").stdout
     assert "max.poll.records=1000" in java and "enable.auto.commit=false" in java
+    # the example's consumer-protocol service: the broker owns its session timeout and heartbeat
+    assert "group.protocol=consumer" in java and "session.timeout.ms" not in java and "heartbeat.interval.ms" not in java
     js = json.loads(cli("export", "--format", "kafkajs").stdout)
     assert js["moondream-vision-processor"]["consumer"]["sessionTimeout"] == 60_000
     env = cli("export", "speech-processor", "--format", "env").stdout
