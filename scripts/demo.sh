@@ -68,10 +68,15 @@ $loomctl config import examples/pipeline-services.yaml --yes
 section "loomctl config list"
 $loomctl config list
 
+section "Kafka 4: timescale-writer runs the consumer group protocol (KIP-848): loomctl config push --yes"
+echo "The broker assigns its partitions and owns its session timeout and heartbeat, as group configs;"
+echo "loomctl.loader gives its consumer group.protocol=consumer and leaves those out. Push the table's values:"
+$loomctl config push timescale-writer --yes
+
 section "loomctl dev traffic --rate $RATE (in the background)"
 echo "A producer writes $RATE messages/s into device.audio.raw and device.sensor.accelerometer.raw."
 echo "Three consumers built by loomctl.loader from their configs read them:"
-echo "  timescale-writer     keeps up: large batches, commits after each write   -> OK"
+echo "  timescale-writer     keeps up: large batches, commits after each write   -> OK  (consumer protocol)"
 echo "  speech-processor     slow: a member per partition, each 5x too slow      -> WARN"
 echo "  motion-event-filter  stopped: consumed 3 batches, committed, exited     -> STOP"
 # Long enough for the whole show; the script stops it (SIGTERM) right after the lag is shown.
@@ -109,6 +114,9 @@ $loomctl lag show --by service --window "$WINDOW"
 
 section "loomctl lag status --window $WINDOW"
 $loomctl lag status --window "$WINDOW"
+
+section "loomctl config drift timescale-writer speech-processor motion-event-filter (the table against the cluster)"
+$loomctl config drift timescale-writer speech-processor motion-event-filter
 
 section "the collector's Prometheus and Burrow-compatible endpoint (lag collect --listen)"
 endpoint=$(sed -n 's#.*serving http://\([^/]*\)/metrics.*#\1#p' "$work/collector.log" | head -1)
