@@ -80,7 +80,20 @@ class Group:
     """The assignor in use: the client-side strategy (classic) or the broker's (consumer protocol)."""
 
     def owner_of(self) -> dict[TopicPartition, Member]:
-        return {tp: m for m in self.members for tp in m.partitions}
+        """The member that owns each assigned partition; built once per group (callers only read it)."""
+        if not self.members:
+            return {}
+        owners = self.__dict__.get("_owners")
+        if owners is None:  # a cache beside the fields: frozen, compared and pickled by its fields alone
+            owners = {tp: m for m in self.members for tp in m.partitions}
+            self.__dict__["_owners"] = owners
+        return owners
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_owners"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
 
 @dataclass(frozen=True)
@@ -169,13 +182,20 @@ def list_group_ids(admin: "AdminClient", *, timeout: float = DEFAULT_TIMEOUT_S) 
 
 def list_groups(admin: "AdminClient", *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, str]:
     """Every group the cluster knows, with its state as the listing reports it."""
+    return {group_id: state for group_id, (state, _) in list_group_listings(admin, timeout=timeout).items()}
+
+
+def list_group_listings(admin: "AdminClient", *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, tuple[str, str | None]]:
+    """Every group the cluster knows: (state, type) as the listing reports them. The type is ``classic`` or
+    ``consumer`` (KIP-848), None where the broker does not say (before Kafka 3.8)."""
     from confluent_kafka import KafkaException
 
     try:
         result = _result(admin.list_consumer_groups(request_timeout=timeout), timeout + 5, "list_consumer_groups")
     except KafkaException as exc:
         raise unreachable(exc, "list_consumer_groups") from None
-    return {g.group_id: _GROUP_STATES.get(getattr(g.state, "name", ""), "Unknown") for g in result.valid}
+    return {g.group_id: (_GROUP_STATES.get(getattr(getattr(g, "state", None), "name", ""), "Unknown"), _group_type(g))
+            for g in result.valid}
 
 
 def describe_groups(admin: "AdminClient", group_ids: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Group]:
@@ -195,7 +215,7 @@ def _describe(admin: "AdminClient", group_ids: Sequence[str], timeout: float) ->
         raise unreachable(exc, "describe_consumer_groups") from None
 
 
-def _described(futures: dict[str, Any], timeout: float) -> dict[str, Group]:
+def _described(futures: dict[str, Any], timeout: float, known_types: Mapping[str, str | None] | None = None) -> dict[str, Group]:
     from confluent_kafka import KafkaException
 
     groups: dict[str, Group] = {}
@@ -205,7 +225,7 @@ def _described(futures: dict[str, Any], timeout: float) -> dict[str, Group]:
         except KafkaException as exc:
             if _is_transport(exc):
                 raise unreachable(exc, "describe_consumer_groups") from None
-            groups[group_id] = Group(group_id, "Unknown")
+            groups[group_id] = Group(group_id, "Unknown", group_type=(known_types or {}).get(group_id))
             continue
         state = _GROUP_STATES.get(getattr(d.state, "name", str(d.state)), str(d.state))
         members = tuple(
@@ -217,10 +237,27 @@ def _described(futures: dict[str, Any], timeout: float) -> dict[str, Group]:
             )
             for m in d.members
         )
-        # a group the broker does not know is described as a Dead classic group: it has no type
-        group_type = None if state == "Dead" else _group_type(d)
+        # a group the broker does not know is described as a Dead classic group: it has no type; an older
+        # broker's describe says UNKNOWN, where the listing (when there was one) may still tell
+        group_type = None if state == "Dead" else (_group_type(d) or (known_types or {}).get(group_id))
+        if state == "Unknown" and group_type == "consumer" and _reconciling(d.members):
+            # librdkafka has no code for the consumer protocol's Assigning and Reconciling states (both reach
+            # us as UNKNOWN); a member whose partitions differ from its target assignment proves the group is
+            # reconciling. Otherwise the client's own word, Unknown, stands: never Dead.
+            state = "Reconciling"
         groups[group_id] = Group(group_id, state, members, group_type, d.partition_assignor or "")
     return groups
+
+
+def _reconciling(members: Sequence[Any]) -> bool:
+    """Whether a consumer-protocol member's current partitions differ from its target assignment."""
+    def partitions(assignment: Any) -> set[TopicPartition]:
+        return {(tp.topic, tp.partition) for tp in (assignment.topic_partitions if assignment else [])}
+
+    return any(
+        getattr(m, "target_assignment", None) is not None and partitions(m.assignment) != partitions(m.target_assignment)
+        for m in members
+    )
 
 
 def _group_type(description: Any) -> str | None:
@@ -376,25 +413,31 @@ def snapshot(
     concurrency: int = OFFSET_FETCH_CONCURRENCY,
     timeout: float = DEFAULT_TIMEOUT_S,
     known_states: dict[str, str] | None = None,
+    known_types: dict[str, str | None] | None = None,
 ) -> ClusterSnapshot:
     """One consistent-as-possible look at ``group_ids``: states, members, commits, log offsets.
 
     A group's partitions are those it has committed on or has assigned, widened to every
     partition of those topics, so a partition added since the last commit shows as unknown.
+    ``known_states`` and ``known_types`` are what a listing said (:func:`list_group_listings`).
     """
     snap = ClusterSnapshot()
+    types = known_types or {}
     # An Empty group has no members to describe: when the listing already says so, skip it.
     empty = {g for g in group_ids if (known_states or {}).get(g) == "Empty"}
     described = _describe(admin, [g for g in group_ids if g not in empty], timeout)  # in flight during the offset fetches
     snap.committed = committed_offsets(admin, group_ids, concurrency=concurrency, timeout=timeout)
-    snap.groups = {g: Group(g, "Empty") for g in empty}
-    snap.groups.update(_described(described, timeout))
+    snap.groups = {g: Group(g, "Empty", group_type=types.get(g)) for g in empty}
+    snap.groups.update(_described(described, timeout, types))
     topics: set[str] = set()
     for group_id in group_ids:
-        known = set(snap.committed.get(group_id, {}))
-        known.update(snap.groups[group_id].owner_of() if group_id in snap.groups else {})
-        topics.update(t for t, _ in known)
-        if not known and snap.groups.get(group_id, Group(group_id, "Dead")).state in ("Dead", "Unknown"):
+        committed = snap.committed.get(group_id) or {}
+        group = snap.groups.get(group_id)
+        owners = group.owner_of() if group is not None else {}
+        topics.update(t for t, _ in committed)
+        topics.update(t for t, _ in owners)
+        # a group with members (a consumer-protocol group mid-rebalance reads as Unknown) is never missing
+        if not committed and not owners and (group is None or (group.state in ("Dead", "Unknown") and not group.members)):
             snap.missing_groups.add(group_id)
     snap.partition_counts = topic_partition_counts(admin, topics, timeout=timeout) if topics else {}
     partitions = [(t, p) for t, n in snap.partition_counts.items() for p in range(n)]
