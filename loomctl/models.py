@@ -68,6 +68,7 @@ class PipelineConsumerConfig(Base):
         CheckConstraint("service_name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$'", name="service_name_format"),
         CheckConstraint("length(consumer_group_id) BETWEEN 1 AND 249", name="consumer_group_id_length"),
         CheckConstraint("version >= 1", name="version_positive"),
+        CheckConstraint("lag_slo_seconds IS NULL OR lag_slo_seconds BETWEEN 1 AND 604800", name="lag_slo_seconds_range"),
     )
 
     service_name: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -93,6 +94,8 @@ class PipelineConsumerConfig(Base):
     group_remote_assignor: Mapped[str] = _setting_column("group_remote_assignor")
     profile: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
+    lag_slo_seconds: Mapped[int | None] = mapped_column(Integer)
+    """The service's objective for its lag in time (a service attribute, not a client setting); NULL: its profile's default."""
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
     updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))

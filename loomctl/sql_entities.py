@@ -27,8 +27,8 @@ CURRENT: dict[str, int] = {
     "pipeline_consumer_configs_stamp": 1,
     "pipeline_consumer_configs_audit": 1,
     "topic_partition_changes_sync": 1,
-    "v_consumer_performance_monitor": 3,
-    "v_consumer_alerts": 2,
+    "v_consumer_performance_monitor": 4,
+    "v_consumer_alerts": 3,
     "v_consumer_performance_history": 2,
     "v_partition_efficiency": 1,
 }

@@ -23,7 +23,7 @@ def specs(session: "Executor", services: Sequence[str] = ()) -> list[ServiceSpec
     from loomctl.configs.store import list_configs
 
     return [
-        ServiceSpec(c.service_name, c.consumer_group_id, c.profile, c.description, dict(c.settings))
+        ServiceSpec(c.service_name, c.consumer_group_id, c.profile, c.description, dict(c.settings), c.lag_slo_seconds)
         for c in list_configs(session, services=services)
     ]
 
@@ -74,7 +74,7 @@ class ImportPlan:
         return any(item.action != IMPORT_PLAN_LABELS["unchanged"] for item in self.items)
 
 
-SERVICE_KEYS = ("service_name", "consumer_group_id", "profile", "description", "settings")
+SERVICE_KEYS = ("service_name", "consumer_group_id", "profile", "description", "lag_slo_seconds", "settings")
 ROOT_KEYS = ("services",)
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -100,6 +100,7 @@ def _optional_text(where: str, doc: Mapping[str, Any], key: str) -> str | None:
 
 def _spec_from_document(doc: Any, where: str) -> ServiceSpec:
     from loomctl import validation
+    from loomctl.configs.store import OBJECTIVE, check_lag_slo_seconds
     from loomctl.consumer_config import PROFILES
 
     if not isinstance(doc, Mapping):
@@ -121,9 +122,15 @@ def _spec_from_document(doc: Any, where: str) -> ServiceSpec:
         if profile is not None:
             validation.check_profile(profile)
             base = dict(PROFILES[profile].settings)
+        objective = doc.get(OBJECTIVE)
+        if isinstance(objective, str):  # a file says a number as a number: "300" is a mistake, not seconds
+            raise BadInput(f"{OBJECTIVE} must be whole seconds, got text {validation.shown(objective)!r}")
+        objective = check_lag_slo_seconds(objective)
         raw_settings = doc.get("settings") or {}
         if not isinstance(raw_settings, Mapping):
             raise BadInput(f"settings must be a mapping of setting: value, got {type(raw_settings).__name__}")
+        if OBJECTIVE in raw_settings:
+            raise BadInput(f"settings: {OBJECTIVE} is a service attribute, not a client setting: put it beside description")
         settings = validation.check_settings(base | validation.coerce_settings(raw_settings))
         validation.check_group_id(group)
         if description is not None:
@@ -131,7 +138,7 @@ def _spec_from_document(doc: Any, where: str) -> ServiceSpec:
     except BadInput as exc:
         message = str(exc)
         raise BadInput(message if message.startswith(where) else f"{where}: {message}") from None
-    return ServiceSpec(name, group, profile, description, settings)
+    return ServiceSpec(name, group, profile, description, settings, objective)
 
 
 def _load_yaml(text: str, source: str) -> Any:

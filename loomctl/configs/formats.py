@@ -22,10 +22,12 @@ class ServiceSpec:
     profile: str | None
     description: str | None
     settings: dict[str, Any]
+    lag_slo_seconds: int | None = None
+    """The service's lag objective in seconds (not a client setting: the client formats leave it out)."""
 
     def values(self) -> dict[str, Any]:
         return {"consumer_group_id": self.consumer_group_id, "profile": self.profile,
-                "description": self.description, **self.settings}
+                "description": self.description, "lag_slo_seconds": self.lag_slo_seconds, **self.settings}
 
     def document(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"service_name": self.service_name, "consumer_group_id": self.consumer_group_id}
@@ -33,6 +35,8 @@ class ServiceSpec:
             doc["profile"] = self.profile
         if self.description is not None:
             doc["description"] = self.description
+        if self.lag_slo_seconds is not None:
+            doc["lag_slo_seconds"] = self.lag_slo_seconds
         doc["settings"] = dict(self.settings)
         return doc
 

@@ -31,8 +31,12 @@ if TYPE_CHECKING:
     Executor = Session | Connection
 
 SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
-LABELS: tuple[str, ...] = ("consumer_group_id", "profile", "description")
+LABELS: tuple[str, ...] = ("consumer_group_id", "profile", "description", "lag_slo_seconds")
 """Columns besides the settings that a change can touch (and the audit trail records)."""
+OBJECTIVE = "lag_slo_seconds"
+"""The service's lag objective in seconds: a service attribute beside profile and description, not a client setting."""
+LAG_SLO_SECONDS_RANGE = (1, 604_800)
+"""A second to a week, as the CHECK constraint lag_slo_seconds_range says."""
 TRACKED: tuple[str, ...] = (*LABELS, *SETTING_NAMES)
 CHANGE_ID_MAX = 2**63 - 1
 """The audit trail's ids are a bigint identity: a larger number names no change."""
@@ -66,6 +70,8 @@ class ConsumerConfig:
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     updated_by: str | None = None
+    lag_slo_seconds: int | None = None
+    """The objective of its own; None: its profile's default (see loomctl.lag.slo.objective_of)."""
 
     def record(self) -> dict[str, Any]:
         """One flat mapping, the shape of `config show -o json`."""
@@ -74,6 +80,7 @@ class ConsumerConfig:
             "consumer_group_id": self.consumer_group_id,
             "profile": self.profile,
             "description": self.description,
+            "lag_slo_seconds": self.lag_slo_seconds,
             **self.settings,
             "version": self.version,
             "created_at": self.created_at,
@@ -84,7 +91,7 @@ class ConsumerConfig:
     def values(self) -> dict[str, Any]:
         """The tracked columns: labels and settings."""
         return {"consumer_group_id": self.consumer_group_id, "profile": self.profile,
-                "description": self.description, **self.settings}
+                "description": self.description, "lag_slo_seconds": self.lag_slo_seconds, **self.settings}
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,7 @@ def _from_row(m: Mapping[str, Any]) -> ConsumerConfig:
         created_at=m["created_at"],
         updated_at=m["updated_at"],
         updated_by=m["updated_by"],
+        lag_slo_seconds=m["lag_slo_seconds"],
     )
 
 
@@ -194,6 +202,41 @@ def read_configs(
            " ORDER BY service_name" + (" FOR UPDATE" if lock else ""))
     params = {"every": not services and not groups, "services": list(services), "groups": list(groups), "profile": profile}
     return [_from_row(m) for m in _mappings(conn, sql, params)]
+
+
+def check_lag_slo_seconds(value: Any) -> int | None:
+    """A lag objective from the command line or a file: whole seconds within :data:`LAG_SLO_SECONDS_RANGE`,
+    or none (no objective of its own: the profile's default applies)."""
+    low, high = LAG_SLO_SECONDS_RANGE
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("", "none", "null"):
+            return None
+        if not (text.isascii() and text.isdigit()) or len(text) > 30:
+            raise BadInput(f"{OBJECTIVE}={validation.shown(value)}: expected whole seconds ({low} to {high:,}) or none")
+        value = int(text)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadInput(f"{OBJECTIVE} must be whole seconds ({low} to {high:,}) or none, got {type(value).__name__} "
+                       f"{validation.shown(value)}")
+    if not low <= value <= high:
+        shown = f"{value:,}" if value.bit_length() <= 64 else validation.shown(value)
+        raise BadInput(f"{OBJECTIVE}={shown} is out of range: allowed {low} to {high:,} seconds (a week), or none")
+    return value
+
+
+def parse_service_assignments(assignments: Iterable[str]) -> dict[str, Any]:
+    """`config set`'s ``key=value`` items: typed settings, and ``lag_slo_seconds`` (not a setting) checked on its own."""
+    settings: list[str] = []
+    values: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if sep and key.strip().lower().replace("-", "_") == OBJECTIVE:
+            values[OBJECTIVE] = check_lag_slo_seconds(raw)
+        else:
+            settings.append(item)
+    return validation.parse_assignments(settings) | values
 
 
 def missing_services(names: Iterable[str]) -> NotFound:
@@ -367,6 +410,7 @@ def _validated_values(service_name: str, values: Mapping[str, Any]) -> dict[str,
     validation.check_group_id(values["consumer_group_id"])
     if values.get("description") is not None:
         validation.check_description(values["description"])
+    check_lag_slo_seconds(values.get(OBJECTIVE))
     settings = validation.check_settings({k: values[k] for k in SETTING_NAMES if k in values})
     return {k: values.get(k) for k in LABELS} | settings
 
@@ -385,7 +429,10 @@ def set_config(
     if_version: int | None = None,
     dry_run: bool = False,
 ) -> ChangeResult:
-    """Change some settings of a service (or create it with ``create``), validated as a whole."""
+    """Change some settings of a service (or create it with ``create``), validated as a whole; ``lag_slo_seconds``
+    among ``settings`` sets the service's objective (None: back to its profile's default)."""
+    settings = dict(settings)
+    objective = {OBJECTIVE: check_lag_slo_seconds(settings.pop(OBJECTIVE))} if OBJECTIVE in settings else {}
     unknown = [k for k in settings if k not in FIELDS_BY_NAME]
     if unknown:
         raise validation.UnknownField(unknown[0])
@@ -397,13 +444,13 @@ def set_config(
                 f"at {current.updated_at:%Y-%m-%d %H:%M:%S %Z}); drop --create to change it"
             )
         base: dict[str, Any] = {"consumer_group_id": group or service_name, "profile": None,
-                                "description": None, **DEFAULTS}
+                                "description": None, OBJECTIVE: None, **DEFAULTS}
     else:
         if current is None:
             raise NotFound(f"no consumer config for {service_name!r}: add --create to make one")
         _check_version(current, if_version)
         base = current.values()
-    desired = dict(base) | dict(settings)
+    desired = dict(base) | dict(settings) | objective
     if group is not None:
         desired["consumer_group_id"] = group
     if description is not None:

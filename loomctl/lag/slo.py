@@ -48,6 +48,36 @@ LAG_SLO_MIN, LAG_SLO_MAX = 1, 7 * 86400
 """``lag_slo_seconds``: a second to a week (the CHECK constraint of pipeline_consumer_configs says the same)."""
 
 
+PROFILE_LAG_SLO_SECONDS: dict[str, int] = {
+    "ai-model": 600,
+    "fast": 30,
+    "io-bound": 120,
+    "database-writer": 60,
+}
+"""Each profile's default objective, after the guide's categories: a GPU model takes minutes a message and
+polls within 15 minutes, so ten minutes behind; fast processing seconds; I/O-bound services retry remote
+calls for seconds at a time, so two minutes; database writers commit after each bulk write, so a minute.
+A service's own ``lag_slo_seconds`` overrides it; the monitor view carries the same table."""
+
+
+def objective(own: int | None, profile: str | None) -> int | None:
+    """A service's objective: its own ``lag_slo_seconds``, else its profile's default, else none."""
+    return int(own) if own is not None else PROFILE_LAG_SLO_SECONDS.get(profile or "")
+
+
+def objective_of(config: Any) -> int | None:
+    """:func:`objective` of a :class:`loomctl.configs.ConsumerConfig`."""
+    return objective(getattr(config, "lag_slo_seconds", None), getattr(config, "profile", None))
+
+
+def objective_source(config: Any) -> str | None:
+    """Where :func:`objective_of` took the objective from: "service", "profile <name>", or None."""
+    if getattr(config, "lag_slo_seconds", None) is not None:
+        return "service"
+    profile = getattr(config, "profile", None)
+    return f"profile {profile}" if profile in PROFILE_LAG_SLO_SECONDS else None
+
+
 def slo_rank(state: str) -> int:
     """How urgent ``state`` is: higher is worse; anything outside the vocabulary ranks lowest."""
     return _RANK.get(state, -1)
