@@ -24,10 +24,10 @@ app = new_app("Consumer lag: live from Kafka, sampled into PostgreSQL, judged ov
 
 Services = ServicesArgument
 
-PARTITION_COLUMNS = ["service", "topic_name", "partition", "committed_offset", "log_end_offset", "lag", "time_lag_ms",
-                     "status", "client_id", "host"]
+PARTITION_COLUMNS = ["service", "topic_name", "partition", "group_state", "group_type", "committed_offset", "log_end_offset",
+                     "lag", "time_lag_ms", "status", "client_id", "host"]
 SUMMARY_COLUMNS = {
-    "service": ["name", "consumer_group_id", "group_state", "members", "topics", "partitions", "partitions_unknown",
+    "service": ["name", "consumer_group_id", "group_state", "group_type", "members", "topics", "partitions", "partitions_unknown",
                 "total_lag", "max_lag", "max_time_lag_ms", "status"],
     "topic": ["name", "partitions", "partitions_unknown", "total_lag", "max_lag", "max_time_lag_ms", "status"],
 }
@@ -207,9 +207,21 @@ def _exporter(listen: str | None, cluster_name: str, granularity: Granularity, e
 
 
 STATUS_GROUP_COLUMNS = ["service_name", "consumer_group_id", "status", "partitions", "partitions_by_status", "total_lag",
-                        "lag_change", "max_time_lag_ms", "member_count", "first_sample_at", "last_sample_at"]
+                        "lag_change", "max_time_lag_ms", "lag_slo_seconds", "catch_up", "breach_in_seconds", "slo_state",
+                        "member_count", "first_sample_at", "last_sample_at"]
 STATUS_PARTITION_COLUMNS = ["service_name", "topic_name", "partition", "status", "samples", "first_committed_offset",
-                            "last_committed_offset", "first_lag", "last_lag", "first_timestamp", "last_timestamp"]
+                            "last_committed_offset", "first_lag", "last_lag", "time_lag_ms", "produce_rate", "consume_rate",
+                            "catch_up", "breach_in_seconds", "first_timestamp", "last_timestamp"]
+SLO_COLUMNS = ["service_name", "slo_state", "lag_slo_seconds", "lag_slo_from", "time_lag_seconds", "catch_up",
+               "breach_in_seconds", "slowest_partition", "total_lag", "produce_rate", "consume_rate", "per_consumer_rate",
+               "partitions_needed", "reason"]
+FIX_COLUMNS = ["service_name", "topic_name", "current_partitions", "recommended_partitions", "meets_objective",
+               "drain_seconds", "reason"]
+
+
+def _catch_up(row: dict[str, Any]) -> dict[str, Any]:
+    """A table row with catch-up as people read it: seconds, "never", or "-" where unknown (JSON keeps both keys)."""
+    return {**row, "catch_up": "never" if row.get("catch_up_never") else row.get("catch_up_seconds")}
 
 
 @app.command()
@@ -230,11 +242,37 @@ def status(
         report = lag.status_report(conn, status_window, services or [])
     if rendered_as_data(ctx, report, output):
         return
-    render(report.groups, Output.table, columns=STATUS_GROUP_COLUMNS, title=f"status per group over {window}")
+    render([_catch_up(vars(g)) for g in report.groups], Output.table, columns=STATUS_GROUP_COLUMNS,
+           title=f"status per group over {window}")
     shown = report.partitions if all_partitions else report.flagged_partitions
     if shown:
-        render(shown, Output.table, columns=STATUS_PARTITION_COLUMNS,
+        render([_catch_up(p) for p in shown], Output.table, columns=STATUS_PARTITION_COLUMNS,
                title="partitions (evidence: first and last sample of the window)")
+
+
+@app.command()
+def slo(
+    ctx: typer.Context,
+    services: Services = None,
+    window: Annotated[str, typer.Option("--window", help="How far back the stored samples are judged.")] = "15m",
+    output: OutputOption = None,
+) -> None:
+    """Each service against its lag objective, worst first: lag in time, catch-up, breach, and the partitions that would meet it. Example: loomctl lag slo --window 15m"""
+    from loomctl import lag
+    from loomctl.db import connect
+    from loomctl.validation import parse_duration
+
+    status_window = parse_duration(window, option="--window")
+    with connect(state(ctx).settings) as conn:
+        report = lag.slo_report(conn, status_window, services or [])
+    if rendered_as_data(ctx, report, output):
+        return
+    render([_catch_up(vars(s)) for s in report.services], Output.table, columns=SLO_COLUMNS,
+           title=f"lag objectives over {window} (worst first)")
+    fixes = [{"service_name": s.service_name, **vars(f)} for s in report.services for f in s.fixes]
+    if fixes:
+        render(fixes, Output.table, columns=FIX_COLUMNS,
+               title="partitions (one consumer each) that drain the current lag within the objective")
 
 
 def _trend_rows(topics: list[TopicLagHistory]) -> list[dict[str, Any]]:

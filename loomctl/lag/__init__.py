@@ -49,7 +49,10 @@ from loomctl.lag.status import (
     UNKNOWN,
     WARN,
     GroupStatus,
+    ServiceSlo,
+    SloReport,
     StatusReport,
+    slo_report,
     status_rank,
     status_report,
     stored_status,
@@ -61,9 +64,9 @@ __all__ = [
     "BY", "ERR", "HISTORY_COLUMNS", "MAX_BUCKETS", "NO_DATA", "OK", "PREVIOUS_SAMPLE_HORIZON", "REWIND", "STALL",
     "STATUS_ORDER", "STOP", "STORED_STATUSES", "UNKNOWN", "WARN",
     "Collector", "ExportSnapshot", "Exporter", "GroupStatus", "MonitoringServer", "Key", "LagBucket", "LagSample", "LagSummary", "LagView", "PartitionLag",
-    "PreviousSample", "StatusReport", "TimeBuckets", "TopicLagHistory",
+    "PreviousSample", "ServiceSlo", "SloReport", "StatusReport", "TimeBuckets", "TopicLagHistory",
     "carry_time_lag_ms", "configured_groups", "copy_samples", "default_by", "history", "live_lag", "live_status",
-    "lost_to_retention", "partition_lag", "previous_samples", "select_services", "show", "status_rank",
+    "lost_to_retention", "partition_lag", "previous_samples", "select_services", "show", "slo_report", "status_rank",
     "status_report", "stored_status", "summarize", "time_buckets", "worst",
 ]
 

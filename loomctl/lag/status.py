@@ -290,13 +290,13 @@ def slo_report(conn: "psycopg.Connection[Any]", window: dt.timedelta, services: 
             rate = group.consume_rate / group.member_count
         fixes: list[slo.DrainPlan] = []
         if objective is not None and group.slo_state in (slo.BREACHED, slo.AT_RISK):
-            by_topic: dict[str, list[dict[str, Any]]] = {}
-            for row in rows:
-                by_topic.setdefault(row["topic_name"], []).append(row)
+            by_topic: dict[str, list[tuple[dict[str, Any], slo.PartitionPrediction]]] = {}
+            for row, prediction in zip(rows, predictions):
+                by_topic.setdefault(row["topic_name"], []).append((row, prediction))
             for topic, items in sorted(by_topic.items()):
-                if any(r["last_lag"] for r in items):
-                    produced = sum(r["produce_rate"] or 0.0 for r in items)
-                    fixes.append(slo.drain_plan(topic, [r["last_lag"] for r in items], produced, rate, objective))
+                if any(r["last_lag"] for r, _ in items):
+                    produced = sum(p.produce_rate or 0.0 for _, p in items)
+                    fixes.append(slo.drain_plan(topic, [r["last_lag"] for r, _ in items], produced, rate, objective))
         slowest = next((r for r in rows if partition_name(r) == group.slowest_partition), None)
         needed = [f.recommended_partitions for f in fixes if f.recommended_partitions is not None]
         result.append(ServiceSlo(
