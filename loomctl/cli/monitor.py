@@ -17,7 +17,8 @@ metrics_app = new_app("Processing metrics that services report per batch (consum
 
 ALERT_COLUMNS = ["severity", "service_name", "alert_type", "message", "detected_at"]
 RECOMMEND_COLUMNS = ["service_name", "status", "avg_batch_size", "max_poll_records", "batch_efficiency",
-                     "lag_change", "messages_per_second", "poll_interval_usage", "error_rate", "recommendation"]
+                     "lag_change", "messages_per_second", "poll_interval_usage", "error_rate", "slo_state",
+                     "consumers_needed", "recommendation", "slo_recommendation"]
 BUCKET_COLUMNS = ["timestamp", "batches", "messages_processed", "messages_failed", "avg_batch_size",
                   "avg_processing_time_ms", "p95_processing_time_ms", "messages_per_second", "error_rate"]
 

@@ -21,7 +21,7 @@ ActorOption = Annotated[
 ]
 
 RECOMMEND_COLUMNS = ["topic_name", "current_partitions", "recommended_partitions", "produce_rate", "per_consumer_rate",
-                     "consumers_needed", "max_group_members", "reason"]
+                     "consumers_needed", "max_group_members", "slo_partitions_needed", "reason"]
 CHANGE_COLUMNS = ["id", "topic_name", "current_partitions", "recommended_partitions", "status", "source", "created_at",
                   "applied_at", "applied_by", "error", "reason"]
 PLAN_COLUMNS = ["topic_name", "now", "target", "action", "keyed", "consumers", "risks"]

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     import psycopg
 
 SEVERITIES = ("warning", "critical")
+DEFAULT_WINDOW = dt.timedelta(minutes=15)
+"""The views' status window when a session sets none."""
 
 
 BATCH_TOTALS: dict[str, tuple[str, str]] = {
@@ -100,15 +102,30 @@ def alerts_at_or_above(rows: list[dict[str, Any]], level: str) -> list[dict[str,
 def recommendations(
     conn: "psycopg.Connection[Any]", service: str | None = None, window: dt.timedelta | None = None
 ) -> list[dict[str, Any]]:
-    """The monitor view's rows that carry a recommendation (for one service: its row either way)."""
+    """The monitor view's rows that carry a recommendation (for one service: its row either way).
+
+    A service breached or at risk against its lag objective also gets ``consumers_needed`` and
+    ``slo_recommendation``: the partitions (one consumer each) that drain its current lag within the objective
+    at the measured rates, per lagging topic with the arithmetic (never fewer than today).
+    """
+    from loomctl.lag.status import slo_report
+
     use_status_window(conn, window)
     if service is not None:
         _require_service(conn, service)
-        return _dicts(conn, "SELECT * FROM public.v_consumer_performance_monitor WHERE service_name = %s", (service,))
-    return _dicts(
-        conn,
-        "SELECT * FROM public.v_consumer_performance_monitor WHERE recommendation IS NOT NULL ORDER BY service_name",
-    )
+        rows = _dicts(conn, "SELECT * FROM public.v_consumer_performance_monitor WHERE service_name = %s", (service,))
+    else:
+        rows = _dicts(
+            conn,
+            "SELECT * FROM public.v_consumer_performance_monitor WHERE recommendation IS NOT NULL ORDER BY service_name",
+        )
+    late = [r["service_name"] for r in rows if r.get("slo_state") in ("breached", "at_risk")]
+    fixes = {s.service_name: s for s in slo_report(conn, window or DEFAULT_WINDOW, late).services} if late else {}
+    for row in rows:
+        fix = fixes.get(row["service_name"])
+        row["consumers_needed"] = fix.partitions_needed if fix else None
+        row["slo_recommendation"] = "; ".join(f.reason for f in fix.fixes) if fix and fix.fixes else None
+    return rows
 
 
 def processing(

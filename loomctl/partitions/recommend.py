@@ -2,7 +2,10 @@
 
 A recommendation comes from measured data: the produce rate from log-end-offset deltas in the
 lag history, the per-consumer throughput from the processing metrics, the member counts of the
-consuming groups. It never lowers a topic and carries its numbers in the reason.
+consuming groups. It never lowers a topic and carries its numbers in the reason. Where a consuming
+service has a lag objective, the count also drains that group's current lag within it at the measured
+rates (:func:`loomctl.lag.slo.drain_plan`: the lag already in a partition stays there, so its worst
+partition decides).
 """
 
 from __future__ import annotations
@@ -62,6 +65,10 @@ class ConsumerLoad:
     member_count: int | None = None
     messages_processed: int = 0
     processing_time_ms: float = 0.0
+    lag_slo_seconds: int | None = None
+    """The service's lag objective (its own or its profile's); None: none."""
+    partition_lags: tuple[int | None, ...] = ()
+    """The group's lag on each partition of the topic at its latest sample."""
 
     @property
     def per_consumer_rate(self) -> float | None:
@@ -104,6 +111,10 @@ class Recommendation:
     current_from: str
     reason: str
     consumer_groups: list[dict[str, Any]] = field(default_factory=list)
+    slo_partitions_needed: int | None = None
+    """The partitions (one consumer each) that drain the current lag of the tightest objective in time."""
+    slo_service: str | None = None
+    """The service whose objective asks for slo_partitions_needed."""
     written: str | None = None
     """With --write: ``written`` (a new pending change), ``unchanged`` (the same one is pending), or None."""
     change_id: int | None = None
@@ -137,6 +148,8 @@ def recommend_partitions(
     per_consumer = slowest.per_consumer_rate if slowest else None
     members = max((c.member_count for c in load.consumers if c.member_count), default=None)
     rate = load.produce_rate
+    drains = _drain_plans(load)
+    tightest = max(drains, key=lambda d: d[1].recommended_partitions or 0) if drains else None
 
     def result(recommended: int | None, reason: str, *, needed: int | None = None, capped: bool = False) -> Recommendation:
         change = recommended is not None and load.current_partitions is not None and recommended > load.current_partitions
@@ -147,6 +160,8 @@ def recommend_partitions(
             slowest_service=slowest.service_name if slowest else None, consumers_needed=needed,
             max_group_members=members, headroom=headroom, max_partitions=max_partitions, capped=capped,
             current_from=load.current_from, reason=reason, consumer_groups=groups,
+            slo_partitions_needed=tightest[1].recommended_partitions if tightest else None,
+            slo_service=tightest[0] if tightest else None,
         )
 
     if load.missing:
@@ -173,18 +188,35 @@ def recommend_partitions(
         parts.append(f"{_rate(rate)} x {headroom:g} headroom / {_rate(per_consumer)} = {needed} consumer(s) needed")
     if members:
         parts.append(f"largest consuming group has {members} member(s)")
-    wanted = max(current, needed or 0, members or 0)
+    for service, plan in drains:
+        parts.append(f"objective of {service}: {plan.reason.removeprefix(load.topic_name + ': ')}")
+    slo_needed = tightest[1].recommended_partitions if tightest else None
+    wanted = max(current, needed or 0, members or 0, slo_needed or 0)
     capped = wanted > max_partitions
     recommended = max(current, max_partitions) if capped else wanted
     if recommended > current:
         parts.append(f"{current} -> {recommended} partitions" + (f" (capped at the maximum of {max_partitions})" if capped else ""))
     elif capped:
         parts.append(f"stays at {current}: the maximum is {max_partitions}")
-    elif needed is None and not members:
+    elif needed is None and not members and slo_needed is None:
         parts.append(f"nothing to base an increase on: stays at {current}")
     else:
         parts.append(f"{current} partition(s) are enough")
     return result(recommended, "; ".join(parts), needed=needed, capped=capped)
+
+
+def _drain_plans(load: TopicLoad) -> list[tuple[str, Any]]:
+    """Per consuming service with an objective, a lag and a per-consumer rate: what draining its lag in time takes."""
+    from loomctl.lag.slo import drain_plan
+
+    plans = []
+    for c in load.consumers:
+        if c.lag_slo_seconds is None or not any(c.partition_lags) or c.per_consumer_rate is None:
+            continue
+        plans.append((c.service_name or c.consumer_group_id or "?",
+                      drain_plan(load.topic_name, c.partition_lags, load.produce_rate or 0.0, c.per_consumer_rate,
+                                 c.lag_slo_seconds, current_partitions=load.current_partitions)))
+    return plans
 
 
 @dataclass(frozen=True)
@@ -233,6 +265,14 @@ def topic_loads(
           FROM consumer_lag_history
          WHERE {scope}
          ORDER BY topic_name, consumer_group_id, "timestamp" DESC"""), params).all()
+    lags = session.execute(text(f"""
+        SELECT DISTINCT ON (topic_name, consumer_group_id, partition) topic_name, consumer_group_id, partition, lag
+          FROM consumer_lag_history
+         WHERE {scope}
+         ORDER BY topic_name, consumer_group_id, partition, "timestamp" DESC"""), params).all()
+    partition_lags: dict[tuple[str, str], list[int | None]] = {}
+    for r in lags:
+        partition_lags.setdefault((r.topic_name, r.consumer_group_id), []).append(r.lag)
 
     names = list(dict.fromkeys(topics)) if topics else sorted({r.topic_name for r in ranges})
     rates: dict[str, float] = {}
@@ -246,6 +286,10 @@ def topic_loads(
     for r in latest:
         consumers.setdefault(r.topic_name, []).append((r.consumer_group_id, r.service_name, r.member_count))
     services = sorted({s for rows in consumers.values() for _, s, _ in rows if s})
+    from loomctl.configs.store import read_configs
+    from loomctl.lag.slo import objective_of
+
+    objectives = {c.service_name: objective_of(c) for c in read_configs(session, services=services)} if services else {}
     metrics = session.execute(text("""
         SELECT service_name, topic_name, min(consumer_group_id) AS consumer_group_id,
                sum(messages_processed)::bigint AS processed, sum(processing_time_ms) AS time_ms
@@ -271,7 +315,9 @@ def topic_loads(
         for group, service, members in consumers.get(name, []):
             own = totals.get((service, name), (0, 0.0, None)) if service else (0, 0.0, None)
             shared = totals.get((service, None), (0, 0.0, None)) if service else (0, 0.0, None)
-            loads_of.append(ConsumerLoad(group, service, members, own[0] + shared[0], own[1] + shared[1]))
+            loads_of.append(ConsumerLoad(group, service, members, own[0] + shared[0], own[1] + shared[1],
+                                         objectives.get(service) if service else None,
+                                         tuple(partition_lags.get((name, group), ())) if group else ()))
         loads.append(TopicLoad(
             topic_name=name, current_partitions=current, produce_rate=rates.get(name), window=window,
             consumers=tuple(loads_of), current_from=counts_from, missing=missing,

@@ -335,3 +335,18 @@ def test_import_and_export_round_trip_the_objective(database_factory, tmp_path):
         assert cli.json("config", "show", "writer")["lag_slo_seconds"] == 45  # nothing changed
     finally:
         database_factory.drop(url)
+
+
+def test_recommend_counts_the_consumers_that_meet_the_objective(url):
+    cli = Cli(url)
+    [row] = cli.json("recommend", name("falling"), "--window", "15m")
+    assert (row["slo_state"], row["consumers_needed"]) == ("at_risk", 3)
+    assert "1 -> 3 partitions" in row["slo_recommendation"] and "4.0 msg/s" in row["slo_recommendation"]
+    every = {r["service_name"].removesuffix(f"-{SUFFIX}"): r for r in cli.json("recommend") if r["service_name"].endswith(SUFFIX)}
+    # lag shrinking, status OK: the objective alone makes the recommendation, quoting its numbers
+    tight = every["gaining-tight"]
+    assert tight["status"] == "OK" and tight["recommendation"].startswith(
+        "33.0 s behind against the objective of 600 s (at_risk), catch-up 990.0 s")
+    assert "steady" not in every and "gaining" not in every
+    [steady] = cli.json("recommend", name("steady"))
+    assert (steady["consumers_needed"], steady["slo_recommendation"], steady["recommendation"]) == (None, None, None)
