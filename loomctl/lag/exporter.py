@@ -16,7 +16,10 @@ Differences chosen, on purpose:
   (the first sample of a lagging partition), rather than reported as 0;
 - ``is_simple_consumer`` is "true" for a group with no members: the snapshot does not carry the group's
   protocol type, and a group that only commits offsets has no members;
-- ``--granularity topic`` drops every series with a ``partition`` label and adds per-topic maxima.
+- ``--granularity topic`` drops every series with a ``partition`` label and adds per-topic maxima;
+- a group whose service has a lag objective gets ``loomctl_group_lag_slo_seconds``, its state and the catch-up and
+  breach predictions of ``lag slo`` (loomctl.lag.slo) from the stored window; a prediction that is unknown, or a
+  catch-up that never comes (``loomctl_group_catch_up_never`` 1), has no series rather than a made-up number.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from loomctl.lag import slo
 from loomctl.lag.samples import max_known, sum_known
 from loomctl.lag.status import ERR, OK, REWIND, STALL, STOP, UNKNOWN, WARN, worst
 
@@ -44,6 +48,8 @@ BURROW_CODES = {"NOTFOUND": 0, OK: 1, WARN: 2, ERR: 3, STOP: 4, STALL: 5, REWIND
 """Burrow's status numbering (protocol.StatusConstant), the value of the ``loomctl_*_status_code`` series."""
 UNKNOWN_CODE = -1
 """A partition with lag but no stored window yet: one look cannot tell slow from stalled."""
+SLO_CODES = {slo.NO_DATA: -1, slo.MET: 0, slo.AT_RISK: 1, slo.BREACHED: 2}
+"""The value of ``loomctl_group_slo_state_code`` (its name in the slo_state label); no series without an objective."""
 STALE_AFTER_INTERVALS = 3
 """Figures older than this many intervals are stale even if no cycle reported a failure (a hung cycle)."""
 
@@ -79,6 +85,18 @@ class WindowEvidence:
     last_offset: int | None
     last_lag: int | None
     last_timestamp: dt.datetime | None
+    first_log_end_offset: int | None = None
+    log_end_offset: int | None = None
+    time_lag_ms: int | None = None
+    lag_slo_seconds: int | None = None
+    """The owning service's objective (its own or its profile's)."""
+
+    def window_row(self) -> dict[str, Any]:
+        """The figures :func:`loomctl.lag.slo.predict_partition` reads, as ``lag_partition_status`` names them."""
+        return {"samples": self.samples, "first_timestamp": self.first_timestamp, "last_timestamp": self.last_timestamp,
+                "first_committed_offset": self.first_offset, "last_committed_offset": self.last_offset,
+                "first_log_end_offset": self.first_log_end_offset, "log_end_offset": self.log_end_offset,
+                "last_lag": self.last_lag, "time_lag_ms": self.time_lag_ms}
 
 
 @dataclass(frozen=True)
@@ -107,7 +125,8 @@ def evidence_from(rows: Iterable[dict[str, Any]]) -> dict["Key", WindowEvidence]
         (r["consumer_group_id"], r["topic_name"], r["partition"]): WindowEvidence(
             samples=r["samples"], first_offset=r["first_committed_offset"], first_lag=r["first_lag"],
             first_timestamp=r["first_timestamp"], last_offset=r["last_committed_offset"], last_lag=r["last_lag"],
-            last_timestamp=r["last_timestamp"],
+            last_timestamp=r["last_timestamp"], first_log_end_offset=r.get("first_log_end_offset"),
+            log_end_offset=r.get("log_end_offset"), time_lag_ms=r.get("time_lag_ms"), lag_slo_seconds=r.get("lag_slo_seconds"),
         )
         for r in rows
     }
@@ -225,7 +244,7 @@ KAFKA_LAG_EXPORTER_METRICS = {
 }
 PARTITION_METRICS = ("kafka_consumergroup_group_offset", "kafka_consumergroup_group_lag",
                      "kafka_consumergroup_group_lag_seconds", "kafka_partition_latest_offset",
-                     "kafka_partition_earliest_offset", "loomctl_partition_status_code")
+                     "kafka_partition_earliest_offset", "loomctl_partition_status_code", "loomctl_partition_catch_up_seconds")
 
 
 def metric_names(granularity: str = "partition") -> list[str]:
@@ -248,6 +267,12 @@ LOOMCTL_FIGURES = {
     "loomctl_group_topic_max_lag": "The highest lag in offsets of any partition of this topic for this group.",
     "loomctl_group_topic_max_lag_seconds": "The highest lag in time of any partition of this topic for this group.",
     "loomctl_snapshot_timestamp_seconds": "When the served cycle's snapshot was taken (Unix time).",
+    "loomctl_group_lag_slo_seconds": "The objective for the group's lag in time (its service's own, or its profile's default).",
+    "loomctl_group_slo_state_code": "The group against its objective: met=0 at_risk=1 breached=2, -1 no lag in time known; the name in the slo_state label.",
+    "loomctl_group_catch_up_seconds": "When the group's slowest partition catches up at the window's rates (0: caught up); absent when it never does.",
+    "loomctl_group_catch_up_never": "1 when a partition of the group does not gain on its producers (it never catches up), else 0.",
+    "loomctl_group_breach_in_seconds": "When the group's lag in time crosses its objective at the current trend (0: crossed); absent when it does not grow.",
+    "loomctl_partition_catch_up_seconds": "When this partition catches up at the window's rates (0: caught up); absent when it never does.",
 }
 TOPIC_ONLY_METRICS = ("loomctl_group_topic_max_lag", "loomctl_group_topic_max_lag_seconds")
 
@@ -329,6 +354,15 @@ class _FiguresCollector:
         lost = family("loomctl_group_topic_lost_records", topic_labels)
         topic_max_lag = family("loomctl_group_topic_max_lag", topic_labels)
         topic_max_lag_seconds = family("loomctl_group_topic_max_lag_seconds", topic_labels)
+        slo_seconds = family("loomctl_group_lag_slo_seconds", GROUP_LABELS)
+        slo_state = family("loomctl_group_slo_state_code", (*GROUP_LABELS, "slo_state"))
+        catch_up = family("loomctl_group_catch_up_seconds", GROUP_LABELS)
+        catch_up_never = family("loomctl_group_catch_up_never", GROUP_LABELS)
+        breach_in = family("loomctl_group_breach_in_seconds", GROUP_LABELS)
+        partition_catch_up = family("loomctl_partition_catch_up_seconds", PARTITION_LABELS[:4])
+        evidence_of: dict[str, list[tuple[Any, WindowEvidence]]] = {}
+        for key, e in sorted(snap.evidence.items()):
+            evidence_of.setdefault(key[0], []).append((key, e))
         for group_id in sorted(snap.groups):
             g = snap.groups[group_id]
             rows = by_group.get(group_id, [])
@@ -346,6 +380,24 @@ class _FiguresCollector:
             group_max_ms = max_known(r.time_lag_ms for r in rows)
             if group_max_ms is not None:
                 max_lag_seconds.add_metric([cluster, group_id, simple], group_max_ms / 1000)
+            window = evidence_of.get(group_id, [])
+            objective = next((e.lag_slo_seconds for _, e in window if e.lag_slo_seconds is not None), None)
+            if objective is not None:
+                predictions = [(key, slo.predict_partition(e.window_row(), objective)) for key, e in window]
+                prediction = slo.predict_group([(f"{t}[{p}]", pred) for (_, t, p), pred in predictions], objective,
+                                               snap.window.total_seconds())
+                slo_seconds.add_metric(group_labels, objective)
+                slo_state.add_metric([*group_labels, prediction.slo_state], SLO_CODES.get(prediction.slo_state, -1))
+                if prediction.catch_up_seconds is not None:
+                    catch_up.add_metric(group_labels, prediction.catch_up_seconds)
+                if prediction.catch_up_seconds is not None or prediction.catch_up_never:
+                    catch_up_never.add_metric(group_labels, 1 if prediction.catch_up_never else 0)
+                if prediction.breach_in_seconds is not None:
+                    breach_in.add_metric(group_labels, prediction.breach_in_seconds)
+                if per_partition:
+                    for (_, t, p), pred in predictions:
+                        if pred.catch_up_seconds is not None:
+                            partition_catch_up.add_metric([cluster, group_id, t, str(p)], pred.catch_up_seconds)
             by_topic: dict[str, list[PartitionLag]] = {}
             for r in rows:
                 by_topic.setdefault(r.topic_name, []).append(r)
@@ -366,7 +418,9 @@ class _FiguresCollector:
                     if topic_max_ms is not None:
                         topic_max_lag_seconds.add_metric(labels, topic_max_ms / 1000)
         yield from (max_lag, max_lag_seconds, sum_lag, topic_sum_lag, info, group_status, members, partitions,
-                    topic_status, without_commit, lost)
+                    topic_status, without_commit, lost, slo_seconds, slo_state, catch_up, catch_up_never, breach_in)
+        if per_partition:
+            yield partition_catch_up
         if not per_partition:
             yield from (topic_max_lag, topic_max_lag_seconds)
         taken = family("loomctl_snapshot_timestamp_seconds", ("cluster_name",))

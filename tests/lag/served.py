@@ -127,7 +127,8 @@ def start_collector(database_url: str, bootstrap: str, log: Path, *args: str, li
 
 @dataclass(frozen=True)
 class KnownGroups:
-    """Three configured groups on the broker: caught up, stopped with lag (and records lost), half committed."""
+    """Three configured groups on the broker: caught up, stopped with lag (and records lost), half committed; the first
+    two with lag objectives of 60 s and 3600 s."""
 
     ok_group: str
     ok_service: str
@@ -164,10 +165,12 @@ def make_groups(database_url: str, bootstrap: str) -> KnownGroups:
     produce(bootstrap, g.partial_topic, {0: 6, 1: 6})
     commit(bootstrap, g.partial_group, g.partial_topic, {0: 2})  # partition 1: never committed
     with psycopg.connect(database_url, autocommit=True) as conn:
-        for service, group, profile in ((g.ok_service, g.ok_group, None), (g.stop_service, g.stop_group, g.profile),
-                                        (g.partial_service, g.partial_group, None)):
-            conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, profile) VALUES (%s, %s, %s)",
-                         (service, group, profile))
+        # objectives: the caught-up group meets a minute, the stopped one ages towards an hour; the third has none
+        for service, group, profile, objective in (
+                (g.ok_service, g.ok_group, None, 60), (g.stop_service, g.stop_group, g.profile, 3600),
+                (g.partial_service, g.partial_group, None, None)):
+            conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, profile, lag_slo_seconds)"
+                         " VALUES (%s, %s, %s, %s)", (service, group, profile, objective))
     return g
 
 

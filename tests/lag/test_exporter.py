@@ -219,3 +219,23 @@ def test_a_gzip_scrape_is_the_same_exposition(served_collector, known_groups) ->
 
     assert figures(text) == figures(plain) and f'group="{known_groups.stop_group}"' in text
     assert "loomctl_collector_up" in text
+
+
+def test_the_objectives_predictions_are_gauges(served_collector, known_groups) -> None:
+    ok, stop = known_groups.ok_group, known_groups.stop_group
+    assert served_collector.value("loomctl_group_lag_slo_seconds", group=ok) == 60.0
+    assert served_collector.value("loomctl_group_lag_slo_seconds", group=stop) == 3600.0
+    assert served_collector.series("loomctl_group_lag_slo_seconds", group=known_groups.partial_group) == []  # none set
+    assert served_collector.value("loomctl_group_slo_state_code", group=ok, slo_state="met") == 0.0
+    assert served_collector.value("loomctl_group_catch_up_seconds", group=ok) == 0.0
+    assert served_collector.value("loomctl_group_catch_up_never", group=ok) == 0.0
+    assert {s.labels["partition"]: s.value for s in served_collector.series("loomctl_partition_catch_up_seconds", group=ok)} == {
+        "0": 0.0, "1": 0.0}
+    # stopped with 15 left on each partition and nothing produced: it never catches up, and ages 1 s a second
+    assert served_collector.value("loomctl_group_catch_up_never", group=stop) == 1.0
+    assert served_collector.series("loomctl_group_catch_up_seconds", group=stop) == []
+    [state] = served_collector.series("loomctl_group_slo_state_code", group=stop)
+    assert (state.labels["slo_state"], state.value) == ("at_risk", 1.0)
+    breach = served_collector.value("loomctl_group_breach_in_seconds", group=stop)
+    lag_seconds = served_collector.value("kafka_consumergroup_group_max_lag_seconds", group=stop)
+    assert breach is not None and 3500 < breach < 3600 and lag_seconds is not None
