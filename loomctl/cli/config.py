@@ -150,7 +150,7 @@ def show(
 def set_(
     ctx: typer.Context,
     service: Service,
-    assignments: Annotated[Optional[list[str]], typer.Argument(help="key=value settings, e.g. max_poll_records=50.", show_default=False)] = None,
+    assignments: Annotated[Optional[list[str]], typer.Argument(help="key=value settings, e.g. max_poll_records=50; lag_slo_seconds=N sets the service's lag objective.", show_default=False)] = None,
     create: Annotated[bool, typer.Option("--create", help="Create the service (with defaults for unset fields).")] = False,
     group: Annotated[Optional[str], typer.Option("--group", help="Consumer group id (with --create: default the service name).")] = None,
     description: Annotated[Optional[str], typer.Option("--description", help="What this config is for and why.")] = None,
@@ -162,9 +162,10 @@ def set_(
     output: OutputOption = None,
 ) -> None:
     """Change settings of a service, validated as a whole; prints old and new values. Example: loomctl config set speech-processor max_poll_records=5 --reason "slow batches" """
-    from loomctl import configs, validation
+    from loomctl import configs
+    from loomctl.configs.store import parse_service_assignments
 
-    settings = validation.parse_assignments(assignments or [])
+    settings = parse_service_assignments(assignments or [])
     with _session(ctx) as session:
         result = configs.set_config(
             session, service, settings, actor=_actor(ctx, actor), reason=reason, description=description, group=group,
