@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -38,7 +38,28 @@ def abort(message: str, code: int) -> None:
 
 class LoomGroup(TyperGroup):
     """The one error handler: a LoomError raised anywhere below, and Click's usage errors, become one red
-    line and their exit code through ``abort``; other exceptions are bugs and propagate."""
+    line and their exit code through ``abort``; other exceptions are bugs and propagate.
+
+    Its commands load when first looked up (:data:`COMMANDS`): `loomctl lag show` imports and builds the
+    `lag` group alone, `loomctl --help` none of them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _LazyCommands(self.commands)
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return list(self.commands.names())  # type: ignore[attr-defined]
+
+    def format_commands(self, ctx: typer.Context, formatter: Any) -> None:
+        # the help of a command not loaded yet is the table's (tests/test_cli_startup.py holds them equal)
+        commands: MutableMapping[str, Any] = self.commands
+        rows = [(name, commands[name] if commands.is_loaded(name) else _placeholder(name))  # type: ignore[attr-defined]
+                for name in self.list_commands(ctx)]
+        rows = [(name, command) for name, command in rows if not command.hidden]
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in rows])
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
@@ -90,6 +111,86 @@ def _click_exceptions() -> Any:
 
     package = TyperGroup.__mro__[1].__module__.rsplit(".", 1)[0]
     return importlib.import_module(f"{package}.exceptions")
+
+
+def _coerce_directly() -> None:
+    """Typer 0.2x coerces every parameter value through a pydantic TypeAdapter: each command paid a pydantic
+    import and a schema per parameter (about 0.2 s, as much as the rest of `loomctl lag show SERVICE`
+    together). For the kinds loomctl declares (str, list[str], an Enum's choices, a Path, a ``parser=``)
+    the adapter only runs Typer's own conversion, so this runs that conversion directly. Anything else,
+    and any value the conversion refuses, still goes through Typer's adapter, so values and error
+    messages are Typer's. A Typer without these internals keeps its own coercion."""
+    try:
+        from dataclasses import dataclass
+        from enum import Enum
+
+        from typer import _coercion, _param_types, core
+
+        base, build = _coercion.RuntimeParam, _coercion.build_runtime_param
+        choice, path, routes_to_path = _param_types.coerce_cli_choice, _param_types.coerce_cli_path, _param_types.routes_to_path
+        parameter = core._TyperParameter
+        parameter.get_runtime_param  # noqa: B018  (present, or this Typer is another)
+    except (ImportError, AttributeError):
+        return
+
+    def flag(value: Any) -> bool:
+        if type(value) is not bool:
+            raise TypeError(value)  # "yes", "0" from an environment variable: pydantic's bool rules
+        return value
+
+    def text(value: Any) -> str:
+        if type(value) is not str:
+            raise TypeError(value)
+        value.encode("utf-8")  # lone surrogates: pydantic refuses them, with its own message
+        return value
+
+    @dataclass(frozen=True)
+    class Direct(base):  # type: ignore[misc, valid-type]
+        convert: Callable[[Any, Any, Any], Any]
+        descriptor: Any
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            try:
+                return self.convert(value, param, ctx)
+            except (ValueError, TypeError, AssertionError):  # what the adapter reports in its words
+                return build(self.descriptor)._coerce_value(value, param=param, ctx=ctx)
+
+    def converter(descriptor: Any) -> Callable[[Any, Any, Any], Any] | None:
+        annotation, info = descriptor.annotation, descriptor.parameter_info
+        if descriptor.file_annotation is not None:
+            return None
+        if info.parser is not None:
+            parser = info.parser
+            return lambda value, param, ctx: parser(value)
+        if annotation is str:
+            return lambda value, param, ctx: text(value)
+        if annotation is bool:
+            return lambda value, param, ctx: flag(value)
+        if annotation == list[str]:
+            return lambda value, param, ctx: [text(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+        if isinstance(annotation, type) and issubclass(annotation, Enum):
+            choices, case_sensitive = tuple(annotation), info.case_sensitive
+            return lambda value, param, ctx: choice(value, choices=choices, case_sensitive=case_sensitive, ctx=ctx)
+        if isinstance(annotation, type) and issubclass(annotation, Path) and routes_to_path(annotation, info):
+            path_type = info.path_type or annotation
+            return lambda value, param, ctx: path(value, info, path_type=path_type, param=param, ctx=ctx)
+        return None
+
+    def get_runtime_param(self: Any) -> Any:
+        if self._runtime_param is None:
+            convert = converter(self.type_descriptor)
+            descriptor = self.type_descriptor
+            self._runtime_param = (
+                build(descriptor) if convert is None
+                else Direct(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation, convert=convert,
+                            descriptor=descriptor)
+            )
+        return self._runtime_param
+
+    parameter.get_runtime_param = get_runtime_param
+
+
+_coerce_directly()
 
 
 def new_app(help_text: str) -> typer.Typer:
@@ -300,20 +401,81 @@ def stop_on_signals(*, second_interrupts: bool = False) -> Iterator[threading.Ev
             signal.signal(signum, handler)
 
 
-def _register() -> None:
-    from loomctl.cli import config, db, dev, lag, monitor, partitions
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    # name: (module, attribute, its help), in the order `loomctl --help` lists them. The help is the group's
+    # Typer help or the command's docstring, repeated here so that --help imports none of them
+    # (tests/test_cli_startup.py fails when one differs).
+    "alerts": ("loomctl.cli.monitor", "alerts",
+               "Active alerts from measured lag and processing (v_consumer_alerts). Example: loomctl alerts --fail-on critical"),
+    "recommend": ("loomctl.cli.monitor", "recommend",
+                  "Processing recommendations with the numbers behind them. Example: loomctl recommend speech-processor"),
+    "config": ("loomctl.cli.config", "app",
+               "Consumer settings per service: validate, change, audit, roll back, export and import."),
+    "lag": ("loomctl.cli.lag", "app", "Consumer lag: live from Kafka, sampled into PostgreSQL, judged over a time window."),
+    "metrics": ("loomctl.cli.monitor", "metrics_app", "Processing metrics that services report per batch (consumer_processing_metrics)."),
+    "partitions": ("loomctl.cli.partitions", "app",
+                   "Partition changes: recommendations from measured load, a plan against the cluster, and apply."),
+    "db": ("loomctl.cli.db", "app", "Schema migrations (Alembic), drift checks and offline SQL."),
+    "dev": ("loomctl.cli.dev", "app", "A local PostgreSQL and Apache Kafka on loopback, without Docker."),
+}
+"""The root's commands, each imported and built when first looked up."""
 
-    app.add_typer(config.app, name="config", no_args_is_help=True)
-    app.add_typer(lag.app, name="lag", no_args_is_help=True)
-    app.command("alerts")(monitor.alerts)
-    app.command("recommend")(monitor.recommend)
-    app.add_typer(monitor.metrics_app, name="metrics", no_args_is_help=True)
-    app.add_typer(partitions.app, name="partitions", no_args_is_help=True)
-    app.add_typer(db.app, name="db", no_args_is_help=True)
-    app.add_typer(dev.app, name="dev", no_args_is_help=True)
+
+def _load(name: str) -> Any:
+    """The Click command of the root's command ``name``, built as ``add_typer`` / ``command`` register it."""
+    import importlib
+
+    module, attribute, _ = COMMANDS[name]
+    target = getattr(importlib.import_module(module), attribute)
+    holder = typer.Typer(add_completion=False, rich_markup_mode=None)
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name, no_args_is_help=True)
+    else:
+        holder.command(name)(target)
+    holder.callback()(lambda: None)  # always a group, whose command is the one wanted
+    return typer.main.get_command(holder).commands[name]  # type: ignore[attr-defined]
 
 
-_register()
+def _placeholder(name: str) -> Any:
+    """A stand-in with the help of ``name``, for `loomctl --help` to list it without loading it."""
+    from typer.core import TyperCommand
+
+    return TyperCommand(name, help=COMMANDS[name][2])
+
+
+class _LazyCommands(MutableMapping):  # type: ignore[type-arg]
+    """The root's commands: each built on first lookup; iterating (a walk over every command) builds them all."""
+
+    def __init__(self, loaded: MutableMapping[str, Any]) -> None:
+        self._loaded: dict[str, Any] = dict(loaded)
+
+    def names(self) -> list[str]:
+        return [*COMMANDS, *(n for n in self._loaded if n not in COMMANDS)]
+
+    def is_loaded(self, name: str) -> bool:
+        return name in self._loaded
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._loaded:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            self._loaded[name] = _load(name)
+        return self._loaded[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._loaded or name in COMMANDS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([n for n in self.names() if self[n] is not None])
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._loaded[name]
 
 
 def main() -> None:
