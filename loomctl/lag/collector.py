@@ -29,7 +29,7 @@ from loomctl.db import first_line
 from loomctl.errors import BackendUnavailable, BadInput, LoomError
 from loomctl.lag.live import live_lag
 from loomctl.lag.samples import LagSample, copy_samples
-from loomctl.lag.time_lag import Key, PreviousSample, carry_time_lag_ms, previous_samples
+from loomctl.lag.time_lag import Key, PreviousSample, previous_samples
 from loomctl.settings import Settings, libpq_url
 
 if TYPE_CHECKING:
@@ -159,13 +159,12 @@ class Collector:
             now = dt.datetime.now(dt.timezone.utc)
             previous = self._previous or {}
             if leader and snap is not None:
-                samples = samples_from(snap, services, now)
                 if self._previous is None or any(g not in self._previous_groups for g in services):
                     # after a start, a reconnect or a new service: what the table last knew
                     self._previous = previous_samples(conn, services, now)
                     self._previous_groups = set(services)
                 previous = self._previous
-                samples = [_with_time_lag(s, previous, now) for s in samples]
+                samples = samples_from(snap, services, now, previous)
                 result.written = copy_samples(conn, samples)
                 conn.commit()
                 self._previous = {
@@ -173,6 +172,7 @@ class Collector:
                         PreviousSample(s.timestamp, s.committed_offset, s.log_end_offset, s.time_lag_ms)
                     for s in samples
                 }
+                del samples
             elif snap is not None:
                 previous = previous_samples(conn, services, now)  # the writer's samples, read each cycle
             if self.exporter is not None:
@@ -380,35 +380,27 @@ def _worker_main(pipe: Any, settings: Settings, timeout_s: float) -> None:
             pipe.send(("error", ("LoomError", f"{type(exc).__name__}: {exc}")))
 
 
-def samples_from(snap: Any, services: dict[str, str], now: dt.datetime) -> list[LagSample]:
-    """The history rows of one snapshot: every partition with a known log end, unknown lag kept as NULL."""
-    rows = live_lag(snap, services, sorted(services), now=now)
-    members = {g: len(snap.groups[g].members) for g in snap.groups}
-    return [
-        LagSample(
-            consumer_group_id=r.consumer_group_id,
-            topic_name=r.topic_name,
-            partition=r.partition,
-            timestamp=now,
-            service_name=r.service_name or r.consumer_group_id,
-            committed_offset=r.committed_offset,
-            log_end_offset=r.log_end_offset,
-            log_start_offset=r.log_start_offset,
-            lag=r.lag,
-            time_lag_ms=None,
-            group_state=r.group_state,
-            member_count=members.get(r.consumer_group_id, 0),
-        )
-        for r in rows
-        if r.log_end_offset is not None
-    ]
+def samples_from(
+    snap: Any, services: dict[str, str], now: dt.datetime, previous: dict[Key, PreviousSample] | None = None,
+) -> list[LagSample]:
+    """The history rows of one snapshot: every partition with a known log end, unknown lag kept as NULL, lag
+    in time carried forward from ``previous`` (the partition's last stored sample).
 
-
-def _with_time_lag(sample: LagSample, previous: dict[Key, PreviousSample], now: dt.datetime) -> LagSample:
-    from dataclasses import replace
-
-    before = previous.get((sample.consumer_group_id, sample.topic_name, sample.partition))
-    return replace(sample, time_lag_ms=carry_time_lag_ms(before, now, sample.committed_offset, sample.log_end_offset))
+    The rows are those of `lag show` (:func:`~loomctl.lag.live.live_lag`), taken a group at a time so
+    that only one group's partition rows exist beside the samples.
+    """
+    samples: list[LagSample] = []
+    append = samples.append
+    for group_id in sorted(services):
+        group = snap.groups.get(group_id)
+        members = len(group.members) if group is not None else 0
+        for r in live_lag(snap, services, (group_id,), now=now, previous=previous):
+            if r.log_end_offset is not None:
+                append(LagSample(
+                    group_id, r.topic_name, r.partition, now, r.service_name or group_id, r.committed_offset,
+                    r.log_end_offset, r.log_start_offset, r.lag, r.time_lag_ms, r.group_state, members, r.group_type,
+                ))
+    return samples
 
 
 def _signed(key: int) -> int:

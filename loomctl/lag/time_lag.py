@@ -7,8 +7,7 @@ survives restarts of the collector.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import psycopg
@@ -18,9 +17,9 @@ Key = tuple[str, str, int]
 PREVIOUS_SAMPLE_HORIZON = dt.timedelta(hours=1)
 
 
-@dataclass(frozen=True)
-class PreviousSample:
-    """What the last stored sample of a partition knew: enough to carry its lag in time forward."""
+class PreviousSample(NamedTuple):
+    """What the last stored sample of a partition knew: enough to carry its lag in time forward (a tuple:
+    the collector keeps one per partition of every group between cycles)."""
 
     timestamp: dt.datetime
     committed_offset: int | None
