@@ -272,6 +272,8 @@ def _reason(group: GroupStatus, slowest: dict[str, Any] | None, service: str) ->
         parts.append("caught up (lag within one sampling interval's production)")
     if group.breach_in_seconds and state != slo.BREACHED:
         parts.append(f"breaches in {_num(group.breach_in_seconds)} s at the current trend")
+    if group.member_count == 0 and group.total_lag:
+        parts.append("the group has no members: nothing consumes until the consumer is started")
     return "; ".join(parts)
 
 

@@ -189,7 +189,9 @@ def recommend_partitions(
     if members:
         parts.append(f"largest consuming group has {members} member(s)")
     for service, plan in drains:
-        parts.append(f"objective of {service}: {plan.reason.removeprefix(load.topic_name + ': ')}")
+        # a group that drains in time with today's count needs no words here
+        if not plan.meets_objective or (plan.recommended_partitions or 0) > current:
+            parts.append(f"objective of {service}: {plan.reason.removeprefix(load.topic_name + ': ')}")
     slo_needed = tightest[1].recommended_partitions if tightest else None
     wanted = max(current, needed or 0, members or 0, slo_needed or 0)
     capped = wanted > max_partitions

@@ -227,6 +227,7 @@ def test_lag_slo_lists_worst_first_with_the_numbers_and_the_partitions_that_fix_
     assert (stopped["slo_state"], stopped["catch_up_seconds"], stopped["catch_up_never"]) == ("breached", None, True)
     assert stopped["lag_slo_from"] == "service" and by["profiled"]["lag_slo_from"] == "profile fast"
     assert stopped["per_consumer_rate"] == 4.0  # 40 messages in 10 s
+    assert "the group has no members: nothing consumes until the consumer is started" in stopped["reason"]
     [fix] = stopped["fixes"]
     # lag 560 within 300 s: gain 1.87 msg/s; at 4 msg/s a partition may take 2.13 of the 0.67 produced: 1 is enough
     assert (fix["current_partitions"], fix["recommended_partitions"], fix["meets_objective"]) == (1, 1, True)
