@@ -94,9 +94,14 @@ def run_tool(main_class: str, *args: str, timeout: float = 600.0) -> str:
     return result.stdout
 
 
+DESCRIBE_TIMEOUT_MS = 120_000
+"""kafka-consumer-groups waits 5 s by default for its describe, and past a few thousand groups on a busy broker it
+then leaves groups out (each with a timeout on stderr): an operator at that scale raises it, and so do we."""
+
+
 def _describe_args(bootstrap_servers: str, groups: Sequence[str] | None) -> list[str]:
     selection = ["--all-groups"] if groups is None else [arg for g in groups for arg in ("--group", g)]
-    return ["--bootstrap-server", bootstrap_servers, "--describe", *selection]
+    return ["--bootstrap-server", bootstrap_servers, "--describe", *selection, "--timeout", str(DESCRIBE_TIMEOUT_MS)]
 
 
 def describe_groups_argv(bootstrap_servers: str, groups: Sequence[str] | None = None) -> list[str]:

@@ -4,12 +4,14 @@ Each method writes collector-shaped cycles (one sample of every partition of 200
 about 1,500 rows, one transaction per cycle, as `loomctl lag collect` does) into the same
 migrated table of a database of the bench's own:
   - loomctl.lag.copy_samples (binary COPY; target: 100,000 rows/s or more)
+  - at --cycle-rows (20,000) rows a cycle, copy_samples against one bare COPY of the same rows (ready tuples, the
+    same statement and types), alternating; target: within 1.2x
   - executemany of one INSERT per row (psycopg pipelines them)
   - one record_consumer_lag() call per row (what a non-Python service does)
 The table is pre-filled first (--prefill rows) so indexes are not empty. Prints rows/s and
 the ratios; never fails on a slow machine. The database is created on the server of
 LOOM_DATABASE_URL, migrated with loomctl.migrations.upgrade and dropped at the end.
-Usage: python bench/ingest.py [--cycles 100] [--services 200] [--prefill 1000000]
+Usage: python bench/ingest.py [--cycles 100] [--services 200] [--prefill 1000000] [--cycle-rows 20000] [--bare-cycles 10]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import resource
 import statistics
 import sys
 import time
@@ -29,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from views import bench_database  # noqa: E402  (the bench folder is not a package)
 
 from loomctl.lag import HISTORY_COLUMNS, LagSample, copy_samples  # noqa: E402
+from loomctl.lag.samples import _HISTORY_TYPES  # noqa: E402
 
 _INSERT_SQL = (
     f"INSERT INTO consumer_lag_history ({', '.join(HISTORY_COLUMNS)})"
@@ -57,6 +61,38 @@ def cycle(services: int, at: dt.datetime, method: str) -> list[LagSample]:
 
 def write_copy(conn: psycopg.Connection, samples: list[LagSample]) -> None:
     copy_samples(conn, samples)
+
+
+def write_bare_copy(conn: psycopg.Connection, rows: list[tuple]) -> None:
+    """One bare COPY of ready tuples into the same table: the same statement and types as copy_samples, nothing else."""
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY public.consumer_lag_history ({', '.join(HISTORY_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(_HISTORY_TYPES))
+            for row in rows:
+                copy.write_row(row)
+
+
+def copy_against_bare(conn: psycopg.Connection, rows_per_cycle: int, cycles: int, now: dt.datetime) -> None:
+    """copy_samples against one bare COPY of the same rows, alternating per cycle, at ``rows_per_cycle``-row cycles."""
+    services = max(int(rows_per_cycle / 7.5), 1)  # 5 to 10 partitions a service
+    timings: dict[str, list[float]] = {"copy_samples": [], "bare COPY": []}
+    size = 0
+    for n in range(cycles):
+        at = now + dt.timedelta(hours=1, seconds=30 * n)
+        for method in (("copy_samples", "bare COPY") if n % 2 == 0 else ("bare COPY", "copy_samples")):
+            samples = cycle(services, at, "c20k" if method == "copy_samples" else "b20k")
+            rows = [tuple(s) for s in samples]
+            size = len(samples)
+            t0 = time.perf_counter()
+            if method == "copy_samples":
+                copy_samples(conn, samples)
+            else:
+                write_bare_copy(conn, rows)
+            conn.commit()
+            timings[method].append(time.perf_counter() - t0)
+    ours, bare = statistics.median(timings["copy_samples"]), statistics.median(timings["bare COPY"])
+    print(f"{size:,}-row cycles, {cycles} each, alternating: copy_samples {ours * 1000:.1f} ms ({size / ours:,.0f} rows/s),"
+          f" bare COPY {bare * 1000:.1f} ms ({size / bare:,.0f} rows/s): {ours / bare:.2f}x (target <= 1.2x)")
 
 
 def write_executemany(conn: psycopg.Connection, samples: list[LagSample]) -> None:
@@ -104,6 +140,8 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=100, help="collector cycles written with COPY")
     parser.add_argument("--services", type=int, default=200)
     parser.add_argument("--prefill", type=int, default=1_000_000, help="history rows written before timing")
+    parser.add_argument("--cycle-rows", type=int, default=20_000, help="rows per cycle of the copy_samples / bare COPY comparison")
+    parser.add_argument("--bare-cycles", type=int, default=10, help="cycles of each in that comparison")
     args = parser.parse_args()
 
     with bench_database("bench_ingest") as url, psycopg.connect(url) as conn:
@@ -125,12 +163,15 @@ def main() -> None:
             results[name] = overall
             print(f"{name:32} {overall:>10,.0f} rows/s  (median cycle {median_cycle:,.0f} rows/s,"
                   f" {cycles} cycles of {len(batches[0]):,} rows)")
+        if args.bare_cycles:
+            copy_against_bare(conn, args.cycle_rows, args.bare_cycles, now)
         copy_rate = results["copy_samples (binary COPY)"]
         for name, rate in results.items():
             if not name.startswith("copy_samples"):
                 print(f"ratio copy_samples / {name}: {copy_rate / rate:.1f}x")
         print(f"copy_samples: {copy_rate:,.0f} rows/s (target >= 100,000);"
-              f" load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+              f" load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs;"
+              f" peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

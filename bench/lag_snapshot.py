@@ -25,7 +25,15 @@ Exit status: the benchmark never fails on slowness. It exits 1 when the two tool
 figure (committed offset, log end offset or lag of a partition both show), or when either
 disagrees with the offsets it committed: that is a correctness check. Exit 2: cannot run here.
 
-Usage: python bench/lag_snapshot.py [--groups 200] [--scale 50,100,200,400] [--runs 5] [--no-tool]
+At --groups it also times `loomctl lag show SERVICE` for one configured service against SERVICE_FLOOR_SCRIPT (the
+service's group from PostgreSQL, then the same admin calls for that group; target: within 1.3x). With --collector N,
+every group gets a config at each size and N `lag collect` cycles run in a process of their own: each cycle's time
+against the floor plus one bare COPY of the same rows, its COPY against that bare COPY, and peak RSS.
+
+At scale (10,000 groups over 20,000 partitions): --topics 1000 --partitions 20 --scale 200,1000,2000,10000 --groups 2000;
+creating 20,000 partitions takes the local broker a few minutes.
+
+Usage: python bench/lag_snapshot.py [--groups 200] [--scale 50,100,200,400] [--runs 5] [--no-tool] [--collector 3]
 """
 
 from __future__ import annotations
@@ -58,10 +66,13 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 admin = AdminClient({"bootstrap.servers": sys.argv[1], "log_level": 0})
-listed = admin.list_consumer_groups(request_timeout=30).result(timeout=40).valid
-groups = [g.group_id for g in listed]
-# as loomctl does: a group the listing calls Empty has no members to describe
-busy = [g.group_id for g in listed if getattr(g.state, "name", "") != "EMPTY"]
+if len(sys.argv) > 2:  # the groups named in a file, described all (as the collector samples its configured groups)
+    groups = busy = open(sys.argv[2]).read().split()
+else:
+    listed = admin.list_consumer_groups(request_timeout=30).result(timeout=40).valid
+    groups = [g.group_id for g in listed]
+    # as loomctl does: a group the listing calls Empty has no members to describe
+    busy = [g.group_id for g in listed if getattr(g.state, "name", "") != "EMPTY"]
 described = admin.describe_consumer_groups(busy, request_timeout=30) if busy else {}
 gate = threading.BoundedSemaphore(64)
 pending = []
@@ -111,6 +122,99 @@ for group in groups:
 sys.stdout.write(json.dumps(rows))  # dumps: the C encoder (json.dump writes piecemeal in Python)
 """
 """The floor: the admin calls of a snapshot and nothing else (no loomctl import), its rows as JSON."""
+
+SERVICE_FLOOR_SCRIPT = r"""
+import json, sys
+import psycopg
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+database_url, bootstrap, service = sys.argv[1:4]
+admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})  # connects while PostgreSQL answers
+with psycopg.connect(database_url) as conn:
+    (group,) = conn.execute("SELECT consumer_group_id FROM pipeline_consumer_configs WHERE service_name = %s", (service,)).fetchone()
+described = admin.describe_consumer_groups([group], request_timeout=30)[group]
+offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=30)[group].result(timeout=40)
+committed = {(tp.topic, tp.partition): tp.offset for tp in offsets.topic_partitions if not tp.error}
+d = described.result(timeout=40)
+owners = {(tp.topic, tp.partition): (m.member_id, m.client_id, m.host)
+          for m in d.members for tp in (m.assignment.topic_partitions if m.assignment else [])}
+topics = sorted({t for t, _ in committed} | {t for t, _ in owners})
+metadata = admin.list_topics(topic=topics[0], timeout=30) if len(topics) == 1 else admin.list_topics(timeout=30)
+counts = {t: len(metadata.topics[t].partitions) for t in topics if t in metadata.topics}
+wanted = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
+ends, starts = {}, {}
+futures = [(admin.list_offsets({tp: spec for tp in wanted}, request_timeout=30), into)
+           for spec, into in ((OffsetSpec.latest(), ends), (OffsetSpec.earliest(), starts))]
+for answers, into in futures:
+    for tp, future in answers.items():
+        into[(tp.topic, tp.partition)] = future.result(timeout=40).offset
+rows = []
+for topic in topics:
+    for partition in range(counts.get(topic, 0)):
+        offset = committed.get((topic, partition))
+        offset = offset if offset is not None and offset >= 0 else None
+        end = ends.get((topic, partition))
+        rows.append({"service_name": service, "consumer_group_id": group, "topic_name": topic, "partition": partition,
+                     "committed_offset": offset, "log_start_offset": starts.get((topic, partition)), "log_end_offset": end,
+                     "lag": None if offset is None or end is None else max(end - offset, 0),
+                     "owner": owners.get((topic, partition)), "state": str(d.state)})
+sys.stdout.write(json.dumps(rows))
+"""
+"""The floor of `lag show SERVICE`: the service's group from PostgreSQL, then the same admin calls for that one group."""
+
+COLLECTOR_SCRIPT = r"""
+import datetime as dt, json, resource, statistics, sys, threading, time
+import psycopg
+from loomctl.lag import collector as module
+from loomctl.lag.samples import HISTORY_COLUMNS, _HISTORY_TYPES
+from loomctl.settings import Settings
+
+cycles = int(sys.argv[1])
+copies = []
+real_copy = module.copy_samples
+
+def timed_copy(conn, samples):
+    start = time.perf_counter()
+    count = real_copy(conn, samples)
+    copies.append((time.perf_counter() - start, count))
+    return count
+
+module.copy_samples = timed_copy
+collector = module.Collector(Settings.from_env(), dt.timedelta(seconds=30), None)
+took, written = [], 0
+try:
+    for n in range(cycles + 1):  # the first cycle starts the snapshot child and reads the stored samples: not timed
+        start = time.perf_counter()
+        result = collector.cycle()
+        if n:
+            took.append(time.perf_counter() - start)
+        written = result.written
+finally:
+    collector.close()
+# one bare COPY of the same rows (the last cycle's, read back) into the same table, a second later
+with psycopg.connect(Settings.from_env().database_url) as conn:
+    (last,) = conn.execute("SELECT max(timestamp) FROM consumer_lag_history").fetchone()
+    rows = conn.execute(f"SELECT {', '.join(HISTORY_COLUMNS)} FROM consumer_lag_history WHERE timestamp = %s", (last,)).fetchall()
+    later = last + dt.timedelta(seconds=1)
+    rows = [(r[0], r[1], r[2], later, *r[4:]) for r in rows]
+    bare = []
+    for k in range(3):
+        rows = [(r[0], r[1], r[2], r[3] + dt.timedelta(seconds=1), *r[4:]) for r in rows]
+        start = time.perf_counter()
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY public.consumer_lag_history ({', '.join(HISTORY_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(list(_HISTORY_TYPES))
+                for row in rows:
+                    copy.write_row(row)
+        conn.commit()
+        bare.append(time.perf_counter() - start)
+print(json.dumps({"cycle_s": took, "rows": written, "copy_s": [c for c, _ in copies[1:]], "bare_copy_s": bare,
+                  "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "child_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+"""`lag collect` cycles in a process of their own (its peak RSS, and its snapshot child's): per cycle the time, and
+the time of its COPY; then one bare COPY of the last cycle's rows into the same table."""
 
 
 @dataclass
@@ -247,6 +351,23 @@ def manage_groups(work: Workload, count: int) -> None:
     work.managed.extend(s["service_name"] for s in services)
 
 
+def manage_all(work: Workload) -> None:
+    """Give every group of the benchmark a service config (for the collector, which samples configured groups only)."""
+    todo = [g for g in work.groups if f"{g}-svc" not in set(work.managed)]
+    for start in range(0, len(todo), 2000):
+        chunk = todo[start:start + 2000]
+        services = [{"service_name": f"{group}-svc", "consumer_group_id": group} for group in chunk]
+        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="lagbench-") as file:
+            json.dump({"services": services}, file)
+            file.flush()
+            result = subprocess.run(
+                [*loomctl_command(), "config", "import", file.name, "--yes", "--reason", "lag benchmark"], capture_output=True, text=True
+            )
+        if result.returncode != 0:
+            raise SystemExit(f"loomctl config import failed: {result.stderr.strip()}")
+        work.managed.extend(s["service_name"] for s in services)
+
+
 def cleanup(admin: Any, work: Workload) -> None:
     deletes = [
         subprocess.Popen(
@@ -329,6 +450,12 @@ class Stage:
     """``kafka-consumer-groups --version``: the JVM start and class loading."""
     floor: list[float] = field(default_factory=list)
     """FLOOR_SCRIPT: the same admin calls from a bare confluent-kafka script."""
+    service: list[float] = field(default_factory=list)
+    """``loomctl lag show SERVICE -o json`` for one configured service (main stage only)."""
+    service_floor: list[float] = field(default_factory=list)
+    """SERVICE_FLOOR_SCRIPT for the same service."""
+    collector: dict[str, Any] = field(default_factory=dict)
+    """What COLLECTOR_SCRIPT reported (with --collector)."""
 
     @property
     def ratio(self) -> float:
@@ -383,6 +510,61 @@ def measure(stage: Stage, runs: int, bootstrap: str, work: Workload, *, start_up
     return problems
 
 
+def measure_service(stage: Stage, runs: int, work: Workload) -> list[str]:
+    """`loomctl lag show SERVICE -o json` against SERVICE_FLOOR_SCRIPT, alternately; both must show the same lags."""
+    service = work.managed[0]
+    ours = [*loomctl_command(), "lag", "show", service, "-o", "json"]
+    floor = [sys.executable, "-c", SERVICE_FLOOR_SCRIPT, os.environ["LOOM_DATABASE_URL"], os.environ["LOOM_KAFKA_BOOTSTRAP_SERVERS"], service]
+    problems: list[str] = []
+    timed(ours)  # warm
+    for run in range(runs):
+        outputs = {}
+        for name, argv in (("service", ours), ("service_floor", floor)) if run % 2 == 0 else (("service_floor", floor), ("service", ours)):
+            elapsed, outputs[name] = timed(argv)
+            getattr(stage, name).append(elapsed)
+        mine = {(r["topic_name"], r["partition"]): r["lag"] for r in json.loads(outputs["service"])}
+        bare = {(r["topic_name"], r["partition"]): r["lag"] for r in json.loads(outputs["service_floor"])}
+        if mine != bare:
+            problems.append(f"lag show {service}: {len(set(mine.items()) ^ set(bare.items()))} partitions differ from the bare script")
+    return problems
+
+
+def measure_collector(stage: Stage, work: Workload, cycles: int) -> None:
+    """Every group configured, then COLLECTOR_SCRIPT's cycles in a process of their own."""
+    started = time.perf_counter()
+    manage_all(work)
+    print(f"  {stage.groups} groups: every group configured for the collector (+{time.perf_counter() - started:.1f} s)", flush=True)
+    _, output = timed([sys.executable, "-c", COLLECTOR_SCRIPT, str(cycles)])
+    stage.collector = json.loads(output.strip().splitlines()[-1])
+    # the floor of a cycle: the same calls for the configured groups (the collector's, not the listing's)
+    import psycopg
+
+    with psycopg.connect(os.environ["LOOM_DATABASE_URL"]) as conn:
+        groups = [g for (g,) in conn.execute("SELECT consumer_group_id FROM pipeline_consumer_configs ORDER BY 1")]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="lagbench-groups-") as file:
+        file.write("\n".join(groups))
+        file.flush()
+        stage.collector["floor_s"] = [timed([sys.executable, "-c", FLOOR_SCRIPT, os.environ["LOOM_KAFKA_BOOTSTRAP_SERVERS"], file.name])[0]
+                                      for _ in range(max(cycles, 3))]
+    stage.collector["groups"] = len(groups)
+
+
+def print_collector(stages: list[Stage]) -> None:
+    print("\nlag collect at each size, every group configured:")
+    print(f"{'groups':>6}  {'rows':>8}  {'cycle':>9}  {'floor':>8}  {'bare COPY':>9}  {'cycle/(floor+COPY)':>18}"
+          f"  {'its COPY':>9}  {'COPY/bare':>9}  {'peak RSS (collector, snapshot child)':>36}")
+    for stage in stages:
+        c = stage.collector
+        if not c:
+            continue
+        cycle, floor = statistics.median(c["cycle_s"]), statistics.median(c["floor_s"])
+        copy, bare = statistics.median(c["copy_s"]), statistics.median(c["bare_copy_s"])
+        print(f"{stage.groups:>6}  {c['rows']:>8}  {cycle:7.3f} s  {floor:6.3f} s  {bare:7.3f} s  {cycle / (floor + bare):17.2f}x"
+              f"  {copy:7.3f} s  {copy / bare:8.2f}x  {c['rss_kb'] / 1024:14.0f} MB, {c['child_rss_kb'] / 1024:.0f} MB")
+    print("(cycle: snapshot in the collector's child, samples, COPY, commit; floor: the bare script's calls for the configured groups, as a process of its own;"
+          " target: cycle within 1.3x of floor + bare COPY, its COPY within 1.2x of the bare one)")
+
+
 def growth(stages: list[Stage]) -> None:
     first, last = stages[0], stages[-1]
     factor = last.groups / first.groups
@@ -406,6 +588,9 @@ def main() -> int:
     parser.add_argument("--managed", type=int, default=10, help="groups given a service config (needs LOOM_DATABASE_URL)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-tool", action="store_true", help="time loomctl against the floor only, not kafka-consumer-groups")
+    parser.add_argument("--service-runs", type=int, default=10, help="alternating runs of `lag show SERVICE` at --groups (0: none)")
+    parser.add_argument("--collector", type=int, default=0, metavar="CYCLES",
+                        help="also configure every group and time this many collector cycles at each size (default 0: not)")
     args = parser.parse_args()
     tool = not args.no_tool
 
@@ -454,6 +639,10 @@ def main() -> int:
             stage = Stage(size)
             main_stage = size == args.groups
             problems.extend(measure(stage, args.runs if main_stage else args.scale_runs, bootstrap, work, start_up=main_stage, tool=tool))
+            if main_stage and args.service_runs and work.managed:
+                problems.extend(measure_service(stage, args.service_runs, work))
+            if args.collector and managed:
+                measure_collector(stage, work, args.collector)
             stages.append(stage)
     finally:
         cleanup(admin, work)
@@ -482,6 +671,13 @@ def main() -> int:
             f"kafka-consumer-groups {statistics.median(main_stage.tool_start):.3f} s; net of it: loomctl {ours_net:.3f} s, "
             f"kafka-consumer-groups {theirs_net:.3f} s, {theirs_net / ours_net if ours_net > 0 else float('inf'):.1f}x"
         )
+    if main_stage.service:
+        ours, bare = statistics.median(main_stage.service), statistics.median(main_stage.service_floor)
+        print(f"lag show SERVICE (one service, {len(main_stage.service)} runs each, alternating): loomctl {ours:.3f} s"
+              f" (min {min(main_stage.service):.3f}), bare script (PostgreSQL + Kafka) {bare:.3f} s (min {min(main_stage.service_floor):.3f}):"
+              f" {ours / bare:.2f}x (target <= 1.3x)")
+    if any(stage.collector for stage in stages):
+        print_collector(stages)
     if len(stages) > 1:
         growth(stages)
     unique = list(dict.fromkeys(problems))
