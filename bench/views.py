@@ -98,7 +98,7 @@ SELECT x.service_name || '-group', 'bench.topic.' || x.i, x.p, x.ts, x.service_n
                (%(n_end)s::integer - k.n) * 30 AS age,
                s.rate * k.n * 30 + 1000 AS leo
           FROM generate_series(%(n_lo)s::integer, %(n_hi)s::integer) AS k(n)
-         CROSS JOIN (SELECT i, format('bench-svc-%%s', lpad(i::text, 3, '0')) AS service_name, 20 + (i %% 7) * 10 AS rate
+         CROSS JOIN (SELECT i, format('bench-svc-%%s', lpad(i::text, 4, '0')) AS service_name, 20 + (i %% 7) * 10 AS rate
                        FROM generate_series(1, %(services)s) AS i) AS s
          CROSS JOIN LATERAL generate_series(0, 4 + s.i %% 6) AS p(p)
       ) AS v
@@ -119,7 +119,7 @@ SELECT y.ts, y.service_name, y.service_name || '-group', 'bench.topic.' || y.i, 
            CASE WHEN s.i %% 25 = 3 THEN 12 ELSE (k.n %% 50 = 0)::int END AS failed,
            20.0 + (s.i %% 9) * 40 + (k.n %% 17) AS ms
       FROM generate_series(%(n_lo)s::integer, %(n_hi)s::integer) AS k(n)
-     CROSS JOIN (SELECT i, format('bench-svc-%%s', lpad(i::text, 3, '0')) AS service_name
+     CROSS JOIN (SELECT i, format('bench-svc-%%s', lpad(i::text, 4, '0')) AS service_name
                    FROM generate_series(1, %(services)s) AS i) AS s
   ) AS y
 """
@@ -171,7 +171,7 @@ def populate(url: str, rows: int, services: int) -> tuple[int, int]:
         conn.execute("SELECT ensure_lag_history_partitions(%s, 1)", [samples * SAMPLE_SECONDS // 86400 + 2])
         conn.execute(
             "INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, max_poll_records, max_poll_interval_ms, profile)"
-            " SELECT format('bench-svc-%%s', lpad(i::text, 3, '0')), format('bench-svc-%%s-group', lpad(i::text, 3, '0')),"
+            " SELECT format('bench-svc-%%s', lpad(i::text, 4, '0')), format('bench-svc-%%s-group', lpad(i::text, 4, '0')),"
             "        (ARRAY[100, 500, 1000, 250])[1 + i %% 4], (ARRAY[300000, 60000, 900000])[1 + i %% 3], 'bench'"
             "   FROM generate_series(1, %s) AS i",
             [services],

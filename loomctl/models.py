@@ -17,6 +17,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    Interval,
     MetaData,
     PrimaryKeyConstraint,
     Text,
@@ -201,6 +202,51 @@ class ConsumerLagHistory(Base):
     member_count: Mapped[int | None] = mapped_column(Integer)
     group_type: Mapped[str | None] = mapped_column(Text)
     """classic or consumer (KIP-848), as the broker described the group; NULL where a service reported the sample."""
+
+
+class LagStatusCache(Base):
+    """What ``lag_status_cache_rows`` holds: lag_partition_status over ``computed_window`` as of
+    ``computed_at``, when the window's newest sample was ``latest_sample`` (one row).
+
+    UNLOGGED, as is the copy: the next collector cycle rebuilds it, and until then (after a
+    crash, on a standby) lag_partition_status computes from the history.
+    """
+
+    __tablename__ = "lag_status_cache"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    computed_window: Mapped[dt.timedelta] = mapped_column(Interval, primary_key=True)
+    computed_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+    latest_sample: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    partitions: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class LagStatusCacheRow(Base):
+    """One partition's row of lag_partition_status, kept by refresh_lag_partition_status (same columns)."""
+
+    __tablename__ = "lag_status_cache_rows"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    service_name: Mapped[str | None] = mapped_column(Text)
+    consumer_group_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    topic_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str | None] = mapped_column(Text)
+    samples: Mapped[int | None] = mapped_column(Integer)
+    first_timestamp: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    last_timestamp: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    first_committed_offset: Mapped[int | None] = mapped_column(BigInteger)
+    last_committed_offset: Mapped[int | None] = mapped_column(BigInteger)
+    first_lag: Mapped[int | None] = mapped_column(BigInteger)
+    last_lag: Mapped[int | None] = mapped_column(BigInteger)
+    log_end_offset: Mapped[int | None] = mapped_column(BigInteger)
+    time_lag_ms: Mapped[int | None] = mapped_column(BigInteger)
+    member_count: Mapped[int | None] = mapped_column(Integer)
+    group_state: Mapped[str | None] = mapped_column(Text)
+    first_log_end_offset: Mapped[int | None] = mapped_column(BigInteger)
+    log_start_offset: Mapped[int | None] = mapped_column(BigInteger)
+    evidence: Mapped[str | None] = mapped_column(Text)
+    group_type: Mapped[str | None] = mapped_column(Text)
 
 
 class ConsumerProcessingMetric(Base):

@@ -79,6 +79,7 @@ class Collector:
     _previous: dict[Key, PreviousSample] | None = field(default=None, init=False, repr=False)
     _previous_groups: set[str] = field(default_factory=set, init=False, repr=False)
     _last_maintenance: float = field(default=float("-inf"), init=False)
+    _status_problem: str | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def for_interval(
@@ -166,7 +167,11 @@ class Collector:
                 previous = self._previous
                 samples = samples_from(snap, services, now, previous)
                 result.written = copy_samples(conn, samples)
+                problem = _keep_statuses(conn, self.status_window)
                 conn.commit()
+                if problem and not self._status_problem:
+                    self.on_event("warning", f"the views compute statuses from the history: keeping this cycle's failed: {problem}")
+                self._status_problem = problem
                 self._previous = {
                     (s.consumer_group_id, s.topic_name, s.partition):
                         PreviousSample(s.timestamp, s.committed_offset, s.log_end_offset, s.time_lag_ms)
@@ -406,3 +411,20 @@ def samples_from(
 def _signed(key: int) -> int:
     """PostgreSQL's advisory lock keys are signed 64-bit."""
     return key - (1 << 64) if key >= (1 << 63) else key
+
+
+def _keep_statuses(conn: "psycopg.Connection[Any]", window: dt.timedelta) -> str | None:
+    """Keep this cycle's lag_partition_status for the views to serve until the next (see
+    refresh_lag_partition_status), in the cycle's transaction. Under a savepoint: a database
+    without the function (a schema older than 0006) or any failure of it keeps the samples,
+    and the views compute from the history as before."""
+    import psycopg
+
+    try:
+        with conn.transaction():
+            conn.execute("SELECT public.refresh_lag_partition_status(%s)", [window])
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as exc:
+        return first_line(exc)
+    return None
