@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from support import Cli, commit, create_topic, produce, unique
+from support import Cli, admin_client, commit, create_topic, produce, quiet, unique
 
 LOG_END = {0: 12, 1: 7, 2: 20, 3: 5, 4: 9, 5: 15}
 PARTLY = {0: 4, 1: 7, 2: 0, 3: 2}  # partitions 4 and 5: never committed
@@ -132,3 +132,113 @@ def test_lag_show_gives_the_lags_kafka_consumer_groups_prints(services, database
     owners = {d.partition: (d.consumer_id, d.client_id, (d.host or "").lstrip("/")) for d in described if d.group == fresh}
     ours = {r["partition"]: (r["member_id"], r["client_id"], r["host"]) for r in rows if r["consumer_group_id"] == fresh}
     assert ours == owners and all(member_id for member_id, _, _ in ours.values())
+
+
+def _consumer_protocol_member(bootstrap: str, group: str, topic: str, partitions: int, commits: dict[int, int]):
+    """A live member of ``group`` on the consumer protocol (KIP-848): only the settings that protocol takes, no
+    session.timeout.ms, heartbeat.interval.ms or partition.assignment.strategy (librdkafka refuses them). It
+    owns every partition of ``topic`` and commits ``commits`` (partition -> offset) once it does."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": group, "client.id": f"{group}-client", "group.protocol": "consumer",
+        "enable.auto.commit": False, "auto.offset.reset": "latest", "logger": quiet(),
+    })
+    consumer.subscribe([topic])
+    deadline = time.monotonic() + 30
+    while len(consumer.assignment()) < partitions:
+        assert time.monotonic() < deadline, "the consumer-protocol member got no assignment within 30 s"
+        consumer.poll(0.2)
+    consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in commits.items()], asynchronous=False)
+    return consumer
+
+
+@pytest.mark.integration
+def test_a_consumer_protocol_groups_lag_equals_kafka_consumer_groups(services, database_url) -> None:
+    """KIP-848: the group's lag, owners and members as kafka-consumer-groups gives them; its type is consumer, its
+    state the broker's (never Dead, so a lagging partition with a member is not STOP)."""
+    tools = _kafka_tools()
+    try:
+        tools.tool_argv(tools.CONSUMER_GROUP_COMMAND)
+    except tools.ToolUnavailable as exc:
+        pytest.skip(str(exc))
+    bootstrap = services.bootstrap_servers
+    topic, group = unique("agree848"), unique("g-848")
+    create_topic(bootstrap, topic, len(LOG_END))
+    produce(bootstrap, topic, LOG_END)
+    consumer = _consumer_protocol_member(bootstrap, group, topic, len(LOG_END), PARTLY)
+    try:
+        cli = Cli(database_url, bootstrap)
+        rows = cli.json("lag", "show", "--group", group, "--by", "partition")
+        summary = cli.json("lag", "show", "--group", group, "--by", "service")
+        listed = cli.json("lag", "show", "--all-groups", "--by", "service")
+        described = tools.describe_groups(bootstrap, [group], timeout=120)
+        consumer.poll(0.1)
+    finally:
+        consumer.close()
+
+    comparison = tools.compare_lag(rows, described, {group})
+    assert comparison.problems() == []
+    assert comparison.compared == len(LOG_END)  # a group with a member: the tool lists every assigned partition
+    assert {r["partition"]: r["lag"] for r in rows} == {
+        **{p: LOG_END[p] - PARTLY[p] for p in PARTLY}, **{p: None for p in LOG_END if p not in PARTLY}}
+    owners = {d.partition: (d.consumer_id, d.client_id, (d.host or "").lstrip("/")) for d in described}
+    assert {r["partition"]: (r["member_id"], r["client_id"], r["host"]) for r in rows} == owners
+    assert all(member_id for member_id, _, _ in owners.values())
+    assert {r["group_type"] for r in rows} == {"consumer"}
+    assert all(r["group_state"] not in ("Dead", "Empty") for r in rows)
+    assert all(r["status"] != "STOP" for r in rows)
+    (mine,) = summary
+    assert (mine["group_type"], mine["members"], mine["partitions"]) == ("consumer", 1, len(LOG_END))
+    assert mine["group_state"] not in ("Dead", "Empty")
+    (seen,) = [s for s in listed if s["consumer_group_id"] == group]
+    assert (seen["group_type"], seen["members"]) == ("consumer", 1)
+
+
+@pytest.mark.integration
+def test_lag_show_agrees_with_kafka_consumer_groups_at_a_few_hundred_groups(services, database_url) -> None:
+    """300 groups on one topic, committed as `kafka-consumer-groups --reset-offsets` would: every figure of every
+    group equals the tool's and the offsets committed (#15: the speed work keeps the figures)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    tools = _kafka_tools()
+    try:
+        tools.tool_argv(tools.CONSUMER_GROUP_COMMAND)
+    except tools.ToolUnavailable as exc:
+        pytest.skip(str(exc))
+    bootstrap = services.bootstrap_servers
+    topic = unique("agree300")
+    create_topic(bootstrap, topic, len(LOG_END))
+    produce(bootstrap, topic, LOG_END)
+    admin = admin_client(bootstrap)
+    prefix = unique("g300", 6)
+    groups = [f"{prefix}-{i:03d}" for i in range(300)]
+    # group i commits (i + p) % (end + 1) on partition p, and nothing on partition i % 6 when i % 5 == 0
+    expected = {
+        (g, p): None if i % 5 == 0 and p == i % 6 else (i + p) % (end + 1)
+        for i, g in enumerate(groups) for p, end in LOG_END.items()
+    }
+    try:
+        for start in range(0, len(groups), 50):
+            futures = []
+            for g in groups[start:start + 50]:
+                offsets = [TopicPartition(topic, p, o) for (group, p), o in expected.items() if group == g and o is not None]
+                futures.extend(admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(g, offsets)]).values())
+            for future in futures:
+                future.result(timeout=60)
+        rows = Cli(database_url, bootstrap).json("lag", "show", *[a for g in groups for a in ("--group", g)], "--by", "partition")
+        described = tools.describe_groups(bootstrap, groups, timeout=300)
+    finally:
+        for future in admin.delete_consumer_groups(groups, request_timeout=60).values():
+            try:
+                future.result(timeout=90)
+            except Exception:  # best effort: a leftover group harms nobody
+                pass
+
+    comparison = tools.compare_lag(rows, described, set(groups))
+    assert comparison.problems() == []
+    assert comparison.compared == sum(1 for o in expected.values() if o is not None)
+    assert comparison.loomctl_only_unknown == sum(1 for o in expected.values() if o is None)
+    assert {(r["consumer_group_id"], r["partition"]): r["lag"] for r in rows} == {
+        k: None if o is None else LOG_END[k[1]] - o for k, o in expected.items()}
+    assert {r["group_type"] for r in rows} == {"classic"}
