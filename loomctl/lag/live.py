@@ -326,22 +326,61 @@ def show(
             raise NotFound("no configured services: name a --group, use --all-groups, or add configs (`loomctl config set --create`)")
         wanted = sorted(configured)
     options = {} if concurrency is None else {"concurrency": concurrency}
-    snap = kafka.snapshot(admin, wanted, known_states=states, known_types=types, **options)
+    # only configured groups are collected, so only they have stored samples: those are read while the
+    # cluster answers (the database and the brokers wait in parallel), on this connection, which nothing
+    # else uses until the read is joined
+    sampled = {g: configured[g] for g in wanted if g in configured}
+    stored = _in_background(lambda: _stored(conn, sampled, status_window)) if conn is not None and sampled else None
+    try:
+        snap = kafka.snapshot(admin, wanted, known_states=states, known_types=types, **options)
+    except BaseException:
+        if stored is not None:
+            stored(raising=False)
+        raise
+    previous, statuses = stored() if stored is not None else ({}, {})
     unknown = [g for g in groups if g in snap.missing_groups and g not in configured]
     if unknown:
         raise NotFound(f"no consumer group {', '.join(unknown)} on the cluster")
     now = dt.datetime.now(dt.timezone.utc)
-    previous: dict[Key, PreviousSample] = {}
-    statuses: dict[Key, str] = {}
-    if conn is not None:
-        # only configured groups are collected, so only they have stored samples
-        sampled = {g: configured[g] for g in wanted if g in configured}
-        previous = previous_samples(conn, sampled, now)
-        statuses = {
-            (r["consumer_group_id"], r["topic_name"], r["partition"]): r["status"]
-            for r in (stored_status(conn, status_window, list(sampled)) if sampled else [])
-            if r["samples"] >= 2
-        }
     rows = live_lag(snap, configured, wanted, now=now, previous=previous, stored_status=statuses)
     summaries = [] if by == "partition" else summarize(rows, by, snap=snap, services=configured, group_ids=wanted)
     return LagView(by=by, group_ids=wanted, partitions=rows, summaries=summaries)
+
+
+def _stored(
+    conn: "psycopg.Connection[Any]", sampled: dict[str, str], window: dt.timedelta,
+) -> tuple[dict[Key, PreviousSample], dict[Key, str]]:
+    """The newest stored sample of each partition (lag in time is carried from it) and, where the window holds
+    two samples or more, the window's status."""
+    previous = previous_samples(conn, sampled, dt.datetime.now(dt.timezone.utc))
+    statuses = {
+        (r["consumer_group_id"], r["topic_name"], r["partition"]): r["status"]
+        for r in stored_status(conn, window, list(sampled))
+        if r["samples"] >= 2
+    }
+    return previous, statuses
+
+
+def _in_background(work: Any) -> Any:
+    """Run ``work()`` in a thread; the returned callable joins it and gives its result or raises its error
+    (``raising=False``: only joins)."""
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the caller, which raises it in its own thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="loomctl-stored-lag", daemon=True)
+    thread.start()
+
+    def result(raising: bool = True) -> Any:
+        thread.join()
+        if "error" in outcome and raising:
+            raise outcome["error"]
+        return outcome.get("value")
+
+    return result
