@@ -182,10 +182,12 @@ def set_(
 
 @app.command()
 def profiles(ctx: typer.Context, output: OutputOption = None) -> None:
-    """List the named profiles from the guide's configuration guidelines. Example: loomctl config profiles -o yaml"""
+    """List the named profiles from the guide's configuration guidelines, with each one's default lag objective. Example: loomctl config profiles -o yaml"""
     from loomctl import configs
+    from loomctl.lag.slo import PROFILE_LAG_SLO_SECONDS
 
-    render(configs.profiles(), state(ctx).output_for(output), columns=["name", "title", "settings", "examples"])
+    rows = [{**vars(p), "lag_slo_seconds": PROFILE_LAG_SLO_SECONDS.get(p.name)} for p in configs.profiles()]
+    render(rows, state(ctx).output_for(output), columns=["name", "title", "settings", "lag_slo_seconds", "examples"])
 
 
 @app.command("apply-profile")

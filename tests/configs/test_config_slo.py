@@ -54,3 +54,11 @@ def test_the_objective_and_settings_change_together_or_not_at_all(cli):
     refused = cli("set", service, "lag_slo_seconds=60", "max_poll_records=0")
     assert refused.exit_code == 2
     assert cli.json("show", service)["lag_slo_seconds"] == 45
+
+
+def test_profiles_list_their_default_objective(cli):
+    from loomctl.lag.slo import PROFILE_LAG_SLO_SECONDS
+
+    listed = cli.json("profiles")
+    assert {p["name"]: p["lag_slo_seconds"] for p in listed} == PROFILE_LAG_SLO_SECONDS
+    assert {"ai-model": 600, "fast": 30}.items() <= PROFILE_LAG_SLO_SECONDS.items()  # minutes for a model, seconds for fast
