@@ -7,7 +7,8 @@ retention before the group read them. Lag in time is interpolated between stored
 
 ``samples`` holds the history row and its COPY, ``time_lag`` the lag in time, ``live`` what
 `lag show` reads from the cluster, ``status`` the status vocabulary and the stored window's
-verdict, ``history`` lag over time; ``collector`` (`lag collect`), ``exporter`` and ``http`` (what the collector
+verdict (and each service against its lag objective, `lag slo`), ``slo`` the objective's arithmetic
+(catch-up, breach, state), ``history`` lag over time; ``collector`` (`lag collect`), ``exporter`` and ``http`` (what the collector
 serves: Prometheus /metrics and the Burrow-compatible API) and ``metrics`` (what services report per
 batch) are imported only by those who use them.
 """
