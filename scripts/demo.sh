@@ -68,6 +68,11 @@ $loomctl config import examples/pipeline-services.yaml --yes
 section "loomctl config list"
 $loomctl config list
 
+section "lag objectives: loomctl config set SERVICE lag_slo_seconds=N (a service attribute, not a client setting)"
+$loomctl config set timescale-writer lag_slo_seconds=30 --reason "dashboards may run half a minute late"
+$loomctl config set speech-processor lag_slo_seconds=900 --reason "transcripts within the 15 minutes a poll may take"
+$loomctl config set motion-event-filter lag_slo_seconds=10 --reason "motion alerts within ten seconds"
+
 section "Kafka 4: timescale-writer runs the consumer group protocol (KIP-848): loomctl config push --yes"
 echo "The broker assigns its partitions and owns its session timeout and heartbeat, as group configs;"
 echo "loomctl.loader gives its consumer group.protocol=consumer and leaves those out. Push the table's values:"
@@ -114,6 +119,9 @@ $loomctl lag show --by service --window "$WINDOW"
 
 section "loomctl lag status --window $WINDOW"
 $loomctl lag status --window "$WINDOW"
+
+section "loomctl lag slo --window $WINDOW (each service against its lag objective, worst first)"
+$loomctl lag slo --window "$WINDOW"
 
 section "loomctl config drift timescale-writer speech-processor motion-event-filter (the table against the cluster)"
 $loomctl config drift timescale-writer speech-processor motion-event-filter

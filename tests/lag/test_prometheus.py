@@ -137,7 +137,7 @@ def test_every_dashboard_query_runs_in_prometheus(prometheus, known_groups) -> N
 def test_promtool_checks_the_rules() -> None:
     result = subprocess.run([_tool("promtool"), "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 10 rules found" in result.stdout
+    assert "SUCCESS: 12 rules found" in result.stdout
 
 
 def test_promtool_unit_tests_fire_the_alerts(tmp_path) -> None:
@@ -160,7 +160,30 @@ def test_promtool_unit_tests_fire_the_alerts(tmp_path) -> None:
                 values: '1x2'
               - series: 'loomctl_collector_up{{cluster_name="eu",instance="c1"}}'
                 values: '1 1 0x20'
+              - series: 'loomctl_group_slo_state_code{{cluster_name="eu",group="g3",service="alerts",profile="fast",slo_state="breached"}}'
+                values: '2x20'
+              - series: 'loomctl_group_slo_state_code{{cluster_name="eu",group="g4",service="ocr",profile="ai-model",slo_state="at_risk"}}'
+                values: '1x20'
+              - series: 'loomctl_group_slo_state_code{{cluster_name="eu",group="g5",service="writer",profile="",slo_state="met"}}'
+                values: '0x20'
             alert_rule_test:
+              - eval_time: 3m
+                alertname: KafkaConsumerGroupLagObjectiveBreached
+                exp_alerts:
+                  - exp_labels: {{severity: critical, cluster_name: eu, group: g3, service: alerts, profile: fast, slo_state: breached}}
+                    exp_annotations:
+                      summary: "Consumer group g3 (alerts) is over its lag objective on eu"
+                      description: "Its lag in time is above lag_slo_seconds. `loomctl lag slo alerts` shows the catch-up and the partitions that would fix it."
+              - eval_time: 4m
+                alertname: KafkaConsumerGroupLagObjectiveAtRisk
+                exp_alerts: []
+              - eval_time: 6m
+                alertname: KafkaConsumerGroupLagObjectiveAtRisk
+                exp_alerts:
+                  - exp_labels: {{severity: warning, cluster_name: eu, group: g4, service: ocr, profile: ai-model, slo_state: at_risk}}
+                    exp_annotations:
+                      summary: "Consumer group g4 (ocr) will miss its lag objective on eu"
+                      description: "At the current rates its lag in time will cross lag_slo_seconds, or it does not catch up within it. See `loomctl lag slo ocr`."
               - eval_time: 4m
                 alertname: KafkaConsumerGroupStopped
                 exp_alerts: []
