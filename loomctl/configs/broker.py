@@ -259,7 +259,7 @@ def push(plan: Sequence[PushItem], admin: Any, *, timeout: float = 10.0) -> list
 
     wanted = {i.consumer_group_id: {c.name: c.new for c in i.changes} for i in plan if i.action == PushAction.WOULD_SET}
     refused = kafka.alter_group_configs(admin, wanted, timeout=timeout)
-    readback = kafka.describe_group_configs(admin, list(wanted), list(GROUP_CONFIGS.values()), timeout=timeout)
+    readback = _read_back(admin, list(wanted), {g: v for g, v in wanted.items() if refused.get(g) is None}, timeout)
     done = []
     for item in plan:
         if item.action != PushAction.WOULD_SET:
@@ -274,6 +274,33 @@ def push(plan: Sequence[PushItem], admin: Any, *, timeout: float = 10.0) -> list
         action = PushAction.FAILED if error else PushAction.SET
         done.append(replace(item, action=action, reason=error, broker_after=after))
     return done
+
+
+READ_BACK_S = 10.0
+"""How long a push waits for the broker to report what it took: a group config is a record in the
+cluster's metadata log, and the broker answering describe_configs may apply it a moment after the
+controller accepted it."""
+
+
+def _read_back(admin: Any, groups: Sequence[str], wanted: Mapping[str, Mapping[str, str]], timeout: float) -> dict[str, dict[str, Any]]:
+    """The configs of ``groups``, read again (with a growing pause) until each of ``wanted`` reports
+    what it was given or READ_BACK_S passes; then as they are."""
+    import time
+
+    from loomctl import kafka
+
+    names = list(GROUP_CONFIGS.values())
+    deadline = time.monotonic() + min(READ_BACK_S, timeout)
+    pause = 0.05
+    readback = kafka.describe_group_configs(admin, list(groups), names, timeout=timeout)
+    while True:
+        pending = [g for g, values in wanted.items()
+                   if any(getattr(readback.get(g, {}).get(n), "value", None) != v for n, v in values.items())]
+        if not pending or time.monotonic() + pause > deadline:
+            return readback
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+        readback |= kafka.describe_group_configs(admin, pending, names, timeout=timeout)
 
 
 # --- config drift ---

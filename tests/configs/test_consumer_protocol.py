@@ -65,6 +65,9 @@ def set_by_hand(admin: Any, group: str, name: str, value: str) -> None:
     resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
         ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)])
     admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+    deadline = time.monotonic() + 10  # the broker applies the metadata record a moment later
+    while group_configs(admin, group)[name][0] != value and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def consume_until(consumer: Consumer, count: int, seconds: float = 60) -> int:
