@@ -332,6 +332,17 @@ def commit_groups(admin: Any, work: Workload, count: int, rng: random.Random) ->
     _wait(futures, "alter_consumer_group_offsets")
 
 
+AGAINST: list[Path] = []
+"""The checkout of --against REV, when given: its `lag show` runs in the same rotation as this one's."""
+
+
+def against_command(*args: str) -> list[str]:
+    """``loomctl ARGS`` of the --against revision's package, whatever the venv has installed."""
+    code = (f"import sys; sys.path.insert(0, {str(AGAINST[0])!r}); sys.argv = ['loomctl', *{list(args)!r}];"
+            " from loomctl.cli import main; main()")
+    return [sys.executable, "-c", code]
+
+
 def loomctl_command() -> list[str]:
     script = Path(sys.executable).with_name("loomctl")
     return [str(script) if script.exists() else "loomctl"]
@@ -376,17 +387,22 @@ def cleanup(admin: Any, work: Workload) -> None:
         )
         for service in work.managed
     ]
-    if work.groups:
-        for future in admin.delete_consumer_groups(work.groups, request_timeout=60).values():
+    # in chunks, with room: one request deleting 10,000 groups (or 250 topics) outlasts a minute on a busy broker
+    failed = 0
+    for start in range(0, len(work.groups), 500):
+        for future in admin.delete_consumer_groups(work.groups[start:start + 500], request_timeout=120).values():
             try:
-                future.result(timeout=90)
-            except Exception as exc:
-                print(f"warning: a consumer group was not deleted: {exc}", file=sys.stderr)
-    for future in admin.delete_topics(work.topics, operation_timeout=60).values():
-        try:
-            future.result(timeout=90)
-        except Exception as exc:
-            print(f"warning: a topic was not deleted: {exc}", file=sys.stderr)
+                future.result(timeout=150)
+            except Exception:
+                failed += 1
+    for start in range(0, len(work.topics), 50):
+        for future in admin.delete_topics(work.topics[start:start + 50], operation_timeout=120, request_timeout=150).values():
+            try:
+                future.result(timeout=180)
+            except Exception:
+                failed += 1
+    if failed:
+        print(f"warning: {failed} consumer groups or topics of {work.prefix} were not deleted", file=sys.stderr)
     if any(process.wait() != 0 for process in deletes):
         print("warning: a benchmark service config was not deleted", file=sys.stderr)
 
@@ -450,6 +466,9 @@ class Stage:
     """``kafka-consumer-groups --version``: the JVM start and class loading."""
     floor: list[float] = field(default_factory=list)
     """FLOOR_SCRIPT: the same admin calls from a bare confluent-kafka script."""
+    before: list[float] = field(default_factory=list)
+    """The --against revision's `lag show --all-groups`."""
+    service_before: list[float] = field(default_factory=list)
     service: list[float] = field(default_factory=list)
     """``loomctl lag show SERVICE -o json`` for one configured service (main stage only)."""
     service_floor: list[float] = field(default_factory=list)
@@ -477,6 +496,8 @@ def measure(stage: Stage, runs: int, bootstrap: str, work: Workload, *, start_up
     problems: list[str] = []
     for run in range(runs):
         order = [("loomctl", ours), ("floor", [sys.executable, "-c", FLOOR_SCRIPT, bootstrap])]
+        if AGAINST:
+            order.append(("before", against_command("lag", "show", "--all-groups", "--by", "partition", "-o", "json")))
         if tool:
             order.append(("tool", theirs))
         if start_up and tool:
@@ -519,7 +540,10 @@ def measure_service(stage: Stage, runs: int, work: Workload) -> list[str]:
     timed(ours)  # warm
     for run in range(runs):
         outputs = {}
-        for name, argv in (("service", ours), ("service_floor", floor)) if run % 2 == 0 else (("service_floor", floor), ("service", ours)):
+        order = [("service", ours), ("service_floor", floor)]
+        if AGAINST:
+            order.append(("service_before", against_command("lag", "show", service, "-o", "json")))
+        for name, argv in order if run % 2 == 0 else reversed(order):
             elapsed, outputs[name] = timed(argv)
             getattr(stage, name).append(elapsed)
         mine = {(r["topic_name"], r["partition"]): r["lag"] for r in json.loads(outputs["service"])}
@@ -589,6 +613,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-tool", action="store_true", help="time loomctl against the floor only, not kafka-consumer-groups")
     parser.add_argument("--service-runs", type=int, default=10, help="alternating runs of `lag show SERVICE` at --groups (0: none)")
+    parser.add_argument("--against", metavar="REV", help="also time `lag show` of this git revision in the same rotation")
     parser.add_argument("--collector", type=int, default=0, metavar="CYCLES",
                         help="also configure every group and time this many collector cycles at each size (default 0: not)")
     args = parser.parse_args()
@@ -606,7 +631,20 @@ def main() -> int:
         return 2
     sizes = sorted({int(s) for s in args.scale.split(",") if s.strip()} | {args.groups})
     managed = args.managed if os.environ.get("LOOM_DATABASE_URL") else 0
+    if args.against:
+        checkout = Path(tempfile.mkdtemp(prefix="lagbench-against-")) / "tree"
+        root = Path(__file__).resolve().parent.parent
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "-q", str(checkout), args.against], check=True)
+        AGAINST.append(checkout)
+    try:
+        return run(args, bootstrap, tool, sizes, managed)
+    finally:
+        if AGAINST:
+            subprocess.run(["git", "-C", str(Path(__file__).resolve().parent.parent), "worktree", "remove", "--force", str(AGAINST[0])],
+                           check=False)
 
+
+def run(args: argparse.Namespace, bootstrap: str, tool: bool, sizes: list[int], managed: int) -> int:
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "logger": quiet_logger()})
@@ -654,6 +692,9 @@ def main() -> int:
             f"{stage.groups:>6}  {statistics.median(stage.loomctl):6.3f} s ({min(stage.loomctl):5.3f})  "
             f"{statistics.median(stage.floor):9.3f} s ({min(stage.floor):5.3f})  {stage.over_floor:12.2f}x"
             + (f"  {statistics.median(stage.tool):11.3f} s ({min(stage.tool):6.3f})  {stage.ratio:5.1f}x" if tool else "")
+            + (f"  before ({args.against}) {statistics.median(stage.before):6.3f} s, {statistics.median(stage.before) / statistics.median(stage.floor):.2f}x floor"
+               + (f", {statistics.median(stage.tool) / statistics.median(stage.before):.1f}x faster than the tool" if tool else "")
+               if stage.before else "")
             + f"  {len(stage.loomctl)} runs each, alternating"
         )
     main_stage = next(s for s in stages if s.groups == args.groups)
@@ -675,7 +716,9 @@ def main() -> int:
         ours, bare = statistics.median(main_stage.service), statistics.median(main_stage.service_floor)
         print(f"lag show SERVICE (one service, {len(main_stage.service)} runs each, alternating): loomctl {ours:.3f} s"
               f" (min {min(main_stage.service):.3f}), bare script (PostgreSQL + Kafka) {bare:.3f} s (min {min(main_stage.service_floor):.3f}):"
-              f" {ours / bare:.2f}x (target <= 1.3x)")
+              f" {ours / bare:.2f}x (target <= 1.3x)"
+              + (f"; before ({args.against}) {statistics.median(main_stage.service_before):.3f} s,"
+                 f" {statistics.median(main_stage.service_before) / bare:.2f}x" if main_stage.service_before else ""))
     if any(stage.collector for stage in stages):
         print_collector(stages)
     if len(stages) > 1:
