@@ -224,7 +224,7 @@ class Collector:
             group = snap.groups.get(config.consumer_group_id)
             groups[config.consumer_group_id] = GroupInfo(
                 config.consumer_group_id, config.service_name, config.profile,
-                group.state if group else "Dead", len(group.members) if group else 0,
+                group.state if group else "Dead", len(group.members) if group else 0, group.group_type if group else None,
             )
         self.exporter.publish(
             ExportSnapshot(self.exporter.cluster_name, now, self.status_window, self.interval, groups, rows, evidence_from(window)),

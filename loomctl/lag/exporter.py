@@ -72,6 +72,8 @@ class GroupInfo:
     profile: str | None
     state: str
     members: int
+    group_type: str | None = None
+    """classic or consumer (KIP-848) as the broker describes the group."""
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,7 @@ def metric_names(granularity: str = "partition") -> list[str]:
 
 
 LOOMCTL_FIGURES = {
-    "loomctl_group_info": "1 per group the collector samples, with its state and the service and profile of its config.",
+    "loomctl_group_info": "1 per group the collector samples, with its state, its type (classic or consumer) and the service and profile of its config.",
     "loomctl_group_status_code": "The group's status (its worst partition's) by Burrow's codes: OK=1 WARN=2 ERR=3 STOP=4 STALL=5 REWIND=6, -1 no history yet; the name in the status label.",
     "loomctl_group_members": "Members of the group.",
     "loomctl_group_partitions": "Partitions the group has committed to or been assigned.",
@@ -344,7 +346,7 @@ class _FiguresCollector:
         max_lag_seconds = family("kafka_consumergroup_group_max_lag_seconds", ("cluster_name", "group", "is_simple_consumer"))
         sum_lag = family("kafka_consumergroup_group_sum_lag", ("cluster_name", "group"))
         topic_sum_lag = family("kafka_consumergroup_group_topic_sum_lag", ("cluster_name", "group", "topic"))
-        info = family("loomctl_group_info", (*GROUP_LABELS, "state", "managed"))
+        info = family("loomctl_group_info", (*GROUP_LABELS, "state", "managed", "group_type"))
         group_status = family("loomctl_group_status_code", (*GROUP_LABELS, "status"))
         members = family("loomctl_group_members", GROUP_LABELS)
         partitions = family("loomctl_group_partitions", GROUP_LABELS)
@@ -368,7 +370,7 @@ class _FiguresCollector:
             rows = by_group.get(group_id, [])
             group_labels = [cluster, group_id, _label(g.service_name), _label(g.profile)]
             simple = "true" if g.members == 0 else "false"
-            info.add_metric([*group_labels, g.state, "true" if g.service_name else "false"], 1)
+            info.add_metric([*group_labels, g.state, "true" if g.service_name else "false", g.group_type or ""], 1)
             status = worst(r.status for r in rows)
             group_status.add_metric([*group_labels, status_name(status)], status_code(status))
             members.add_metric(group_labels, g.members)

@@ -47,6 +47,7 @@ def test_statuses_members_lost_records_and_the_owning_config(served_collector, k
     assert served_collector.value("loomctl_group_members", group=known_groups.stop_group) == 0.0
     [info] = served_collector.series("loomctl_group_info", group=known_groups.stop_group)
     assert (info.labels["state"], info.labels["managed"], info.labels["service"]) == ("Empty", "true", known_groups.stop_service)
+    assert info.labels["group_type"] == "classic"  # offsets committed by a classic member
 
 
 def test_a_partition_without_a_commit_is_counted_never_reported_as_lag_0(served_collector, known_groups) -> None:
