@@ -208,7 +208,7 @@ def _exporter(listen: str | None, cluster_name: str, granularity: Granularity, e
 
 STATUS_GROUP_COLUMNS = ["service_name", "consumer_group_id", "status", "partitions", "partitions_by_status", "total_lag",
                         "lag_change", "max_time_lag_ms", "lag_slo_seconds", "catch_up", "breach_in_seconds", "slo_state",
-                        "member_count", "first_sample_at", "last_sample_at"]
+                        "member_count", "group_type", "first_sample_at", "last_sample_at"]
 STATUS_PARTITION_COLUMNS = ["service_name", "topic_name", "partition", "status", "samples", "first_committed_offset",
                             "last_committed_offset", "first_lag", "last_lag", "time_lag_ms", "produce_rate", "consume_rate",
                             "catch_up", "breach_in_seconds", "first_timestamp", "last_timestamp"]

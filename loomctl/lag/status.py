@@ -74,6 +74,8 @@ class GroupStatus:
     slowest_partition: str | None = None
     produce_rate: float | None = None
     consume_rate: float | None = None
+    group_type: str | None = None
+    """classic or consumer (KIP-848) as the broker described the group at the last sample."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ def _group_status(service: str, group_id: str, rows: Sequence[dict[str, Any]], o
         lag_change=(total_lag or 0) - (sum_known(r["first_lag"] for r in rows) or 0) if rows else None,
         max_time_lag_ms=max_known(r["time_lag_ms"] for r in rows),
         member_count=max_known(r["member_count"] for r in rows),
+        group_type=max((r["group_type"] for r in rows if r.get("group_type")), default=None),
         first_sample_at=min((r["first_timestamp"] for r in rows), default=None),
         last_sample_at=max((r["last_timestamp"] for r in rows), default=None),
         lag_slo_seconds=objective,

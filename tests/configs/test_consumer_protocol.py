@@ -107,6 +107,15 @@ def test_the_loaders_consumer_joins_with_the_consumer_protocol_and_consumes(kafk
         # the broker's defaults (45 s, 5 s) equal the table's: the group runs what it should
         assert drift[0]["group_type"] == "consumer" and drift[0]["members"] == 1 and drift[0]["partitions"] == 3
         assert drift[0]["assignor_in_use"] == "range" and drift[0]["in_sync"], drift
+        # lag, the collector's history and the status carry the group's type
+        lag = Cli(database_url, services.bootstrap_servers, group=["lag"])
+        (shown,) = lag.json("show", service, "--by", "service")
+        assert shown["group_type"] == "consumer" and shown["members"] == 1 and shown["group_state"] == "Stable"
+        for _ in range(2):
+            assert lag("collect", "--once").exit_code == 0
+        status = lag.json("status", service)
+        assert [g["group_type"] for g in status["groups"]] == ["consumer"]
+        assert {p["group_type"] for p in status["partitions"]} == {"consumer"}
     finally:
         consumer.close()
 
