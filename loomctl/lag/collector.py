@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from loomctl import db
 from loomctl.db import first_line
 from loomctl.errors import BackendUnavailable, BadInput, LoomError
-from loomctl.lag.live import live_lag
+from loomctl.lag.live import gc_paused, live_lag
 from loomctl.lag.samples import LagSample, copy_samples
 from loomctl.lag.time_lag import Key, PreviousSample, previous_samples
 from loomctl.settings import Settings, libpq_url
@@ -172,11 +172,12 @@ class Collector:
                 if problem and not self._status_problem:
                     self.on_event("warning", f"the views compute statuses from the history: keeping this cycle's failed: {problem}")
                 self._status_problem = problem
-                self._previous = {
-                    (s.consumer_group_id, s.topic_name, s.partition):
-                        PreviousSample(s.timestamp, s.committed_offset, s.log_end_offset, s.time_lag_ms)
-                    for s in samples
-                }
+                with gc_paused():
+                    self._previous = {
+                        (s.consumer_group_id, s.topic_name, s.partition):
+                            PreviousSample(s.timestamp, s.committed_offset, s.log_end_offset, s.time_lag_ms)
+                        for s in samples
+                    }
                 del samples
             elif snap is not None:
                 previous = previous_samples(conn, services, now)  # the writer's samples, read each cycle
@@ -396,6 +397,13 @@ def samples_from(
     """
     samples: list[LagSample] = []
     append = samples.append
+    with gc_paused():
+        _append_samples(append, snap, services, now, previous)
+    return samples
+
+
+def _append_samples(append: Any, snap: Any, services: dict[str, str], now: dt.datetime,
+                    previous: dict[Key, PreviousSample] | None) -> None:
     for group_id in sorted(services):
         group = snap.groups.get(group_id)
         members = len(group.members) if group is not None else 0
@@ -405,7 +413,6 @@ def samples_from(
                     group_id, r.topic_name, r.partition, now, r.service_name or group_id, r.committed_offset,
                     r.log_end_offset, r.log_start_offset, r.lag, r.time_lag_ms, r.group_state, members, r.group_type,
                 ))
-    return samples
 
 
 def _signed(key: int) -> int:

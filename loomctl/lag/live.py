@@ -6,8 +6,9 @@ from what the one snapshot proves; lag in time is carried forward from the newes
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -143,6 +144,22 @@ def _partitions_of(committed: dict[tuple[str, int], Any], owners: dict[tuple[str
     return result
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a bulk of rows is built: rows hold no reference cycles, and at 10,000
+    groups (hundreds of thousands of rows) the collections it set off took a third of the time. The
+    collector's state is left as it was."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def live_lag(
     snap: "ClusterSnapshot",
     services: dict[str, str],
@@ -161,10 +178,16 @@ def live_lag(
     :func:`~loomctl.lag.time_lag.carry_time_lag_ms` and :func:`live_status`, computed inline: this loop runs once
     per partition of every group (tests/lag/test_lag_live.py holds it to those functions).
     """
+    with gc_paused():
+        return _live_lag(snap, services, group_ids, now, previous or {}, stored_status or {})
+
+
+def _live_lag(
+    snap: "ClusterSnapshot", services: dict[str, str], group_ids: Sequence[str], now: dt.datetime,
+    previous: dict[Key, PreviousSample], stored: dict[Key, str],
+) -> list[PartitionLag]:
     from loomctl.kafka import Group
 
-    previous = previous or {}
-    stored = stored_status or {}
     offsets = snap.offsets
     counts = snap.partition_counts
     rows: list[PartitionLag] = []
