@@ -79,7 +79,7 @@ class Collector:
     _previous: dict[Key, PreviousSample] | None = field(default=None, init=False, repr=False)
     _previous_groups: set[str] = field(default_factory=set, init=False, repr=False)
     _last_maintenance: float = field(default=float("-inf"), init=False)
-    _status_problem: str | None = field(default=None, init=False, repr=False)
+    _keep_statuses_after: float = field(default=float("-inf"), init=False, repr=False)
 
     @classmethod
     def for_interval(
@@ -167,11 +167,15 @@ class Collector:
                 previous = self._previous
                 samples = samples_from(snap, services, now, previous)
                 result.written = copy_samples(conn, samples)
-                problem = _keep_statuses(conn, self.status_window)
+                problem = None
+                if time.monotonic() >= self._keep_statuses_after:
+                    problem = _keep_statuses(conn, self.status_window, _status_budget(self.interval))
                 conn.commit()
-                if problem and not self._status_problem:
-                    self.on_event("warning", f"the views compute statuses from the history: keeping this cycle's failed: {problem}")
-                self._status_problem = problem
+                if problem:
+                    # A refresh that fails or outgrows its share of the interval is not retried
+                    # every cycle: the views compute from the history until the hour is up.
+                    self._keep_statuses_after = time.monotonic() + MAINTENANCE_EVERY.total_seconds()
+                    self.on_event("warning", f"not keeping the window's statuses for the next hour (the views compute them): {problem}")
                 with gc_paused():
                     self._previous = {
                         (s.consumer_group_id, s.topic_name, s.partition):
@@ -420,18 +424,30 @@ def _signed(key: int) -> int:
     return key - (1 << 64) if key >= (1 << 63) else key
 
 
-def _keep_statuses(conn: "psycopg.Connection[Any]", window: dt.timedelta) -> str | None:
+STATUS_BUDGET_SHARE = 0.2
+"""The share of the interval that keeping the window's statuses may take of a cycle."""
+
+
+def _status_budget(interval: dt.timedelta) -> float:
+    return max(1.0, interval.total_seconds() * STATUS_BUDGET_SHARE)
+
+
+def _keep_statuses(conn: "psycopg.Connection[Any]", window: dt.timedelta, budget_s: float) -> str | None:
     """Keep this cycle's lag_partition_status for the views to serve until the next (see
-    refresh_lag_partition_status), in the cycle's transaction. Under a savepoint: a database
-    without the function (a schema older than 0006) or any failure of it keeps the samples,
-    and the views compute from the history as before."""
+    refresh_lag_partition_status), in the cycle's transaction, within ``budget_s``. Under a
+    savepoint: a database without the function (a schema older than 0006), a refresh over its
+    budget (a window too large to compute each cycle) or any other failure keeps the samples,
+    and the views compute from the history as before. None, or what went wrong."""
     import psycopg
 
     try:
         with conn.transaction():
+            conn.execute(f"SET LOCAL statement_timeout = {int(budget_s * 1000)}")
             conn.execute("SELECT public.refresh_lag_partition_status(%s)", [window])
+    except psycopg.errors.QueryCanceled:
+        return f"computing them took longer than {budget_s:g} s, a fifth of the interval"
     except psycopg.OperationalError:
         raise
     except psycopg.Error as exc:
         return first_line(exc)
-    return None
+    return None  # the timeout set above lasts only until the cycle's commit, which follows
