@@ -85,7 +85,7 @@ def _broker_checks(ctx: typer.Context, session: Any, results: list[Any]) -> list
     return checks
 
 
-def _show_changes(ctx: typer.Context, result: Any, output: Output | None, check: Any = None) -> None:
+def _show_changes(ctx: typer.Context, result: Any, output: Output | None, check: Any) -> None:
     """The changes on stdout (old and new), the one-line outcome on stderr, and where a broker is
     configured its objection to a new session timeout, or what to push to it."""
     from loomctl import configs
@@ -103,8 +103,6 @@ def _show_changes(ctx: typer.Context, result: Any, output: Output | None, check:
     else:
         versions = f"version {result.version_before or '-'} -> {result.version_after or '-'}"
         info(f"{result.action} {result.service_name}: {len(result.changes)} field(s), {versions}")
-    if check is None:
-        check = configs.BrokerCheck(warning=configs.broker_warning(result, state(ctx).settings))
     if check.warning:
         info(f"warning: {check.warning}")
     if check.note:
@@ -275,7 +273,7 @@ def rollback(
         plan = configs.plan_rollback(session, service, to)
         info(f"{plan.description}: {plan.result.action} {service}, {len(plan.result.changes)} field(s)")
         if plan.result.action != configs.Action.UNCHANGED and not yes:
-            _show_changes(ctx, plan.result, Output.table)
+            _show_changes(ctx, plan.result, Output.table, _broker_check(ctx, session, plan.result))
             confirm("roll back?")
         result = configs.rollback(session, plan, actor=_actor(ctx, actor), reason=reason)
         check = _broker_check(ctx, session, result)

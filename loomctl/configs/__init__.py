@@ -25,8 +25,7 @@ _EXPORTS = {
     ),
     "formats": ("FORMATS", "FORMAT_NAMES", "ExportFormat", "ServiceSpec"),
     "broker": (
-        "BrokerCheck", "Drift", "PushAction", "PushItem", "PushReport", "broker_session_timeout_warning", "broker_warning",
-        "check_change", "check_changes", "drift", "history_changes", "plan_push", "push",
+        "BrokerCheck", "Drift", "PushAction", "PushItem", "PushReport", "check_changes", "drift", "history_changes", "plan_push", "push",
     ),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -52,20 +52,6 @@ def out_of_bounds(settings: Mapping[str, Any], broker: Mapping[str, str]) -> lis
     return objections
 
 
-def broker_session_timeout_warning(kafka_properties: Mapping[str, str], session_timeout_ms: int, timeout: float = 5.0) -> str | None:
-    """A warning when the broker's group.min/max.session.timeout.ms exclude ``session_timeout_ms``.
-
-    The broker refuses such a member at join time, long after the config was saved. None when
-    the timeout fits or the broker cannot be asked (this check is advice, never a failure).
-    """
-    try:
-        broker = _bounds(kafka_properties, SESSION_TIMEOUT_BOUNDS, timeout)
-    except LoomError:
-        return None
-    objections = out_of_bounds({"session_timeout_ms": session_timeout_ms}, broker)
-    return f"{objections[0]}: consumers of this group will fail to join" if objections else None
-
-
 @dataclass(frozen=True)
 class BrokerCheck:
     """What the broker says of a change: ``error`` refuses it (consumer protocol: a push would fail), ``warning`` is advice."""
@@ -85,21 +71,17 @@ def _kafka_properties(settings: "Settings") -> Mapping[str, str] | None:
         return None
 
 
-def check_change(after: Mapping[str, Any] | None, result: "ChangeResult", settings: "Settings", *, timeout: float = 5.0) -> BrokerCheck:
-    """The broker's view of a change whose settings afterwards are ``after`` (None: deleted).
+def check_changes(
+    changes: Sequence[tuple[Mapping[str, Any] | None, "ChangeResult"]], settings: "Settings", *, timeout: float = 5.0,
+) -> list[BrokerCheck]:
+    """The broker's view of each change, whose settings afterwards are the pair's first (None: deleted),
+    asking the broker at most once.
 
     Classic: a session timeout outside group.min/max.session.timeout.ms is a warning (the table
     is still right; members fail to join). Consumer protocol: a session timeout or heartbeat
     outside group.consumer.min/max.* is an error, since `config push` could never set it; a
     broker that cannot be asked is a warning that nothing was checked.
     """
-    return check_changes([(after, result)], settings, timeout=timeout)[0]
-
-
-def check_changes(
-    changes: Sequence[tuple[Mapping[str, Any] | None, "ChangeResult"]], settings: "Settings", *, timeout: float = 5.0,
-) -> list[BrokerCheck]:
-    """:func:`check_change` for many changes (an import), asking the broker at most once."""
     asked: list[dict[str, str] | LoomError] = []
 
     def bounds() -> dict[str, str]:
@@ -140,16 +122,6 @@ def _check(after: Mapping[str, Any] | None, result: "ChangeResult", bounds: Any)
     if consumer:
         return BrokerCheck(error="; ".join(objections) + ": the broker would refuse these group configs, nothing changed")
     return BrokerCheck(warning=f"{objections[0]}: consumers of this group will fail to join", note=note)
-
-
-def broker_warning(result: "ChangeResult", settings: "Settings") -> str | None:
-    """Where a broker is configured and a change sets the session timeout, the broker's objection to it."""
-    new = {c.field: c.new for c in result.changes}
-    timeout_ms = new.get("session_timeout_ms")  # None too when the change deletes the service
-    if not isinstance(timeout_ms, int):
-        return None
-    kafka_properties = _kafka_properties(settings)
-    return None if kafka_properties is None else broker_session_timeout_warning(kafka_properties, timeout_ms)
 
 
 # --- config push ---
