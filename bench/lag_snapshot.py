@@ -182,7 +182,7 @@ def timed_copy(conn, samples):
 
 module.copy_samples = timed_copy
 collector = module.Collector(Settings.from_env(), dt.timedelta(seconds=30), None)
-took, written = [], 0
+took, kept, written = [], [], 0
 try:
     for n in range(cycles + 1):  # the first cycle starts the snapshot child and reads the stored samples: not timed
         start = time.perf_counter()
@@ -190,6 +190,11 @@ try:
         if n:
             took.append(time.perf_counter() - start)
         written = result.written
+        # the statuses are kept after the cycle, in the part of the interval it waits: timed apart, and done
+        # before the next cycle as they would be 30 s later
+        settled = collector.settle(120)
+        if n and settled is not None:
+            kept.append(settled)
 finally:
     collector.close()
 # one bare COPY of the same rows (the last cycle's, read back) into the same table, a second later
@@ -209,7 +214,7 @@ with psycopg.connect(Settings.from_env().database_url) as conn:
                     copy.write_row(row)
         conn.commit()
         bare.append(time.perf_counter() - start)
-print(json.dumps({"cycle_s": took, "rows": written, "copy_s": [c for c, _ in copies[1:]], "bare_copy_s": bare,
+print(json.dumps({"cycle_s": took, "kept_s": kept, "rows": written, "copy_s": [c for c, _ in copies[1:]], "bare_copy_s": bare,
                   "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "child_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """
@@ -579,14 +584,18 @@ def measure_collector(stage: Stage, work: Workload, cycles: int) -> None:
     cycle, floor = statistics.median(c["cycle_s"]), statistics.median(c["floor_s"])
     copy, bare = statistics.median(c["copy_s"]), statistics.median(c["bare_copy_s"])
     print(f"  {stage.groups} groups: collector cycle {cycle:.3f} s for {c['rows']} rows, floor {floor:.3f} s + bare COPY {bare:.3f} s"
-          f" ({cycle / (floor + bare):.2f}x); its COPY {copy:.3f} s ({copy / bare:.2f}x the bare one); peak RSS {c['rss_kb'] / 1024:.0f} MB,"
+          f" ({cycle / (floor + bare):.2f}x); its COPY {copy:.3f} s ({copy / bare:.2f}x the bare one); statuses kept after it: {_kept(c)}; peak RSS {c['rss_kb'] / 1024:.0f} MB,"
           f" snapshot child {c['child_rss_kb'] / 1024:.0f} MB", flush=True)
+
+
+def _kept(c: dict[str, Any]) -> str:
+    return f"{statistics.median(c['kept_s']):.3f} s" if c.get("kept_s") else "not kept"
 
 
 def print_collector(stages: list[Stage]) -> None:
     print("\nlag collect at each size, every group configured:")
     print(f"{'groups':>6}  {'rows':>8}  {'cycle':>9}  {'floor':>8}  {'bare COPY':>9}  {'cycle/(floor+COPY)':>18}"
-          f"  {'its COPY':>9}  {'COPY/bare':>9}  {'peak RSS (collector, snapshot child)':>36}")
+          f"  {'its COPY':>9}  {'COPY/bare':>9}  {'statuses kept':>13}  {'peak RSS (collector, snapshot child)':>36}")
     for stage in stages:
         c = stage.collector
         if not c:
@@ -594,8 +603,8 @@ def print_collector(stages: list[Stage]) -> None:
         cycle, floor = statistics.median(c["cycle_s"]), statistics.median(c["floor_s"])
         copy, bare = statistics.median(c["copy_s"]), statistics.median(c["bare_copy_s"])
         print(f"{stage.groups:>6}  {c['rows']:>8}  {cycle:7.3f} s  {floor:6.3f} s  {bare:7.3f} s  {cycle / (floor + bare):17.2f}x"
-              f"  {copy:7.3f} s  {copy / bare:8.2f}x  {c['rss_kb'] / 1024:14.0f} MB, {c['child_rss_kb'] / 1024:.0f} MB")
-    print("(cycle: snapshot in the collector's child, samples, COPY, commit; floor: the bare script's calls for the configured groups, as a process of its own;"
+              f"  {copy:7.3f} s  {copy / bare:8.2f}x  {_kept(c):>13}  {c['rss_kb'] / 1024:14.0f} MB, {c['child_rss_kb'] / 1024:.0f} MB")
+    print("(cycle: snapshot in the collector's child, samples, COPY, commit; statuses kept: the refresh after it, off the cycle's path; floor: the bare script's calls for the configured groups, as a process of its own;"
           " target: cycle within 1.3x of floor + bare COPY, its COPY within 1.2x of the bare one)")
 
 

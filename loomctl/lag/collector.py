@@ -20,16 +20,16 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loomctl import db
 from loomctl.db import first_line
 from loomctl.errors import BackendUnavailable, BadInput, LoomError
-from loomctl.lag.live import gc_paused, live_lag
+from loomctl.lag.live import gc_paused, live_lag, partitions_of
 from loomctl.lag.samples import LagSample, copy_samples
-from loomctl.lag.time_lag import Key, PreviousSample, previous_samples
+from loomctl.lag.time_lag import Key, PreviousSample, carry_time_lag_ms, previous_samples
 from loomctl.settings import Settings, libpq_url
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class Collector:
     _previous: dict[Key, PreviousSample] | None = field(default=None, init=False, repr=False)
     _previous_groups: set[str] = field(default_factory=set, init=False, repr=False)
     _last_maintenance: float = field(default=float("-inf"), init=False)
-    _keep_statuses_after: float = field(default=float("-inf"), init=False, repr=False)
+    _keeper: "StatusKeeper | None" = field(default=None, init=False, repr=False)
 
     @classmethod
     def for_interval(
@@ -121,10 +121,36 @@ class Collector:
         return self._worker.snapshot(group_ids)
 
     def close(self) -> None:
+        self.settle()
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
         self._drop_connection()
         if self._worker is not None:
             self._worker.close()
             self._worker = None
+
+    def _keep_statuses(self) -> None:
+        """After a written cycle: keep the window's statuses for the views (see :class:`StatusKeeper`), off the
+        cycle's path; what went wrong with the previous refresh is said first, once."""
+        if self._keeper is None:
+            self._keeper = StatusKeeper(self.settings, self.status_window, _status_budget(self.interval), self.timeout_s)
+        self._report_keeper()
+        self._keeper.start()
+
+    def _report_keeper(self) -> None:
+        problem = self._keeper.take_problem() if self._keeper is not None else None
+        if problem:
+            self.on_event("warning", f"not keeping the window's statuses for the next hour (the views compute them): {problem}")
+
+    def settle(self, timeout_s: float | None = None) -> float | None:
+        """Wait for the statuses of the last written cycle to be kept (at most ``timeout_s``) and report what went
+        wrong; the time that refresh took, None when none ran."""
+        if self._keeper is None:
+            return None
+        took = self._keeper.wait(timeout_s)
+        self._report_keeper()
+        return took
 
     def _take_lead(self, conn: "psycopg.Connection[Any]") -> bool:
         if not self._leader:
@@ -165,17 +191,11 @@ class Collector:
                     self._previous = previous_samples(conn, services, now)
                     self._previous_groups = set(services)
                 previous = self._previous
-                samples = samples_from(snap, services, now, previous)
-                result.written = copy_samples(conn, samples)
-                problem = None
-                if time.monotonic() >= self._keep_statuses_after:
-                    problem = _keep_statuses(conn, self.status_window, _status_budget(self.interval))
+                samples: list[LagSample] = []
+                with gc_paused():
+                    result.written = copy_samples(conn, iter_samples(snap, services, now, previous, into=samples))
                 conn.commit()
-                if problem:
-                    # A refresh that fails or outgrows its share of the interval is not retried
-                    # every cycle: the views compute from the history until the hour is up.
-                    self._keep_statuses_after = time.monotonic() + MAINTENANCE_EVERY.total_seconds()
-                    self.on_event("warning", f"not keeping the window's statuses for the next hour (the views compute them): {problem}")
+                self._keep_statuses()
                 with gc_paused():
                     self._previous = {
                         (s.consumer_group_id, s.topic_name, s.partition):
@@ -394,29 +414,58 @@ def samples_from(
     snap: Any, services: dict[str, str], now: dt.datetime, previous: dict[Key, PreviousSample] | None = None,
 ) -> list[LagSample]:
     """The history rows of one snapshot: every partition with a known log end, unknown lag kept as NULL, lag
-    in time carried forward from ``previous`` (the partition's last stored sample).
-
-    The rows are those of `lag show` (:func:`~loomctl.lag.live.live_lag`), taken a group at a time so
-    that only one group's partition rows exist beside the samples.
-    """
+    in time carried forward from ``previous`` (the partition's last stored sample)."""
     samples: list[LagSample] = []
-    append = samples.append
     with gc_paused():
-        _append_samples(append, snap, services, now, previous)
+        for _ in iter_samples(snap, services, now, previous, into=samples):
+            pass
     return samples
 
 
-def _append_samples(append: Any, snap: Any, services: dict[str, str], now: dt.datetime,
-                    previous: dict[Key, PreviousSample] | None) -> None:
+def iter_samples(
+    snap: Any, services: dict[str, str], now: dt.datetime, previous: dict[Key, PreviousSample] | None, *,
+    into: list[LagSample],
+) -> Iterator[LagSample]:
+    """:func:`samples_from` one at a time, each also appended to ``into``: the cycle's COPY writes them as they
+    are built, so PostgreSQL ingests the first groups while the last are built (two processes working at
+    once, rather than one after the other).
+
+    The figures are those of :func:`~loomctl.lag.live.live_lag` for the same snapshot (the partitions of
+    ``partitions_of``, the lag of ``partition_lag``, the lag in time of ``carry_time_lag_ms``), built
+    straight into the history's tuples: this runs once per partition of every configured group, and
+    tests/lag/test_live_rows.py holds it to those functions and to live_lag's rows.
+    """
+    from loomctl.kafka import Group
+
+    offsets = snap.offsets
+    counts = snap.partition_counts
+    previous = previous or {}
+    keep = into.append
+    new = tuple.__new__
     for group_id in sorted(services):
-        group = snap.groups.get(group_id)
-        members = len(group.members) if group is not None else 0
-        for r in live_lag(snap, services, (group_id,), now=now, previous=previous):
-            if r.log_end_offset is not None:
-                append(LagSample(
-                    group_id, r.topic_name, r.partition, now, r.service_name or group_id, r.committed_offset,
-                    r.log_end_offset, r.log_start_offset, r.lag, r.time_lag_ms, r.group_state, members, r.group_type,
-                ))
+        group = snap.groups.get(group_id) or Group(group_id, "Dead")
+        committed = snap.committed.get(group_id) or {}
+        service = services[group_id] or group_id
+        state, group_type, members = group.state, group.group_type, len(group.members)
+        for topic, partitions in partitions_of(committed, group.owner_of(), counts):
+            for partition in partitions:
+                log = offsets.get((topic, partition))
+                if log is None:
+                    continue  # no log end known: nothing to store
+                offset = committed.get((topic, partition))
+                end = log.end
+                if offset is None:
+                    lag = time_lag = None
+                elif offset >= end:
+                    lag = time_lag = 0
+                else:
+                    lag = end - offset
+                    before = previous.get((group_id, topic, partition))
+                    time_lag = carry_time_lag_ms(before, now, offset, end) if before is not None else None
+                sample = new(LagSample, (group_id, topic, partition, now, service, offset, end, log.start, lag, time_lag,
+                                         state, members, group_type))
+                keep(sample)
+                yield sample
 
 
 def _signed(key: int) -> int:
@@ -425,29 +474,104 @@ def _signed(key: int) -> int:
 
 
 STATUS_BUDGET_SHARE = 0.2
-"""The share of the interval that keeping the window's statuses may take of a cycle."""
+"""The share of the interval that keeping the window's statuses may take."""
 
 
 def _status_budget(interval: dt.timedelta) -> float:
     return max(1.0, interval.total_seconds() * STATUS_BUDGET_SHARE)
 
 
-def _keep_statuses(conn: "psycopg.Connection[Any]", window: dt.timedelta, budget_s: float) -> str | None:
-    """Keep this cycle's lag_partition_status for the views to serve until the next (see
-    refresh_lag_partition_status), in the cycle's transaction, within ``budget_s``. Under a
-    savepoint: a database without the function (a schema older than 0006), a refresh over its
-    budget (a window too large to compute each cycle) or any other failure keeps the samples,
-    and the views compute from the history as before. None, or what went wrong."""
-    import psycopg
+class StatusKeeper:
+    """Keeps the window's lag_partition_status for the views after each written cycle (see
+    refresh_lag_partition_status), on a connection and a thread of its own, within ``budget_s``.
 
-    try:
-        with conn.transaction():
-            conn.execute(f"SET LOCAL statement_timeout = {int(budget_s * 1000)}")
-            conn.execute("SELECT public.refresh_lag_partition_status(%s)", [window])
-    except psycopg.errors.QueryCanceled:
-        return f"computing them took longer than {budget_s:g} s, a fifth of the interval"
-    except psycopg.OperationalError:
-        raise
-    except psycopg.Error as exc:
-        return first_line(exc)
-    return None  # the timeout set above lasts only until the cycle's commit, which follows
+    Off the cycle's path: the samples are committed first, and the refresh (seconds at thousands of
+    groups, for the window's hundreds of thousands of rows) runs in the part of the interval the
+    collector waits anyway. Until it commits, the views see samples newer than the copy and compute
+    from the history, as they do without a collector, so no reader gets statuses older than the
+    samples. A refresh still running when the next cycle is written is not started again (one at a
+    time). One that fails (a schema older than 0006) or outgrows its budget (a window too large to
+    compute each cycle) is not tried again for an hour, and what went wrong is kept for the
+    collector to say once. A lost connection is opened again at the next cycle, without waiting: the
+    cycle itself reports the outage.
+    """
+
+    def __init__(self, settings: Settings, window: dt.timedelta, budget_s: float, timeout_s: float) -> None:
+        self.settings = settings
+        self.window = window
+        self.budget_s = budget_s
+        self.timeout_s = timeout_s
+        self._conn: "psycopg.Connection[Any] | None" = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._problem: str | None = None
+        self._paused_until = float("-inf")
+        self._took: float | None = None
+
+    def start(self) -> bool:
+        """Refresh in the background unless one still runs or refreshing is paused; whether it started."""
+        if self._thread is not None and self._thread.is_alive():
+            return False
+        if time.monotonic() < self._paused_until:
+            return False
+        self._took = None
+        self._thread = threading.Thread(target=self._refresh, name="loomctl-keep-statuses", daemon=True)
+        self._thread.start()
+        return True
+
+    def wait(self, timeout_s: float | None = None) -> float | None:
+        """Join the refresh under way, if any; the seconds the last refresh took (None: none completed)."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        return self._took
+
+    def take_problem(self) -> str | None:
+        with self._lock:
+            problem, self._problem = self._problem, None
+        return problem
+
+    def close(self) -> None:
+        self.wait(self.budget_s + self.timeout_s)
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # already broken; closing is best effort
+                pass
+            self._conn = None
+
+    def _connection(self) -> "psycopg.Connection[Any]":
+        import psycopg
+
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(libpq_url(self.settings.require_database_url()), connect_timeout=int(self.timeout_s),
+                                         application_name="loomctl lag collect (statuses)")
+        return self._conn
+
+    def _refresh(self) -> None:
+        import psycopg
+
+        started = time.monotonic()
+        problem = None
+        try:
+            conn = self._connection()
+            with conn.transaction():
+                conn.execute(f"SET LOCAL statement_timeout = {int(self.budget_s * 1000)}")
+                conn.execute("SELECT public.refresh_lag_partition_status(%s)", [self.window])
+            self._took = time.monotonic() - started
+        except psycopg.errors.QueryCanceled:
+            problem = f"computing them took longer than {self.budget_s:g} s, a fifth of the interval"
+        except psycopg.OperationalError:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except Exception:  # already broken
+                    pass
+            self._conn = None
+        except psycopg.Error as exc:
+            problem = first_line(exc)
+        except Exception as exc:  # a bug: say what, rather than losing it with the thread
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem:
+            self._paused_until = time.monotonic() + MAINTENANCE_EVERY.total_seconds()
+            with self._lock:
+                self._problem = problem

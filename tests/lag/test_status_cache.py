@@ -1,4 +1,4 @@
-"""The copy of lag_partition_status a collector keeps each cycle (refresh_lag_partition_status), in a
+"""The copy of lag_partition_status a collector keeps after each cycle (refresh_lag_partition_status), in a
 database of its own: served only while current, identical to computing it, never losing samples."""
 
 from __future__ import annotations
@@ -116,67 +116,3 @@ def test_the_monitor_and_alerts_read_the_same_with_and_without_the_copy(url):
         assert conn.execute("SELECT * FROM v_consumer_performance_monitor ORDER BY service_name").fetchall() == computed
         assert conn.execute("SELECT alert_type, service_name, message FROM v_consumer_alerts ORDER BY 1, 2").fetchall() == alerts
         assert {r["status"] for r in computed} == {"OK", "STALL", "ERR"}
-
-
-def test_a_failing_refresh_keeps_the_cycles_samples(url, services):
-    """The collector keeps the statuses under a savepoint: without the function its samples still land."""
-    from support import create_topic, commit, produce, admin_client, unique
-
-    from loomctl.lag.collector import Collector
-    from loomctl.settings import Settings
-
-    topic = create_topic(admin_client(services.bootstrap_servers), unique("cache.test", 8), 2)
-    group = unique("cache-group")
-    produce(services.bootstrap_servers, topic, {0: 5, 1: 5})
-    commit(services.bootstrap_servers, group, topic, {0: 2, 1: 5})
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id) VALUES ('cached', %s)", [group])
-    settings = Settings(database_url=url, bootstrap_servers=services.bootstrap_servers)
-    events: list[tuple[str, str]] = []
-    collector = Collector(settings, dt.timedelta(seconds=2), on_event=lambda level, text: events.append((level, text)))
-    try:
-        assert collector.cycle().written == 2
-        with psycopg.connect(url, autocommit=True) as conn:
-            kept = conn.execute("SELECT computed_window, partitions FROM lag_status_cache").fetchall()
-            assert kept == [(WINDOW, 2)]
-            conn.execute("DROP FUNCTION refresh_lag_partition_status(interval)")
-        assert collector.cycle().written == 2
-        assert [t for level, t in events if level == "warning"] == [
-            "not keeping the window's statuses for the next hour (the views compute them): "
-            "function public.refresh_lag_partition_status(interval) does not exist"]
-        assert collector.cycle().written == 2  # not tried again within the hour: no second warning
-        assert len([t for level, t in events if level == "warning"]) == 1
-    finally:
-        collector.close()
-    with psycopg.connect(url, autocommit=True) as conn:
-        assert conn.execute("SELECT count(*) FROM consumer_lag_history WHERE consumer_group_id = %s", [group]).fetchone()[0] == 6
-
-
-def test_keeping_the_statuses_never_takes_more_than_a_fifth_of_the_interval(url, services):
-    """A window too large to compute each cycle: the refresh is cut off at its budget, the samples land."""
-    from support import admin_client, commit, create_topic, produce, unique
-
-    from loomctl.lag.collector import Collector
-    from loomctl.settings import Settings
-
-    topic = create_topic(admin_client(services.bootstrap_servers), unique("cache.slow", 8), 1)
-    group = unique("cache-slow")
-    produce(services.bootstrap_servers, topic, {0: 5})
-    commit(services.bootstrap_servers, group, topic, {0: 2})
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id) VALUES ('slow', %s)", [group])
-        # a refresh that would take 30 s
-        conn.execute("CREATE OR REPLACE FUNCTION refresh_lag_partition_status(status_window interval DEFAULT '15 min')"
-                     " RETURNS integer LANGUAGE sql AS 'SELECT pg_sleep(30)::text::integer'")
-    events: list[tuple[str, str]] = []
-    collector = Collector(Settings(database_url=url, bootstrap_servers=services.bootstrap_servers), dt.timedelta(seconds=2),
-                          on_event=lambda level, text: events.append((level, text)))
-    try:
-        assert collector.cycle().written == 1  # the warning below says the refresh was cut off at its budget
-    finally:
-        collector.close()
-    assert [t for level, t in events if level == "warning"] == [
-        "not keeping the window's statuses for the next hour (the views compute them): "
-        "computing them took longer than 1 s, a fifth of the interval"]
-    with psycopg.connect(url, autocommit=True) as conn:
-        assert conn.execute("SELECT count(*) FROM consumer_lag_history WHERE consumer_group_id = %s", [group]).fetchone()[0] == 1
