@@ -107,10 +107,11 @@ def test_collector_samples_are_the_live_rows_with_a_log_end(case) -> None:
     services = {g: f"svc-{g}" for g in groups}
     samples = samples_from(snap, services, NOW, previous)
     rows = [r for r in lag.live_lag(snap, services, sorted(services), now=NOW, previous=previous) if r.log_end_offset is not None]
-    assert [(s.consumer_group_id, s.topic_name, s.partition, s.committed_offset, s.log_end_offset, s.lag, s.time_lag_ms,
-             s.group_state, s.group_type) for s in samples] == [
-        (r.consumer_group_id, r.topic_name, r.partition, r.committed_offset, r.log_end_offset, r.lag, r.time_lag_ms,
-         r.group_state, r.group_type) for r in rows]
+    members = {g: len(snap.groups[g].members) if g in snap.groups else 0 for g in groups}
+    assert [(s.consumer_group_id, s.topic_name, s.partition, s.service_name, s.committed_offset, s.log_end_offset,
+             s.log_start_offset, s.lag, s.time_lag_ms, s.group_state, s.member_count, s.group_type) for s in samples] == [
+        (r.consumer_group_id, r.topic_name, r.partition, r.service_name, r.committed_offset, r.log_end_offset,
+         r.log_start_offset, r.lag, r.time_lag_ms, r.group_state, members[r.consumer_group_id], r.group_type) for r in rows]
     assert all(len(s) == len(lag.HISTORY_COLUMNS) and s.timestamp == NOW for s in samples)
 
 
