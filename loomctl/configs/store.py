@@ -24,6 +24,7 @@ from loomctl.db import set_audit_context
 from loomctl.errors import BadInput, Conflict, NotFound
 
 if TYPE_CHECKING:
+    import psycopg
     from sqlalchemy import Table
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
@@ -253,10 +254,18 @@ def require_configs(conn: Any, services: Sequence[str]) -> list[ConsumerConfig]:
     return [found[s] for s in dict.fromkeys(services)]
 
 
-def group_services(conn: Any, services: Sequence[str] = ()) -> dict[str, str]:
-    """Group id -> service name of the configured services (all, or the ones named: NotFound for a stranger)."""
-    configs = require_configs(conn, services) if services else read_configs(conn)
-    return {c.consumer_group_id: c.service_name for c in configs}
+def group_services(conn: "psycopg.Connection[Any]", services: Sequence[str] = ()) -> dict[str, str]:
+    """Group id -> service name of the configured services (all, by service name, or the ones named, in that
+    order: NotFound for a stranger). Two columns, not whole configs: every `lag show` reads this, for
+    thousands of services."""
+    query = "SELECT service_name, consumer_group_id FROM public.pipeline_consumer_configs"
+    if not services:
+        return {group: service for service, group in conn.execute(query + " ORDER BY service_name")}
+    found = dict(conn.execute(query + " WHERE service_name = ANY(%s)", [list(services)]).fetchall())
+    missing = [s for s in dict.fromkeys(services) if s not in found]
+    if missing:
+        raise missing_services(missing)
+    return {found[s]: s for s in dict.fromkeys(services)}
 
 
 def list_configs(session: "Executor", profile: str | None = None, services: Sequence[str] = ()) -> list[ConsumerConfig]:

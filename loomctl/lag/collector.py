@@ -30,7 +30,7 @@ from loomctl.errors import BackendUnavailable, BadInput, LoomError
 from loomctl.lag.live import gc_paused, live_lag, partitions_of
 from loomctl.lag.samples import LagSample, copy_samples
 from loomctl.lag.time_lag import Key, PreviousSample, carry_time_lag_ms, previous_samples
-from loomctl.settings import Settings, libpq_url
+from loomctl.settings import Settings
 
 if TYPE_CHECKING:
     import psycopg
@@ -101,7 +101,7 @@ class Collector:
         self._leader = False
         url = self.settings.require_database_url()
         try:
-            self._conn = psycopg.connect(libpq_url(url), connect_timeout=int(self.timeout_s), application_name="loomctl lag collect")
+            self._conn = db.open_connection(url, connect_timeout=self.timeout_s, application_name="loomctl lag collect")
         except psycopg.OperationalError as exc:
             raise db.unreachable(url, exc) from None
         return self._conn
@@ -540,11 +540,9 @@ class StatusKeeper:
             self._conn = None
 
     def _connection(self) -> "psycopg.Connection[Any]":
-        import psycopg
-
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(libpq_url(self.settings.require_database_url()), connect_timeout=int(self.timeout_s),
-                                         application_name="loomctl lag collect (statuses)")
+            self._conn = db.open_connection(self.settings.require_database_url(), connect_timeout=self.timeout_s,
+                                            application_name="loomctl lag collect (statuses)")
         return self._conn
 
     def _refresh(self) -> None:
