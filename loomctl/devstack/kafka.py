@@ -28,9 +28,10 @@ NODE_ID = 1
 MIN_JAVA = 17
 READY_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 20
+HEAP_FLAGS = ("-Xms256m", "-Xmx512m")
+"""The broker's heap unless KAFKA_HEAP_OPTS (the variable of Kafka's own launch scripts) says otherwise: enough
+for a few thousand partitions; tens of thousands want more (e.g. KAFKA_HEAP_OPTS="-Xms1g -Xmx3g")."""
 JVM_FLAGS = (
-    "-Xms256m",
-    "-Xmx512m",
     "-XX:+UseSerialGC",
     "-XX:+ExitOnOutOfMemoryError",
     "-Djava.awt.headless=true",
@@ -233,9 +234,22 @@ def write_config(state_dir: Path, port: int, controller_port: int) -> Path:
     return path
 
 
+def heap_flags() -> tuple[str, ...]:
+    """HEAP_FLAGS, or the JVM options of KAFKA_HEAP_OPTS when it is set (-X options only)."""
+    from loomctl.errors import BadInput
+
+    given = os.environ.get("KAFKA_HEAP_OPTS", "").split()
+    if not given:
+        return HEAP_FLAGS
+    if not all(o.startswith("-X") and len(o) > 2 for o in given):
+        raise BadInput(f"KAFKA_HEAP_OPTS={' '.join(given)!r}: give JVM -X options, e.g. KAFKA_HEAP_OPTS='-Xms1g -Xmx3g'")
+    return tuple(given)
+
+
 def _java_argv(java: str, libs: Path, state_dir: Path, main_class: str, *args: str) -> list[str]:
     return [
         java,
+        *heap_flags(),
         *JVM_FLAGS,
         f"-Dlog4j2.configurationFile={home(state_dir) / 'log4j2.properties'}",
         f"-Dkafka.logs.dir={log_dir(state_dir)}",
