@@ -254,7 +254,12 @@ def create_topics(admin: Any, work: Workload) -> None:
     from confluent_kafka import TopicPartition
     from confluent_kafka.admin import NewTopic, OffsetSpec
 
-    _wait(admin.create_topics([NewTopic(t, work.partitions, 1) for t in work.topics], operation_timeout=60).values(), "create_topics")
+    # in requests of at most 5,000 partitions: the broker refuses more in one ("Excessively large number of
+    # partitions per request")
+    step = max(1, 5000 // work.partitions)
+    for start in range(0, len(work.topics), step):
+        chunk = work.topics[start:start + step]
+        _wait(admin.create_topics([NewTopic(t, work.partitions, 1) for t in chunk], operation_timeout=120).values(), "create_topics")
     waiting = [TopicPartition(t, p) for t in work.topics for p in range(work.partitions)]
     deadline = time.monotonic() + 300
     while waiting:
