@@ -206,6 +206,10 @@ class Collector:
             elif snap is not None:
                 previous = previous_samples(conn, services, now)  # the writer's samples, read each cycle
             if self.exporter is not None:
+                if leader:
+                    # what it serves is judged from the copy being kept (else from the whole window again):
+                    # the samples are in already, only the scrape's figures wait
+                    self.settle(_status_budget(self.interval) + 1)
                 self._publish(conn, snap, configs, previous, now, leader=leader, started=started)
             if leader and time.monotonic() - self._last_maintenance >= MAINTENANCE_EVERY.total_seconds():
                 self._maintain(conn, now, result)
