@@ -104,11 +104,12 @@ def terminate(pid: int | None, marker: str, steps: Sequence[tuple[signal.Signals
     return not is_running(pid, marker)
 
 
-def launch(argv: Sequence[str], *, log: Path, cwd: Path, env: Mapping[str, str] | None = None) -> int:
+def launch(argv: Sequence[str], *, log: Path, cwd: Path, env: Mapping[str, str] | None = None, open_files: int | None = None) -> int:
     """Start a server in its own session with output appended to ``log``; returns its pid.
 
     Its own session: Ctrl-C in the terminal that ran `loomctl dev up` must not reach it, and it
-    outlives the command that started it.
+    outlives the command that started it. ``open_files``: the descriptors it may hold, as far as
+    this process may raise its limit (see :func:`raised_open_files`).
     """
     with open(log, "ab") as out:
         child = subprocess.Popen(
@@ -119,9 +120,25 @@ def launch(argv: Sequence[str], *, log: Path, cwd: Path, env: Mapping[str, str] 
             cwd=cwd,
             env=dict(env) if env is not None else None,
             start_new_session=True,
+            preexec_fn=(lambda: raised_open_files(open_files)) if open_files else None,
         )
     _children[child.pid] = child
     return child.pid
+
+
+def raised_open_files(wanted: int) -> None:
+    """Raise this process's open-files limit towards ``wanted``: to it where permitted (root may raise the hard
+    limit), else the soft limit to the hard one; never lowered."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, max(wanted, hard) if hard != resource.RLIM_INFINITY else hard))
+    except (ValueError, OSError):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def size(path: Path) -> int:

@@ -31,6 +31,9 @@ STOP_TIMEOUT_S = 20
 HEAP_FLAGS = ("-Xms256m", "-Xmx512m")
 """The broker's heap unless KAFKA_HEAP_OPTS (the variable of Kafka's own launch scripts) says otherwise: enough
 for a few thousand partitions; tens of thousands want more (e.g. KAFKA_HEAP_OPTS="-Xms1g -Xmx3g")."""
+OPEN_FILES = 200_000
+"""File descriptors the broker may hold: a log and its indexes per partition, so tens of thousands of
+partitions need more than a usual 1,024 or 20,000 limit (Kafka's documentation suggests 100,000 or more)."""
 JVM_FLAGS = (
     "-XX:+UseSerialGC",
     "-XX:+ExitOnOutOfMemoryError",
@@ -292,6 +295,7 @@ def start(
             _java_argv(java, libs, state_dir, "kafka.Kafka", str(config)),
             log=console_file(state_dir),
             cwd=home(state_dir),
+            open_files=OPEN_FILES,
         )
         try:
             _wait_ready(pid, port, state_dir, offsets)
