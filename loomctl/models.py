@@ -7,6 +7,7 @@ The migrations own the DDL; these models are what the code reads and writes, and
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Integer,
     Interval,
     MetaData,
+    Numeric,
     PrimaryKeyConstraint,
     Text,
     text,
@@ -219,6 +221,8 @@ class LagStatusCache(Base):
     computed_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
     latest_sample: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     partitions: Mapped[int] = mapped_column(Integer, nullable=False)
+    objectives: Mapped[Decimal | None] = mapped_column(Numeric)
+    """lag_objectives_digest() when the groups' figures beside the copy were computed (lag_status_cache_groups)."""
 
 
 class LagStatusCacheRow(Base):
@@ -248,6 +252,40 @@ class LagStatusCacheRow(Base):
     evidence: Mapped[str | None] = mapped_column(Text)
     group_type: Mapped[str | None] = mapped_column(Text)
 
+class LagStatusCacheGroup(Base):
+    """One group's row of lag_group_status (its partitions rolled up: lag, status, the objective's
+    predictions), kept by refresh_lag_partition_status beside lag_status_cache_rows (same columns as
+    lag_group_status_live). UNLOGGED like them: emptied together after a crash."""
+
+    __tablename__ = "lag_status_cache_groups"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    consumer_group_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    partitions: Mapped[int | None] = mapped_column(Integer)
+    partitions_without_commit: Mapped[int | None] = mapped_column(Integer)
+    total_lag: Mapped[Decimal | None] = mapped_column(Numeric)
+    avg_lag: Mapped[Decimal | None] = mapped_column(Numeric)
+    max_lag: Mapped[int | None] = mapped_column(BigInteger)
+    lag_change: Mapped[Decimal | None] = mapped_column(Numeric)
+    time_lag_ms: Mapped[int | None] = mapped_column(BigInteger)
+    member_count: Mapped[int | None] = mapped_column(Integer)
+    group_state: Mapped[str | None] = mapped_column(Text)
+    group_type: Mapped[str | None] = mapped_column(Text)
+    last_sample_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    sampled_seconds: Mapped[int | None] = mapped_column(Integer)
+    produce_rate: Mapped[Decimal | None] = mapped_column(Numeric)
+    consume_rate: Mapped[Decimal | None] = mapped_column(Numeric)
+    status: Mapped[str | None] = mapped_column(Text)
+    flagged_partitions: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[str | None] = mapped_column(Text)
+    lag_slo_seconds: Mapped[int | None] = mapped_column(Integer)
+    """The objective breach_in_seconds was computed against (lag_group_status serves the copy only while it holds)."""
+    time_lag_seconds: Mapped[Decimal | None] = mapped_column(Numeric)
+    catch_up_seconds: Mapped[Decimal | None] = mapped_column(Numeric)
+    catch_up_never: Mapped[bool | None] = mapped_column(Boolean)
+    breach_in_seconds: Mapped[Decimal | None] = mapped_column(Numeric)
+    slowest_partition: Mapped[str | None] = mapped_column(Text)
+
 
 class ConsumerProcessingMetric(Base):
     """What a service reports after each batch it processed."""
@@ -274,3 +312,25 @@ class ConsumerProcessingMetric(Base):
     messages_failed: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     processing_time_ms: Mapped[float] = mapped_column(Double, nullable=False)
     messages_per_second: Mapped[float | None] = mapped_column(Double)
+
+
+class ConsumerProcessingMetricsRollup(Base):
+    """The sums of consumer_processing_metrics per service and minute, five minutes and half hour (bucket_seconds 60,
+    300, 1800), kept by triggers at every write (processing_metrics_rollup_sync), so that the monitor's last hour
+    reads at most 11 rows per service rather than every batch. Logged: it is kept, not rebuilt."""
+
+    __tablename__ = "consumer_processing_metrics_rollup"
+    __table_args__ = (
+        CheckConstraint("bucket_seconds IN (60, 300, 1800)", name="bucket_seconds"),
+        PrimaryKeyConstraint("bucket_seconds", "bucket_start", "service_name"),
+    )
+
+    bucket_seconds: Mapped[int] = mapped_column(Integer)
+    bucket_start: Mapped[dt.datetime] = mapped_column(Timestamp)
+    service_name: Mapped[str] = mapped_column(Text)
+    batches: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    batch_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    messages_processed: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    messages_failed: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    processing_time_ms: Mapped[float] = mapped_column(Double, nullable=False)
+    max_processing_time_ms: Mapped[float] = mapped_column(Double, nullable=False)

@@ -324,11 +324,16 @@ GUIDE_MONITORING = [
 
 def test_one_status_ranking_in_python_and_in_the_monitor_view(world):
     """The monitor view's own expressions, run on the database, rank the statuses as loomctl.lag does:
-    the group's status is the worst partition's (lag.worst), flagged partitions come worst first."""
+    the group's status is the worst partition's (lag.worst), flagged partitions come worst first. The
+    monitor takes each group's status from lag_group_status, which serves lag_group_status_live's
+    (computed now, or the copy refresh_lag_partition_status kept of it): the ranking is written there."""
     with world.connect() as conn:
-        definition = conn.execute("SELECT pg_get_viewdef('public.v_consumer_performance_monitor'::regclass) AS d").fetchone()["d"]
-        [worst_of_group] = re.findall(r"(\(ARRAY\[[^\]]*\]\)\[max\(array_position\(ARRAY\[[^\]]*\], st\.status\)\)\]) AS status",
-                                      definition)
+        view = conn.execute("SELECT pg_get_viewdef('public.v_consumer_performance_monitor'::regclass) AS d").fetchone()["d"]
+        assert "lag_group_status(" in view and "array_position" not in view
+        definition = conn.execute("SELECT pg_get_functiondef('public.lag_group_status_live(interval)'::regprocedure) AS d"
+                                  ).fetchone()["d"]
+        [worst_of_group] = re.findall(
+            r"(\(ARRAY\[[^\]]*\]\)\[\s*max\(array_position\(ARRAY\[[^\]]*\], st\.status\)\)\]) AS status", definition)
         [ranking] = set(re.findall(r"array_position\(ARRAY\[[^\]]*\], st\.status\)", definition))  # one array throughout
         for pair in itertools.product(STORED_STATUSES, repeat=2):
             picked = conn.execute(f"SELECT {worst_of_group} AS worst FROM unnest(%s::text[]) AS st(status)",

@@ -1,0 +1,1 @@
+CREATE TRIGGER consumer_processing_metrics_rollup_delete AFTER DELETE ON public.consumer_processing_metrics REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION public.processing_metrics_rollup_sync()

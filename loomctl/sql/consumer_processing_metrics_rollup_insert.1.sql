@@ -1,0 +1,1 @@
+CREATE TRIGGER consumer_processing_metrics_rollup_insert AFTER INSERT ON public.consumer_processing_metrics REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.processing_metrics_rollup_sync()

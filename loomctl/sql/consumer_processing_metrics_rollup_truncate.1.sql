@@ -1,0 +1,1 @@
+CREATE TRIGGER consumer_processing_metrics_rollup_truncate AFTER TRUNCATE ON public.consumer_processing_metrics FOR EACH STATEMENT EXECUTE FUNCTION public.processing_metrics_rollup_sync()

@@ -1,0 +1,1 @@
+CREATE TRIGGER consumer_processing_metrics_rollup_update AFTER UPDATE ON public.consumer_processing_metrics REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.processing_metrics_rollup_sync()
