@@ -261,7 +261,8 @@ def create_topics(admin: Any, work: Workload) -> None:
         chunk = work.topics[start:start + step]
         _wait(admin.create_topics([NewTopic(t, work.partitions, 1) for t in chunk], operation_timeout=120).values(), "create_topics")
     waiting = [TopicPartition(t, p) for t in work.topics for p in range(work.partitions)]
-    deadline = time.monotonic() + 300
+    patience = max(300.0, 0.08 * len(waiting))  # a small broker creates the logs of 15,000 partitions in many minutes
+    deadline = time.monotonic() + patience
     while waiting:
         futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in waiting}, request_timeout=30)
         not_ready = []
@@ -272,7 +273,7 @@ def create_topics(admin: Any, work: Workload) -> None:
                 not_ready.append(tp)
         waiting = not_ready
         if waiting and time.monotonic() > deadline:
-            raise SystemExit(f"{len(waiting)} partitions still have no leader after 300 s")
+            raise SystemExit(f"{len(waiting)} partitions still have no leader after {patience:.0f} s")
         if waiting:
             time.sleep(0.5)
 
