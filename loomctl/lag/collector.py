@@ -107,11 +107,7 @@ class Collector:
         return self._conn
 
     def _drop_connection(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # already broken; closing is best effort
-                pass
+        _close_quietly(self._conn)
         self._conn = None
         self._leader = False
 
@@ -472,6 +468,14 @@ def iter_samples(
                 yield sample
 
 
+def _close_quietly(conn: "psycopg.Connection[Any] | None") -> None:
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:  # already broken; closing is best effort
+            pass
+
+
 def _signed(key: int) -> int:
     """PostgreSQL's advisory lock keys are signed 64-bit."""
     return key - (1 << 64) if key >= (1 << 63) else key
@@ -536,12 +540,8 @@ class StatusKeeper:
 
     def close(self) -> None:
         self.wait(self.budget_s + self.timeout_s)
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # already broken; closing is best effort
-                pass
-            self._conn = None
+        _close_quietly(self._conn)
+        self._conn = None
 
     def _connection(self) -> "psycopg.Connection[Any]":
         if self._conn is None or self._conn.closed:
@@ -562,12 +562,8 @@ class StatusKeeper:
             self._took = time.monotonic() - started
         except psycopg.errors.QueryCanceled:
             problem = f"computing them took longer than {self.budget_s:g} s, a fifth of the interval"
-        except psycopg.OperationalError:
-            if self._conn is not None:
-                try:
-                    self._conn.close()
-                except Exception:  # already broken
-                    pass
+        except psycopg.OperationalError:  # the cycle reports the outage; the next refresh connects again
+            _close_quietly(self._conn)
             self._conn = None
         except psycopg.Error as exc:
             problem = first_line(exc)
