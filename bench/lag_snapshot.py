@@ -296,7 +296,12 @@ def produce(bootstrap: str, work: Workload, rng: random.Random) -> int:
     for topic in work.topics:
         for partition in range(work.partitions):
             for _ in range(rng.randint(3, 12)):
-                producer.produce(topic, value=b"lag-bench", partition=partition, on_delivery=delivered)
+                while True:
+                    try:
+                        producer.produce(topic, value=b"lag-bench", partition=partition, on_delivery=delivered)
+                        break
+                    except BufferError:  # the local queue is full (100,000 records): let deliveries drain it
+                        producer.poll(0.5)
                 count += 1
             producer.poll(0)
     if producer.flush(120) != 0 or errors:
