@@ -1,23 +1,33 @@
 """Latency of the monitoring views over a large lag history, in a database of the bench's own.
 
-Builds 200 services (5-10 partitions each, one sample every 30 s, ~10 million
-consumer_lag_history rows spread over daily partitions, plus processing metrics every 30 s),
-then times, warm, the median of several runs of:
+Builds N services (5-10 partitions each, one sample every 30 s, ~--rows consumer_lag_history rows
+spread over daily partitions, plus one processing-metrics batch per service every 30 s), then
+times, warm, the median of several runs of:
   - SELECT * FROM v_consumer_performance_monitor           (target: under 100 ms)
   - SELECT * FROM v_consumer_alerts
-  - SELECT * FROM lag_partition_status('15 minutes') WHERE consumer_group_id = ...
+  - SELECT * FROM lag_partition_status('15 minutes') WHERE consumer_group_id = ...   (target: under 20 ms)
   - the guide's v_consumer_performance_history query (one service, last hour)
 each with the statuses a running collector keeps (refresh_lag_partition_status) and computed
 from the history (no collector), side by side with their ratio, and prints each one's execution time from EXPLAIN ANALYZE beside the figures (and a "JIT"
-mark if a plan ever crossed jit_above_cost). Never fails on a slow machine. The bulk of the
-history is loaded with the tables' indexes dropped and then built again from their catalog
-definitions (same schema, much faster than growing them row by row); the last two hours are
-written after that, up to the real now, so the status window is full when the timing starts.
+mark if a plan ever crossed jit_above_cost). It also prints what keeping the statuses costs once
+per cycle, what the processing-metrics rollup costs a writer (record_processing_metrics with its
+triggers and without), and whether retention (drop_lag_history_before) still drops whole days at
+that size (in a transaction that is rolled back). Never fails on a slow machine.
+
+The bulk of the history is loaded with the tables' indexes dropped and then built again from
+their catalog definitions (same schema, much faster than growing them row by row); the last two
+hours are written after that, up to the real now, so the status window is full when the timing
+starts. What matters to the monitor is the window's density (--services x ~7.5 partitions x 30
+samples in 15 minutes: 450,000 rows at 2,000 services), not the total; the total decides the
+daily partitions and the indexes, and how long the build takes: about --rows / 200,000 s for the
+rows on a 2-core machine, plus the indexes (progress on stderr).
 
 The database is created on the server of LOOM_DATABASE_URL (CREATE DATABASE bench_views_...),
 migrated with loomctl.migrations.upgrade and dropped at the end (--keep leaves it, and --reuse
-NAME times an existing one, for looking at plans).
+NAME times an existing one, for looking at plans, writing the samples and batches it misses up
+to now first; --at REV migrates it to REV first, up or down, for a before and after on the same rows).
 Usage: python bench/views.py [--rows 10000000] [--services 200] [--runs 9]
+       python bench/views.py --rows 100000000 --services 2000 --keep    # then --reuse NAME [--at 0006]
 """
 
 from __future__ import annotations
@@ -41,8 +51,13 @@ def database_url_named(server_url: str, name: str) -> str:
     return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
+def _revision_of(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+
+
 @contextlib.contextmanager
-def bench_database(prefix: str, *, keep: bool = False, reuse: str | None = None) -> Iterator[str]:
+def bench_database(prefix: str, *, keep: bool = False, reuse: str | None = None, at: str = "head") -> Iterator[str]:
     """A database of the bench's own on LOOM_DATABASE_URL's server, migrated to head, dropped afterwards."""
     from loomctl import migrations
 
@@ -51,7 +66,10 @@ def bench_database(prefix: str, *, keep: bool = False, reuse: str | None = None)
         sys.exit("LOOM_DATABASE_URL is not set (try: eval \"$(loomctl dev env)\")")
     if reuse:
         url = database_url_named(server_url, reuse)
-        migrations.upgrade(url)
+        if at != "head" and at in {r.revision for r in migrations.history()} and _revision_of(url) > at:
+            migrations.downgrade(url, at)
+        else:
+            migrations.upgrade(url, at)
         yield url
         return
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
@@ -160,45 +178,124 @@ def indexes_built_after(conn: psycopg.Connection, tables: list[str]) -> Iterator
             conn.execute(definition.replace(" ON ONLY ", " ON ", 1))
 
 
-def populate(url: str, rows: int, services: int) -> tuple[int, int]:
+def _configs(conn: psycopg.Connection, services: int) -> None:
+    conn.execute(
+        "INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, max_poll_records, max_poll_interval_ms, profile)"
+        " SELECT format('bench-svc-%%s', lpad(i::text, 4, '0')), format('bench-svc-%%s-group', lpad(i::text, 4, '0')),"
+        "        (ARRAY[100, 500, 1000, 250])[1 + i %% 4], (ARRAY[300000, 60000, 900000])[1 + i %% 3], 'bench'"
+        "   FROM generate_series(1, %s) AS i",
+        [services],
+    )
+
+
+def _write(conn: psycopg.Connection, origin, services: int, n_lo: int, n_hi: int, n_end: int, of: int) -> None:
+    """Samples n_lo..n_hi of every partition and the batches beside them, in chunks, with progress and an estimate."""
+    chunk = max(1, 6_000_000 // partitions_of(services))  # ~6 million rows a statement
+    started = time.perf_counter()
+    for lo in range(n_lo, n_hi + 1, chunk):
+        hi = min(lo + chunk - 1, n_hi)
+        params = {"origin": origin, "n_lo": lo, "n_hi": hi, "n_end": n_end, "services": services}
+        conn.execute(_HISTORY_SQL, params)
+        conn.execute(_METRICS_SQL, params)
+        done = (hi - n_lo + 1) / (n_hi - n_lo + 1)
+        took = time.perf_counter() - started
+        print(f"\rhistory: sample {hi + 1} of ~{of} per partition, {took:.0f} s, ~{took / done - took:.0f} s to go  ",
+              end="", file=sys.stderr, flush=True)
+
+
+def populate(url: str, rows: int, services: int) -> tuple[int, int, dict[str, float]]:
     """Configs, ~``rows`` history rows in time order (as a collector writes them) and metrics.
 
     The bulk is written first with "now" fixed at the start; the last two hours are written
     after it, up to the real now, so the 15-minute window is full however long the bulk took.
+    Returns the row counts and how long each step took.
     """
     samples = max(rows // partitions_of(services), 300)
+    steps: dict[str, float] = {}
     with psycopg.connect(url, autocommit=True) as conn:
+        # the bulk load's own session: bigger sorts for the index builds, no wait for each commit's flush
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        conn.execute("SET synchronous_commit = off")
         origin = conn.execute("SELECT date_trunc('second', now()) - %s * interval '30 s'", [samples - 1]).fetchone()[0]
         conn.execute("SELECT ensure_lag_history_partitions(%s, 1)", [samples * SAMPLE_SECONDS // 86400 + 2])
-        conn.execute(
-            "INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, max_poll_records, max_poll_interval_ms, profile)"
-            " SELECT format('bench-svc-%%s', lpad(i::text, 4, '0')), format('bench-svc-%%s-group', lpad(i::text, 4, '0')),"
-            "        (ARRAY[100, 500, 1000, 250])[1 + i %% 4], (ARRAY[300000, 60000, 900000])[1 + i %% 3], 'bench'"
-            "   FROM generate_series(1, %s) AS i",
-            [services],
-        )
-
-        def write(n_lo: int, n_hi: int, n_end: int) -> None:
-            chunk = 400
-            for lo in range(n_lo, n_hi + 1, chunk):
-                hi = min(lo + chunk - 1, n_hi)
-                params = {"origin": origin, "n_lo": lo, "n_hi": hi, "n_end": n_end, "services": services}
-                conn.execute(_HISTORY_SQL, params)
-                conn.execute(_METRICS_SQL, params)
-                print(f"\rhistory: sample {hi + 1} of ~{samples} per partition", end="", file=sys.stderr, flush=True)
-
+        _configs(conn, services)
         bulk_end = samples - 1 - 240
+        start = time.perf_counter()
         with indexes_built_after(conn, ["consumer_lag_history", "consumer_processing_metrics"]):
-            write(0, bulk_end, samples - 1)
+            _write(conn, origin, services, 0, bulk_end, samples - 1, samples)
+            steps["rows"] = time.perf_counter() - start
+            start = time.perf_counter()
+        steps["indexes"] = time.perf_counter() - start
+        start = time.perf_counter()
         now_index = int(conn.execute("SELECT extract(epoch FROM now() - %s::timestamptz)", [origin]).fetchone()[0]) // 30
-        write(bulk_end + 1, now_index, now_index)
+        _write(conn, origin, services, bulk_end + 1, now_index, now_index, samples)
+        steps["last two hours"] = time.perf_counter() - start
         print(file=sys.stderr)
+        start = time.perf_counter()
         conn.execute("VACUUM ANALYZE consumer_lag_history")
         conn.execute("VACUUM ANALYZE consumer_processing_metrics")
+        conn.execute("VACUUM ANALYZE consumer_processing_metrics_rollup")
         conn.execute("ANALYZE pipeline_consumer_configs")
+        steps["vacuum analyze"] = time.perf_counter() - start
         history = conn.execute("SELECT count(*) FROM consumer_lag_history").fetchone()[0]
         metrics = conn.execute("SELECT count(*) FROM consumer_processing_metrics").fetchone()[0]
-    return history, metrics
+    return history, metrics, steps
+
+
+def top_up(url: str) -> None:
+    """A kept database timed again later: the samples and batches it misses, from its last up to now."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        origin, last = conn.execute('SELECT min("timestamp"), max("timestamp") FROM consumer_lag_history').fetchone()
+        services = conn.execute("SELECT count(*) FROM pipeline_consumer_configs").fetchone()[0]
+        conn.execute("SELECT ensure_lag_history_partitions(1, 1)")
+        n_last = int((last - origin).total_seconds()) // SAMPLE_SECONDS
+        now_index = int(conn.execute("SELECT extract(epoch FROM now() - %s::timestamptz)", [origin]).fetchone()[0]) // 30
+        if now_index > n_last:
+            _write(conn, origin, services, n_last + 1, now_index, now_index, now_index + 1)
+            print(file=sys.stderr)
+            conn.execute("ANALYZE consumer_lag_history")
+            conn.execute("ANALYZE consumer_processing_metrics")
+            if conn.execute("SELECT to_regclass('consumer_processing_metrics_rollup') IS NOT NULL").fetchone()[0]:
+                conn.execute("ANALYZE consumer_processing_metrics_rollup")
+
+
+def retention(conn: psycopg.Connection) -> str:
+    """drop_lag_history_before(today's midnight, UTC) as a collector's retention would run it, rolled back:
+    does it still drop whole days (DROP TABLE of each daily partition) and delete no row one by one?"""
+    cutoff = conn.execute("SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'").fetchone()[0]
+    days, rows = conn.execute(
+        "SELECT count(*), coalesce(sum(c.reltuples), 0)::bigint FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'consumer_lag_history'::regclass AND c.relname ~ '^consumer_lag_history_p[0-9]{8}$'"
+        "   AND to_date(right(c.relname, 8), 'YYYYMMDD') < %s::date", [cutoff]).fetchone()
+    with conn.transaction():  # psycopg.Rollback ends it rolled back, without an error
+        start = time.perf_counter()
+        dropped, deleted = conn.execute("SELECT * FROM drop_lag_history_before(%s)", [cutoff]).fetchone()
+        took = (time.perf_counter() - start) * 1000
+        raise psycopg.Rollback
+    whole = "yes" if dropped == days and deleted == 0 else "NO"
+    return (f"retention: drop_lag_history_before({cutoff:%Y-%m-%d %H:%M}Z) dropped {dropped} of the {days} daily partitions"
+            f" before it whole (~{rows:,} rows) and deleted {deleted:,} rows one by one in {took:.0f} ms (rolled back);"
+            f" whole days: {whole}")
+
+
+def writer_cost(conn: psycopg.Connection, service: str, calls: int = 2000) -> str:
+    """record_processing_metrics, a call per batch as the loaders make it, with the rollup's triggers and without
+    (each in a transaction that is rolled back, so the commit, the same for both, is left out)."""
+    def run(disabled: bool) -> float:
+        with conn.transaction():
+            if disabled:
+                conn.execute("ALTER TABLE consumer_processing_metrics DISABLE TRIGGER consumer_processing_metrics_rollup_insert")
+            start = time.perf_counter()
+            for _ in range(calls):
+                conn.execute("SELECT record_processing_metrics(%s, 100, 100, 250.0)", [service])
+            took = time.perf_counter() - start
+            raise psycopg.Rollback
+        return took / calls * 1000
+
+    run(False)  # warm
+    without, with_ = run(True), run(False)
+    return (f"record_processing_metrics per batch: {with_:.3f} ms with the rollup's trigger, {without:.3f} ms without"
+            f" ({with_ - without:+.3f} ms a batch, {calls} calls in one transaction)")
 
 
 def timed(conn: psycopg.Connection, sql: str, params: list | None, runs: int) -> tuple[float, float, int]:
@@ -223,16 +320,24 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--keep", action="store_true", help="leave the database for a look at the plans")
     parser.add_argument("--reuse", metavar="NAME", help="time an existing bench database instead of building one")
+    parser.add_argument("--at", metavar="REV", default="head",
+                        help="with --reuse: migrate it to REV first (up or down), e.g. 0006 for the schema before 0007")
     parser.add_argument("--explain", action="store_true", help="print the full plans")
     args = parser.parse_args()
 
-    with bench_database("bench_views", keep=args.keep, reuse=args.reuse) as url:
+    with bench_database("bench_views", keep=args.keep, reuse=args.reuse, at=args.at) as url:
         if not args.reuse:
             start = time.perf_counter()
-            history, metrics = populate(url, args.rows, args.services)
+            history, metrics, steps = populate(url, args.rows, args.services)
             print(f"built {history:,} history rows and {metrics:,} metrics rows for {args.services} services"
-                  f" in {time.perf_counter() - start:.0f} s")
+                  f" in {time.perf_counter() - start:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in steps.items())})")
+        else:
+            top_up(url)
         with psycopg.connect(url, autocommit=True) as conn:
+            def has(table: str) -> bool:
+                return conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table]).fetchone()[0]
+
+            print(f"schema at {_revision_of(url)}")
             group = conn.execute("SELECT consumer_group_id FROM pipeline_consumer_configs ORDER BY service_name LIMIT 1 OFFSET 16").fetchone()[0]
             service = group.removesuffix("-group")
             queries = {
@@ -253,6 +358,8 @@ def main() -> None:
                 start = time.perf_counter()
                 conn.execute("SELECT refresh_lag_partition_status('15 minutes')")
                 conn.execute("ANALYZE lag_status_cache_rows")
+                if has("lag_status_cache_groups"):
+                    conn.execute("ANALYZE lag_status_cache_groups")
                 return (time.perf_counter() - start) * 1000
 
             def drop() -> None:
@@ -275,6 +382,14 @@ def main() -> None:
             median = timed(conn, "SELECT * FROM v_consumer_performance_monitor", None, args.runs)[0]
             print(f"v_consumer_performance_monitor with the kept statuses: median {median:.1f} ms (target < 100 ms);"
                   f" load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+            size = conn.execute("SELECT pg_size_pretty(sum(pg_total_relation_size(i.inhrelid))) FROM pg_inherits AS i"
+                                " WHERE i.inhparent = 'consumer_lag_history'::regclass").fetchone()[0]
+            history = conn.execute("SELECT sum(c.reltuples)::bigint FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid"
+                                   " WHERE i.inhparent = 'consumer_lag_history'::regclass").fetchone()[0]
+            print(f"history: ~{history:,} rows, {size} with its indexes")
+            if has("consumer_processing_metrics_rollup"):
+                print(writer_cost(conn, service))
+            print(retention(conn))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ CURRENT: dict[str, int] = {
     "lag_group_status": 1,
     "refresh_lag_partition_status": 2,
     "processing_metrics_rollup_sync": 1,
+    "processing_metrics_last_hour": 1,
     "pipeline_consumer_configs_stamp": 1,
     "pipeline_consumer_configs_audit": 1,
     "topic_partition_changes_sync": 1,
@@ -40,7 +41,7 @@ CURRENT: dict[str, int] = {
     "consumer_processing_metrics_rollup_delete": 1,
     "consumer_processing_metrics_rollup_truncate": 1,
     "v_consumer_performance_monitor": 5,
-    "v_consumer_alerts": 3,
+    "v_consumer_alerts": 4,
     "v_consumer_performance_history": 2,
     "v_partition_efficiency": 1,
 }

@@ -1,7 +1,8 @@
 """the monitor without reading the window's samples or the hour's batches: the groups' rollup kept beside the
 partitions' statuses (lag_status_cache_groups, lag_group_status(_live), refresh_lag_partition_status v2), the
 processing metrics summed per service and minute / five minutes / half hour at every write (consumer_processing_metrics_rollup
-and its triggers), and v_consumer_performance_monitor v5 reading both, with JIT kept out of its plan
+and its triggers, processing_metrics_last_hour), and v_consumer_performance_monitor v5 reading both, with JIT kept out
+of its plan; v_consumer_alerts v4 formats the messages of active alerts only
 
 Revision ID: 0007
 Revises: 0006
@@ -104,12 +105,17 @@ def upgrade() -> None:
     op.execute(_BACKFILL)
     for name in ROLLUP_TRIGGERS:
         op.create_entity(entity(name, 1))
-    # Same columns: replaced in place, v_consumer_alerts over it stays.
+    op.create_entity(entity("processing_metrics_last_hour", 1))
+    # Same columns: replaced in place, v_consumer_alerts over it stays (and formats only the
+    # messages of active alerts from now on).
     op.replace_entity(entity("v_consumer_performance_monitor", 5))
+    op.replace_entity(entity("v_consumer_alerts", 4))
 
 
 def downgrade() -> None:
+    op.replace_entity(entity("v_consumer_alerts", 3))
     op.replace_entity(entity("v_consumer_performance_monitor", 4))
+    op.drop_entity(entity("processing_metrics_last_hour", 1))
     for name in reversed(ROLLUP_TRIGGERS):
         op.drop_entity(entity(name, 1))
     op.drop_entity(entity("processing_metrics_rollup_sync", 1))

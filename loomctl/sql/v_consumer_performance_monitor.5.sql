@@ -16,72 +16,18 @@ CREATE OR REPLACE VIEW public.v_consumer_performance_monitor AS
 -- bench/views.py). Nothing here reads the window's samples or the hour's batches row by row:
 --   the groups' figures come from lag_group_status: the copy the collector keeps after each cycle
 --   (2,000 rows) while it holds, else computed from the history (lag_group_status_live);
---   the processing figures from consumer_processing_metrics_rollup, the sums per service and
---   minute, five minutes and half hour that a trigger keeps at every write of
---   consumer_processing_metrics: the hour is the rows of its first, partial minute
---   (ix_consumer_processing_metrics_timestamp), then whole minutes up to the next five, five
---   minutes up to the next half hour, then half hours up to now (and any later): at most 11 rollup
---   rows per service (~7 on average) where the rows themselves were 120 at one batch every 30 s
---   (hashing them took ~140 ms), and fewer still against more batches. The figures are exactly
---   those of the rows (sums, counts, the maximum); only float sums may differ in their last bit
---   with the order they are added in, as they do between two plans of the same query.
--- Either way this plan's cost stays far below jit_above_cost (the groups' computation, when it
--- runs, is a function with jit off): JIT compilation of this view took ~400 ms at 2,000 services,
--- longer than the query.
+--   the processing figures from processing_metrics_last_hour: the sums per service and minute,
+--   five minutes and half hour that a trigger keeps at every write of consumer_processing_metrics
+--   (consumer_processing_metrics_rollup), at most 11 rows per service where the hour's rows were
+--   120 at one batch every 30 s (hashing them took ~140 ms).
+-- Either way this plan's cost stays far below jit_above_cost, whatever the number of services: what
+-- scales with them (the groups' computation when it runs, the hour's batches) are functions with
+-- jit off. JIT compilation of this view took ~400 ms at 2,000 services, longer than the query.
 WITH g AS (
     SELECT * FROM public.lag_group_status(
         coalesce(nullif(current_setting('loomctl.status_window', true), '')::interval, '00:15:00'::interval))
-), b AS (
-    -- the hour ("timestamp" > now() - 1 hour) in rows up to the next minute, then in minutes up to the
-    -- next five, then in five minutes up to the next half hour, then in half hours
-    SELECT t.since, t.minutes_from, t.fives_from,
-           date_bin('00:30:00'::interval, t.fives_from - interval '1 microsecond', '2000-01-01 00:00:00+00'::timestamp with time zone)
-               + interval '30 minutes' AS halves_from
-      FROM (SELECT u.since, u.minutes_from,
-                   date_bin('00:05:00'::interval, u.minutes_from - interval '1 microsecond', '2000-01-01 00:00:00+00'::timestamp with time zone)
-                       + interval '5 minutes' AS fives_from
-              FROM (SELECT now() - interval '1 hour' AS since,
-                           date_bin('00:01:00'::interval, now() - interval '1 hour', '2000-01-01 00:00:00+00'::timestamp with time zone)
-                               + interval '1 minute' AS minutes_from) AS u) AS t
-), mp AS (
-    SELECT pm.service_name, count(*) AS batches, sum(pm.batch_size) AS batch_size,
-           sum(pm.messages_processed) AS messages_processed, sum(pm.messages_failed) AS messages_failed,
-           sum(pm.processing_time_ms) AS processing_time_ms, max(pm.processing_time_ms) AS max_processing_time_ms
-      FROM public.consumer_processing_metrics AS pm
-     WHERE pm."timestamp" > (SELECT b.since FROM b) AND pm."timestamp" < (SELECT b.minutes_from FROM b)
-     GROUP BY pm.service_name
-    UNION ALL
-    SELECT r.service_name, r.batches, r.batch_size, r.messages_processed, r.messages_failed, r.processing_time_ms,
-           r.max_processing_time_ms
-      FROM public.consumer_processing_metrics_rollup AS r
-     WHERE r.bucket_seconds = 60
-       AND r.bucket_start >= (SELECT b.minutes_from FROM b) AND r.bucket_start < (SELECT b.fives_from FROM b)
-    UNION ALL
-    SELECT r.service_name, r.batches, r.batch_size, r.messages_processed, r.messages_failed, r.processing_time_ms,
-           r.max_processing_time_ms
-      FROM public.consumer_processing_metrics_rollup AS r
-     WHERE r.bucket_seconds = 300
-       AND r.bucket_start >= (SELECT b.fives_from FROM b) AND r.bucket_start < (SELECT b.halves_from FROM b)
-    UNION ALL
-    SELECT r.service_name, r.batches, r.batch_size, r.messages_processed, r.messages_failed, r.processing_time_ms,
-           r.max_processing_time_ms
-      FROM public.consumer_processing_metrics_rollup AS r
-     WHERE r.bucket_seconds = 1800 AND r.bucket_start >= (SELECT b.halves_from FROM b)
 ), m AS (
-    -- what avg(), sum() and max() over the hour's rows give, from the parts' sums
-    SELECT mp.service_name,
-           sum(mp.batches)::integer AS batches,
-           round(sum(mp.batch_size) / sum(mp.batches), 1) AS avg_batch_size,
-           sum(mp.batch_size)::bigint AS messages_received,
-           sum(mp.messages_processed)::bigint AS messages_processed,
-           sum(mp.messages_failed)::bigint AS messages_failed,
-           round((sum(mp.processing_time_ms) / sum(mp.batches)::double precision)::numeric, 1) AS avg_processing_time_ms,
-           round(max(mp.max_processing_time_ms)::numeric, 1) AS max_processing_time_ms,
-           round((sum(mp.processing_time_ms) / nullif(sum(mp.batch_size), 0)::double precision)::numeric, 3) AS ms_per_message,
-           round((sum(mp.messages_processed) * 1000.0 / nullif(sum(mp.processing_time_ms), 0))::numeric, 1)
-               AS messages_per_second
-      FROM mp
-     GROUP BY mp.service_name
+    SELECT * FROM public.processing_metrics_last_hour()
 ), j AS (
     SELECT c.service_name, c.consumer_group_id, c.profile, c.max_poll_records, c.max_poll_interval_ms,
            coalesce(g.status, 'NO_DATA') AS status,

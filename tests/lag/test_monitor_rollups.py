@@ -31,12 +31,20 @@ def reference_view_sql() -> str:
     return sql.replace("public.lag_partition_status(", "public.lag_partition_status_live(")
 
 
+def reference_alerts_sql() -> str:
+    """Version 3 of the alerts (every message formatted, then filtered) over the reference monitor."""
+    sql = sql_text("v_consumer_alerts", 3)
+    sql = sql.replace("VIEW public.v_consumer_alerts AS", "VIEW public.reference_alerts AS", 1)
+    return sql.replace("public.v_consumer_performance_monitor", "public.reference_monitor")
+
+
 @pytest.fixture
 def url(database_factory) -> Iterator[str]:
     url = database_factory.create("loomroll")
     migrations.upgrade(url)
     with psycopg.connect(url) as conn:
         conn.execute(reference_view_sql())
+        conn.execute(reference_alerts_sql())
     yield url
     database_factory.drop(url)
 
@@ -98,8 +106,12 @@ def monitor(conn: psycopg.Connection, view: str = "v_consumer_performance_monito
 
 def assert_monitor_is_the_reference(conn: psycopg.Connection) -> list[dict]:
     """The monitor against the reference, in one transaction (one now() and one snapshot for both)."""
+    alerts_sql = "SELECT * FROM {} ORDER BY service_name, alert_type"
     with conn.transaction():
         rows, expected = monitor(conn), monitor(conn, "reference_monitor")
+        alerts = conn.execute(alerts_sql.format("v_consumer_alerts")).fetchall()
+        expected_alerts = conn.execute(alerts_sql.format("reference_alerts")).fetchall()
+    assert alerts == expected_alerts
     assert [r["service_name"] for r in rows] == [r["service_name"] for r in expected]
     for row, want in zip(rows, expected, strict=True):
         assert row == want, {k: (row[k], want[k]) for k in row if row[k] != want[k]}
@@ -130,6 +142,7 @@ def test_the_monitor_reads_the_reference_rows_with_and_without_the_kept_copy(url
         statuses = {r["service_name"]: r["status"] for r in computed}
         assert set(statuses.values()) == {"OK", "WARN", "STALL", "STOP", "ERR", "REWIND", "NO_DATA"}, statuses
         assert {r["slo_state"] for r in computed} >= {"met", "breached", "no_slo"}
+        assert len(conn.execute("SELECT * FROM v_consumer_alerts").fetchall()) >= 6
         assert all(r["batches"] == 120 for r in computed if r["service_name"] != "idle")  # the hour's, not the 70 minutes'
 
         assert refresh(conn) == 24
@@ -360,9 +373,11 @@ def test_the_migration_sums_the_batches_already_there_and_goes_back_to_0006(empt
     with psycopg.connect(url, row_factory=dict_row) as conn:
         assert rollup(conn) == rollup_of_the_rows(conn) and rollup(conn)
         conn.execute(reference_view_sql())
+        conn.execute(reference_alerts_sql())
         # the copy 0006's refresh kept still serves the partitions, the groups are computed until a refresh
         assert conn.execute("SELECT objectives FROM lag_status_cache").fetchall() == [{"objectives": None}]
         assert assert_monitor_is_the_reference(conn) == before
+        conn.execute("DROP VIEW reference_alerts")
         conn.execute("DROP VIEW reference_monitor")
         conn.commit()
     migrations.downgrade(url, "0006")
