@@ -359,10 +359,10 @@ def topic_partition_counts(admin: "AdminClient", topics: Iterable[str] | None = 
     """Partition count per topic from the cluster metadata (one request); absent topics are left out."""
     from confluent_kafka import KafkaException
 
-    from loomctl.validation import TOPIC_NAME
+    from loomctl.names import is_topic_name
 
     # a name Kafka cannot give a topic has none; librdkafka would raise on it instead of answering
-    wanted = None if topics is None else sorted({t for t in topics if TOPIC_NAME.fullmatch(t) and t not in (".", "..")})
+    wanted = None if topics is None else sorted({t for t in topics if is_topic_name(t)})
     if wanted == []:
         return {}
     try:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from loomctl.consumer_config import DEFAULTS, FIELDS, FIELDS_BY_NAME, PROFILES, RULES, Field
 from loomctl.errors import BadInput
+from loomctl.names import TOPIC_NAME, is_topic_name  # TOPIC_NAME: re-exported
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -221,12 +222,9 @@ def _check_unicode(what: str, value: str) -> None:
         raise BadInput(f"{what} {shown(value)} is not valid Unicode text (it holds a lone surrogate)")
 
 
-TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}", re.ASCII)
-"""What Kafka accepts as a topic name (and "." or ".." it does not)."""
-
 
 def check_topic(name: Any) -> str:
-    if not isinstance(name, str) or not TOPIC_NAME.fullmatch(name) or name in (".", ".."):
+    if not isinstance(name, str) or not is_topic_name(name):
         raise BadInput(f"invalid topic name {shown(name)!r}: 1 to 249 letters, digits, '.', '_' and '-'")
     return name
 

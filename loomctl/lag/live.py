@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loomctl.lag.configured import configured_groups, select_services
-from loomctl.lag.status import ERR, OK, STOP, UNKNOWN, status_rank, worst
+from loomctl.lag.verdicts import ERR, OK, STOP, UNKNOWN, status_rank, worst
 from loomctl.lag.time_lag import Key, PreviousSample, carry_time_lag_ms, previous_samples
 
 if TYPE_CHECKING:
@@ -328,10 +328,11 @@ def show(
     by = by or default_by(services, groups)
     if by not in BY:
         raise BadInput(f"--by {by}: choose {', '.join(BY)}")
-    from loomctl.validation import check_group_id
+    if groups:
+        from loomctl.validation import check_group_id
 
-    for group in groups:
-        check_group_id(group)
+        for group in groups:
+            check_group_id(group)
     configured = configured_groups(conn) if conn is not None else {}
     if services and conn is None:
         raise BadInput("naming services needs the database: pass --database-url or set LOOM_DATABASE_URL")

@@ -10,7 +10,7 @@ Against each service's lag objective the same rows give catch-up and breach pred
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,33 +20,9 @@ from loomctl.lag.samples import max_known, sum_known
 if TYPE_CHECKING:
     import psycopg
 
-OK = "OK"
-WARN = "WARN"
-REWIND = "REWIND"
-ERR = "ERR"
-STALL = "STALL"
-STOP = "STOP"
-UNKNOWN = "-"
-"""Lag without history behind it: one look at the cluster cannot tell slow from stalled."""
-NO_DATA = "NO_DATA"
-"""A configured service with no sample in the window."""
-
-STATUS_ORDER = (OK, UNKNOWN, WARN, REWIND, ERR, STALL, STOP)
-"""Least to most severe; a group's status is its worst partition's."""
-STORED_STATUSES = tuple(s for s in STATUS_ORDER if s != UNKNOWN)
-"""What ``lag_partition_status`` gives a partition, in the same order."""
-_RANK = {status: rank for rank, status in enumerate((NO_DATA, *STATUS_ORDER))}
-
-
-def status_rank(status: str) -> int:
-    """How severe ``status`` is: higher is worse; NO_DATA (and anything outside the vocabulary) ranks lowest."""
-    return _RANK.get(status, 0)
-
-
-def worst(statuses: Iterable[str]) -> str:
-    """The most severe of the partition statuses, "-" when there are none."""
-    ranked = [s for s in statuses if s in STATUS_ORDER]
-    return max(ranked, key=status_rank) if ranked else UNKNOWN
+from loomctl.lag.verdicts import (  # noqa: F401 (the vocabulary, re-exported where it always was)
+    ERR, NO_DATA, OK, REWIND, STALL, STATUS_ORDER, STOP, STORED_STATUSES, UNKNOWN, WARN, status_rank, worst,
+)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,35 @@
+"""The status vocabulary and its ranking: what `lag show`, `lag status`, the views and the exporter call a
+partition and a group. Apart from :mod:`loomctl.lag.status` (the stored window's verdicts, objectives and
+reports) so that `lag show` ranks its rows without loading those."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+OK = "OK"
+WARN = "WARN"
+REWIND = "REWIND"
+ERR = "ERR"
+STALL = "STALL"
+STOP = "STOP"
+UNKNOWN = "-"
+"""Lag without history behind it: one look at the cluster cannot tell slow from stalled."""
+NO_DATA = "NO_DATA"
+"""A configured service with no sample in the window."""
+
+STATUS_ORDER = (OK, UNKNOWN, WARN, REWIND, ERR, STALL, STOP)
+"""Least to most severe; a group's status is its worst partition's."""
+STORED_STATUSES = tuple(s for s in STATUS_ORDER if s != UNKNOWN)
+"""What ``lag_partition_status`` gives a partition, in the same order."""
+_RANK = {status: rank for rank, status in enumerate((NO_DATA, *STATUS_ORDER))}
+
+
+def status_rank(status: str) -> int:
+    """How severe ``status`` is: higher is worse; NO_DATA (and anything outside the vocabulary) ranks lowest."""
+    return _RANK.get(status, 0)
+
+
+def worst(statuses: Iterable[str]) -> str:
+    """The most severe of the partition statuses, "-" when there are none."""
+    ranked = [s for s in statuses if s in STATUS_ORDER]
+    return max(ranked, key=status_rank) if ranked else UNKNOWN
