@@ -197,6 +197,7 @@ try:
             kept.append(settled)
 finally:
     collector.close()
+collector_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the bare COPY's rows below
 # one bare COPY of the same rows (the last cycle's, read back) into the same table, a second later
 with psycopg.connect(Settings.from_env().database_url) as conn:
     (last,) = conn.execute("SELECT max(timestamp) FROM consumer_lag_history").fetchone()
@@ -215,7 +216,7 @@ with psycopg.connect(Settings.from_env().database_url) as conn:
         conn.commit()
         bare.append(time.perf_counter() - start)
 print(json.dumps({"cycle_s": took, "kept_s": kept, "rows": written, "copy_s": [c for c, _ in copies[1:]], "bare_copy_s": bare,
-                  "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "rss_kb": collector_rss_kb,
                   "child_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """
 """`lag collect` cycles in a process of their own (its peak RSS, and its snapshot child's): per cycle the time, and
