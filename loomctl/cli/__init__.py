@@ -275,14 +275,12 @@ def complete_service(ctx: typer.Context, incomplete: str) -> list[str]:
     if not url:
         return []
     try:
-        import psycopg
-
         from loomctl import configs
-        from loomctl.settings import libpq_url
+        from loomctl.db import open_connection
 
-        with psycopg.connect(libpq_url(url), connect_timeout=COMPLETION_TIMEOUT_S, application_name="loomctl completion") as conn:
+        with open_connection(url, connect_timeout=COMPLETION_TIMEOUT_S, application_name="loomctl completion") as conn:
             conn.execute("SET statement_timeout = 1000")
-            names = [c.service_name for c in configs.read_configs(conn)]
+            names = list(configs.group_services(conn).values())
     except Exception:  # a completion must never print a traceback into the user's shell
         return []
     return [name for name in names if name.startswith(incomplete)]

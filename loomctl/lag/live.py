@@ -393,17 +393,18 @@ def _stored(
     ).fetchall()
     previous: dict[Key, PreviousSample] = {}
     statuses: dict[Key, str] = {}
-    reread: set[str] = set(sampled)
-    for group, topic, partition, status, samples, last_at, committed, log_end, time_lag_ms, reported in rows:
+    in_window: set[str] = set()
+    reported: set[str] = set()
+    for group, topic, partition, status, samples, last_at, committed, log_end, time_lag_ms, by_service in rows:
         key = (group, topic, partition)
         if samples >= 2:
             statuses[key] = status
-        if reported:
-            continue  # stays in reread
-        reread.discard(group)
-        previous[key] = PreviousSample(last_at, committed, log_end, time_lag_ms)
-    reported_groups = {g for g, *_rest, reported in rows if reported}
-    reread |= reported_groups
+        if by_service:
+            reported.add(group)
+        else:
+            in_window.add(group)
+            previous[key] = PreviousSample(last_at, committed, log_end, time_lag_ms)
+    reread = (set(sampled) - in_window) | reported
     if reread:
         fresh = previous_samples(conn, {g: sampled[g] for g in reread}, dt.datetime.now(dt.timezone.utc))
         previous = {k: v for k, v in previous.items() if k[0] not in reread}
