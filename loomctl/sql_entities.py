@@ -23,7 +23,7 @@ CURRENT: dict[str, int] = {
     "record_processing_metrics": 1,
     "ensure_lag_history_partitions": 1,
     "drop_lag_history_before": 1,
-    "lag_partition_status_live": 1,
+    "lag_partition_status_live": 2,
     "lag_status_cache_current": 1,
     "lag_partition_status": 5,
     "lag_objectives": 1,

@@ -83,16 +83,22 @@ def history(base: dt.datetime) -> list[LagSample]:
         # rewound at i = 20: committed goes back by 5000 and stays behind
         rewound_leo = 10000 + 100 * i
         rows.append(sample("rewound", 0, at, rewound_leo - (10 if i < 20 else 5000), rewound_leo, time_lag_ms=100))
-        # reset below its first sample, then consumed past it again: still went back in the window
+        # reset below its first sample, then consumed past it again: no longer behind its old high
         rows.append(sample("rewound", 1, at, 5000 if i == 0 else 1000 + 200 * i, 8000 + 100 * i, time_lag_ms=100))
         # never committed: data but no offset (lag unknown); an empty partition beside it
         rows.append(sample("never", 0, at, None, 500))
         rows.append(sample("never", 1, at, None, 0))
         # quiet topic: nothing produced, nothing to consume, offset still
         rows.append(sample("quiet", 0, at, 300, 300, time_lag_ms=0))
-        # bursty: caught up (lag 0) until i = 20, then a burst; lag only grows since, but it was 0
-        bursty = 0 if i < 20 else 100 * (i - 19)
-        rows.append(sample("bursty", 0, at, leo - bursty, leo, time_lag_ms=bursty * 10))
+        # bursty: 100 messages every fifth sample (the last one too), consumed before the next sample
+        bursts = (i + 3) // 5
+        burst_leo = 1000 + 100 * bursts
+        burst_lag = 100 if i % 5 == 2 else 0
+        rows.append(sample("bursty", 0, at, burst_leo - burst_lag, burst_leo, time_lag_ms=burst_lag * 10))
+        # caught up (lag 0) until i = 20, committing at every sample, then no commit while lag grows:
+        # an earlier zero lag does not hide a consumer that stopped making progress
+        relapse = 0 if i < 20 else 100 * (i - 19)
+        rows.append(sample("relapsed", 0, at, leo - relapse, leo, time_lag_ms=relapse * 10))
         # slow, committing per batch: lag saws up and down, but each trough is higher
         sawtooth = 10 + 40 * (i // 4) + 30 * (i % 4)
         rows.append(sample("sawtooth", 0, at, leo - sawtooth, leo, time_lag_ms=sawtooth))
@@ -114,7 +120,7 @@ CONFIGS = {
     # kind: (max_poll_records, max_poll_interval_ms)
     "ok": (500, 300000), "slow": (100, 300000), "stuck": (500, 300000), "stopped": (500, 300000),
     "rewound": (500, 300000), "never": (500, 300000), "quiet": (500, 300000), "bursty": (500, 300000),
-    "sawtooth": (500, 300000), "latecomer": (500, 300000),
+    "sawtooth": (500, 300000), "latecomer": (500, 300000), "relapsed": (500, 300000),
     "slowbatch": (500, 300000), "failing": (500, 300000), "newcomer": (500, 300000),
     "reported": (500, 300000), "idle": (500, 300000),
 }
@@ -169,9 +175,10 @@ def test_partition_status_follows_the_rules_with_the_evidence(world):
     status = partition_status(world)
     expected = {
         ("ok", 0): "OK", ("ok", 1): "OK", ("slow", 0): "WARN", ("slow", 1): "OK",
-        ("stuck", 0): "STALL", ("stuck", 1): "OK", ("stopped", 0): "STOP", ("rewound", 0): "REWIND", ("rewound", 1): "REWIND",
+        ("stuck", 0): "STALL", ("stuck", 1): "OK", ("stopped", 0): "STOP", ("rewound", 0): "REWIND", ("rewound", 1): "OK",
         ("never", 0): "ERR", ("never", 1): "OK", ("quiet", 0): "OK", ("bursty", 0): "OK",
         ("newcomer", 0): "OK", ("reported", 0): "STALL", ("sawtooth", 0): "WARN", ("latecomer", 0): "WARN",
+        ("relapsed", 0): "STALL",
     }
     assert {key: status[(name(kind), p)]["status"] for key in expected for kind, p in [key]} == expected
 
@@ -180,23 +187,25 @@ def test_partition_status_follows_the_rules_with_the_evidence(world):
     assert (stuck["first_lag"], stuck["last_lag"]) == (100, 370)
     assert stuck["first_timestamp"] == world.base - dt.timedelta(seconds=30 * (SAMPLES - 1))
     assert stuck["last_timestamp"] == world.base
-    assert "committed offset stayed at 5000" in stuck["evidence"] and "lag went 100 -> 370" in stuck["evidence"]
+    assert stuck["evidence"].startswith("no commit for 810 s while lag grew to 370 (committed offset 5000)")
+    assert "its pace unknown, past max_poll_interval_ms (300 s)" in stuck["evidence"]
     assert "3 members (Stable)" in stuck["evidence"]
 
     assert "no members (Empty)" in status[(name("stopped"), 0)]["evidence"]
     assert status[(name("stopped"), 0)]["group_state"] == "Empty"
     assert "went back: 7700 at " in status[(name("rewound"), 0)]["evidence"]
     assert "below the 11890 it had reached" in status[(name("rewound"), 0)]["evidence"]
-    assert "went back from 5000 at " in status[(name("rewound"), 1)]["evidence"]
-    assert "(first sample) to 1200" in status[(name("rewound"), 1)]["evidence"]
+    assert status[(name("rewound"), 1)]["evidence"].startswith("committed offset 5000 -> 6400, lag 3000 -> 4300")
     assert "lag unknown: no committed offset while the partition holds 500 messages" in status[(name("never"), 0)]["evidence"]
     assert status[(name("never"), 0)]["last_lag"] is None
     assert status[(name("never"), 1)]["evidence"] == "no committed offset and no data: nothing to consume"
     assert status[(name("quiet"), 0)]["evidence"].startswith("lag 0 at ")
-    assert "lag was 0 at" in status[(name("bursty"), 0)]["evidence"]
+    assert status[(name("bursty"), 0)]["evidence"].startswith("committed offset 1000 -> 1500, lag 0 -> 100")
+    relapsed = status[(name("relapsed"), 0)]["evidence"]
+    assert relapsed.startswith("no commit for 240 s while lag grew to 800 (committed offset 2900); it committed every 30 s")
     assert "lowest lag of each third of the window rose 100 -> 300 -> 550" in status[(name("slow"), 0)]["evidence"]
     assert "rose 10 -> 120 -> 210" in status[(name("sawtooth"), 0)]["evidence"]
-    assert "too few to judge" in status[(name("newcomer"), 0)]["evidence"]
+    assert status[(name("newcomer"), 0)]["evidence"].startswith("committed offset 50 -> 50, lag 40 -> 40")
     assert "membership unknown" in status[(name("reported"), 0)]["evidence"]
 
 
@@ -228,14 +237,16 @@ def test_a_filter_on_the_group_reaches_the_history_scan(world):
     with_group = [(relation, text) for relation, text in conditions if "consumer_group_id" in text]
     # both branches: the history (computed now) and the copy a collector keeps (lag_status_cache_rows)
     assert any(relation.startswith("consumer_lag_history") for relation, _ in with_group), with_group
-    assert all(relation.startswith(("consumer_lag_history", "lag_status_cache_rows")) for relation, _ in with_group), with_group
+    # and the owning service's max_poll_interval_ms, looked up by the group
+    assert all(relation.startswith(("consumer_lag_history", "lag_status_cache_rows", "pipeline_consumer_configs"))
+               for relation, _ in with_group), with_group
 
 
 def test_monitor_rows_come_from_measured_lag_and_metrics(world):
     rows = monitor(world)
     assert {k: rows[name(k)]["status"] for k in CONFIGS} == {
         "ok": "OK", "slow": "WARN", "stuck": "STALL", "stopped": "STOP", "rewound": "REWIND", "never": "ERR",
-        "quiet": "OK", "bursty": "OK", "slowbatch": "OK", "failing": "OK", "newcomer": "OK", "reported": "STALL",
+        "quiet": "OK", "bursty": "OK", "slowbatch": "OK", "failing": "OK", "newcomer": "OK", "reported": "STALL", "relapsed": "STALL",
         "sawtooth": "WARN", "latecomer": "WARN", "idle": "NO_DATA",
     }
     last = ok_lag(SAMPLES - 1)
@@ -253,7 +264,7 @@ def test_monitor_rows_come_from_measured_lag_and_metrics(world):
     stuck = rows[name("stuck")]
     assert (stuck["total_lag"], stuck["time_lag_ms"], stuck["member_count"]) == (370 + last, 1_110_000, 3)
     assert "lag is 375 (1110 s behind) with 3 members: the consumer is stuck" in stuck["recommendation"]
-    assert stuck["evidence"].startswith(f"topic.stuck.{SUFFIX}[0]: committed offset stayed at 5000")
+    assert stuck["evidence"].startswith(f"topic.stuck.{SUFFIX}[0]: no commit for 810 s while lag grew to 370")
     assert "the consumer is stopped" in rows[name("stopped")]["recommendation"]
     assert "1 of 2 partitions hold messages but have no committed offset" in rows[name("never")]["recommendation"]
     assert "below the 11890 it had reached" in rows[name("rewound")]["recommendation"]
@@ -280,6 +291,7 @@ def test_alerts_carry_severities_and_numbers(world):
     assert alerts[name("stopped")] == {("consumer_stopped", "critical"), ("high_time_lag", "critical")}
     assert alerts[name("slow")] == {("lag_growing", "warning")}
     assert alerts[name("rewound")] == {("offset_rewind", "warning")}
+    assert alerts[name("relapsed")] == {("consumer_stalled", "critical")}
     assert alerts[name("never")] == {("no_committed_offset", "warning")}
     assert alerts[name("slowbatch")] == {("rebalance_risk", "critical")}
     assert alerts[name("failing")] == {("high_error_rate", "warning")}
