@@ -111,6 +111,8 @@ class ClusterSnapshot:
     offsets: dict[TopicPartition, LogOffsets] = field(default_factory=dict)
     partition_counts: dict[str, int] = field(default_factory=dict)
     missing_groups: set[str] = field(default_factory=set)
+    brokers: list[str] = field(default_factory=list)
+    """The brokers ("host:port") named by the metadata the partition counts came from; empty without that request."""
 
 
 def quiet_logger() -> "logging.Logger":
@@ -357,6 +359,11 @@ def committed_offsets(
 
 def topic_partition_counts(admin: "AdminClient", topics: Iterable[str] | None = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, int]:
     """Partition count per topic from the cluster metadata (one request); absent topics are left out."""
+    return _topic_metadata(admin, topics, timeout)[0]
+
+
+def _topic_metadata(admin: "AdminClient", topics: Iterable[str] | None, timeout: float) -> tuple[dict[str, int], list[str]]:
+    """The partition counts of :func:`topic_partition_counts` and the brokers ("host:port") the same answer names."""
     from confluent_kafka import KafkaException
 
     from loomctl.names import is_topic_name
@@ -364,7 +371,7 @@ def topic_partition_counts(admin: "AdminClient", topics: Iterable[str] | None = 
     # a name Kafka cannot give a topic has none; librdkafka would raise on it instead of answering
     wanted = None if topics is None else sorted({t for t in topics if is_topic_name(t)})
     if wanted == []:
-        return {}
+        return {}, []
     try:
         if wanted is not None and len(wanted) == 1:
             metadata = admin.list_topics(topic=wanted[0], timeout=timeout)
@@ -375,7 +382,8 @@ def topic_partition_counts(admin: "AdminClient", topics: Iterable[str] | None = 
     counts = {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None and t.partitions}
     if wanted is not None:
         counts = {name: counts[name] for name in wanted if name in counts}
-    return counts
+    brokers = [f"[{b.host}]:{b.port}" if ":" in b.host else f"{b.host}:{b.port}" for _, b in sorted(metadata.brokers.items())]
+    return counts, brokers
 
 
 def log_offsets(admin: "AdminClient", partitions: Iterable[TopicPartition], *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[TopicPartition, LogOffsets]:
@@ -439,7 +447,8 @@ def snapshot(
         # a group with members (a consumer-protocol group mid-rebalance reads as Unknown) is never missing
         if not committed and not owners and (group is None or (group.state in ("Dead", "Unknown") and not group.members)):
             snap.missing_groups.add(group_id)
-    snap.partition_counts = topic_partition_counts(admin, topics, timeout=timeout) if topics else {}
+    if topics:
+        snap.partition_counts, snap.brokers = _topic_metadata(admin, topics, timeout)
     partitions = [(t, p) for t, n in snap.partition_counts.items() for p in range(n)]
     snap.offsets = log_offsets(admin, partitions, timeout=timeout)
     return snap

@@ -252,7 +252,8 @@ class Collector:
                 group.state if group else "Dead", len(group.members) if group else 0, group.group_type if group else None,
             )
         self.exporter.publish(
-            ExportSnapshot(self.exporter.cluster_name, now, self.status_window, self.interval, groups, rows, evidence_from(window)),
+            ExportSnapshot(self.exporter.cluster_name, now, self.status_window, self.interval, groups, rows, evidence_from(window),
+                           snap.brokers),
             writer=leader, duration_s=time.monotonic() - started,
         )
 

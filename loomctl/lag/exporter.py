@@ -112,6 +112,8 @@ class ExportSnapshot:
     groups: dict[str, GroupInfo]
     partitions: list["PartitionLag"]
     evidence: dict["Key", WindowEvidence] = field(default_factory=dict)
+    brokers: list[str] = field(default_factory=list)
+    """The cluster's brokers ("host:port") as the cycle's metadata named them (the Burrow API's ``servers``)."""
 
     def partitions_of(self, group_id: str) -> list["PartitionLag"]:
         return [p for p in self.partitions if p.consumer_group_id == group_id]

@@ -3,15 +3,31 @@
 Every answer comes from the :class:`~loomctl.lag.exporter.Exporter`'s memory (the last completed cycle);
 no request reaches Kafka or PostgreSQL, so a scrape answers while the broker is down.
 
-Burrow's shapes (linkedin/Burrow, core/internal/httpserver and core/protocol): every answer has ``error``,
-``message`` and ``request`` (``url``, ``host``). Served: ``/v3/kafka`` (clusters), ``/v3/kafka/{cluster}``,
-``.../topic``, ``.../topic/{topic}`` (log end offsets), ``.../consumer``, ``.../consumer/{group}`` (offsets per
-partition), ``.../consumer/{group}/status`` and ``/lag``. ``/status`` lists the partitions that are not OK and
-``/lag`` all of them; an unknown cluster is a 404 with ``error: true``; an unknown group a 404 whose
-status is ``NOTFOUND``. Differences chosen: the group's ``status`` is its worst partition's, as `lag show`
-and `lag status` give it (Burrow folds STOP, STALL and REWIND into ERR at group level); a partition
-without a stored window yet is ``UNKNOWN`` (the name Burrow gives a status outside its table), and one
-the group never committed to has ``current_lag``, ``start`` and ``end`` null rather than 0.
+The Burrow API follows linkedin/Burrow's v3 answers (core/internal/httpserver, core/protocol), field for field
+and in Burrow's key order: ``error``, ``message``, the payload, ``request`` (``url``, ``host``).
+
+- ``/v3/kafka``: ``clusters``. ``/v3/kafka/{cluster}``: ``module`` (``class-name``, ``servers``: the brokers the
+  cycle's metadata named, ``client-profile``, ``topic-refresh`` and ``offset-refresh``: the interval in seconds);
+  the profile's ``tls`` and ``sasl`` are null: loomctl never shows its client's security settings.
+- ``.../topic``: ``topics``; ``.../topic/{topic}``: ``offsets``, the log end offset by partition (-1 where the
+  cycle could not read it); ``.../topic/{topic}/consumers``: the listed groups with a commit on it.
+- ``.../consumer``: the configured groups that exist on the cluster and have a partition Burrow could judge (a
+  commit, a lag, a verdict); a configured service that never ran is not listed, and a group is not listed before
+  its first judged partition, so a client that walks the list never meets NOTFOUND's ``totallag`` 0.
+- ``.../consumer/{group}``: ``topics``, per topic a list indexed by partition of ``offsets`` (the window's first and
+  last stored commit), ``owner``, ``client_id``, ``current-lag``; a partition never committed has no offsets and
+  a null ``current-lag``.
+- ``.../consumer/{group}/status`` (the partitions that are not OK) and ``/lag`` (all): Burrow's
+  ConsumerGroupStatus. A partition is OK, WARN, STOP, STALL or REWIND; the group is OK, WARN or ERR (STOP, STALL,
+  REWIND and a partition never committed with data in it fold into ERR, as Burrow folds them).
+- ``/burrow/admin`` (``GOOD``) and ``/burrow/admin/ready`` (``READY``, or 503 ``STARTING`` until a recent cycle).
+
+Unknown stays unknown, never 0: a partition loomctl cannot judge (never committed; lag without a stored window
+yet, loomctl's "-") is left out of ``partitions``, ``maxlag`` and ``totallag`` and counted in ``partition_count``
+with completeness 0, so the group's ``complete`` (the share of partitions whose window is full, as Burrow computes
+it) stays below 1. A group with no partition to judge answers 404 with Burrow's NOTFOUND status, as Burrow does
+for a group it holds no offsets for. ``current_lag`` is always a number, and clients that read missing numbers as 0
+(burrow_exporter) never meet one where unknown would be read.
 """
 
 from __future__ import annotations
@@ -19,18 +35,30 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import math
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from loomctl.errors import BadInput, LoomError
-from loomctl.lag.exporter import DEFAULT_LISTEN, ExportSnapshot, Exporter, WindowEvidence
-from loomctl.lag.status import OK, UNKNOWN
+from loomctl.lag.exporter import BURROW_CODES, DEFAULT_LISTEN, ExportSnapshot, Exporter
+from loomctl.lag.verdicts import ERR, OK, REWIND, STALL, STOP, WARN
+
+if TYPE_CHECKING:
+    from loomctl.lag.live import PartitionLag
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
+NOT_FOUND = "NOTFOUND"
+PARTITION_STATUSES = (OK, WARN, STOP, STALL, REWIND)
+"""What Burrow calls a partition (protocol.StatusConstant); loomctl's ERR and "-" are never shown for one."""
+GROUP_STATUSES = (NOT_FOUND, OK, WARN, ERR)
+"""What Burrow calls a group: STOP, STALL and REWIND fold into ERR."""
+INVALID_REQUEST = b'{"error":true,"message":"invalid request type","result":{}}'
+"""Burrow's answer to a path it does not route (no ``request`` object)."""
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -44,92 +72,148 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def judged(p: "PartitionLag") -> bool:
+    """Burrow could judge this partition: it has a commit, a lag and a verdict in Burrow's partition vocabulary."""
+    return p.committed_offset is not None and p.lag is not None and p.status in PARTITION_STATUSES
+
+
+def folded_status(statuses: Iterable[str]) -> str:
+    """The group's status as Burrow folds its partitions': OK, WARN, or ERR for STOP, STALL, REWIND (and loomctl's
+    ERR, a partition never committed while it holds data); loomctl's "-" (no verdict yet) leaves it as it is."""
+    code = max((min(BURROW_CODES[s], BURROW_CODES[ERR]) for s in statuses if s in BURROW_CODES), default=BURROW_CODES[OK])
+    return GROUP_STATUSES[max(code, BURROW_CODES[OK])]
+
+
+def _share(value: float) -> float:
+    """A share to three decimals, floored: 1.0 only when whole (a group's ``complete`` counts the full windows)."""
+    return math.floor(value * 1000) / 1000
+
+
 def _millis(value: Any) -> int | None:
     return None if value is None else int(value.timestamp() * 1000)
 
 
-def _shown(status: str) -> str:
-    return "UNKNOWN" if status == UNKNOWN else status
-
-
-def _offset(offset: int | None, timestamp: Any, lag: int | None, observed: Any) -> dict[str, Any] | None:
+def _offset(offset: int | None, timestamp: Any, lag: int | None) -> dict[str, Any] | None:
+    """Burrow's ConsumerOffset; loomctl observes a commit when it samples it, so ``observedAt`` is the sample's time."""
     if offset is None:
         return None
-    return {"offset": offset, "timestamp": _millis(timestamp), "observedAt": _millis(observed), "lag": lag}
+    at = _millis(timestamp)
+    return {"offset": offset, "timestamp": at, "observedAt": at, "lag": lag}
 
 
-def _partition(snap: ExportSnapshot, p: Any, expected_samples: float) -> dict[str, Any]:
-    evidence: WindowEvidence | None = snap.evidence.get((p.consumer_group_id, p.topic_name, p.partition))
-    if evidence is not None and evidence.samples:
-        start = _offset(evidence.first_offset, evidence.first_timestamp, evidence.first_lag, evidence.first_timestamp)
-        end = _offset(evidence.last_offset, evidence.last_timestamp, evidence.last_lag, evidence.last_timestamp)
-        samples = evidence.samples
-    else:
-        start = end = _offset(p.committed_offset, snap.taken_at, p.lag, snap.taken_at)
-        samples = 1
+def _window_offsets(snap: ExportSnapshot, p: "PartitionLag") -> tuple[dict[str, Any] | None, dict[str, Any] | None, int]:
+    """The first and last stored commit of the window and its number of samples; the live commit without a window."""
+    live = _offset(p.committed_offset, snap.taken_at, p.lag)
+    e = snap.evidence.get((p.consumer_group_id, p.topic_name, p.partition))
+    if e is None or not e.samples:
+        return live, live, 1
+    end = _offset(e.last_offset, e.last_timestamp, e.last_lag) or live
+    # a window whose first sample had no commit yet starts at its first commit known here: the last one
+    start = _offset(e.first_offset, e.first_timestamp, e.first_lag) or end
+    return start, end, e.samples
+
+
+def _partition(snap: ExportSnapshot, p: "PartitionLag", expected_samples: float) -> dict[str, Any]:
+    start, end, samples = _window_offsets(snap, p)
     return {
         "topic": p.topic_name,
         "partition": p.partition,
         "owner": p.host or "",
         "client_id": p.client_id or "",
-        "status": _shown(p.status),
+        "status": p.status,
         "start": start,
         "end": end,
         "current_lag": p.lag,
-        "complete": round(min(samples / expected_samples, 1.0), 3),
+        "complete": _share(min(samples / expected_samples, 1.0)),
     }
 
 
-def group_status(snap: ExportSnapshot, group_id: str, *, show_all: bool) -> dict[str, Any] | None:
-    """Burrow's ``status`` object of one group; None when the cycle saw no partition of it (NOTFOUND)."""
-    rows = snap.partitions_of(group_id)
-    if group_id not in snap.groups or not rows:
+def group_status(snap: ExportSnapshot, group_id: str, *, show_all: bool,
+                 rows: list["PartitionLag"] | None = None) -> dict[str, Any] | None:
+    """Burrow's ConsumerGroupStatus of one group; None (NOTFOUND) when the cycle judged no partition of it."""
+    if group_id not in snap.groups:
         return None
+    rows = sorted(snap.partitions_of(group_id) if rows is None else rows, key=lambda r: (r.topic_name, r.partition))
     expected = max(snap.window.total_seconds() / max(snap.interval.total_seconds(), 1.0), 1.0)
-    partitions = [_partition(snap, p, expected) for p in rows]
-    known = [p for p in partitions if p["current_lag"] is not None]
-    max_lag = max(known, key=lambda p: p["current_lag"], default=None)
+    partitions = [_partition(snap, p, expected) for p in rows if judged(p)]
+    if not partitions:
+        return None
+    max_lag = None
+    for p in partitions:  # the first of the highest, as Burrow picks it
+        if max_lag is None or p["current_lag"] > max_lag["current_lag"]:
+            max_lag = p
     return {
         "cluster": snap.cluster_name,
         "group": group_id,
-        "status": _shown(snap.group_status(group_id)),
-        "complete": round(sum(1 for p in partitions if p["complete"] >= 1.0) / len(partitions), 3),
+        "status": folded_status(p.status for p in rows),
+        "complete": _share(sum(1 for p in partitions if p["complete"] == 1.0) / len(rows)),
         "partitions": partitions if show_all else [p for p in partitions if p["status"] != OK],
-        "partition_count": len(partitions),
+        "partition_count": len(rows),
         "maxlag": max_lag,
-        "totallag": sum(p["current_lag"] for p in known),
+        "totallag": sum(p["current_lag"] for p in partitions),
     }
 
 
-def topic_offsets(snap: ExportSnapshot, topic: str) -> list[int] | None:
-    """Burrow's topic detail: the log end offset of each partition, by partition (-1 where unknown)."""
-    ends = {p.partition: p.log_end_offset for p in snap.partitions if p.topic_name == topic}
-    if not ends:
-        return None
-    return [ends.get(i) if ends.get(i) is not None else -1 for i in range(max(ends) + 1)]  # type: ignore[misc]
+def not_found_status(cluster: str, group_id: str) -> dict[str, Any]:
+    """What Burrow's evaluator answers for a group it holds no offsets for."""
+    return {"cluster": cluster, "group": group_id, "status": NOT_FOUND, "complete": 1.0, "partitions": [],
+            "partition_count": 0, "maxlag": None, "totallag": 0}
 
 
-def consumer_detail(snap: ExportSnapshot, group_id: str) -> dict[str, list[dict[str, Any]]] | None:
-    """Burrow's consumer detail: per topic, per partition, the window's stored offsets (first and last) and the lag."""
-    rows = snap.partitions_of(group_id)
-    if group_id not in snap.groups or not rows:
+def consumer_detail(snap: ExportSnapshot, group_id: str, rows: list["PartitionLag"] | None = None) -> dict[str, list[dict[str, Any]]] | None:
+    """Burrow's ConsumerTopics: per topic, indexed by partition, the window's stored commits (first and last), the
+    owner and the lag; None when the group has no commit on the cluster (Burrow holds nothing for it)."""
+    rows = snap.partitions_of(group_id) if rows is None else rows
+    info = snap.groups.get(group_id)
+    if info is None or info.state == "Dead" or not any(p.committed_offset is not None for p in rows):
         return None
+    by_topic: dict[str, dict[int, PartitionLag]] = {}
+    for p in rows:
+        by_topic.setdefault(p.topic_name, {})[p.partition] = p
     topics: dict[str, list[dict[str, Any]]] = {}
-    for p in sorted(rows, key=lambda r: (r.topic_name, r.partition)):
-        evidence = snap.evidence.get((p.consumer_group_id, p.topic_name, p.partition))
-        offsets = [o for o in (
-            (_offset(evidence.first_offset, evidence.first_timestamp, evidence.first_lag, evidence.first_timestamp),
-             _offset(evidence.last_offset, evidence.last_timestamp, evidence.last_lag, evidence.last_timestamp))
-            if evidence is not None else (_offset(p.committed_offset, snap.taken_at, p.lag, snap.taken_at),)) if o is not None]
-        topics.setdefault(p.topic_name, []).append(
-            {"offsets": offsets, "owner": p.host or "", "client_id": p.client_id or "", "current-lag": p.lag})
+    for topic, partitions in sorted(by_topic.items()):
+        listed = topics[topic] = []
+        for number in range(max(partitions) + 1):
+            p = partitions.get(number)
+            if p is None or p.committed_offset is None:
+                owner, client_id = (p.host, p.client_id) if p is not None else (None, None)
+                listed.append({"offsets": [], "owner": owner or "", "client_id": client_id or "", "current-lag": None})
+                continue
+            start, end, _ = _window_offsets(snap, p)
+            offsets = [start] if start == end else [start, end]
+            listed.append({"offsets": offsets, "owner": p.host or "", "client_id": p.client_id or "", "current-lag": p.lag})
     return topics
 
 
-def not_found_status(cluster: str, group_id: str) -> dict[str, Any]:
-    """What Burrow's evaluator answers for a group it does not know."""
-    return {"cluster": cluster, "group": group_id, "status": "NOTFOUND", "complete": 1.0, "partitions": [],
-            "partition_count": 0, "maxlag": None, "totallag": 0}
+class BurrowView:
+    """One snapshot's rows by group and by topic, and the groups it lists: built once, on the first request for it."""
+
+    def __init__(self, snap: ExportSnapshot) -> None:
+        self.snap = snap
+        self.rows: dict[str, list[PartitionLag]] = {}
+        for p in snap.partitions:
+            self.rows.setdefault(p.consumer_group_id, []).append(p)
+        self.consumers = sorted(
+            g for g, rows in self.rows.items()
+            if g in snap.groups and snap.groups[g].state != "Dead" and any(judged(p) for p in rows))
+        listed = set(self.consumers)
+        self.consumers_of: dict[str, set[str]] = {}
+        ends: dict[str, dict[int, int | None]] = {}
+        for p in snap.partitions:
+            if p.consumer_group_id in listed and p.committed_offset is not None:
+                self.consumers_of.setdefault(p.topic_name, set()).add(p.consumer_group_id)
+            known = ends.setdefault(p.topic_name, {})
+            if known.get(p.partition) is None:
+                known[p.partition] = p.log_end_offset
+        self.topics = sorted(ends)
+        self.offsets = {t: [e if (e := by_partition.get(i)) is not None else -1 for i in range(max(by_partition) + 1)]
+                        for t, by_partition in ends.items()}
+
+    def status(self, group_id: str, *, show_all: bool) -> dict[str, Any] | None:
+        return group_status(self.snap, group_id, show_all=show_all, rows=self.rows.get(group_id, []))
+
+    def detail(self, group_id: str) -> dict[str, list[dict[str, Any]]] | None:
+        return consumer_detail(self.snap, group_id, self.rows.get(group_id, []))
 
 
 class Api:
@@ -138,65 +222,87 @@ class Api:
     def __init__(self, exporter: Exporter) -> None:
         self.exporter = exporter
         self.host = socket.gethostname()
+        self._view: BurrowView | None = None
 
-    def _json(self, code: int, path: str, body: dict[str, Any]) -> tuple[int, str, bytes]:
-        body = {**body, "request": {"url": path, "host": self.host}}
+    def view(self) -> BurrowView | None:
+        snap = self.exporter.snapshot
+        if snap is None:
+            return None
+        view = self._view
+        if view is None or view.snap is not snap:
+            view = self._view = BurrowView(snap)  # two requests racing here build it twice: harmless
+        return view
+
+    def _json(self, code: int, url: str, message: str, payload: dict[str, Any], *, error: bool = False) -> tuple[int, str, bytes]:
+        body = {"error": error, "message": message, **payload, "request": {"url": url, "host": self.host}}
         return code, "application/json", json.dumps(body, separators=(",", ":")).encode()
 
-    def _error(self, code: int, path: str, message: str) -> tuple[int, str, bytes]:
-        return self._json(code, path, {"error": True, "message": message})
+    def _error(self, code: int, url: str, message: str) -> tuple[int, str, bytes]:
+        return self._json(code, url, message, {}, error=True)
 
     def get(self, target: str) -> tuple[int, str, bytes]:
         path = urlsplit(target).path
         if path == "/metrics":
             return 200, METRICS_CONTENT_TYPE, self.exporter.metrics()
         if path in ("/healthz", "/livez"):
-            return 200, "text/plain; charset=utf-8", b"ok\n"
+            return 200, TEXT_CONTENT_TYPE, b"ok\n"
         if path == "/readyz":
             if self.exporter.ready():
-                return 200, "text/plain; charset=utf-8", b"ready\n"
-            return 503, "text/plain; charset=utf-8", b"not ready: no recent successful cycle\n"
+                return 200, TEXT_CONTENT_TYPE, b"ready\n"
+            return 503, TEXT_CONTENT_TYPE, b"not ready: no recent successful cycle\n"
+        if path == "/burrow/admin":
+            return 200, TEXT_CONTENT_TYPE, b"GOOD"
+        if path == "/burrow/admin/ready":
+            return (200, TEXT_CONTENT_TYPE, b"READY") if self.exporter.ready() else (503, TEXT_CONTENT_TYPE, b"STARTING")
         parts = [unquote(p) for p in path.strip("/").split("/")]
         if parts[:2] != ["v3", "kafka"]:
-            return self._error(404, path, "invalid request type")
-        return self._burrow(path, parts[2:])
+            return 404, "application/json", INVALID_REQUEST
+        return self._burrow(unquote(path), parts[2:])  # Burrow's request url is the decoded path (Go's URL.Path)
 
-    def _burrow(self, path: str, parts: list[str]) -> tuple[int, str, bytes]:
+    def _burrow(self, url: str, parts: list[str]) -> tuple[int, str, bytes]:
         cluster = self.exporter.cluster_name
-        snap = self.exporter.snapshot
         if not parts:
-            return self._json(200, path, {"error": False, "message": "cluster list returned", "clusters": [cluster]})
-        if parts[0] != cluster:
-            return self._error(404, path, "cluster not found")
+            return self._json(200, url, "cluster list returned", {"clusters": [cluster]})
+        known = parts[0] == cluster
+        view = self.view() if known else None
         rest = parts[1:]
         if not rest:
-            module = {"class-name": "loomctl", "servers": [], "topic-refresh": int(self.exporter.interval.total_seconds()),
-                      "offset-refresh": int(self.exporter.interval.total_seconds())}
-            return self._json(200, path, {"error": False, "message": "cluster module detail returned", "module": module})
-        if rest == ["consumer"]:
-            groups = sorted(snap.groups) if snap else []
-            return self._json(200, path, {"error": False, "message": "consumer list returned", "consumers": groups})
+            if not known:
+                return self._error(404, url, "cluster module not found")
+            seconds = int(self.exporter.interval.total_seconds())
+            profile = {"name": "loomctl", "client-id": "", "kafka-version": "", "tls": None, "sasl": None}
+            module = {"class-name": "kafka", "servers": list(view.snap.brokers) if view else [], "client-profile": profile,
+                      "topic-refresh": seconds, "offset-refresh": seconds}
+            return self._json(200, url, "cluster module detail returned", {"module": module})
         if rest == ["topic"]:
-            topics = sorted({p.topic_name for p in snap.partitions}) if snap else []
-            return self._json(200, path, {"error": False, "message": "topic list returned", "topics": topics})
+            if not known:
+                return self._error(404, url, "cluster not found")
+            return self._json(200, url, "topic list returned", {"topics": view.topics if view else []})
         if len(rest) == 2 and rest[0] == "topic":
-            offsets = topic_offsets(snap, rest[1]) if snap else None
+            offsets = view.offsets.get(rest[1]) if view else None
             if offsets is None:
-                return self._error(404, path, "cluster or topic not found")
-            return self._json(200, path, {"error": False, "message": "topic offsets returned", "offsets": offsets})
+                return self._error(404, url, "cluster or topic not found")
+            return self._json(200, url, "topic offsets returned", {"offsets": offsets})
+        if len(rest) == 3 and rest[0] == "topic" and rest[2] == "consumers":
+            if not known:
+                return self._error(404, url, "cluster not found")
+            consumers = sorted(view.consumers_of.get(rest[1], ())) if view else []
+            return self._json(200, url, "consumers of topic returned", {"consumers": consumers})
+        if rest == ["consumer"]:
+            if not known:
+                return self._error(404, url, "cluster not found")
+            return self._json(200, url, "consumer list returned", {"consumers": view.consumers if view else []})
         if len(rest) == 2 and rest[0] == "consumer":
-            topics = consumer_detail(snap, rest[1]) if snap else None
+            topics = view.detail(rest[1]) if view else None
             if topics is None:
-                return self._error(404, path, "cluster or consumer not found")
-            return self._json(200, path, {"error": False, "message": "consumer detail returned", "topics": topics})
+                return self._error(404, url, "cluster or consumer not found")
+            return self._json(200, url, "consumer detail returned", {"topics": topics})
         if len(rest) == 3 and rest[0] == "consumer" and rest[2] in ("status", "lag"):
-            group_id = rest[1]
-            status = group_status(snap, group_id, show_all=rest[2] == "lag") if snap else None
-            if status is None:
-                return self._json(404, path, {"error": False, "message": "consumer status returned",
-                                              "status": not_found_status(cluster, group_id)})
-            return self._json(200, path, {"error": False, "message": "consumer status returned", "status": status})
-        return self._error(404, path, "invalid request type")
+            status = view.status(rest[1], show_all=rest[2] == "lag") if view else None
+            if status is None:  # an unknown cluster too: Burrow's evaluator answers NOTFOUND for either
+                return self._json(404, url, "consumer status returned", {"status": not_found_status(parts[0], rest[1])})
+            return self._json(200, url, "consumer status returned", {"status": status})
+        return 404, "application/json", INVALID_REQUEST
 
 
 class _Handler(BaseHTTPRequestHandler):

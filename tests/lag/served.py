@@ -128,7 +128,7 @@ def start_collector(database_url: str, bootstrap: str, log: Path, *args: str, li
 @dataclass(frozen=True)
 class KnownGroups:
     """Three configured groups on the broker: caught up, stopped with lag (and records lost), half committed; the first
-    two with lag objectives of 60 s and 3600 s."""
+    two with lag objectives of 60 s and 3600 s. A fourth configured service never ran: its group is not on the broker."""
 
     ok_group: str
     ok_service: str
@@ -139,6 +139,8 @@ class KnownGroups:
     ok_topic: str
     stop_topic: str
     partial_topic: str
+    never_ran_group: str
+    never_ran_service: str
     profile: str = "high-throughput"
 
 
@@ -151,6 +153,7 @@ def make_groups(database_url: str, bootstrap: str) -> KnownGroups:
         ok_group=unique("g-ok"), ok_service=unique("svc-ok"), stop_group=unique("g-stop"), stop_service=unique("svc-stop"),
         partial_group=unique("g-part"), partial_service=unique("svc-part"),
         ok_topic=unique("t-ok"), stop_topic=unique("t-stop"), partial_topic=unique("t-part"),
+        never_ran_group=unique("g-never"), never_ran_service=unique("svc-never"),
     )
     admin = admin_client(bootstrap)
     for topic in (g.ok_topic, g.stop_topic, g.partial_topic):
@@ -165,10 +168,10 @@ def make_groups(database_url: str, bootstrap: str) -> KnownGroups:
     produce(bootstrap, g.partial_topic, {0: 6, 1: 6})
     commit(bootstrap, g.partial_group, g.partial_topic, {0: 2})  # partition 1: never committed
     with psycopg.connect(database_url, autocommit=True) as conn:
-        # objectives: the caught-up group meets a minute, the stopped one ages towards an hour; the third has none
+        # objectives: the caught-up group meets a minute, the stopped one ages towards an hour; the others have none
         for service, group, profile, objective in (
                 (g.ok_service, g.ok_group, None, 60), (g.stop_service, g.stop_group, g.profile, 3600),
-                (g.partial_service, g.partial_group, None, None)):
+                (g.partial_service, g.partial_group, None, None), (g.never_ran_service, g.never_ran_group, None, None)):
             conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, profile, lag_slo_seconds)"
                          " VALUES (%s, %s, %s, %s)", (service, group, profile, objective))
     return g
