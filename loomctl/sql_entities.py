@@ -28,7 +28,7 @@ CURRENT: dict[str, int] = {
     "lag_partition_status": 5,
     "lag_objectives": 1,
     "lag_objectives_digest": 1,
-    "lag_group_status_live": 1,
+    "lag_group_status_live": 2,
     "lag_group_status": 1,
     "refresh_lag_partition_status": 2,
     "processing_metrics_rollup_sync": 1,

@@ -1,7 +1,8 @@
 """verdicts that judge each partition against its own pace: lag_partition_status_live v2 (STOP when nobody is left
 and the wait since the last commit outgrows the usual one, STALL after three usual waits, REWIND until the old
-high is passed again, an earlier zero lag no longer hiding either); the kept copy is dropped so that nothing
-judged by the old rules is served
+high is passed again, an earlier zero lag no longer hiding either, a single sample with lag unknown rather than
+OK) and lag_group_status_live v2 ranking that unknown; the kept copy is dropped so that nothing judged by the old
+rules is served
 
 Revision ID: 0008
 Revises: 0007
@@ -29,9 +30,11 @@ def _forget_kept_statuses() -> None:
 def upgrade() -> None:
     # Same arguments and columns: replaced in place, lag_partition_status and the views over it stay.
     op.replace_entity(entity("lag_partition_status_live", 2))
+    op.replace_entity(entity("lag_group_status_live", 2))
     _forget_kept_statuses()
 
 
 def downgrade() -> None:
+    op.replace_entity(entity("lag_group_status_live", 1))
     op.replace_entity(entity("lag_partition_status_live", 1))
     _forget_kept_statuses()

@@ -232,7 +232,7 @@ class Collector:
         started: float,
     ) -> None:
         """Hand the exporter this cycle's figures: the live rows with lag in time carried from the stored
-        samples and, where the window holds two samples or more, its status, as `lag show` judges them."""
+        samples and the window's status, the one `lag status` and the alerts give after this cycle."""
         from loomctl.kafka import ClusterSnapshot
         from loomctl.lag.exporter import ExportSnapshot, GroupInfo, evidence_from
         from loomctl.lag.status import stored_status
@@ -242,7 +242,7 @@ class Collector:
         services = {c.consumer_group_id: c.service_name for c in configs}
         window = stored_status(conn, self.status_window, sorted(services)) if services else []
         conn.commit()
-        statuses = {(r["consumer_group_id"], r["topic_name"], r["partition"]): r["status"] for r in window if r["samples"] >= 2}
+        statuses = {(r["consumer_group_id"], r["topic_name"], r["partition"]): r["status"] for r in window}
         rows = live_lag(snap, services, sorted(services), now=now, previous=previous, stored_status=statuses)
         groups = {}
         for config in configs:

@@ -374,8 +374,8 @@ def show(
 def _stored(
     conn: "psycopg.Connection[Any]", sampled: dict[str, str], window: dt.timedelta,
 ) -> tuple[dict[Key, PreviousSample], dict[Key, str]]:
-    """The newest stored sample of each partition (lag in time is carried from it) and, where the window holds
-    two samples or more, the window's status.
+    """The newest stored sample of each partition (lag in time is carried from it) and the window's status (the
+    one `lag status`, the alerts and the exporter give: "-" where a single sample cannot be judged yet).
 
     Both from one read of ``lag_partition_status``, whose last sample of each partition in the window is the
     newest one stored: served from the copy a running collector keeps, that is a read of one row per
@@ -397,8 +397,7 @@ def _stored(
     reported: set[str] = set()
     for group, topic, partition, status, samples, last_at, committed, log_end, time_lag_ms, by_service in rows:
         key = (group, topic, partition)
-        if samples >= 2:
-            statuses[key] = status
+        statuses[key] = status
         if by_service:
             reported.add(group)
         else:

@@ -18,7 +18,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from loomctl.lag.verdicts import ERR, OK, REWIND, STALL, STOP, WARN
+from loomctl.lag.verdicts import ERR, OK, REWIND, STALL, STOP, UNKNOWN, WARN
 
 STALL_AFTER_NORMAL_WAITS = 3
 DEFAULT_MAX_POLL_MS = 300_000
@@ -93,8 +93,10 @@ def judge(
     last = samples[-1]
     if last.committed_offset is None:
         return ERR if last.log_end_offset > (last.log_start_offset or 0) else OK
-    if last.lag == 0 or len(samples) < 2:
+    if last.lag == 0:
         return OK
+    if len(samples) < 2:
+        return UNKNOWN
     waited = pace(samples, max_poll_ms)
     nobody = last.member_count == 0 or last.group_state in NOBODY
     assert waited.normal_ms is not None and waited.stall_ms is not None

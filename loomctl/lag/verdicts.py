@@ -19,8 +19,8 @@ NO_DATA = "NO_DATA"
 
 STATUS_ORDER = (OK, UNKNOWN, WARN, REWIND, ERR, STALL, STOP)
 """Least to most severe; a group's status is its worst partition's."""
-STORED_STATUSES = tuple(s for s in STATUS_ORDER if s != UNKNOWN)
-"""What ``lag_partition_status`` gives a partition, in the same order."""
+STORED_STATUSES = STATUS_ORDER
+"""What ``lag_partition_status`` gives a partition, in the same order ("-" for a single sample with lag)."""
 _RANK = {status: rank for rank, status in enumerate((NO_DATA, *STATUS_ORDER))}
 
 

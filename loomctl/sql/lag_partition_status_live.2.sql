@@ -16,7 +16,7 @@ AS $function$
 -- In order:
 --   ERR     no committed offset while the partition holds data (lag unknown, not 0);
 --   OK      lag 0 at the last sample (a quiet or caught-up partition is never flagged);
---   OK      a single sample: nothing to compare yet;
+--   -       a single sample with lag: nothing to compare yet, so not judged (unknown, never OK);
 --   STOP    nobody is left to commit (no members, or the group Empty or Dead), the lag grew while
 --           waiting (or the offset was still for the whole window), and the wait is past its normal:
 --           a consumer that committed every few seconds is STOP a few seconds after it left,
@@ -139,7 +139,7 @@ WITH window_thirds AS (
                WHEN j.last_committed_offset IS NULL THEN
                    CASE WHEN j.log_end_offset > coalesce(j.log_start_offset, 0) THEN 'ERR' ELSE 'OK' END
                WHEN j.last_lag = 0 THEN 'OK'
-               WHEN j.samples < 2 THEN 'OK'
+               WHEN j.samples < 2 THEN '-'
                WHEN j.no_members AND j.lag_grew AND j.waiting_ms >= j.normal_ms THEN 'STOP'
                WHEN NOT j.no_members AND j.lag_grew AND j.waiting_ms >= j.stall_ms THEN 'STALL'
                WHEN j.last_committed_offset < j.highest_committed_offset THEN 'REWIND'

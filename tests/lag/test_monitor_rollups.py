@@ -369,7 +369,7 @@ def test_the_migration_sums_the_batches_already_there_and_goes_back_to_0006(empt
         copy_samples(conn, samples(now, groups=3))
         conn.execute("SELECT refresh_lag_partition_status(%s)", [WINDOW])
         before = monitor(conn)
-    migrations.upgrade(url)
+    migrations.upgrade(url, "0007")  # 0008 drops the copy: it was judged by the rules it replaces
     with psycopg.connect(url, row_factory=dict_row) as conn:
         assert rollup(conn) == rollup_of_the_rows(conn) and rollup(conn)
         conn.execute(reference_view_sql())

@@ -27,8 +27,9 @@ def url(database_factory) -> Iterator[str]:
     database_factory.drop(url)
 
 
-def history(now: dt.datetime, groups: int = 3, partitions: int = 2, samples: int = 10) -> list[LagSample]:
-    """A few groups, each a different kind: keeping up, stuck (committed offset still), never committed."""
+def history(now: dt.datetime, groups: int = 3, partitions: int = 2, samples: int = 12) -> list[LagSample]:
+    """A few groups, each a different kind: keeping up, stuck (committed offset still for 330 s, past its
+    max_poll_interval_ms), never committed."""
     rows = []
     for g in range(groups):
         for p in range(partitions):

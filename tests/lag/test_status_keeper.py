@@ -97,7 +97,7 @@ def test_the_samples_are_committed_before_the_statuses_are_kept(url, services):
                     "SELECT partition, status FROM lag_partition_status_live(%s) WHERE consumer_group_id = %s ORDER BY 1",
                     [WINDOW, group],
                 ).fetchall()
-            assert served == computed == [(0, "OK"), (1, "OK")]
+            assert served == computed == [(0, "-"), (1, "OK")]  # a single sample with lag is not judged yet
         finally:
             collector.close()
     assert warnings(events) == []

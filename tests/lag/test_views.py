@@ -113,6 +113,8 @@ def history(base: dt.datetime) -> list[LagSample]:
     # a group sampled twice only: too few samples to call it stuck
     for i in range(2):
         rows.append(sample("newcomer", 0, base - dt.timedelta(seconds=30 * i), 50, 90, members=1, time_lag_ms=1000))
+    # a group sampled once, with lag: nothing to compare, so unknown rather than OK
+    rows.append(sample("firstlook", 0, base, 50, 90, members=1))
     return rows
 
 
@@ -121,6 +123,7 @@ CONFIGS = {
     "ok": (500, 300000), "slow": (100, 300000), "stuck": (500, 300000), "stopped": (500, 300000),
     "rewound": (500, 300000), "never": (500, 300000), "quiet": (500, 300000), "bursty": (500, 300000),
     "sawtooth": (500, 300000), "latecomer": (500, 300000), "relapsed": (500, 300000),
+    "firstlook": (500, 300000),
     "slowbatch": (500, 300000), "failing": (500, 300000), "newcomer": (500, 300000),
     "reported": (500, 300000), "idle": (500, 300000),
 }
@@ -178,7 +181,7 @@ def test_partition_status_follows_the_rules_with_the_evidence(world):
         ("stuck", 0): "STALL", ("stuck", 1): "OK", ("stopped", 0): "STOP", ("rewound", 0): "REWIND", ("rewound", 1): "OK",
         ("never", 0): "ERR", ("never", 1): "OK", ("quiet", 0): "OK", ("bursty", 0): "OK",
         ("newcomer", 0): "OK", ("reported", 0): "STALL", ("sawtooth", 0): "WARN", ("latecomer", 0): "WARN",
-        ("relapsed", 0): "STALL",
+        ("relapsed", 0): "STALL", ("firstlook", 0): "-",
     }
     assert {key: status[(name(kind), p)]["status"] for key in expected for kind, p in [key]} == expected
 
@@ -206,6 +209,7 @@ def test_partition_status_follows_the_rules_with_the_evidence(world):
     assert "lowest lag of each third of the window rose 100 -> 300 -> 550" in status[(name("slow"), 0)]["evidence"]
     assert "rose 10 -> 120 -> 210" in status[(name("sawtooth"), 0)]["evidence"]
     assert status[(name("newcomer"), 0)]["evidence"].startswith("committed offset 50 -> 50, lag 40 -> 40")
+    assert status[(name("firstlook"), 0)]["evidence"].startswith("one sample, at ")
     assert "membership unknown" in status[(name("reported"), 0)]["evidence"]
 
 
@@ -246,7 +250,7 @@ def test_monitor_rows_come_from_measured_lag_and_metrics(world):
     rows = monitor(world)
     assert {k: rows[name(k)]["status"] for k in CONFIGS} == {
         "ok": "OK", "slow": "WARN", "stuck": "STALL", "stopped": "STOP", "rewound": "REWIND", "never": "ERR",
-        "quiet": "OK", "bursty": "OK", "slowbatch": "OK", "failing": "OK", "newcomer": "OK", "reported": "STALL", "relapsed": "STALL",
+        "quiet": "OK", "bursty": "OK", "slowbatch": "OK", "failing": "OK", "newcomer": "OK", "reported": "STALL", "relapsed": "STALL", "firstlook": "-",
         "sawtooth": "WARN", "latecomer": "WARN", "idle": "NO_DATA",
     }
     last = ok_lag(SAMPLES - 1)
@@ -295,7 +299,7 @@ def test_alerts_carry_severities_and_numbers(world):
     assert alerts[name("never")] == {("no_committed_offset", "warning")}
     assert alerts[name("slowbatch")] == {("rebalance_risk", "critical")}
     assert alerts[name("failing")] == {("high_error_rate", "warning")}
-    for quiet in ("ok", "quiet", "bursty", "newcomer", "idle"):
+    for quiet in ("ok", "quiet", "bursty", "newcomer", "idle", "firstlook"):
         assert name(quiet) not in alerts, alerts[name(quiet)]
     stalled = next(r for r in rows if r["service_name"] == name("stuck") and r["alert_type"] == "consumer_stalled")
     assert (stalled["value"], stalled["threshold"], stalled["status"]) == (375, 0, "STALL")
