@@ -6,7 +6,8 @@ retention before the group read them. Lag in time is interpolated between stored
 (each carries it forward from the one before), so it survives restarts of the collector.
 
 ``samples`` holds the history row and its COPY, ``time_lag`` the lag in time, ``live`` what
-`lag show` reads from the cluster, ``verdicts`` the status vocabulary, ``status`` the stored window's
+`lag show` reads from the cluster, ``verdicts`` the status vocabulary, ``rules`` the status rules
+(the Python twin of the SQL that judges), ``status`` the stored window's
 verdict (and each service against its lag objective, `lag slo`), ``slo`` the objective's arithmetic
 (catch-up, breach, state), ``history`` lag over time; ``collector`` (`lag collect`), ``exporter`` and ``http`` (what the collector
 serves: Prometheus /metrics and the Burrow-compatible API) and ``metrics`` (what services report per

@@ -1,7 +1,8 @@
 """Statuses: the one vocabulary and its ranking, and the stored window's verdict per partition and group.
 
-The rules (OK, WARN, STALL, STOP, REWIND, ERR per partition) are SQL, in ``lag_partition_status``,
-so psql users and loomctl judge alike; ``v_consumer_performance_monitor`` picks a group's worst
+The rules (OK, WARN, STALL, STOP, REWIND, ERR, "-" per partition, each against the partition's own commit
+pace) are SQL, in ``lag_partition_status``, so psql users and loomctl judge alike (:mod:`loomctl.lag.rules` is
+their Python twin); ``v_consumer_performance_monitor`` picks a group's worst
 partition with the same ranking as :func:`worst` (tests/lag/test_views.py holds the two together).
 Against each service's lag objective the same rows give catch-up and breach predictions
 (:mod:`loomctl.lag.slo`, whose SQL twin is in the monitor view too): :func:`slo_report` is `lag slo`.
