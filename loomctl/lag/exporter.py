@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from loomctl.lag import slo
 from loomctl.lag.samples import max_known, sum_known
 from loomctl.lag.status import ERR, OK, REWIND, STALL, STOP, UNKNOWN, WARN, worst
+from loomctl.lag.verdicts import STALE_AFTER_INTERVALS  # figures older than this many intervals are stale (a hung cycle)
 
 if TYPE_CHECKING:
     from loomctl.lag.live import PartitionLag
@@ -50,8 +51,6 @@ UNKNOWN_CODE = -1
 """A partition with lag but no stored window yet: one look cannot tell slow from stalled."""
 SLO_CODES = {slo.NO_DATA: -1, slo.MET: 0, slo.AT_RISK: 1, slo.BREACHED: 2}
 """The value of ``loomctl_group_slo_state_code`` (its name in the slo_state label); no series without an objective."""
-STALE_AFTER_INTERVALS = 3
-"""Figures older than this many intervals are stale even if no cycle reported a failure (a hung cycle)."""
 
 
 def status_name(status: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loomctl.lag.configured import configured_groups, select_services
-from loomctl.lag.verdicts import ERR, OK, STOP, UNKNOWN, status_rank, worst
+from loomctl.lag.verdicts import ERR, OK, STALE_AFTER_INTERVALS, STOP, UNKNOWN, status_rank, worst
 from loomctl.lag.time_lag import Key, PreviousSample, carry_time_lag_ms, previous_samples
 
 if TYPE_CHECKING:
@@ -371,11 +371,17 @@ def show(
     return LagView(by=by, group_ids=wanted, partitions=rows, summaries=summaries)
 
 
+_ONE_SAMPLE_INTERVAL = dt.timedelta(seconds=30)
+"""The sampling interval assumed where the window holds a single sample: `lag collect`'s default."""
+
+
 def _stored(
     conn: "psycopg.Connection[Any]", sampled: dict[str, str], window: dt.timedelta,
 ) -> tuple[dict[Key, PreviousSample], dict[Key, str]]:
     """The newest stored sample of each partition (lag in time is carried from it) and the window's status (the
-    one `lag status`, the alerts and the exporter give: "-" where a single sample cannot be judged yet).
+    one `lag status`, the alerts and the exporter give: "-" where a single sample cannot be judged yet), unless
+    it is stale: a verdict whose newest sample is older than a few sampling intervals was kept by a collector that
+    has stopped since, and the snapshot's own look (:func:`live_status`) is shown rather than that old verdict.
 
     Both from one read of ``lag_partition_status``, whose last sample of each partition in the window is the
     newest one stored: served from the copy a running collector keeps, that is a read of one row per
@@ -385,7 +391,7 @@ def _stored(
     (their newest may be up to an hour old), and partitions whose last sample a service reported itself
     (``record_consumer_lag``: the window's lag in time there is an estimate, not the sample's own)."""
     rows = conn.execute(
-        "SELECT s.consumer_group_id, s.topic_name, s.partition, s.status, s.samples, s.last_timestamp,"
+        "SELECT s.consumer_group_id, s.topic_name, s.partition, s.status, s.samples, s.first_timestamp, s.last_timestamp,"
         "       s.last_committed_offset, s.log_end_offset, s.time_lag_ms, s.member_count IS NULL AND s.group_state IS NULL"
         "  FROM public.lag_partition_status(%s) AS s"
         " WHERE s.consumer_group_id = ANY(%s)",
@@ -395,9 +401,12 @@ def _stored(
     statuses: dict[Key, str] = {}
     in_window: set[str] = set()
     reported: set[str] = set()
-    for group, topic, partition, status, samples, last_at, committed, log_end, time_lag_ms, by_service in rows:
+    now = dt.datetime.now(dt.timezone.utc)
+    for group, topic, partition, status, samples, first_at, last_at, committed, log_end, time_lag_ms, by_service in rows:
         key = (group, topic, partition)
-        statuses[key] = status
+        every = (last_at - first_at) / (samples - 1) if samples >= 2 else _ONE_SAMPLE_INTERVAL
+        if now - last_at <= STALE_AFTER_INTERVALS * max(every, dt.timedelta(seconds=1)):
+            statuses[key] = status
         if by_service:
             reported.add(group)
         else:

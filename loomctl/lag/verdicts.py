@@ -17,6 +17,10 @@ UNKNOWN = "-"
 NO_DATA = "NO_DATA"
 """A configured service with no sample in the window."""
 
+STALE_AFTER_INTERVALS = 3
+"""A verdict whose newest sample is older than this many sampling intervals is stale: the collector that kept it
+stopped, and what it said is not served as today's (the exporter's figures go stale after as many intervals)."""
+
 STATUS_ORDER = (OK, UNKNOWN, WARN, REWIND, ERR, STALL, STOP)
 """Least to most severe; a group's status is its worst partition's."""
 STORED_STATUSES = STATUS_ORDER

@@ -197,3 +197,31 @@ def test_alerts_fail_on_levels(database_factory, services) -> None:
         assert cli("alerts", "--fail-on", "sometimes").exit_code == 2
     finally:
         database_factory.drop(url)
+
+
+def test_a_verdict_kept_by_a_collector_that_stopped_is_not_shown_as_today(cli, lag_db, services) -> None:
+    """A window whose newest sample is minutes old (its collector stopped) says OK; the group is Empty with lag
+    now, so `lag show` gives what the snapshot proves (STOP), not that old OK; a fresh window's verdict is shown."""
+    from loomctl.lag import LagSample, copy_samples
+
+    bootstrap = services.bootstrap_servers
+    topic, group, service = unique("late"), unique("g-late"), unique("late-svc")
+    create_topic(bootstrap, topic, 1)
+    produce(bootstrap, topic, {0: 10})
+    commit(bootstrap, group, topic, {0: 5})
+    configure(cli, service, group)
+
+    def history(newest: dt.datetime) -> list[LagSample]:
+        return [LagSample(group, topic, 0, newest - dt.timedelta(seconds=30 * i), service, 5 - i, 5 - i, 0, 0, 0,
+                          "Stable", 1) for i in range(5)]
+
+    with psycopg.connect(lag_db) as conn:
+        now = conn.execute("SELECT now()").fetchone()[0]
+        copy_samples(conn, history(now - dt.timedelta(minutes=8)))
+    [row] = cli.json("lag", "show", service)
+    assert (row["lag"], row["group_state"], row["status"]) == (5, "Empty", "STOP")
+    with psycopg.connect(lag_db) as conn:
+        conn.execute("DELETE FROM consumer_lag_history WHERE consumer_group_id = %s", [group])
+        copy_samples(conn, history(conn.execute("SELECT now()").fetchone()[0]))
+    [row] = cli.json("lag", "show", service)
+    assert row["status"] == "OK"  # the window's own (lag 0 at its newest sample, a moment ago)
