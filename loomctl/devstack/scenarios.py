@@ -201,16 +201,6 @@ def scenarios(interval_s: float) -> list[Scenario]:
 # -- what a run reports --
 
 
-@dataclass(frozen=True)
-class Reading:
-    at: float
-    """Seconds since T0 (negative before it)."""
-    scenario: str
-    surface: str
-    verdict: str
-    detail: str = ""
-
-
 @dataclass
 class SurfaceOutcome:
     """One surface over one phase."""
@@ -397,7 +387,7 @@ def run(database_url: str, bootstrap_servers: str, work_dir: Path, options: RunO
             elapsed = now - t0
             if elapsed >= options.observe_s:
                 break
-            if options.settle and not pending and elapsed >= options.min_observe_s and _settled(live, surfaces, options):
+            if options.settle and not pending and elapsed >= options.min_observe_s and _settled(live, surfaces):
                 break
             time.sleep(0.25)
         end = time.monotonic()
@@ -912,7 +902,7 @@ def _phase_bounds(x: _Live, end: float) -> list[tuple[Phase, float | None, float
     return bounds
 
 
-def _settled(live: Sequence[_Live], surfaces: _Surfaces, options: RunOptions) -> bool:
+def _settled(live: Sequence[_Live], surfaces: _Surfaces) -> bool:
     """Every started phase that must reach its verdict has on every surface, and every scenario's last phase has
     started and reads right now."""
     now = time.monotonic()
