@@ -52,6 +52,8 @@ class Pace:
     commit_ms: int | None
     """The time its commits seen in the window lie apart, on average (None below two)."""
     lag_grew: bool
+    sample_ms: int | None = None
+    """The sampling interval (None with a single sample)."""
 
 
 def pace(samples: Sequence[WindowSample], max_poll_ms: int | None = None) -> Pace:
@@ -73,7 +75,7 @@ def pace(samples: Sequence[WindowSample], max_poll_ms: int | None = None) -> Pac
     else:
         stall = max(STALL_AFTER_NORMAL_WAITS * sample_ms, DEFAULT_MAX_POLL_MS if max_poll_ms is None else max_poll_ms)
     grew = began is None or last.log_end_offset > began.log_end_offset
-    return Pace(waiting, normal, stall, commit_ms, grew)
+    return Pace(waiting, normal, stall, commit_ms, grew, sample_ms)
 
 
 def _lowest(lags: list[int | None]) -> int | None:
@@ -99,10 +101,11 @@ def judge(
         return UNKNOWN
     waited = pace(samples, max_poll_ms)
     nobody = last.member_count == 0 or last.group_state in NOBODY
-    assert waited.normal_ms is not None and waited.stall_ms is not None
+    assert waited.normal_ms is not None and waited.stall_ms is not None and waited.sample_ms is not None
     if waited.lag_grew and nobody and waited.waiting_ms >= waited.normal_ms:
         return STOP
-    if waited.lag_grew and not nobody and waited.waiting_ms >= waited.stall_ms:
+    # the last commit fell in the sampling interval before the wait began: it counts toward the stall
+    if waited.lag_grew and not nobody and waited.waiting_ms + waited.sample_ms >= waited.stall_ms:
         return STALL
     if last.committed_offset < max(s.committed_offset for s in samples if s.committed_offset is not None):
         return REWIND

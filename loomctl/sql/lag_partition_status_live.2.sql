@@ -23,7 +23,8 @@ AS $function$
 --           however long it had been caught up before (Burrow's rule: the time since the last
 --           commit against the span of the recent ones);
 --   STALL   the same with members present (samples a service reported itself count as present):
---           they poll but commit no progress, for three normal waits; where the pace is unknown
+--           they poll but commit no progress, for three normal waits (counting the sampling interval
+--           in which the last commit fell); where the pace is unknown
 --           (fewer than two commits in the window) for the service's max_poll_interval_ms (a slow
 --           consumer that commits every few minutes within it is not stalled), at least three
 --           sampling intervals;
@@ -141,7 +142,9 @@ WITH window_thirds AS (
                WHEN j.last_lag = 0 THEN 'OK'
                WHEN j.samples < 2 THEN '-'
                WHEN j.no_members AND j.lag_grew AND j.waiting_ms >= j.normal_ms THEN 'STOP'
-               WHEN NOT j.no_members AND j.lag_grew AND j.waiting_ms >= j.stall_ms THEN 'STALL'
+               -- the last commit fell in the sampling interval before the wait began: counted, so a member
+               -- is STALL three of its commit intervals after its last commit, not after the sample that saw it
+               WHEN NOT j.no_members AND j.lag_grew AND j.waiting_ms + j.sample_ms >= j.stall_ms THEN 'STALL'
                WHEN j.last_committed_offset < j.highest_committed_offset THEN 'REWIND'
                WHEN num_nonnulls(j.lowest_lag_1, j.lowest_lag_2, j.lowest_lag_3) >= 2
                     AND coalesce(j.lowest_lag_1 < coalesce(j.lowest_lag_2, j.lowest_lag_3), true)
