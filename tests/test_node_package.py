@@ -1,8 +1,9 @@
-"""The Node package (node/): its own tests on this session's PostgreSQL and Kafka, and its parity with Python.
+"""The Node package (node/): its lint, its own tests on this session's PostgreSQL and Kafka, and its parity with Python.
 
-`npm ci` and `npm run build` run once per session; the Node tests (node's test runner) get the
-session's addresses through LOOM_DATABASE_URL and LOOM_KAFKA_BOOTSTRAP_SERVERS and the loomctl
-command through LOOMCTL; their spec output is printed, and this test fails when any of them fails.
+`npm ci` and `npm run build` run once per session; `npm run lint` (tsc --noEmit, ESLint) must pass. The
+Node tests (node's test runner) get the session's addresses through LOOM_DATABASE_URL and
+LOOM_KAFKA_BOOTSTRAP_SERVERS and the loomctl command through LOOMCTL; their spec output is printed,
+and this test fails when any of them fails.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def node_package() -> str:
         result = _run(step)
         assert result.returncode == 0, f"{' '.join(step[1:])} failed:\n{result.stdout}\n{result.stderr}"
     return node
+
+
+def test_node_lint_is_clean(node_package):
+    """`npm run lint`: tsc --noEmit (strict) over src/ and test/, then ESLint with typescript-eslint's type-checked rules."""
+    result = _run([_tool("npm"), "run", "lint"])
+    assert result.returncode == 0, f"npm run lint failed:\n{result.stdout}\n{result.stderr}"
 
 
 def _node_env(database_url: str, bootstrap_servers: str) -> dict[str, str]:

@@ -3,9 +3,10 @@ import { BatchLike, EachBatchPayloadLike, MessageLike } from './kafka';
 /** A view of ``messages``, a run of ``batch``, with the batch methods answering for the view. */
 export function sliceBatch<B extends BatchLike>(batch: B, messages: MessageLike[], isLast: boolean): B {
   const slice = Object.create(batch) as B;
-  const first = messages.length ? messages[0].offset : null;
+  const head = messages[0];
+  const first = head === undefined ? null : head.offset;
   // The last slice ends where the whole batch ends: KafkaJS filters control records after the last message.
-  const last = isLast ? batch.lastOffset() : messages[messages.length - 1].offset;
+  const last = isLast ? batch.lastOffset() : lastOffsetOf(messages);
   const high = BigInt(batch.highWatermark);
   Object.defineProperties(slice, {
     messages: { value: messages, enumerable: true },
@@ -16,6 +17,12 @@ export function sliceBatch<B extends BatchLike>(batch: B, messages: MessageLike[
     offsetLagLow: { value: () => (first === null ? '0' : String(high - 1n - BigInt(first))) },
   });
   return slice;
+}
+
+function lastOffsetOf(messages: MessageLike[]): string {
+  const message = messages[messages.length - 1];
+  if (message === undefined) throw new TypeError('an empty slice that is not the last one has no last offset');
+  return message.offset;
 }
 
 export interface LimitOptions {
@@ -54,7 +61,7 @@ export function limitBatches<P extends EachBatchPayloadLike>(
       const part = messages.slice(start, start + limit);
       const isLast = start + limit >= messages.length;
       await handle({ ...payload, batch: sliceBatch(batch, part, isLast) });
-      if (options.autoResolve) payload.resolveOffset(part[part.length - 1].offset);
+      if (options.autoResolve) payload.resolveOffset(lastOffsetOf(part));
       await payload.heartbeat();
       if (options.autoCommit && !isLast) await payload.commitOffsetsIfNecessary();
     }

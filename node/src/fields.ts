@@ -27,7 +27,7 @@ export type SettingValue = number | boolean | string;
 export type Settings = Record<string, SettingValue>;
 
 // fields.json sits beside package.json, one level above both src/ and dist/.
-export const FIELD_TABLE: FieldTable = JSON.parse(readFileSync(join(__dirname, '..', 'fields.json'), 'utf8'));
+export const FIELD_TABLE: FieldTable = JSON.parse(readFileSync(join(__dirname, '..', 'fields.json'), 'utf8')) as FieldTable;
 export const FIELDS: readonly FieldSpec[] = FIELD_TABLE.fields;
 export const FIELDS_BY_NAME: ReadonlyMap<string, FieldSpec> = new Map(FIELDS.map((f) => [f.name, f]));
 export const DEFAULTS: Readonly<Settings> = Object.freeze(Object.fromEntries(FIELDS.map((f) => [f.name, f.default])));

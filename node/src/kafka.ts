@@ -41,6 +41,8 @@ export interface RunConfigLike<P extends EachBatchPayloadLike = EachBatchPayload
 export interface ConsumerLike {
   connect(): Promise<void>;
   subscribe(subscription: { topics: (string | RegExp)[]; fromBeginning?: boolean }): Promise<void>;
+  // Any payload: KafkaJS's own Consumer, whose run() takes its EachBatchPayload, must satisfy this interface.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- public API: a narrower payload would change what implementers and callers see
   run(config?: RunConfigLike<any>): Promise<void>;
   disconnect(): Promise<void>;
 }

@@ -27,6 +27,8 @@ const SETTINGS_SQL = 'SELECT * FROM pipeline_consumer_configs WHERE service_name
 
 /** The part of a pg.Pool the loader uses. */
 export interface PoolLike {
+  // pg's own QueryResult rows are any[]; the loader reads them as Record<string, unknown>.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- public API: unknown[] would change what a caller of loader.pool sees
   connect(): Promise<{ query(text: string, values?: unknown[]): Promise<{ rows: any[] }>; release(error?: Error | boolean): void }>;
 }
 
@@ -58,6 +60,16 @@ export class ConsumerSettings {
   kafkajs(): KafkajsOptions {
     return kafkajsOptions(this.consumerGroupId, this.settings);
   }
+}
+
+/** A cache file: the Python loader's format. */
+interface CachedConfig {
+  service_name: string;
+  consumer_group_id: string;
+  version: number | null;
+  loaded_at: number;
+  settings: Readonly<Settings>;
+  group_protocol?: string | null;
 }
 
 /** What trackBatch records; set ``failed`` (or ``processed``) while handling the batch. */
@@ -102,7 +114,8 @@ export type OptimizedConsumer<C extends ConsumerLike = import('kafkajs').Consume
 const defaultLogger: Logger = { warn: (message) => console.warn(`@loomctl/consumer-config: ${message}`) };
 
 export function defaultCacheDir(): string {
-  if (process.env[ENV_CACHE_DIR]) return process.env[ENV_CACHE_DIR] as string;
+  const configured = process.env[ENV_CACHE_DIR];
+  if (configured) return configured;
   return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'loomctl', 'consumer-configs');
 }
 
@@ -142,7 +155,7 @@ function checkTopics(topics: unknown): (string | RegExp)[] {
       throw new ConsumerConfigError('BAD_INPUT', `invalid topic ${shown(topic)}: a topic is a non-empty name or a RegExp`);
     }
   }
-  return topics;
+  return topics as (string | RegExp)[];
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string, late?: (value: T) => void): Promise<T> {
@@ -187,7 +200,7 @@ export class ConsumerConfigLoader {
     }
   }
 
-  private async query(sql: string, values: unknown[]): Promise<any[]> {
+  private async query(sql: string, values: unknown[]): Promise<Record<string, unknown>[]> {
     const client = await withTimeout(this.pool.connect(), this.connectTimeoutMs, 'connecting to the config database', (late) => late?.release?.());
     if (typeof client?.query !== 'function' || typeof client.release !== 'function') {
       // A pg Client's connect() resolves to nothing: it is no pool.
@@ -195,7 +208,8 @@ export class ConsumerConfigLoader {
     }
     let failed: Error | undefined;
     try {
-      return (await withTimeout(client.query(sql, values), this.connectTimeoutMs * 6, 'the config query')).rows;
+      const { rows } = await withTimeout(client.query(sql, values), this.connectTimeoutMs * 6, 'the config query');
+      return rows as Record<string, unknown>[];
     } catch (error) {
       failed = error as Error;
       throw error;
@@ -244,7 +258,7 @@ export class ConsumerConfigLoader {
   private save(config: ConsumerSettings): void {
     const path = this.cachePath(config.serviceName);
     if (path === null) return;
-    const document = {
+    const document: CachedConfig = {
       service_name: config.serviceName, consumer_group_id: config.consumerGroupId, version: config.version,
       loaded_at: config.loadedAt, settings: config.settings,
     };
@@ -269,7 +283,7 @@ export class ConsumerConfigLoader {
       return null;
     }
     try {
-      const document = JSON.parse(text);
+      const document = JSON.parse(text) as Partial<CachedConfig>;
       if (document.service_name !== serviceName) {
         this.logger.warn(`ignoring the cached config ${path}: it belongs to another service`);
         return null;
@@ -329,7 +343,7 @@ export class ConsumerConfigLoader {
     checkServiceName(serviceName);
     const fresh = this.fresh(serviceName);
     if (fresh !== null) return fresh;
-    let rows: any[];
+    let rows: Record<string, unknown>[];
     try {
       rows = await this.query(SETTINGS_SQL, [serviceName]);
     } catch (error) {
@@ -337,7 +351,8 @@ export class ConsumerConfigLoader {
       return this.fallback(serviceName, error);
     }
     if (this.degraded.delete(serviceName)) this.logger.info?.(`config database reachable again: ${serviceName} reads its config from it`);
-    if (rows.length === 0) {
+    const row = rows[0];
+    if (row === undefined) {
       if (!this.defaultsWhenMissing) {
         throw new ConsumerConfigError('NOT_FOUND',
           `no consumer config for ${shown(serviceName)} in pipeline_consumer_configs (create it with \`loomctl config set ${serviceName} --create\`)`);
@@ -345,7 +360,7 @@ export class ConsumerConfigLoader {
       this.logger.warn(`no consumer config for ${serviceName} in pipeline_consumer_configs: using the defaults`);
       return this.remember(new ConsumerSettings(serviceName, serviceName, { ...DEFAULTS }, null, 'defaults'), this.retrySeconds);
     }
-    const config = this.fromRow(serviceName, rows[0]);
+    const config = this.fromRow(serviceName, row);
     const previous = this.memory.get(serviceName)?.config;
     if (previous && previous.version !== config.version) {
       this.logger.info?.(`config of ${serviceName} changed (version ${previous.version ?? '-'} -> ${config.version}): ` +
@@ -399,7 +414,7 @@ export class ConsumerConfigLoader {
       kafka = options.kafkaFactory(clientConfig);
     } else {
       const kafkajs = require('kafkajs') as typeof import('kafkajs');
-      kafka = new kafkajs.Kafka(clientConfig as unknown as import('kafkajs').KafkaConfig) as unknown as KafkaLike;
+      kafka = new kafkajs.Kafka(clientConfig);
       // KafkaJS ships only round robin; unhonoured() has warned when the table names another.
       if (Array.isArray(assignorNames)) consumerConfig.partitionAssigners = [kafkajs.PartitionAssigners.roundRobin];
     }
@@ -415,26 +430,25 @@ export class ConsumerConfigLoader {
     }
     const run = consumer.run.bind(consumer);
     const runDefaults = { ...table.run, ...options.overrides?.run };
-    const loader = this;
     let limit = settings.maxPollRecords;
     const currentLimit = async () => {
       try {
-        limit = (await loader.loadConfig(serviceName)).maxPollRecords;
+        limit = (await this.loadConfig(serviceName)).maxPollRecords;
       } catch (error) {
         // The row deleted while the service runs: keep consuming with what it had.
-        loader.logger.warn(`${serviceName}: keeping max_poll_records=${limit}: ${reasonOf(error)}`);
+        this.logger.warn(`${serviceName}: keeping max_poll_records=${limit}: ${reasonOf(error)}`);
       }
       return limit;
     };
-    const wrapped = async (config: RunConfigLike<any> = {}) => {
-      const merged = { ...runDefaults, ...config } as RunConfigLike<any>;
+    const wrapped = async (config: RunConfigLike = {}) => {
+      const merged = { ...runDefaults, ...config } as RunConfigLike;
       if (merged.eachBatch) {
         merged.eachBatch = limitBatches(merged.eachBatch, {
           limit: currentLimit,
           autoResolve: merged.eachBatchAutoResolve ?? true,
           autoCommit: merged.autoCommit ?? true,
           around: options.trackBatches
-            ? (payload, handle) => loader.trackBatch(serviceName, payload.batch, () => handle())
+            ? (payload, handle) => this.trackBatch(serviceName, payload.batch, () => handle())
             : undefined,
         });
         merged.eachBatchAutoResolve = false;

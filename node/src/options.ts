@@ -14,13 +14,15 @@ export function kafkajsOptions(groupId: string, settings: Settings): KafkajsOpti
     if (field.kafkajs === null) continue;
     const stored = settings[field.name] ?? DEFAULTS[field.name];
     const value = field.kafkajs.values ? field.kafkajs.values[String(stored)] : stored;
-    let node = options as unknown as Record<string, unknown>;
     const path = field.kafkajs.path;
+    const leaf = path[path.length - 1];
+    if (leaf === undefined) throw new Error(`fields.json: the kafkajs path of ${field.name} is empty`);
+    let node = options as unknown as Record<string, unknown>;
     for (const key of path.slice(0, -1)) {
       node[key] ??= {};
       node = node[key] as Record<string, unknown>;
     }
-    node[path[path.length - 1]] = value;
+    node[leaf] = value;
   }
   return options;
 }

@@ -8,25 +8,27 @@ import { ConsumerConfigError, shown } from './errors';
 export function parseProperties(text: string, source = 'properties'): Record<string, string> {
   if (text.includes('\0')) throw new ConsumerConfigError('BAD_INPUT', `${source} is not a text file`);
   const props: Record<string, string> = {};
-  const physical = text.replace(/^\uFEFF/, '').split(/\r\n|\r|\n/);
-  for (let i = 0; i < physical.length; i++) {
-    let line = physical[i].replace(/^[ \t\f]+/, '');
+  const physical = text.replace(/^\uFEFF/, '').split(/\r\n|\r|\n/)[Symbol.iterator]();
+  for (let next = physical.next(); !next.done; next = physical.next()) {
+    let line = next.value.replace(/^[ \t\f]+/, '');
     if (line === '' || line.startsWith('#') || line.startsWith('!')) continue;
-    while (endsWithOddBackslashes(line) && i + 1 < physical.length) {
-      line = line.slice(0, -1) + physical[++i].replace(/^[ \t\f]+/, '');
+    while (endsWithOddBackslashes(line)) {
+      const continuation = physical.next();
+      if (continuation.done) break;
+      line = line.slice(0, -1) + continuation.value.replace(/^[ \t\f]+/, '');
     }
     if (endsWithOddBackslashes(line)) line = line.slice(0, -1);
     let k = 0;
     let key = '';
-    while (k < line.length && !'=: \t\f'.includes(line[k])) {
-      if (line[k] === '\\' && k + 1 < line.length) {
+    while (k < line.length && !'=: \t\f'.includes(line.charAt(k))) {
+      if (line.charAt(k) === '\\' && k + 1 < line.length) {
         key += line.slice(k, k + 2);
         k += 2;
-      } else key += line[k++];
+      } else key += line.charAt(k++);
     }
-    while (k < line.length && ' \t\f'.includes(line[k])) k++;
-    if (k < line.length && '=:'.includes(line[k])) k++;
-    while (k < line.length && ' \t\f'.includes(line[k])) k++;
+    while (k < line.length && ' \t\f'.includes(line.charAt(k))) k++;
+    if (k < line.length && '=:'.includes(line.charAt(k))) k++;
+    while (k < line.length && ' \t\f'.includes(line.charAt(k))) k++;
     props[unescape(key, source)] = unescape(line.slice(k), source);
   }
   return props;
@@ -50,7 +52,7 @@ export function readPropertiesFile(path: string): Record<string, string> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new ConsumerConfigError('BAD_INPUT', `cannot read the Kafka properties file ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`);
+    throw new ConsumerConfigError('BAD_INPUT', `cannot read the Kafka properties file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
   return parseProperties(text, path);
 }
@@ -76,7 +78,7 @@ function readPem(path: string, property: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    throw new ConsumerConfigError('BAD_INPUT', `${property}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`);
+    throw new ConsumerConfigError('BAD_INPUT', `${property}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
 }
 

@@ -2,8 +2,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { ConsumerConfigLoader } from '../dist';
+import { ConsumerConfigLoader } from '@loomctl/consumer-config';
 import { BROKERS, configure, createTopic, eventually, loomctlJson, newPool, produce, quietKafka, recordingLogger, tempDir, unique } from './support';
+
+/** The fields of a `loomctl lag show --by partition -o json` row this test reads. */
+interface PartitionLag {
+  topic_name: string;
+  lag: number;
+  committed_offset: number;
+}
 
 test('batches never exceed max_poll_records and commits leave lag 0', async (t) => {
   const service = unique('node-limit');
@@ -18,18 +25,18 @@ test('batches never exceed max_poll_records and commits leave lag 0', async (t) 
   await consumer.run({
     eachBatch: async ({ batch }) => {
       sizes.push(batch.messages.length);
-      assert.equal(batch.lastOffset(), batch.messages[batch.messages.length - 1].offset);
+      assert.equal(batch.lastOffset(), batch.messages.at(-1)?.offset);
       for (const m of batch.messages) offsets.add(`${batch.partition}:${m.offset}`);
     },
   });
   try {
     await eventually('all 300 messages', () => (offsets.size >= sent.length ? true : undefined), 60_000);
     const lag = await eventually('lag 0 in loomctl lag show', () => {
-      const rows = loomctlJson('lag', 'show', service, '--by', 'partition');
-      const parts = rows.filter((r: any) => r.topic_name === topic);
-      return parts.length === 2 && parts.every((r: any) => r.lag === 0) ? parts : undefined;
+      const rows = loomctlJson<PartitionLag[]>('lag', 'show', service, '--by', 'partition');
+      const parts = rows.filter((r) => r.topic_name === topic);
+      return parts.length === 2 && parts.every((r) => r.lag === 0) ? parts : undefined;
     }, 30_000);
-    assert.deepEqual(lag.map((r: any) => r.committed_offset).sort(), [150, 150]);
+    assert.deepEqual(lag.map((r) => r.committed_offset).sort(), [150, 150]);
   } finally {
     await consumer.disconnect();
     await pool.end();

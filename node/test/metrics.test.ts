@@ -2,8 +2,20 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { ConsumerConfigLoader } from '../dist';
+import { ConsumerConfigLoader } from '@loomctl/consumer-config';
 import { BROKERS, configure, createTopic, eventually, loomctlJson, newPool, produce, quietKafka, recordingLogger, tempDir, unique } from './support';
+
+/** The part of `loomctl metrics show -o json` these tests read. */
+interface MetricsShow {
+  summary: {
+    consumer_group_id: string;
+    batches: number;
+    messages_received: number;
+    messages_failed: number;
+    messages_processed: number;
+    avg_processing_time_ms: number;
+  };
+}
 
 test('metrics recorded by a Node consumer appear in loomctl metrics show', async (t) => {
   const service = unique('node-metrics');
@@ -35,7 +47,7 @@ test('metrics recorded by a Node consumer appear in loomctl metrics show', async
   }), /the handler failed/);
   await pool.end();
 
-  const { summary } = loomctlJson('metrics', 'show', service, '--since', '1h');
+  const { summary } = loomctlJson<MetricsShow>('metrics', 'show', service, '--since', '1h');
   assert.equal(summary.consumer_group_id, service);
   assert.equal(summary.batches, slices + 1);
   assert.equal(summary.messages_received, 32);
@@ -61,7 +73,7 @@ test('trackBatches records every slice itself; a database outage never reaches t
     await consumer.disconnect();
     await pool.end();
   }
-  const { summary } = loomctlJson('metrics', 'show', service);
+  const { summary } = loomctlJson<MetricsShow>('metrics', 'show', service);
   assert.equal(summary.messages_received, 12);
   assert.ok(summary.batches >= 3, `slices of at most 4: ${summary.batches} batches`);
 

@@ -6,10 +6,10 @@ import { test } from 'node:test';
 
 import { Kafka } from 'kafkajs';
 
-import { ConsumerConfigLoader, FIELDS, KafkaClientConfig, unhonoured } from '../dist';
+import { ConsumerConfigLoader, FIELDS, KafkaClientConfig, KafkajsOptions, unhonoured } from '@loomctl/consumer-config';
 import { BROKERS, configure, createTopic, loomctl, loomctlJson, newPool, quietKafka, recordingLogger, tempDir, unique } from './support';
 
-const ROWS: Record<string, string[]> = {
+const ROWS = {
   defaults: [],
   'ai-model': [],
   custom: [
@@ -18,7 +18,7 @@ const ROWS: Record<string, string[]> = {
     'request_timeout_ms=45000', 'enable_auto_commit=false', 'auto_commit_interval_ms=1000', 'auto_offset_reset=earliest',
     'partition_assignment_strategy=roundrobin', 'isolation_level=read_uncommitted',
   ],
-};
+} satisfies Record<string, string[]>;
 
 test('kafkajs options equal loomctl config show --client kafkajs for the same row', async () => {
   const pool = newPool();
@@ -33,7 +33,7 @@ test('kafkajs options equal loomctl config show --client kafkajs for the same ro
       } else {
         configure(service, ...assignments);
       }
-      const shown = loomctlJson('config', 'show', service, '--client', 'kafkajs');
+      const shown = loomctlJson<KafkajsOptions>('config', 'show', service, '--client', 'kafkajs');
       assert.deepEqual((await loader.loadConfig(service)).kafkajs(), shown, name);
     }
   } finally {
@@ -52,19 +52,19 @@ test('what KafkaJS receives: requestTimeout on the client, the rest of the table
   // The real client, with its constructor's and consumer()'s arguments kept.
   const kafkaFactory = (config: KafkaClientConfig) => {
     received.client = config;
-    const kafka = new Kafka(config as never);
+    const kafka = new Kafka(config);
     return { consumer: (options: Record<string, unknown> & { groupId: string }) => ((received.consumer = options), kafka.consumer(options)) };
   };
   const consumer = await loader.createConsumer(service, [topic], { brokers: BROKERS, ...quietKafka }, { kafkaFactory });
   await consumer.disconnect();
   await pool.end();
-  const shown = loomctlJson('config', 'show', service, '--client', 'kafkajs');
+  const shown = loomctlJson<KafkajsOptions>('config', 'show', service, '--client', 'kafkajs');
   const { requestTimeout, partitionAssigners, ...rest } = shown.consumer;
   assert.equal(received.client?.requestTimeout, requestTimeout);
   assert.deepEqual(received.client?.brokers, BROKERS);
   assert.deepEqual(received.consumer, rest, 'with a custom client the assigner is left to it');
   assert.deepEqual(partitionAssigners, ['roundrobin']);
-  assert.equal(log.warnings.length, 0, `roundrobin and table settings KafkaJS honours: no warning (${log.warnings})`);
+  assert.equal(log.warnings.length, 0, `roundrobin and table settings KafkaJS honours: no warning (${log.warnings.join(',')})`);
 });
 
 test('one warning names every setting KafkaJS cannot honour, none at the defaults', () => {

@@ -45,10 +45,11 @@ export function loomctl(...args: string[]): CliResult {
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-export function loomctlJson(...args: string[]): any {
+/** `loomctl ARGS -o json`, parsed as the caller says the command's JSON is shaped. */
+export function loomctlJson<T>(...args: string[]): T {
   const result = loomctl(...args, '-o', 'json');
   if (result.status !== 0) throw new Error(`loomctl ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
-  return JSON.parse(result.stdout);
+  return JSON.parse(result.stdout) as T;
 }
 
 /** Create the service with these settings, or set them when it exists. */
@@ -104,15 +105,16 @@ export function sleep(ms: number): Promise<void> {
 /** Poll ``check`` until it returns a value that is not undefined, or fail after ``ms``. */
 export async function eventually<T>(what: string, check: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> {
   const deadline = Date.now() + ms;
-  let last: unknown;
+  // Typed Error for the message below; String() shows anything else check() might throw just the same.
+  let last: Error | undefined;
   for (;;) {
     try {
       const value = await check();
       if (value !== undefined) return value;
     } catch (error) {
-      last = error;
+      last = error as Error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last}` : ''}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await sleep(250);
   }
 }

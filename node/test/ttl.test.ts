@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { ConsumerConfigLoader } from '../dist';
+import { ConsumerConfigLoader } from '@loomctl/consumer-config';
 import { BROKERS, configure, createTopic, eventually, newPool, produce, quietKafka, recordingLogger, sleep, tempDir, unique } from './support';
 
 test('loadConfig keeps the config for the TTL, then reads the change', async () => {
@@ -42,10 +42,10 @@ test('a running consumer cuts batches by the new max_poll_records after the TTL'
   await consumer.run({
     eachBatch: async ({ batch }) => {
       for (const m of batch.messages) {
-        const wave = String(m.value).split('-')[0];
+        const wave = waveOf(m.value);
         sizes.set(wave, [...(sizes.get(wave) ?? [])]);
       }
-      const wave = String(batch.messages[0].value).split('-')[0];
+      const wave = waveOf(batch.messages[0]?.value);
       sizes.get(wave)!.push(batch.messages.length);
     },
   });
@@ -67,4 +67,9 @@ test('a running consumer cuts batches by the new max_poll_records after the TTL'
 
 function sum(values: number[] | undefined): number {
   return (values ?? []).reduce((a, b) => a + b, 0);
+}
+
+/** The wave a record was produced in: its value before the first '-'. */
+function waveOf(value: unknown): string {
+  return String(value).split('-')[0] ?? '';
 }

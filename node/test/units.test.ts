@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { BatchLike, DEFAULTS, FIELDS, limitBatches, parseProperties, securityConfig } from '../dist';
+import { BatchLike, DEFAULTS, FIELDS, limitBatches, parseProperties, securityConfig } from '@loomctl/consumer-config';
 import { tempDir } from './support';
 
 test('properties are read as Java reads them', () => {

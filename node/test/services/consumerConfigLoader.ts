@@ -1,2 +1,2 @@
 // The path the guide imports from (`./services/consumerConfigLoader`), so its snippet runs verbatim.
-export * from '../../dist';
+export * from '@loomctl/consumer-config';
