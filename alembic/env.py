@@ -15,10 +15,10 @@ from sqlalchemy import text
 
 from loomctl.db import make_engine
 from loomctl.errors import LoomError
-from loomctl.models import Base
-from loomctl.schema import MIGRATION_LOCK_KEY, include_object
+from loomctl.db.models import Base
+from loomctl.db.schema import MIGRATION_LOCK_KEY, include_object
 from loomctl.settings import Settings, sqlalchemy_url
-from loomctl.sql_entities import current_entities
+from loomctl.db.entities import current_entities
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

@@ -10,7 +10,7 @@ migrated table of a database of the bench's own:
   - one record_consumer_lag() call per row (what a non-Python service does)
 The table is pre-filled first (--prefill rows) so indexes are not empty. Prints rows/s and
 the ratios; never fails on a slow machine. The database is created on the server of
-LOOM_DATABASE_URL, migrated with loomctl.migrations.upgrade and dropped at the end.
+LOOM_DATABASE_URL, migrated with loomctl.db.migrations.upgrade and dropped at the end.
 Usage: python bench/ingest.py [--cycles 100] [--services 200] [--prefill 1000000] [--cycle-rows 20000] [--bare-cycles 10]
 """
 

@@ -48,7 +48,7 @@ def own_database(server_url: str) -> str:
     """A fresh, migrated database on the server of ``server_url``."""
     import psycopg
 
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     name = f"loombench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as conn:

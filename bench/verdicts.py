@@ -43,7 +43,7 @@ from loomctl.lag.verdicts import STALL, STOP
 def own_database(server_url: str) -> str:
     import psycopg
 
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     name = f"loomverdicts_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as conn:

@@ -23,7 +23,7 @@ daily partitions and the indexes, and how long the build takes: about --rows / 2
 rows on a 2-core machine, plus the indexes (progress on stderr).
 
 The database is created on the server of LOOM_DATABASE_URL (CREATE DATABASE bench_views_...),
-migrated with loomctl.migrations.upgrade and dropped at the end (--keep leaves it, and --reuse
+migrated with loomctl.db.migrations.upgrade and dropped at the end (--keep leaves it, and --reuse
 NAME times an existing one, for looking at plans, writing the samples and batches it misses up
 to now first; --at REV migrates it to REV first, up or down, for a before and after on the same rows).
 Usage: python bench/views.py [--rows 10000000] [--services 200] [--runs 9]
@@ -59,7 +59,7 @@ def _revision_of(url: str) -> str:
 @contextlib.contextmanager
 def bench_database(prefix: str, *, keep: bool = False, reuse: str | None = None, at: str = "head") -> Iterator[str]:
     """A database of the bench's own on LOOM_DATABASE_URL's server, migrated to head, dropped afterwards."""
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     server_url = os.environ.get("LOOM_DATABASE_URL")
     if not server_url:

@@ -47,7 +47,7 @@ def database_factory(services) -> Iterator[DatabaseFactory]:
 @pytest.fixture(scope="session")
 def database_url(database_factory) -> str:
     """A database migrated to head, shared by the session; tests isolate by unique names or rollback."""
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     url = database_factory.create()
     migrations.upgrade(url)

@@ -70,7 +70,7 @@ def runner() -> Iterator[typer.testing.CliRunner]:
 @pytest.fixture(scope="module")
 def fuzz_db(database_factory) -> Iterator[str]:
     """A migrated database of the fuzz's own, with a few services, changes and a topic change."""
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     url = database_factory.create("loomfuzz")
     migrations.upgrade(url)

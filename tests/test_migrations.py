@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from support import runner
 
-from loomctl import migrations
+from loomctl.db import migrations
 from loomctl.cli import app
 
 pytestmark = pytest.mark.integration

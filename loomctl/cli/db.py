@@ -17,7 +17,7 @@ app = new_app("Schema migrations (Alembic), drift checks and offline SQL.")
 @app.command()
 def upgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Migrate the database up to REVISION (default head). Example: loomctl db upgrade"""
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     url = state(ctx).settings.require_database_url()
     migrations.upgrade(url, revision)
@@ -28,7 +28,7 @@ def upgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument(help="Ta
 @app.command()
 def downgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument(help="Target revision, or base.")]) -> None:
     """Migrate the database down to REVISION. Example: loomctl db downgrade base"""
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     url = state(ctx).settings.require_database_url()
     migrations.downgrade(url, revision)
@@ -39,7 +39,7 @@ def downgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument(help="
 @app.command()
 def current(ctx: typer.Context, output: OutputOption = None) -> None:
     """Show the revision the database is at. Example: loomctl db current -o json"""
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     st = state(ctx)
     rows = migrations.current(st.settings.require_database_url())
@@ -49,7 +49,7 @@ def current(ctx: typer.Context, output: OutputOption = None) -> None:
 @app.command()
 def history(ctx: typer.Context, output: OutputOption = None) -> None:
     """List every migration, newest first (marks the current one when a database is set). Example: loomctl db history"""
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     st = state(ctx)
     rows = migrations.history(st.settings.checked_database_url())
@@ -59,7 +59,7 @@ def history(ctx: typer.Context, output: OutputOption = None) -> None:
 @app.command()
 def check(ctx: typer.Context, output: OutputOption = None) -> None:
     """Compare the database with the code (tables, views, functions, triggers); exit 1 on drift. Example: loomctl db check"""
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     st = state(ctx)
     report = migrations.check(st.settings.require_database_url())
@@ -74,6 +74,6 @@ def sql(
     from_revision: Annotated[Optional[str], typer.Option("--from", help="Start from this revision instead of base.")] = None,
 ) -> None:
     """Print the upgrade as SQL for a DBA, without touching a database. Example: loomctl db sql > schema.sql"""
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     typer.echo(migrations.offline_sql(revision, from_revision), nl=False)

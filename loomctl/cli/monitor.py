@@ -52,15 +52,15 @@ def alerts(
     output: OutputOption = None,
 ) -> None:
     """Active alerts from measured lag and processing (v_consumer_alerts). Example: loomctl alerts --fail-on critical"""
-    from loomctl.lag import metrics
+    from loomctl import processing
 
     status_window = _window(window)
     with _connect(ctx) as conn:
-        rows = metrics.alerts(conn, status_window)
+        rows = processing.alerts(conn, status_window)
     out = state(ctx).output_for(output)
     render(rows, out, columns=ALERT_COLUMNS if out is Output.table else None, title="active alerts")
     if fail_on is not None:
-        reached = metrics.alerts_at_or_above(rows, fail_on.value)
+        reached = processing.alerts_at_or_above(rows, fail_on.value)
         if reached:
             info(f"{len(reached)} alert{'s' if len(reached) != 1 else ''} at {fail_on.value} or above")
             raise typer.Exit(1)
@@ -74,11 +74,11 @@ def recommend(
     output: OutputOption = None,
 ) -> None:
     """Processing recommendations with the numbers behind them. Example: loomctl recommend speech-processor"""
-    from loomctl.lag import metrics
+    from loomctl import processing
 
     status_window = _window(window)
     with _connect(ctx) as conn:
-        rows = metrics.recommendations(conn, service, status_window)
+        rows = processing.recommendations(conn, service, status_window)
     out = state(ctx).output_for(output)
     render(rows, out, columns=RECOMMEND_COLUMNS if out is Output.table else None, title="recommendations")
     if out is Output.table and service is not None and rows and rows[0].get("recommendation") is None:
@@ -94,9 +94,9 @@ def metrics_show(
     output: OutputOption = None,
 ) -> None:
     """Processing time, messages per second, batch fill and error rate of one service. Example: loomctl metrics show speech-processor --since 1h"""
-    from loomctl.lag import metrics
+    from loomctl import processing
 
-    report = read_range(ctx, metrics.processing, service, since, bucket)
+    report = read_range(ctx, processing.processing, service, since, bucket)
     if rendered_as_data(ctx, report, output):
         return
     render(report.summary, Output.table, title=f"{service}: last {since}")

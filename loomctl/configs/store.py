@@ -55,7 +55,7 @@ class Action:
 
 
 def _tables() -> tuple["Table", "Table"]:
-    from loomctl.models import ConsumerConfigChange, PipelineConsumerConfig
+    from loomctl.db.models import ConsumerConfigChange, PipelineConsumerConfig
 
     return PipelineConsumerConfig.__table__, ConsumerConfigChange.__table__
 

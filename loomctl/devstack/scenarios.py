@@ -15,7 +15,7 @@ scenario:
 
 - ``lag show``: :func:`loomctl.lag.show` per service, the row's status;
 - ``lag status``: :func:`loomctl.lag.status_report`, the group's status;
-- ``alerts``: :func:`loomctl.lag.metrics.alerts` (``v_consumer_alerts``): consumer_stopped STOP, consumer_stalled
+- ``alerts``: :func:`loomctl.processing.alerts` (``v_consumer_alerts``): consumer_stopped STOP, consumer_stalled
   STALL, offset_rewind REWIND, lag_growing WARN, no_committed_offset ERR, none of those OK;
 - ``/metrics``: the ``status`` label of ``loomctl_group_status_code{group=...}``;
 - ``burrow``: ``/v3/kafka/{cluster}/consumer/{group}/status``: the worst of its flagged partitions' statuses
@@ -804,10 +804,10 @@ class _Surfaces:
         return out
 
     def _alerts(self) -> dict[str, tuple[str, str]]:
-        from loomctl.lag import metrics
+        from loomctl import processing
 
         try:
-            rows = metrics.alerts(self.conn, self.window)
+            rows = processing.alerts(self.conn, self.window)
         finally:
             self.conn.rollback()
         types: dict[str, list[str]] = {}

@@ -120,7 +120,7 @@ def up(state_dir: Path | None = None, *, migrate: bool = True, progress: Progres
             result = _info(state_dir, record, probe=False)
             if migrate:
                 say("applying the database migrations")
-                from loomctl.migrations import upgrade
+                from loomctl.db.migrations import upgrade
 
                 upgrade(result.database_url)
         except BaseException as exc:

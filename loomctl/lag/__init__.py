@@ -10,8 +10,8 @@ retention before the group read them. Lag in time is interpolated between stored
 (the Python twin of the SQL that judges), ``status`` the stored window's
 verdict (and each service against its lag objective, `lag slo`), ``slo`` the objective's arithmetic
 (catch-up, breach, state), ``history`` lag over time; ``collector`` (`lag collect`), ``exporter`` and ``http`` (what the collector
-serves: Prometheus /metrics and the Burrow-compatible API) and ``metrics`` (what services report per
-batch) are imported only by those who use them.
+serves: Prometheus /metrics and the Burrow-compatible API) are imported only by those who use them. What services
+report per batch, the alerts and the recommendations are :mod:`loomctl.processing`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The SQL is what every surface reads (`lag status`, `lag show`, the views, alerts, the exporter and the Burrow
 API); this is the same rules written again over a partition's samples in time order, so the two can be held
 equal row by row (tests/lag/test_verdict_rules.py), and so a reader can follow them in Python. The comment at
-the top of loomctl/sql/lag_partition_status_live.2.sql explains each rule and why.
+the top of loomctl/db/sql/lag_partition_status_live.2.sql explains each rule and why.
 
 Each partition is judged against its own pace: it has been *waiting* since the later of its last commit seen
 (a sample whose committed offset differs from the one before) and its last sample with lag 0; its *normal*

@@ -36,7 +36,7 @@ def pg(database_url) -> Iterator[psycopg.Connection]:
 @pytest.fixture
 def fresh_database_url(database_factory) -> Iterator[str]:
     """A migrated database of the test's own, for tests that need to see every service (import --prune)."""
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     url = database_factory.create()
     migrations.upgrade(url)

@@ -179,7 +179,7 @@ def make_groups(database_url: str, bootstrap: str) -> KnownGroups:
 
 def own_database(database_factory: Any, prefix: str) -> Iterator[str]:
     """A migrated database of the caller's own: its configured groups are the caller's, and so is the writer lock."""
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     url = database_factory.create(prefix)
     migrations.upgrade(url)

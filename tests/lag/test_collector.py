@@ -126,7 +126,7 @@ def test_the_collector_survives_a_broker_and_a_database_restart(private_stack, t
 
 
 def test_two_collectors_write_each_sample_once(database_factory, services, tmp_path) -> None:
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     url = database_factory.create("loomcollect")
     migrations.upgrade(url)
@@ -161,7 +161,7 @@ def test_two_collectors_write_each_sample_once(database_factory, services, tmp_p
 def test_a_cycle_removes_samples_past_the_retention(database_factory, services) -> None:
     import datetime as dt
 
-    from loomctl import migrations
+    from loomctl.db import migrations
     from loomctl.lag.collector import Collector
     from loomctl.settings import Settings
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def lag_db(database_factory) -> Iterator[str]:
     """A migrated database of this module's own, so every configured group in it is one of ours."""
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     url = database_factory.create("loomlag")
     migrations.upgrade(url)
@@ -170,7 +170,7 @@ def test_kept_up_is_ok_stalled_is_stall_stopped_is_stop_and_alerts_fail(cli, lag
 
 def test_alerts_fail_on_levels(database_factory, services) -> None:
     """--fail-on warn trips on a warning, --fail-on critical does not; no alert exits 0."""
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     url = database_factory.create("loomalerts")
     try:

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loomctl import kafka, lag
+from loomctl.kafka import groups as kafka_groups
 from loomctl.kafka import ClusterSnapshot, Group, LogOffsets, Member
 from loomctl.lag.collector import samples_from
 from loomctl.lag.time_lag import PreviousSample
@@ -137,9 +138,9 @@ def _member(assigned, target):
 
 
 def test_a_member_off_its_target_assignment_means_reconciling() -> None:
-    assert kafka._reconciling([_member([("t", 0), ("t", 1)], [("t", 0)]), _member([], [("t", 1)])])
-    assert not kafka._reconciling([_member([("t", 0)], [("t", 0)])])
-    assert not kafka._reconciling([_member([("t", 0)], None)])  # a classic member has no target
+    assert kafka_groups._reconciling([_member([("t", 0), ("t", 1)], [("t", 0)]), _member([], [("t", 1)])])
+    assert not kafka_groups._reconciling([_member([("t", 0)], [("t", 0)])])
+    assert not kafka_groups._reconciling([_member([("t", 0)], None)])  # a classic member has no target
 
 
 class _Done:
@@ -166,7 +167,7 @@ def _description(state: str, type_: str, members) -> SimpleNamespace:
     ("EMPTY", "UNKNOWN", [], None, ("Empty", None)),
 ])
 def test_described_states_and_types(state, type_, members, listed, expected) -> None:
-    groups = kafka._described({"g": _Done(_description(state, type_, members))}, 1.0, {"g": listed})
+    groups = kafka_groups._described({"g": _Done(_description(state, type_, members))}, 1.0, {"g": listed})
     assert (groups["g"].state, groups["g"].group_type) == expected
     assert [m.host for m in groups["g"].members] == ["10.0.0.1"] * len(members)
 
@@ -182,7 +183,7 @@ def test_a_group_owner_cache_is_neither_compared_nor_pickled() -> None:
 def test_the_collector_writes_the_group_type(database_factory, services) -> None:
     import psycopg
 
-    from loomctl import migrations
+    from loomctl.db import migrations
     from loomctl.lag.collector import Collector
     from loomctl.settings import Settings
     from support import Cli, commit, create_topic, produce, unique

@@ -18,7 +18,7 @@ SERVICE, GROUP = "slow-batches", "g-slow-batches"
 @pytest.fixture(scope="module")
 def cli(database_factory, services) -> Iterator[Cli]:
     """A service fetching 3 records per batch (max_poll_records 500) while its lag grows."""
-    from loomctl import migrations
+    from loomctl.db import migrations
 
     url = database_factory.create("loommon")
     migrations.upgrade(url)

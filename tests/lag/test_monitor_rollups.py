@@ -14,9 +14,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from loomctl import migrations
+from loomctl.db import migrations
 from loomctl.lag import LagSample, copy_samples, status_report
-from loomctl.sql_entities import sql_text
+from loomctl.db.entities import sql_text
 
 pytestmark = pytest.mark.integration
 

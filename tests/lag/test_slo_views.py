@@ -18,7 +18,7 @@ import pytest
 from psycopg.rows import dict_row
 from support import Cli
 
-from loomctl import migrations
+from loomctl.db import migrations
 from loomctl.lag import LagSample, copy_samples, slo, slo_report, status_report
 
 pytestmark = pytest.mark.integration

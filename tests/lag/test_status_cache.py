@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from loomctl import migrations
+from loomctl.db import migrations
 from loomctl.lag import LagSample, copy_samples
 
 pytestmark = pytest.mark.integration

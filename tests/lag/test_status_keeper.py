@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from loomctl import migrations
+from loomctl.db import migrations
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from loomctl import migrations
+from loomctl.db import migrations
 from loomctl.lag import copy_samples
 from loomctl.lag.rules import WindowSample, judge, pace
 from loomctl.lag.samples import LagSample

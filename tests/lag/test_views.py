@@ -22,7 +22,7 @@ import pytest
 from psycopg.rows import dict_row
 from support import runner
 
-from loomctl import migrations
+from loomctl.db import migrations
 from loomctl.lag import (
     NO_DATA, STORED_STATUSES, LagSample, copy_samples, status_rank, status_report, worst,
 )

@@ -68,7 +68,7 @@ def test_already_satisfied_is_one_word_for_the_plan_and_the_outcome():
 
 
 def test_statuses_match_the_tables_check_constraint():
-    from loomctl.models import TopicPartitionChange
+    from loomctl.db.models import TopicPartitionChange
 
     [check] = [c for c in TopicPartitionChange.__table__.constraints if str(c.name).endswith("status_allowed")]
     assert tuple(re.findall(r"'(\w+)'", str(check.sqltext))) == partitions.STATUSES

@@ -1,4 +1,6 @@
-"""Sessions for the commands: one transaction per command, driver failures turned into LoomErrors."""
+"""The database: here the sessions for the commands (one transaction per command, driver failures turned into
+LoomErrors); ``models`` (the tables), ``schema`` (what Alembic compares), ``migrations`` (Alembic as an API),
+``entities`` (the views, functions and triggers) and ``sql/`` (their SQL, superseded versions in ``sql/superseded``)."""
 
 from __future__ import annotations
 

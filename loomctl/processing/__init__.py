@@ -1,4 +1,5 @@
-"""What services report about their batches, and what the views conclude from it and the lag.
+"""Processing metrics, alerts and recommendations: what services report about their batches, and what the views
+conclude from it and the lag.
 
 Read-only queries over ``consumer_processing_metrics``, ``v_consumer_performance_monitor`` and
 ``v_consumer_alerts``; the SQL views hold the rules, so psql users and loomctl see the same.

@@ -17,7 +17,7 @@ from loomctl import db
 from loomctl.errors import BadInput, NotFound
 from loomctl.settings import sqlalchemy_url
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 def script_location() -> Path:
@@ -219,9 +219,9 @@ def check(database_url: str) -> DriftReport:
     from alembic.runtime.migration import MigrationContext
     from alembic_utils.replaceable_entity import register_entities
 
-    from loomctl.models import Base
-    from loomctl.schema import include_object
-    from loomctl.sql_entities import current_entities
+    from loomctl.db.models import Base
+    from loomctl.db.schema import include_object
+    from loomctl.db.entities import current_entities
 
     heads = sorted(_script().get_heads())
     with _backend_errors(database_url):

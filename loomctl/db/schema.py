@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loomctl.models import LAG_HISTORY_DEFAULT_PARTITION, LAG_HISTORY_PARTITION_PREFIX
+from loomctl.db.models import LAG_HISTORY_DEFAULT_PARTITION, LAG_HISTORY_PARTITION_PREFIX
 
 # Any fixed bigint; it only has to differ from other applications' advisory locks on the database.
 MIGRATION_LOCK_KEY = 7_461_120_331_001

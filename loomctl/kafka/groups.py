@@ -1,0 +1,248 @@
+"""Consumer groups: their listing, descriptions, committed offsets, and the snapshot `lag show` and the collector read.
+
+``describe_consumer_groups`` goes once for all groups, ``list_consumer_group_offsets`` one group per request (a
+protocol limit) issued concurrently with a bound, so the cost of a snapshot grows with round trips in flight rather
+than with the number of groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from loomctl.kafka.clients import DEFAULT_TIMEOUT_S, TopicPartition, bounded, is_unreachable, result_within, unreachable
+from loomctl.kafka.topics import LogOffsets, log_offsets, topic_metadata
+
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
+
+OFFSET_FETCH_CONCURRENCY = 64
+
+
+# librdkafka's enum names, as Kafka itself (and kafka-consumer-groups) spells the states
+_GROUP_STATES = {
+    "STABLE": "Stable",
+    "EMPTY": "Empty",
+    "DEAD": "Dead",
+    "PREPARING_REBALANCING": "PreparingRebalance",
+    "PREPARING_REBALANCE": "PreparingRebalance",
+    "COMPLETING_REBALANCING": "CompletingRebalance",
+    "COMPLETING_REBALANCE": "CompletingRebalance",
+    "ASSIGNING": "Assigning",
+    "RECONCILING": "Reconciling",
+    "UNKNOWN": "Unknown",
+}
+
+
+@dataclass(frozen=True)
+class Member:
+    member_id: str
+    client_id: str
+    host: str
+    partitions: tuple[TopicPartition, ...] = ()
+
+
+@dataclass(frozen=True)
+class Group:
+    group_id: str
+    state: str
+    members: tuple[Member, ...] = ()
+    group_type: str | None = None
+    """``classic`` or ``consumer`` (KIP-848) as the broker describes the group; None when it did not say."""
+    assignor: str = ""
+    """The assignor in use: the client-side strategy (classic) or the broker's (consumer protocol)."""
+
+    def owner_of(self) -> dict[TopicPartition, Member]:
+        """The member that owns each assigned partition; built once per group (callers only read it)."""
+        if not self.members:
+            return {}
+        owners = self.__dict__.get("_owners")
+        if owners is None:  # a cache beside the fields: frozen, compared and pickled by its fields alone
+            owners = {tp: m for m in self.members for tp in m.partitions}
+            self.__dict__["_owners"] = owners
+        return owners
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_owners"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+@dataclass
+class ClusterSnapshot:
+    """What one round of requests saw: per group its description and committed offsets."""
+
+    groups: dict[str, Group] = field(default_factory=dict)
+    committed: dict[str, dict[TopicPartition, int | None]] = field(default_factory=dict)
+    offsets: dict[TopicPartition, LogOffsets] = field(default_factory=dict)
+    partition_counts: dict[str, int] = field(default_factory=dict)
+    missing_groups: set[str] = field(default_factory=set)
+    brokers: list[str] = field(default_factory=list)
+    """The brokers ("host:port") named by the metadata the partition counts came from; empty without that request."""
+
+
+def list_group_ids(admin: "AdminClient", *, timeout: float = DEFAULT_TIMEOUT_S) -> list[str]:
+    """Every group id the cluster knows (consumer groups and offset-only 'simple' groups)."""
+    return sorted(list_groups(admin, timeout=timeout))
+
+
+def list_groups(admin: "AdminClient", *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, str]:
+    """Every group the cluster knows, with its state as the listing reports it."""
+    return {group_id: state for group_id, (state, _) in list_group_listings(admin, timeout=timeout).items()}
+
+
+def list_group_listings(admin: "AdminClient", *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, tuple[str, str | None]]:
+    """Every group the cluster knows: (state, type) as the listing reports them. The type is ``classic`` or
+    ``consumer`` (KIP-848), None where the broker does not say (before Kafka 3.8)."""
+    from confluent_kafka import KafkaException
+
+    try:
+        result = result_within(admin.list_consumer_groups(request_timeout=timeout), timeout + 5, "list_consumer_groups")
+    except KafkaException as exc:
+        raise unreachable(exc, "list_consumer_groups") from None
+    return {g.group_id: (_GROUP_STATES.get(getattr(getattr(g, "state", None), "name", ""), "Unknown"), _group_type(g))
+            for g in result.valid}
+
+
+def describe_groups(admin: "AdminClient", group_ids: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Group]:
+    """Every group's state and members with their assigned partitions, in one request."""
+    return _described(_describe(admin, group_ids, timeout), timeout)
+
+
+def _describe(admin: "AdminClient", group_ids: Sequence[str], timeout: float) -> dict[str, Any]:
+    """Send the describe request; its futures are collected later by :func:`_described`."""
+    from confluent_kafka import KafkaException
+
+    if not group_ids:
+        return {}
+    try:
+        return admin.describe_consumer_groups(list(group_ids), request_timeout=timeout)
+    except KafkaException as exc:
+        raise unreachable(exc, "describe_consumer_groups") from None
+
+
+def _described(futures: dict[str, Any], timeout: float, known_types: Mapping[str, str | None] | None = None) -> dict[str, Group]:
+    from confluent_kafka import KafkaException
+
+    groups: dict[str, Group] = {}
+    for group_id, future in futures.items():
+        try:
+            d = result_within(future, timeout + 5, "describe_consumer_groups")
+        except KafkaException as exc:
+            if is_unreachable(exc):
+                raise unreachable(exc, "describe_consumer_groups") from None
+            groups[group_id] = Group(group_id, "Unknown", group_type=(known_types or {}).get(group_id))
+            continue
+        state = _GROUP_STATES.get(getattr(d.state, "name", str(d.state)), str(d.state))
+        members = tuple(
+            Member(
+                m.member_id,
+                m.client_id,
+                (m.host or "").lstrip("/"),
+                tuple(sorted((tp.topic, tp.partition) for tp in (m.assignment.topic_partitions if m.assignment else []))),
+            )
+            for m in d.members
+        )
+        # a group the broker does not know is described as a Dead classic group: it has no type; an older
+        # broker's describe says UNKNOWN, where the listing (when there was one) may still tell
+        group_type = None if state == "Dead" else (_group_type(d) or (known_types or {}).get(group_id))
+        if state == "Unknown" and group_type == "consumer" and _reconciling(d.members):
+            # librdkafka has no code for the consumer protocol's Assigning and Reconciling states (both reach
+            # us as UNKNOWN); a member whose partitions differ from its target assignment proves the group is
+            # reconciling. Otherwise the client's own word, Unknown, stands: never Dead.
+            state = "Reconciling"
+        groups[group_id] = Group(group_id, state, members, group_type, d.partition_assignor or "")
+    return groups
+
+
+def _reconciling(members: Sequence[Any]) -> bool:
+    """Whether a consumer-protocol member's current partitions differ from its target assignment."""
+    def partitions(assignment: Any) -> set[TopicPartition]:
+        return {(tp.topic, tp.partition) for tp in (assignment.topic_partitions if assignment else [])}
+
+    return any(
+        getattr(m, "target_assignment", None) is not None and partitions(m.assignment) != partitions(m.target_assignment)
+        for m in members
+    )
+
+
+def _group_type(description: Any) -> str | None:
+    """The group's protocol type in Kafka's own words (classic, consumer); None for UNKNOWN (an older broker)."""
+    name = getattr(getattr(description, "type", None), "name", None)
+    return name.lower() if name and name != "UNKNOWN" else None
+
+
+def committed_offsets(
+    admin: "AdminClient",
+    group_ids: Sequence[str],
+    *,
+    concurrency: int = OFFSET_FETCH_CONCURRENCY,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> dict[str, dict[TopicPartition, int | None]]:
+    """Per group, its committed offset of every partition it has one for (None: none stored)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException
+
+    def submit(group_id: str) -> Any:
+        return admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group_id)], request_timeout=timeout)[group_id]
+
+    try:
+        pairs = bounded(submit, group_ids, concurrency, timeout + 5, "list_consumer_group_offsets")
+    except KafkaException as exc:
+        raise unreachable(exc, "list_consumer_group_offsets") from None
+    result: dict[str, dict[TopicPartition, int | None]] = {}
+    for group_id, future in pairs:
+        try:
+            answer = result_within(future, timeout + 5, "list_consumer_group_offsets")
+        except KafkaException as exc:
+            if is_unreachable(exc):
+                raise unreachable(exc, "list_consumer_group_offsets") from None
+            result[group_id] = {}
+            continue
+        result[group_id] = {
+            (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
+            for tp in answer.topic_partitions
+            if not tp.error
+        }
+    return result
+
+
+def snapshot(
+    admin: "AdminClient",
+    group_ids: Sequence[str],
+    *,
+    concurrency: int = OFFSET_FETCH_CONCURRENCY,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    known_states: dict[str, str] | None = None,
+    known_types: dict[str, str | None] | None = None,
+) -> ClusterSnapshot:
+    """One consistent-as-possible look at ``group_ids``: states, members, commits, log offsets.
+
+    A group's partitions are those it has committed on or has assigned, widened to every
+    partition of those topics, so a partition added since the last commit shows as unknown.
+    ``known_states`` and ``known_types`` are what a listing said (:func:`list_group_listings`).
+    """
+    snap = ClusterSnapshot()
+    types = known_types or {}
+    # An Empty group has no members to describe: when the listing already says so, skip it.
+    empty = {g for g in group_ids if (known_states or {}).get(g) == "Empty"}
+    described = _describe(admin, [g for g in group_ids if g not in empty], timeout)  # in flight during the offset fetches
+    snap.committed = committed_offsets(admin, group_ids, concurrency=concurrency, timeout=timeout)
+    snap.groups = {g: Group(g, "Empty", group_type=types.get(g)) for g in empty}
+    snap.groups.update(_described(described, timeout, types))
+    topics: set[str] = set()
+    for group_id in group_ids:
+        committed = snap.committed.get(group_id) or {}
+        group = snap.groups.get(group_id)
+        owners = group.owner_of() if group is not None else {}
+        topics.update(t for t, _ in committed)
+        topics.update(t for t, _ in owners)
+        # a group with members (a consumer-protocol group mid-rebalance reads as Unknown) is never missing
+        if not committed and not owners and (group is None or (group.state in ("Dead", "Unknown") and not group.members)):
+            snap.missing_groups.add(group_id)
+    if topics:
+        snap.partition_counts, snap.brokers = topic_metadata(admin, topics, timeout)
+    partitions = [(t, p) for t, n in snap.partition_counts.items() for p in range(n)]
+    snap.offsets = log_offsets(admin, partitions, timeout=timeout)
+    return snap
