@@ -147,3 +147,12 @@ def connect(settings: Settings, *, autocommit: bool = False) -> Iterator["psycop
         raise BadInput(first_line(exc)) from None
     except psycopg.OperationalError as exc:
         raise unreachable(url, exc, lost=True) from None
+
+
+def close_quietly(conn: "psycopg.Connection[Any] | None") -> None:
+    """Close a connection that may be broken already: best effort, never raising."""
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:  # already broken; closing is best effort
+            pass

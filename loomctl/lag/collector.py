@@ -2,9 +2,9 @@
 
 One cycle = one cluster snapshot, then one transaction that COPYs every sample of it, so a
 sample is written whole or not at all. The snapshot is taken in a child process that owns the
-Kafka client: librdkafka aborts the whole process when a broker connection drops in the middle of
-a group-coordinator admin request (confluentinc/librdkafka#4605, unfixed in 2.16), and a
-collector must outlive any broker restart, so only the child dies and is started again. Only the collector holding a session-level advisory
+Kafka client (:mod:`loomctl.lag.snapshot_worker`), so a librdkafka abort costs a cycle, not the collector; after
+a written cycle the window's statuses are kept for the views off the cycle's path (:mod:`loomctl.lag.status_keeper`).
+Only the collector holding a session-level advisory
 lock writes (the others stand by and take over when its connection goes away), so two
 collectors never double a sample. A broker or database outage costs cycles, never the process:
 each failure is reported once per cycle and retried with a growing backoff.
@@ -20,16 +20,18 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loomctl import db
-from loomctl.db import first_line
+from loomctl.db import close_quietly, first_line
 from loomctl.errors import BackendUnavailable, BadInput, LoomError
-from loomctl.lag.live import gc_paused, live_lag, partitions_of
-from loomctl.lag.samples import LagSample, copy_samples
-from loomctl.lag.time_lag import Key, PreviousSample, carry_time_lag_ms, previous_samples
+from loomctl.lag.live import gc_paused, live_lag
+from loomctl.lag.samples import LagSample, copy_samples, iter_samples
+from loomctl.lag.snapshot_worker import SnapshotWorker
+from loomctl.lag.status_keeper import StatusKeeper, status_budget
+from loomctl.lag.time_lag import Key, PreviousSample, previous_samples
 from loomctl.settings import Settings
 
 if TYPE_CHECKING:
@@ -107,7 +109,7 @@ class Collector:
         return self._conn
 
     def _drop_connection(self) -> None:
-        _close_quietly(self._conn)
+        close_quietly(self._conn)
         self._conn = None
         self._leader = False
 
@@ -130,7 +132,7 @@ class Collector:
         """After a written cycle: keep the window's statuses for the views (see :class:`StatusKeeper`), off the
         cycle's path; what went wrong with the previous refresh is said first, once."""
         if self._keeper is None:
-            self._keeper = StatusKeeper(self.settings, self.status_window, _status_budget(self.interval), self.timeout_s)
+            self._keeper = StatusKeeper(self.settings, self.status_window, status_budget(self.interval), self.timeout_s)
         self._report_keeper()
         self._keeper.start()
 
@@ -205,7 +207,7 @@ class Collector:
                 if leader:
                     # what it serves is judged from the copy being kept (else from the whole window again):
                     # the samples are in already, only the scrape's figures wait
-                    self.settle(_status_budget(self.interval) + 1)
+                    self.settle(status_budget(self.interval) + 1)
                 self._publish(conn, snap, configs, previous, now, leader=leader, started=started)
             if leader and time.monotonic() - self._last_maintenance >= MAINTENANCE_EVERY.total_seconds():
                 self._maintain(conn, now, result)
@@ -323,254 +325,6 @@ class Collector:
         return wrote
 
 
-class SnapshotWorker:
-    """A child process that keeps one AdminClient and answers snapshot requests over a pipe.
-
-    If the child dies (a librdkafka abort) or does not answer in time, it is killed, the cycle
-    fails with a one-line BackendUnavailable, and the next request starts a fresh child.
-    """
-
-    def __init__(self, settings: Settings, timeout_s: float) -> None:
-        self.settings = settings
-        self.timeout_s = timeout_s
-        self._process: Any = None
-        self._pipe: Any = None
-
-    def _start(self) -> None:
-        import multiprocessing
-
-        # spawn, not fork: a fresh interpreter, with no inherited threads or sockets
-        context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe()
-        self._process = context.Process(
-            target=_worker_main, args=(child, self.settings, self.timeout_s), name="loomctl-kafka-snapshot", daemon=True
-        )
-        self._process.start()
-        child.close()
-        self._pipe = parent
-
-    def snapshot(self, group_ids: list[str]) -> Any:
-        if self._process is None or not self._process.is_alive():
-            self._start()
-        limit = 3 * (self.timeout_s + 5) + 10  # describe, offsets and list_offsets, each with its own timeout
-        try:
-            self._pipe.send(group_ids)
-            if not self._pipe.poll(limit):
-                self.close()
-                raise BackendUnavailable(f"Kafka did not answer a snapshot within {limit:g} s")
-            kind, payload = self._pipe.recv()
-        except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
-            code = self._process.exitcode if self._process is not None else None
-            self.close()
-            raise BackendUnavailable(f"the Kafka client stopped mid-request (exit {code}); starting a new one") from None
-        if kind == "ok":
-            return payload
-        error_class, message = payload
-        raise (BadInput if error_class == "BadInput" else BackendUnavailable)(message)
-
-    def close(self) -> None:
-        if self._pipe is not None:
-            try:
-                self._pipe.send(None)
-            except (OSError, ValueError):
-                pass
-            self._pipe.close()
-            self._pipe = None
-        if self._process is not None:
-            self._process.join(timeout=2)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join(timeout=5)
-            self._process = None
-
-
-def _worker_main(pipe: Any, settings: Settings, timeout_s: float) -> None:
-    import os
-    import signal
-
-    from loomctl import kafka
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which then closes us
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)  # librdkafka's abort message; the parent reports the failure in one line
-    admin = None
-    while True:
-        try:
-            group_ids = pipe.recv()
-        except (EOFError, OSError):
-            return
-        if group_ids is None:
-            return
-        try:
-            if admin is None:
-                admin = kafka.admin_client(settings, timeout=timeout_s)
-            pipe.send(("ok", kafka.snapshot(admin, group_ids, timeout=timeout_s)))
-        except LoomError as exc:
-            pipe.send(("error", (type(exc).__name__, str(exc))))
-        except Exception as exc:  # a bug or an unwrapped client error: say what, rather than dying silently
-            pipe.send(("error", ("LoomError", f"{type(exc).__name__}: {exc}")))
-
-
-def samples_from(
-    snap: Any, services: dict[str, str], now: dt.datetime, previous: dict[Key, PreviousSample] | None = None,
-) -> list[LagSample]:
-    """The history rows of one snapshot: every partition with a known log end, unknown lag kept as NULL, lag
-    in time carried forward from ``previous`` (the partition's last stored sample)."""
-    samples: list[LagSample] = []
-    with gc_paused():
-        for _ in iter_samples(snap, services, now, previous, into=samples):
-            pass
-    return samples
-
-
-def iter_samples(
-    snap: Any, services: dict[str, str], now: dt.datetime, previous: dict[Key, PreviousSample] | None, *,
-    into: list[LagSample],
-) -> Iterator[LagSample]:
-    """:func:`samples_from` one at a time, each also appended to ``into``: the cycle's COPY writes them as they
-    are built, so PostgreSQL ingests the first groups while the last are built (two processes working at
-    once, rather than one after the other).
-
-    The figures are those of :func:`~loomctl.lag.live.live_lag` for the same snapshot (the partitions of
-    ``partitions_of``, the lag of ``partition_lag``, the lag in time of ``carry_time_lag_ms``), built
-    straight into the history's tuples: this runs once per partition of every configured group, and
-    tests/lag/test_live_rows.py holds it to those functions and to live_lag's rows.
-    """
-    from loomctl.kafka import Group
-
-    offsets = snap.offsets
-    counts = snap.partition_counts
-    previous = previous or {}
-    keep = into.append
-    new = tuple.__new__
-    for group_id in sorted(services):
-        group = snap.groups.get(group_id) or Group(group_id, "Dead")
-        committed = snap.committed.get(group_id) or {}
-        service = services[group_id] or group_id
-        state, group_type, members = group.state, group.group_type, len(group.members)
-        for topic, partitions in partitions_of(committed, group.owner_of(), counts):
-            for partition in partitions:
-                log = offsets.get((topic, partition))
-                if log is None:
-                    continue  # no log end known: nothing to store
-                offset = committed.get((topic, partition))
-                end = log.end
-                if offset is None:
-                    lag = time_lag = None
-                elif offset >= end:
-                    lag = time_lag = 0
-                else:
-                    lag = end - offset
-                    before = previous.get((group_id, topic, partition))
-                    time_lag = carry_time_lag_ms(before, now, offset, end) if before is not None else None
-                sample = new(LagSample, (group_id, topic, partition, now, service, offset, end, log.start, lag, time_lag,
-                                         state, members, group_type))
-                keep(sample)
-                yield sample
-
-
-def _close_quietly(conn: "psycopg.Connection[Any] | None") -> None:
-    if conn is not None:
-        try:
-            conn.close()
-        except Exception:  # already broken; closing is best effort
-            pass
-
-
 def _signed(key: int) -> int:
     """PostgreSQL's advisory lock keys are signed 64-bit."""
     return key - (1 << 64) if key >= (1 << 63) else key
-
-
-STATUS_BUDGET_SHARE = 0.2
-"""The share of the interval that keeping the window's statuses may take."""
-
-
-def _status_budget(interval: dt.timedelta) -> float:
-    return max(1.0, interval.total_seconds() * STATUS_BUDGET_SHARE)
-
-
-class StatusKeeper:
-    """Keeps the window's lag_partition_status for the views after each written cycle (see
-    refresh_lag_partition_status), on a connection and a thread of its own, within ``budget_s``.
-
-    Off the cycle's path: the samples are committed first, and the refresh (seconds at thousands of
-    groups, for the window's hundreds of thousands of rows) runs in the part of the interval the
-    collector waits anyway. Until it commits, the views see samples newer than the copy and compute
-    from the history, as they do without a collector, so no reader gets statuses older than the
-    samples. A refresh still running when the next cycle is written is not started again (one at a
-    time). One that fails (a schema older than 0006) or outgrows its budget (a window too large to
-    compute each cycle) is not tried again for an hour, and what went wrong is kept for the
-    collector to say once. A lost connection is opened again at the next cycle, without waiting: the
-    cycle itself reports the outage.
-    """
-
-    def __init__(self, settings: Settings, window: dt.timedelta, budget_s: float, timeout_s: float) -> None:
-        self.settings = settings
-        self.window = window
-        self.budget_s = budget_s
-        self.timeout_s = timeout_s
-        self._conn: "psycopg.Connection[Any] | None" = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._problem: str | None = None
-        self._paused_until = float("-inf")
-        self._took: float | None = None
-
-    def start(self) -> bool:
-        """Refresh in the background unless one still runs or refreshing is paused; whether it started."""
-        if self._thread is not None and self._thread.is_alive():
-            return False
-        if time.monotonic() < self._paused_until:
-            return False
-        self._took = None
-        self._thread = threading.Thread(target=self._refresh, name="loomctl-keep-statuses", daemon=True)
-        self._thread.start()
-        return True
-
-    def wait(self, timeout_s: float | None = None) -> float | None:
-        """Join the refresh under way, if any; the seconds the last refresh took (None: none completed)."""
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        return self._took
-
-    def take_problem(self) -> str | None:
-        with self._lock:
-            problem, self._problem = self._problem, None
-        return problem
-
-    def close(self) -> None:
-        self.wait(self.budget_s + self.timeout_s)
-        _close_quietly(self._conn)
-        self._conn = None
-
-    def _connection(self) -> "psycopg.Connection[Any]":
-        if self._conn is None or self._conn.closed:
-            self._conn = db.open_connection(self.settings.require_database_url(), connect_timeout=self.timeout_s,
-                                            application_name="loomctl lag collect (statuses)")
-        return self._conn
-
-    def _refresh(self) -> None:
-        import psycopg
-
-        started = time.monotonic()
-        problem = None
-        try:
-            conn = self._connection()
-            with conn.transaction():
-                conn.execute(f"SET LOCAL statement_timeout = {int(self.budget_s * 1000)}")
-                conn.execute("SELECT public.refresh_lag_partition_status(%s)", [self.window])
-            self._took = time.monotonic() - started
-        except psycopg.errors.QueryCanceled:
-            problem = f"computing them took longer than {self.budget_s:g} s, a fifth of the interval"
-        except psycopg.OperationalError:  # the cycle reports the outage; the next refresh connects again
-            _close_quietly(self._conn)
-            self._conn = None
-        except psycopg.Error as exc:
-            problem = first_line(exc)
-        except Exception as exc:  # a bug: say what, rather than losing it with the thread
-            problem = f"{type(exc).__name__}: {exc}"
-        if problem:
-            self._paused_until = time.monotonic() + MAINTENANCE_EVERY.total_seconds()
-            with self._lock:
-                self._problem = problem

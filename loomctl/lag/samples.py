@@ -7,11 +7,13 @@ offset below the log start offset means records were lost to retention before th
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import psycopg
+
+    from loomctl.lag.time_lag import Key, PreviousSample
 
 HISTORY_COLUMNS = (
     "consumer_group_id", "topic_name", "partition", "timestamp", "service_name", "committed_offset",
@@ -80,3 +82,65 @@ def sum_known(values: Iterable[int | None]) -> int | None:
 def max_known(values: Iterable[int | None]) -> int | None:
     known = [v for v in values if v is not None]
     return max(known) if known else None
+
+
+def samples_from(
+    snap: Any, services: dict[str, str], now: dt.datetime, previous: dict[Key, PreviousSample] | None = None,
+) -> list[LagSample]:
+    """The history rows of one snapshot: every partition with a known log end, unknown lag kept as NULL, lag
+    in time carried forward from ``previous`` (the partition's last stored sample)."""
+    from loomctl.lag.live import gc_paused
+
+    samples: list[LagSample] = []
+    with gc_paused():
+        for _ in iter_samples(snap, services, now, previous, into=samples):
+            pass
+    return samples
+
+
+def iter_samples(
+    snap: Any, services: dict[str, str], now: dt.datetime, previous: dict[Key, PreviousSample] | None, *,
+    into: list[LagSample],
+) -> Iterator[LagSample]:
+    """:func:`samples_from` one at a time, each also appended to ``into``: the cycle's COPY writes them as they
+    are built, so PostgreSQL ingests the first groups while the last are built (two processes working at
+    once, rather than one after the other).
+
+    The figures are those of :func:`~loomctl.lag.live.live_lag` for the same snapshot (the partitions of
+    ``partitions_of``, the lag of ``partition_lag``, the lag in time of ``carry_time_lag_ms``), built
+    straight into the history's tuples: this runs once per partition of every configured group, and
+    tests/lag/test_live_rows.py holds it to those functions and to live_lag's rows.
+    """
+    from loomctl.kafka import Group
+    from loomctl.lag.live import partitions_of
+    from loomctl.lag.time_lag import carry_time_lag_ms
+
+    offsets = snap.offsets
+    counts = snap.partition_counts
+    previous = previous or {}
+    keep = into.append
+    new = tuple.__new__
+    for group_id in sorted(services):
+        group = snap.groups.get(group_id) or Group(group_id, "Dead")
+        committed = snap.committed.get(group_id) or {}
+        service = services[group_id] or group_id
+        state, group_type, members = group.state, group.group_type, len(group.members)
+        for topic, partitions in partitions_of(committed, group.owner_of(), counts):
+            for partition in partitions:
+                log = offsets.get((topic, partition))
+                if log is None:
+                    continue  # no log end known: nothing to store
+                offset = committed.get((topic, partition))
+                end = log.end
+                if offset is None:
+                    lag = time_lag = None
+                elif offset >= end:
+                    lag = time_lag = 0
+                else:
+                    lag = end - offset
+                    before = previous.get((group_id, topic, partition))
+                    time_lag = carry_time_lag_ms(before, now, offset, end) if before is not None else None
+                sample = new(LagSample, (group_id, topic, partition, now, service, offset, end, log.start, lag, time_lag,
+                                         state, members, group_type))
+                keep(sample)
+                yield sample

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loomctl import kafka, lag
+from loomctl import lag
 from loomctl.kafka import groups as kafka_groups
 from loomctl.kafka import ClusterSnapshot, Group, LogOffsets, Member
-from loomctl.lag.collector import samples_from
+from loomctl.lag.samples import samples_from
 from loomctl.lag.time_lag import PreviousSample
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
