@@ -8,9 +8,14 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli import (
-    COUNT_MAX, ROW_ID_MAX, OutputOption, ServiceArgument, ServicesArgument, complete_service, confirm, info, new_app,
-    number, state,
+from loomctl.cli.completion import complete_service
+
+from loomctl.cli.options import (
+
+    COUNT_MAX, ROW_ID_MAX, OutputOption, ServiceArgument, ServicesArgument, confirm, info, new_app, number,
+
+    state,
+
 )
 from loomctl.configs.formats import FORMAT_NAMES
 from loomctl.render import Output, render

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from loomctl.cli import OutputOption, info, new_app, state
+from loomctl.cli.options import OutputOption, info, new_app, state
 from loomctl.errors import LoomError
 from loomctl.render import render
 from loomctl.settings import mask_url

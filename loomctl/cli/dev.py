@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from loomctl.cli import OutputOption, info, new_app, number, state, stop_on_signals
+from loomctl.cli.options import OutputOption, info, new_app, number, state
+
+from loomctl.cli.signals import stop_on_signals
 from loomctl.errors import BackendUnavailable
 from loomctl.render import render
 

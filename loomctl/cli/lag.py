@@ -10,10 +10,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from typer.core import TyperCommand
 
-from loomctl.cli import (
-    BucketOption, OutputOption, ServiceArgument, ServicesArgument, SinceOption, info, new_app, number, read_range, rendered_as_data,
-    state, stop_on_signals,
+from loomctl.cli.options import (
+
+    BucketOption, OutputOption, ServiceArgument, ServicesArgument, SinceOption, info, new_app, number,
+
+    read_range, rendered_as_data, state,
+
 )
+
+from loomctl.cli.signals import stop_on_signals
 from loomctl.errors import BadInput
 from loomctl.render import Output, render
 

@@ -7,9 +7,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli import (
-    BucketOption, OutputOption, ServiceArgument, SinceOption, complete_service, info, new_app, read_range,
-    rendered_as_data, state,
+from loomctl.cli.completion import complete_service
+
+from loomctl.cli.options import (
+
+    BucketOption, OutputOption, ServiceArgument, SinceOption, info, new_app, read_range, rendered_as_data, state,
+
 )
 from loomctl.render import Output, render
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli import COUNT_MAX, OutputOption, confirm, info, new_app, number, rendered_as_data, state
+from loomctl.cli.options import COUNT_MAX, OutputOption, confirm, info, new_app, number, rendered_as_data, state
 from loomctl.render import Output, render
 
 if TYPE_CHECKING:
