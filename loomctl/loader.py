@@ -125,8 +125,10 @@ class _Core:
         self.ttl_seconds = ttl_seconds
         self.retry_seconds = retry_seconds
         self.connect_timeout = connect_timeout
-        self.kafka_config = Path(kafka_config) if kafka_config else (
-            Path(os.environ[ENV_KAFKA_CONFIG]) if os.environ.get(ENV_KAFKA_CONFIG) else None
+        self.kafka_config = (
+            Path(kafka_config)
+            if kafka_config
+            else (Path(os.environ[ENV_KAFKA_CONFIG]) if os.environ.get(ENV_KAFKA_CONFIG) else None)
         )
         self.poll_timeout = poll_timeout
         self._memory: dict[str, tuple[ConsumerSettings, float]] = {}  # name -> (settings, monotonic expiry)
@@ -169,8 +171,13 @@ class _Core:
         return path
 
     def _save(self, config: ConsumerSettings) -> None:
-        document = {"service_name": config.service_name, "consumer_group_id": config.consumer_group_id,
-                    "version": config.version, "loaded_at": config.loaded_at, "settings": config.settings}
+        document = {
+            "service_name": config.service_name,
+            "consumer_group_id": config.consumer_group_id,
+            "version": config.version,
+            "loaded_at": config.loaded_at,
+            "settings": config.settings,
+        }
         path = self._cache_path(config.service_name)
         if path is None:
             return
@@ -192,8 +199,14 @@ class _Core:
                 log.warning("ignoring the cached config %s: it belongs to another service", path)
                 return None
             settings = {k: v for k, v in document["settings"].items() if k in FIELDS_BY_NAME}
-            return ConsumerSettings(service_name, document["consumer_group_id"], {**DEFAULTS, **settings},
-                                    document.get("version"), "cache", document.get("loaded_at", 0.0))
+            return ConsumerSettings(
+                service_name,
+                document["consumer_group_id"],
+                {**DEFAULTS, **settings},
+                document.get("version"),
+                "cache",
+                document.get("loaded_at", 0.0),
+            )
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -205,7 +218,7 @@ class _Core:
             log.warning("no consumer config for %s in pipeline_consumer_configs: using the defaults", service_name)
             return ConsumerSettings(service_name, service_name, dict(DEFAULTS), None, "defaults")
         names = ["service_name", "consumer_group_id", "version", *FIELDS_BY_NAME]
-        values = dict(zip(names, row))
+        values = dict(zip(names, row, strict=True))
         settings = {name: values[name] for name in FIELDS_BY_NAME}
         return ConsumerSettings(service_name, values["consumer_group_id"], settings, values["version"], "database")
 
@@ -221,19 +234,33 @@ class _Core:
             stale = self._memory.get(service_name)
         config = stale[0] if stale and stale[0].source != "defaults" else self._load_cached(service_name)
         if config is not None:
-            log.warning("config database unavailable (%s): using the cached config of %s (version %s) and retrying in %ss",
-                        reason, service_name, config.version, self.retry_seconds)
+            log.warning(
+                "config database unavailable (%s): using the cached config of %s (version %s) and retrying in %ss",
+                reason,
+                service_name,
+                config.version,
+                self.retry_seconds,
+            )
         else:
-            log.warning("config database unavailable (%s) and no cached config for %s: using the defaults, retrying in %ss",
-                        reason, service_name, self.retry_seconds)
+            log.warning(
+                "config database unavailable (%s) and no cached config for %s: using the defaults, retrying in %ss",
+                reason,
+                service_name,
+                self.retry_seconds,
+            )
             config = ConsumerSettings(service_name, service_name, dict(DEFAULTS), None, "defaults")
         return self._remember(config, self.retry_seconds)
 
     # -- Kafka --
 
     def _metrics_params(
-        self, service_name: str, batch_size: int, processing_time_ms: float, failed: int,
-        processed: int | None, topic_name: str | None,
+        self,
+        service_name: str,
+        batch_size: int,
+        processing_time_ms: float,
+        failed: int,
+        processed: int | None,
+        topic_name: str | None,
     ) -> tuple[Any, ...]:
         """The arguments of record_processing_metrics(); the group only when the config came from the database."""
         config = self._fresh(service_name)
@@ -350,8 +377,13 @@ class KafkaConsumerConfigLoader(_Core):
             return list(await cur.fetchall())
 
     async def record_processing_metrics(
-        self, service_name: str, batch_size: int, processing_time_ms: float, messages_failed: int = 0,
-        messages_processed: int | None = None, topic_name: str | None = None,
+        self,
+        service_name: str,
+        batch_size: int,
+        processing_time_ms: float,
+        messages_failed: int = 0,
+        messages_processed: int | None = None,
+        topic_name: str | None = None,
     ) -> int | None:
         """Store one batch's metrics; a database outage is logged, never raised into the service."""
         import psycopg
@@ -381,7 +413,11 @@ class KafkaConsumerConfigLoader(_Core):
         finally:
             metrics.processing_time_ms = (time.perf_counter() - started) * 1000
             await self.record_processing_metrics(
-                service_name, metrics.batch_size, metrics.processing_time_ms, metrics.failed, metrics.processed,
+                service_name,
+                metrics.batch_size,
+                metrics.processing_time_ms,
+                metrics.failed,
+                metrics.processed,
                 metrics.topic_name,
             )
 
@@ -446,8 +482,13 @@ class ConsumerConfigLoader(_Core):
             return list(cur.fetchall())
 
     def record_processing_metrics(
-        self, service_name: str, batch_size: int, processing_time_ms: float, messages_failed: int = 0,
-        messages_processed: int | None = None, topic_name: str | None = None,
+        self,
+        service_name: str,
+        batch_size: int,
+        processing_time_ms: float,
+        messages_failed: int = 0,
+        messages_processed: int | None = None,
+        topic_name: str | None = None,
     ) -> int | None:
         import psycopg
 
@@ -474,6 +515,10 @@ class ConsumerConfigLoader(_Core):
         finally:
             metrics.processing_time_ms = (time.perf_counter() - started) * 1000
             self.record_processing_metrics(
-                service_name, metrics.batch_size, metrics.processing_time_ms, metrics.failed, metrics.processed,
+                service_name,
+                metrics.batch_size,
+                metrics.processing_time_ms,
+                metrics.failed,
+                metrics.processed,
                 metrics.topic_name,
             )

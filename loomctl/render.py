@@ -189,8 +189,9 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None, tit
     result = Table(title=title)
     for name in names:
         prose = name in _PROSE_COLUMNS
-        result.add_column(name, overflow="fold" if prose else "ellipsis", no_wrap=not prose,
-                          max_width=_PROSE_WIDTH if prose else None)
+        result.add_column(
+            name, overflow="fold" if prose else "ellipsis", no_wrap=not prose, max_width=_PROSE_WIDTH if prose else None
+        )
     for row in rows:
         result.add_row(*(_cell(row.get(name), name) for name in names))
     return result

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from loomctl.consumer_config import DEFAULTS, FIELDS, FIELDS_BY_NAME, PROFILES, RULES, Field
 from loomctl.errors import BadInput
-from loomctl.names import TOPIC_NAME, is_topic_name  # TOPIC_NAME: re-exported
+from loomctl.names import is_topic_name  # TOPIC_NAME: re-exported
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -109,7 +109,9 @@ def coerce_value(f: Field, value: Any) -> Any:
             return value.strip().lower() in TRUE_WORDS
         raise InvalidSettings([Problem((f.name,), f"{f.name}={shown(value)} is not a boolean: allowed true or false")])
     if f.kind is int:
-        not_whole = InvalidSettings([Problem((f.name,), f"{f.name}={shown(value)} is not a whole number: allowed {f.describe_range()}")])
+        not_whole = InvalidSettings(
+            [Problem((f.name,), f"{f.name}={shown(value)} is not a whole number: allowed {f.describe_range()}")]
+        )
         if isinstance(value, bool):
             raise not_whole
         if isinstance(value, int):
@@ -220,7 +222,6 @@ def _check_unicode(what: str, value: str) -> None:
     # PostgreSQL cannot store it and no output can print it
     if _SURROGATE.search(value):
         raise BadInput(f"{what} {shown(value)} is not valid Unicode text (it holds a lone surrogate)")
-
 
 
 def check_topic(name: Any) -> str:

@@ -34,21 +34,23 @@ class LoomGroup(TyperGroup):
         super().__init__(*args, **kwargs)
         self.commands = LazyCommands(self.commands)
 
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands.names())  # type: ignore[attr-defined]
 
-    def format_commands(self, ctx: typer.Context, formatter: Any) -> None:
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
         # the help of a command not loaded yet is the table's (tests/test_cli_startup.py holds them equal)
         commands: MutableMapping[str, Any] = self.commands
-        rows = [(name, commands[name] if commands.is_loaded(name) else placeholder(name))  # type: ignore[attr-defined]
-                for name in self.list_commands(ctx)]
+        rows = [
+            (name, commands[name] if commands.is_loaded(name) else placeholder(name))  # type: ignore[attr-defined]
+            for name in self.list_commands(ctx)
+        ]
         rows = [(name, command) for name, command in rows if not command.hidden]
         if rows:
             limit = formatter.width - 6 - max(len(name) for name, _ in rows)
             with formatter.section("Commands"):
                 formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in rows])
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except LoomError as exc:
@@ -58,12 +60,12 @@ class LoomGroup(TyperGroup):
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(*args, **{**kwargs, "standalone_mode": False})
         click = click_exceptions()
         try:
             try:
                 check_arguments(kwargs.get("args") if "args" in kwargs else (args[0] if args else None))
-                code = super().main(*args, standalone_mode=False, **kwargs)
+                code = super().main(*args, **{**kwargs, "standalone_mode": False})
             except click.UsageError as exc:
                 if exc.ctx is not None and type(exc).__name__ == "NoArgsIsHelpError":
                     exc.show()  # a group named alone: its help, as Click prints it
@@ -110,9 +112,7 @@ def root(
         Optional[Path],
         typer.Option("--kafka-config", envvar=ENV_KAFKA_CONFIG, show_envvar=True, help="librdkafka properties file (SASL/SSL)."),
     ] = None,
-    output: Annotated[
-        Optional[Output], typer.Option("-o", "--output", help="Output format of read commands.")
-    ] = None,
+    output: Annotated[Optional[Output], typer.Option("-o", "--output", help="Output format of read commands.")] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,

@@ -75,10 +75,15 @@ def coerce_directly() -> None:
             convert = converter(self.type_descriptor)
             descriptor = self.type_descriptor
             self._runtime_param = (
-                build(descriptor) if convert is None
-                else Direct(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation, convert=convert,
-                            descriptor=descriptor)
+                build(descriptor)
+                if convert is None
+                else Direct(
+                    parameter_info=descriptor.parameter_info,
+                    annotation=descriptor.annotation,
+                    convert=convert,
+                    descriptor=descriptor,
+                )
             )
         return self._runtime_param
 
-    parameter.get_runtime_param = get_runtime_param
+    parameter.get_runtime_param = get_runtime_param  # type: ignore[method-assign]  # the patch this module is

@@ -6,7 +6,6 @@ import typer
 
 from loomctl.settings import Settings
 
-
 COMPLETION_TIMEOUT_S = 1
 """A shell waits on a completion: a database that does not answer within this gets none."""
 

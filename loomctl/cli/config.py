@@ -9,21 +9,35 @@ from typing import Annotated, Any, Optional
 import typer
 
 from loomctl.cli.completion import complete_service
-
 from loomctl.cli.options import (
-
-    COUNT_MAX, ROW_ID_MAX, OutputOption, ServiceArgument, ServicesArgument, confirm, info, new_app, number,
-
+    COUNT_MAX,
+    ROW_ID_MAX,
+    OutputOption,
+    ServiceArgument,
+    ServicesArgument,
+    confirm,
+    info,
+    new_app,
+    number,
     state,
-
 )
 from loomctl.configs.formats import FORMAT_NAMES
 from loomctl.render import Output, render
 
 app = new_app("Consumer settings per service: validate, change, audit, roll back, export and import.")
 
-LIST_COLUMNS = ["service_name", "consumer_group_id", "profile", "max_poll_records", "max_poll_interval_ms",
-                "session_timeout_ms", "enable_auto_commit", "version", "updated_by", "updated_at"]
+LIST_COLUMNS = [
+    "service_name",
+    "consumer_group_id",
+    "profile",
+    "max_poll_records",
+    "max_poll_interval_ms",
+    "session_timeout_ms",
+    "enable_auto_commit",
+    "version",
+    "updated_by",
+    "updated_at",
+]
 
 
 class Client(str, Enum):
@@ -33,6 +47,7 @@ class Client(str, Enum):
 
 
 ExportFormat = Enum("ExportFormat", {name: name for name in FORMAT_NAMES}, type=str)  # type: ignore[misc]
+DEFAULT_EXPORT_FORMAT = ExportFormat("yaml")
 
 
 Service = ServiceArgument
@@ -41,16 +56,25 @@ ActorOption = Annotated[
 ]
 ReasonOption = Annotated[Optional[str], typer.Option("--reason", help="Why; recorded in the audit trail.")]
 IfVersionOption = Annotated[
-    Optional[int], typer.Option("--if-version", help="Refuse (exit 4) unless the service is at this version.",
-                                parser=number(int, 1, COUNT_MAX))
+    Optional[int],
+    typer.Option("--if-version", help="Refuse (exit 4) unless the service is at this version.", parser=number(int, 1, COUNT_MAX)),
 ]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Validate and show the changes; write nothing.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the cluster at each step.",
-                                              parser=number(float, 0.5, 3600))]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for the cluster at each step.", parser=number(float, 0.5, 3600))
+]
 PUSH_COLUMNS = ["service_name", "consumer_group_id", "group_protocol", "action", "changes", "reason"]
-DRIFT_COLUMNS = ["service_name", "group_protocol", "group_type", "group_state", "members", "partitions",
-                 "assignor_in_use", "drift"]
+DRIFT_COLUMNS = [
+    "service_name",
+    "group_protocol",
+    "group_type",
+    "group_state",
+    "members",
+    "partitions",
+    "assignor_in_use",
+    "drift",
+]
 
 
 def _session(ctx: typer.Context) -> Any:
@@ -84,7 +108,7 @@ def _broker_checks(ctx: typer.Context, session: Any, results: list[Any]) -> list
             settings = (settings or dict(DEFAULTS)) | {c.field: c.new for c in result.changes if c.field in configs.SETTING_NAMES}
         pairs.append((settings, result))
     checks = configs.check_changes(pairs, state(ctx).settings)
-    for check, result in zip(checks, results):
+    for check, result in zip(checks, results, strict=True):
         if check.error:
             raise BadInput(f"{result.service_name}: {check.error}")
     return checks
@@ -97,8 +121,12 @@ def _show_changes(ctx: typer.Context, result: Any, output: Output | None, check:
 
     out = state(ctx).output_for(output)
     if out is Output.table:
-        render([{"field": c.field, "old": c.old, "new": c.new} for c in result.changes], out,
-               columns=["field", "old", "new"], title=f"{result.service_name}: {result.action}")
+        render(
+            [{"field": c.field, "old": c.old, "new": c.new} for c in result.changes],
+            out,
+            columns=["field", "old", "new"],
+            title=f"{result.service_name}: {result.action}",
+        )
     else:
         render(result, out)
     if result.action == configs.Action.UNCHANGED:
@@ -153,14 +181,24 @@ def show(
 def set_(
     ctx: typer.Context,
     service: Service,
-    assignments: Annotated[Optional[list[str]], typer.Argument(help="key=value settings, e.g. max_poll_records=50; lag_slo_seconds=N sets the service's lag objective.", show_default=False)] = None,
+    assignments: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            help="key=value settings, e.g. max_poll_records=50; lag_slo_seconds=N sets the service's lag objective.",
+            show_default=False,
+        ),
+    ] = None,
     create: Annotated[bool, typer.Option("--create", help="Create the service (with defaults for unset fields).")] = False,
-    group: Annotated[Optional[str], typer.Option("--group", help="Consumer group id (with --create: default the service name).")] = None,
+    group: Annotated[
+        Optional[str], typer.Option("--group", help="Consumer group id (with --create: default the service name).")
+    ] = None,
     description: Annotated[Optional[str], typer.Option("--description", help="What this config is for and why.")] = None,
     reason: ReasonOption = None,
     if_version: IfVersionOption = None,
     dry_run: DryRunOption = False,
-    push_after: Annotated[bool, typer.Option("--push", help="Consumer protocol: then push the broker-side settings (config push).")] = False,
+    push_after: Annotated[
+        bool, typer.Option("--push", help="Consumer protocol: then push the broker-side settings (config push).")
+    ] = False,
     actor: ActorOption = None,
     output: OutputOption = None,
 ) -> None:
@@ -171,8 +209,16 @@ def set_(
     settings = parse_service_assignments(assignments or [])
     with _session(ctx) as session:
         result = configs.set_config(
-            session, service, settings, actor=_actor(ctx, actor), reason=reason, description=description, group=group,
-            create=create, if_version=if_version, dry_run=dry_run,
+            session,
+            service,
+            settings,
+            actor=_actor(ctx, actor),
+            reason=reason,
+            description=description,
+            group=group,
+            create=create,
+            if_version=if_version,
+            dry_run=dry_run,
         )
         check = _broker_check(ctx, session, result)
     if push_after and check.note and not dry_run:
@@ -219,8 +265,9 @@ def apply_profile(
 def history(
     ctx: typer.Context,
     service: Service,
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", help="Only the newest N changes.",
-                                                 parser=number(int, 1, COUNT_MAX))] = None,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", "-n", help="Only the newest N changes.", parser=number(int, 1, COUNT_MAX))
+    ] = None,
     output: OutputOption = None,
 ) -> None:
     """Every change of a service from the audit trail, raw SQL updates included. Example: loomctl config history speech-processor"""
@@ -230,10 +277,16 @@ def history(
         entries = configs.history(session, service, limit)
     out = state(ctx).output_for(output)
     if out is Output.table:
-        rows = [{**vars(e), "changes": _changes_cell(e.changes, e.change_type in (configs.Action.UPDATE, configs.Action.PUSH))}
-                for e in entries]
-        render(rows, out, columns=["id", "changed_at", "change_type", "changed_by", "config_version", "reason", "changes"],
-               title=f"{service}: history")
+        rows = [
+            {**vars(e), "changes": _changes_cell(e.changes, e.change_type in (configs.Action.UPDATE, configs.Action.PUSH))}
+            for e in entries
+        ]
+        render(
+            rows,
+            out,
+            columns=["id", "changed_at", "change_type", "changed_by", "config_version", "reason", "changes"],
+            title=f"{service}: history",
+        )
     else:
         render(entries, out)
 
@@ -242,7 +295,10 @@ def history(
 def diff(
     ctx: typer.Context,
     service: Service,
-    against: Annotated[Optional[str], typer.Option("--against", help="A profile name or a change id (default: the service's profile, else the defaults).")] = None,
+    against: Annotated[
+        Optional[str],
+        typer.Option("--against", help="A profile name or a change id (default: the service's profile, else the defaults)."),
+    ] = None,
     all_fields: Annotated[bool, typer.Option("--all", help="Show equal fields too.")] = False,
     output: OutputOption = None,
 ) -> None:
@@ -264,8 +320,10 @@ def diff(
 def rollback(
     ctx: typer.Context,
     service: Service,
-    to: Annotated[Optional[int], typer.Option("--to", help="Restore the state right after this change id.",
-                                              parser=number(int, 1, ROW_ID_MAX))] = None,
+    to: Annotated[
+        Optional[int],
+        typer.Option("--to", help="Restore the state right after this change id.", parser=number(int, 1, ROW_ID_MAX)),
+    ] = None,
     yes: YesOption = False,
     reason: ReasonOption = None,
     actor: ActorOption = None,
@@ -308,9 +366,13 @@ def delete(
 @app.command()
 def export(
     ctx: typer.Context,
-    services: Annotated[Optional[list[str]], typer.Argument(
-        help="Services to export (default: all).", show_default=False, autocompletion=complete_service)] = None,
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="yaml/json (re-importable) or a client's properties.")] = ExportFormat.yaml,
+    services: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Services to export (default: all).", show_default=False, autocompletion=complete_service),
+    ] = None,
+    fmt: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="yaml/json (re-importable) or a client's properties.")
+    ] = DEFAULT_EXPORT_FORMAT,
 ) -> None:
     """Write services' configs as a file to import, or as client properties. Example: loomctl config export --format yaml > services.yaml"""
     from loomctl import configs
@@ -361,11 +423,23 @@ def _show_plan(ctx: typer.Context, plan: Any, output: Output | None) -> None:
 
     out = state(ctx).output_for(output)
     if out is Output.table:
-        rows = [{"service_name": i.service_name, "action": i.action,
-                 "changes": _changes_cell(i.changes, i.action == IMPORT_PLAN_LABELS[Action.UPDATE])} for i in plan.items]
+        rows = [
+            {
+                "service_name": i.service_name,
+                "action": i.action,
+                "changes": _changes_cell(i.changes, i.action == IMPORT_PLAN_LABELS[Action.UPDATE]),
+            }
+            for i in plan.items
+        ]
         render(rows, out, columns=["service_name", "action", "changes"], title="import plan")
     else:
-        render({"counts": plan.counts(), "items": [{"service_name": i.service_name, "action": i.action, "changes": i.changes} for i in plan.items]}, out)
+        render(
+            {
+                "counts": plan.counts(),
+                "items": [{"service_name": i.service_name, "action": i.action, "changes": i.changes} for i in plan.items],
+            },
+            out,
+        )
     info("plan: " + ", ".join(f"{n} {a}" for a, n in plan.counts().items()))
 
 
@@ -374,8 +448,18 @@ def fields(ctx: typer.Context, output: OutputOption = None) -> None:
     """List every consumer setting with its range, default and per-client names. Example: loomctl config fields -o json"""
     from loomctl.consumer_config import FIELDS
 
-    rows = [{"name": f.name, "default": f.default, "allowed": f.describe_range(), "java": f.java,
-             "librdkafka": f.librdkafka, "kafkajs": f.kafkajs, "description": f.description} for f in FIELDS]
+    rows = [
+        {
+            "name": f.name,
+            "default": f.default,
+            "allowed": f.describe_range(),
+            "java": f.java,
+            "librdkafka": f.librdkafka,
+            "kafkajs": f.kafkajs,
+            "description": f.description,
+        }
+        for f in FIELDS
+    ]
     render(rows, state(ctx).output_for(output), title="consumer settings")
 
 
@@ -395,13 +479,30 @@ def push(
 
 
 def _push_rows(items: list[Any]) -> list[dict[str, Any]]:
-    return [{"service_name": i.service_name, "consumer_group_id": i.consumer_group_id, "group_protocol": i.group_protocol,
-             "action": i.action, "changes": {c.name: f"{c.old}{' (default)' if c.old_is_default else ''} -> {c.new}" for c in i.changes},
-             "reason": i.reason} for i in items]
+    return [
+        {
+            "service_name": i.service_name,
+            "consumer_group_id": i.consumer_group_id,
+            "group_protocol": i.group_protocol,
+            "action": i.action,
+            "changes": {c.name: f"{c.old}{' (default)' if c.old_is_default else ''} -> {c.new}" for c in i.changes},
+            "reason": i.reason,
+        }
+        for i in items
+    ]
 
 
-def _push(ctx: typer.Context, services: list[str], *, dry_run: bool, yes: bool, reason: str | None, actor: str | None,
-          timeout: float, output: Output | None) -> None:
+def _push(
+    ctx: typer.Context,
+    services: list[str],
+    *,
+    dry_run: bool,
+    yes: bool,
+    reason: str | None,
+    actor: str | None,
+    timeout: float,
+    output: Output | None,
+) -> None:
     """Plan, confirm, push in one request, read back, record each pushed service in its history."""
     from loomctl import configs, kafka
     from loomctl.errors import LoomError
@@ -419,8 +520,9 @@ def _push(ctx: typer.Context, services: list[str], *, dry_run: bool, yes: bool, 
         by_name = {c.service_name: c for c in found}
         for item in done:
             if item.action == configs.PushAction.SET:
-                configs.record_push(session, by_name[item.service_name], configs.history_changes(item),
-                                    actor=_actor(ctx, actor), reason=reason)
+                configs.record_push(
+                    session, by_name[item.service_name], configs.history_changes(item), actor=_actor(ctx, actor), reason=reason
+                )
     report = configs.PushReport(done, dry_run)
     if out is Output.table:
         render(_push_rows(done), out, columns=PUSH_COLUMNS, title="dry run: nothing set" if dry_run else "config push")
@@ -429,8 +531,9 @@ def _push(ctx: typer.Context, services: list[str], *, dry_run: bool, yes: bool, 
     info("push: " + (", ".join(f"{n} {a}" for a, n in report.counts().items()) or "no services"))
     if report.failed:
         first = report.failed[0]
-        raise LoomError(f"the broker refused the group configs of {len(report.failed)} service(s); "
-                        f"{first.service_name}: {first.reason}")
+        raise LoomError(
+            f"the broker refused the group configs of {len(report.failed)} service(s); {first.service_name}: {first.reason}"
+        )
 
 
 @app.command()
@@ -457,6 +560,9 @@ def drift(
     else:
         render([{**asdict(d), "in_sync": d.in_sync} for d in result], out)
     drifting = [d for d in result if not d.in_sync]
-    info(f"{len(drifting)} of {len(result)} service(s) drift" + (f": {', '.join(d.service_name for d in drifting)}" if drifting else ""))
+    info(
+        f"{len(drifting)} of {len(result)} service(s) drift"
+        + (f": {', '.join(d.service_name for d in drifting)}" if drifting else "")
+    )
     if fail and drifting:
         raise LoomError(f"{len(drifting)} service(s) drift from their config: {', '.join(d.service_name for d in drifting)}")

@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 import typer
 
 from loomctl.cli.options import OutputOption, info, new_app, number, state
-
 from loomctl.cli.signals import stop_on_signals
 from loomctl.errors import BackendUnavailable
 from loomctl.render import render
@@ -21,8 +20,19 @@ DirOption = Annotated[
 ]
 
 
-TRAFFIC_COLUMNS = ["service_name", "behaviour", "topics", "consumer_group_id", "members", "batches",
-                   "messages_consumed", "messages_failed", "commits", "state", "error"]
+TRAFFIC_COLUMNS = [
+    "service_name",
+    "behaviour",
+    "topics",
+    "consumer_group_id",
+    "members",
+    "batches",
+    "messages_consumed",
+    "messages_failed",
+    "commits",
+    "state",
+    "error",
+]
 
 
 def _dir_flag(state_dir: Path | None) -> str:
@@ -46,7 +56,7 @@ def up(
     stack = devstack.up(state_dir, migrate=not no_migrate, progress=info)
     render(stack, state(ctx).output_for(output))
     verb = "already running" if stack.already_running else "running"
-    info(f"PostgreSQL and Kafka are {verb}; use them with: eval \"$(loomctl dev env{_dir_flag(state_dir)})\"")
+    info(f'PostgreSQL and Kafka are {verb}; use them with: eval "$(loomctl dev env{_dir_flag(state_dir)})"')
 
 
 @app.command()
@@ -93,8 +103,9 @@ def down(
 def traffic(
     ctx: typer.Context,
     duration: Annotated[str, typer.Option("--duration", help="How long to produce, e.g. 40s or 2m.")] = "40s",
-    rate: Annotated[float, typer.Option("--rate", help="Messages per second into each demo topic.",
-                                        parser=number(float, 0, 100_000))] = 200.0,
+    rate: Annotated[
+        float, typer.Option("--rate", help="Messages per second into each demo topic.", parser=number(float, 0, 100_000))
+    ] = 200.0,
     prefix: Annotated[str, typer.Option("--prefix", help="Put before each demo topic name.")] = "",
     state_dir: DirOption = None,
     output: OutputOption = None,
@@ -116,8 +127,12 @@ def traffic(
         report = demo.run_on_stack(state_dir, plan, stop=stop, progress=info)
     out = state(ctx).output_for(output)
     table = out is Output.table
-    render(report.consumers if table else report, out, columns=TRAFFIC_COLUMNS if table else None,
-           title=f"demo consumers after {report.duration_s:g} s")
+    render(
+        report.consumers if table else report,
+        out,
+        columns=TRAFFIC_COLUMNS if table else None,
+        title=f"demo consumers after {report.duration_s:g} s",
+    )
     failure = report.failure()
     if failure is not None:
         raise failure

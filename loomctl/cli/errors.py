@@ -8,7 +8,6 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-
 MESSAGE_MAX = 1000
 """An error message longer than this (a value echoed back whole) is cut: one line, readable."""
 

@@ -11,13 +11,18 @@ import typer
 from typer.core import TyperCommand
 
 from loomctl.cli.options import (
-
-    BucketOption, OutputOption, ServiceArgument, ServicesArgument, SinceOption, info, new_app, number,
-
-    read_range, rendered_as_data, state,
-
+    BucketOption,
+    OutputOption,
+    ServiceArgument,
+    ServicesArgument,
+    SinceOption,
+    info,
+    new_app,
+    number,
+    read_range,
+    rendered_as_data,
+    state,
 )
-
 from loomctl.cli.signals import stop_on_signals
 from loomctl.errors import BadInput
 from loomctl.render import Output, render
@@ -29,11 +34,35 @@ app = new_app("Consumer lag: live from Kafka, sampled into PostgreSQL, judged ov
 
 Services = ServicesArgument
 
-PARTITION_COLUMNS = ["service", "topic_name", "partition", "group_state", "group_type", "committed_offset", "log_end_offset",
-                     "lag", "time_lag_ms", "status", "client_id", "host"]
+PARTITION_COLUMNS = [
+    "service",
+    "topic_name",
+    "partition",
+    "group_state",
+    "group_type",
+    "committed_offset",
+    "log_end_offset",
+    "lag",
+    "time_lag_ms",
+    "status",
+    "client_id",
+    "host",
+]
 SUMMARY_COLUMNS = {
-    "service": ["name", "consumer_group_id", "group_state", "group_type", "members", "topics", "partitions", "partitions_unknown",
-                "total_lag", "max_lag", "max_time_lag_ms", "status"],
+    "service": [
+        "name",
+        "consumer_group_id",
+        "group_state",
+        "group_type",
+        "members",
+        "topics",
+        "partitions",
+        "partitions_unknown",
+        "total_lag",
+        "max_lag",
+        "max_time_lag_ms",
+        "status",
+    ],
     "topic": ["name", "partitions", "partitions_unknown", "total_lag", "max_lag", "max_time_lag_ms", "status"],
 }
 
@@ -41,7 +70,7 @@ SUMMARY_COLUMNS = {
 class By(str, Enum):
     service = "service"
     topic = "topic"
-    partition = "partition"
+    partition = "partition"  # type: ignore[assignment]  # the CLI's word, though str has a method of that name
 
 
 @contextlib.contextmanager
@@ -57,15 +86,24 @@ def _optional_db(ctx: typer.Context) -> Any:
         yield conn
 
 
-def _read_view(ctx: typer.Context, services: list[str], groups: list[str], all_groups: bool, by: By | None, window: str) -> LagView:
+def _read_view(
+    ctx: typer.Context, services: list[str], groups: list[str], all_groups: bool, by: By | None, window: str
+) -> LagView:
     from loomctl import kafka, lag
     from loomctl.validation import parse_duration
 
     status_window = parse_duration(window, option="--window")
     admin = kafka.admin_client(state(ctx).settings)
     with _optional_db(ctx) as conn:
-        return lag.show(admin, conn, services=services, groups=groups, all_groups=all_groups,
-                        by=by.value if by else None, status_window=status_window)
+        return lag.show(
+            admin,
+            conn,
+            services=services,
+            groups=groups,
+            all_groups=all_groups,
+            by=by.value if by else None,
+            status_window=status_window,
+        )
 
 
 def _table_of(view: LagView) -> tuple[list[dict[str, Any]], list[str], str]:
@@ -107,10 +145,20 @@ def show(
     ctx: typer.Context,
     services: Services = None,
     group: Annotated[Optional[list[str]], typer.Option("--group", "-g", help="A consumer group id (repeatable).")] = None,
-    all_groups: Annotated[bool, typer.Option("--all-groups", help="Every group on the cluster; those no config owns are marked unmanaged.")] = False,
-    by: Annotated[Optional[By], typer.Option("--by", help="Rows per service, topic or partition (default: service, or partition when services or groups are named).")] = None,
+    all_groups: Annotated[
+        bool, typer.Option("--all-groups", help="Every group on the cluster; those no config owns are marked unmanaged.")
+    ] = False,
+    by: Annotated[
+        Optional[By],
+        typer.Option(
+            "--by",
+            help="Rows per service, topic or partition (default: service, or partition when services or groups are named).",
+        ),
+    ] = None,
     window: Annotated[str, typer.Option("--window", help="Time window of stored samples behind each status.")] = "15m",
-    watch: Annotated[Optional[float], typer.Option("--watch", help="Redraw every SECONDS until Ctrl-C.", parser=number(float, 0.5, 86_400))] = None,
+    watch: Annotated[
+        Optional[float], typer.Option("--watch", help="Redraw every SECONDS until Ctrl-C.", parser=number(float, 0.5, 86_400))
+    ] = None,
     output: OutputOption = None,
 ) -> None:
     """Live lag from the cluster: offsets, lag, lag in time, owner and status per partition. Example: loomctl lag show speech-processor --by partition"""
@@ -142,7 +190,7 @@ def _event_printer(verbose: bool) -> Callable[[str, str], None]:
 
 
 class Granularity(str, Enum):
-    partition = "partition"
+    partition = "partition"  # type: ignore[assignment]  # the CLI's word, though str has a method of that name
     topic = "topic"
 
 
@@ -169,13 +217,29 @@ def collect(
     once: Annotated[bool, typer.Option("--once", help="Take one sample and exit (non-zero if it failed).")] = False,
     retention: Annotated[str, typer.Option("--retention", help="Keep this much history; older days are dropped hourly.")] = "7d",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Report every sample written.")] = False,
-    listen: Annotated[Optional[str], typer.Option(
-        "--listen", metavar="HOST:PORT",
-        help=f"Serve /metrics (Prometheus) and the Burrow API (/v3/kafka) from the last cycle; alone: {DEFAULT_LISTEN}.")] = None,
-    cluster_name: Annotated[str, typer.Option("--cluster-name", envvar="LOOM_CLUSTER_NAME", show_envvar=True,
-                                              help="The cluster_name label, and the cluster of the Burrow API.")] = "default",
-    granularity: Annotated[Granularity, typer.Option("--granularity", help="Series per partition, or per topic only (fewer series).")] = Granularity.partition,
-    window: Annotated[str, typer.Option("--window", help="Time window of stored samples behind the statuses served with --listen.")] = "15m",
+    listen: Annotated[
+        Optional[str],
+        typer.Option(
+            "--listen",
+            metavar="HOST:PORT",
+            help=f"Serve /metrics (Prometheus) and the Burrow API (/v3/kafka) from the last cycle; alone: {DEFAULT_LISTEN}.",
+        ),
+    ] = None,
+    cluster_name: Annotated[
+        str,
+        typer.Option(
+            "--cluster-name",
+            envvar="LOOM_CLUSTER_NAME",
+            show_envvar=True,
+            help="The cluster_name label, and the cluster of the Burrow API.",
+        ),
+    ] = "default",
+    granularity: Annotated[
+        Granularity, typer.Option("--granularity", help="Series per partition, or per topic only (fewer series).")
+    ] = Granularity.partition,
+    window: Annotated[
+        str, typer.Option("--window", help="Time window of stored samples behind the statuses served with --listen.")
+    ] = "15m",
 ) -> None:
     """Sample every configured group into consumer_lag_history until stopped; with --listen, serve each cycle to Prometheus and Burrow clients. Example: loomctl lag collect --interval 30s --listen 0.0.0.0:9308"""
     from loomctl.lag.collector import Collector
@@ -184,8 +248,14 @@ def collect(
 
     every, keep = parse_duration(interval, option="--interval"), parse_duration(retention, option="--retention")
     exporter = _exporter(listen, cluster_name, granularity, every)
-    collector = Collector.for_interval(state(ctx).settings, every, keep, on_event=_event_printer(verbose), exporter=exporter,
-                                       status_window=parse_duration(window, option="--window"))
+    collector = Collector.for_interval(
+        state(ctx).settings,
+        every,
+        keep,
+        on_event=_event_printer(verbose),
+        exporter=exporter,
+        status_window=parse_duration(window, option="--window"),
+    )
     # asked twice: stop now, even in the middle of a cycle
     with stop_on_signals(second_interrupts=True) as stop, serving(exporter, listen) as address:
         if not once:
@@ -211,17 +281,67 @@ def _exporter(listen: str | None, cluster_name: str, granularity: Granularity, e
     return Exporter(cluster_name, granularity.value, every)
 
 
-STATUS_GROUP_COLUMNS = ["service_name", "consumer_group_id", "status", "partitions", "partitions_by_status", "total_lag",
-                        "lag_change", "max_time_lag_ms", "lag_slo_seconds", "catch_up", "breach_in_seconds", "slo_state",
-                        "member_count", "group_type", "first_sample_at", "last_sample_at"]
-STATUS_PARTITION_COLUMNS = ["service_name", "topic_name", "partition", "status", "samples", "first_committed_offset",
-                            "last_committed_offset", "first_lag", "last_lag", "time_lag_ms", "produce_rate", "consume_rate",
-                            "catch_up", "breach_in_seconds", "first_timestamp", "last_timestamp"]
-SLO_COLUMNS = ["service_name", "slo_state", "lag_slo_seconds", "lag_slo_from", "time_lag_seconds", "catch_up",
-               "breach_in_seconds", "slowest_partition", "total_lag", "produce_rate", "consume_rate", "per_consumer_rate",
-               "partitions_needed", "reason"]
-FIX_COLUMNS = ["service_name", "topic_name", "current_partitions", "recommended_partitions", "meets_objective",
-               "drain_seconds", "reason"]
+STATUS_GROUP_COLUMNS = [
+    "service_name",
+    "consumer_group_id",
+    "status",
+    "partitions",
+    "partitions_by_status",
+    "total_lag",
+    "lag_change",
+    "max_time_lag_ms",
+    "lag_slo_seconds",
+    "catch_up",
+    "breach_in_seconds",
+    "slo_state",
+    "member_count",
+    "group_type",
+    "first_sample_at",
+    "last_sample_at",
+]
+STATUS_PARTITION_COLUMNS = [
+    "service_name",
+    "topic_name",
+    "partition",
+    "status",
+    "samples",
+    "first_committed_offset",
+    "last_committed_offset",
+    "first_lag",
+    "last_lag",
+    "time_lag_ms",
+    "produce_rate",
+    "consume_rate",
+    "catch_up",
+    "breach_in_seconds",
+    "first_timestamp",
+    "last_timestamp",
+]
+SLO_COLUMNS = [
+    "service_name",
+    "slo_state",
+    "lag_slo_seconds",
+    "lag_slo_from",
+    "time_lag_seconds",
+    "catch_up",
+    "breach_in_seconds",
+    "slowest_partition",
+    "total_lag",
+    "produce_rate",
+    "consume_rate",
+    "per_consumer_rate",
+    "partitions_needed",
+    "reason",
+]
+FIX_COLUMNS = [
+    "service_name",
+    "topic_name",
+    "current_partitions",
+    "recommended_partitions",
+    "meets_objective",
+    "drain_seconds",
+    "reason",
+]
 
 
 def _catch_up(row: dict[str, Any]) -> dict[str, Any]:
@@ -234,7 +354,9 @@ def status(
     ctx: typer.Context,
     services: Services = None,
     window: Annotated[str, typer.Option("--window", help="How far back the stored samples are judged.")] = "15m",
-    all_partitions: Annotated[bool, typer.Option("--all-partitions", help="List OK partitions too (default: only the others).")] = False,
+    all_partitions: Annotated[
+        bool, typer.Option("--all-partitions", help="List OK partitions too (default: only the others).")
+    ] = False,
     output: OutputOption = None,
 ) -> None:
     """OK, WARN, STALL, STOP, REWIND or ERR per group and partition, with the evidence. Example: loomctl lag status --window 15m"""
@@ -247,12 +369,20 @@ def status(
         report = lag.status_report(conn, status_window, services or [])
     if rendered_as_data(ctx, report, output):
         return
-    render([_catch_up(vars(g)) for g in report.groups], Output.table, columns=STATUS_GROUP_COLUMNS,
-           title=f"status per group over {window}")
+    render(
+        [_catch_up(vars(g)) for g in report.groups],
+        Output.table,
+        columns=STATUS_GROUP_COLUMNS,
+        title=f"status per group over {window}",
+    )
     shown = report.partitions if all_partitions else report.flagged_partitions
     if shown:
-        render([_catch_up(p) for p in shown], Output.table, columns=STATUS_PARTITION_COLUMNS,
-               title="partitions (evidence: first and last sample of the window)")
+        render(
+            [_catch_up(p) for p in shown],
+            Output.table,
+            columns=STATUS_PARTITION_COLUMNS,
+            title="partitions (evidence: first and last sample of the window)",
+        )
 
 
 @app.command()
@@ -272,20 +402,30 @@ def slo(
         report = lag.slo_report(conn, status_window, services or [])
     if rendered_as_data(ctx, report, output):
         return
-    render([_catch_up(vars(s)) for s in report.services], Output.table, columns=SLO_COLUMNS,
-           title=f"lag objectives over {window} (worst first)")
+    render(
+        [_catch_up(vars(s)) for s in report.services],
+        Output.table,
+        columns=SLO_COLUMNS,
+        title=f"lag objectives over {window} (worst first)",
+    )
     fixes = [{"service_name": s.service_name, **vars(f)} for s in report.services for f in s.fixes]
     if fixes:
-        render(fixes, Output.table, columns=FIX_COLUMNS,
-               title="partitions (one consumer each) that drain the current lag within the objective")
+        render(
+            fixes,
+            Output.table,
+            columns=FIX_COLUMNS,
+            title="partitions (one consumer each) that drain the current lag within the objective",
+        )
 
 
 def _trend_rows(topics: list[TopicLagHistory]) -> list[dict[str, Any]]:
     """One row per topic, its last 120 buckets drawn as a sparkline."""
     from loomctl.render import sparkline
 
-    return [{**{k: v for k, v in vars(t).items() if k != "buckets"}, "trend": sparkline([b.lag for b in t.buckets][-120:])}
-            for t in topics]
+    return [
+        {**{k: v for k, v in vars(t).items() if k != "buckets"}, "trend": sparkline([b.lag for b in t.buckets][-120:])}
+        for t in topics
+    ]
 
 
 @app.command()
@@ -302,7 +442,11 @@ def history(
     topics = read_range(ctx, lag.history, service, since, bucket)
     if rendered_as_data(ctx, topics, output):
         return
-    render(_trend_rows(topics), Output.table, columns=["topic_name", "min_lag", "max_lag", "last_lag", "trend"],
-           title=f"{service}: lag over {since} in {bucket} buckets (oldest left)")
+    render(
+        _trend_rows(topics),
+        Output.table,
+        columns=["topic_name", "min_lag", "max_lag", "last_lag", "trend"],
+        title=f"{service}: lag over {since} in {bucket} buckets (oldest left)",
+    )
     if not topics:
         info(f"no samples for {service} in the last {since}: is `loomctl lag collect` running?")

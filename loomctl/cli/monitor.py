@@ -8,22 +8,48 @@ from typing import Annotated, Any, Optional
 import typer
 
 from loomctl.cli.completion import complete_service
-
 from loomctl.cli.options import (
-
-    BucketOption, OutputOption, ServiceArgument, SinceOption, info, new_app, read_range, rendered_as_data, state,
-
+    BucketOption,
+    OutputOption,
+    ServiceArgument,
+    SinceOption,
+    info,
+    new_app,
+    read_range,
+    rendered_as_data,
+    state,
 )
 from loomctl.render import Output, render
 
 metrics_app = new_app("Processing metrics that services report per batch (consumer_processing_metrics).")
 
 ALERT_COLUMNS = ["severity", "service_name", "alert_type", "message", "detected_at"]
-RECOMMEND_COLUMNS = ["service_name", "status", "avg_batch_size", "max_poll_records", "batch_efficiency",
-                     "lag_change", "messages_per_second", "poll_interval_usage", "error_rate", "slo_state",
-                     "consumers_needed", "recommendation", "slo_recommendation"]
-BUCKET_COLUMNS = ["timestamp", "batches", "messages_processed", "messages_failed", "avg_batch_size",
-                  "avg_processing_time_ms", "p95_processing_time_ms", "messages_per_second", "error_rate"]
+RECOMMEND_COLUMNS = [
+    "service_name",
+    "status",
+    "avg_batch_size",
+    "max_poll_records",
+    "batch_efficiency",
+    "lag_change",
+    "messages_per_second",
+    "poll_interval_usage",
+    "error_rate",
+    "slo_state",
+    "consumers_needed",
+    "recommendation",
+    "slo_recommendation",
+]
+BUCKET_COLUMNS = [
+    "timestamp",
+    "batches",
+    "messages_processed",
+    "messages_failed",
+    "avg_batch_size",
+    "avg_processing_time_ms",
+    "p95_processing_time_ms",
+    "messages_per_second",
+    "error_rate",
+]
 
 
 class FailOn(str, Enum):
@@ -51,7 +77,9 @@ def _window(window: str | None) -> Any:
 def alerts(
     ctx: typer.Context,
     window: WindowOption = None,
-    fail_on: Annotated[Optional[FailOn], typer.Option("--fail-on", help="Exit 1 when an alert reaches this level (for cron and CI).")] = None,
+    fail_on: Annotated[
+        Optional[FailOn], typer.Option("--fail-on", help="Exit 1 when an alert reaches this level (for cron and CI).")
+    ] = None,
     output: OutputOption = None,
 ) -> None:
     """Active alerts from measured lag and processing (v_consumer_alerts). Example: loomctl alerts --fail-on critical"""
@@ -71,8 +99,14 @@ def alerts(
 
 def recommend(
     ctx: typer.Context,
-    service: Annotated[Optional[str], typer.Argument(help="One service (default: every service with a recommendation).",
-                                                     show_default=False, autocompletion=complete_service)] = None,
+    service: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="One service (default: every service with a recommendation).",
+            show_default=False,
+            autocompletion=complete_service,
+        ),
+    ] = None,
     window: WindowOption = None,
     output: OutputOption = None,
 ) -> None:

@@ -17,17 +17,41 @@ app = new_app("Partition changes: recommendations from measured load, a plan aga
 
 Topics = Annotated[Optional[list[str]], typer.Argument(help="Topics (default: all).", show_default=False)]
 ActorOption = Annotated[
-    Optional[str], typer.Option("--actor", envvar="LOOM_ACTOR", help="Who applies (default: the OS user); recorded as applied_by.")
+    Optional[str],
+    typer.Option("--actor", envvar="LOOM_ACTOR", help="Who applies (default: the OS user); recorded as applied_by."),
 ]
 
-RECOMMEND_COLUMNS = ["topic_name", "current_partitions", "recommended_partitions", "produce_rate", "per_consumer_rate",
-                     "consumers_needed", "max_group_members", "slo_partitions_needed", "reason"]
-CHANGE_COLUMNS = ["id", "topic_name", "current_partitions", "recommended_partitions", "status", "source", "created_at",
-                  "applied_at", "applied_by", "error", "reason"]
+RECOMMEND_COLUMNS = [
+    "topic_name",
+    "current_partitions",
+    "recommended_partitions",
+    "produce_rate",
+    "per_consumer_rate",
+    "consumers_needed",
+    "max_group_members",
+    "slo_partitions_needed",
+    "reason",
+]
+CHANGE_COLUMNS = [
+    "id",
+    "topic_name",
+    "current_partitions",
+    "recommended_partitions",
+    "status",
+    "source",
+    "created_at",
+    "applied_at",
+    "applied_by",
+    "error",
+    "reason",
+]
 PLAN_COLUMNS = ["topic_name", "now", "target", "action", "keyed", "consumers", "risks"]
 RESULT_COLUMNS = ["topic_name", "partitions_before", "partitions_after", "outcome", "error"]
-APPLY_STEPS = {"validated": "validated with the broker (validate_only)", "altered": "create_partitions sent",
-               "verified": "read the new counts back from the cluster metadata"}
+APPLY_STEPS = {
+    "validated": "validated with the broker (validate_only)",
+    "altered": "create_partitions sent",
+    "verified": "read the new counts back from the cluster metadata",
+}
 """What stderr says at each step `apply` reports."""
 
 
@@ -59,10 +83,15 @@ def recommend(
     topics: Topics = None,
     write: Annotated[bool, typer.Option("--write", help="Store each increase as the topic's pending change.")] = False,
     window: Annotated[str, typer.Option("--window", help="How far back to measure: 30m, 1h, 1d.")] = "1h",
-    headroom: Annotated[float, typer.Option("--headroom", help="Capacity over the measured produce rate (1.5 = 50% spare).",
-                                            parser=number(float, 1, 100))] = 1.5,
-    max_partitions: Annotated[int, typer.Option("--max-partitions", help="Never recommend more than this.",
-                                                parser=number(int, 1, COUNT_MAX))] = 64,
+    headroom: Annotated[
+        float,
+        typer.Option(
+            "--headroom", help="Capacity over the measured produce rate (1.5 = 50% spare).", parser=number(float, 1, 100)
+        ),
+    ] = 1.5,
+    max_partitions: Annotated[
+        int, typer.Option("--max-partitions", help="Never recommend more than this.", parser=number(int, 1, COUNT_MAX))
+    ] = 64,
     output: OutputOption = None,
 ) -> None:
     """Recommend partition counts from the produce rate, consumer throughput and group sizes. Example: loomctl partitions recommend --write"""
@@ -71,14 +100,18 @@ def recommend(
 
     span = parse_duration(window, option="--window")
     with _session(ctx) as session:
-        report = partitions.recommend(session, _admin_if_configured(ctx), topics, window=span, headroom=headroom,
-                                      max_partitions=max_partitions, write=write)
+        report = partitions.recommend(
+            session, _admin_if_configured(ctx), topics, window=span, headroom=headroom, max_partitions=max_partitions, write=write
+        )
     if report.note:
         info(f"note: {report.note}")
     out = state(ctx).output_for(output)
-    render(report.recommendations, out,
-           columns=[*RECOMMEND_COLUMNS, *(["written"] if write else [])] if out is Output.table else None,
-           title=f"partition recommendations (last {partitions.describe_window(span)})")
+    render(
+        report.recommendations,
+        out,
+        columns=[*RECOMMEND_COLUMNS, *(["written"] if write else [])] if out is Output.table else None,
+        title=f"partition recommendations (last {partitions.describe_window(span)})",
+    )
     _recommend_summary(report, write)
 
 
@@ -97,8 +130,9 @@ def _recommend_summary(report: RecommendReport, write: bool) -> None:
 def add(
     ctx: typer.Context,
     topic: Annotated[str, typer.Argument(help="The topic.", show_default=False)],
-    count: Annotated[int, typer.Argument(help="The partition count it should have.", show_default=False,
-                                         parser=number(int, 1, COUNT_MAX))],
+    count: Annotated[
+        int, typer.Argument(help="The partition count it should have.", show_default=False, parser=number(int, 1, COUNT_MAX))
+    ],
     reason: Annotated[str, typer.Option("--reason", help="Why; stored with the change.", show_default=False)],
     output: OutputOption = None,
 ) -> None:
@@ -126,21 +160,35 @@ def list_(
     from loomctl import partitions
     from loomctl.partitions import Status
 
-    chosen = [name for name, on in ((Status.PENDING, pending), (Status.APPLIED, applied), (Status.FAILED, failed),
-                                    (Status.CANCELLED, cancelled)) if on]
+    chosen = [
+        name
+        for name, on in (
+            (Status.PENDING, pending),
+            (Status.APPLIED, applied),
+            (Status.FAILED, failed),
+            (Status.CANCELLED, cancelled),
+        )
+        if on
+    ]
     statuses = None if all_ else (chosen or [Status.PENDING])
     with _session(ctx) as session:
         changes = partitions.list_changes(session, statuses, topics)
     out = state(ctx).output_for(output)
-    render(changes, out, columns=CHANGE_COLUMNS if out is Output.table else None,
-           title="partition changes" + ("" if statuses is None else f" ({', '.join(statuses)})"))
+    render(
+        changes,
+        out,
+        columns=CHANGE_COLUMNS if out is Output.table else None,
+        title="partition changes" + ("" if statuses is None else f" ({', '.join(statuses)})"),
+    )
 
 
 @app.command()
 def cancel(
     ctx: typer.Context,
-    change: Annotated[str, typer.Argument(help="The change's id, or a topic (its pending change, else its newest failed one).",
-                                          show_default=False)],
+    change: Annotated[
+        str,
+        typer.Argument(help="The change's id, or a topic (its pending change, else its newest failed one).", show_default=False),
+    ],
     reason: Annotated[str, typer.Option("--reason", help="Why; stored with the change.", show_default=False)],
     actor: ActorOption = None,
     output: OutputOption = None,
@@ -151,15 +199,26 @@ def cancel(
     with _session(ctx) as session:
         cancelled = partitions.cancel_change(session, change, reason=reason, actor=actor or state(ctx).settings.resolved_actor())
     render(cancelled, state(ctx).output_for(output), title=f"cancelled change {cancelled.id}")
-    info(f"{cancelled.topic_name}: change {cancelled.id} ({cancelled.current_partitions} -> "
-         f"{cancelled.recommended_partitions}) cancelled")
+    info(
+        f"{cancelled.topic_name}: change {cancelled.id} ({cancelled.current_partitions} -> "
+        f"{cancelled.recommended_partitions}) cancelled"
+    )
 
 
 def _plan_table(plan: Plan, *, file: Any = None) -> None:
     """The plan in short cells: the full risk texts go to stderr, and into -o json."""
-    rows = [{"topic_name": i.topic_name, "now": i.current_partitions, "target": i.target_partitions, "action": i.action,
-             "keyed": i.keyed, "consumers": [g.service_name or g.consumer_group_id for g in i.consumer_groups] or "-",
-             "risks": "; ".join(i.risk_flags) or "-"} for i in plan.items]
+    rows = [
+        {
+            "topic_name": i.topic_name,
+            "now": i.current_partitions,
+            "target": i.target_partitions,
+            "action": i.action,
+            "keyed": i.keyed,
+            "consumers": [g.service_name or g.consumer_group_id for g in i.consumer_groups] or "-",
+            "risks": "; ".join(i.risk_flags) or "-",
+        }
+        for i in plan.items
+    ]
     render(rows, Output.table, columns=PLAN_COLUMNS, title="partition plan", file=file)
 
 
@@ -188,8 +247,9 @@ def plan(
 
     settings = state(ctx).settings
     with _session(ctx) as session:
-        result = partitions.plan_changes(session, _admin(ctx), topics, retry_failed=retry_failed,
-                                         kafka_properties=settings.kafka_properties())
+        result = partitions.plan_changes(
+            session, _admin(ctx), topics, retry_failed=retry_failed, kafka_properties=settings.kafka_properties()
+        )
     if not rendered_as_data(ctx, result, output) and result.items:
         _plan_table(result)
     _plan_notes(result)
@@ -215,10 +275,15 @@ def apply(
     topics: Topics = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and validate it; change nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Apply even where a consumer with auto_offset_reset=latest would skip records.")] = False,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also retry each topic's newest change that failed.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the cluster at each step.",
-                                           parser=number(float, 0.5, 3600))] = 30.0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Apply even where a consumer with auto_offset_reset=latest would skip records.")
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Also retry each topic's newest change that failed.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for the cluster at each step.", parser=number(float, 0.5, 3600))
+    ] = 30.0,
     actor: ActorOption = None,
     output: OutputOption = None,
 ) -> None:
@@ -229,15 +294,24 @@ def apply(
     out = state(ctx).output_for(output)
     with _session(ctx) as session:
         admin = _admin(ctx)
-        planned = partitions.plan_changes(session, admin, topics, lock=not dry_run, retry_failed=retry_failed,
-                                          kafka_properties=settings.kafka_properties())
+        planned = partitions.plan_changes(
+            session, admin, topics, lock=not dry_run, retry_failed=retry_failed, kafka_properties=settings.kafka_properties()
+        )
         _plan_before_apply(planned, out)
         if not planned.items:
             return
         if not dry_run and not yes:
             _confirm(planned, out, force)
-        results = partitions.apply_plan(session, admin, planned, actor=actor or settings.resolved_actor(), force=force,
-                                        dry_run=dry_run, timeout=timeout, on_step=lambda s: info(APPLY_STEPS.get(s, s)))
+        results = partitions.apply_plan(
+            session,
+            admin,
+            planned,
+            actor=actor or settings.resolved_actor(),
+            force=force,
+            dry_run=dry_run,
+            timeout=timeout,
+            on_step=lambda s: info(APPLY_STEPS.get(s, s)),
+        )
     _apply_report(planned, results, out, dry_run)
 
 

@@ -7,21 +7,36 @@ from typing import Any
 
 import typer
 
-
 COMMANDS: dict[str, tuple[str, str, str]] = {
     # name: (module, attribute, its help), in the order `loomctl --help` lists them. The help is the group's
     # Typer help or the command's docstring, repeated here so that --help imports none of them
     # (tests/test_cli_startup.py fails when one differs).
-    "alerts": ("loomctl.cli.monitor", "alerts",
-               "Active alerts from measured lag and processing (v_consumer_alerts). Example: loomctl alerts --fail-on critical"),
-    "recommend": ("loomctl.cli.monitor", "recommend",
-                  "Processing recommendations with the numbers behind them. Example: loomctl recommend speech-processor"),
-    "config": ("loomctl.cli.config", "app",
-               "Consumer settings per service: validate, change, audit, roll back, export and import."),
+    "alerts": (
+        "loomctl.cli.monitor",
+        "alerts",
+        "Active alerts from measured lag and processing (v_consumer_alerts). Example: loomctl alerts --fail-on critical",
+    ),
+    "recommend": (
+        "loomctl.cli.monitor",
+        "recommend",
+        "Processing recommendations with the numbers behind them. Example: loomctl recommend speech-processor",
+    ),
+    "config": (
+        "loomctl.cli.config",
+        "app",
+        "Consumer settings per service: validate, change, audit, roll back, export and import.",
+    ),
     "lag": ("loomctl.cli.lag", "app", "Consumer lag: live from Kafka, sampled into PostgreSQL, judged over a time window."),
-    "metrics": ("loomctl.cli.monitor", "metrics_app", "Processing metrics that services report per batch (consumer_processing_metrics)."),
-    "partitions": ("loomctl.cli.partitions", "app",
-                   "Partition changes: recommendations from measured load, a plan against the cluster, and apply."),
+    "metrics": (
+        "loomctl.cli.monitor",
+        "metrics_app",
+        "Processing metrics that services report per batch (consumer_processing_metrics).",
+    ),
+    "partitions": (
+        "loomctl.cli.partitions",
+        "app",
+        "Partition changes: recommendations from measured load, a plan against the cluster, and apply.",
+    ),
     "db": ("loomctl.cli.db", "app", "Schema migrations (Alembic), drift checks and offline SQL."),
     "dev": ("loomctl.cli.dev", "app", "A local PostgreSQL and Apache Kafka on loopback, without Docker."),
 }
@@ -50,7 +65,7 @@ def placeholder(name: str) -> Any:
     return TyperCommand(name, help=COMMANDS[name][2])
 
 
-class LazyCommands(MutableMapping):  # type: ignore[type-arg]
+class LazyCommands(MutableMapping):
     """The root's commands: each built on first lookup; iterating (a walk over every command) builds them all."""
 
     def __init__(self, loaded: MutableMapping[str, Any]) -> None:

@@ -48,7 +48,9 @@ def out_of_bounds(settings: Mapping[str, Any], broker: Mapping[str, str]) -> lis
         except (KeyError, ValueError):
             continue
         if not low <= settings[name] <= high:
-            objections.append(f"{name}={settings[name]} is outside the broker's {low_name.replace('.min.', '.min/max.')} ({low}..{high})")
+            objections.append(
+                f"{name}={settings[name]} is outside the broker's {low_name.replace('.min.', '.min/max.')} ({low}..{high})"
+            )
     return objections
 
 
@@ -72,7 +74,10 @@ def _kafka_properties(settings: "Settings") -> Mapping[str, str] | None:
 
 
 def check_changes(
-    changes: Sequence[tuple[Mapping[str, Any] | None, "ChangeResult"]], settings: "Settings", *, timeout: float = 5.0,
+    changes: Sequence[tuple[Mapping[str, Any] | None, "ChangeResult"]],
+    settings: "Settings",
+    *,
+    timeout: float = 5.0,
 ) -> list[BrokerCheck]:
     """The broker's view of each change, whose settings afterwards are the pair's first (None: deleted),
     asking the broker at most once.
@@ -106,8 +111,10 @@ def _check(after: Mapping[str, Any] | None, result: "ChangeResult", bounds: Any)
     consumer = uses_consumer_protocol(after)
     note = None
     if consumer and not result.dry_run:
-        note = (f"{result.service_name} uses the consumer protocol: the broker-side part ({', '.join(BROKER_OWNED)}) "
-                f"takes effect after `loomctl config push {result.service_name}`")
+        note = (
+            f"{result.service_name} uses the consumer protocol: the broker-side part ({', '.join(BROKER_OWNED)}) "
+            f"takes effect after `loomctl config push {result.service_name}`"
+        )
     if (not consumer and "session_timeout_ms" not in changed) or bounds is None:
         return BrokerCheck(note=note)
     try:
@@ -206,13 +213,22 @@ def plan_push(configs: Sequence["ConsumerConfig"], admin: Any, *, timeout: float
 
     consumer = [c for c in configs if uses_consumer_protocol(c.settings)]
     current = kafka.describe_group_configs(
-        admin, [c.consumer_group_id for c in consumer], list(GROUP_CONFIGS.values()), timeout=timeout)
+        admin, [c.consumer_group_id for c in consumer], list(GROUP_CONFIGS.values()), timeout=timeout
+    )
     items = []
     for c in configs:
         protocol = c.settings["group_protocol"]
         if not uses_consumer_protocol(c.settings):
-            items.append(PushItem(c.service_name, c.consumer_group_id, protocol, PushAction.SKIPPED, [],
-                                  "classic protocol: its members send their own session timeout and heartbeat"))
+            items.append(
+                PushItem(
+                    c.service_name,
+                    c.consumer_group_id,
+                    protocol,
+                    PushAction.SKIPPED,
+                    [],
+                    "classic protocol: its members send their own session timeout and heartbeat",
+                )
+            )
             continue
         changes = _changes(c, current.get(c.consumer_group_id, {}))
         action = PushAction.WOULD_SET if changes else PushAction.UNCHANGED
@@ -254,7 +270,9 @@ cluster's metadata log, and the broker answering describe_configs may apply it a
 controller accepted it."""
 
 
-def _read_back(admin: Any, groups: Sequence[str], wanted: Mapping[str, Mapping[str, str]], timeout: float) -> dict[str, dict[str, Any]]:
+def _read_back(
+    admin: Any, groups: Sequence[str], wanted: Mapping[str, Mapping[str, str]], timeout: float
+) -> dict[str, dict[str, Any]]:
     """The configs of ``groups``, read again (with a growing pause) until each of ``wanted`` reports
     what it was given or READ_BACK_S passes; then as they are."""
     import time
@@ -266,8 +284,11 @@ def _read_back(admin: Any, groups: Sequence[str], wanted: Mapping[str, Mapping[s
     pause = 0.05
     readback = kafka.describe_group_configs(admin, list(groups), names, timeout=timeout)
     while True:
-        pending = [g for g, values in wanted.items()
-                   if any(getattr(readback.get(g, {}).get(n), "value", None) != v for n, v in values.items())]
+        pending = [
+            g
+            for g, values in wanted.items()
+            if any(getattr(readback.get(g, {}).get(n), "value", None) != v for n, v in values.items())
+        ]
         if not pending or time.monotonic() + pause > deadline:
             return readback
         time.sleep(pause)
@@ -314,7 +335,9 @@ def _assignor_configured(settings: Mapping[str, Any]) -> str:
     return settings["group_remote_assignor" if uses_consumer_protocol(settings) else "partition_assignment_strategy"]
 
 
-def drift_of(config: "ConsumerConfig", group: Any, group_configs: Mapping[str, Any], partition_counts: Mapping[str, int]) -> Drift:
+def drift_of(
+    config: "ConsumerConfig", group: Any, group_configs: Mapping[str, Any], partition_counts: Mapping[str, int]
+) -> Drift:
     """The drift of one service, from its group's description, its group configs and the partition counts."""
     settings = config.settings
     protocol = settings["group_protocol"]
@@ -327,9 +350,11 @@ def drift_of(config: "ConsumerConfig", group: Any, group_configs: Mapping[str, A
     found: list[str] = []
     running = members > 0
     if running and group.group_type and group.group_type != protocol:
-        found.append(f"configured {protocol}, but the group runs the {group.group_type} protocol "
-                     f"(its {members} member(s) joined with {group.group_type}): "
-                     + ("restart them with this config" if protocol == "consumer" else "restart them with group.protocol=classic"))
+        found.append(
+            f"configured {protocol}, but the group runs the {group.group_type} protocol "
+            f"(its {members} member(s) joined with {group.group_type}): "
+            + ("restart them with this config" if protocol == "consumer" else "restart them with group.protocol=classic")
+        )
     values: dict[str, GroupConfigValue] = {}
     if uses_consumer_protocol(settings):
         for name, wanted in broker_group_configs(settings).items():
@@ -338,16 +363,30 @@ def drift_of(config: "ConsumerConfig", group: Any, group_configs: Mapping[str, A
             values[name] = value
             if value.broker != wanted:
                 where = "set for the group" if value.set_for_group else "the broker's default"
-                found.append(f"{name} is {value.broker} on the broker ({where}), {wanted} in the table: "
-                             f"run `loomctl config push {config.service_name}`")
+                found.append(
+                    f"{name} is {value.broker} on the broker ({where}), {wanted} in the table: "
+                    f"run `loomctl config push {config.service_name}`"
+                )
     configured = _assignor_configured(settings)
     in_use = group.assignor or None
     if running and in_use and in_use != configured and (group.group_type == protocol or group.group_type is None):
         found.append(f"assignor {in_use} in use, {configured} configured")
     if running and idle:
         found.append(f"{idle} of {members} members have no partition ({partitions} partition(s)): idle members")
-    return Drift(config.service_name, config.consumer_group_id, protocol, group.group_type, group.state, members,
-                 partitions, idle, configured, in_use, values, found)
+    return Drift(
+        config.service_name,
+        config.consumer_group_id,
+        protocol,
+        group.group_type,
+        group.state,
+        members,
+        partitions,
+        idle,
+        configured,
+        in_use,
+        values,
+        found,
+    )
 
 
 def drift(configs: Sequence["ConsumerConfig"], admin: Any, *, timeout: float = 10.0) -> list[Drift]:
@@ -361,5 +400,6 @@ def drift(configs: Sequence["ConsumerConfig"], admin: Any, *, timeout: float = 1
     topics = sorted({tp[0] for g in groups.values() for m in g.members for tp in m.partitions})
     counts = kafka.topic_partition_counts(admin, topics, timeout=timeout) if topics else {}
     missing = kafka.Group("", "Dead")
-    return [drift_of(c, groups.get(c.consumer_group_id, missing), group_configs.get(c.consumer_group_id, {}), counts)
-            for c in configs]
+    return [
+        drift_of(c, groups.get(c.consumer_group_id, missing), group_configs.get(c.consumer_group_id, {}), counts) for c in configs
+    ]

@@ -110,8 +110,11 @@ def _spec_from_document(doc: Any, where: str) -> ServiceSpec:
         raise _unknown_key(where, extra[0], SERVICE_KEYS)
     name = doc.get("service_name")
     if not isinstance(name, str):
-        raise BadInput(f"{where}: service_name is missing" if name is None else
-                       f"{where}: service_name must be text, got {type(name).__name__} {validation.shown(name)}")
+        raise BadInput(
+            f"{where}: service_name is missing"
+            if name is None
+            else f"{where}: service_name must be text, got {type(name).__name__} {validation.shown(name)}"
+        )
     where = f"{where} ({validation.shown(name)})"
     try:
         validation.check_service_name(name)
@@ -164,8 +167,10 @@ def _load_yaml(text: str, source: str) -> Any:
         def construct_yaml_int(self, node: Any) -> Any:
             # PyYAML hands the digits to int(), which refuses over 4,300 of them with a ValueError
             if len(str(node.value)) > 100:
-                raise BadInput(f"{source}: line {node.start_mark.line + 1}: a number of {len(str(node.value)):,} "
-                               "characters: out of every range")
+                raise BadInput(
+                    f"{source}: line {node.start_mark.line + 1}: a number of {len(str(node.value)):,} "
+                    "characters: out of every range"
+                )
             return super().construct_yaml_int(node)
 
     StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
@@ -197,8 +202,7 @@ def parse_specs(text: str, source: str = "input") -> list[ServiceSpec]:
                 from loomctl.validation import shown
 
                 hint = " (did you mean services?)" if str(name) != "services" and _close_to_services(name) else ""
-                raise BadInput(f"{where}: {shown(name)!r} must be a mapping of a service's keys{hint}, "
-                               f"got {type(body).__name__}")
+                raise BadInput(f"{where}: {shown(name)!r} must be a mapping of a service's keys{hint}, got {type(body).__name__}")
         document = [{"service_name": name, **(body or {})} for name, body in document.items()]
     if document is None:
         document = []
@@ -258,7 +262,9 @@ def plan_import(session: "Executor", items: Iterable[ServiceSpec], *, prune: boo
     if prune:
         for name, existing in current.items():
             if name not in wanted:
-                plan.append(PlanItem(name, label[Action.DELETE], changes_between(existing.values(), None), existing.version, None))
+                plan.append(
+                    PlanItem(name, label[Action.DELETE], changes_between(existing.values(), None), existing.version, None)
+                )
     return ImportPlan(plan, prune)
 
 
@@ -274,12 +280,15 @@ def apply_import(session: "Executor", plan: ImportPlan, *, actor: str, reason: s
     # Deletes first, so a group id freed by a pruned service can be taken by a new one.
     for item in sorted(plan.items, key=lambda i: i.action != label[Action.DELETE]):
         if item.action == label[Action.DELETE]:
+            assert item.expected_version is not None  # the plan read the row it deletes
             delete_row(session, item.service_name, item.expected_version)
             results.append(ChangeResult(item.service_name, Action.DELETE, item.changes, item.expected_version, None))
         elif item.action == label[Action.CREATE]:
+            assert item.values is not None
             version = insert_row(session, item.service_name, item.values)
             results.append(ChangeResult(item.service_name, Action.CREATE, item.changes, None, version))
         elif item.action == label[Action.UPDATE]:
+            assert item.values is not None and item.expected_version is not None
             version = update_row(session, item.service_name, item.values, item.expected_version)
             results.append(ChangeResult(item.service_name, Action.UPDATE, item.changes, item.expected_version, version))
     return results

@@ -26,8 +26,13 @@ class ServiceSpec:
     """The service's lag objective in seconds (not a client setting: the client formats leave it out)."""
 
     def values(self) -> dict[str, Any]:
-        return {"consumer_group_id": self.consumer_group_id, "profile": self.profile,
-                "description": self.description, "lag_slo_seconds": self.lag_slo_seconds, **self.settings}
+        return {
+            "consumer_group_id": self.consumer_group_id,
+            "profile": self.profile,
+            "description": self.description,
+            "lag_slo_seconds": self.lag_slo_seconds,
+            **self.settings,
+        }
 
     def document(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"service_name": self.service_name, "consumer_group_id": self.consumer_group_id}
@@ -81,8 +86,10 @@ class LibrdkafkaFormat(ExportFormat):
 
         # librdkafka has no max.poll.records: services pass it to consume(num_messages=...)
         return "\n".join(
-            _properties_block(f"{s.service_name} (librdkafka; batch size max_poll_records={s.settings['max_poll_records']})",
-                              client_options(self.name, s.consumer_group_id, s.settings))
+            _properties_block(
+                f"{s.service_name} (librdkafka; batch size max_poll_records={s.settings['max_poll_records']})",
+                client_options(self.name, s.consumer_group_id, s.settings),
+            )
             for s in items
         )
 
@@ -136,12 +143,15 @@ class EnvFormat(ExportFormat):
         lines = []
         for s in items:
             lines.append(f"{self._name(s.service_name, 'consumer_group_id')}={shlex.quote(s.consumer_group_id)}")
-            lines.extend(f"{self._name(s.service_name, name)}={shlex.quote(str(value).lower() if isinstance(value, bool) else str(value))}"
-                         for name, value in s.settings.items())
+            lines.extend(
+                f"{self._name(s.service_name, name)}={shlex.quote(str(value).lower() if isinstance(value, bool) else str(value))}"
+                for name, value in s.settings.items()
+            )
         return "\n".join(lines) + ("\n" if lines else "")
 
 
-FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
-    YamlFormat(), JsonFormat(), LibrdkafkaFormat(), JavaFormat(), KafkajsFormat(), EnvFormat())}
+FORMATS: dict[str, ExportFormat] = {
+    f.name: f for f in (YamlFormat(), JsonFormat(), LibrdkafkaFormat(), JavaFormat(), KafkajsFormat(), EnvFormat())
+}
 """Every export format by name: the CLI's ``--format`` choices are these."""
 FORMAT_NAMES: tuple[str, ...] = tuple(FORMATS)

@@ -16,7 +16,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from loomctl import validation
 from loomctl.consumer_config import DEFAULTS, FIELDS, FIELDS_BY_NAME, PROFILES, Profile, client_properties
@@ -57,7 +57,7 @@ class Action:
 def _tables() -> tuple["Table", "Table"]:
     from loomctl.db.models import ConsumerConfigChange, PipelineConsumerConfig
 
-    return PipelineConsumerConfig.__table__, ConsumerConfigChange.__table__
+    return cast("Table", PipelineConsumerConfig.__table__), cast("Table", ConsumerConfigChange.__table__)
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,13 @@ class ConsumerConfig:
 
     def values(self) -> dict[str, Any]:
         """The tracked columns: labels and settings."""
-        return {"consumer_group_id": self.consumer_group_id, "profile": self.profile,
-                "description": self.description, "lag_slo_seconds": self.lag_slo_seconds, **self.settings}
+        return {
+            "consumer_group_id": self.consumer_group_id,
+            "profile": self.profile,
+            "description": self.description,
+            "lag_slo_seconds": self.lag_slo_seconds,
+            **self.settings,
+        }
 
 
 @dataclass(frozen=True)
@@ -199,8 +204,10 @@ def read_configs(
     where = ["(%(every)s OR service_name = ANY(%(services)s) OR consumer_group_id = ANY(%(groups)s))"]
     if profile is not None:
         where.append("profile = %(profile)s")
-    sql = (f"SELECT {', '.join(_COLUMNS)} FROM public.pipeline_consumer_configs WHERE {' AND '.join(where)}"
-           " ORDER BY service_name" + (" FOR UPDATE" if lock else ""))
+    sql = (
+        f"SELECT {', '.join(_COLUMNS)} FROM public.pipeline_consumer_configs WHERE {' AND '.join(where)}"
+        " ORDER BY service_name" + (" FOR UPDATE" if lock else "")
+    )
     params = {"every": not services and not groups, "services": list(services), "groups": list(groups), "profile": profile}
     return [_from_row(m) for m in _mappings(conn, sql, params)]
 
@@ -219,8 +226,9 @@ def check_lag_slo_seconds(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadInput(f"{OBJECTIVE} must be whole seconds ({low} to {high:,}) or none, got {type(value).__name__} "
-                       f"{validation.shown(value)}")
+        raise BadInput(
+            f"{OBJECTIVE} must be whole seconds ({low} to {high:,}) or none, got {type(value).__name__} {validation.shown(value)}"
+        )
     if not low <= value <= high:
         shown = f"{value:,}" if value.bit_length() <= 64 else validation.shown(value)
         raise BadInput(f"{OBJECTIVE}={shown} is out of range: allowed {low} to {high:,} seconds (a week), or none")
@@ -382,7 +390,12 @@ def record_who_and_why(session: "Executor", actor: str, reason: str | None) -> N
 
 
 def record_push(
-    session: "Executor", config: ConsumerConfig, changes: Sequence[FieldChange], *, actor: str, reason: str | None,
+    session: "Executor",
+    config: ConsumerConfig,
+    changes: Sequence[FieldChange],
+    *,
+    actor: str,
+    reason: str | None,
 ) -> None:
     """Record in the audit trail that ``changes`` (broker values, old -> new) were set on the broker
     for ``config``'s group, at the config version they came from."""
@@ -392,17 +405,27 @@ def record_push(
     validation.check_text("--actor", actor, limit=validation.ACTOR_MAX)
     if reason is not None:
         validation.check_text("--reason", reason, limit=validation.DESCRIPTION_MAX, multiline=True)
-    session.execute(insert(changes_table).values(
-        service_name=config.service_name, change_type=Action.PUSH, changed_fields=[c.field for c in changes],
-        old_values={c.field: c.old for c in changes}, new_values={c.field: c.new for c in changes},
-        reason=reason, changed_by=actor, config_version=config.version, source="loomctl",
-    ))
+    session.execute(
+        insert(changes_table).values(
+            service_name=config.service_name,
+            change_type=Action.PUSH,
+            changed_fields=[c.field for c in changes],
+            old_values={c.field: c.old for c in changes},
+            new_values={c.field: c.new for c in changes},
+            reason=reason,
+            changed_by=actor,
+            config_version=config.version,
+            source="loomctl",
+        )
+    )
 
 
 def _not_a_push(row: Mapping[str, Any], change_id: int) -> None:
     if row["change_type"] == Action.PUSH:
-        raise BadInput(f"change {change_id} is a push of group configs to the broker, not a change of the config "
-                       f"(see `loomctl config history {row['service_name']}`)")
+        raise BadInput(
+            f"change {change_id} is a push of group configs to the broker, not a change of the config "
+            f"(see `loomctl config history {row['service_name']}`)"
+        )
 
 
 def _check_version(current: ConsumerConfig, if_version: int | None) -> None:
@@ -452,8 +475,13 @@ def set_config(
                 f"{service_name} already exists (version {current.version}, last changed by {current.updated_by} "
                 f"at {current.updated_at:%Y-%m-%d %H:%M:%S %Z}); drop --create to change it"
             )
-        base: dict[str, Any] = {"consumer_group_id": group or service_name, "profile": None,
-                                "description": None, OBJECTIVE: None, **DEFAULTS}
+        base: dict[str, Any] = {
+            "consumer_group_id": group or service_name,
+            "profile": None,
+            "description": None,
+            OBJECTIVE: None,
+            **DEFAULTS,
+        }
     else:
         if current is None:
             raise NotFound(f"no consumer config for {service_name!r}: add --create to make one")
@@ -494,29 +522,49 @@ def _write(
     record_who_and_why(session, actor, reason)
     version_after: int | None
     if action == Action.CREATE:
+        assert desired is not None  # a create has the values it creates
         version_after = insert_row(session, service_name, desired)
     elif action == Action.DELETE:
+        assert current is not None  # only what exists is deleted
         delete_row(session, service_name, current.version)
         version_after = None
     else:
+        assert desired is not None and current is not None
         version_after = update_row(session, service_name, desired, current.version)
     return ChangeResult(service_name, action, changes, version_before, version_after, dry_run)
 
 
 def apply_profile(
-    session: "Executor", service_name: str, profile: str, *, actor: str, reason: str | None = None,
-    if_version: int | None = None, dry_run: bool = False,
+    session: "Executor",
+    service_name: str,
+    profile: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    if_version: int | None = None,
+    dry_run: bool = False,
 ) -> ChangeResult:
     """Set every setting of a service to the profile's values (the defaults where it names none)."""
     validation.check_profile(profile)
     return set_config(
-        session, service_name, PROFILES[profile].full_settings(), profile=profile, actor=actor,
-        reason=reason or f"apply profile {profile}", if_version=if_version, dry_run=dry_run,
+        session,
+        service_name,
+        PROFILES[profile].full_settings(),
+        profile=profile,
+        actor=actor,
+        reason=reason or f"apply profile {profile}",
+        if_version=if_version,
+        dry_run=dry_run,
     )
 
 
 def delete_config(
-    session: "Executor", service_name: str, *, actor: str, reason: str | None = None, if_version: int | None = None,
+    session: "Executor",
+    service_name: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    if_version: int | None = None,
     dry_run: bool = False,
 ) -> ChangeResult:
     current = get_config(session, service_name)
@@ -529,8 +577,14 @@ def _entry(row: Any) -> HistoryEntry:
     old, new = m["old_values"] or {}, m["new_values"] or {}
     changes = [FieldChange(name, old.get(name), new.get(name)) for name in m["changed_fields"] if name != "service_name"]
     return HistoryEntry(
-        id=m["id"], service_name=m["service_name"], changed_at=m["changed_at"], change_type=m["change_type"],
-        changed_by=m["changed_by"], source=m["source"], reason=m["reason"], config_version=m["config_version"],
+        id=m["id"],
+        service_name=m["service_name"],
+        changed_at=m["changed_at"],
+        change_type=m["change_type"],
+        changed_by=m["changed_by"],
+        source=m["source"],
+        reason=m["reason"],
+        config_version=m["config_version"],
         changes=changes,
     )
 
@@ -541,7 +595,8 @@ def history(session: "Executor", service_name: str, limit: int | None = None) ->
 
     _, changes_table = _tables()
     query = (
-        select(changes_table).where(changes_table.c.service_name == service_name)
+        select(changes_table)
+        .where(changes_table.c.service_name == service_name)
         .order_by(changes_table.c.changed_at.desc(), changes_table.c.id.desc())
     )
     if limit:
@@ -557,10 +612,14 @@ def _change_row(session: "Executor", service_name: str, change_id: int) -> Any:
 
     _, changes_table = _tables()
     if not 1 <= change_id <= CHANGE_ID_MAX:
-        raise NotFound(f"no change {change_id} of {service_name} in the audit trail (see `loomctl config history {service_name}`)")
+        raise NotFound(
+            f"no change {change_id} of {service_name} in the audit trail (see `loomctl config history {service_name}`)"
+        )
     row = session.execute(select(changes_table).where(changes_table.c.id == change_id)).first()
     if row is None or row._mapping["service_name"] != service_name:
-        raise NotFound(f"no change {change_id} of {service_name} in the audit trail (see `loomctl config history {service_name}`)")
+        raise NotFound(
+            f"no change {change_id} of {service_name} in the audit trail (see `loomctl config history {service_name}`)"
+        )
     return row._mapping
 
 
@@ -581,15 +640,20 @@ def diff(session: "Executor", service_name: str, against: str | None = None) -> 
     elif re.fullmatch(r"[0-9]{1,30}", against, re.ASCII):
         row = _change_row(session, service_name, int(against))
         _not_a_push(row, int(against))
-        values = _values_from_audit(row["new_values"] if row["change_type"] != "delete" else row["old_values"])
-        label, other = f"change {against} ({row['change_type']} by {row['changed_by']} at {row['changed_at']:%Y-%m-%d %H:%M:%S})", values
+        audited = _values_from_audit(row["new_values"] if row["change_type"] != "delete" else row["old_values"])
+        assert audited is not None  # a change row carries the values of its side
+        label, other = (
+            f"change {against} ({row['change_type']} by {row['changed_by']} at {row['changed_at']:%Y-%m-%d %H:%M:%S})",
+            audited,
+        )
     else:
         validation.check_profile(against)
         label, other = f"profile {against}", PROFILES[against].full_settings()
     names = [n for n in TRACKED if n in other]
     values = current.values()
     return DiffResult(
-        service_name, label,
+        service_name,
+        label,
         [FieldDiff(n, values[n], other[n], values[n] != other[n]) for n in names],
     )
 
@@ -603,7 +667,8 @@ def plan_rollback(session: "Executor", service_name: str, to_change: int | None 
         row = session.execute(
             select(changes_table)
             .where(changes_table.c.service_name == service_name, changes_table.c.change_type != Action.PUSH)
-            .order_by(changes_table.c.changed_at.desc(), changes_table.c.id.desc()).limit(1)
+            .order_by(changes_table.c.changed_at.desc(), changes_table.c.id.desc())
+            .limit(1)
         ).first()
         if row is None:
             raise NotFound(f"no change of {service_name} to roll back")
@@ -632,6 +697,11 @@ def rollback(session: "Executor", plan: RollbackPlan, *, actor: str, reason: str
             raise Conflict(f"{plan.service_name} was deleted since the rollback was planned")
         raise _conflict(session, plan.service_name, plan.expected_version or 0)
     return _write(
-        session, plan.service_name, current, plan.target, actor=actor,
-        reason=reason or f"rollback: {plan.description}", dry_run=False,
+        session,
+        plan.service_name,
+        current,
+        plan.target,
+        actor=actor,
+        reason=reason or f"rollback: {plan.description}",
+        dry_run=False,
     )

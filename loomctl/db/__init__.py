@@ -34,8 +34,9 @@ def make_engine(database_url: str) -> "Engine":
     )
 
 
-def open_connection(url: str, *, application_name: str = APPLICATION_NAME, connect_timeout: float = CONNECT_TIMEOUT_S,
-                    autocommit: bool = False) -> "psycopg.Connection[Any]":
+def open_connection(
+    url: str, *, application_name: str = APPLICATION_NAME, connect_timeout: float = CONNECT_TIMEOUT_S, autocommit: bool = False
+) -> "psycopg.Connection[Any]":
     """The one way loomctl opens plain psycopg connections (``url`` checked), without JIT compilation.
 
     loomctl's reads return at most one row per partition, from the status copy or a day's index, in
@@ -50,8 +51,9 @@ def open_connection(url: str, *, application_name: str = APPLICATION_NAME, conne
 
     conninfo = libpq_url(url)
     options = " ".join(o for o in (str(conninfo_to_dict(conninfo).get("options") or ""), "-c jit=off") if o)
-    return psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=int(connect_timeout),
-                           application_name=application_name, options=options)
+    return psycopg.connect(
+        conninfo, autocommit=autocommit, connect_timeout=int(connect_timeout), application_name=application_name, options=options
+    )
 
 
 NOT_MIGRATED_SQLSTATES = ("42P01", "42883", "42703")

@@ -190,17 +190,19 @@ def _check_constraint_drift(connection: Any) -> list[str]:
         "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
         "WHERE conrelid = CAST(:table AS regclass) AND contype = 'c' AND conname LIKE :prefix"
     )
-    actual = dict(connection.execute(query, {"table": "public.pipeline_consumer_configs",
-                                             "prefix": "ck_pipeline_consumer_configs_%"}).all())
+    actual = dict(
+        connection.execute(query, {"table": "public.pipeline_consumer_configs", "prefix": "ck_pipeline_consumer_configs_%"}).all()
+    )
     savepoint = connection.begin_nested()
     try:
         connection.execute(text("CREATE TEMP TABLE loom_expected_checks (LIKE public.pipeline_consumer_configs)"))
         for name, condition in check_constraints().items():
-            connection.execute(text(
-                f'ALTER TABLE loom_expected_checks ADD CONSTRAINT "ck_pipeline_consumer_configs_{name}" CHECK ({condition})'
-            ))
-        expected = dict(connection.execute(query, {"table": "loom_expected_checks",
-                                                   "prefix": "ck_pipeline_consumer_configs_%"}).all())
+            connection.execute(
+                text(f'ALTER TABLE loom_expected_checks ADD CONSTRAINT "ck_pipeline_consumer_configs_{name}" CHECK ({condition})')
+            )
+        expected = dict(
+            connection.execute(query, {"table": "loom_expected_checks", "prefix": "ck_pipeline_consumer_configs_%"}).all()
+        )
     finally:
         savepoint.rollback()
     problems = []
@@ -219,9 +221,9 @@ def check(database_url: str) -> DriftReport:
     from alembic.runtime.migration import MigrationContext
     from alembic_utils.replaceable_entity import register_entities
 
+    from loomctl.db.entities import current_entities
     from loomctl.db.models import Base
     from loomctl.db.schema import include_object
-    from loomctl.db.entities import current_entities
 
     heads = sorted(_script().get_heads())
     with _backend_errors(database_url):
@@ -229,7 +231,8 @@ def check(database_url: str) -> DriftReport:
         try:
             with engine.connect() as connection:
                 context = MigrationContext.configure(
-                    connection, opts={"target_metadata": Base.metadata, "include_object": include_object, "include_schemas": False}
+                    connection,
+                    opts={"target_metadata": Base.metadata, "include_object": include_object, "include_schemas": False},
                 )
                 at = sorted(context.get_current_heads())
                 report = DriftReport(database_revisions=at, head_revisions=heads)
@@ -240,7 +243,8 @@ def check(database_url: str) -> DriftReport:
                     )
                     return report
                 register_entities(current_entities())
-                for op in produce_migrations(context, Base.metadata).upgrade_ops.ops:
+                upgrade_ops = produce_migrations(context, Base.metadata).upgrade_ops
+                for op in upgrade_ops.ops if upgrade_ops is not None else []:
                     report.differences.extend(_describe_op(op))
                 report.differences.extend(_check_constraint_drift(connection))
                 connection.rollback()

@@ -252,6 +252,7 @@ class LagStatusCacheRow(Base):
     evidence: Mapped[str | None] = mapped_column(Text)
     group_type: Mapped[str | None] = mapped_column(Text)
 
+
 class LagStatusCacheGroup(Base):
     """One group's row of lag_group_status (its partitions rolled up: lag, status, the objective's
     predictions), kept by refresh_lag_partition_status beside lag_status_cache_rows (same columns as

@@ -12,9 +12,13 @@ MIGRATION_LOCK_KEY = 7_461_120_331_001
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Leave the daily partitions of consumer_lag_history out of model comparison: they are data."""
-    if type_ == "table" and name and (
-        name == LAG_HISTORY_DEFAULT_PARTITION
-        or (name.startswith(LAG_HISTORY_PARTITION_PREFIX) and name[len(LAG_HISTORY_PARTITION_PREFIX):].isdigit())
+    if (
+        type_ == "table"
+        and name
+        and (
+            name == LAG_HISTORY_DEFAULT_PARTITION
+            or (name.startswith(LAG_HISTORY_PARTITION_PREFIX) and name[len(LAG_HISTORY_PARTITION_PREFIX) :].isdigit())
+        )
     ):
         return False
     return True

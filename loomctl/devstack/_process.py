@@ -104,7 +104,9 @@ def terminate(pid: int | None, marker: str, steps: Sequence[tuple[signal.Signals
     return not is_running(pid, marker)
 
 
-def launch(argv: Sequence[str], *, log: Path, cwd: Path, env: Mapping[str, str] | None = None, open_files: int | None = None) -> int:
+def launch(
+    argv: Sequence[str], *, log: Path, cwd: Path, env: Mapping[str, str] | None = None, open_files: int | None = None
+) -> int:
     """Start a server in its own session with output appended to ``log``; returns its pid.
 
     Its own session: Ctrl-C in the terminal that ran `loomctl dev up` must not reach it, and it

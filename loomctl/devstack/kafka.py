@@ -19,6 +19,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from loomctl.devstack import _process
 from loomctl.devstack._process import Progress
@@ -82,8 +83,7 @@ def ensure_jars(*, progress: Progress | None = None) -> Path:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise BackendUnavailable(
-            f"mvn (Apache Maven) is needed once to fetch Kafka {version()} from Maven Central into {libs}: "
-            "apt-get install maven"
+            f"mvn (Apache Maven) is needed once to fetch Kafka {version()} from Maven Central into {libs}: apt-get install maven"
         )
     libs.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=libs.parent))
@@ -94,11 +94,20 @@ def ensure_jars(*, progress: Progress | None = None) -> Path:
         try:
             result = subprocess.run(
                 [
-                    mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(work / "pom.xml"),
+                    mvn,
+                    "-B",
+                    "-q",
+                    "-Dstyle.color=never",
+                    "-f",
+                    str(work / "pom.xml"),
                     f"{_DEPENDENCY_PLUGIN}:copy-dependencies",
-                    "-DincludeScope=runtime", f"-DoutputDirectory={work / 'libs'}",
+                    "-DincludeScope=runtime",
+                    f"-DoutputDirectory={work / 'libs'}",
                 ],
-                capture_output=True, text=True, cwd=work, timeout=900,
+                capture_output=True,
+                text=True,
+                cwd=work,
+                timeout=900,
             )
         except subprocess.TimeoutExpired:
             raise BackendUnavailable("mvn did not fetch the Kafka jars within 15 minutes") from None
@@ -256,7 +265,8 @@ def _java_argv(java: str, libs: Path, state_dir: Path, main_class: str, *args: s
         *JVM_FLAGS,
         f"-Dlog4j2.configurationFile={home(state_dir) / 'log4j2.properties'}",
         f"-Dkafka.logs.dir={log_dir(state_dir)}",
-        "-cp", f"{libs}{os.sep}*",
+        "-cp",
+        f"{libs}{os.sep}*",
         main_class,
         *args,
     ]
@@ -339,7 +349,9 @@ def _wait_ready(pid: int, port: int, state_dir: Path, log_offsets: dict[Path, in
         if _process.port_open(port) and answers(bootstrap_servers(port), timeout=2.0):
             return
         if time.monotonic() >= deadline:
-            raise BackendUnavailable(f"Kafka did not answer on port {port} within {timeout:.0f} s; its last log lines:\n{_logs(log_offsets)}")
+            raise BackendUnavailable(
+                f"Kafka did not answer on port {port} within {timeout:.0f} s; its last log lines:\n{_logs(log_offsets)}"
+            )
         time.sleep(0.2)
 
 
@@ -365,7 +377,8 @@ def answers(bootstrap: str, timeout: float = 3.0) -> bool:
     if not quiet.handlers:
         quiet.addHandler(logging.NullHandler())
         quiet.propagate = False
-    client = AdminClient({"bootstrap.servers": bootstrap, "logger": quiet, "socket.connection.setup.timeout.ms": 2000})
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": quiet, "socket.connection.setup.timeout.ms": 2000}
+    client = AdminClient(config)
     try:
         metadata = client.list_topics(timeout=timeout)
     except KafkaException:

@@ -188,10 +188,14 @@ def init_cluster(binaries: Binaries, root: Path, os_user: pwd.struct_passwd | No
     result = _run(
         [
             binaries.tool("initdb"),
-            "--pgdata", str(data_dir(root)),
-            "--username", SUPERUSER,
-            "--auth", "trust",  # loopback only (listen_addresses below), throwaway data
-            "--encoding", "UTF8",
+            "--pgdata",
+            str(data_dir(root)),
+            "--username",
+            SUPERUSER,
+            "--auth",
+            "trust",  # loopback only (listen_addresses below), throwaway data
+            "--encoding",
+            "UTF8",
             # C collation: byte order, the same on every machine, whatever locales are installed
             "--no-locale",
             "--no-sync",
@@ -237,11 +241,18 @@ def start(
         try:
             result = _run(
                 [
-                    binaries.tool("pg_ctl"), "start",
-                    "--pgdata", str(data_dir(root)),
-                    "--log", str(log_file(root)),
-                    "--wait", "--timeout", str(START_TIMEOUT_S), "--silent",
-                    "-o", f"-p {port}",
+                    binaries.tool("pg_ctl"),
+                    "start",
+                    "--pgdata",
+                    str(data_dir(root)),
+                    "--log",
+                    str(log_file(root)),
+                    "--wait",
+                    "--timeout",
+                    str(START_TIMEOUT_S),
+                    "--silent",
+                    "-o",
+                    f"-p {port}",
                 ],
                 os_user,
                 cwd=root,
@@ -249,8 +260,9 @@ def start(
             )
             if result.returncode == 0:
                 pid = pid_from_file(root)
+                assert pid is not None, "pg_ctl started the server without a postmaster.pid"
                 _wait_accepting(port, pid, root)
-                return pid, port  # type: ignore[return-value]
+                return pid, port
         except BaseException:
             _stop_if_new(root, earlier)
             raise
@@ -386,9 +398,7 @@ def stop(pid: int | None, root: Path) -> bool:
     return _process.terminate(pid, str(data_dir(root)), steps)
 
 
-def _run(
-    argv: list[str], os_user: pwd.struct_passwd | None, *, cwd: Path, timeout: float
-) -> subprocess.CompletedProcess[str]:
+def _run(argv: list[str], os_user: pwd.struct_passwd | None, *, cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
     """Run a PostgreSQL tool, as ``os_user`` when given (we are root and postgres will not be)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     as_user: dict[str, object] = {}
@@ -397,7 +407,13 @@ def _run(
         env.update(HOME=os_user.pw_dir, USER=os_user.pw_name, LOGNAME=os_user.pw_name)
     try:
         return subprocess.run(
-            argv, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout, **as_user  # type: ignore[call-overload]
+            argv,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=env,
+            timeout=timeout,
+            **as_user,  # type: ignore[call-overload]
         )
     except subprocess.TimeoutExpired:
         raise BackendUnavailable(f"{Path(argv[0]).name} did not finish within {timeout:.0f} s") from None

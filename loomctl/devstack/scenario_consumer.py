@@ -221,11 +221,17 @@ def main(argv: list[str] | None = None) -> int:
             emit("failed", message=f"no config of {args.service} in the database")
             return 1
         consumer = loader.create_consumer(
-            args.service, [args.topic], bootstrap_servers=args.bootstrap_servers,
+            args.service,
+            [args.topic],
+            bootstrap_servers=args.bootstrap_servers,
             config_overrides={"client.id": f"scenario-{args.service}", "logger": quiet_logger()},
         )
-        emit("started", group=config.consumer_group_id, session_timeout_ms=config["session_timeout_ms"],
-             enable_auto_commit=config["enable_auto_commit"])
+        emit(
+            "started",
+            group=config.consumer_group_id,
+            session_timeout_ms=config["session_timeout_ms"],
+            enable_auto_commit=config["enable_auto_commit"],
+        )
         threading.Thread(target=_read_commands, args=(commands,), daemon=True).start()
         loop = ScenarioConsumer(consumer, loader, args.service, never_commit=args.never_commit)
         try:

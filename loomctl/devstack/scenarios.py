@@ -66,8 +66,13 @@ FAILED = "FAILED"
 SURFACES = ("lag show", "lag status", "alerts", "/metrics", "burrow")
 FLAGS = frozenset({WARN, STALL, STOP, REWIND, ERR})
 DEAD = frozenset({STOP, STALL})
-ALERT_VERDICTS = {"consumer_stopped": STOP, "consumer_stalled": STALL, "offset_rewind": REWIND,
-                  "lag_growing": WARN, "no_committed_offset": ERR}
+ALERT_VERDICTS = {
+    "consumer_stopped": STOP,
+    "consumer_stalled": STALL,
+    "offset_rewind": REWIND,
+    "lag_growing": WARN,
+    "no_committed_offset": ERR,
+}
 PARTITIONS = 2
 RATE = 20.0
 """Messages a second into a steady topic (over its partitions)."""
@@ -149,52 +154,94 @@ def scenarios(interval_s: float) -> list[Scenario]:
     quiet_for = 8 * interval_s
     healthy = Phase("observed", START, frozenset({OK}), never=FLAGS, stays=True)
     return [
-        Scenario("killed", "dead after catching up, SIGKILL", "STOP (consumer_stopped); STALL while its session lasts",
-                 Production(rate=RATE), (
-                     _before(),
-                     Phase("killed", "kill", frozenset({STOP}), interim=frozenset({STALL}), stays=True, target="empty")),
-                 (Event("kill", 0, "SIGKILL"),)),
-        Scenario("closed", "dead after catching up, clean close", "STOP (consumer_stopped)",
-                 Production(rate=RATE), (
-                     _before(),
-                     Phase("closed", "close", frozenset({STOP}), stays=True, target="empty")),
-                 (Event("close", 0, "close"),)),
-        Scenario("paused", "stalled, member present (paused)", "STALL (consumer_stalled)",
-                 Production(rate=RATE), (
-                     _before(),
-                     Phase("paused", "pause", frozenset({STALL}), stays=True, target="stall")),
-                 (Event("pause", 0, "pause"),)),
-        Scenario("slow", "slow: consumes a quarter of what is produced", "WARN, never STOP/STALL",
-                 Production(rate=RATE), (
-                     _before(),
-                     Phase("slow", "slow", frozenset({WARN}), never=DEAD)),
-                 (Event("slow", 0, f"slow {RATE / 4:g}"),)),
-        Scenario("quiet", "quiet healthy: idle after a first batch", "OK, never flagged",
-                 Production(initial=50), (_before(FLAGS), healthy)),
-        Scenario("bursty", "bursty healthy: a burst every 10 s", "never STOP/STALL (ideally never WARN)",
-                 Production(burst=100, burst_every_s=10.0), (
-                     _before(),
-                     Phase("observed", START, frozenset({OK}), never=DEAD, must_reach=False))),
-        Scenario("steady", "steady healthy, commit per batch", "OK, never WARN/STOP/STALL",
-                 Production(rate=RATE), (_before(FLAGS), healthy)),
-        Scenario("quiet-dead", f"closed on a quiet topic; production resumes {quiet_for:g} s later",
-                 "OK while nothing is produced, then STOP",
-                 Production(initial=50, rate=RATE, rate_from="resume"), (
-                     _before(FLAGS),
-                     Phase("quiet", "close", frozenset({OK}), never=FLAGS),
-                     Phase("resumed", "resume", frozenset({STOP}), stays=True, target="empty")),
-                 (Event("close", 0, "close"), Event("resume", quiet_for, None))),
-        Scenario("rewound", f"rewound {rewind} messages a partition", "REWIND, then OK once past its old high",
-                 Production(rate=RATE), (
-                     _before(),
-                     Phase("rewound", "rewind", frozenset({REWIND}), never=DEAD),
-                     Phase("re-read", PASSED, frozenset({OK}), never=DEAD, stays=True)),
-                 (Event("rewind", 0, f"rewind {rewind} {RATE * 2:g}"),)),
-        Scenario("never-committed", "never committed: polls, never commits", "ERR or unknown, never OK or 0",
-                 Production(initial=100, rate=RATE / 2), (
-                     Phase("before", WARM, frozenset({ERR, UNKNOWN}), never=frozenset({OK}), must_reach=False),
-                     Phase("observed", START, frozenset({ERR, UNKNOWN}), never=frozenset({OK}), stays=True)),
-                 never_commit=True),
+        Scenario(
+            "killed",
+            "dead after catching up, SIGKILL",
+            "STOP (consumer_stopped); STALL while its session lasts",
+            Production(rate=RATE),
+            (_before(), Phase("killed", "kill", frozenset({STOP}), interim=frozenset({STALL}), stays=True, target="empty")),
+            (Event("kill", 0, "SIGKILL"),),
+        ),
+        Scenario(
+            "closed",
+            "dead after catching up, clean close",
+            "STOP (consumer_stopped)",
+            Production(rate=RATE),
+            (_before(), Phase("closed", "close", frozenset({STOP}), stays=True, target="empty")),
+            (Event("close", 0, "close"),),
+        ),
+        Scenario(
+            "paused",
+            "stalled, member present (paused)",
+            "STALL (consumer_stalled)",
+            Production(rate=RATE),
+            (_before(), Phase("paused", "pause", frozenset({STALL}), stays=True, target="stall")),
+            (Event("pause", 0, "pause"),),
+        ),
+        Scenario(
+            "slow",
+            "slow: consumes a quarter of what is produced",
+            "WARN, never STOP/STALL",
+            Production(rate=RATE),
+            (_before(), Phase("slow", "slow", frozenset({WARN}), never=DEAD)),
+            (Event("slow", 0, f"slow {RATE / 4:g}"),),
+        ),
+        Scenario(
+            "quiet",
+            "quiet healthy: idle after a first batch",
+            "OK, never flagged",
+            Production(initial=50),
+            (_before(FLAGS), healthy),
+        ),
+        Scenario(
+            "bursty",
+            "bursty healthy: a burst every 10 s",
+            "never STOP/STALL (ideally never WARN)",
+            Production(burst=100, burst_every_s=10.0),
+            (_before(), Phase("observed", START, frozenset({OK}), never=DEAD, must_reach=False)),
+        ),
+        Scenario(
+            "steady",
+            "steady healthy, commit per batch",
+            "OK, never WARN/STOP/STALL",
+            Production(rate=RATE),
+            (_before(FLAGS), healthy),
+        ),
+        Scenario(
+            "quiet-dead",
+            f"closed on a quiet topic; production resumes {quiet_for:g} s later",
+            "OK while nothing is produced, then STOP",
+            Production(initial=50, rate=RATE, rate_from="resume"),
+            (
+                _before(FLAGS),
+                Phase("quiet", "close", frozenset({OK}), never=FLAGS),
+                Phase("resumed", "resume", frozenset({STOP}), stays=True, target="empty"),
+            ),
+            (Event("close", 0, "close"), Event("resume", quiet_for, None)),
+        ),
+        Scenario(
+            "rewound",
+            f"rewound {rewind} messages a partition",
+            "REWIND, then OK once past its old high",
+            Production(rate=RATE),
+            (
+                _before(),
+                Phase("rewound", "rewind", frozenset({REWIND}), never=DEAD),
+                Phase("re-read", PASSED, frozenset({OK}), never=DEAD, stays=True),
+            ),
+            (Event("rewind", 0, f"rewind {rewind} {RATE * 2:g}"),),
+        ),
+        Scenario(
+            "never-committed",
+            "never committed: polls, never commits",
+            "ERR or unknown, never OK or 0",
+            Production(initial=100, rate=RATE / 2),
+            (
+                Phase("before", WARM, frozenset({ERR, UNKNOWN}), never=frozenset({OK}), must_reach=False),
+                Phase("observed", START, frozenset({ERR, UNKNOWN}), never=frozenset({OK}), stays=True),
+            ),
+            never_commit=True,
+        ),
     ]
 
 
@@ -323,8 +370,15 @@ def _say(progress: Progress | None) -> Progress:
     return progress or (lambda _message: None)
 
 
-def run(database_url: str, bootstrap_servers: str, work_dir: Path, options: RunOptions = RunOptions(), *,
-        chosen: Sequence[str] = (), progress: Progress | None = None) -> RunReport:
+def run(
+    database_url: str,
+    bootstrap_servers: str,
+    work_dir: Path,
+    options: RunOptions = RunOptions(),
+    *,
+    chosen: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> RunReport:
     """Run the scenarios (all, or the ``chosen`` keys) at once against the database of ``database_url`` (migrated;
     the run adds a config per scenario) and the broker at ``bootstrap_servers``; logs go to ``work_dir``."""
     say = _say(progress)
@@ -346,8 +400,9 @@ def run(database_url: str, bootstrap_servers: str, work_dir: Path, options: RunO
         collector = stack.enter_context(_collector(database_url, bootstrap_servers, work_dir, options))
         fired: dict[str, float] = {}
         halt = threading.Event()
-        producer = threading.Thread(target=_produce, args=(bootstrap_servers, live, fired, halt), name="scenario-producer",
-                                    daemon=True)
+        producer = threading.Thread(
+            target=_produce, args=(bootstrap_servers, live, fired, halt), name="scenario-producer", daemon=True
+        )
         producer.start()
         stack.callback(producer.join, 15)
         stack.callback(halt.set)
@@ -355,8 +410,11 @@ def run(database_url: str, bootstrap_servers: str, work_dir: Path, options: RunO
         for x in live:
             _start_consumer(x, database_url, bootstrap_servers, work_dir)
             stack.callback(_stop_consumer, x)
-        _wait(lambda: all(_ready(x) for x in live), options.startup_timeout_s,
-              lambda: "consumers caught up: " + ", ".join(f"{x.scenario.key} {_progress_of(x)}" for x in live if not _ready(x)))
+        _wait(
+            lambda: all(_ready(x) for x in live),
+            options.startup_timeout_s,
+            lambda: "consumers caught up: " + ", ".join(f"{x.scenario.key} {_progress_of(x)}" for x in live if not _ready(x)),
+        )
         # the collector's last cycle may predate the commits that caught up: two more before the surfaces count
         caught_up = collector.cycles()
         _wait(lambda: collector.cycles() >= caught_up + 2, options.interval_s * 6 + 60, lambda: "2 collector cycles")
@@ -370,8 +428,11 @@ def run(database_url: str, bootstrap_servers: str, work_dir: Path, options: RunO
         stack.callback(poller.join, 30)
         stack.callback(surfaces.halt.set)
         target_cycles = collector.cycles() + options.warmup_cycles
-        _wait(lambda: collector.cycles() >= target_cycles, options.interval_s * options.warmup_cycles * 3 + 60,
-              lambda: f"{options.warmup_cycles} collector cycles")
+        _wait(
+            lambda: collector.cycles() >= target_cycles,
+            options.interval_s * options.warmup_cycles * 3 + 60,
+            lambda: f"{options.warmup_cycles} collector cycles",
+        )
         t0 = time.monotonic()
         surfaces.t0 = t0
         say("observing: events now")
@@ -396,11 +457,19 @@ def run(database_url: str, bootstrap_servers: str, work_dir: Path, options: RunO
         poller.join(30)
     say("stopped everything the run started")
     return RunReport(
-        interval_s=options.interval_s, window_s=options.window_s, observe_s=round(end - t0, 1), warmup_s=round(t0 - begun, 1),
-        started_at=started_at.isoformat(timespec="seconds"), cluster_name=options.cluster_name, collector_cycles=cycles,
-        poll_failures=surfaces.failures, work_dir=str(work_dir),
-        scenarios=[_report(x, surfaces.readings_of(x.scenario.key), surfaces.zero_reads.get(x.scenario.key, []), t0, end, options)
-                   for x in live],
+        interval_s=options.interval_s,
+        window_s=options.window_s,
+        observe_s=round(end - t0, 1),
+        warmup_s=round(t0 - begun, 1),
+        started_at=started_at.isoformat(timespec="seconds"),
+        cluster_name=options.cluster_name,
+        collector_cycles=cycles,
+        poll_failures=surfaces.failures,
+        work_dir=str(work_dir),
+        scenarios=[
+            _report(x, surfaces.readings_of(x.scenario.key), surfaces.zero_reads.get(x.scenario.key, []), t0, end, options)
+            for x in live
+        ],
     )
 
 
@@ -441,8 +510,15 @@ def _configure(database_url: str, live: Sequence[_Live]) -> None:
                 "INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, session_timeout_ms,"
                 " heartbeat_interval_ms, max_poll_interval_ms, enable_auto_commit, auto_offset_reset, description)"
                 " VALUES (%s, %s, %s, %s, %s, false, 'earliest', %s)",
-                (x.service, x.group, SESSION_TIMEOUT_MS, SESSION_TIMEOUT_MS // 3, 60_000,
-                 f"verdict scenario: {x.scenario.title}"))
+                (
+                    x.service,
+                    x.group,
+                    SESSION_TIMEOUT_MS,
+                    SESSION_TIMEOUT_MS // 3,
+                    60_000,
+                    f"verdict scenario: {x.scenario.title}",
+                ),
+            )
 
 
 # -- the collector --
@@ -482,13 +558,30 @@ def _collector(database_url: str, bootstrap_servers: str, work_dir: Path, option
     address = f"127.0.0.1:{free_port()}"
     log = work_dir / "collector.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")}
-    argv = [sys.executable, "-m", "loomctl", "--database-url", database_url, "--bootstrap-servers", bootstrap_servers,
-            "lag", "collect", "--interval", f"{options.interval_s:g}s", "--window", f"{options.window_s:g}s",
-            "--listen", address, "--cluster-name", options.cluster_name]
+    argv = [
+        sys.executable,
+        "-m",
+        "loomctl",
+        "--database-url",
+        database_url,
+        "--bootstrap-servers",
+        bootstrap_servers,
+        "lag",
+        "collect",
+        "--interval",
+        f"{options.interval_s:g}s",
+        "--window",
+        f"{options.window_s:g}s",
+        "--listen",
+        address,
+        "--cluster-name",
+        options.cluster_name,
+    ]
     with log.open("w") as err:
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env)
     running = _Collector(process, address, log)
     try:
+
         def ready() -> bool:
             if process.poll() is not None:
                 raise BackendUnavailable(f"the collector exited {process.returncode}: {log.read_text()[-2000:]}")
@@ -562,15 +655,28 @@ def _produce(bootstrap_servers: str, live: Sequence[_Live], fired: dict[str, flo
 
 
 def _start_consumer(x: _Live, database_url: str, bootstrap_servers: str, work_dir: Path) -> None:
-    argv = [sys.executable, "-m", "loomctl.devstack.scenario_consumer", "--database-url", database_url,
-            "--bootstrap-servers", bootstrap_servers, "--service", x.service, "--topic", x.topic,
-            "--cache-dir", str(work_dir / "config-cache")]
+    argv = [
+        sys.executable,
+        "-m",
+        "loomctl.devstack.scenario_consumer",
+        "--database-url",
+        database_url,
+        "--bootstrap-servers",
+        bootstrap_servers,
+        "--service",
+        x.service,
+        "--topic",
+        x.topic,
+        "--cache-dir",
+        str(work_dir / "config-cache"),
+    ]
     if x.scenario.never_commit:
         argv.append("--never-commit")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")}
     with (work_dir / f"consumer-{x.scenario.key}.log").open("w") as err:
-        x.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, text=True,
-                                     bufsize=1)
+        x.process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, text=True, bufsize=1
+        )
     threading.Thread(target=_listen, args=(x,), name=f"scenario-{x.scenario.key}", daemon=True).start()
 
 
@@ -697,15 +803,21 @@ def burrow_zero_reads(status_body: Any, lag_body: Any) -> list[str]:
     return found
 
 
-PROMETHEUS_LAG_SERIES = ("kafka_consumergroup_group_lag", "kafka_consumergroup_group_offset", "kafka_consumergroup_group_sum_lag",
-                         "kafka_consumergroup_group_max_lag", "kafka_consumergroup_group_topic_sum_lag")
+PROMETHEUS_LAG_SERIES = (
+    "kafka_consumergroup_group_lag",
+    "kafka_consumergroup_group_offset",
+    "kafka_consumergroup_group_sum_lag",
+    "kafka_consumergroup_group_max_lag",
+    "kafka_consumergroup_group_topic_sum_lag",
+)
 
 
 class _Surfaces:
     """Polls every surface about once a second; each reading is kept with its time."""
 
-    def __init__(self, database_url: str, bootstrap_servers: str, collector: _Collector, options: RunOptions,
-                 live: Sequence[_Live]) -> None:
+    def __init__(
+        self, database_url: str, bootstrap_servers: str, collector: _Collector, options: RunOptions, live: Sequence[_Live]
+    ) -> None:
         import psycopg
 
         from loomctl import kafka
@@ -741,8 +853,13 @@ class _Surfaces:
             self.halt.wait(max(0.0, self.options.poll_every_s - (time.monotonic() - started)))
 
     def poll(self) -> None:
-        for surface, read in (("lag show", self._lag_show), ("lag status", self._lag_status), ("alerts", self._alerts),
-                              ("/metrics", self._metrics), ("burrow", self._burrow)):
+        for surface, read in (
+            ("lag show", self._lag_show),
+            ("lag status", self._lag_status),
+            ("alerts", self._alerts),
+            ("/metrics", self._metrics),
+            ("burrow", self._burrow),
+        ):
             try:
                 verdicts = read()
             except Exception as exc:  # a surface that fails is recorded, and the others are still read
@@ -769,8 +886,9 @@ class _Surfaces:
         from loomctl import lag
 
         try:
-            view = lag.show(self.admin, self.conn, services=[x.service for x in self.live], by="service",
-                            status_window=self.window)
+            view = lag.show(
+                self.admin, self.conn, services=[x.service for x in self.live], by="service", status_window=self.window
+            )
         finally:
             self.conn.rollback()
         rows = {s.consumer_group_id: s for s in view.summaries}
@@ -783,8 +901,10 @@ class _Surfaces:
             row = rows.get(x.group)
             if row is not None and x.scenario.never_commit and row.total_lag == 0:
                 self._zero(x, "lag show", "total_lag 0")
-            out[x.scenario.key] = (verdict_of(row.status) if row else UNKNOWN,
-                                   f"{row.group_state} lag {row.total_lag}" if row else "no row")
+            out[x.scenario.key] = (
+                verdict_of(row.status) if row else UNKNOWN,
+                f"{row.group_state} lag {row.total_lag}" if row else "no row",
+            )
         return out
 
     def _lag_status(self) -> dict[str, tuple[str, str]]:
@@ -813,8 +933,10 @@ class _Surfaces:
         types: dict[str, list[str]] = {}
         for r in rows:
             types.setdefault(r["service_name"], []).append(r["alert_type"])
-        return {x.scenario.key: (alerts_verdict(types.get(x.service, [])), ",".join(sorted(types.get(x.service, []))))
-                for x in self.live}
+        return {
+            x.scenario.key: (alerts_verdict(types.get(x.service, [])), ",".join(sorted(types.get(x.service, []))))
+            for x in self.live
+        }
 
     def _metrics(self) -> dict[str, tuple[str, str]]:
         from prometheus_client.parser import text_string_to_metric_families
@@ -875,7 +997,7 @@ class _Surfaces:
 
     def current(self, key: str, surface: str) -> str | None:
         with self.lock:
-            for at, k, s, verdict, _ in reversed(self.readings):
+            for _at, k, s, verdict, _ in reversed(self.readings):
                 if k == key and s == surface and verdict != FAILED:
                     return verdict
         return None
@@ -897,7 +1019,7 @@ def _phase_bounds(x: _Live, end: float) -> list[tuple[Phase, float | None, float
     starts = [x.events.get(p.starts) for p in x.scenario.phases]
     for i, phase in enumerate(x.scenario.phases):
         start = starts[i]
-        later = [s for s in starts[i + 1:] if s is not None]
+        later = [s for s in starts[i + 1 :] if s is not None]
         bounds.append((phase, start, (min(later) if later else end) if start is not None else None))
     return bounds
 
@@ -914,6 +1036,7 @@ def _settled(live: Sequence[_Live], surfaces: _Surfaces) -> bool:
         for phase, start, stop in bounds:
             if start is None or not phase.must_reach:
                 continue
+            assert stop is not None  # a phase that started has an end: the next one's start, or now
             for surface in SURFACES:
                 if not any(start <= at < stop and s == surface and v in phase.right for at, s, v, _ in readings):
                     return False
@@ -925,12 +1048,18 @@ def _settled(live: Sequence[_Live], surfaces: _Surfaces) -> bool:
 
 
 def _median_interval(times: Sequence[float]) -> float | None:
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     return statistics.median(gaps) if gaps else None
 
 
-def _report(x: _Live, readings: Sequence[tuple[float, str, str, str]], zero_reads: Sequence[tuple[float, str]], t0: float,
-            end: float, options: RunOptions) -> ScenarioReport:
+def _report(
+    x: _Live,
+    readings: Sequence[tuple[float, str, str, str]],
+    zero_reads: Sequence[tuple[float, str]],
+    t0: float,
+    end: float,
+    options: RunOptions,
+) -> ScenarioReport:
     with x.lock:
         commits = [c for c in x.commits if c < t0]
         states = list(x.states)
@@ -943,22 +1072,36 @@ def _report(x: _Live, readings: Sequence[tuple[float, str, str, str]], zero_read
     for phase, start, stop in _phase_bounds(x, end):
         target_s, reason = _target(phase, start, empty_at, commit_interval, options)
         report = PhaseReport(
-            name=phase.name, starts=phase.starts, right=sorted(phase.right), interim=sorted(phase.interim),
-            never=sorted(phase.never), must_reach=phase.must_reach, stays=phase.stays,
+            name=phase.name,
+            starts=phase.starts,
+            right=sorted(phase.right),
+            interim=sorted(phase.interim),
+            never=sorted(phase.never),
+            must_reach=phase.must_reach,
+            stays=phase.stays,
             started_at_s=None if start is None else round(start - t0, 1),
-            ended_at_s=None if stop is None else round(stop - t0, 1), target_s=target_s, target_reason=reason)
+            ended_at_s=None if stop is None else round(stop - t0, 1),
+            target_s=target_s,
+            target_reason=reason,
+        )
         if start is not None and stop is not None:
             for surface in SURFACES:
                 mine = [(at, v) for at, s, v, _ in readings if s == surface]
                 report.surfaces[surface] = judge(phase, mine, start, stop, t0)
         phases.append(report)
     return ScenarioReport(
-        key=x.scenario.key, title=x.scenario.title, expected=x.scenario.expected, service_name=x.service,
-        consumer_group_id=x.group, topic_name=x.topic,
+        key=x.scenario.key,
+        title=x.scenario.title,
+        expected=x.scenario.expected,
+        service_name=x.service,
+        consumer_group_id=x.group,
+        topic_name=x.topic,
         events_s={name: round(at - t0, 1) for name, at in sorted(events.items(), key=lambda item: item[1])},
         empty_at_s=None if empty_at is None else round(empty_at - t0, 1),
         commit_interval_s=None if commit_interval is None else round(commit_interval, 2),
-        phases=phases, zero_reads=_first_zero_reads(zero_reads, t0), consumer_errors=errors[:10],
+        phases=phases,
+        zero_reads=_first_zero_reads(zero_reads, t0),
+        consumer_errors=errors[:10],
         consumer_warnings=warnings,
     )
 
@@ -972,8 +1115,9 @@ def _first_zero_reads(found: Sequence[tuple[float, str]], t0: float) -> list[str
     return [f"{what} (from {at - t0:+.0f} s, {n} polls)" for what, (at, n) in sorted(first.items(), key=lambda i: i[1][0])]
 
 
-def _target(phase: Phase, start: float | None, empty_at: float | None, commit_interval: float | None,
-            options: RunOptions) -> tuple[float | None, str]:
+def _target(
+    phase: Phase, start: float | None, empty_at: float | None, commit_interval: float | None, options: RunOptions
+) -> tuple[float | None, str]:
     three = 3 * options.interval_s
     if start is None or phase.target is None:
         return None, ""
@@ -1018,9 +1162,14 @@ def judge(phase: Phase, readings: Sequence[tuple[float, str]], start: float, sto
         bucket[verdict] = bucket.get(verdict, 0.0) + span
     return SurfaceOutcome(
         reached_after_s=None if reached is None else round(reached, 1),
-        wrong_s={k: round(v, 1) for k, v in wrong.items()}, interim_s={k: round(v, 1) for k, v in interim.items()},
-        forbidden=forbidden, left_after_reaching_s={k: round(v, 1) for k, v in left.items()},
-        polls=len(held), failures=failures, changes=changes)
+        wrong_s={k: round(v, 1) for k, v in wrong.items()},
+        interim_s={k: round(v, 1) for k, v in interim.items()},
+        forbidden=forbidden,
+        left_after_reaching_s={k: round(v, 1) for k, v in left.items()},
+        polls=len(held),
+        failures=failures,
+        changes=changes,
+    )
 
 
 def report_dict(report: RunReport) -> dict[str, Any]:

@@ -110,7 +110,11 @@ def up(state_dir: Path | None = None, *, migrate: bool = True, progress: Progres
             if need_kafka:
                 assert tools.java is not None and libs is not None
                 earlier = record.get("kafka") or {}
-                ports = (earlier["port"], earlier["controller_port"]) if earlier.get("port") and earlier.get("controller_port") else None
+                ports = (
+                    (earlier["port"], earlier["controller_port"])
+                    if earlier.get("port") and earlier.get("controller_port")
+                    else None
+                )
                 pid, port, controller_port = kafka.start(tools.java, libs, state_dir, progress=say, ports=ports)
                 record["kafka"] = {"pid": pid, "port": port, "controller_port": controller_port, "version": kafka.version()}
                 started.append("kafka")
@@ -122,6 +126,7 @@ def up(state_dir: Path | None = None, *, migrate: bool = True, progress: Progres
                 say("applying the database migrations")
                 from loomctl.db.migrations import upgrade
 
+                assert result.database_url is not None  # the stack just started its PostgreSQL
                 upgrade(result.database_url)
         except BaseException as exc:
             _stop_started(state_dir, record, started, exc, say)
@@ -235,7 +240,9 @@ def _prerequisites(*, need_postgres: bool, need_kafka: bool) -> _Tools:
         else:
             major = kafka.java_major(java)
             if major is None or major < kafka.MIN_JAVA:
-                missing.append(f"Java {kafka.MIN_JAVA} or newer for Kafka {kafka.version()} ({java} is Java {major or 'unknown'})")
+                missing.append(
+                    f"Java {kafka.MIN_JAVA} or newer for Kafka {kafka.version()} ({java} is Java {major or 'unknown'})"
+                )
                 packages.append("openjdk-17-jre-headless")
         if not kafka.jars_cached() and shutil.which("mvn") is None:
             missing.append(f"mvn (Apache Maven), to fetch Kafka {kafka.version()} once into {kafka.libs_dir()}")
@@ -275,7 +282,13 @@ def _start_postgres(state_dir: Path, record: dict[str, Any], tools: _Tools, star
         postgres.init_cluster(binaries, root, tools.postgres_os_user)
     say(f"starting PostgreSQL {binaries.version}")
     pid, port = postgres.start(binaries, root, tools.postgres_os_user, port=(record.get("postgres") or {}).get("port"))
-    record["postgres"] = {"pid": pid, "port": port, "version": binaries.version, "bin_dir": str(binaries.bin_dir), "root": str(root)}
+    record["postgres"] = {
+        "pid": pid,
+        "port": port,
+        "version": binaries.version,
+        "bin_dir": str(binaries.bin_dir),
+        "root": str(root),
+    }
     started.append("postgres")
     _write(state_dir, record)
     postgres.ensure_database(port)

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from loomctl.devstack._process import Progress
-from loomctl.kafka import error_message, quiet_logger
 from loomctl.errors import BackendUnavailable, BadInput, LoomError, NotFound
+from loomctl.kafka import error_message, quiet_logger
 from loomctl.settings import Settings, libpq_url
 
 PROGRESS_EVERY_S = 5.0
@@ -179,7 +179,8 @@ def _check_database(settings: Settings, plan: TrafficPlan) -> None:
     from loomctl import configs, db
 
     with db.connect(settings) as conn:
-        if conn.execute("SELECT to_regclass('public.consumer_processing_metrics')").fetchone()[0] is None:
+        table = conn.execute("SELECT to_regclass('public.consumer_processing_metrics')").fetchone()
+        if table is None or table[0] is None:
             raise db.not_migrated(settings.require_database_url())
         found = configs.read_configs(conn, services=[c.service_name for c in plan.consumers])
     missing = sorted({c.service_name for c in plan.consumers} - {c.service_name for c in found})
@@ -250,6 +251,7 @@ class _Run:
     def committed(self, service_name: str, index: int) -> None:
         with self.lock:
             self.committed_members.setdefault(service_name, set()).add(index)
+
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -339,7 +341,9 @@ def _run_service(run: _Run, spec: DemoConsumer, result: ConsumerResult) -> None:
         # run, so the lag keeps growing behind a commit that never moves (status STOP), instead
         # of a fresh commit making it look alive within the status window.
         result.state = "already stopped"
-        run.say(f"{spec.service_name}: stopped consumer already exited in an earlier run (group {config.consumer_group_id} keeps its offsets)")
+        run.say(
+            f"{spec.service_name}: stopped consumer already exited in an earlier run (group {config.consumer_group_id} keeps its offsets)"
+        )
         return
     planned = next((t.partitions for t in run.plan.topics if t.name == spec.topics[0]), 0)
     actual = run.partitions[spec.topics[0]]
@@ -350,7 +354,9 @@ def _run_service(run: _Run, spec: DemoConsumer, result: ConsumerResult) -> None:
     result.members = spec.members or actual
     result.state = "running"
     members = [
-        threading.Thread(target=_member_thread, args=(run, spec, result, index), name=f"traffic-{spec.service_name}-{index}", daemon=True)
+        threading.Thread(
+            target=_member_thread, args=(run, spec, result, index), name=f"traffic-{spec.service_name}-{index}", daemon=True
+        )
         for index in range(result.members)
     ]
     for member in members:
@@ -468,15 +474,18 @@ def _status_line(run: _Run, results: Sequence[ConsumerResult], elapsed: float) -
     return f"{elapsed:4.0f}s: {produced:,} produced per topic; " + ", ".join(parts)
 
 
-def run_on_stack(state_dir: Path | None, plan: TrafficPlan, *, stop: threading.Event, progress: Progress | None = None) -> TrafficReport:
+def run_on_stack(
+    state_dir: Path | None, plan: TrafficPlan, *, stop: threading.Event, progress: Progress | None = None
+) -> TrafficReport:
     """:func:`run` on the local stack of ``state_dir`` (never on the cluster the environment names);
     a bad plan is refused before the stack is looked for."""
     from loomctl.devstack.stack import running
 
     check_plan(plan)
     stack = running(state_dir)
-    return run(Settings(database_url=stack.database_url, bootstrap_servers=stack.bootstrap_servers), plan,
-               stop=stop, progress=progress)
+    return run(
+        Settings(database_url=stack.database_url, bootstrap_servers=stack.bootstrap_servers), plan, stop=stop, progress=progress
+    )
 
 
 def run(
@@ -504,14 +513,17 @@ def run(
     _check_database(settings, plan)
     admin = kafka.admin_client(settings)
     topics = ensure_topics(admin, plan.topics)
-    for name, (partitions, created) in topics.items():
-        say(f"topic {name}: {partitions} partitions{' (created)' if created else ''}")
+    for name, (count, created) in topics.items():
+        say(f"topic {name}: {count} partitions{' (created)' if created else ''}")
 
     partitions = {name: count for name, (count, _) in topics.items()}
     members = sum(c.members or partitions[c.topics[0]] for c in plan.consumers)
     pool = ConnectionPool(  # a connection per member, so recording a batch never waits for another
-        libpq_url(settings.require_database_url()), min_size=1, max_size=members + 1,
-        kwargs={"autocommit": True, "application_name": "loomctl-traffic"}, open=True,
+        libpq_url(settings.require_database_url()),
+        min_size=1,
+        max_size=members + 1,
+        kwargs={"autocommit": True, "application_name": "loomctl-traffic"},
+        open=True,
     )
     halt = threading.Event()
     try:
@@ -521,11 +533,15 @@ def run(
         results = [ConsumerResult(c.service_name, c.behaviour.value, list(c.topics)) for c in plan.consumers]
         threads = [threading.Thread(target=_producer_thread, args=(shared,), name="traffic-producer", daemon=True)]
         threads += [
-            threading.Thread(target=_service_thread, args=(shared, spec, result), name=f"traffic-{spec.service_name}", daemon=True)
-            for spec, result in zip(plan.consumers, results)
+            threading.Thread(
+                target=_service_thread, args=(shared, spec, result), name=f"traffic-{spec.service_name}", daemon=True
+            )
+            for spec, result in zip(plan.consumers, results, strict=True)
         ]
-        say(f"producing {plan.rate:g} messages/s into each of {len(plan.topics)} topics for {plan.duration_s:g} s; "
-            + ", ".join(f"{c.service_name} ({c.behaviour.value})" for c in plan.consumers))
+        say(
+            f"producing {plan.rate:g} messages/s into each of {len(plan.topics)} topics for {plan.duration_s:g} s; "
+            + ", ".join(f"{c.service_name} ({c.behaviour.value})" for c in plan.consumers)
+        )
         started = time.monotonic()
         for thread in threads:
             thread.start()

@@ -13,20 +13,51 @@ until a call needs it. The names below are the package's API.
 from __future__ import annotations
 
 from loomctl.kafka.clients import (  # noqa: F401
-    DEFAULT_TIMEOUT_S, TopicPartition, quiet_logger, client_properties, admin_client, admin_for, error_message,
-    unreachable, result_within, UNREACHABLE_ERRORS, TRANSIENT_ERRORS, is_unreachable, is_transient, error_text,
+    DEFAULT_TIMEOUT_S,
+    TRANSIENT_ERRORS,
+    UNREACHABLE_ERRORS,
+    TopicPartition,
+    admin_client,
+    admin_for,
     bounded,
-)
-from loomctl.kafka.groups import (  # noqa: F401
-    OFFSET_FETCH_CONCURRENCY, Member, Group, ClusterSnapshot, list_group_ids, list_groups, list_group_listings,
-    describe_groups, committed_offsets, snapshot,
-)
-from loomctl.kafka.topics import (  # noqa: F401
-    KEY_SAMPLE_RECORDS, KEY_SAMPLE_MAX_PARTITIONS, KEY_SAMPLE_TIMEOUT_S, Keyed, LogOffsets,
-    topic_partition_counts, topic_metadata, log_offsets, create_partitions, broker_configs, sample_keys,
+    client_properties,
+    error_message,
+    error_text,
+    is_transient,
+    is_unreachable,
+    quiet_logger,
+    result_within,
+    unreachable,
 )
 from loomctl.kafka.group_configs import (  # noqa: F401
-    GroupConfig, describe_group_configs, alter_group_configs,
+    GroupConfig,
+    alter_group_configs,
+    describe_group_configs,
+)
+from loomctl.kafka.groups import (  # noqa: F401
+    OFFSET_FETCH_CONCURRENCY,
+    ClusterSnapshot,
+    Group,
+    Member,
+    committed_offsets,
+    describe_groups,
+    list_group_ids,
+    list_group_listings,
+    list_groups,
+    snapshot,
+)
+from loomctl.kafka.topics import (  # noqa: F401
+    KEY_SAMPLE_MAX_PARTITIONS,
+    KEY_SAMPLE_RECORDS,
+    KEY_SAMPLE_TIMEOUT_S,
+    Keyed,
+    LogOffsets,
+    broker_configs,
+    create_partitions,
+    log_offsets,
+    sample_keys,
+    topic_metadata,
+    topic_partition_counts,
 )
 
 __all__ = [

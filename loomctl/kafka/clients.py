@@ -68,7 +68,7 @@ def admin_for(kafka_properties: Mapping[str, str], *, timeout: float = DEFAULT_T
 
 def error_message(exc: BaseException) -> str:
     """The first line of a confluent-kafka error's own text (or of any exception's)."""
-    error = exc.args[0] if exc.args else None
+    error: Any = exc.args[0] if exc.args else None
     text = error.str() if hasattr(error, "str") else str(exc)
     return text.strip().splitlines()[0] if text and text.strip() else type(exc).__name__
 
@@ -90,10 +90,18 @@ def result_within(future: Any, timeout: float, what: str) -> Any:
 # UNREACHABLE_ERRORS say the cluster (or the group's coordinator) did not answer, so a snapshot
 # built without that answer would be wrong and fails as a whole; TRANSIENT_ERRORS add the ones
 # that may pass on a retry (a leader or controller moving), so a change they hit stays pending.
-UNREACHABLE_ERRORS = frozenset({
-    "_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN", "_MSG_TIMED_OUT", "REQUEST_TIMED_OUT",
-    "COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR", "COORDINATOR_LOAD_IN_PROGRESS",
-})
+UNREACHABLE_ERRORS = frozenset(
+    {
+        "_TRANSPORT",
+        "_TIMED_OUT",
+        "_ALL_BROKERS_DOWN",
+        "_MSG_TIMED_OUT",
+        "REQUEST_TIMED_OUT",
+        "COORDINATOR_NOT_AVAILABLE",
+        "NOT_COORDINATOR",
+        "COORDINATOR_LOAD_IN_PROGRESS",
+    }
+)
 
 
 TRANSIENT_ERRORS = UNREACHABLE_ERRORS | {"_WAIT_COORD", "_DESTROY", "NOT_CONTROLLER", "LEADER_NOT_AVAILABLE", "NETWORK_EXCEPTION"}
@@ -101,7 +109,7 @@ TRANSIENT_ERRORS = UNREACHABLE_ERRORS | {"_WAIT_COORD", "_DESTROY", "NOT_CONTROL
 
 def _error_name(exc: BaseException) -> str | None:
     """The KafkaError's code as confluent_kafka.KafkaError names it (``_TRANSPORT``, ``NOT_CONTROLLER``)."""
-    error = exc.args[0] if exc.args else None
+    error: Any = exc.args[0] if exc.args else None
     return error.name() if hasattr(error, "name") and hasattr(error, "code") else None
 
 
@@ -112,7 +120,7 @@ def is_unreachable(exc: BaseException) -> bool:
 def is_transient(exc: BaseException) -> bool:
     """Whether an error may pass on a retry: the cluster unreachable, a leader moving, or what
     librdkafka calls retriable. An exception that carries no KafkaError counts as transient."""
-    error = exc.args[0] if exc.args else None
+    error: Any = exc.args[0] if exc.args else None
     if not hasattr(error, "retriable"):
         return True
     return _error_name(exc) in TRANSIENT_ERRORS or bool(error.retriable())
@@ -120,8 +128,8 @@ def is_transient(exc: BaseException) -> bool:
 
 def error_text(exc: BaseException) -> str:
     """``NAME: message`` of a KafkaError (the broker's words), else the exception's own text."""
-    error = exc.args[0] if exc.args else None
-    if hasattr(error, "name") and hasattr(error, "str"):
+    error: Any = exc.args[0] if exc.args else None
+    if error is not None and hasattr(error, "name") and hasattr(error, "str"):
         return f"{error.name()}: {error.str()}"
     return str(exc) or type(exc).__name__
 

@@ -11,6 +11,7 @@ from loomctl.kafka.clients import DEFAULT_TIMEOUT_S, error_text, is_unreachable,
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
 
+
 @dataclass(frozen=True)
 class GroupConfig:
     value: str | None
@@ -19,7 +20,11 @@ class GroupConfig:
 
 
 def describe_group_configs(
-    admin: "AdminClient", group_ids: Sequence[str], names: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S,
+    admin: "AdminClient",
+    group_ids: Sequence[str],
+    names: Sequence[str],
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> dict[str, dict[str, GroupConfig]]:
     """The group configs ``names`` of each group, in one describe_configs request."""
     from confluent_kafka import KafkaException
@@ -35,7 +40,8 @@ def describe_group_configs(
             entries = result_within(futures[resource], timeout + 5, "describe_configs")
             found[group_id] = {
                 n: GroupConfig(entries[n].value, entries[n].source == ConfigSource.GROUP_CONFIG.value)
-                for n in names if n in entries
+                for n in names
+                if n in entries
             }
     except KafkaException as exc:
         raise unreachable(exc, "describe_configs") from None
@@ -43,7 +49,10 @@ def describe_group_configs(
 
 
 def alter_group_configs(
-    admin: "AdminClient", changes: Mapping[str, Mapping[str, str]], *, timeout: float = DEFAULT_TIMEOUT_S,
+    admin: "AdminClient",
+    changes: Mapping[str, Mapping[str, str]],
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> dict[str, str | None]:
     """Set group configs with one incremental_alter_configs request: group -> None where the broker
     took every value, else its refusal in its own words. Raises BackendUnavailable when the
@@ -52,9 +61,15 @@ def alter_group_configs(
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
     resources = {
-        g: ConfigResource(ResourceType.GROUP, g, incremental_configs=[
-            ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET) for name, value in values.items()])
-        for g, values in changes.items() if values
+        g: ConfigResource(
+            ResourceType.GROUP,
+            g,
+            incremental_configs=[
+                ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET) for name, value in values.items()
+            ],
+        )
+        for g, values in changes.items()
+        if values
     }
     if not resources:
         return {}

@@ -102,8 +102,10 @@ def list_group_listings(admin: "AdminClient", *, timeout: float = DEFAULT_TIMEOU
         result = result_within(admin.list_consumer_groups(request_timeout=timeout), timeout + 5, "list_consumer_groups")
     except KafkaException as exc:
         raise unreachable(exc, "list_consumer_groups") from None
-    return {g.group_id: (_GROUP_STATES.get(getattr(getattr(g, "state", None), "name", ""), "Unknown"), _group_type(g))
-            for g in result.valid}
+    return {
+        g.group_id: (_GROUP_STATES.get(getattr(getattr(g, "state", None), "name", ""), "Unknown"), _group_type(g))
+        for g in result.valid
+    }
 
 
 def describe_groups(admin: "AdminClient", group_ids: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Group]:
@@ -159,6 +161,7 @@ def _described(futures: dict[str, Any], timeout: float, known_types: Mapping[str
 
 def _reconciling(members: Sequence[Any]) -> bool:
     """Whether a consumer-protocol member's current partitions differ from its target assignment."""
+
     def partitions(assignment: Any) -> set[TopicPartition]:
         return {(tp.topic, tp.partition) for tp in (assignment.topic_partitions if assignment else [])}
 
@@ -201,9 +204,7 @@ def committed_offsets(
             result[group_id] = {}
             continue
         result[group_id] = {
-            (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
-            for tp in answer.topic_partitions
-            if not tp.error
+            (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in answer.topic_partitions if not tp.error
         }
     return result
 

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING
 
 from loomctl.errors import BackendUnavailable
 from loomctl.kafka.clients import (
-    DEFAULT_TIMEOUT_S, TopicPartition, client_properties, error_text, is_transient, is_unreachable, result_within,
+    DEFAULT_TIMEOUT_S,
+    TopicPartition,
+    client_properties,
+    error_text,
+    is_transient,
+    is_unreachable,
+    result_within,
     unreachable,
 )
 
@@ -39,7 +45,9 @@ class LogOffsets:
     end: int
 
 
-def topic_partition_counts(admin: "AdminClient", topics: Iterable[str] | None = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, int]:
+def topic_partition_counts(
+    admin: "AdminClient", topics: Iterable[str] | None = None, *, timeout: float = DEFAULT_TIMEOUT_S
+) -> dict[str, int]:
     """Partition count per topic from the cluster metadata (one request); absent topics are left out."""
     return topic_metadata(admin, topics, timeout)[0]
 
@@ -64,11 +72,15 @@ def topic_metadata(admin: "AdminClient", topics: Iterable[str] | None, timeout: 
     counts = {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None and t.partitions}
     if wanted is not None:
         counts = {name: counts[name] for name in wanted if name in counts}
-    brokers = [f"[{b.host}]:{b.port}" if ":" in b.host else f"{b.host}:{b.port}" for _, b in sorted(metadata.brokers.items())]
+    brokers = [
+        f"[{b.host}]:{b.port}" if ":" in (b.host or "") else f"{b.host}:{b.port}" for _, b in sorted(metadata.brokers.items())
+    ]
     return counts, brokers
 
 
-def log_offsets(admin: "AdminClient", partitions: Iterable[TopicPartition], *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[TopicPartition, LogOffsets]:
+def log_offsets(
+    admin: "AdminClient", partitions: Iterable[TopicPartition], *, timeout: float = DEFAULT_TIMEOUT_S
+) -> dict[TopicPartition, LogOffsets]:
     """Log start and end offset of every partition: one ``list_offsets`` request for each bound, together."""
     from confluent_kafka import KafkaException
     from confluent_kafka import TopicPartition as KafkaTopicPartition
@@ -82,7 +94,9 @@ def log_offsets(admin: "AdminClient", partitions: Iterable[TopicPartition], *, t
     requests = []
     for spec, into in ((OffsetSpec.latest(), ends), (OffsetSpec.earliest(), starts)):
         try:  # both requests in flight at once
-            requests.append((admin.list_offsets({KafkaTopicPartition(t, p): spec for t, p in wanted}, request_timeout=timeout), into))
+            requests.append(
+                (admin.list_offsets({KafkaTopicPartition(t, p): spec for t, p in wanted}, request_timeout=timeout), into)
+            )
         except KafkaException as exc:
             raise unreachable(exc, "list_offsets") from None
     for futures, into in requests:
@@ -111,7 +125,9 @@ def create_partitions(
     try:
         futures = admin.create_partitions(
             [NewPartitions(t, n) for t, n in targets.items()],
-            validate_only=validate_only, request_timeout=timeout, operation_timeout=timeout,
+            validate_only=validate_only,
+            request_timeout=timeout,
+            operation_timeout=timeout,
         )
     except KafkaException as exc:
         failure = (error_text(exc), is_transient(exc))
@@ -139,7 +155,9 @@ def broker_configs(admin: "AdminClient", names: Sequence[str], *, timeout: float
         if not brokers:
             raise BackendUnavailable("Kafka's metadata names no broker")
         resource = ConfigResource(ConfigResource.Type.BROKER, str(min(brokers)))
-        entries = result_within(admin.describe_configs([resource], request_timeout=timeout)[resource], timeout + 5, "describe_configs")
+        entries = result_within(
+            admin.describe_configs([resource], request_timeout=timeout)[resource], timeout + 5, "describe_configs"
+        )
     except KafkaException as exc:
         raise unreachable(exc, "describe_configs") from None
     return {name: entries[name].value for name in names if name in entries and entries[name].value is not None}
@@ -170,10 +188,16 @@ def sample_keys(
     from confluent_kafka import Consumer, KafkaError, KafkaException
     from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-    config = client_properties(kafka_properties, timeout=timeout, **{
-        "group.id": "loomctl-key-sample", "enable.auto.commit": False, "enable.auto.offset.store": False,
-        "enable.partition.eof": True,
-    })
+    config = client_properties(
+        kafka_properties,
+        timeout=timeout,
+        **{
+            "group.id": "loomctl-key-sample",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+        },
+    )
     seen: dict[str, bool] = {}
     try:
         consumer = Consumer(config)
@@ -186,13 +210,16 @@ def sample_keys(
         deadline = time.monotonic() + timeout
         while remaining and time.monotonic() < deadline:
             for message in consumer.consume(num_messages=500, timeout=0.2):
-                tp = (message.topic(), message.partition())
-                if message.error():
-                    if message.error().code() == KafkaError._PARTITION_EOF:
+                topic, partition, error = message.topic(), message.partition(), message.error()
+                if topic is None or partition is None:
+                    continue
+                tp = (topic, partition)
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
                         remaining.discard(tp)
                     continue
                 seen[tp[0]] = seen.get(tp[0], False) or message.key() is not None
-                if message.offset() + 1 >= ends.get(tp, 0):
+                if (message.offset() or 0) + 1 >= ends.get(tp, 0):
                     remaining.discard(tp)
     except KafkaException:
         pass

@@ -24,8 +24,20 @@ _FROM = {
     "history": ("MAX_BUCKETS", "LagBucket", "TimeBuckets", "TopicLagHistory", "history", "time_buckets"),
     "live": ("BY", "LagSummary", "LagView", "PartitionLag", "default_by", "live_lag", "live_status", "show", "summarize"),
     "samples": ("HISTORY_COLUMNS", "LagSample", "copy_samples", "lost_to_retention", "partition_lag"),
-    "verdicts": ("ERR", "NO_DATA", "OK", "REWIND", "STALL", "STATUS_ORDER", "STOP", "STORED_STATUSES", "UNKNOWN", "WARN",
-                 "status_rank", "worst"),
+    "verdicts": (
+        "ERR",
+        "NO_DATA",
+        "OK",
+        "REWIND",
+        "STALL",
+        "STATUS_ORDER",
+        "STOP",
+        "STORED_STATUSES",
+        "UNKNOWN",
+        "WARN",
+        "status_rank",
+        "worst",
+    ),
     "status": ("GroupStatus", "ServiceSlo", "SloReport", "StatusReport", "slo_report", "status_report", "stored_status"),
     "time_lag": ("PREVIOUS_SAMPLE_HORIZON", "Key", "PreviousSample", "carry_time_lag_ms", "previous_samples"),
     "collector": ("Collector",),
@@ -46,10 +58,21 @@ if TYPE_CHECKING:
     from loomctl.lag.live import BY, LagSummary, LagView, PartitionLag, default_by, live_lag, live_status, show, summarize
     from loomctl.lag.samples import HISTORY_COLUMNS, LagSample, copy_samples, lost_to_retention, partition_lag
     from loomctl.lag.status import GroupStatus, ServiceSlo, SloReport, StatusReport, slo_report, status_report, stored_status
-    from loomctl.lag.verdicts import (
-        ERR, NO_DATA, OK, REWIND, STALL, STATUS_ORDER, STOP, STORED_STATUSES, UNKNOWN, WARN, status_rank, worst,
-    )
     from loomctl.lag.time_lag import PREVIOUS_SAMPLE_HORIZON, Key, PreviousSample, carry_time_lag_ms, previous_samples
+    from loomctl.lag.verdicts import (
+        ERR,
+        NO_DATA,
+        OK,
+        REWIND,
+        STALL,
+        STATUS_ORDER,
+        STOP,
+        STORED_STATUSES,
+        UNKNOWN,
+        WARN,
+        status_rank,
+        worst,
+    )
 
 __all__ = sorted(_MODULE_OF)
 

@@ -85,15 +85,28 @@ class Collector:
 
     @classmethod
     def for_interval(
-        cls, settings: Settings, interval: dt.timedelta, retention: dt.timedelta | None, *, on_event: Event = _silent,
-        exporter: "Exporter | None" = None, status_window: dt.timedelta = STATUS_WINDOW,
+        cls,
+        settings: Settings,
+        interval: dt.timedelta,
+        retention: dt.timedelta | None,
+        *,
+        on_event: Event = _silent,
+        exporter: "Exporter | None" = None,
+        status_window: dt.timedelta = STATUS_WINDOW,
     ) -> "Collector":
         """The collector of `lag collect`: its Kafka requests time out after one interval (2 s at least, 10 s
         at most), and settings that cannot work fail here rather than being retried every cycle."""
         settings.require_database_url()
         settings.kafka_properties()
-        return cls(settings, interval, retention, on_event=on_event, timeout_s=min(10.0, max(2.0, interval.total_seconds())),
-                   exporter=exporter, status_window=status_window)
+        return cls(
+            settings,
+            interval,
+            retention,
+            on_event=on_event,
+            timeout_s=min(10.0, max(2.0, interval.total_seconds())),
+            exporter=exporter,
+            status_window=status_window,
+        )
 
     def _connection(self) -> "psycopg.Connection[Any]":
         import psycopg
@@ -196,8 +209,9 @@ class Collector:
                 self._keep_statuses()
                 with gc_paused():
                     self._previous = {
-                        (s.consumer_group_id, s.topic_name, s.partition):
-                            PreviousSample(s.timestamp, s.committed_offset, s.log_end_offset, s.time_lag_ms)
+                        (s.consumer_group_id, s.topic_name, s.partition): PreviousSample(
+                            s.timestamp, s.committed_offset, s.log_end_offset, s.time_lag_ms
+                        )
                         for s in samples
                     }
                 del samples
@@ -250,13 +264,26 @@ class Collector:
         for config in configs:
             group = snap.groups.get(config.consumer_group_id)
             groups[config.consumer_group_id] = GroupInfo(
-                config.consumer_group_id, config.service_name, config.profile,
-                group.state if group else "Dead", len(group.members) if group else 0, group.group_type if group else None,
+                config.consumer_group_id,
+                config.service_name,
+                config.profile,
+                group.state if group else "Dead",
+                len(group.members) if group else 0,
+                group.group_type if group else None,
             )
         self.exporter.publish(
-            ExportSnapshot(self.exporter.cluster_name, now, self.status_window, self.interval, groups, rows, evidence_from(window),
-                           snap.brokers),
-            writer=leader, duration_s=time.monotonic() - started,
+            ExportSnapshot(
+                self.exporter.cluster_name,
+                now,
+                self.status_window,
+                self.interval,
+                groups,
+                rows,
+                evidence_from(window),
+                snap.brokers,
+            ),
+            writer=leader,
+            duration_s=time.monotonic() - started,
         )
 
     def _rollback(self) -> None:

@@ -94,10 +94,17 @@ class WindowEvidence:
 
     def window_row(self) -> dict[str, Any]:
         """The figures :func:`loomctl.lag.slo.predict_partition` reads, as ``lag_partition_status`` names them."""
-        return {"samples": self.samples, "first_timestamp": self.first_timestamp, "last_timestamp": self.last_timestamp,
-                "first_committed_offset": self.first_offset, "last_committed_offset": self.last_offset,
-                "first_log_end_offset": self.first_log_end_offset, "log_end_offset": self.log_end_offset,
-                "last_lag": self.last_lag, "time_lag_ms": self.time_lag_ms}
+        return {
+            "samples": self.samples,
+            "first_timestamp": self.first_timestamp,
+            "last_timestamp": self.last_timestamp,
+            "first_committed_offset": self.first_offset,
+            "last_committed_offset": self.last_offset,
+            "first_log_end_offset": self.first_log_end_offset,
+            "log_end_offset": self.log_end_offset,
+            "last_lag": self.last_lag,
+            "time_lag_ms": self.time_lag_ms,
+        }
 
 
 @dataclass(frozen=True)
@@ -126,10 +133,17 @@ def evidence_from(rows: Iterable[dict[str, Any]]) -> dict["Key", WindowEvidence]
     """The rows of ``lag_partition_status`` as evidence per partition."""
     return {
         (r["consumer_group_id"], r["topic_name"], r["partition"]): WindowEvidence(
-            samples=r["samples"], first_offset=r["first_committed_offset"], first_lag=r["first_lag"],
-            first_timestamp=r["first_timestamp"], last_offset=r["last_committed_offset"], last_lag=r["last_lag"],
-            last_timestamp=r["last_timestamp"], first_log_end_offset=r.get("first_log_end_offset"),
-            log_end_offset=r.get("log_end_offset"), time_lag_ms=r.get("time_lag_ms"), lag_slo_seconds=r.get("lag_slo_seconds"),
+            samples=r["samples"],
+            first_offset=r["first_committed_offset"],
+            first_lag=r["first_lag"],
+            first_timestamp=r["first_timestamp"],
+            last_offset=r["last_committed_offset"],
+            last_lag=r["last_lag"],
+            last_timestamp=r["last_timestamp"],
+            first_log_end_offset=r.get("first_log_end_offset"),
+            log_end_offset=r.get("log_end_offset"),
+            time_lag_ms=r.get("time_lag_ms"),
+            lag_slo_seconds=r.get("lag_slo_seconds"),
         )
         for r in rows
     }
@@ -152,8 +166,12 @@ class CollectorHealth:
 class Exporter:
     """The latest snapshot and the collector's health, shared by the cycle (writer) and the HTTP server (readers)."""
 
-    def __init__(self, cluster_name: str = DEFAULT_CLUSTER_NAME, granularity: str = "partition",
-                 interval: dt.timedelta = dt.timedelta(seconds=30)) -> None:
+    def __init__(
+        self,
+        cluster_name: str = DEFAULT_CLUSTER_NAME,
+        granularity: str = "partition",
+        interval: dt.timedelta = dt.timedelta(seconds=30),
+    ) -> None:
         from loomctl.errors import BadInput
 
         if granularity not in GRANULARITIES:
@@ -245,14 +263,24 @@ KAFKA_LAG_EXPORTER_METRICS = {
     "kafka_partition_latest_offset": "The log end offset of this partition.",
     "kafka_partition_earliest_offset": "The log start offset of this partition.",
 }
-PARTITION_METRICS = ("kafka_consumergroup_group_offset", "kafka_consumergroup_group_lag",
-                     "kafka_consumergroup_group_lag_seconds", "kafka_partition_latest_offset",
-                     "kafka_partition_earliest_offset", "loomctl_partition_status_code", "loomctl_partition_catch_up_seconds")
+PARTITION_METRICS = (
+    "kafka_consumergroup_group_offset",
+    "kafka_consumergroup_group_lag",
+    "kafka_consumergroup_group_lag_seconds",
+    "kafka_partition_latest_offset",
+    "kafka_partition_earliest_offset",
+    "loomctl_partition_status_code",
+    "loomctl_partition_catch_up_seconds",
+)
 
 
 def metric_names(granularity: str = "partition") -> list[str]:
     """Every metric name /metrics can emit (prometheus_client adds ``_total`` to the counter)."""
-    names = [*KAFKA_LAG_EXPORTER_METRICS, *LOOMCTL_FIGURES, *(f"{n}_total" if n in HEALTH_COUNTERS else n for n in HEALTH_METRICS)]
+    names = [
+        *KAFKA_LAG_EXPORTER_METRICS,
+        *LOOMCTL_FIGURES,
+        *(f"{n}_total" if n in HEALTH_COUNTERS else n for n in HEALTH_METRICS),
+    ]
     if granularity == "topic":
         return [n for n in names if n not in PARTITION_METRICS]
     return [n for n in names if n not in TOPIC_ONLY_METRICS]
@@ -327,8 +355,15 @@ class _FiguresCollector:
             partition_status = family("loomctl_partition_status_code", (*PARTITION_LABELS[:4], "status"))
             seen_offsets: set[tuple[str, int]] = set()
             for p in snap.partitions:
-                labels = [cluster, p.consumer_group_id, p.topic_name, str(p.partition), _label(p.host),
-                          _label(p.member_id), _label(p.client_id)]
+                labels = [
+                    cluster,
+                    p.consumer_group_id,
+                    p.topic_name,
+                    str(p.partition),
+                    _label(p.host),
+                    _label(p.member_id),
+                    _label(p.client_id),
+                ]
                 if p.committed_offset is not None:
                     offset.add_metric(labels, p.committed_offset)
                 if p.lag is not None:
@@ -387,8 +422,9 @@ class _FiguresCollector:
             objective = next((e.lag_slo_seconds for _, e in window if e.lag_slo_seconds is not None), None)
             if objective is not None:
                 predictions = [(key, slo.predict_partition(e.window_row(), objective)) for key, e in window]
-                prediction = slo.predict_group([(f"{t}[{p}]", pred) for (_, t, p), pred in predictions], objective,
-                                               snap.window.total_seconds())
+                prediction = slo.predict_group(
+                    [(f"{t}[{p}]", pred) for (_, t, p), pred in predictions], objective, snap.window.total_seconds()
+                )
                 slo_seconds.add_metric(group_labels, objective)
                 slo_state.add_metric([*group_labels, prediction.slo_state], SLO_CODES.get(prediction.slo_state, -1))
                 if prediction.catch_up_seconds is not None:
@@ -420,8 +456,24 @@ class _FiguresCollector:
                     topic_max_ms = max_known(r.time_lag_ms for r in items)
                     if topic_max_ms is not None:
                         topic_max_lag_seconds.add_metric(labels, topic_max_ms / 1000)
-        yield from (max_lag, max_lag_seconds, sum_lag, topic_sum_lag, info, group_status, members, partitions,
-                    topic_status, without_commit, lost, slo_seconds, slo_state, catch_up, catch_up_never, breach_in)
+        yield from (
+            max_lag,
+            max_lag_seconds,
+            sum_lag,
+            topic_sum_lag,
+            info,
+            group_status,
+            members,
+            partitions,
+            topic_status,
+            without_commit,
+            lost,
+            slo_seconds,
+            slo_state,
+            catch_up,
+            catch_up_never,
+            breach_in,
+        )
         if per_partition:
             yield partition_catch_up
         if not per_partition:
@@ -466,7 +518,8 @@ class _HealthCollector:
             yield gauge("loomctl_collector_last_success_timestamp_seconds", h.last_success_at)
         if e.snapshot is not None:
             yield gauge("loomctl_collector_snapshot_age_seconds", max(now - e.snapshot.taken_at.timestamp(), 0.0))
-        info = GaugeMetricFamily("loomctl_collector_info", HEALTH_METRICS["loomctl_collector_info"],
-                                 labels=["cluster_name", "granularity", "version"])
+        info = GaugeMetricFamily(
+            "loomctl_collector_info", HEALTH_METRICS["loomctl_collector_info"], labels=["cluster_name", "granularity", "version"]
+        )
         info.add_metric([e.cluster_name, e.granularity, __version__], 1)
         yield info

@@ -38,13 +38,13 @@ import json
 import math
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Iterable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from loomctl.errors import BadInput, LoomError
-from loomctl.lag.exporter import BURROW_CODES, DEFAULT_LISTEN, ExportSnapshot, Exporter
+from loomctl.lag.exporter import BURROW_CODES, DEFAULT_LISTEN, Exporter, ExportSnapshot
 from loomctl.lag.verdicts import ERR, OK, REWIND, STALL, STOP, WARN
 
 if TYPE_CHECKING:
@@ -128,8 +128,9 @@ def _partition(snap: ExportSnapshot, p: "PartitionLag", expected_samples: float)
     }
 
 
-def group_status(snap: ExportSnapshot, group_id: str, *, show_all: bool,
-                 rows: list["PartitionLag"] | None = None) -> dict[str, Any] | None:
+def group_status(
+    snap: ExportSnapshot, group_id: str, *, show_all: bool, rows: list["PartitionLag"] | None = None
+) -> dict[str, Any] | None:
     """Burrow's ConsumerGroupStatus of one group; None (NOTFOUND) when the cycle judged no partition of it."""
     if group_id not in snap.groups:
         return None
@@ -156,11 +157,21 @@ def group_status(snap: ExportSnapshot, group_id: str, *, show_all: bool,
 
 def not_found_status(cluster: str, group_id: str) -> dict[str, Any]:
     """What Burrow's evaluator answers for a group it holds no offsets for."""
-    return {"cluster": cluster, "group": group_id, "status": NOT_FOUND, "complete": 1.0, "partitions": [],
-            "partition_count": 0, "maxlag": None, "totallag": 0}
+    return {
+        "cluster": cluster,
+        "group": group_id,
+        "status": NOT_FOUND,
+        "complete": 1.0,
+        "partitions": [],
+        "partition_count": 0,
+        "maxlag": None,
+        "totallag": 0,
+    }
 
 
-def consumer_detail(snap: ExportSnapshot, group_id: str, rows: list["PartitionLag"] | None = None) -> dict[str, list[dict[str, Any]]] | None:
+def consumer_detail(
+    snap: ExportSnapshot, group_id: str, rows: list["PartitionLag"] | None = None
+) -> dict[str, list[dict[str, Any]]] | None:
     """Burrow's ConsumerTopics: per topic, indexed by partition, the window's stored commits (first and last), the
     owner and the lag; None when the group has no commit on the cluster (Burrow holds nothing for it)."""
     rows = snap.partitions_of(group_id) if rows is None else rows
@@ -174,14 +185,16 @@ def consumer_detail(snap: ExportSnapshot, group_id: str, rows: list["PartitionLa
     for topic, partitions in sorted(by_topic.items()):
         listed = topics[topic] = []
         for number in range(max(partitions) + 1):
-            p = partitions.get(number)
-            if p is None or p.committed_offset is None:
-                owner, client_id = (p.host, p.client_id) if p is not None else (None, None)
+            found = partitions.get(number)
+            if found is None or found.committed_offset is None:
+                owner, client_id = (found.host, found.client_id) if found is not None else (None, None)
                 listed.append({"offsets": [], "owner": owner or "", "client_id": client_id or "", "current-lag": None})
                 continue
-            start, end, _ = _window_offsets(snap, p)
+            start, end, _ = _window_offsets(snap, found)
             offsets = [start] if start == end else [start, end]
-            listed.append({"offsets": offsets, "owner": p.host or "", "client_id": p.client_id or "", "current-lag": p.lag})
+            listed.append(
+                {"offsets": offsets, "owner": found.host or "", "client_id": found.client_id or "", "current-lag": found.lag}
+            )
     return topics
 
 
@@ -194,8 +207,10 @@ class BurrowView:
         for p in snap.partitions:
             self.rows.setdefault(p.consumer_group_id, []).append(p)
         self.consumers = sorted(
-            g for g, rows in self.rows.items()
-            if g in snap.groups and snap.groups[g].state != "Dead" and any(judged(p) for p in rows))
+            g
+            for g, rows in self.rows.items()
+            if g in snap.groups and snap.groups[g].state != "Dead" and any(judged(p) for p in rows)
+        )
         listed = set(self.consumers)
         self.consumers_of: dict[str, set[str]] = {}
         ends: dict[str, dict[int, int | None]] = {}
@@ -206,8 +221,10 @@ class BurrowView:
             if known.get(p.partition) is None:
                 known[p.partition] = p.log_end_offset
         self.topics = sorted(ends)
-        self.offsets = {t: [e if (e := by_partition.get(i)) is not None else -1 for i in range(max(by_partition) + 1)]
-                        for t, by_partition in ends.items()}
+        self.offsets = {
+            t: [e if (e := by_partition.get(i)) is not None else -1 for i in range(max(by_partition) + 1)]
+            for t, by_partition in ends.items()
+        }
 
     def status(self, group_id: str, *, show_all: bool) -> dict[str, Any] | None:
         return group_status(self.snap, group_id, show_all=show_all, rows=self.rows.get(group_id, []))
@@ -271,8 +288,13 @@ class Api:
                 return self._error(404, url, "cluster module not found")
             seconds = int(self.exporter.interval.total_seconds())
             profile = {"name": "loomctl", "client-id": "", "kafka-version": "", "tls": None, "sasl": None}
-            module = {"class-name": "kafka", "servers": list(view.snap.brokers) if view else [], "client-profile": profile,
-                      "topic-refresh": seconds, "offset-refresh": seconds}
+            module = {
+                "class-name": "kafka",
+                "servers": list(view.snap.brokers) if view else [],
+                "client-profile": profile,
+                "topic-refresh": seconds,
+                "offset-refresh": seconds,
+            }
             return self._json(200, url, "cluster module detail returned", {"module": module})
         if rest == ["topic"]:
             if not known:

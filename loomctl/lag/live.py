@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loomctl.lag.configured import configured_groups, select_services
-from loomctl.lag.verdicts import ERR, OK, STALE_AFTER_INTERVALS, STOP, UNKNOWN, status_rank, worst
 from loomctl.lag.time_lag import Key, PreviousSample, carry_time_lag_ms, previous_samples
+from loomctl.lag.verdicts import ERR, OK, STALE_AFTER_INTERVALS, STOP, UNKNOWN, status_rank, worst
 
 if TYPE_CHECKING:
     import psycopg
@@ -116,13 +116,14 @@ def _row(cls: type, values: dict[str, Any]) -> Any:
     everything else the row needs. Filling the instance's own ``__dict__`` in field order gives the same
     instance (``vars()``, equality, pickling) at a fifth of the cost, its dict sharing the class's key table.
     """
-    row = _new(cls)
+    row: Any = _new(cls)
     row.__dict__.update(values)
     return row
 
 
-def partitions_of(committed: dict[tuple[str, int], Any], owners: dict[tuple[str, int], Any],
-                  counts: dict[str, int]) -> list[tuple[str, list[int]]]:
+def partitions_of(
+    committed: dict[tuple[str, int], Any], owners: dict[tuple[str, int], Any], counts: dict[str, int]
+) -> list[tuple[str, list[int]]]:
     """Per topic (sorted) the partitions of one group (sorted): every partition of each topic it committed
     on or owns, plus any it committed on or owns beyond the topic's count (a deleted topic has none)."""
     topics = {t for t, _ in committed}
@@ -183,8 +184,12 @@ def live_lag(
 
 
 def _live_lag(
-    snap: "ClusterSnapshot", services: dict[str, str], group_ids: Sequence[str], now: dt.datetime,
-    previous: dict[Key, PreviousSample], stored: dict[Key, str],
+    snap: "ClusterSnapshot",
+    services: dict[str, str],
+    group_ids: Sequence[str],
+    now: dt.datetime,
+    previous: dict[Key, PreviousSample],
+    stored: dict[Key, str],
 ) -> list[PartitionLag]:
     from loomctl.kafka import Group
 
@@ -282,22 +287,27 @@ def summarize(
         group = snap.groups.get(key) if (snap is not None and not per_topic) else None
         lags = [r.lag for r in items if r.lag is not None]
         time_lags = [r.time_lag_ms for r in items if r.time_lag_ms is not None]
-        summaries.append(_row(LagSummary, {
-            "name": key if per_topic else services.get(key, key),
-            "consumer_group_id": None if per_topic else key,
-            "managed": None if per_topic else key in services,
-            "group_state": None if per_topic else (group.state if group else "Dead"),
-            "topics": len({r.topic_name for r in items}),
-            "partitions": len(items),
-            "partitions_unknown": len(items) - len(lags),
-            "members": None if per_topic else (len(group.members) if group else 0),
-            "total_lag": sum(lags) if lags else None,
-            "max_lag": max(lags) if lags else None,
-            "max_time_lag_ms": max(time_lags) if time_lags else None,
-            "lost_records": sum(r.lost_records for r in items),
-            "status": worst(r.status for r in items) if items else UNKNOWN,
-            "group_type": None if per_topic else (group.group_type if group else None),
-        }))
+        summaries.append(
+            _row(
+                LagSummary,
+                {
+                    "name": key if per_topic else services.get(key, key),
+                    "consumer_group_id": None if per_topic else key,
+                    "managed": None if per_topic else key in services,
+                    "group_state": None if per_topic else (group.state if group else "Dead"),
+                    "topics": len({r.topic_name for r in items}),
+                    "partitions": len(items),
+                    "partitions_unknown": len(items) - len(lags),
+                    "members": None if per_topic else (len(group.members) if group else 0),
+                    "total_lag": sum(lags) if lags else None,
+                    "max_lag": max(lags) if lags else None,
+                    "max_time_lag_ms": max(time_lags) if time_lags else None,
+                    "lost_records": sum(r.lost_records for r in items),
+                    "status": worst(r.status for r in items) if items else UNKNOWN,
+                    "group_type": None if per_topic else (group.group_type if group else None),
+                },
+            )
+        )
     return sorted(summaries, key=lambda s: (-status_rank(s.status), -(s.total_lag or 0), s.name))
 
 
@@ -347,7 +357,9 @@ def show(
         wanted = sorted(set(wanted) | set(states) | set(configured))
     elif not wanted:
         if not configured:
-            raise NotFound("no configured services: name a --group, use --all-groups, or add configs (`loomctl config set --create`)")
+            raise NotFound(
+                "no configured services: name a --group, use --all-groups, or add configs (`loomctl config set --create`)"
+            )
         wanted = sorted(configured)
     options = {} if concurrency is None else {"concurrency": concurrency}
     # only configured groups are collected, so only they have stored samples: those are read while the
@@ -376,7 +388,9 @@ _ONE_SAMPLE_INTERVAL = dt.timedelta(seconds=30)
 
 
 def _stored(
-    conn: "psycopg.Connection[Any]", sampled: dict[str, str], window: dt.timedelta,
+    conn: "psycopg.Connection[Any]",
+    sampled: dict[str, str],
+    window: dt.timedelta,
 ) -> tuple[dict[Key, PreviousSample], dict[Key, str]]:
     """The newest stored sample of each partition (lag in time is carried from it) and the window's status (the
     one `lag status`, the alerts and the exporter give: "-" where a single sample cannot be judged yet), unless

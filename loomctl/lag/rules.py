@@ -59,8 +59,11 @@ class Pace:
 def pace(samples: Sequence[WindowSample], max_poll_ms: int | None = None) -> Pace:
     """The wait of the last sample of ``samples`` (one partition's, oldest first) and its thresholds."""
     first_at, last = samples[0].timestamp, samples[-1]
-    commits = [s for before, s in zip(samples, samples[1:])
-               if s.committed_offset is not None and s.committed_offset != before.committed_offset]
+    commits = [
+        s
+        for before, s in zip(samples, samples[1:], strict=False)
+        if s.committed_offset is not None and s.committed_offset != before.committed_offset
+    ]
     zero = [s for s in samples if s.lag == 0]
     marks = [s for s in (commits[-1] if commits else None, zero[-1] if zero else None) if s is not None]
     began = max(marks, key=lambda s: s.timestamp) if marks else None
@@ -84,7 +87,10 @@ def _lowest(lags: list[int | None]) -> int | None:
 
 
 def judge(
-    samples: Sequence[WindowSample], *, second_third: dt.datetime, last_third: dt.datetime,
+    samples: Sequence[WindowSample],
+    *,
+    second_third: dt.datetime,
+    last_third: dt.datetime,
     max_poll_ms: int | None = None,
 ) -> str:
     """The status of one partition from its samples in the window, oldest first.
@@ -117,7 +123,7 @@ def judge(
     known = [t for t in thirds if t is not None]
     first_log_end = next((s.log_end_offset for s in samples if s.committed_offset is not None), samples[0].log_end_offset)
     # grew by more than half of what is produced between two samples (compared in integers: exactly)
-    if len(known) >= 2 and all(a < b for a, b in zip(known, known[1:])):
+    if len(known) >= 2 and all(a < b for a, b in zip(known, known[1:], strict=False)):
         if 2 * max(len(samples) - 1, 1) * (known[-1] - known[0]) > last.log_end_offset - first_log_end:
             return WARN
     return OK

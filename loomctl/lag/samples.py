@@ -16,8 +16,19 @@ if TYPE_CHECKING:
     from loomctl.lag.time_lag import Key, PreviousSample
 
 HISTORY_COLUMNS = (
-    "consumer_group_id", "topic_name", "partition", "timestamp", "service_name", "committed_offset",
-    "log_end_offset", "log_start_offset", "lag", "time_lag_ms", "group_state", "member_count", "group_type",
+    "consumer_group_id",
+    "topic_name",
+    "partition",
+    "timestamp",
+    "service_name",
+    "committed_offset",
+    "log_end_offset",
+    "log_start_offset",
+    "lag",
+    "time_lag_ms",
+    "group_state",
+    "member_count",
+    "group_type",
 )
 _HISTORY_TYPES = ("text", "text", "int4", "timestamptz", "text", "int8", "int8", "int8", "int8", "int8", "text", "int4", "text")
 
@@ -85,7 +96,10 @@ def max_known(values: Iterable[int | None]) -> int | None:
 
 
 def samples_from(
-    snap: Any, services: dict[str, str], now: dt.datetime, previous: dict[Key, PreviousSample] | None = None,
+    snap: Any,
+    services: dict[str, str],
+    now: dt.datetime,
+    previous: dict[Key, PreviousSample] | None = None,
 ) -> list[LagSample]:
     """The history rows of one snapshot: every partition with a known log end, unknown lag kept as NULL, lag
     in time carried forward from ``previous`` (the partition's last stored sample)."""
@@ -99,7 +113,11 @@ def samples_from(
 
 
 def iter_samples(
-    snap: Any, services: dict[str, str], now: dt.datetime, previous: dict[Key, PreviousSample] | None, *,
+    snap: Any,
+    services: dict[str, str],
+    now: dt.datetime,
+    previous: dict[Key, PreviousSample] | None,
+    *,
     into: list[LagSample],
 ) -> Iterator[LagSample]:
     """:func:`samples_from` one at a time, each also appended to ``into``: the cycle's COPY writes them as they
@@ -140,7 +158,9 @@ def iter_samples(
                     lag = end - offset
                     before = previous.get((group_id, topic, partition))
                     time_lag = carry_time_lag_ms(before, now, offset, end) if before is not None else None
-                sample = new(LagSample, (group_id, topic, partition, now, service, offset, end, log.start, lag, time_lag,
-                                         state, members, group_type))
+                sample = new(
+                    LagSample,
+                    (group_id, topic, partition, now, service, offset, end, log.start, lag, time_lag, state, members, group_type),
+                )
                 keep(sample)
                 yield sample

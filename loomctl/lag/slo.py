@@ -121,11 +121,13 @@ def predict_partition(row: Mapping[str, Any], lag_slo_seconds: float | None) -> 
 
     produced = None if first_leo is None or last_leo is None else last_leo - first_leo
     produce = produced / span if span is not None and produced is not None and produced >= 0 else None
-    consume = (last_committed - first_committed) / span if (
-        produce is not None and first_committed is not None and last_committed is not None) else None
+    consume = (
+        (last_committed - first_committed) / span
+        if (produce is not None and first_committed is not None and last_committed is not None)
+        else None
+    )
 
-    caught_up = lag == 0 or (lag is not None and produced is not None and samples >= 2
-                             and lag <= produced / (samples - 1))
+    caught_up = lag == 0 or (lag is not None and produced is not None and samples >= 2 and lag <= produced / (samples - 1))
     catch_up: float | None = None
     never = False
     if lag is not None:
@@ -152,8 +154,15 @@ def predict_partition(row: Mapping[str, Any], lag_slo_seconds: float | None) -> 
         elif not caught_up and growth is not None and growth > 0:
             breach_in = (lag_slo_seconds - time_lag) / growth
     return PartitionPrediction(
-        produce_rate=produce, consume_rate=consume, lag=lag, time_lag_seconds=time_lag, caught_up=caught_up,
-        catch_up_seconds=catch_up, catch_up_never=never, time_lag_growth=growth, breach_in_seconds=breach_in,
+        produce_rate=produce,
+        consume_rate=consume,
+        lag=lag,
+        time_lag_seconds=time_lag,
+        caught_up=caught_up,
+        catch_up_seconds=catch_up,
+        catch_up_never=never,
+        time_lag_growth=growth,
+        breach_in_seconds=breach_in,
     )
 
 
@@ -204,15 +213,22 @@ def predict_group(
         state = NO_DATA
     elif time_lag > lag_slo_seconds:
         state = BREACHED
-    elif (breach_in is not None and breach_in <= window_seconds) or never or (
-            catch_up is not None and catch_up > lag_slo_seconds):
+    elif (
+        (breach_in is not None and breach_in <= window_seconds) or never or (catch_up is not None and catch_up > lag_slo_seconds)
+    ):
         state = AT_RISK
     else:
         state = MET
     return GroupPrediction(
-        lag_slo_seconds=lag_slo_seconds, slo_state=state, time_lag_seconds=time_lag, catch_up_seconds=catch_up,
-        catch_up_never=bool(never), breach_in_seconds=breach_in, slowest_partition=slowest,
-        produce_rate=sum(produce) if produce else None, consume_rate=sum(consume) if consume else None,
+        lag_slo_seconds=lag_slo_seconds,
+        slo_state=state,
+        time_lag_seconds=time_lag,
+        catch_up_seconds=catch_up,
+        catch_up_never=bool(never),
+        breach_in_seconds=breach_in,
+        slowest_partition=slowest,
+        produce_rate=sum(produce) if produce else None,
+        consume_rate=sum(consume) if consume else None,
     )
 
 
@@ -220,7 +236,7 @@ def rounded(value: float | None, digits: int = 1) -> float | None:
     """Half away from zero, as PostgreSQL's round(numeric) does, so Python and SQL print the same figure."""
     if value is None:
         return None
-    scale = 10 ** digits
+    scale = 10**digits
     return math.copysign(math.floor(abs(value) * scale + 0.5) / scale, value)
 
 
@@ -253,8 +269,13 @@ def _num(value: float) -> str:
 
 
 def drain_plan(
-    topic_name: str, partition_lags: Sequence[int | None], produce_rate: float, per_consumer_rate: float | None,
-    lag_slo_seconds: int, *, current_partitions: int | None = None,
+    topic_name: str,
+    partition_lags: Sequence[int | None],
+    produce_rate: float,
+    per_consumer_rate: float | None,
+    lag_slo_seconds: int,
+    *,
+    current_partitions: int | None = None,
 ) -> DrainPlan:
     """What draining ``partition_lags`` (the topic's partitions, one group) within ``lag_slo_seconds`` takes."""
     current = max(current_partitions or 0, len(partition_lags), 1)
@@ -263,27 +284,47 @@ def drain_plan(
     rate = per_consumer_rate
 
     def plan(count: int | None, meets: bool, drain: float | None, reason: str) -> DrainPlan:
-        return DrainPlan(topic_name, current, count, meets, round(produce, 2), None if rate is None else round(rate, 2),
-                         lag, lag_slo_seconds, rounded(drain), reason)
+        return DrainPlan(
+            topic_name,
+            current,
+            count,
+            meets,
+            round(produce, 2),
+            None if rate is None else round(rate, 2),
+            lag,
+            lag_slo_seconds,
+            rounded(drain),
+            reason,
+        )
 
     if rate is None or rate <= 0:
         return plan(None, False, None, f"{topic_name}: no per-consumer rate measured, so the consumers needed are unknown")
     gain_needed = lag / lag_slo_seconds
-    head = (f"{topic_name}: worst partition lag {lag:,}; within {lag_slo_seconds:,} s its consumer must gain "
-            f"{_num(gain_needed)} msg/s; one consumer does {_num(rate)} msg/s, {_num(produce)} msg/s produced")
+    head = (
+        f"{topic_name}: worst partition lag {lag:,}; within {lag_slo_seconds:,} s its consumer must gain "
+        f"{_num(gain_needed)} msg/s; one consumer does {_num(rate)} msg/s, {_num(produce)} msg/s produced"
+    )
     if rate > gain_needed:
         # a hair below the integer, so 25.000000000000004 is 25 partitions, not 26
         count = max(current, math.ceil(produce / (rate - gain_needed) - 1e-9)) if produce > 0 else current
         drain = lag / (rate - produce / count) if lag else 0.0
         change = f"{current} -> {count} partitions" if count > current else f"{current} partition(s) are enough"
-        return plan(count, True, drain,
-                    f"{head}: each partition may take {_num(rate - gain_needed)} msg/s, "
-                    f"{_num(produce)} / {_num(rate - gain_needed)} = {count} partition(s) and consumer(s); {change}; "
-                    f"worst catch-up then {_num(lag)} / ({_num(rate)} - {_num(produce)} / {count}) = {_num(drain)} s")
+        return plan(
+            count,
+            True,
+            drain,
+            f"{head}: each partition may take {_num(rate - gain_needed)} msg/s, "
+            f"{_num(produce)} / {_num(rate - gain_needed)} = {count} partition(s) and consumer(s); {change}; "
+            f"worst catch-up then {_num(lag)} / ({_num(rate)} - {_num(produce)} / {count}) = {_num(drain)} s",
+        )
     # not even a partition of its own drains it in time: the count at which it gains at all
     count = max(current, math.floor(produce / rate) + 1) if produce > 0 else current
     drain = lag / (rate - produce / count) if lag else 0.0
-    return plan(count, False, drain,
-                f"{head}: no partition count meets the objective ({_num(lag)} / {_num(rate)} = {_num(lag / rate)} s even "
-                f"with nothing produced); {current} -> {count} partitions make it gain, catching up in {_num(drain)} s; "
-                f"faster consumers are needed")
+    return plan(
+        count,
+        False,
+        drain,
+        f"{head}: no partition count meets the objective ({_num(lag)} / {_num(rate)} = {_num(lag / rate)} s even "
+        f"with nothing produced); {current} -> {count} partitions make it gain, catching up in {_num(drain)} s; "
+        f"faster consumers are needed",
+    )

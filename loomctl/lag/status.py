@@ -22,7 +22,18 @@ if TYPE_CHECKING:
     import psycopg
 
 from loomctl.lag.verdicts import (  # noqa: F401 (the vocabulary, re-exported where it always was)
-    ERR, NO_DATA, OK, REWIND, STALL, STATUS_ORDER, STOP, STORED_STATUSES, UNKNOWN, WARN, status_rank, worst,
+    ERR,
+    NO_DATA,
+    OK,
+    REWIND,
+    STALL,
+    STATUS_ORDER,
+    STOP,
+    STORED_STATUSES,
+    UNKNOWN,
+    WARN,
+    status_rank,
+    worst,
 )
 
 
@@ -97,17 +108,25 @@ def _with_predictions(row: dict[str, Any], objective: int | None) -> tuple[dict[
     p = slo.predict_partition(row, objective)
     return {
         **row,
-        "produce_rate": slo.rounded(p.produce_rate, 2), "consume_rate": slo.rounded(p.consume_rate, 2),
-        "catch_up_seconds": slo.rounded(p.catch_up_seconds), "catch_up_never": p.catch_up_never,
+        "produce_rate": slo.rounded(p.produce_rate, 2),
+        "consume_rate": slo.rounded(p.consume_rate, 2),
+        "catch_up_seconds": slo.rounded(p.catch_up_seconds),
+        "catch_up_never": p.catch_up_never,
         "breach_in_seconds": slo.rounded(p.breach_in_seconds),
     }, p
 
 
-def _group_status(service: str, group_id: str, rows: Sequence[dict[str, Any]], objective: int | None = None,
-                  predictions: Sequence[slo.PartitionPrediction] = (), window_seconds: float = 900.0) -> GroupStatus:
+def _group_status(
+    service: str,
+    group_id: str,
+    rows: Sequence[dict[str, Any]],
+    objective: int | None = None,
+    predictions: Sequence[slo.PartitionPrediction] = (),
+    window_seconds: float = 900.0,
+) -> GroupStatus:
     statuses = [r["status"] for r in rows]
     total_lag = sum_known(r["last_lag"] for r in rows)
-    group = slo.predict_group([(partition_name(r), p) for r, p in zip(rows, predictions)], objective, window_seconds)
+    group = slo.predict_group([(partition_name(r), p) for r, p in zip(rows, predictions, strict=True)], objective, window_seconds)
     return GroupStatus(
         service_name=service,
         consumer_group_id=group_id,
@@ -170,8 +189,14 @@ def status_report(conn: "psycopg.Connection[Any]", window: dt.timedelta, service
     """
     seen = _read_window(conn, window, services)
     summary = [
-        _group_status(config.service_name, group_id, seen.rows.get(group_id, []), slo.objective_of(config),
-                      seen.predictions.get(group_id, []), window.total_seconds())
+        _group_status(
+            config.service_name,
+            group_id,
+            seen.rows.get(group_id, []),
+            slo.objective_of(config),
+            seen.predictions.get(group_id, []),
+            window.total_seconds(),
+        )
         for group_id, config in sorted(seen.configs.items(), key=lambda item: item[1].service_name)
     ]
     summary.sort(key=lambda g: (-status_rank(g.status), g.service_name))
@@ -229,7 +254,9 @@ def per_consumer_rates(conn: "psycopg.Connection[Any]", services: Sequence[str])
         "SELECT service_name, sum(messages_processed) * 1000.0 / nullif(sum(processing_time_ms), 0)"
         "  FROM public.consumer_processing_metrics"
         " WHERE \"timestamp\" > now() - interval '1 hour' AND service_name = ANY(%s)"
-        " GROUP BY service_name", (list(services),)).fetchall()
+        " GROUP BY service_name",
+        (list(services),),
+    ).fetchall()
     return {service: float(rate) for service, rate in rows if rate is not None and rate > 0}
 
 
@@ -239,15 +266,20 @@ def _reason(group: GroupStatus, slowest: dict[str, Any] | None, service: str) ->
         return f"no objective: set one with `loomctl config set {service} lag_slo_seconds=N` (or give it a profile)"
     if state == slo.NO_DATA:
         return "no lag in time known in the window (no samples, or no committed offset)"
-    parts = [f"{_num(group.time_lag_seconds)} s behind, {'over' if state == slo.BREACHED else 'within'} "
-             f"the objective {objective:,} s"]
+    parts = [
+        f"{_num(group.time_lag_seconds)} s behind, {'over' if state == slo.BREACHED else 'within'} the objective {objective:,} s"
+    ]
     if slowest is not None and group.catch_up_never:
-        parts.append(f"never catches up: {group.slowest_partition} consumes {_num(slowest['consume_rate'])} msg/s of "
-                     f"{_num(slowest['produce_rate'])} produced, lag {slowest['last_lag']:,}")
+        parts.append(
+            f"never catches up: {group.slowest_partition} consumes {_num(slowest['consume_rate'])} msg/s of "
+            f"{_num(slowest['produce_rate'])} produced, lag {slowest['last_lag']:,}"
+        )
     elif slowest is not None and group.catch_up_seconds:
         net = (slowest["consume_rate"] or 0) - (slowest["produce_rate"] or 0)
-        parts.append(f"catches up in {_num(group.catch_up_seconds)} s: {group.slowest_partition} lag "
-                     f"{slowest['last_lag']:,} / {_num(net)} msg/s net")
+        parts.append(
+            f"catches up in {_num(group.catch_up_seconds)} s: {group.slowest_partition} lag "
+            f"{slowest['last_lag']:,} / {_num(net)} msg/s net"
+        )
     elif group.catch_up_seconds == 0:
         parts.append("caught up (lag within one sampling interval's production)")
     if group.breach_in_seconds and state != slo.BREACHED:
@@ -273,7 +305,7 @@ def slo_report(conn: "psycopg.Connection[Any]", window: dt.timedelta, services: 
         fixes: list[slo.DrainPlan] = []
         if objective is not None and group.slo_state in (slo.BREACHED, slo.AT_RISK):
             by_topic: dict[str, list[tuple[dict[str, Any], slo.PartitionPrediction]]] = {}
-            for row, prediction in zip(rows, predictions):
+            for row, prediction in zip(rows, predictions, strict=True):
                 by_topic.setdefault(row["topic_name"], []).append((row, prediction))
             for topic, items in sorted(by_topic.items()):
                 if any(r["last_lag"] for r, _ in items):
@@ -281,16 +313,28 @@ def slo_report(conn: "psycopg.Connection[Any]", window: dt.timedelta, services: 
                     fixes.append(slo.drain_plan(topic, [r["last_lag"] for r, _ in items], produced, rate, objective))
         slowest = next((r for r in rows if partition_name(r) == group.slowest_partition), None)
         needed = [f.recommended_partitions for f in fixes if f.recommended_partitions is not None]
-        result.append(ServiceSlo(
-            service_name=config.service_name, consumer_group_id=group_id, slo_state=group.slo_state,
-            lag_slo_seconds=objective, lag_slo_from=slo.objective_source(config), status=group.status,
-            time_lag_seconds=group.time_lag_seconds, catch_up_seconds=group.catch_up_seconds,
-            catch_up_never=group.catch_up_never, breach_in_seconds=group.breach_in_seconds,
-            slowest_partition=group.slowest_partition, total_lag=group.total_lag, produce_rate=group.produce_rate,
-            consume_rate=group.consume_rate, member_count=group.member_count,
-            per_consumer_rate=None if rate is None else round(rate, 2),
-            partitions_needed=max(needed) if needed else None,
-            reason=_reason(group, slowest, config.service_name), fixes=fixes,
-        ))
+        result.append(
+            ServiceSlo(
+                service_name=config.service_name,
+                consumer_group_id=group_id,
+                slo_state=group.slo_state,
+                lag_slo_seconds=objective,
+                lag_slo_from=slo.objective_source(config),
+                status=group.status,
+                time_lag_seconds=group.time_lag_seconds,
+                catch_up_seconds=group.catch_up_seconds,
+                catch_up_never=group.catch_up_never,
+                breach_in_seconds=group.breach_in_seconds,
+                slowest_partition=group.slowest_partition,
+                total_lag=group.total_lag,
+                produce_rate=group.produce_rate,
+                consume_rate=group.consume_rate,
+                member_count=group.member_count,
+                per_consumer_rate=None if rate is None else round(rate, 2),
+                partitions_needed=max(needed) if needed else None,
+                reason=_reason(group, slowest, config.service_name),
+                fixes=fixes,
+            )
+        )
     result.sort(key=lambda s: (-slo.slo_rank(s.slo_state), -(s.time_lag_seconds or 0.0), s.service_name))
     return SloReport(window_seconds=window.total_seconds(), services=result)

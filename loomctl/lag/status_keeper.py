@@ -81,8 +81,11 @@ class StatusKeeper:
 
     def _connection(self) -> "psycopg.Connection[Any]":
         if self._conn is None or self._conn.closed:
-            self._conn = db.open_connection(self.settings.require_database_url(), connect_timeout=self.timeout_s,
-                                            application_name="loomctl lag collect (statuses)")
+            self._conn = db.open_connection(
+                self.settings.require_database_url(),
+                connect_timeout=self.timeout_s,
+                application_name="loomctl lag collect (statuses)",
+            )
         return self._conn
 
     def _refresh(self) -> None:

@@ -60,9 +60,7 @@ def carry_time_lag_ms(previous: PreviousSample | None, now: dt.datetime, committ
     return max(int((now - produced_then).total_seconds() * 1000), 0)
 
 
-def previous_samples(
-    conn: "psycopg.Connection[Any]", services: dict[str, str], now: dt.datetime
-) -> dict[Key, PreviousSample]:
+def previous_samples(conn: "psycopg.Connection[Any]", services: dict[str, str], now: dt.datetime) -> dict[Key, PreviousSample]:
     """The newest stored sample of each partition of the given groups (group id -> service name).
 
     Read through (service_name, timestamp) over the last hour: the history's primary key leads
@@ -80,7 +78,11 @@ def previous_samples(
            AND h."timestamp" > %(since)s AND h."timestamp" <= %(now)s
          ORDER BY h.consumer_group_id, h.topic_name, h.partition, h."timestamp" DESC
         """,
-        {"services": sorted(set(services.values())), "groups": sorted(services), "since": now - PREVIOUS_SAMPLE_HORIZON,
-         "now": now},
+        {
+            "services": sorted(set(services.values())),
+            "groups": sorted(services),
+            "since": now - PREVIOUS_SAMPLE_HORIZON,
+            "now": now,
+        },
     ).fetchall()
     return {(g, t, p): PreviousSample(ts, committed, log_end, time_lag) for g, t, p, ts, committed, log_end, time_lag in rows}

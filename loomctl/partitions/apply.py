@@ -94,9 +94,11 @@ class ApplyReport:
         if not self.not_done:
             return None
         kind = BackendUnavailable if any(r.outcome == Outcome.RETRY for r in self.not_done) else LoomError
-        return kind(f"{len(self.not_done)} change(s) not applied: "
-                         + ", ".join(f"{r.topic_name} ({r.outcome})" for r in self.not_done)
-                         + "".join(f"; {hint}" for hint in self.hints))
+        return kind(
+            f"{len(self.not_done)} change(s) not applied: "
+            + ", ".join(f"{r.topic_name} ({r.outcome})" for r in self.not_done)
+            + "".join(f"; {hint}" for hint in self.hints)
+        )
 
 
 def summarize(results: Sequence[ApplyResult], *, dry_run: bool = False) -> ApplyReport:
@@ -116,9 +118,7 @@ def _counts_now(admin: "AdminClient", topics: Sequence[str], timeout: float) -> 
         return None
 
 
-def _wait_for_counts(
-    admin: "AdminClient", targets: Mapping[str, int], *, timeout: float
-) -> tuple[dict[str, int], str | None]:
+def _wait_for_counts(admin: "AdminClient", targets: Mapping[str, int], *, timeout: float) -> tuple[dict[str, int], str | None]:
     """Poll the metadata until every topic shows at least its target count or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     seen: dict[str, int] = {}
@@ -159,8 +159,15 @@ def apply_plan(
 
     def outcome(item: PlanItem, what: str, *, after: int | None = None, altered: bool = False, error: str | None = None) -> None:
         results[item.change_id] = ApplyResult(
-            item.change_id, item.topic_name, what, item.current_partitions, after, item.target_partitions,
-            altered, error, dry_run,
+            item.change_id,
+            item.topic_name,
+            what,
+            item.current_partitions,
+            after,
+            item.target_partitions,
+            altered,
+            error,
+            dry_run,
         )
 
     candidates = plan.to_alter(force)
@@ -171,11 +178,16 @@ def apply_plan(
         if item.action == Action.SATISFIED:
             outcome(item, Outcome.SATISFIED, after=item.current_partitions)
         else:
-            outcome(item, Outcome.REFUSED, after=item.current_partitions,
-                    error="a consumer with auto_offset_reset=latest would skip records: pass --force to apply anyway")
+            outcome(
+                item,
+                Outcome.REFUSED,
+                after=item.current_partitions,
+                error="a consumer with auto_offset_reset=latest would skip records: pass --force to apply anyway",
+            )
 
-    verdicts = kafka.create_partitions(admin, {i.topic_name: i.target_partitions for i in candidates},
-                                       validate_only=True, timeout=timeout)
+    verdicts = kafka.create_partitions(
+        admin, {i.topic_name: i.target_partitions for i in candidates}, validate_only=True, timeout=timeout
+    )
     accepted: list[PlanItem] = []
     for item in candidates:
         verdict = verdicts.get(item.topic_name)
@@ -192,8 +204,9 @@ def apply_plan(
             outcome(item, Outcome.WOULD_APPLY, after=item.target_partitions)
         return [results[i.change_id] for i in plan.items]
 
-    answers = kafka.create_partitions(admin, {i.topic_name: i.target_partitions for i in accepted},
-                                      validate_only=False, timeout=timeout)
+    answers = kafka.create_partitions(
+        admin, {i.topic_name: i.target_partitions for i in accepted}, validate_only=False, timeout=timeout
+    )
     if accepted:
         step("altered")
     targets = {i.topic_name: i.target_partitions for i in accepted}
@@ -210,9 +223,14 @@ def apply_plan(
         if after is not None and after >= item.target_partitions:
             outcome(item, Outcome.APPLIED if answer is None else Outcome.SATISFIED, after=after, altered=answer is None)
         elif answer is None:
-            outcome(item, Outcome.RETRY, after=after, altered=True,
-                    error=f"the cluster accepted the change but its metadata did not show {item.target_partitions} "
-                          f"partition(s) within {timeout:g} s ({problem or f'it shows {after}'}); run apply again to verify")
+            outcome(
+                item,
+                Outcome.RETRY,
+                after=after,
+                altered=True,
+                error=f"the cluster accepted the change but its metadata did not show {item.target_partitions} "
+                f"partition(s) within {timeout:g} s ({problem or f'it shows {after}'}); run apply again to verify",
+            )
         else:
             outcome(item, Outcome.RETRY if answer[1] else Outcome.FAILED, after=after, error=answer[0])
     ordered = [results[i.change_id] for i in plan.items]
@@ -226,15 +244,24 @@ def _record(session: "Session", results: Sequence[ApplyResult], actor: str) -> N
     # `failed` too: apply --retry-failed works on a topic's newest failed change
     for r in results:
         if r.done:
-            session.execute(text("""
+            session.execute(
+                text("""
                 UPDATE topic_partition_changes
                    SET status = 'applied', applied_at = now(), applied_by = :actor, error = NULL
-                 WHERE id = :id AND status IN ('pending', 'failed')"""), {"id": r.change_id, "actor": actor})
+                 WHERE id = :id AND status IN ('pending', 'failed')"""),
+                {"id": r.change_id, "actor": actor},
+            )
         elif r.outcome == Outcome.FAILED:
-            session.execute(text("""
+            session.execute(
+                text("""
                 UPDATE topic_partition_changes SET status = 'failed', error = :error
-                 WHERE id = :id AND status IN ('pending', 'failed')"""), {"id": r.change_id, "error": r.error})
+                 WHERE id = :id AND status IN ('pending', 'failed')"""),
+                {"id": r.change_id, "error": r.error},
+            )
         elif r.outcome == Outcome.RETRY:
-            session.execute(text("""
+            session.execute(
+                text("""
                 UPDATE topic_partition_changes SET error = :error
-                 WHERE id = :id AND status IN ('pending', 'failed')"""), {"id": r.change_id, "error": r.error})
+                 WHERE id = :id AND status IN ('pending', 'failed')"""),
+                {"id": r.change_id, "error": r.error},
+            )

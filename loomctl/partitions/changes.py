@@ -68,14 +68,22 @@ def insert_change(session: "Session", topic: str, current: int, recommended: int
     """A new pending change; its id. The table's trigger supersedes the topic's older pending one."""
     from sqlalchemy import text
 
-    return session.execute(text("""
+    return session.execute(
+        text("""
         INSERT INTO topic_partition_changes (topic_name, current_partitions, recommended_partitions, reason, source)
         VALUES (:t, :c, :r, :reason, :source) RETURNING id"""),
-        {"t": topic, "c": current, "r": recommended, "reason": reason, "source": source}).scalar_one()
+        {"t": topic, "c": current, "r": recommended, "reason": reason, "source": source},
+    ).scalar_one()
 
 
 def add_change(
-    session: "Session", admin: "AdminClient", topic: str, partitions: int, reason: str, *, timeout: float = kafka.DEFAULT_TIMEOUT_S
+    session: "Session",
+    admin: "AdminClient",
+    topic: str,
+    partitions: int,
+    reason: str,
+    *,
+    timeout: float = kafka.DEFAULT_TIMEOUT_S,
 ) -> PartitionChange:
     """A manual pending change, checked against the live topic: it must exist and the count must go up."""
     from sqlalchemy import text
@@ -87,9 +95,7 @@ def add_change(
     if current is None:
         raise NotFound(f"topic {topic} does not exist in the cluster")
     if partitions <= current:
-        raise BadInput(
-            f"{topic} has {current} partition(s) now: a change must raise the count (Kafka cannot remove partitions)"
-        )
+        raise BadInput(f"{topic} has {current} partition(s) now: a change must raise the count (Kafka cannot remove partitions)")
     change_id = insert_change(session, topic, current, partitions, reason.strip(), Source.MANUAL)
     row = session.execute(text(f"SELECT {SELECT_LIST} FROM topic_partition_changes WHERE id = :id"), {"id": change_id}).one()
     return PartitionChange.from_row(row)
@@ -104,12 +110,18 @@ def list_changes(
     unknown = set(statuses or ()) - set(STATUSES)
     if unknown:
         raise BadInput(f"unknown status {sorted(unknown)[0]!r}: one of {', '.join(STATUSES)}")
-    rows = session.execute(text(f"""
+    rows = session.execute(
+        text(f"""
         SELECT {SELECT_LIST} FROM topic_partition_changes
          WHERE (:every_status OR status = ANY(:statuses)) AND (:every_topic OR topic_name = ANY(:topics))
          ORDER BY topic_name, id"""),
-        {"every_status": statuses is None, "statuses": list(statuses or []),
-         "every_topic": not topics, "topics": list(topics or [])}).all()
+        {
+            "every_status": statuses is None,
+            "statuses": list(statuses or []),
+            "every_topic": not topics,
+            "topics": list(topics or []),
+        },
+    ).all()
     return [PartitionChange.from_row(r) for r in rows]
 
 
@@ -132,9 +144,12 @@ def cancel_change(session: "Session", change: str, *, reason: str, actor: str) -
     where = "id = :id" if by_id else "topic_name = :topic AND status = ANY(:cancellable)"
     params = {"id": int(change) if by_id else None, "topic": change, "cancellable": list(CANCELLABLE)}
     try:
-        row = session.execute(text(f"""
+        row = session.execute(
+            text(f"""
             SELECT {SELECT_LIST} FROM topic_partition_changes WHERE {where}
-             ORDER BY status = 'pending' DESC, id DESC LIMIT 1 FOR UPDATE NOWAIT"""), params).first()
+             ORDER BY status = 'pending' DESC, id DESC LIMIT 1 FOR UPDATE NOWAIT"""),
+            params,
+        ).first()
     except OperationalError as exc:
         if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available: an apply holds the row
             raise Conflict(f"partition change {change} is being applied right now; cancel it after that run") from None
@@ -143,12 +158,17 @@ def cancel_change(session: "Session", change: str, *, reason: str, actor: str) -
         raise NotFound(f"no partition change {change}" if by_id else f"no pending or failed partition change for topic {change}")
     found = PartitionChange.from_row(row)
     if found.status not in CANCELLABLE:
-        raise BadInput(f"partition change {found.id} ({found.topic_name}) is {found.status}: only a pending or failed "
-                       "change can be cancelled")
-    updated = session.execute(text(f"""
+        raise BadInput(
+            f"partition change {found.id} ({found.topic_name}) is {found.status}: only a pending or failed "
+            "change can be cancelled"
+        )
+    updated = session.execute(
+        text(f"""
         UPDATE topic_partition_changes
            SET status = 'cancelled', cancelled_at = now(), cancelled_by = :actor, cancel_reason = :reason
-         WHERE id = :id RETURNING {SELECT_LIST}"""), {"id": found.id, "actor": actor, "reason": reason.strip()}).one()
+         WHERE id = :id RETURNING {SELECT_LIST}"""),
+        {"id": found.id, "actor": actor, "reason": reason.strip()},
+    ).one()
     return PartitionChange.from_row(updated)
 
 
@@ -163,7 +183,9 @@ def efficiency(session: "Session", topics: Sequence[str] | None = None) -> list[
     """The rows of ``v_partition_efficiency``, by topic."""
     from sqlalchemy import text
 
-    rows = session.execute(text("""
+    rows = session.execute(
+        text("""
         SELECT * FROM v_partition_efficiency WHERE (:every OR topic_name = ANY(:topics)) ORDER BY topic_name"""),
-        {"every": not topics, "topics": list(topics or [])}).all()
+        {"every": not topics, "topics": list(topics or [])},
+    ).all()
     return [dict(r._mapping) for r in rows]

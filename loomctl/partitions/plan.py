@@ -159,8 +159,10 @@ def plan_changes(
     live = kafka.topic_partition_counts(admin, names, timeout=timeout)
     groups = consuming_groups(session, admin, names, timeout=timeout)
     keyed = kafka.sample_keys(admin, kafka_properties, {t: live[t] for t in names if t in live}, timeout=timeout)
-    items = [_plan_item(c, live.get(c.topic_name), groups.get(c.topic_name, []), keyed.get(c.topic_name, kafka.Keyed.UNKNOWN))
-             for c in changes]
+    items = [
+        _plan_item(c, live.get(c.topic_name), groups.get(c.topic_name, []), keyed.get(c.topic_name, kafka.Keyed.UNKNOWN))
+        for c in changes
+    ]
     return Plan(items, locked_elsewhere, not_pending)
 
 
@@ -178,20 +180,33 @@ def _plan_item(change: PartitionChange, live: int | None, groups: list[Consuming
         if live != change.current_partitions:
             risks.append(f"the topic has {live} partition(s) now; the change was recorded at {change.current_partitions}")
         if keyed == kafka.Keyed.YES:
-            risks.append("keyed messages: a key's new records go to a different partition than its old ones, "
-                         "so per-key ordering breaks across the change")
+            risks.append(
+                "keyed messages: a key's new records go to a different partition than its old ones, "
+                "so per-key ordering breaks across the change"
+            )
         for g in groups:
             who = f"{g.service_name} ({g.consumer_group_id})" if g.service_name else g.consumer_group_id
             if g.auto_offset_reset == "latest":
                 needs_force = True
-                risks.append(f"{who} has auto_offset_reset=latest: records produced to the new partitions before it "
-                             "is assigned them are skipped (set it to earliest first, or pass --force)")
+                risks.append(
+                    f"{who} has auto_offset_reset=latest: records produced to the new partitions before it "
+                    "is assigned them are skipped (set it to earliest first, or pass --force)"
+                )
             elif g.service_name is None:
                 risks.append(f"group {g.consumer_group_id} has no service config: its auto_offset_reset is unknown")
     return PlanItem(
-        change_id=change.id, topic_name=change.topic_name, recorded_partitions=change.current_partitions,
-        current_partitions=live, target_partitions=change.recommended_partitions, action=action, keyed=keyed,
-        consumer_groups=groups, risks=risks, needs_force=needs_force, reason=change.reason, source=change.source,
+        change_id=change.id,
+        topic_name=change.topic_name,
+        recorded_partitions=change.current_partitions,
+        current_partitions=live,
+        target_partitions=change.recommended_partitions,
+        action=action,
+        keyed=keyed,
+        consumer_groups=groups,
+        risks=risks,
+        needs_force=needs_force,
+        reason=change.reason,
+        source=change.source,
     )
 
 
@@ -214,12 +229,14 @@ def consuming_groups(
         seen = {t for t, _ in committed.get(group_id, {})} | {t for t, _ in (group.owner_of() if group else {})}
         for topic in seen & wanted:
             by_topic[topic][group_id] = (group.state if group else None, len(group.members) if group else None, None)
-    history = session.execute(text("""
+    history = session.execute(
+        text("""
         SELECT DISTINCT ON (topic_name, consumer_group_id) topic_name, consumer_group_id, service_name
           FROM consumer_lag_history
          WHERE topic_name = ANY(:topics) AND "timestamp" > now() - :recent
          ORDER BY topic_name, consumer_group_id, "timestamp" DESC"""),
-        {"topics": list(wanted), "recent": GROUP_HISTORY_WINDOW}).all()
+        {"topics": list(wanted), "recent": GROUP_HISTORY_WINDOW},
+    ).all()
     for r in history:
         by_topic[r.topic_name].setdefault(r.consumer_group_id, (None, None, r.service_name))
     all_groups = sorted({g for groups in by_topic.values() for g in groups})
@@ -230,7 +247,9 @@ def consuming_groups(
     result: dict[str, list[ConsumingGroup]] = {}
     for topic, groups in by_topic.items():
         result[topic] = [
-            ConsumingGroup(group_id, configs.get(group_id, (None, None))[0], configs.get(group_id, (None, None))[1], state, members)
+            ConsumingGroup(
+                group_id, configs.get(group_id, (None, None))[0], configs.get(group_id, (None, None))[1], state, members
+            )
             for group_id, (state, members, _history_service) in sorted(groups.items())
         ]
     return result

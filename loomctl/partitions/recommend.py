@@ -139,8 +139,12 @@ def recommend_partitions(
         raise BadInput(f"the maximum partition count must be at least 1 (got {max_partitions})")
     window = describe_window(load.window)
     groups = [
-        {"consumer_group_id": c.consumer_group_id, "service_name": c.service_name, "member_count": c.member_count,
-         "per_consumer_rate": None if c.per_consumer_rate is None else round(c.per_consumer_rate, 2)}
+        {
+            "consumer_group_id": c.consumer_group_id,
+            "service_name": c.service_name,
+            "member_count": c.member_count,
+            "per_consumer_rate": None if c.per_consumer_rate is None else round(c.per_consumer_rate, 2),
+        }
         for c in load.consumers
     ]
     rated = [c for c in load.consumers if c.per_consumer_rate is not None]
@@ -154,12 +158,21 @@ def recommend_partitions(
     def result(recommended: int | None, reason: str, *, needed: int | None = None, capped: bool = False) -> Recommendation:
         change = recommended is not None and load.current_partitions is not None and recommended > load.current_partitions
         return Recommendation(
-            topic_name=load.topic_name, current_partitions=load.current_partitions, recommended_partitions=recommended,
-            change=change, produce_rate=None if rate is None else round(rate, 2),
+            topic_name=load.topic_name,
+            current_partitions=load.current_partitions,
+            recommended_partitions=recommended,
+            change=change,
+            produce_rate=None if rate is None else round(rate, 2),
             per_consumer_rate=None if per_consumer is None else round(per_consumer, 2),
-            slowest_service=slowest.service_name if slowest else None, consumers_needed=needed,
-            max_group_members=members, headroom=headroom, max_partitions=max_partitions, capped=capped,
-            current_from=load.current_from, reason=reason, consumer_groups=groups,
+            slowest_service=slowest.service_name if slowest else None,
+            consumers_needed=needed,
+            max_group_members=members,
+            headroom=headroom,
+            max_partitions=max_partitions,
+            capped=capped,
+            current_from=load.current_from,
+            reason=reason,
+            consumer_groups=groups,
             slo_partitions_needed=tightest[1].recommended_partitions if tightest else None,
             slo_service=tightest[0] if tightest else None,
         )
@@ -167,7 +180,9 @@ def recommend_partitions(
     if load.missing:
         return result(None, "the topic does not exist in the cluster")
     if load.current_partitions is None:
-        return result(None, f"no partition count: the cluster did not say and the lag history of the last {window} has no samples")
+        return result(
+            None, f"no partition count: the cluster did not say and the lag history of the last {window} has no samples"
+        )
 
     current = load.current_partitions
     parts: list[str] = []
@@ -177,8 +192,11 @@ def recommend_partitions(
     else:
         parts.append(f"produce rate {_rate(rate)} msg/s over {window}")
     if per_consumer is None:
-        parts.append("no processing metrics from the consuming services, so the consumers needed are unknown"
-                     if load.consumers else "no consuming group in the lag history")
+        parts.append(
+            "no processing metrics from the consuming services, so the consumers needed are unknown"
+            if load.consumers
+            else "no consuming group in the lag history"
+        )
     else:
         assert slowest is not None
         parts.append(f"slowest consumer {slowest.service_name or slowest.consumer_group_id} does {_rate(per_consumer)} msg/s")
@@ -197,7 +215,9 @@ def recommend_partitions(
     capped = wanted > max_partitions
     recommended = max(current, max_partitions) if capped else wanted
     if recommended > current:
-        parts.append(f"{current} -> {recommended} partitions" + (f" (capped at the maximum of {max_partitions})" if capped else ""))
+        parts.append(
+            f"{current} -> {recommended} partitions" + (f" (capped at the maximum of {max_partitions})" if capped else "")
+        )
     elif capped:
         parts.append(f"stays at {current}: the maximum is {max_partitions}")
     elif needed is None and not members and slo_needed is None:
@@ -215,9 +235,19 @@ def _drain_plans(load: TopicLoad) -> list[tuple[str, Any]]:
     for c in load.consumers:
         if c.lag_slo_seconds is None or not any(c.partition_lags) or c.per_consumer_rate is None:
             continue
-        plans.append((c.service_name or c.consumer_group_id or "?",
-                      drain_plan(load.topic_name, c.partition_lags, load.produce_rate or 0.0, c.per_consumer_rate,
-                                 c.lag_slo_seconds, current_partitions=load.current_partitions)))
+        plans.append(
+            (
+                c.service_name or c.consumer_group_id or "?",
+                drain_plan(
+                    load.topic_name,
+                    c.partition_lags,
+                    load.produce_rate or 0.0,
+                    c.per_consumer_rate,
+                    c.lag_slo_seconds,
+                    current_partitions=load.current_partitions,
+                ),
+            )
+        )
     return plans
 
 
@@ -255,23 +285,32 @@ def topic_loads(
     every = not topics
     params = {"since": since, "until": until, "every": every, "topics": list(topics or [])}
     scope = '"timestamp" > :since AND "timestamp" <= :until AND (:every OR topic_name = ANY(:topics))'
-    ranges = session.execute(text(f"""
+    ranges = session.execute(
+        text(f"""
         SELECT topic_name, partition, count(*) AS samples,
                max(log_end_offset) - min(log_end_offset) AS produced,
                extract(epoch FROM max("timestamp") - min("timestamp")) AS seconds
           FROM consumer_lag_history
          WHERE {scope}
-         GROUP BY topic_name, partition"""), params).all()
-    latest = session.execute(text(f"""
+         GROUP BY topic_name, partition"""),
+        params,
+    ).all()
+    latest = session.execute(
+        text(f"""
         SELECT DISTINCT ON (topic_name, consumer_group_id) topic_name, consumer_group_id, service_name, member_count
           FROM consumer_lag_history
          WHERE {scope}
-         ORDER BY topic_name, consumer_group_id, "timestamp" DESC"""), params).all()
-    lags = session.execute(text(f"""
+         ORDER BY topic_name, consumer_group_id, "timestamp" DESC"""),
+        params,
+    ).all()
+    lags = session.execute(
+        text(f"""
         SELECT DISTINCT ON (topic_name, consumer_group_id, partition) topic_name, consumer_group_id, partition, lag
           FROM consumer_lag_history
          WHERE {scope}
-         ORDER BY topic_name, consumer_group_id, partition, "timestamp" DESC"""), params).all()
+         ORDER BY topic_name, consumer_group_id, partition, "timestamp" DESC"""),
+        params,
+    ).all()
     partition_lags: dict[tuple[str, str], list[int | None]] = {}
     for r in lags:
         partition_lags.setdefault((r.topic_name, r.consumer_group_id), []).append(r.lag)
@@ -292,13 +331,16 @@ def topic_loads(
     from loomctl.lag.slo import objective_of
 
     objectives = {c.service_name: objective_of(c) for c in read_configs(session, services=services)} if services else {}
-    metrics = session.execute(text("""
+    metrics = session.execute(
+        text("""
         SELECT service_name, topic_name, min(consumer_group_id) AS consumer_group_id,
                sum(messages_processed)::bigint AS processed, sum(processing_time_ms) AS time_ms
           FROM consumer_processing_metrics
          WHERE "timestamp" > :since AND "timestamp" <= :until
            AND (service_name = ANY(:services) OR topic_name = ANY(:topics))
-         GROUP BY service_name, topic_name"""), {**params, "services": services, "topics": names}).all()
+         GROUP BY service_name, topic_name"""),
+        {**params, "services": services, "topics": names},
+    ).all()
     # per (service, topic): metrics that name the topic, plus the service's metrics that name none
     totals: dict[tuple[str, str | None], tuple[int, float, str | None]] = {
         (m.service_name, m.topic_name): (int(m.processed or 0), float(m.time_ms or 0), m.consumer_group_id) for m in metrics
@@ -314,16 +356,31 @@ def topic_loads(
         missing = live_counts is not None and live is None
         current = live if live_counts is not None else history_counts.get(name)
         loads_of = []
-        for group, service, members in consumers.get(name, []):
-            own = totals.get((service, name), (0, 0.0, None)) if service else (0, 0.0, None)
-            shared = totals.get((service, None), (0, 0.0, None)) if service else (0, 0.0, None)
-            loads_of.append(ConsumerLoad(group, service, members, own[0] + shared[0], own[1] + shared[1],
-                                         objectives.get(service) if service else None,
-                                         tuple(partition_lags.get((name, group), ())) if group else ()))
-        loads.append(TopicLoad(
-            topic_name=name, current_partitions=current, produce_rate=rates.get(name), window=window,
-            consumers=tuple(loads_of), current_from=counts_from, missing=missing,
-        ))
+        for consumer_group, consumer_service, members in consumers.get(name, []):
+            own = totals.get((consumer_service, name), (0, 0.0, None)) if consumer_service else (0, 0.0, None)
+            shared = totals.get((consumer_service, None), (0, 0.0, None)) if consumer_service else (0, 0.0, None)
+            loads_of.append(
+                ConsumerLoad(
+                    consumer_group,
+                    consumer_service,
+                    members,
+                    own[0] + shared[0],
+                    own[1] + shared[1],
+                    objectives.get(consumer_service) if consumer_service else None,
+                    tuple(partition_lags.get((name, consumer_group), ())) if consumer_group else (),
+                )
+            )
+        loads.append(
+            TopicLoad(
+                topic_name=name,
+                current_partitions=current,
+                produce_rate=rates.get(name),
+                window=window,
+                consumers=tuple(loads_of),
+                current_from=counts_from,
+                missing=missing,
+            )
+        )
     return loads
 
 
@@ -332,10 +389,14 @@ def history_topics(session: "Session", *, window: dt.timedelta = DEFAULT_WINDOW,
     from sqlalchemy import text
 
     until = _now(session, now)
-    return list(session.execute(text("""
+    return list(
+        session.execute(
+            text("""
         SELECT DISTINCT topic_name FROM consumer_lag_history
          WHERE "timestamp" > :since AND "timestamp" <= :until ORDER BY topic_name"""),
-        {"since": until - window, "until": until}).scalars())
+            {"since": until - window, "until": until},
+        ).scalars()
+    )
 
 
 def recommend(
@@ -368,7 +429,7 @@ def recommend(
     else:
         note = "no Kafka cluster configured: current partition counts from the lag history"
     loads = topic_loads(session, topics, window=window, live_counts=live, now=now)
-    recs = [recommend_partitions(l, headroom=headroom, max_partitions=max_partitions) for l in loads]
+    recs = [recommend_partitions(load, headroom=headroom, max_partitions=max_partitions) for load in loads]
     if write:
         recs = write_recommendations(session, recs)
     return RecommendReport(recs, CountsFrom.CLUSTER if live is not None else CountsFrom.HISTORY, note)
@@ -383,14 +444,17 @@ def write_recommendations(session: "Session", recommendations: Iterable[Recommen
         if not rec.change:
             out.append(rec)
             continue
-        same = session.execute(text("""
+        same = session.execute(
+            text("""
             SELECT id FROM topic_partition_changes
              WHERE topic_name = :t AND status = 'pending' AND current_partitions = :c AND recommended_partitions = :r"""),
-            {"t": rec.topic_name, "c": rec.current_partitions, "r": rec.recommended_partitions}).scalar_one_or_none()
+            {"t": rec.topic_name, "c": rec.current_partitions, "r": rec.recommended_partitions},
+        ).scalar_one_or_none()
         if same is not None:
             out.append(replace(rec, written=Written.UNCHANGED, change_id=same))
             continue
-        change_id = insert_change(session, rec.topic_name, rec.current_partitions or 1, rec.recommended_partitions or 1,
-                                  rec.reason, Source.RECOMMEND)
+        change_id = insert_change(
+            session, rec.topic_name, rec.current_partitions or 1, rec.recommended_partitions or 1, rec.reason, Source.RECOMMEND
+        )
         out.append(replace(rec, written=Written.WRITTEN, change_id=change_id))
     return out

@@ -29,10 +29,14 @@ BATCH_TOTALS: dict[str, tuple[str, str]] = {
     "avg_batch_size": ("round(avg(batch_size)::numeric, 1)", "Decimal | None"),
     "avg_processing_time_ms": ("round(avg(processing_time_ms)::numeric, 1)", "Decimal | None"),
     "p95_processing_time_ms": (
-        "round((percentile_cont(0.95) WITHIN GROUP (ORDER BY processing_time_ms))::numeric, 1)", "Decimal | None"),
+        "round((percentile_cont(0.95) WITHIN GROUP (ORDER BY processing_time_ms))::numeric, 1)",
+        "Decimal | None",
+    ),
     "max_processing_time_ms": ("round(max(processing_time_ms)::numeric, 1)", "Decimal | None"),
     "messages_per_second": (
-        "round((sum(messages_processed) * 1000.0 / nullif(sum(processing_time_ms), 0))::numeric, 1)", "Decimal | None"),
+        "round((sum(messages_processed) * 1000.0 / nullif(sum(processing_time_ms), 0))::numeric, 1)",
+        "Decimal | None",
+    ),
     "error_rate": ("round(sum(messages_failed)::numeric / nullif(sum(batch_size), 0), 4)", "Decimal | None"),
 }
 """What `metrics show` adds up over a set of batches: per figure its SQL over ``consumer_processing_metrics``
@@ -43,14 +47,23 @@ _TOTAL_FIELDS = [(name, kind) for name, (_, kind) in BATCH_TOTALS.items()]
 ProcessingBucket = make_dataclass("ProcessingBucket", [("timestamp", "dt.datetime"), *_TOTAL_FIELDS], frozen=True)
 ProcessingBucket.__doc__ = "The batches of one time bucket."
 
-ProcessingSummary = make_dataclass("ProcessingSummary", [
-    ("service_name", "str"), ("consumer_group_id", "str"), ("since", "dt.datetime"), *_TOTAL_FIELDS,
-    ("first_at", "dt.datetime | None"), ("last_at", "dt.datetime | None"),
-    ("max_poll_records", "int"), ("batch_fill", "float | None"),
-    ("max_poll_interval_ms", "int"), ("poll_interval_usage", "float | None"),
-], frozen=True)
-ProcessingSummary.__doc__ = ("All batches of the range, and how full and how long they were against the service's "
-                             "settings.")
+ProcessingSummary = make_dataclass(
+    "ProcessingSummary",
+    [
+        ("service_name", "str"),
+        ("consumer_group_id", "str"),
+        ("since", "dt.datetime"),
+        *_TOTAL_FIELDS,
+        ("first_at", "dt.datetime | None"),
+        ("last_at", "dt.datetime | None"),
+        ("max_poll_records", "int"),
+        ("batch_fill", "float | None"),
+        ("max_poll_interval_ms", "int"),
+        ("poll_interval_usage", "float | None"),
+    ],
+    frozen=True,
+)
+ProcessingSummary.__doc__ = "All batches of the range, and how full and how long they were against the service's settings."
 
 
 @dataclass(frozen=True)
@@ -129,9 +142,7 @@ def recommendations(
     return rows
 
 
-def processing(
-    conn: "psycopg.Connection[Any]", service: str, *, since: dt.timedelta, bucket: dt.timedelta
-) -> ProcessingReport:
+def processing(conn: "psycopg.Connection[Any]", service: str, *, since: dt.timedelta, bucket: dt.timedelta) -> ProcessingReport:
     """`metrics show`: one service's batches over ``since``: a summary and one row per bucket."""
     from psycopg.rows import class_row
 
@@ -139,14 +150,15 @@ def processing(
     start = dt.datetime.now(dt.timezone.utc) - since
     summary = _dicts(
         conn,
-        f"SELECT {_AGGREGATES}, min(\"timestamp\") AS first_at, max(\"timestamp\") AS last_at"
-        " FROM public.consumer_processing_metrics WHERE service_name = %s AND \"timestamp\" > %s",
+        f'SELECT {_AGGREGATES}, min("timestamp") AS first_at, max("timestamp") AS last_at'
+        ' FROM public.consumer_processing_metrics WHERE service_name = %s AND "timestamp" > %s',
         (service, start),
     )[0]
-    with conn.cursor(row_factory=class_row(ProcessingBucket)) as cur:
+    cursor: "psycopg.Cursor[Any]" = conn.cursor(row_factory=class_row(ProcessingBucket))
+    with cursor as cur:
         buckets = cur.execute(
-            f"SELECT date_bin(%s, \"timestamp\", '2000-01-01'::timestamptz) AS \"timestamp\", {_AGGREGATES}"
-            " FROM public.consumer_processing_metrics WHERE service_name = %s AND \"timestamp\" > %s"
+            f'SELECT date_bin(%s, "timestamp", \'2000-01-01\'::timestamptz) AS "timestamp", {_AGGREGATES}'
+            ' FROM public.consumer_processing_metrics WHERE service_name = %s AND "timestamp" > %s'
             " GROUP BY 1 ORDER BY 1",
             (bucket, service, start),
         ).fetchall()

@@ -13,10 +13,20 @@ from pathlib import Path
 
 from loomctl.errors import BadInput
 from loomctl.settings.database_url import (  # noqa: F401
-    SCHEMES, SECRET_PARAMETERS, check_database_url, libpq_form, libpq_url, mask_url, sqlalchemy_url,
+    SCHEMES,
+    SECRET_PARAMETERS,
+    check_database_url,
+    libpq_form,
+    libpq_url,
+    mask_url,
+    sqlalchemy_url,
 )
 from loomctl.settings.properties import (  # noqa: F401
-    PROPERTIES_MAX_BYTES, is_secret_property, parse_properties, read_properties_file, redact,
+    PROPERTIES_MAX_BYTES,
+    is_secret_property,
+    parse_properties,
+    read_properties_file,
+    redact,
 )
 
 ENV_DATABASE_URL = "LOOM_DATABASE_URL"
@@ -49,8 +59,7 @@ class Settings:
         url = self.checked_database_url()
         if url is None:
             raise BadInput(
-                f"no database URL: pass --database-url or set {ENV_DATABASE_URL} "
-                '(for the local stack: eval "$(loomctl dev env)")'
+                f'no database URL: pass --database-url or set {ENV_DATABASE_URL} (for the local stack: eval "$(loomctl dev env)")'
             )
         return url
 

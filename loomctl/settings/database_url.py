@@ -9,7 +9,6 @@ from urllib.parse import quote, unquote
 
 from loomctl.errors import BadInput
 
-
 SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 """What libpq and SQLAlchemy (with psycopg 3, the one driver loomctl ships) both accept."""
 
@@ -53,7 +52,7 @@ def _check_url(text: str) -> str:
     scheme_match = _SCHEME.match(text)
     assert scheme_match is not None
     scheme = scheme_match.group(1).lower()
-    rest = text[scheme_match.end():]
+    rest = text[scheme_match.end() :]
     if _CONTROL.search(text):
         raise BadInput(f"invalid database URL: it contains a line break or another control character; expected {_URL_FORM}")
     if " " in text:  # libpq drops spaces that SQLAlchemy keeps
@@ -66,7 +65,9 @@ def _check_url(text: str) -> str:
     # libpq, SQLAlchemy and urllib disagree on where a password ends when it holds a raw @ / ? #:
     # refuse rather than connect with (or print) a different split than the user meant
     if authority.count("@") > 1 or "@" in tail:
-        raise _refuse(text, "an @, /, ? or # in the user name, password or a parameter must be percent-encoded (%40, %2F, %3F, %23)")
+        raise _refuse(
+            text, "an @, /, ? or # in the user name, password or a parameter must be percent-encoded (%40, %2F, %3F, %23)"
+        )
     if "#" in tail:
         raise _refuse(text, "a # must be percent-encoded (%23)")
     if _BAD_PERCENT.search(text):
@@ -87,7 +88,7 @@ def _check_host_and_port(text: str, hostport: str) -> None:
         close = hostport.find("]")
         if close < 0:
             raise _refuse(text, "the host has a [ without its ]")
-        host, after = hostport[1:close], hostport[close + 1:]
+        host, after = hostport[1:close], hostport[close + 1 :]
         if not host or not re.fullmatch(r"[0-9A-Fa-f:.]+", host):
             raise _refuse(text, "the host in [ ] is not an IPv6 address")
         if after and not after.startswith(":"):
@@ -278,7 +279,7 @@ def _mask_url_form(text: str) -> str:
     if question < 0:
         return text
     pairs = []
-    for pair in text[question + 1:].split("&"):
+    for pair in text[question + 1 :].split("&"):
         key, sep, _ = pair.partition("=")
         pairs.append(f"{key}=***" if sep and _secret_parameter(unquote(key)) else pair)
     return text[: question + 1] + "&".join(pairs)
@@ -345,7 +346,7 @@ def sqlalchemy_url(url: str) -> str:
     checked = check_database_url(url)
     for prefix in ("postgresql://", "postgres://"):
         if checked.startswith(prefix):
-            return "postgresql+psycopg://" + checked[len(prefix):]
+            return "postgresql+psycopg://" + checked[len(prefix) :]
     return checked
 
 
@@ -356,4 +357,4 @@ def libpq_url(url: str) -> str:
 
 def libpq_form(url: str) -> str:
     prefix = "postgresql+psycopg://"
-    return "postgresql://" + url[len(prefix):] if url.startswith(prefix) else url
+    return "postgresql://" + url[len(prefix) :] if url.startswith(prefix) else url

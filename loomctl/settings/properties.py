@@ -10,7 +10,6 @@ from pathlib import Path
 
 from loomctl.errors import BadInput
 
-
 PROPERTIES_MAX_BYTES = 1 << 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PROPERTY_SPACE = " \t\f"  # what java.util.Properties skips around keys and separators
