@@ -22,6 +22,8 @@ from loomctl.cli.options import (
     state,
 )
 from loomctl.configs.formats import FORMAT_NAMES
+from loomctl.consumer_config import CLIENTS
+from loomctl.kafka.clients import CHANGE_TIMEOUT_S
 from loomctl.render import Output, render
 
 app = new_app("Consumer settings per service: validate, change, audit, roll back, export and import.")
@@ -40,10 +42,7 @@ LIST_COLUMNS = [
 ]
 
 
-class Client(str, Enum):
-    librdkafka = "librdkafka"
-    java = "java"
-    kafkajs = "kafkajs"
+Client = Enum("Client", {name: name for name in CLIENTS}, type=str)  # type: ignore[misc]  # consumer_config.CLIENTS
 
 
 ExportFormat = Enum("ExportFormat", {name: name for name in FORMAT_NAMES}, type=str)  # type: ignore[misc]
@@ -171,7 +170,7 @@ def show(
         config = configs.get_config(session, service)
     data = configs.client_config(config, client.value) if client else config.record()
     render(data, state(ctx).output_for(output), title=service)
-    if client is Client.kafkajs and config.settings["group_protocol"] == "consumer":
+    if client is not None and client.value == "kafkajs" and config.settings["group_protocol"] == "consumer":
         from loomctl.configs.formats import KAFKAJS_CONSUMER_PROTOCOL_NOTE
 
         info(f"note: {KAFKAJS_CONSUMER_PROTOCOL_NOTE}")
@@ -224,7 +223,7 @@ def set_(
     if push_after and check.note and not dry_run:
         check = configs.BrokerCheck(warning=check.warning)
         _show_changes(ctx, result, output, check)
-        _push(ctx, [service], dry_run=False, yes=True, reason=reason, actor=actor, timeout=30.0, output=None)
+        _push(ctx, [service], dry_run=False, yes=True, reason=reason, actor=actor, timeout=CHANGE_TIMEOUT_S, output=None)
         return
     _show_changes(ctx, result, output, check)
 
@@ -470,7 +469,7 @@ def push(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be set on the broker; set nothing.")] = False,
     yes: YesOption = False,
     reason: ReasonOption = None,
-    timeout: TimeoutOption = 30.0,
+    timeout: TimeoutOption = CHANGE_TIMEOUT_S,
     actor: ActorOption = None,
     output: OutputOption = None,
 ) -> None:
@@ -541,7 +540,7 @@ def drift(
     ctx: typer.Context,
     services: ServicesArgument = None,
     fail: Annotated[bool, typer.Option("--fail", help="Exit 1 when any service drifts (for CI and cron).")] = False,
-    timeout: TimeoutOption = 30.0,
+    timeout: TimeoutOption = CHANGE_TIMEOUT_S,
     output: OutputOption = None,
 ) -> None:
     """Compare the table with the cluster: protocol, broker-side group configs, assignor, idle members. Example: loomctl config drift --fail"""

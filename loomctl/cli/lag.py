@@ -25,6 +25,8 @@ from loomctl.cli.options import (
 )
 from loomctl.cli.signals import stop_on_signals
 from loomctl.errors import BadInput
+from loomctl.lag.live import BY
+from loomctl.lag.verdicts import STATUS_WINDOW_TEXT
 from loomctl.render import Output, render
 
 if TYPE_CHECKING:
@@ -67,10 +69,7 @@ SUMMARY_COLUMNS = {
 }
 
 
-class By(str, Enum):
-    service = "service"
-    topic = "topic"
-    partition = "partition"  # type: ignore[assignment]  # the CLI's word, though str has a method of that name
+By = Enum("By", {name: name for name in BY}, type=str)  # type: ignore[misc]  # the choices are the core's (lag.live.BY)
 
 
 @contextlib.contextmanager
@@ -109,11 +108,11 @@ def _read_view(
 def _table_of(view: LagView) -> tuple[list[dict[str, Any]], list[str], str]:
     """The view's rows with unmanaged groups marked, their columns, and a title."""
     groups_text = f"{len(view.group_ids)} group{'s' if len(view.group_ids) != 1 else ''}"
-    if view.by == By.partition.value:
+    if view.by == "partition":
         rows = [{"service": r.service_name or f"{r.consumer_group_id} (unmanaged)", **vars(r)} for r in view.partitions]
         return rows, PARTITION_COLUMNS, f"lag per partition, {groups_text}"
     rows = [vars(s) for s in view.summaries]
-    if view.by == By.service.value:
+    if view.by == "service":
         rows = [{**d, "name": d["name"] if d["managed"] else f"{d['name']} (unmanaged)"} for d in rows]
     return rows, SUMMARY_COLUMNS[view.by], f"lag per {view.by}, {groups_text}"
 
@@ -155,7 +154,9 @@ def show(
             help="Rows per service, topic or partition (default: service, or partition when services or groups are named).",
         ),
     ] = None,
-    window: Annotated[str, typer.Option("--window", help="Time window of stored samples behind each status.")] = "15m",
+    window: Annotated[
+        str, typer.Option("--window", help="Time window of stored samples behind each status.")
+    ] = STATUS_WINDOW_TEXT,
     watch: Annotated[
         Optional[float], typer.Option("--watch", help="Redraw every SECONDS until Ctrl-C.", parser=number(float, 0.5, 86_400))
     ] = None,
@@ -239,7 +240,7 @@ def collect(
     ] = Granularity.partition,
     window: Annotated[
         str, typer.Option("--window", help="Time window of stored samples behind the statuses served with --listen.")
-    ] = "15m",
+    ] = STATUS_WINDOW_TEXT,
 ) -> None:
     """Sample every configured group into consumer_lag_history until stopped; with --listen, serve each cycle to Prometheus and Burrow clients. Example: loomctl lag collect --interval 30s --listen 0.0.0.0:9308"""
     from loomctl.lag.collector import Collector
@@ -353,7 +354,7 @@ def _catch_up(row: dict[str, Any]) -> dict[str, Any]:
 def status(
     ctx: typer.Context,
     services: Services = None,
-    window: Annotated[str, typer.Option("--window", help="How far back the stored samples are judged.")] = "15m",
+    window: Annotated[str, typer.Option("--window", help="How far back the stored samples are judged.")] = STATUS_WINDOW_TEXT,
     all_partitions: Annotated[
         bool, typer.Option("--all-partitions", help="List OK partitions too (default: only the others).")
     ] = False,
@@ -389,7 +390,7 @@ def status(
 def slo(
     ctx: typer.Context,
     services: Services = None,
-    window: Annotated[str, typer.Option("--window", help="How far back the stored samples are judged.")] = "15m",
+    window: Annotated[str, typer.Option("--window", help="How far back the stored samples are judged.")] = STATUS_WINDOW_TEXT,
     output: OutputOption = None,
 ) -> None:
     """Each service against its lag objective, worst first: lag in time, catch-up, breach, and the partitions that would meet it. Example: loomctl lag slo --window 15m"""

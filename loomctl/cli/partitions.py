@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from loomctl.cli.options import COUNT_MAX, OutputOption, confirm, info, new_app, number, rendered_as_data, state
+from loomctl.kafka.clients import CHANGE_TIMEOUT_S
 from loomctl.render import Output, render
 
 if TYPE_CHECKING:
@@ -283,7 +284,7 @@ def apply(
     ] = False,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds to wait for the cluster at each step.", parser=number(float, 0.5, 3600))
-    ] = 30.0,
+    ] = CHANGE_TIMEOUT_S,
     actor: ActorOption = None,
     output: OutputOption = None,
 ) -> None:

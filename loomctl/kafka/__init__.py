@@ -13,6 +13,7 @@ until a call needs it. The names below are the package's API.
 from __future__ import annotations
 
 from loomctl.kafka.clients import (  # noqa: F401
+    CHANGE_TIMEOUT_S,
     DEFAULT_TIMEOUT_S,
     TRANSIENT_ERRORS,
     UNREACHABLE_ERRORS,
@@ -61,6 +62,7 @@ from loomctl.kafka.topics import (  # noqa: F401
 )
 
 __all__ = [
+    "CHANGE_TIMEOUT_S",
     "ClusterSnapshot",
     "DEFAULT_TIMEOUT_S",
     "Group",

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
 
 DEFAULT_TIMEOUT_S = 10.0
+CHANGE_TIMEOUT_S = 30.0
+"""How long a change on the cluster (partitions apply, config push) may take, each request and its verification."""
 TopicPartition = tuple[str, int]
 T = TypeVar("T")
 

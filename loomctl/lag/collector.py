@@ -32,6 +32,7 @@ from loomctl.lag.samples import LagSample, copy_samples, iter_samples
 from loomctl.lag.snapshot_worker import SnapshotWorker
 from loomctl.lag.status_keeper import StatusKeeper, status_budget
 from loomctl.lag.time_lag import Key, PreviousSample, previous_samples
+from loomctl.lag.verdicts import STATUS_WINDOW
 from loomctl.settings import Settings
 
 if TYPE_CHECKING:
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
 WRITER_LOCK_KEY = 0x6C6F6F6D6C616763
 MAINTENANCE_EVERY = dt.timedelta(hours=1)
 MAX_BACKOFF_S = 60.0
-STATUS_WINDOW = dt.timedelta(minutes=15)
-"""The window behind the statuses the exporter serves: `lag show` and `lag status` judge over the same by default."""
 
 Event = Callable[[str, str], None]
 """(level, message): level is "debug", "info" or "warning"; the CLI prints them, tests collect them."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from loomctl.lag.configured import configured_groups, select_services
 from loomctl.lag.time_lag import Key, PreviousSample, carry_time_lag_ms, previous_samples
-from loomctl.lag.verdicts import ERR, OK, STALE_AFTER_INTERVALS, STOP, UNKNOWN, status_rank, worst
+from loomctl.lag.verdicts import ERR, OK, STALE_AFTER_INTERVALS, STATUS_WINDOW, STOP, UNKNOWN, status_rank, worst
 
 if TYPE_CHECKING:
     import psycopg
@@ -324,7 +324,7 @@ def show(
     groups: Sequence[str] = (),
     all_groups: bool = False,
     by: str | None = None,
-    status_window: dt.timedelta = dt.timedelta(minutes=15),
+    status_window: dt.timedelta = STATUS_WINDOW,
     concurrency: int | None = None,
 ) -> LagView:
     """Live lag of the chosen groups, per partition and rolled up ``by`` service, topic or partition

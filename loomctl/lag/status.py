@@ -28,6 +28,7 @@ from loomctl.lag.verdicts import (  # noqa: F401 (the vocabulary, re-exported wh
     REWIND,
     STALL,
     STATUS_ORDER,
+    STATUS_WINDOW,
     STOP,
     STORED_STATUSES,
     UNKNOWN,
@@ -122,7 +123,7 @@ def _group_status(
     rows: Sequence[dict[str, Any]],
     objective: int | None = None,
     predictions: Sequence[slo.PartitionPrediction] = (),
-    window_seconds: float = 900.0,
+    window_seconds: float = STATUS_WINDOW.total_seconds(),
 ) -> GroupStatus:
     statuses = [r["status"] for r in rows]
     total_lag = sum_known(r["last_lag"] for r in rows)

@@ -4,6 +4,7 @@ reports) so that `lag show` ranks its rows without loading those."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 OK = "OK"
@@ -16,6 +17,12 @@ UNKNOWN = "-"
 """Lag without history behind it: one look at the cluster cannot tell slow from stalled."""
 NO_DATA = "NO_DATA"
 """A configured service with no sample in the window."""
+
+STATUS_WINDOW = dt.timedelta(minutes=15)
+"""The window of stored samples every verdict is judged over unless one is named: `lag show`, `lag status`, `lag slo`,
+`alerts`, `recommend`, the collector's statuses (the SQL functions' own default is the same 15 minutes)."""
+STATUS_WINDOW_TEXT = "15m"
+""":data:`STATUS_WINDOW` as the CLI's --window takes it (tests/lag/test_verdict_rules.py holds the two equal)."""
 
 STALE_AFTER_INTERVALS = 3
 """A verdict whose newest sample is older than this many sampling intervals is stale: the collector that kept it

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
     from sqlalchemy.orm import Session
 
-DEFAULT_APPLY_TIMEOUT_S = 30.0
+DEFAULT_APPLY_TIMEOUT_S = kafka.CHANGE_TIMEOUT_S
 
 
 class Outcome:

@@ -12,12 +12,13 @@ from dataclasses import dataclass, make_dataclass
 from typing import TYPE_CHECKING, Any
 
 from loomctl.errors import BadInput
+from loomctl.lag.verdicts import STATUS_WINDOW
 
 if TYPE_CHECKING:
     import psycopg
 
 SEVERITIES = ("warning", "critical")
-DEFAULT_WINDOW = dt.timedelta(minutes=15)
+DEFAULT_WINDOW = STATUS_WINDOW
 """The views' status window when a session sets none."""
 
 

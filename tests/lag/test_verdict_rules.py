@@ -185,3 +185,10 @@ def test_quiet_and_caught_up_partitions_are_never_flagged():
     quiet = steady(600, produce=0, behind=0)
     assert verdict(quiet) == OK
     assert verdict(then(quiet, 300, produce=0, members=0, state="Empty")) == OK  # gone, nothing to consume
+
+
+def test_the_window_default_is_one_figure():
+    from loomctl.lag.verdicts import STATUS_WINDOW, STATUS_WINDOW_TEXT
+    from loomctl.validation import parse_duration
+
+    assert parse_duration(STATUS_WINDOW_TEXT) == STATUS_WINDOW
