@@ -32,34 +32,14 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from loomctl.devstack import scenarios as sc
 from loomctl.lag.verdicts import STALL, STOP
 
-
-def own_database(server_url: str) -> str:
-    import psycopg
-
-    from loomctl.db import migrations
-
-    name = f"loomverdicts_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = server_url.rpartition("/")
-    url = f"{base}/{name}"
-    migrations.upgrade(url)
-    return url
-
-
-def drop_database(server_url: str, url: str) -> None:
-    import psycopg
-
-    name = url.rpartition("/")[2]
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scrape import drop_database, own_database  # noqa: E402 (the benches' throwaway database, shared)
 
 
 def seconds(text: str) -> float:
