@@ -515,24 +515,17 @@ def _push(
         if pending and not dry_run and not yes:
             render(_push_rows(plan), Output.table, columns=PUSH_COLUMNS, title="push plan")
             confirm(f"set the group configs of {len(pending)} group(s) on the broker?")
-        done = plan if dry_run or not pending else configs.push(plan, admin, timeout=timeout)
-        by_name = {c.service_name: c for c in found}
-        for item in done:
-            if item.action == configs.PushAction.SET:
-                configs.record_push(
-                    session, by_name[item.service_name], configs.history_changes(item), actor=_actor(ctx, actor), reason=reason
-                )
-    report = configs.PushReport(done, dry_run)
+        report = configs.carry_out_push(
+            session, found, plan, admin, dry_run=dry_run, actor=_actor(ctx, actor), reason=reason, timeout=timeout
+        )
     if out is Output.table:
-        render(_push_rows(done), out, columns=PUSH_COLUMNS, title="dry run: nothing set" if dry_run else "config push")
+        render(_push_rows(report.items), out, columns=PUSH_COLUMNS, title="dry run: nothing set" if dry_run else "config push")
     else:
         render(report, out)
     info("push: " + (", ".join(f"{n} {a}" for a, n in report.counts().items()) or "no services"))
-    if report.failed:
-        first = report.failed[0]
-        raise LoomError(
-            f"the broker refused the group configs of {len(report.failed)} service(s); {first.service_name}: {first.reason}"
-        )
+    failure = report.failure()
+    if failure:
+        raise LoomError(failure)
 
 
 @app.command()

@@ -66,6 +66,7 @@ _EXPORTS = {
         "check_changes",
         "drift",
         "history_changes",
+        "carry_out_push",
         "plan_push",
         "push",
     ),

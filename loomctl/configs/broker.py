@@ -176,6 +176,13 @@ class PushReport:
     def failed(self) -> list[PushItem]:
         return [i for i in self.items if i.action == PushAction.FAILED]
 
+    def failure(self) -> str | None:
+        """One line for the services the broker refused (the first one's refusal in its words), None when none."""
+        if not self.failed:
+            return None
+        first = self.failed[0]
+        return f"the broker refused the group configs of {len(self.failed)} service(s); {first.service_name}: {first.reason}"
+
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for item in self.items:
@@ -262,6 +269,31 @@ def push(plan: Sequence[PushItem], admin: Any, *, timeout: float = 10.0) -> list
         action = PushAction.FAILED if error else PushAction.SET
         done.append(replace(item, action=action, reason=error, broker_after=after))
     return done
+
+
+def carry_out_push(
+    session: Any,
+    configs: Sequence["ConsumerConfig"],
+    plan: Sequence[PushItem],
+    admin: Any,
+    *,
+    dry_run: bool,
+    actor: str,
+    reason: str | None,
+    timeout: float = 10.0,
+) -> PushReport:
+    """`config push` once its plan is confirmed: on a dry run, or with nothing to set, the plan as it is; else the
+    push (:func:`push`) and, for each service the broker took, its row in the audit trail."""
+    from loomctl.configs.store import record_push
+
+    if dry_run or not any(i.action == PushAction.WOULD_SET for i in plan):
+        return PushReport(list(plan), dry_run)
+    done = push(plan, admin, timeout=timeout)
+    by_name = {c.service_name: c for c in configs}
+    for item in done:
+        if item.action == PushAction.SET:
+            record_push(session, by_name[item.service_name], history_changes(item), actor=actor, reason=reason)
+    return PushReport(done, dry_run)
 
 
 READ_BACK_S = 10.0
