@@ -544,17 +544,14 @@ def drift(
 
     with _session(ctx) as session:
         found = configs.require_configs(session, services) if services else configs.read_configs(session)
-    result = configs.drift(found, kafka.admin_client(state(ctx).settings, timeout=timeout), timeout=timeout)
+    report = configs.drift(found, kafka.admin_client(state(ctx).settings, timeout=timeout), timeout=timeout)
     out = state(ctx).output_for(output)
     if out is Output.table:
-        rows = [{**asdict(d), "drift": "; ".join(d.drift) or "in sync"} for d in result]
+        rows = [{**asdict(d), "drift": "; ".join(d.drift) or "in sync"} for d in report.services]
         render(rows, out, columns=DRIFT_COLUMNS, title="config drift")
     else:
-        render([{**asdict(d), "in_sync": d.in_sync} for d in result], out)
-    drifting = [d for d in result if not d.in_sync]
-    info(
-        f"{len(drifting)} of {len(result)} service(s) drift"
-        + (f": {', '.join(d.service_name for d in drifting)}" if drifting else "")
-    )
-    if fail and drifting:
-        raise LoomError(f"{len(drifting)} service(s) drift from their config: {', '.join(d.service_name for d in drifting)}")
+        render([{**asdict(d), "in_sync": d.in_sync} for d in report.services], out)
+    info(report.summary())
+    failure = report.failure()
+    if fail and failure:
+        raise LoomError(failure)

@@ -60,6 +60,7 @@ _EXPORTS = {
     "broker": (
         "BrokerCheck",
         "Drift",
+        "DriftReport",
         "PushAction",
         "PushItem",
         "PushReport",

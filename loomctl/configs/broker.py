@@ -421,7 +421,28 @@ def drift_of(
     )
 
 
-def drift(configs: Sequence["ConsumerConfig"], admin: Any, *, timeout: float = 10.0) -> list[Drift]:
+@dataclass(frozen=True)
+class DriftReport:
+    """`config drift`: every service's drift, and what it adds up to."""
+
+    services: list[Drift]
+
+    @property
+    def drifting(self) -> list[Drift]:
+        return [d for d in self.services if not d.in_sync]
+
+    def summary(self) -> str:
+        names = ", ".join(d.service_name for d in self.drifting)
+        return f"{len(self.drifting)} of {len(self.services)} service(s) drift" + (f": {names}" if names else "")
+
+    def failure(self) -> str | None:
+        """One line for the services that drift, None when every one is in sync."""
+        if not self.drifting:
+            return None
+        return f"{len(self.drifting)} service(s) drift from their config: {', '.join(d.service_name for d in self.drifting)}"
+
+
+def drift(configs: Sequence["ConsumerConfig"], admin: Any, *, timeout: float = 10.0) -> DriftReport:
     """Every service's drift, from one describe of the groups, one describe_configs of the
     consumer-protocol groups and one metadata request for the topics their members are assigned."""
     from loomctl import kafka
@@ -432,6 +453,9 @@ def drift(configs: Sequence["ConsumerConfig"], admin: Any, *, timeout: float = 1
     topics = sorted({tp[0] for g in groups.values() for m in g.members for tp in m.partitions})
     counts = kafka.topic_partition_counts(admin, topics, timeout=timeout) if topics else {}
     missing = kafka.Group("", "Dead")
-    return [
-        drift_of(c, groups.get(c.consumer_group_id, missing), group_configs.get(c.consumer_group_id, {}), counts) for c in configs
-    ]
+    return DriftReport(
+        [
+            drift_of(c, groups.get(c.consumer_group_id, missing), group_configs.get(c.consumer_group_id, {}), counts)
+            for c in configs
+        ]
+    )
