@@ -2,7 +2,9 @@
 
 Both come from LOOM_DATABASE_URL and LOOM_KAFKA_BOOTSTRAP_SERVERS when both are set; otherwise
 the session starts them with `loomctl.devstack` (what `loomctl dev up` starts) in a fresh temp
-folder and stops them at the end, also when tests fail or the run is interrupted.
+folder and stops them at the end, also when tests fail or the run is interrupted. Beside them:
+an admin client of the session's broker, and a broker of a module's own (`broker`) for tests that stop it.
+The helpers all tests share are in support.py; the database fixtures in pg_fixtures.py.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import pytest
+from support import PrivateBroker, admin_client, private_broker
 
 from loomctl.settings import ENV_BOOTSTRAP_SERVERS, ENV_DATABASE_URL
 
@@ -92,6 +96,19 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         finally:
             stop()
             atexit.unregister(stop)
+
+
+@pytest.fixture(scope="session")
+def admin(services: Services) -> Any:
+    """An AdminClient of the session's broker."""
+    return admin_client(services.bootstrap_servers)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateBroker]:
+    """A broker of the module's own, for tests that stop it (the session's must keep running)."""
+    with private_broker(tmp_path_factory) as own:
+        yield own
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from support import suffix
 
 
 def _with_database(url: str, name: str) -> str:
@@ -23,7 +23,7 @@ class DatabaseFactory:
         self.created: list[str] = []
 
     def create(self, prefix: str = "loomtest") -> str:
-        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        name = f"{prefix}_{suffix(10)}"
         with psycopg.connect(self.server_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         self.created.append(name)
@@ -60,6 +60,13 @@ def empty_database_url(database_factory) -> Iterator[str]:
     url = database_factory.create()
     yield url
     database_factory.drop(url)
+
+
+@pytest.fixture
+def pg(database_url) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the migrated database, as an operator in psql has."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
-"""What every test shares: the CLI runner, unique names, topics, records and commits on the real broker.
+"""What every test shares: the CLI runner, unique names, waiting, databases of a test's own, topics, records and
+commits on the real broker, brokers and servers of a test's own.
 
 Every runner sees ``NO_COLOR=1`` and a fixed ``COLUMNS``, so tables do not depend on the terminal,
-and none of the ``LOOM_*`` variables of the shell that started the tests.
+and none of the ``LOOM_*`` variables of the shell that started the tests; processes get ``clean_env()``.
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import socket
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +26,61 @@ TEST_ENV = {"NO_COLOR": "1", "COLUMNS": "200", "LOOM_ACTOR": "tester", "LOOM_DAT
             "LOOM_KAFKA_BOOTSTRAP_SERVERS": None, "LOOM_KAFKA_CONFIG": None}
 
 
+def suffix(length: int = 10) -> str:
+    """A random suffix (hex digits), for names no other test uses."""
+    return uuid.uuid4().hex[:length]
+
+
 def unique(prefix: str, length: int = 10) -> str:
     """``prefix`` with a random suffix, for topics, groups and services no other test uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:length]}"
+    return f"{prefix}-{suffix(length)}"
 
 
 def runner(**env: str | None) -> CliRunner:
+    """A CliRunner with ``TEST_ENV``; ``env`` adds to it or overrides it (None: unset)."""
     return CliRunner(env={**TEST_ENV, **env})
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without the shell's ``LOOM_*`` variables, plus ``extra``: for a `loomctl` process."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")} | extra
+
+
+def json_of(result: Any, expect: int = 0) -> Any:
+    """The JSON a CLI result printed, once its exit code is ``expect``."""
+    assert result.exit_code == expect, result.output
+    return json.loads(result.stdout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, condition: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """The first true value of ``condition()``, polled every 0.2 s; fails the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def own_database(database_factory: Any, prefix: str = "loomtest") -> Iterator[str]:
+    """A migrated database of the caller's own (on the session's server), dropped at the end: its configured groups
+    are the caller's, and so is the writer lock."""
+    from loomctl.db import migrations
+
+    url = database_factory.create(prefix)
+    try:
+        migrations.upgrade(url)
+        yield url
+    finally:
+        database_factory.drop(url)
 
 
 class Cli:
@@ -65,9 +117,7 @@ class Cli:
         return self.runner.invoke(self.app, [*self.base(url), *self.group, *args], input=input, catch_exceptions=False)
 
     def json(self, *args: str, expect: int = 0) -> Any:
-        result = self(*args, "-o", "json")
-        assert result.exit_code == expect, result.output
-        return json.loads(result.stdout)
+        return json_of(self(*args, "-o", "json"), expect)
 
 
 def quiet() -> logging.Logger:
@@ -111,12 +161,17 @@ def delete_topics(admin: Any, names: Sequence[str]) -> None:
 
 def produce(bootstrap: str, topic: str, per_partition: dict[int, int]) -> None:
     """``count`` keyed records into each partition."""
+    produce_records(bootstrap, topic, ({"value": f"m{i}".encode(), "key": f"k{i}".encode(), "partition": partition}
+                                       for partition, count in per_partition.items() for i in range(count)))
+
+
+def produce_records(bootstrap: str, topic: str, records: Iterable[Mapping[str, Any]]) -> None:
+    """Each record (``Producer.produce``'s keywords: value, key, partition) into ``topic``, all delivered."""
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "logger": quiet()})
-    for partition, count in per_partition.items():
-        for i in range(count):
-            producer.produce(topic, value=f"m{i}".encode(), key=f"k{i}".encode(), partition=partition)
+    for record in records:
+        producer.produce(topic, **record)
     assert producer.flush(30) == 0
 
 

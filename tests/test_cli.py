@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import typer
+from support import clean_env
 from support import runner as make_runner
 
 from loomctl import __version__
@@ -89,9 +90,7 @@ def test_db_commands_against_the_migrated_database(database_url):
 
 def complete(words: str, *, database_url: str | None = None) -> list[str]:
     """What bash would offer after ``words`` (the last word being completed), from the installed script."""
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")}
+    env = clean_env()
     env.update({"_LOOMCTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1)})
     if database_url:
         env["LOOM_DATABASE_URL"] = database_url

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import typer
-import typer.testing
+from support import runner
 
 from loomctl.cli import app
 from loomctl.cli.registry import COMMANDS
@@ -86,7 +86,7 @@ def test_direct_conversion_equals_typers_adapter(name: str, command: object) -> 
 
 
 def test_an_unknown_command_still_gets_typers_suggestion() -> None:
-    result = typer.testing.CliRunner().invoke(app, ["lga", "show"])
+    result = runner().invoke(app, ["lga", "show"])
     assert result.exit_code == 2 and "Did you mean 'lag'?" in result.output
 
 

@@ -19,6 +19,8 @@ import typer
 import typer.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import own_database
+from support import runner as runner_with
 
 from loomctl.cli import app
 
@@ -62,7 +64,7 @@ def runner() -> Iterator[typer.testing.CliRunner]:
     original = typer.testing._get_command
     typer.testing._get_command = _command
     try:
-        yield typer.testing.CliRunner(env={"NO_COLOR": "1", "COLUMNS": "120", "LOOM_ACTOR": "fuzzer"})
+        yield runner_with(COLUMNS="120", LOOM_ACTOR="fuzzer")
     finally:
         typer.testing._get_command = original
 
@@ -70,18 +72,15 @@ def runner() -> Iterator[typer.testing.CliRunner]:
 @pytest.fixture(scope="module")
 def fuzz_db(database_factory) -> Iterator[str]:
     """A migrated database of the fuzz's own, with a few services, changes and a topic change."""
-    from loomctl.db import migrations
-
-    url = database_factory.create("loomfuzz")
-    migrations.upgrade(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        for name in ("alpha", "beta-svc", "speech-processor"):
-            conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id) VALUES (%s, %s)",
-                         [name, f"{name}-group"])
-        conn.execute("UPDATE pipeline_consumer_configs SET max_poll_records = 7 WHERE service_name = 'alpha'")
-        conn.execute("INSERT INTO topic_partition_changes (topic_name, current_partitions, recommended_partitions, reason)"
-                     " VALUES ('fuzz.topic', 1, 3, 'fuzz')")
-    yield url
+    with own_database(database_factory, "loomfuzz") as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for name in ("alpha", "beta-svc", "speech-processor"):
+                conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id) VALUES (%s, %s)",
+                             [name, f"{name}-group"])
+            conn.execute("UPDATE pipeline_consumer_configs SET max_poll_records = 7 WHERE service_name = 'alpha'")
+            conn.execute("INSERT INTO topic_partition_changes (topic_name, current_partitions, recommended_partitions, reason)"
+                         " VALUES ('fuzz.topic', 1, 3, 'fuzz')")
+        yield url
 
 
 TABLES = ("pipeline_consumer_configs", "consumer_config_changes", "topic_partition_changes",

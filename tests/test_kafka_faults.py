@@ -13,18 +13,12 @@ import time
 
 import pytest
 
-from support import commit, create_topic, private_broker, produce, unique
+from support import clean_env, commit, create_topic, produce, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BOUND_S = 90
 """Far above the Kafka timeouts a command is allowed (10 s a request), far below a hang."""
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    with private_broker(tmp_path_factory) as own:
-        yield own
 
 
 def run_all(commands: dict[str, list[str]], env: dict[str, str]) -> dict[str, tuple[int, str, float]]:
@@ -44,14 +38,6 @@ def run_all(commands: dict[str, list[str]], env: dict[str, str]) -> dict[str, tu
     return results
 
 
-@pytest.fixture
-def pg(database_url):
-    import psycopg
-
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        yield conn
-
-
 def test_kafka_commands_fail_fast_and_quietly_when_the_broker_stops(broker, database_url, pg):
     topic, group, service = unique("fault.topic"), unique("fault-group"), unique("fault-svc")
     create_topic(broker.bootstrap_servers, topic, 2)
@@ -60,8 +46,7 @@ def test_kafka_commands_fail_fast_and_quietly_when_the_broker_stops(broker, data
     pg.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id) VALUES (%s, %s)", [service, group])
     pg.execute("INSERT INTO topic_partition_changes (topic_name, current_partitions, recommended_partitions, reason)"
                " VALUES (%s, 2, 4, 'fault test')", [topic])
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("LOOM_")}, "NO_COLOR": "1",
-           "LOOM_DATABASE_URL": database_url, "LOOM_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers}
+    env = clean_env(NO_COLOR="1", LOOM_DATABASE_URL=database_url, LOOM_KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers)
     failing = {
         "lag show SERVICE": ["lag", "show", service],
         "lag show --group": ["lag", "show", "--group", group],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Cli, unique
+from support import Cli, clean_env, unique
 
 from loomctl.configs.store import client_options
 from loomctl.consumer_config import DEFAULTS, FIELDS, PROFILES
@@ -60,8 +59,7 @@ def test_node_lint_is_clean(node_package):
 
 
 def _node_env(database_url: str, bootstrap_servers: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")}
-    return {**env, "LOOM_DATABASE_URL": database_url, "LOOM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+    return {**clean_env(), "LOOM_DATABASE_URL": database_url, "LOOM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
             "LOOMCTL": _loomctl(), "LOOM_CONFIG_CACHE_DIR": str(NODE_DIR / "dist-test" / "cache"),
             "KAFKAJS_NO_PARTITIONER_WARNING": "1"}
 

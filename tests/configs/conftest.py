@@ -1,19 +1,13 @@
-"""Fixtures for the `config` commands: a CLI runner on the migrated database, unique service names."""
+"""Fixtures for the `config` commands: a CLI runner on the migrated database (and one with the session's broker),
+unique service names."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
-from support import Cli, unique
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # The database fixtures live in tests/pg_fixtures.py; load them unless the run already did (-p pg_fixtures).
-    if not config.pluginmanager.has_plugin("pg_fixtures"):
-        config.pluginmanager.import_plugin("pg_fixtures")
+from support import Cli, own_database, unique
 
 
 @pytest.fixture
@@ -22,23 +16,18 @@ def cli(database_url) -> Cli:
 
 
 @pytest.fixture
+def kafka_cli(database_url, services) -> Cli:
+    """`loomctl config` with the session's broker too: the commands that read or set what the broker holds."""
+    return Cli(database_url, services.bootstrap_servers, group=["config"])
+
+
+@pytest.fixture
 def service() -> str:
     return unique("svc")
 
 
 @pytest.fixture
-def pg(database_url) -> Iterator[psycopg.Connection]:
-    """An autocommit connection, as an operator in psql has."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
 def fresh_database_url(database_factory) -> Iterator[str]:
     """A migrated database of the test's own, for tests that need to see every service (import --prune)."""
-    from loomctl.db import migrations
-
-    url = database_factory.create()
-    migrations.upgrade(url)
-    yield url
-    database_factory.drop(url)
+    with own_database(database_factory) as url:
+        yield url

@@ -146,16 +146,14 @@ def test_two_concurrent_sets_one_wins_one_gets_exit_4(cli, service, pg):
     assert [h["changed_by"] for h in cli.json("history", service)][:2] == [loser, winner]
 
 
-def test_session_timeout_outside_the_brokers_limits_is_a_warning(cli, service, services):
+def test_session_timeout_outside_the_brokers_limits_is_a_warning(cli, kafka_cli, service, services):
     if not services.bootstrap_servers:
         pytest.skip("needs the session's Kafka broker")
     cli("set", service, "--create")
-    args = ["--database-url", cli.database_url, "--bootstrap-servers", services.bootstrap_servers, "config", "set", service]
-    result = cli.runner.invoke(cli.app, [*args, "session_timeout_ms=2000000", "max_poll_interval_ms=2000000"],
-                               catch_exceptions=False)
+    result = kafka_cli("set", service, "session_timeout_ms=2000000", "max_poll_interval_ms=2000000")
     assert result.exit_code == 0, result.output
     assert "group.min/max.session.timeout.ms" in result.stderr and "2000000" in result.stderr
-    result = cli.runner.invoke(cli.app, [*args, "session_timeout_ms=60000"], catch_exceptions=False)
+    result = kafka_cli("set", service, "session_timeout_ms=60000")
     assert result.exit_code == 0 and "warning" not in result.stderr
 
 

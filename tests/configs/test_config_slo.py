@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from support import Cli, unique
+from support import unique
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def cli(database_url) -> Cli:
-    return Cli(database_url, group=["config"])
 
 
 def test_set_show_history_and_clear_the_objective(cli):

@@ -10,10 +10,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-from support import Cli, admin_client, create_topic, quiet, unique
+from support import Cli, create_topic, produce_records, quiet, unique
 
 from loomctl.loader import ConsumerConfigLoader
 
@@ -24,22 +24,9 @@ HEARTBEAT = "consumer.heartbeat.interval.ms"
 
 
 @pytest.fixture
-def kafka_cli(database_url, services) -> Cli:
-    return Cli(database_url, services.bootstrap_servers, group=["config"])
-
-
-@pytest.fixture
-def admin(services) -> Any:
-    return admin_client(services.bootstrap_servers)
-
-
-@pytest.fixture
 def topic(services, admin) -> Iterator[str]:
     name = create_topic(admin, unique("k4.test", 8), 3)
-    producer = Producer({"bootstrap.servers": services.bootstrap_servers, "logger": quiet()})
-    for i in range(30):
-        producer.produce(name, value=f"message {i}".encode(), partition=i % 3)
-    assert producer.flush(30) == 0
+    produce_records(services.bootstrap_servers, name, ({"value": f"message {i}".encode(), "partition": i % 3} for i in range(30)))
     yield name
     admin.delete_topics([name])[name].result(timeout=30)
 

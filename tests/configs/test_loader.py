@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from support import admin_client, create_topic, unique
+from support import admin_client, create_topic, produce_records, unique
 
 from loomctl.consumer_config import DEFAULTS
 from loomctl.loader import ConsumerConfigLoader, KafkaConsumerConfigLoader
@@ -111,13 +111,10 @@ def test_recommendations_and_metrics_through_the_async_loader(database_url, conf
 def topic(services):
     if not services.bootstrap_servers:
         pytest.skip("needs the session's Kafka broker")
-    from confluent_kafka import Producer
     admin = admin_client(services.bootstrap_servers)
     name = create_topic(admin, unique("loader.test", 8), 2)
-    producer = Producer({"bootstrap.servers": services.bootstrap_servers})
-    for i in range(40):
-        producer.produce(name, key=str(i % 4).encode(), value=f"message {i}".encode())
-    assert producer.flush(30) == 0
+    produce_records(services.bootstrap_servers, name, ({"key": str(i % 4).encode(), "value": f"message {i}".encode()}
+                                                       for i in range(40)))
     yield name
     admin.delete_topics([name])[name].result(timeout=30)
 

@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from support import admin_client, create_topic
-from support import runner as make_runner
+from support import Cli, admin_client, create_topic, json_of
 
-from loomctl.cli import app
 from loomctl.devstack import postgres
 
 
 @pytest.fixture
-def runner() -> CliRunner:
-    return make_runner()
-
-
-def invoke(runner: CliRunner, *args: str) -> Result:
-    return runner.invoke(app, list(args), catch_exceptions=False)
-
-
-def json_of(result: Result) -> Any:
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+def dev() -> Cli:
+    """`loomctl dev ...` through support's CLI runner."""
+    return Cli(group=["dev"])
 
 
 @pytest.fixture
@@ -59,8 +47,8 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.integration
-def test_status_json_shows_both_servers_healthy(runner: CliRunner, session_stack: Path, services: Any) -> None:
-    status = json_of(invoke(runner, "dev", "status", "--dir", str(session_stack), "-o", "json"))
+def test_status_json_shows_both_servers_healthy(dev: Cli, session_stack: Path, services: Any) -> None:
+    status = json_of(dev("status", "--dir", str(session_stack), "-o", "json"))
 
     assert status["postgres"]["healthy"] is True
     assert status["kafka"]["healthy"] is True
@@ -70,10 +58,10 @@ def test_status_json_shows_both_servers_healthy(runner: CliRunner, session_stack
 
 
 @pytest.mark.integration
-def test_up_again_reports_the_running_stack_and_starts_nothing(runner: CliRunner, session_stack: Path) -> None:
-    before = json_of(invoke(runner, "dev", "status", "--dir", str(session_stack), "-o", "json"))
+def test_up_again_reports_the_running_stack_and_starts_nothing(dev: Cli, session_stack: Path) -> None:
+    before = json_of(dev("status", "--dir", str(session_stack), "-o", "json"))
 
-    result = invoke(runner, "dev", "up", "--dir", str(session_stack), "-o", "json")
+    result = dev("up", "--dir", str(session_stack), "-o", "json")
     again = json_of(result)
 
     assert again["already_running"] is True
@@ -83,8 +71,8 @@ def test_up_again_reports_the_running_stack_and_starts_nothing(runner: CliRunner
 
 
 @pytest.mark.integration
-def test_env_prints_export_lines_for_the_running_stack(runner: CliRunner, session_stack: Path, services: Any) -> None:
-    result = invoke(runner, "dev", "env", "--dir", str(session_stack))
+def test_env_prints_export_lines_for_the_running_stack(dev: Cli, session_stack: Path, services: Any) -> None:
+    result = dev("env", "--dir", str(session_stack))
 
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
@@ -93,30 +81,30 @@ def test_env_prints_export_lines_for_the_running_stack(runner: CliRunner, sessio
     ]
 
 
-def test_env_without_a_stack_exits_3(runner: CliRunner, tmp_path: Path) -> None:
-    result = invoke(runner, "dev", "env", "--dir", str(tmp_path / "none"))
+def test_env_without_a_stack_exits_3(dev: Cli, tmp_path: Path) -> None:
+    result = dev("env", "--dir", str(tmp_path / "none"))
 
     assert result.exit_code == 3
     assert result.stdout == ""
     assert "loomctl dev up" in result.stderr
 
 
-def test_status_and_down_without_a_stack_exit_3(runner: CliRunner, tmp_path: Path) -> None:
-    assert invoke(runner, "dev", "status", "--dir", str(tmp_path / "none")).exit_code == 3
-    assert invoke(runner, "dev", "down", "--dir", str(tmp_path / "none")).exit_code == 3
+def test_status_and_down_without_a_stack_exit_3(dev: Cli, tmp_path: Path) -> None:
+    assert dev("status", "--dir", str(tmp_path / "none")).exit_code == 3
+    assert dev("down", "--dir", str(tmp_path / "none")).exit_code == 3
 
 
-def test_a_folder_that_is_not_a_stack_is_left_alone(runner: CliRunner, tmp_path: Path) -> None:
+def test_a_folder_that_is_not_a_stack_is_left_alone(dev: Cli, tmp_path: Path) -> None:
     (tmp_path / "postgres").mkdir()
     (tmp_path / "notes.txt").write_text("mine")
 
-    assert invoke(runner, "dev", "up", "--dir", str(tmp_path)).exit_code == 2
-    assert invoke(runner, "dev", "down", "--dir", str(tmp_path)).exit_code == 3
+    assert dev("up", "--dir", str(tmp_path)).exit_code == 2
+    assert dev("down", "--dir", str(tmp_path)).exit_code == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "postgres"]
 
 
 def test_missing_programs_exit_5_naming_them_and_start_nothing(
-    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dev: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     empty = tmp_path / "empty-bin"
     empty.mkdir()
@@ -126,7 +114,7 @@ def test_missing_programs_exit_5_naming_them_and_start_nothing(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no jars cached: mvn is needed too
     state_dir = tmp_path / "stack"
 
-    result = invoke(runner, "dev", "up", "--dir", str(state_dir))
+    result = dev("up", "--dir", str(state_dir))
 
     assert result.exit_code == 5
     message = " ".join(result.stderr.split())
@@ -139,17 +127,17 @@ def test_missing_programs_exit_5_naming_them_and_start_nothing(
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_full_cycle_in_a_folder_of_its_own(runner: CliRunner, tmp_path: Path) -> None:
+def test_full_cycle_in_a_folder_of_its_own(dev: Cli, tmp_path: Path) -> None:
     import psycopg
 
     state_dir = tmp_path / "stack"
-    started = json_of(invoke(runner, "dev", "up", "--dir", str(state_dir), "--no-migrate", "-o", "json"))
+    started = json_of(dev("up", "--dir", str(state_dir), "--no-migrate", "-o", "json"))
     pids = [started["postgres"]["pid"], started["kafka"]["pid"]]
     pg_root = Path(started["postgres"]["data_dir"]).parent
     assert started["already_running"] is False
     assert all(alive(pid) for pid in pids)
 
-    status = json_of(invoke(runner, "dev", "status", "--dir", str(state_dir), "-o", "json"))
+    status = json_of(dev("status", "--dir", str(state_dir), "-o", "json"))
     assert status["postgres"]["healthy"] and status["kafka"]["healthy"]
 
     with psycopg.connect(started["database_url"], autocommit=True) as conn:
@@ -157,13 +145,13 @@ def test_full_cycle_in_a_folder_of_its_own(runner: CliRunner, tmp_path: Path) ->
     create_topic(started["bootstrap_servers"], "kept-topic", 2)
 
     # --keep stops the servers but keeps their data; a later `up` starts on it again
-    assert invoke(runner, "dev", "down", "--dir", str(state_dir), "--keep").exit_code == 0
+    assert dev("down", "--dir", str(state_dir), "--keep").exit_code == 0
     assert not any(alive(pid) for pid in pids)
     assert state_dir.is_dir()
-    assert invoke(runner, "dev", "status", "--dir", str(state_dir), "-o", "json").exit_code == 5
-    assert invoke(runner, "dev", "env", "--dir", str(state_dir)).exit_code == 3
+    assert dev("status", "--dir", str(state_dir), "-o", "json").exit_code == 5
+    assert dev("env", "--dir", str(state_dir)).exit_code == 3
 
-    restarted = json_of(invoke(runner, "dev", "up", "--dir", str(state_dir), "--no-migrate", "-o", "json"))
+    restarted = json_of(dev("up", "--dir", str(state_dir), "--no-migrate", "-o", "json"))
     assert restarted["already_running"] is False
     with psycopg.connect(restarted["database_url"]) as conn:
         assert conn.execute("select count(*) from kept").fetchone() == (0,)
@@ -171,7 +159,7 @@ def test_full_cycle_in_a_folder_of_its_own(runner: CliRunner, tmp_path: Path) ->
     assert len(topics["kept-topic"].partitions) == 2
     pids += [restarted["postgres"]["pid"], restarted["kafka"]["pid"]]
 
-    result = invoke(runner, "dev", "down", "--dir", str(state_dir))
+    result = dev("down", "--dir", str(state_dir))
 
     assert result.exit_code == 0, result.output
     assert not any(alive(pid) for pid in pids)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from typing import Any
 
 import psycopg
 import pytest
 from support import runner as make_runner
+from support import suffix as random_suffix
 
 from loomctl import kafka
 from loomctl.cli import app
@@ -30,7 +30,7 @@ def configure(database_url: str, service_name: str, profile: str, **settings: An
 
 @pytest.fixture
 def names() -> dict[str, str]:
-    suffix = uuid.uuid4().hex[:8]
+    suffix = random_suffix(8)
     return {
         "writer": f"writer-{suffix}",
         "speech": f"speech-{suffix}",

@@ -6,12 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from served import KnownGroups, RunningCollector, make_groups, own_database, start_collector
+from served import KnownGroups, RunningCollector, make_groups, start_collector
+from support import own_database
 
 
 @pytest.fixture(scope="module")
 def served_db(database_factory) -> Iterator[str]:
-    yield from own_database(database_factory, "loomexp")
+    with own_database(database_factory, "loomexp") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

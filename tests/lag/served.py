@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from support import commit, create_topic, produce, unique
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(what: str, condition: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+from support import clean_env, commit, create_topic, free_port, produce, unique, wait_for
 
 
 @dataclass
@@ -104,7 +84,7 @@ def start_collector(database_url: str, bootstrap: str, log: Path, *args: str, li
                     interval: str = "1s", env: dict[str, str] | None = None) -> RunningCollector:
     """`loomctl lag collect --listen ...` as a process; back once it serves and a cycle has succeeded."""
     listen = listen or f"127.0.0.1:{free_port()}"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")} | (env or {})
+    clean = clean_env(**(env or {}))
     argv = [sys.executable, "-m", "loomctl", "--database-url", database_url, "--bootstrap-servers", bootstrap,
             "lag", "collect", "--interval", interval, "--listen", listen, *args]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log.open("w"), env=clean)
@@ -175,15 +155,3 @@ def make_groups(database_url: str, bootstrap: str) -> KnownGroups:
             conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, profile, lag_slo_seconds)"
                          " VALUES (%s, %s, %s, %s)", (service, group, profile, objective))
     return g
-
-
-def own_database(database_factory: Any, prefix: str) -> Iterator[str]:
-    """A migrated database of the caller's own: its configured groups are the caller's, and so is the writer lock."""
-    from loomctl.db import migrations
-
-    url = database_factory.create(prefix)
-    migrations.upgrade(url)
-    try:
-        yield url
-    finally:
-        database_factory.drop(url)

@@ -17,8 +17,8 @@ from urllib.parse import quote, unquote
 
 import pytest
 
-from served import Response, start_collector, wait_for
-from support import Cli, admin_client
+from served import Response, start_collector
+from support import Cli, admin_client, wait_for
 
 integration = pytest.mark.integration
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from support import commit, create_topic, produce, unique
+from support import clean_env, commit, create_topic, own_database, produce, unique, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -21,21 +20,12 @@ PARTITIONS = 3
 
 
 def start_collector(database_url: str, bootstrap: str, log: Path, interval: str = "1s") -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")}
+    env = clean_env()
     return subprocess.Popen(
         [sys.executable, "-m", "loomctl", "--database-url", database_url, "--bootstrap-servers", bootstrap,
          "lag", "collect", "--interval", interval, "--verbose"],
         stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env,
     )
-
-
-def wait_for(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def rows(database_url: str) -> int:
@@ -126,48 +116,40 @@ def test_the_collector_survives_a_broker_and_a_database_restart(private_stack, t
 
 
 def test_two_collectors_write_each_sample_once(database_factory, services, tmp_path) -> None:
-    from loomctl.db import migrations
-
-    url = database_factory.create("loomcollect")
-    migrations.upgrade(url)
-    setup_group(url, services.bootstrap_servers)
-    logs = [tmp_path / "first.log", tmp_path / "second.log"]
-    first = start_collector(url, services.bootstrap_servers, logs[0], interval="0.5s")
-    wait_for("the first collector to lead", lambda: "writer lock taken" in logs[0].read_text())
-    second = start_collector(url, services.bootstrap_servers, logs[1], interval="0.5s")
-    try:
-        wait_for("the second collector to stand by", lambda: "standing by" in logs[1].read_text())
-        wait_for("a few samples", lambda: rows(url) >= 6 * PARTITIONS)
-        assert "writer lock taken" not in logs[1].read_text()
-        assert "wrote" not in logs[1].read_text()
-        first_log = stop_collector(first, logs[0])  # the writer goes away: the other takes over
-        # every sample in the table is one a writer reported, written whole, once: the first's, and any the
-        # second wrote since it took the lock (free the moment the first is gone), read after the count
-        written = distinct_samples(url)
-        reported = first_log.count("wrote 3 samples")
-        assert reported <= written <= reported + logs[1].read_text().count("wrote 3 samples")
-        assert set(sample_sizes(url)) == {PARTITIONS}
-        wait_for("the second collector to take over", lambda: "writer lock taken" in logs[1].read_text())
-        taken_over = rows(url)
-        wait_for("samples from the second collector", lambda: rows(url) >= taken_over + 2 * PARTITIONS)
-    finally:
-        if first.poll() is None:
-            stop_collector(first, logs[0])
-        stop_collector(second, logs[1])
-        database_factory.drop(url)
-
+    with own_database(database_factory, "loomcollect") as url:
+        setup_group(url, services.bootstrap_servers)
+        logs = [tmp_path / "first.log", tmp_path / "second.log"]
+        first = start_collector(url, services.bootstrap_servers, logs[0], interval="0.5s")
+        wait_for("the first collector to lead", lambda: "writer lock taken" in logs[0].read_text())
+        second = start_collector(url, services.bootstrap_servers, logs[1], interval="0.5s")
+        try:
+            wait_for("the second collector to stand by", lambda: "standing by" in logs[1].read_text())
+            wait_for("a few samples", lambda: rows(url) >= 6 * PARTITIONS)
+            assert "writer lock taken" not in logs[1].read_text()
+            assert "wrote" not in logs[1].read_text()
+            first_log = stop_collector(first, logs[0])  # the writer goes away: the other takes over
+            # every sample in the table is one a writer reported, written whole, once: the first's, and any the
+            # second wrote since it took the lock (free the moment the first is gone), read after the count
+            written = distinct_samples(url)
+            reported = first_log.count("wrote 3 samples")
+            assert reported <= written <= reported + logs[1].read_text().count("wrote 3 samples")
+            assert set(sample_sizes(url)) == {PARTITIONS}
+            wait_for("the second collector to take over", lambda: "writer lock taken" in logs[1].read_text())
+            taken_over = rows(url)
+            wait_for("samples from the second collector", lambda: rows(url) >= taken_over + 2 * PARTITIONS)
+        finally:
+            if first.poll() is None:
+                stop_collector(first, logs[0])
+            stop_collector(second, logs[1])
 
 
 def test_a_cycle_removes_samples_past_the_retention(database_factory, services) -> None:
     import datetime as dt
 
-    from loomctl.db import migrations
     from loomctl.lag.collector import Collector
     from loomctl.settings import Settings
 
-    url = database_factory.create("loomretain")
-    try:
-        migrations.upgrade(url)
+    with own_database(database_factory, "loomretain") as url:
         setup_group(url, services.bootstrap_servers)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("SELECT ensure_lag_history_partitions(12, 1)")
@@ -187,5 +169,3 @@ def test_a_cycle_removes_samples_past_the_retention(database_factory, services) 
         with psycopg.connect(url) as conn:
             kept = conn.execute("SELECT count(*) FROM consumer_lag_history WHERE service_name = 'old-svc'").fetchone()[0]
         assert kept == 1
-    finally:
-        database_factory.drop(url)

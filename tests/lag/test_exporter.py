@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from served import RunningCollector, free_port, start_collector, wait_for
-from support import Cli
+from served import RunningCollector, start_collector
+from support import Cli, free_port, wait_for
 from loomctl.lag.exporter import BURROW_CODES, PARTITION_LABELS, metric_names
 
 pytestmark = pytest.mark.integration
@@ -162,12 +162,10 @@ def test_a_bare_listen_binds_the_default_address(served_db, services, known_grou
 
 @pytest.mark.slow
 def test_with_the_broker_stopped_a_scrape_answers_at_once_with_the_last_figures(database_factory, tmp_path_factory, tmp_path) -> None:
-    from served import make_groups, own_database
-    from support import private_broker
+    from served import make_groups
+    from support import own_database, private_broker
 
-    databases = own_database(database_factory, "loomstale")
-    database_url = next(databases)
-    try:
+    with own_database(database_factory, "loomstale") as database_url:
         with private_broker(tmp_path_factory) as broker:
             groups = make_groups(database_url, broker.bootstrap_servers)
             running = start_collector(database_url, broker.bootstrap_servers, tmp_path / "stale.log")
@@ -201,8 +199,6 @@ def test_with_the_broker_stopped_a_scrape_answers_at_once_with_the_last_figures(
             finally:
                 text = running.stop()
         assert "warning: " in text and "Kafka" in text
-    finally:
-        next(databases, None)
 
 
 def test_a_gzip_scrape_is_the_same_exposition(served_collector, known_groups) -> None:

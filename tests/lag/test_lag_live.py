@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from support import Cli, commit, create_topic, produce, unique
+from support import Cli, commit, create_topic, own_database, produce, unique
 from loomctl.lag.collector import Collector
 from loomctl.settings import Settings
 
@@ -18,12 +18,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def lag_db(database_factory) -> Iterator[str]:
     """A migrated database of this module's own, so every configured group in it is one of ours."""
-    from loomctl.db import migrations
-
-    url = database_factory.create("loomlag")
-    migrations.upgrade(url)
-    yield url
-    database_factory.drop(url)
+    with own_database(database_factory, "loomlag") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -170,11 +166,7 @@ def test_kept_up_is_ok_stalled_is_stall_stopped_is_stop_and_alerts_fail(cli, lag
 
 def test_alerts_fail_on_levels(database_factory, services) -> None:
     """--fail-on warn trips on a warning, --fail-on critical does not; no alert exits 0."""
-    from loomctl.db import migrations
-
-    url = database_factory.create("loomalerts")
-    try:
-        migrations.upgrade(url)
+    with own_database(database_factory, "loomalerts") as url:
         cli = Cli(url, services.bootstrap_servers)
         assert cli("alerts", "--fail-on", "warn").exit_code == 0
         configure(cli, "growing-svc", "g-growing")
@@ -195,8 +187,6 @@ def test_alerts_fail_on_levels(database_factory, services) -> None:
         result = cli("alerts", "--fail-on", "warn")
         assert result.exit_code == 1 and "1 alert at warn or above" in result.stderr
         assert cli("alerts", "--fail-on", "sometimes").exit_code == 2
-    finally:
-        database_factory.drop(url)
 
 
 def test_a_verdict_kept_by_a_collector_that_stopped_is_not_shown_as_today(cli, lag_db, services) -> None:

@@ -183,14 +183,11 @@ def test_a_group_owner_cache_is_neither_compared_nor_pickled() -> None:
 def test_the_collector_writes_the_group_type(database_factory, services) -> None:
     import psycopg
 
-    from loomctl.db import migrations
     from loomctl.lag.collector import Collector
     from loomctl.settings import Settings
-    from support import Cli, commit, create_topic, produce, unique
+    from support import Cli, commit, create_topic, own_database, produce, unique
 
-    url = database_factory.create("loomgtype")
-    try:
-        migrations.upgrade(url)
+    with own_database(database_factory, "loomgtype") as url:
         bootstrap = services.bootstrap_servers
         topic, group = unique("gtype"), unique("g-gtype")
         create_topic(bootstrap, topic, 2)
@@ -207,5 +204,3 @@ def test_the_collector_writes_the_group_type(database_factory, services) -> None
             stored = conn.execute("SELECT partition, lag, group_type, group_state FROM consumer_lag_history"
                                   " WHERE consumer_group_id = %s ORDER BY partition", (group,)).fetchall()
         assert stored == [(0, 3, "classic", "Empty"), (1, 0, "classic", "Empty")]
-    finally:
-        database_factory.drop(url)

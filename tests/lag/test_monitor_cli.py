@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from support import Cli
+from support import Cli, own_database
 
 pytestmark = pytest.mark.integration
 
@@ -18,30 +18,26 @@ SERVICE, GROUP = "slow-batches", "g-slow-batches"
 @pytest.fixture(scope="module")
 def cli(database_factory, services) -> Iterator[Cli]:
     """A service fetching 3 records per batch (max_poll_records 500) while its lag grows."""
-    from loomctl.db import migrations
-
-    url = database_factory.create("loommon")
-    migrations.upgrade(url)
-    cli = Cli(url, services.bootstrap_servers)
-    assert cli("config", "set", SERVICE, "--create", "--group", GROUP, "max_poll_records=500").exit_code == 0
-    now = dt.datetime.now(dt.timezone.utc)
-    with psycopg.connect(url, autocommit=True) as conn:
-        for i in range(20):
-            failed = 1 if i == 0 else 0
-            conn.execute(
-                "INSERT INTO consumer_processing_metrics (\"timestamp\", service_name, consumer_group_id, batch_size,"
-                " messages_processed, messages_failed, processing_time_ms, messages_per_second)"
-                " VALUES (%s, %s, %s, 3, %s, %s, 30, 100)",
-                (now - dt.timedelta(seconds=5 * i), SERVICE, GROUP, 3 - failed, failed),
-            )
-        for i, (offset, log_end) in enumerate([(100, 300), (130, 400), (160, 500), (190, 600)]):
-            for partition in (0, 1):
+    with own_database(database_factory, "loommon") as url:
+        cli = Cli(url, services.bootstrap_servers)
+        assert cli("config", "set", SERVICE, "--create", "--group", GROUP, "max_poll_records=500").exit_code == 0
+        now = dt.datetime.now(dt.timezone.utc)
+        with psycopg.connect(url, autocommit=True) as conn:
+            for i in range(20):
+                failed = 1 if i == 0 else 0
                 conn.execute(
-                    "SELECT record_consumer_lag(%s, 'sensor-readings', %s, %s, %s, %s, %s)",
-                    (SERVICE, partition, offset, log_end, GROUP, now - dt.timedelta(seconds=150 - 45 * i)),
+                    "INSERT INTO consumer_processing_metrics (\"timestamp\", service_name, consumer_group_id, batch_size,"
+                    " messages_processed, messages_failed, processing_time_ms, messages_per_second)"
+                    " VALUES (%s, %s, %s, 3, %s, %s, 30, 100)",
+                    (now - dt.timedelta(seconds=5 * i), SERVICE, GROUP, 3 - failed, failed),
                 )
-    yield cli
-    database_factory.drop(url)
+            for i, (offset, log_end) in enumerate([(100, 300), (130, 400), (160, 500), (190, 600)]):
+                for partition in (0, 1):
+                    conn.execute(
+                        "SELECT record_consumer_lag(%s, 'sensor-readings', %s, %s, %s, %s, %s)",
+                        (SERVICE, partition, offset, log_end, GROUP, now - dt.timedelta(seconds=150 - 45 * i)),
+                    )
+        yield cli
 
 
 def test_metrics_show_summarizes_the_batches(cli) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from support import own_database
 
 from loomctl.db import migrations
 from loomctl.lag import LagSample, copy_samples, status_report
@@ -40,13 +41,11 @@ def reference_alerts_sql() -> str:
 
 @pytest.fixture
 def url(database_factory) -> Iterator[str]:
-    url = database_factory.create("loomroll")
-    migrations.upgrade(url)
-    with psycopg.connect(url) as conn:
-        conn.execute(reference_view_sql())
-        conn.execute(reference_alerts_sql())
-    yield url
-    database_factory.drop(url)
+    with own_database(database_factory, "loomroll") as url:
+        with psycopg.connect(url) as conn:
+            conn.execute(reference_view_sql())
+            conn.execute(reference_alerts_sql())
+        yield url
 
 
 def samples(now: dt.datetime, groups: int = 8, partitions: int = 3, count: int = 28, since: int = 0) -> list[LagSample]:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from served import RunningCollector, free_port, wait_for
-from support import Cli
+from served import RunningCollector
+from support import Cli, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
-from support import Cli
+from support import Cli, own_database, suffix
 
-from loomctl.db import migrations
 from loomctl.lag import LagSample, copy_samples, slo, slo_report, status_report
 
 pytestmark = pytest.mark.integration
 
 SAMPLES = 28
-SUFFIX = uuid.uuid4().hex[:6]
+SUFFIX = suffix(6)
 WINDOW = dt.timedelta(minutes=15)
 
 
@@ -90,20 +88,18 @@ def history(base: dt.datetime) -> list[LagSample]:
 
 @pytest.fixture(scope="module")
 def url(database_factory) -> Iterator[str]:
-    url = database_factory.create("loomslo")
-    migrations.upgrade(url)
-    with psycopg.connect(url) as conn:
-        base = conn.execute("SELECT date_trunc('second', now())").fetchone()[0]
-        for kind, spec in KINDS.items():
-            conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, profile, lag_slo_seconds)"
-                         " VALUES (%s, %s, %s, %s)", (name(kind), f"{name(kind)}-group", spec.profile, spec.objective))
-        copy_samples(conn, history(base))
-        # the stopped and the falling services processed at 4 msg/s a member while they ran
-        for kind in ("falling", "stopped"):
-            conn.execute("SELECT record_processing_metrics(%s, 40, 40, 10000, 0, NULL, NULL, now() - interval '5 minutes')",
-                         (name(kind),))
-    yield url
-    database_factory.drop(url)
+    with own_database(database_factory, "loomslo") as url:
+        with psycopg.connect(url) as conn:
+            base = conn.execute("SELECT date_trunc('second', now())").fetchone()[0]
+            for kind, spec in KINDS.items():
+                conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, profile, lag_slo_seconds)"
+                             " VALUES (%s, %s, %s, %s)", (name(kind), f"{name(kind)}-group", spec.profile, spec.objective))
+            copy_samples(conn, history(base))
+            # the stopped and the falling services processed at 4 msg/s a member while they ran
+            for kind in ("falling", "stopped"):
+                conn.execute("SELECT record_processing_metrics(%s, 40, 40, 10000, 0, NULL, NULL, now() - interval '5 minutes')",
+                             (name(kind),))
+        yield url
 
 
 def ours(rows):
@@ -266,9 +262,7 @@ def test_lag_slo_refuses_a_stranger_and_a_bad_window(url):
 
 def test_alerts_fail_on_counts_the_objectives_alerts(database_factory):
     """Only an at-risk objective (lag shrinking, 33 s behind, catch-up 990 s over 600): a warning, not critical."""
-    url = database_factory.create("loomsloalert")
-    try:
-        migrations.upgrade(url)
+    with own_database(database_factory, "loomsloalert") as url:
         with psycopg.connect(url) as conn:
             base = conn.execute("SELECT date_trunc('second', now())").fetchone()[0]
             conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, lag_slo_seconds)"
@@ -284,8 +278,6 @@ def test_alerts_fail_on_counts_the_objectives_alerts(database_factory):
             conn.execute("UPDATE pipeline_consumer_configs SET lag_slo_seconds = 20")
         assert cli("alerts", "--fail-on", "critical").exit_code == 1
         assert [r["alert_type"] for r in cli.json("alerts")] == ["slo_breached"]
-    finally:
-        database_factory.drop(url)
 
 
 def test_an_objective_set_in_psql_is_audited_and_checked(url):
@@ -305,9 +297,7 @@ def test_an_objective_set_in_psql_is_audited_and_checked(url):
 
 
 def test_import_and_export_round_trip_the_objective(database_factory, tmp_path):
-    url = database_factory.create("loomsloio")
-    try:
-        migrations.upgrade(url)
+    with own_database(database_factory, "loomsloio") as url:
         cli = Cli(url)
         source = tmp_path / "services.yaml"
         source.write_text("services:\n"
@@ -334,8 +324,6 @@ def test_import_and_export_round_trip_the_objective(database_factory, tmp_path):
             assert result.exit_code == 2 and message in result.stderr, (text, result.output)
             assert "\n" not in result.stderr.strip()
         assert cli.json("config", "show", "writer")["lag_slo_seconds"] == 45  # nothing changed
-    finally:
-        database_factory.drop(url)
 
 
 def test_recommend_counts_the_consumers_that_meet_the_objective(url):

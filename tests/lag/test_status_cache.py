@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from support import own_database
 
-from loomctl.db import migrations
 from loomctl.lag import LagSample, copy_samples
 
 pytestmark = pytest.mark.integration
@@ -21,10 +21,8 @@ KEY = ("consumer_group_id", "topic_name", "partition")
 
 @pytest.fixture
 def url(database_factory) -> Iterator[str]:
-    url = database_factory.create("loomcache")
-    migrations.upgrade(url)
-    yield url
-    database_factory.drop(url)
+    with own_database(database_factory, "loomcache") as url:
+        yield url
 
 
 def history(now: dt.datetime, groups: int = 3, partitions: int = 2, samples: int = 12) -> list[LagSample]:

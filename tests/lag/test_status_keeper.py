@@ -9,8 +9,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-
-from loomctl.db import migrations
+from support import own_database
 
 pytestmark = pytest.mark.integration
 
@@ -20,10 +19,8 @@ KEEPER = "loomctl lag collect (statuses)"
 
 @pytest.fixture
 def url(database_factory) -> Iterator[str]:
-    url = database_factory.create("loomkeep")
-    migrations.upgrade(url)
-    yield url
-    database_factory.drop(url)
+    with own_database(database_factory, "loomkeep") as url:
+        yield url
 
 
 def configured_group(url: str, services, name: str, partitions: dict[int, tuple[int, int]]) -> str:

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from support import own_database
 
-from loomctl.db import migrations
 from loomctl.lag import copy_samples
 from loomctl.lag.rules import WindowSample, judge, pace
 from loomctl.lag.samples import LagSample
@@ -73,10 +73,8 @@ def history(rng: random.Random) -> list[WindowSample]:
 
 @pytest.fixture(scope="module")
 def window_db(database_factory) -> Iterator[str]:
-    url = database_factory.create("loomrules")
-    migrations.upgrade(url)
-    yield url
-    database_factory.drop(url)
+    with own_database(database_factory, "loomrules") as url:
+        yield url
 
 
 def test_the_sql_and_the_python_rules_agree_row_by_row(window_db):

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from loomctl.devstack import scenarios as sc
-from served import own_database
+from support import own_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -31,7 +31,8 @@ KEYS = [s.key for s in sc.scenarios(INTERVAL_S)]
 
 @pytest.fixture(scope="module")
 def verdicts_db(database_factory) -> Iterator[str]:
-    yield from own_database(database_factory, "loomverdicts")
+    with own_database(database_factory, "loomverdicts") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

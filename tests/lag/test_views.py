@@ -12,7 +12,6 @@ import datetime as dt
 import itertools
 import json
 import re
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 from psycopg.rows import dict_row
-from support import runner
+from support import own_database, runner, suffix
 
 from loomctl.db import migrations
 from loomctl.lag import (
@@ -30,7 +29,7 @@ from loomctl.lag import (
 pytestmark = pytest.mark.integration
 
 SAMPLES = 28  # i = 0 (oldest, 13.5 minutes ago) .. 27 (newest); the window is 15 minutes
-SUFFIX = uuid.uuid4().hex[:6]
+SUFFIX = suffix(6)
 
 
 def name(kind: str) -> str:
@@ -137,30 +136,28 @@ METRICS = {
 
 @pytest.fixture(scope="module")
 def world(database_factory) -> Iterator[World]:
-    url = database_factory.create("loomviews")
-    migrations.upgrade(url)
-    with psycopg.connect(url) as conn:
-        base = conn.execute("SELECT date_trunc('second', now())").fetchone()[0]
-        for kind, (records, interval_ms) in CONFIGS.items():
-            conn.execute(
-                "INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, max_poll_records, max_poll_interval_ms)"
-                " VALUES (%s, %s, %s, %s)", (name(kind), f"{name(kind)}-group", records, interval_ms))
-        conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id) VALUES"
-                     " ('speech-processor', 'speech-processor-group')")
-        rows = history(base)
-        copy_samples(conn, rows)
-        # a service that reports its own lag (no group membership in the samples), stuck at 400
-        for i in range(SAMPLES):
-            at = base - dt.timedelta(seconds=30 * (SAMPLES - 1 - i))
-            conn.execute("SELECT record_consumer_lag(%s, %s, 0, 400, %s, NULL, %s)",
-                         (name("reported"), f"topic.reported.{SUFFIX}", 410 + 3 * i, at))
-        for kind, (batch, failed, ms) in METRICS.items():
-            service = "speech-processor" if kind == "speech" else name(kind)
-            for m in range(10):
-                conn.execute("SELECT record_processing_metrics(%s, %s, %s, %s, %s, NULL, NULL, %s)",
-                             (service, batch, batch - failed, ms, failed, base - dt.timedelta(minutes=5 * m + 1)))
-    yield World(url, base, rows)
-    database_factory.drop(url)
+    with own_database(database_factory, "loomviews") as url:
+        with psycopg.connect(url) as conn:
+            base = conn.execute("SELECT date_trunc('second', now())").fetchone()[0]
+            for kind, (records, interval_ms) in CONFIGS.items():
+                conn.execute(
+                    "INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, max_poll_records, max_poll_interval_ms)"
+                    " VALUES (%s, %s, %s, %s)", (name(kind), f"{name(kind)}-group", records, interval_ms))
+            conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id) VALUES"
+                         " ('speech-processor', 'speech-processor-group')")
+            rows = history(base)
+            copy_samples(conn, rows)
+            # a service that reports its own lag (no group membership in the samples), stuck at 400
+            for i in range(SAMPLES):
+                at = base - dt.timedelta(seconds=30 * (SAMPLES - 1 - i))
+                conn.execute("SELECT record_consumer_lag(%s, %s, 0, 400, %s, NULL, %s)",
+                             (name("reported"), f"topic.reported.{SUFFIX}", 410 + 3 * i, at))
+            for kind, (batch, failed, ms) in METRICS.items():
+                service = "speech-processor" if kind == "speech" else name(kind)
+                for m in range(10):
+                    conn.execute("SELECT record_processing_metrics(%s, %s, %s, %s, %s, NULL, NULL, %s)",
+                                 (service, batch, batch - failed, ms, failed, base - dt.timedelta(minutes=5 * m + 1)))
+        yield World(url, base, rows)
 
 
 def partition_status(world: World) -> dict[tuple[str, int], dict]:

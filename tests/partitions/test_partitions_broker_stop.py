@@ -6,25 +6,14 @@ from __future__ import annotations
 import pytest
 
 from partitions_support import insert_change, rows
-from support import admin_client, private_broker, unique
-from support import create_topics as create_named_topics
+from support import admin_client, create_topics, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    with private_broker(tmp_path_factory) as own:
-        yield own
 
 
 def counts(bootstrap_servers: str, topics: list[str]) -> dict[str, int]:
     metadata = admin_client(bootstrap_servers).list_topics(timeout=20)
     return {t: len(metadata.topics[t].partitions) for t in topics if t in metadata.topics}
-
-
-def create_topics(bootstrap_servers: str, count: int) -> list[str]:
-    return create_named_topics(bootstrap_servers, [unique("pt-stop") for _ in range(count)])
 
 
 def apply(database_url: str, bootstrap_servers: str, topics: list[str], on_step=None):
@@ -41,9 +30,9 @@ def apply(database_url: str, bootstrap_servers: str, topics: list[str], on_step=
 
 def test_a_broker_stopped_mid_apply_marks_nothing_it_did_not_change(broker, database_url, pg):
     # before the request: the broker goes away between validate_only and create_partitions
-    early = create_topics(broker.bootstrap_servers, 2)
+    early = create_topics(broker.bootstrap_servers, [unique("pt-stop") for _ in range(2)])
     # after the request: the topics grow, but the broker is gone before the new count is read back
-    late = create_topics(broker.bootstrap_servers, 2)
+    late = create_topics(broker.bootstrap_servers, [unique("pt-stop") for _ in range(2)])
     for topic in early + late:
         insert_change(pg, topic, 1, 3)
 

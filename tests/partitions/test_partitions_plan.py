@@ -8,7 +8,7 @@ import time
 import pytest
 
 from partitions_support import insert_change, rows
-from support import partition_count, unique
+from support import partition_count, produce_records, unique
 
 pytestmark = pytest.mark.integration
 
@@ -27,15 +27,6 @@ def commit_offset(admin, group: str, topic: str) -> None:
             return
         assert time.monotonic() < deadline, partition.error
         time.sleep(0.2)
-
-
-def produce(services, topic: str, keys: list[bytes | None]) -> None:
-    from confluent_kafka import Producer
-
-    producer = Producer({"bootstrap.servers": services.bootstrap_servers})
-    for key in keys:
-        producer.produce(topic, value=b"v", key=key)
-    assert producer.flush(20) == 0
 
 
 def add_service(pg, group: str, auto_offset_reset: str) -> str:
@@ -84,8 +75,8 @@ def test_groups_without_a_service_config_are_listed_by_group_id(cli, pg, admin, 
 
 def test_keyed_records_are_found_by_sampling_the_tail(cli, pg, services, new_topic):
     keyed, unkeyed, empty = new_topic(partitions=2), new_topic(), new_topic()
-    produce(services, keyed, [None, b"device-1", None])
-    produce(services, unkeyed, [None, None])
+    produce_records(services.bootstrap_servers, keyed, [{"value": b"v", "key": key} for key in (None, b"device-1", None)])
+    produce_records(services.bootstrap_servers, unkeyed, [{"value": b"v", "key": None}] * 2)
     for topic in (keyed, unkeyed, empty):
         insert_change(pg, topic, 1 if topic != keyed else 2, 4)
     items = {i["topic_name"]: i for i in cli.json("plan", keyed, unkeyed, empty)["items"]}
