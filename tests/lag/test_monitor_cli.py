@@ -65,7 +65,18 @@ def test_history_has_a_bucket_per_step_with_the_summed_lag(cli) -> None:
     assert topic["topic_name"] == "sensor-readings"
     lags = [b["lag"] for b in topic["buckets"] if b["lag"] is not None]
     assert lags == sorted(lags) and lags[-1] == 2 * (600 - 190)
-    assert len(topic["buckets"]) in (5, 6)  # every minute of the range, also the empty ones
+    # every minute the five minutes back from now touch, also the empty ones: six, from the minute of now - 5m on
+    assert len(topic["buckets"]) == 6
+    starts = [dt.datetime.fromisoformat(b["timestamp"]) for b in topic["buckets"]]
+    assert starts[0] <= dt.datetime.fromisoformat(topic["since"]) < starts[0] + dt.timedelta(minutes=1)
+    assert [b - a for a, b in zip(starts, starts[1:])] == [dt.timedelta(minutes=1)] * 5
+    # each bucket: the partitions' highest lag in it, summed (both grow alike: the sum at the minute's last sample)
+    with psycopg.connect(cli.database_url) as conn:
+        sampled = conn.execute('SELECT "timestamp", sum(lag) FROM consumer_lag_history WHERE service_name = %s'
+                               ' GROUP BY 1 ORDER BY 1', (SERVICE,)).fetchall()
+    assert [total for _, total in sampled] == [400, 540, 680, 820]
+    last_of_minute = {at.replace(second=0, microsecond=0): total for at, total in sampled}
+    assert [b["lag"] for b in topic["buckets"]] == [last_of_minute.get(start) for start in starts]
     table = cli("lag", "history", SERVICE, "--since", "5m", "--bucket", "1m")
     assert table.exit_code == 0 and "sensor-readings" in table.stdout
     assert cli("lag", "history", SERVICE, "--since", "30d", "--bucket", "1s").exit_code == 2
