@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     import psycopg
 
 SEVERITIES = ("warning", "critical")
-DEFAULT_WINDOW = STATUS_WINDOW
-"""The views' status window when a session sets none."""
 
 
 BATCH_TOTALS: dict[str, tuple[str, str]] = {
@@ -135,7 +133,7 @@ def recommendations(
             "SELECT * FROM public.v_consumer_performance_monitor WHERE recommendation IS NOT NULL ORDER BY service_name",
         )
     late = [r["service_name"] for r in rows if r.get("slo_state") in ("breached", "at_risk")]
-    fixes = {s.service_name: s for s in slo_report(conn, window or DEFAULT_WINDOW, late).services} if late else {}
+    fixes = {s.service_name: s for s in slo_report(conn, window or STATUS_WINDOW, late).services} if late else {}
     for row in rows:
         fix = fixes.get(row["service_name"])
         row["consumers_needed"] = fix.partitions_needed if fix else None
