@@ -55,7 +55,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _kafka_tools  # noqa: E402
+from loomctl.devstack import kafka_tools as _kafka_tools  # noqa: E402
 from loomctl.kafka import quiet_logger  # noqa: E402
 
 Key = tuple[str, str, int]

@@ -355,6 +355,8 @@ class Profile:
     settings: Mapping[str, Any]
     """Only the fields the guideline names (and what the rules then require); the rest stay default."""
     examples: tuple[str, ...] = ()
+    lag_slo_seconds: int | None = None
+    """The lag objective of a service of this profile that sets none of its own."""
 
     def full_settings(self) -> dict[str, Any]:
         """Every field: the defaults overlaid with this profile."""
@@ -377,6 +379,7 @@ PROFILES: Mapping[str, Profile] = {
                 "heartbeat_interval_ms": 15_000,
             },
             ("moondream-vision-processor", "minicpm-ocr-processor"),
+            600,
         ),
         Profile(
             "fast",
@@ -385,6 +388,7 @@ PROFILES: Mapping[str, Profile] = {
             # The guide says 500-1000 records; its best practice 1 says start conservative.
             {"max_poll_records": 500, "max_poll_interval_ms": 60_000, "fetch_max_wait_ms": 500},
             ("silero-vad-processor", "motion-event-filter"),
+            30,
         ),
         Profile(
             "io-bound",
@@ -392,6 +396,7 @@ PROFILES: Mapping[str, Profile] = {
             "Small batches, patient retries and long request timeouts for services that wait on other systems.",
             {"max_poll_records": 10, "retry_backoff_ms": 5_000, "request_timeout_ms": 60_000},
             ("geocoding-processor", "url-scraper"),
+            120,
         ),
         Profile(
             "database-writer",
@@ -399,9 +404,22 @@ PROFILES: Mapping[str, Profile] = {
             "Large batches, offsets committed by the service after each database write.",
             {"max_poll_records": 1_000, "enable_auto_commit": False},
             ("timescale-writer", "analytics-aggregator"),
+            60,
         ),
     )
 }
+
+
+# Each profile's default objective, after the guide's categories: a GPU model takes minutes a message and polls within
+# 15 minutes, so ten minutes behind; fast processing seconds; I/O-bound services retry remote calls for seconds at a
+# time, so two minutes; database writers commit after each bulk write, so a minute.
+
+
+def profile_objective_sql(profile: str) -> str:
+    """SQL for the lag objective of the profile named by the expression ``profile`` (NULL for none): the profiles'
+    objectives as the SQL function lag_objectives (version 2 on) reads them, generated from :data:`PROFILES`."""
+    whens = " ".join(f"WHEN {_sql_literal(p.name)} THEN {p.lag_slo_seconds}" for p in PROFILES.values() if p.lag_slo_seconds)
+    return f"CASE {profile} {whens} END"
 
 
 # --- per-client names and values ---

@@ -16,31 +16,20 @@ from loomctl.cli.options import (
     ServiceArgument,
     ServicesArgument,
     confirm,
+    emit,
     info,
     new_app,
     number,
+    preview,
     state,
 )
+from loomctl.configs import views
 from loomctl.configs.formats import FORMAT_NAMES
 from loomctl.consumer_config import CLIENTS
 from loomctl.kafka.clients import CHANGE_TIMEOUT_S
-from loomctl.render import Output, render
+from loomctl.render import Output
 
 app = new_app("Consumer settings per service: validate, change, audit, roll back, export and import.")
-
-LIST_COLUMNS = [
-    "service_name",
-    "consumer_group_id",
-    "profile",
-    "max_poll_records",
-    "max_poll_interval_ms",
-    "session_timeout_ms",
-    "enable_auto_commit",
-    "version",
-    "updated_by",
-    "updated_at",
-]
-
 
 Client = Enum("Client", {name: name for name in CLIENTS}, type=str)  # type: ignore[misc]  # consumer_config.CLIENTS
 
@@ -63,17 +52,6 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for con
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait for the cluster at each step.", parser=number(float, 0.5, 3600))
 ]
-PUSH_COLUMNS = ["service_name", "consumer_group_id", "group_protocol", "action", "changes", "reason"]
-DRIFT_COLUMNS = [
-    "service_name",
-    "group_protocol",
-    "group_type",
-    "group_state",
-    "members",
-    "partitions",
-    "assignor_in_use",
-    "drift",
-]
 
 
 def _session(ctx: typer.Context) -> Any:
@@ -86,48 +64,12 @@ def _actor(ctx: typer.Context, actor: str | None) -> str:
     return actor or state(ctx).settings.resolved_actor()
 
 
-def _broker_check(ctx: typer.Context, session: Any, result: Any) -> Any:
-    """What the broker says of a change, asked inside the transaction: a consumer-protocol service
-    outside the broker's bounds raises BadInput, so nothing is written."""
-    return _broker_checks(ctx, session, [result])[0]
-
-
-def _broker_checks(ctx: typer.Context, session: Any, results: list[Any]) -> list[Any]:
-    from loomctl import configs
-    from loomctl.consumer_config import DEFAULTS
-    from loomctl.errors import BadInput
-
-    pairs = []
-    for result in results:
-        after = configs.find_config(session, result.service_name)
-        settings: dict[str, Any] | None = dict(after.settings) if after else None
-        if result.action == configs.Action.DELETE:
-            settings = None
-        elif result.dry_run:  # nothing was written: the settings it would leave
-            settings = (settings or dict(DEFAULTS)) | {c.field: c.new for c in result.changes if c.field in configs.SETTING_NAMES}
-        pairs.append((settings, result))
-    checks = configs.check_changes(pairs, state(ctx).settings)
-    for check, result in zip(checks, results, strict=True):
-        if check.error:
-            raise BadInput(f"{result.service_name}: {check.error}")
-    return checks
-
-
 def _show_changes(ctx: typer.Context, result: Any, output: Output | None, check: Any) -> None:
     """The changes on stdout (old and new), the one-line outcome on stderr, and where a broker is
     configured its objection to a new session timeout, or what to push to it."""
     from loomctl import configs
 
-    out = state(ctx).output_for(output)
-    if out is Output.table:
-        render(
-            [{"field": c.field, "old": c.old, "new": c.new} for c in result.changes],
-            out,
-            columns=["field", "old", "new"],
-            title=f"{result.service_name}: {result.action}",
-        )
-    else:
-        render(result, out)
+    emit(ctx, result, output, views.CHANGES)
     if result.action == configs.Action.UNCHANGED:
         info(f"{result.service_name}: nothing to change (version {result.version_before})")
     elif result.dry_run:
@@ -135,10 +77,15 @@ def _show_changes(ctx: typer.Context, result: Any, output: Output | None, check:
     else:
         versions = f"version {result.version_before or '-'} -> {result.version_after or '-'}"
         info(f"{result.action} {result.service_name}: {len(result.changes)} field(s), {versions}")
-    if check.warning:
-        info(f"warning: {check.warning}")
-    if check.note:
-        info(check.note)
+    for line in (check.warning and f"warning: {check.warning}", check.note):
+        if line:
+            info(line)
+
+
+def _checked(ctx: typer.Context, session: Any, result: Any) -> Any:
+    from loomctl import configs
+
+    return configs.broker_checks(session, [result], state(ctx).settings)[0]
 
 
 @app.command("list")
@@ -151,9 +98,8 @@ def list_(
     from loomctl import configs
 
     with _session(ctx) as session:
-        rows = [c.record() for c in configs.list_configs(session, profile=profile)]
-    out = state(ctx).output_for(output)
-    render(rows, out, columns=LIST_COLUMNS if out is Output.table else None, title="consumer configs")
+        found = configs.list_configs(session, profile=profile)
+    emit(ctx, found, output, views.LIST)
 
 
 @app.command()
@@ -169,7 +115,7 @@ def show(
     with _session(ctx) as session:
         config = configs.get_config(session, service)
     data = configs.client_config(config, client.value) if client else config.record()
-    render(data, state(ctx).output_for(output), title=service)
+    emit(ctx, data, output, views.record(service))
     if client is not None and client.value == "kafkajs" and config.settings["group_protocol"] == "consumer":
         from loomctl.configs.formats import KAFKAJS_CONSUMER_PROTOCOL_NOTE
 
@@ -205,37 +151,21 @@ def set_(
     from loomctl import configs
     from loomctl.configs.store import parse_service_assignments
 
-    settings = parse_service_assignments(assignments or [])
+    values = parse_service_assignments(assignments or [])
+    options = dict(reason=reason, description=description, group=group, create=create, if_version=if_version, dry_run=dry_run)
     with _session(ctx) as session:
-        result = configs.set_config(
-            session,
-            service,
-            settings,
-            actor=_actor(ctx, actor),
-            reason=reason,
-            description=description,
-            group=group,
-            create=create,
-            if_version=if_version,
-            dry_run=dry_run,
+        done = configs.set_checked(
+            session, service, values, state(ctx).settings, push=push_after, actor=_actor(ctx, actor), **options
         )
-        check = _broker_check(ctx, session, result)
-    if push_after and check.note and not dry_run:
-        check = configs.BrokerCheck(warning=check.warning)
-        _show_changes(ctx, result, output, check)
+    _show_changes(ctx, done.result, output, done.check)
+    if done.push_next:
         _push(ctx, [service], dry_run=False, yes=True, reason=reason, actor=actor, timeout=CHANGE_TIMEOUT_S, output=None)
-        return
-    _show_changes(ctx, result, output, check)
 
 
 @app.command()
 def profiles(ctx: typer.Context, output: OutputOption = None) -> None:
     """List the named profiles from the guide's configuration guidelines, with each one's default lag objective. Example: loomctl config profiles -o yaml"""
-    from loomctl import configs
-    from loomctl.lag.slo import PROFILE_LAG_SLO_SECONDS
-
-    rows = [{**vars(p), "lag_slo_seconds": PROFILE_LAG_SLO_SECONDS.get(p.name)} for p in configs.profiles()]
-    render(rows, state(ctx).output_for(output), columns=["name", "title", "settings", "lag_slo_seconds", "examples"])
+    emit(ctx, views.profile_records(), output, views.PROFILES)
 
 
 @app.command("apply-profile")
@@ -256,7 +186,7 @@ def apply_profile(
         result = configs.apply_profile(
             session, service, profile, actor=_actor(ctx, actor), reason=reason, if_version=if_version, dry_run=dry_run
         )
-        check = _broker_check(ctx, session, result)
+        check = _checked(ctx, session, result)
     _show_changes(ctx, result, output, check)
 
 
@@ -274,20 +204,7 @@ def history(
 
     with _session(ctx) as session:
         entries = configs.history(session, service, limit)
-    out = state(ctx).output_for(output)
-    if out is Output.table:
-        rows = [
-            {**vars(e), "changes": _changes_cell(e.changes, e.change_type in (configs.Action.UPDATE, configs.Action.PUSH))}
-            for e in entries
-        ]
-        render(
-            rows,
-            out,
-            columns=["id", "changed_at", "change_type", "changed_by", "config_version", "reason", "changes"],
-            title=f"{service}: history",
-        )
-    else:
-        render(entries, out)
+    emit(ctx, entries, output, views.history(service))
 
 
 @app.command()
@@ -306,12 +223,7 @@ def diff(
 
     with _session(ctx) as session:
         result = configs.diff(session, service, against)
-    out = state(ctx).output_for(output)
-    rows = result.fields if all_fields else result.differences
-    if out is Output.table:
-        render(rows, out, columns=["field", "current", "other", "differs"], title=f"{service} vs {result.against}")
-    else:
-        render({"service_name": service, "against": result.against, "fields": rows}, out)
+    emit(ctx, result, output, views.diff(all_fields))
     info(f"{len(result.differences)} difference(s) between {service} and {result.against}")
 
 
@@ -335,10 +247,10 @@ def rollback(
         plan = configs.plan_rollback(session, service, to)
         info(f"{plan.description}: {plan.result.action} {service}, {len(plan.result.changes)} field(s)")
         if plan.result.action != configs.Action.UNCHANGED and not yes:
-            _show_changes(ctx, plan.result, Output.table, _broker_check(ctx, session, plan.result))
+            _show_changes(ctx, plan.result, Output.table, _checked(ctx, session, plan.result))
             confirm("roll back?")
         result = configs.rollback(session, plan, actor=_actor(ctx, actor), reason=reason)
-        check = _broker_check(ctx, session, result)
+        check = _checked(ctx, session, result)
     _show_changes(ctx, result, output, check)
 
 
@@ -396,70 +308,20 @@ def import_(
     from loomctl import configs
 
     items = configs.read_specs(file)
+    ask = None if yes else (lambda plan: confirm("apply these changes?"))
     with _session(ctx) as session:
-        plan = configs.plan_import(session, items, prune=prune)
-        _show_plan(ctx, plan, output)
-        if dry_run or not plan.has_changes:
-            return
-        if not yes:
-            confirm("apply these changes?")
-        results = configs.apply_import(session, plan, actor=_actor(ctx, actor), reason=reason)
-        checks = _broker_checks(ctx, session, results)
-    info(f"applied {len(results)} change(s)")
-    for check in checks:
-        for line in (check.warning and f"warning: {check.warning}", check.note):
-            if line:
-                info(line)
-
-
-def _changes_cell(changes: list[Any], updated: bool) -> Any:
-    """An update's fields as ``old -> new``; a create or a delete touches every field, so only their count."""
-    return {c.field: f"{c.old} -> {c.new}" for c in changes} if updated else f"{len(changes)} fields (-o json shows them)"
-
-
-def _show_plan(ctx: typer.Context, plan: Any, output: Output | None) -> None:
-    from loomctl.configs import IMPORT_PLAN_LABELS, Action
-
-    out = state(ctx).output_for(output)
-    if out is Output.table:
-        rows = [
-            {
-                "service_name": i.service_name,
-                "action": i.action,
-                "changes": _changes_cell(i.changes, i.action == IMPORT_PLAN_LABELS[Action.UPDATE]),
-            }
-            for i in plan.items
-        ]
-        render(rows, out, columns=["service_name", "action", "changes"], title="import plan")
-    else:
-        render(
-            {
-                "counts": plan.counts(),
-                "items": [{"service_name": i.service_name, "action": i.action, "changes": i.changes} for i in plan.items],
-            },
-            out,
-        )
-    info("plan: " + ", ".join(f"{n} {a}" for a, n in plan.counts().items()))
+        report = configs.import_specs(
+            session, items, state(ctx).settings, prune=prune, dry_run=dry_run, show=_import_plan(ctx, output), confirm=ask,
+            actor=_actor(ctx, actor), reason=reason,
+        )  # fmt: skip
+    for line in [f"applied {len(report.results)} change(s)", *report.notes()] if report.applied else []:
+        info(line)
 
 
 @app.command()
 def fields(ctx: typer.Context, output: OutputOption = None) -> None:
     """List every consumer setting with its range, default and per-client names. Example: loomctl config fields -o json"""
-    from loomctl.consumer_config import FIELDS
-
-    rows = [
-        {
-            "name": f.name,
-            "default": f.default,
-            "allowed": f.describe_range(),
-            "java": f.java,
-            "librdkafka": f.librdkafka,
-            "kafkajs": f.kafkajs,
-            "description": f.description,
-        }
-        for f in FIELDS
-    ]
-    render(rows, state(ctx).output_for(output), title="consumer settings")
+    emit(ctx, views.field_records(), output, views.FIELDS)
 
 
 @app.command()
@@ -477,20 +339,6 @@ def push(
     _push(ctx, services or [], dry_run=dry_run, yes=yes, reason=reason, actor=actor, timeout=timeout, output=output)
 
 
-def _push_rows(items: list[Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "service_name": i.service_name,
-            "consumer_group_id": i.consumer_group_id,
-            "group_protocol": i.group_protocol,
-            "action": i.action,
-            "changes": {c.name: f"{c.old}{' (default)' if c.old_is_default else ''} -> {c.new}" for c in i.changes},
-            "reason": i.reason,
-        }
-        for i in items
-    ]
-
-
 def _push(
     ctx: typer.Context,
     services: list[str],
@@ -506,25 +354,25 @@ def _push(
     from loomctl import configs, kafka
     from loomctl.errors import LoomError
 
-    out = state(ctx).output_for(output)
+    def ask(plan: list[Any], count: int) -> None:
+        preview(ctx, plan, output, views.PUSH_PLAN)
+        confirm(f"set the group configs of {count} group(s) on the broker?")
+
+    admin = kafka.admin_client(state(ctx).settings, timeout=timeout)
     with _session(ctx) as session:
-        found = configs.require_configs(session, services) if services else configs.read_configs(session)
-        admin = kafka.admin_client(state(ctx).settings, timeout=timeout)
-        plan = configs.plan_push(found, admin, timeout=timeout)
-        pending = [i for i in plan if i.action == configs.PushAction.WOULD_SET]
-        if pending and not dry_run and not yes:
-            render(_push_rows(plan), Output.table, columns=PUSH_COLUMNS, title="push plan")
-            confirm(f"set the group configs of {len(pending)} group(s) on the broker?")
-        report = configs.carry_out_push(
-            session, found, plan, admin, dry_run=dry_run, actor=_actor(ctx, actor), reason=reason, timeout=timeout
+        report = configs.push_configs(
+            session,
+            services,
+            admin,
+            dry_run=dry_run,
+            confirm=None if yes else ask,
+            actor=_actor(ctx, actor),
+            reason=reason,
+            timeout=timeout,
         )
-    if out is Output.table:
-        render(_push_rows(report.items), out, columns=PUSH_COLUMNS, title="dry run: nothing set" if dry_run else "config push")
-    else:
-        render(report, out)
+    emit(ctx, report, output, views.PUSH)
     info("push: " + (", ".join(f"{n} {a}" for a, n in report.counts().items()) or "no services"))
-    failure = report.failure()
-    if failure:
+    if failure := report.failure():
         raise LoomError(failure)
 
 
@@ -537,21 +385,23 @@ def drift(
     output: OutputOption = None,
 ) -> None:
     """Compare the table with the cluster: protocol, broker-side group configs, assignor, idle members. Example: loomctl config drift --fail"""
-    from dataclasses import asdict
-
     from loomctl import configs, kafka
     from loomctl.errors import LoomError
 
     with _session(ctx) as session:
-        found = configs.require_configs(session, services) if services else configs.read_configs(session)
+        found = configs.chosen_configs(session, services or [])
     report = configs.drift(found, kafka.admin_client(state(ctx).settings, timeout=timeout), timeout=timeout)
-    out = state(ctx).output_for(output)
-    if out is Output.table:
-        rows = [{**asdict(d), "drift": "; ".join(d.drift) or "in sync"} for d in report.services]
-        render(rows, out, columns=DRIFT_COLUMNS, title="config drift")
-    else:
-        render([{**asdict(d), "in_sync": d.in_sync} for d in report.services], out)
+    emit(ctx, report, output, views.DRIFT)
     info(report.summary())
-    failure = report.failure()
-    if fail and failure:
+    if fail and (failure := report.failure()):
         raise LoomError(failure)
+
+
+def _import_plan(ctx: typer.Context, output: Output | None) -> Any:
+    """How `config import` shows its plan: the plan on stdout, its counts on stderr."""
+
+    def show(plan: Any) -> None:
+        emit(ctx, plan, output, views.IMPORT_PLAN)
+        info("plan: " + ", ".join(f"{n} {a}" for a, n in plan.counts().items()))
+
+    return show

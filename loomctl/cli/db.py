@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from loomctl.cli.options import OutputOption, info, new_app, state
+from loomctl.cli.options import OutputOption, emit, info, new_app, state
+from loomctl.db import views
 from loomctl.errors import LoomError
-from loomctl.render import render
 from loomctl.settings import mask_url
 
 app = new_app("Schema migrations (Alembic), drift checks and offline SQL.")
@@ -43,7 +43,7 @@ def current(ctx: typer.Context, output: OutputOption = None) -> None:
 
     st = state(ctx)
     rows = migrations.current(st.settings.require_database_url())
-    render(rows, st.output_for(output), columns=["revision", "description", "is_head"], title="current revision")
+    emit(ctx, rows, output, views.CURRENT)
 
 
 @app.command()
@@ -53,7 +53,7 @@ def history(ctx: typer.Context, output: OutputOption = None) -> None:
 
     st = state(ctx)
     rows = migrations.history(st.settings.checked_database_url())
-    render(rows, st.output_for(output), columns=["revision", "down_revision", "description", "is_head", "is_current"])
+    emit(ctx, rows, output, views.HISTORY)
 
 
 @app.command()
@@ -63,7 +63,7 @@ def check(ctx: typer.Context, output: OutputOption = None) -> None:
 
     st = state(ctx)
     report = migrations.check(st.settings.require_database_url())
-    render({"clean": report.clean, **vars(report)}, st.output_for(output))
+    emit(ctx, report, output, views.CHECK)
     if not report.clean:
         raise LoomError(f"{len(report.differences)} difference(s) between the database and the code")
 

@@ -7,31 +7,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from loomctl.cli.options import OutputOption, info, new_app, number, state
+from loomctl.cli.options import OutputOption, emit, info, new_app, number
 from loomctl.cli.signals import stop_on_signals
+from loomctl.devstack import views
 from loomctl.errors import BackendUnavailable
-from loomctl.render import render
 
 app = new_app("A local PostgreSQL and Apache Kafka on loopback, without Docker.")
 
 DirOption = Annotated[
     Optional[Path],
     typer.Option("--dir", file_okay=False, help="State folder of the stack [default: ~/.local/state/loomctl/dev]."),
-]
-
-
-TRAFFIC_COLUMNS = [
-    "service_name",
-    "behaviour",
-    "topics",
-    "consumer_group_id",
-    "members",
-    "batches",
-    "messages_consumed",
-    "messages_failed",
-    "commits",
-    "state",
-    "error",
 ]
 
 
@@ -54,7 +39,7 @@ def up(
     from loomctl import devstack
 
     stack = devstack.up(state_dir, migrate=not no_migrate, progress=info)
-    render(stack, state(ctx).output_for(output))
+    emit(ctx, stack, output, views.STACK)
     verb = "already running" if stack.already_running else "running"
     info(f'PostgreSQL and Kafka are {verb}; use them with: eval "$(loomctl dev env{_dir_flag(state_dir)})"')
 
@@ -68,7 +53,7 @@ def status(ctx: typer.Context, state_dir: DirOption = None, output: OutputOption
     from loomctl import devstack
 
     stack = devstack.status(state_dir)
-    render(stack, state(ctx).output_for(output))
+    emit(ctx, stack, output, views.STACK)
     if not stack.healthy:
         raise BackendUnavailable(f"the local stack is not answering: restart it with `loomctl dev up{_dir_flag(state_dir)}`")
 
@@ -119,20 +104,12 @@ def traffic(
     Stops cleanly after --duration, on Ctrl-C or on SIGTERM.
     """
     from loomctl.devstack import traffic as demo
-    from loomctl.render import Output
     from loomctl.validation import parse_duration
 
     plan = demo.demo_plan(prefix=prefix, rate=rate, duration_s=parse_duration(duration, option="--duration").total_seconds())
     with stop_on_signals() as stop:
         report = demo.run_on_stack(state_dir, plan, stop=stop, progress=info)
-    out = state(ctx).output_for(output)
-    table = out is Output.table
-    render(
-        report.consumers if table else report,
-        out,
-        columns=TRAFFIC_COLUMNS if table else None,
-        title=f"demo consumers after {report.duration_s:g} s",
-    )
+    emit(ctx, report, output, views.TRAFFIC)
     failure = report.failure()
     if failure is not None:
         raise failure

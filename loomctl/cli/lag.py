@@ -16,58 +16,26 @@ from loomctl.cli.options import (
     ServiceArgument,
     ServicesArgument,
     SinceOption,
+    emit,
     info,
     new_app,
     number,
     read_range,
-    rendered_as_data,
     state,
 )
 from loomctl.cli.signals import stop_on_signals
 from loomctl.errors import BadInput
+from loomctl.lag import views
 from loomctl.lag.live import BY
 from loomctl.lag.verdicts import STATUS_WINDOW_TEXT
-from loomctl.render import Output, render
+from loomctl.render import Output
 
 if TYPE_CHECKING:
-    from loomctl.lag import LagView, TopicLagHistory
+    from loomctl.lag import LagView
 
 app = new_app("Consumer lag: live from Kafka, sampled into PostgreSQL, judged over a time window.")
 
 Services = ServicesArgument
-
-PARTITION_COLUMNS = [
-    "service",
-    "topic_name",
-    "partition",
-    "group_state",
-    "group_type",
-    "committed_offset",
-    "log_end_offset",
-    "lag",
-    "time_lag_ms",
-    "status",
-    "client_id",
-    "host",
-]
-SUMMARY_COLUMNS = {
-    "service": [
-        "name",
-        "consumer_group_id",
-        "group_state",
-        "group_type",
-        "members",
-        "topics",
-        "partitions",
-        "partitions_unknown",
-        "total_lag",
-        "max_lag",
-        "max_time_lag_ms",
-        "status",
-    ],
-    "topic": ["name", "partitions", "partitions_unknown", "total_lag", "max_lag", "max_time_lag_ms", "status"],
-}
-
 
 By = Enum("By", {name: name for name in BY}, type=str)  # type: ignore[misc]  # the choices are the core's (lag.live.BY)
 
@@ -105,30 +73,19 @@ def _read_view(
         )
 
 
-def _table_of(view: LagView) -> tuple[list[dict[str, Any]], list[str], str]:
-    """The view's rows with unmanaged groups marked, their columns, and a title."""
-    groups_text = f"{len(view.group_ids)} group{'s' if len(view.group_ids) != 1 else ''}"
-    if view.by == "partition":
-        rows = [{"service": r.service_name or f"{r.consumer_group_id} (unmanaged)", **vars(r)} for r in view.partitions]
-        return rows, PARTITION_COLUMNS, f"lag per partition, {groups_text}"
-    rows = [vars(s) for s in view.summaries]
-    if view.by == "service":
-        rows = [{**d, "name": d["name"] if d["managed"] else f"{d['name']} (unmanaged)"} for d in rows]
-    return rows, SUMMARY_COLUMNS[view.by], f"lag per {view.by}, {groups_text}"
-
-
-def _watch(frame: Callable[[], tuple[list[dict[str, Any]], list[str], str]], every: float) -> None:
-    """Redraw the table of ``frame()`` (rows, columns, title) every ``every`` seconds until Ctrl-C."""
+def _watch(read: Callable[[], LagView], every: float) -> None:
+    """Redraw the lag of ``read()`` every ``every`` seconds until Ctrl-C."""
     import time
 
     from rich.console import Console
     from rich.live import Live
+    from rich.text import Text
 
-    from loomctl.render import table
+    from loomctl.render import tables_text
 
     def draw() -> Any:
-        rows, columns, title = frame()
-        return table(rows, columns=columns, title=f"{title} at {time.strftime('%H:%M:%S')}, every {every:g}s (Ctrl-C to stop)")
+        heading = f"at {time.strftime('%H:%M:%S')}, every {every:g}s (Ctrl-C to stop)\n"
+        return Text(heading + "".join(tables_text(read(), views.SHOW)).rstrip("\n"))
 
     with Live(draw(), console=Console(), auto_refresh=False, screen=False) as live:
         try:
@@ -171,12 +128,8 @@ def show(
         return _read_view(ctx, services or [], group or [], all_groups, by, window)
 
     if watch is not None:
-        _watch(lambda: _table_of(read()), watch)
-    elif out is not Output.table:
-        render([vars(r) for r in read().rows], out)
-    else:
-        rows, columns, title = _table_of(read())
-        render(rows, out, columns=columns, title=title)
+        return _watch(read, watch)
+    emit(ctx, read(), output, views.SHOW)
 
 
 def _event_printer(verbose: bool) -> Callable[[str, str], None]:
@@ -190,12 +143,8 @@ def _event_printer(verbose: bool) -> Callable[[str, str], None]:
     return event
 
 
-class Granularity(str, Enum):
-    partition = "partition"  # type: ignore[assignment]  # the CLI's word, though str has a method of that name
-    topic = "topic"
-
-
-DEFAULT_LISTEN = "127.0.0.1:9308"
+Granularity = Enum("Granularity", {name: name for name in views.GRANULARITIES}, type=str)  # type: ignore[misc]
+DEFAULT_GRANULARITY = Granularity(views.GRANULARITIES[0])
 
 
 class _BareListen(TyperCommand):
@@ -207,7 +156,7 @@ class _BareListen(TyperCommand):
         for i, arg in enumerate(args):
             filled.append(arg)
             if arg == "--listen" and (i + 1 == len(args) or args[i + 1].startswith("-")):
-                filled.append(DEFAULT_LISTEN)
+                filled.append(views.DEFAULT_LISTEN)
         return super().parse_args(ctx, filled)
 
 
@@ -223,21 +172,21 @@ def collect(
         typer.Option(
             "--listen",
             metavar="HOST:PORT",
-            help=f"Serve /metrics (Prometheus) and the Burrow API (/v3/kafka) from the last cycle; alone: {DEFAULT_LISTEN}.",
+            help=f"Serve /metrics (Prometheus) and the Burrow API (/v3/kafka) from the last cycle; alone: {views.DEFAULT_LISTEN}.",
         ),
     ] = None,
     cluster_name: Annotated[
         str,
         typer.Option(
             "--cluster-name",
-            envvar="LOOM_CLUSTER_NAME",
+            envvar=views.ENV_CLUSTER_NAME,
             show_envvar=True,
             help="The cluster_name label, and the cluster of the Burrow API.",
         ),
-    ] = "default",
+    ] = views.DEFAULT_CLUSTER_NAME,
     granularity: Annotated[
         Granularity, typer.Option("--granularity", help="Series per partition, or per topic only (fewer series).")
-    ] = Granularity.partition,
+    ] = DEFAULT_GRANULARITY,
     window: Annotated[
         str, typer.Option("--window", help="Time window of stored samples behind the statuses served with --listen.")
     ] = STATUS_WINDOW_TEXT,
@@ -282,74 +231,6 @@ def _exporter(listen: str | None, cluster_name: str, granularity: Granularity, e
     return Exporter(cluster_name, granularity.value, every)
 
 
-STATUS_GROUP_COLUMNS = [
-    "service_name",
-    "consumer_group_id",
-    "status",
-    "partitions",
-    "partitions_by_status",
-    "total_lag",
-    "lag_change",
-    "max_time_lag_ms",
-    "lag_slo_seconds",
-    "catch_up",
-    "breach_in_seconds",
-    "slo_state",
-    "member_count",
-    "group_type",
-    "first_sample_at",
-    "last_sample_at",
-]
-STATUS_PARTITION_COLUMNS = [
-    "service_name",
-    "topic_name",
-    "partition",
-    "status",
-    "samples",
-    "first_committed_offset",
-    "last_committed_offset",
-    "first_lag",
-    "last_lag",
-    "time_lag_ms",
-    "produce_rate",
-    "consume_rate",
-    "catch_up",
-    "breach_in_seconds",
-    "first_timestamp",
-    "last_timestamp",
-]
-SLO_COLUMNS = [
-    "service_name",
-    "slo_state",
-    "lag_slo_seconds",
-    "lag_slo_from",
-    "time_lag_seconds",
-    "catch_up",
-    "breach_in_seconds",
-    "slowest_partition",
-    "total_lag",
-    "produce_rate",
-    "consume_rate",
-    "per_consumer_rate",
-    "partitions_needed",
-    "reason",
-]
-FIX_COLUMNS = [
-    "service_name",
-    "topic_name",
-    "current_partitions",
-    "recommended_partitions",
-    "meets_objective",
-    "drain_seconds",
-    "reason",
-]
-
-
-def _catch_up(row: dict[str, Any]) -> dict[str, Any]:
-    """A table row with catch-up as people read it: seconds, "never", or "-" where unknown (JSON keeps both keys)."""
-    return {**row, "catch_up": "never" if row.get("catch_up_never") else row.get("catch_up_seconds")}
-
-
 @app.command()
 def status(
     ctx: typer.Context,
@@ -368,22 +249,7 @@ def status(
     status_window = parse_duration(window, option="--window")
     with connect(state(ctx).settings) as conn:
         report = lag.status_report(conn, status_window, services or [])
-    if rendered_as_data(ctx, report, output):
-        return
-    render(
-        [_catch_up(vars(g)) for g in report.groups],
-        Output.table,
-        columns=STATUS_GROUP_COLUMNS,
-        title=f"status per group over {window}",
-    )
-    shown = report.partitions if all_partitions else report.flagged_partitions
-    if shown:
-        render(
-            [_catch_up(p) for p in shown],
-            Output.table,
-            columns=STATUS_PARTITION_COLUMNS,
-            title="partitions (evidence: first and last sample of the window)",
-        )
+    emit(ctx, report, output, views.status(window, all_partitions))
 
 
 @app.command()
@@ -401,32 +267,7 @@ def slo(
     status_window = parse_duration(window, option="--window")
     with connect(state(ctx).settings) as conn:
         report = lag.slo_report(conn, status_window, services or [])
-    if rendered_as_data(ctx, report, output):
-        return
-    render(
-        [_catch_up(vars(s)) for s in report.services],
-        Output.table,
-        columns=SLO_COLUMNS,
-        title=f"lag objectives over {window} (worst first)",
-    )
-    fixes = [{"service_name": s.service_name, **vars(f)} for s in report.services for f in s.fixes]
-    if fixes:
-        render(
-            fixes,
-            Output.table,
-            columns=FIX_COLUMNS,
-            title="partitions (one consumer each) that drain the current lag within the objective",
-        )
-
-
-def _trend_rows(topics: list[TopicLagHistory]) -> list[dict[str, Any]]:
-    """One row per topic, its last 120 buckets drawn as a sparkline."""
-    from loomctl.render import sparkline
-
-    return [
-        {**{k: v for k, v in vars(t).items() if k != "buckets"}, "trend": sparkline([b.lag for b in t.buckets][-120:])}
-        for t in topics
-    ]
+    emit(ctx, report, output, views.slo(window))
 
 
 @app.command()
@@ -441,13 +282,6 @@ def history(
     from loomctl import lag
 
     topics = read_range(ctx, lag.history, service, since, bucket)
-    if rendered_as_data(ctx, topics, output):
-        return
-    render(
-        _trend_rows(topics),
-        Output.table,
-        columns=["topic_name", "min_lag", "max_lag", "last_lag", "trend"],
-        title=f"{service}: lag over {since} in {bucket} buckets (oldest left)",
-    )
+    emit(ctx, topics, output, views.history(service, since, bucket))
     if not topics:
         info(f"no samples for {service} in the last {since}: is `loomctl lag collect` running?")

@@ -13,43 +13,15 @@ from loomctl.cli.options import (
     OutputOption,
     ServiceArgument,
     SinceOption,
+    emit,
     info,
     new_app,
     read_range,
-    rendered_as_data,
     state,
 )
-from loomctl.render import Output, render
+from loomctl.processing import views
 
 metrics_app = new_app("Processing metrics that services report per batch (consumer_processing_metrics).")
-
-ALERT_COLUMNS = ["severity", "service_name", "alert_type", "message", "detected_at"]
-RECOMMEND_COLUMNS = [
-    "service_name",
-    "status",
-    "avg_batch_size",
-    "max_poll_records",
-    "batch_efficiency",
-    "lag_change",
-    "messages_per_second",
-    "poll_interval_usage",
-    "error_rate",
-    "slo_state",
-    "consumers_needed",
-    "recommendation",
-    "slo_recommendation",
-]
-BUCKET_COLUMNS = [
-    "timestamp",
-    "batches",
-    "messages_processed",
-    "messages_failed",
-    "avg_batch_size",
-    "avg_processing_time_ms",
-    "p95_processing_time_ms",
-    "messages_per_second",
-    "error_rate",
-]
 
 
 class FailOn(str, Enum):
@@ -88,8 +60,7 @@ def alerts(
     status_window = _window(window)
     with _connect(ctx) as conn:
         rows = processing.alerts(conn, status_window)
-    out = state(ctx).output_for(output)
-    render(rows, out, columns=ALERT_COLUMNS if out is Output.table else None, title="active alerts")
+    emit(ctx, rows, output, views.ALERTS)
     if fail_on is not None:
         reached = processing.alerts_at_or_above(rows, fail_on.value)
         if reached:
@@ -116,9 +87,8 @@ def recommend(
     status_window = _window(window)
     with _connect(ctx) as conn:
         rows = processing.recommendations(conn, service, status_window)
-    out = state(ctx).output_for(output)
-    render(rows, out, columns=RECOMMEND_COLUMNS if out is Output.table else None, title="recommendations")
-    if out is Output.table and service is not None and rows and rows[0].get("recommendation") is None:
+    emit(ctx, rows, output, views.RECOMMENDATIONS)
+    if service is not None and rows and rows[0].get("recommendation") is None:
         info(f"{service}: nothing to change from the last measurements (status {rows[0].get('status')})")
 
 
@@ -134,10 +104,6 @@ def metrics_show(
     from loomctl import processing
 
     report = read_range(ctx, processing.processing, service, since, bucket)
-    if rendered_as_data(ctx, report, output):
-        return
-    render(report.summary, Output.table, title=f"{service}: last {since}")
-    if report.buckets:
-        render(report.buckets, Output.table, columns=BUCKET_COLUMNS, title=f"per {bucket}")
-    else:
+    emit(ctx, report, output, views.processing(service, since, bucket))
+    if not report.buckets:
         info(f"no processing metrics for {service} in the last {since}: does the service record them (loader.track_batch)?")

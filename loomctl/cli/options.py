@@ -10,7 +10,7 @@ import typer
 
 from loomctl.cli.completion import complete_service
 from loomctl.errors import LoomError
-from loomctl.render import Output
+from loomctl.render import PLAIN, Output, View
 from loomctl.settings import Settings
 
 
@@ -108,16 +108,22 @@ def read_range(ctx: typer.Context, read: Callable[..., Any], service: str, since
         return read(conn, service, since=buckets.since, bucket=buckets.bucket)
 
 
-def rendered_as_data(ctx: typer.Context, data: Any, output: Output | None) -> bool:
-    """Write ``data`` to stdout when the chosen output is JSON or YAML, and say whether it was; a table
-    is the command's own layout, which it then draws itself."""
-    from loomctl.render import render
+def emit(ctx: typer.Context, data: Any, output: Output | None, view: View = PLAIN, *, file: Any = None) -> None:
+    """``data`` on stdout as the command's ``-o`` (else the root's, else a table) says, read through ``view``."""
+    from loomctl import render
 
-    out = state(ctx).output_for(output)
-    if out is Output.table:
-        return False
-    render(data, out)
-    return True
+    render.emit(data, state(ctx).output_for(output), view, file=file)
+
+
+def preview(ctx: typer.Context, data: Any, output: Output | None, view: View) -> None:
+    """What a command is about to do, for the person to confirm: the command's table on stdout when the output is
+    a table, else a table on stderr, so that stdout keeps the one JSON or YAML document."""
+    import sys
+
+    from loomctl import render
+
+    table = state(ctx).output_for(output) is Output.table
+    render.emit(data, Output.table, view, file=None if table else sys.stderr)
 
 
 def confirm(question: str) -> None:

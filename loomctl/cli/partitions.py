@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli.options import COUNT_MAX, OutputOption, confirm, info, new_app, number, rendered_as_data, state
+from loomctl.cli.options import COUNT_MAX, OutputOption, confirm, emit, info, new_app, number, preview, state
 from loomctl.kafka.clients import CHANGE_TIMEOUT_S
-from loomctl.render import Output, render
+from loomctl.partitions import views
 
 if TYPE_CHECKING:
-    from loomctl.partitions import ApplyResult, Plan, RecommendReport
+    from loomctl.partitions import Plan, RecommendReport
 
 app = new_app("Partition changes: recommendations from measured load, a plan against the cluster, and apply.")
 
@@ -22,32 +22,6 @@ ActorOption = Annotated[
     typer.Option("--actor", envvar="LOOM_ACTOR", help="Who applies (default: the OS user); recorded as applied_by."),
 ]
 
-RECOMMEND_COLUMNS = [
-    "topic_name",
-    "current_partitions",
-    "recommended_partitions",
-    "produce_rate",
-    "per_consumer_rate",
-    "consumers_needed",
-    "max_group_members",
-    "slo_partitions_needed",
-    "reason",
-]
-CHANGE_COLUMNS = [
-    "id",
-    "topic_name",
-    "current_partitions",
-    "recommended_partitions",
-    "status",
-    "source",
-    "created_at",
-    "applied_at",
-    "applied_by",
-    "error",
-    "reason",
-]
-PLAN_COLUMNS = ["topic_name", "now", "target", "action", "keyed", "consumers", "risks"]
-RESULT_COLUMNS = ["topic_name", "partitions_before", "partitions_after", "outcome", "error"]
 APPLY_STEPS = {
     "validated": "validated with the broker (validate_only)",
     "altered": "create_partitions sent",
@@ -106,13 +80,7 @@ def recommend(
         )
     if report.note:
         info(f"note: {report.note}")
-    out = state(ctx).output_for(output)
-    render(
-        report.recommendations,
-        out,
-        columns=[*RECOMMEND_COLUMNS, *(["written"] if write else [])] if out is Output.table else None,
-        title=f"partition recommendations (last {partitions.describe_window(span)})",
-    )
+    emit(ctx, report, output, views.recommendations(partitions.describe_window(span), write))
     _recommend_summary(report, write)
 
 
@@ -142,7 +110,7 @@ def add(
 
     with _session(ctx) as session:
         change = partitions.add_change(session, _admin(ctx), topic, count, reason)
-    render(change, state(ctx).output_for(output), title=f"pending change {change.id}")
+    emit(ctx, change, output, views.change(f"pending change {change.id}"))
     info(f"{topic}: {change.current_partitions} -> {change.recommended_partitions} pending (loomctl partitions apply)")
 
 
@@ -159,28 +127,11 @@ def list_(
 ) -> None:
     """List partition changes by status. Example: loomctl partitions list --failed -o json"""
     from loomctl import partitions
-    from loomctl.partitions import Status
 
-    chosen = [
-        name
-        for name, on in (
-            (Status.PENDING, pending),
-            (Status.APPLIED, applied),
-            (Status.FAILED, failed),
-            (Status.CANCELLED, cancelled),
-        )
-        if on
-    ]
-    statuses = None if all_ else (chosen or [Status.PENDING])
+    statuses = partitions.chosen_statuses((pending, applied, failed, cancelled), every=all_)
     with _session(ctx) as session:
         changes = partitions.list_changes(session, statuses, topics)
-    out = state(ctx).output_for(output)
-    render(
-        changes,
-        out,
-        columns=CHANGE_COLUMNS if out is Output.table else None,
-        title="partition changes" + ("" if statuses is None else f" ({', '.join(statuses)})"),
-    )
+    emit(ctx, changes, output, views.changes(statuses))
 
 
 @app.command()
@@ -199,28 +150,11 @@ def cancel(
 
     with _session(ctx) as session:
         cancelled = partitions.cancel_change(session, change, reason=reason, actor=actor or state(ctx).settings.resolved_actor())
-    render(cancelled, state(ctx).output_for(output), title=f"cancelled change {cancelled.id}")
+    emit(ctx, cancelled, output, views.change(f"cancelled change {cancelled.id}"))
     info(
         f"{cancelled.topic_name}: change {cancelled.id} ({cancelled.current_partitions} -> "
         f"{cancelled.recommended_partitions}) cancelled"
     )
-
-
-def _plan_table(plan: Plan, *, file: Any = None) -> None:
-    """The plan in short cells: the full risk texts go to stderr, and into -o json."""
-    rows = [
-        {
-            "topic_name": i.topic_name,
-            "now": i.current_partitions,
-            "target": i.target_partitions,
-            "action": i.action,
-            "keyed": i.keyed,
-            "consumers": [g.service_name or g.consumer_group_id for g in i.consumer_groups] or "-",
-            "risks": "; ".join(i.risk_flags) or "-",
-        }
-        for i in plan.items
-    ]
-    render(rows, Output.table, columns=PLAN_COLUMNS, title="partition plan", file=file)
 
 
 def _plan_notes(plan: Plan) -> None:
@@ -251,23 +185,8 @@ def plan(
         result = partitions.plan_changes(
             session, _admin(ctx), topics, retry_failed=retry_failed, kafka_properties=settings.kafka_properties()
         )
-    if not rendered_as_data(ctx, result, output) and result.items:
-        _plan_table(result)
+    emit(ctx, result, output, views.PLAN)
     _plan_notes(result)
-
-
-def _confirm(plan: Plan, out: Output, force: bool) -> None:
-    """Ask before altering the topics the plan alters (none: nothing to ask); the plan goes to stderr under -o json."""
-    from loomctl.errors import BadInput
-
-    count = len(plan.to_alter(force))
-    if not count:
-        return
-    if out is not Output.table:
-        _plan_table(plan, file=sys.stderr)
-    if not sys.stdin.isatty():
-        raise BadInput("no terminal to ask on: pass --yes to apply without asking (or --dry-run to only look)")
-    confirm(f"alter {count} topic(s) in the cluster?")
 
 
 @app.command()
@@ -291,53 +210,19 @@ def apply(
     """Apply pending changes with the AdminClient: validate, alter, verify, record. Example: loomctl partitions apply --yes"""
     from loomctl import partitions
 
+    def show(plan: Plan) -> None:
+        preview(ctx, plan, output, views.PLAN)
+        _plan_notes(plan)
+
     settings = state(ctx).settings
-    out = state(ctx).output_for(output)
     with _session(ctx) as session:
-        admin = _admin(ctx)
-        planned = partitions.plan_changes(
-            session, admin, topics, lock=not dry_run, retry_failed=retry_failed, kafka_properties=settings.kafka_properties()
-        )
-        _plan_before_apply(planned, out)
-        if not planned.items:
-            return
-        if not dry_run and not yes:
-            _confirm(planned, out, force)
-        results = partitions.apply_plan(
-            session,
-            admin,
-            planned,
-            actor=actor or settings.resolved_actor(),
-            force=force,
-            dry_run=dry_run,
-            timeout=timeout,
+        done = partitions.apply_pending(
+            session, _admin(ctx), topics, actor=actor or settings.resolved_actor(), kafka_properties=settings.kafka_properties(),
+            show=show, confirm=None if yes else _ask, retry_failed=retry_failed, force=force, dry_run=dry_run, timeout=timeout,
             on_step=lambda s: info(APPLY_STEPS.get(s, s)),
-        )
-    _apply_report(planned, results, out, dry_run)
-
-
-def _plan_before_apply(plan: Plan, out: Output) -> None:
-    """The plan's table and notes; under -o json a plan with nothing to apply is the whole output."""
-    if out is Output.table and plan.items:
-        _plan_table(plan)
-    _plan_notes(plan)
-    if not plan.items and out is not Output.table:
-        render({"plan": plan, "results": []}, out)
-
-
-def _apply_report(plan: Plan, results: list[ApplyResult], out: Output, dry_run: bool) -> None:
-    """The results on stdout, one line of counts on stderr; a LoomError (exit 1) when a change is not applied."""
-    from loomctl import partitions
-
-    if out is Output.table:
-        render(results, out, columns=RESULT_COLUMNS, title="dry run: nothing changed" if dry_run else "apply")
-    else:
-        render({"plan": plan, "results": results}, out)
-    report = partitions.summarize(results, dry_run=dry_run)
-    info(report.summary)
-    error = report.error()
-    if error is not None:
-        raise error
+        )  # fmt: skip
+    emit(ctx, done, output, views.APPLIED)
+    _apply_summary(done)
 
 
 @app.command()
@@ -357,4 +242,25 @@ def efficiency(ctx: typer.Context, topics: Topics = None, output: OutputOption =
 
     with _session(ctx) as session:
         rows = partitions.efficiency(session, topics)
-    render(rows, state(ctx).output_for(output), title="partition efficiency (last hour)")
+    emit(ctx, rows, output, views.EFFICIENCY)
+
+
+def _ask(plan: Plan, count: int) -> None:
+    """Ask before altering ``count`` topics; with no terminal to ask on, refuse (the plan was shown)."""
+    from loomctl.errors import BadInput
+
+    if not sys.stdin.isatty():
+        raise BadInput("no terminal to ask on: pass --yes to apply without asking (or --dry-run to only look)")
+    confirm(f"alter {count} topic(s) in the cluster?")
+
+
+def _apply_summary(done: Any) -> None:
+    """One line of counts on stderr; a LoomError (exit 1, or 5 when the cluster did not answer) when a change is not
+    applied."""
+    if not done.results:
+        return
+    report = done.report
+    info(report.summary)
+    error = report.error()
+    if error is not None:
+        raise error

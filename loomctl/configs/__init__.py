@@ -56,6 +56,7 @@ _EXPORTS = {
         "read_specs",
         "specs",
     ),
+    "commands": ("Checked", "ImportReport", "broker_checks", "chosen_configs", "import_specs", "push_configs", "set_checked"),
     "formats": ("FORMATS", "FORMAT_NAMES", "ExportFormat", "ServiceSpec"),
     "broker": (
         "BrokerCheck",

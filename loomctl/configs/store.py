@@ -248,9 +248,9 @@ def parse_service_assignments(assignments: Iterable[str]) -> dict[str, Any]:
     return validation.parse_assignments(settings) | values
 
 
-def missing_services(names: Iterable[str]) -> NotFound:
-    """The one message for services that have no config."""
-    return NotFound(f"no config for service {', '.join(names)} (see `loomctl config list`)")
+def missing_services(names: Iterable[str], hint: str = "see `loomctl config list`") -> NotFound:
+    """The one message for services that have no config, with what to do about it."""
+    return NotFound(f"no config for service {', '.join(names)} ({hint})")
 
 
 def require_configs(conn: Any, services: Sequence[str]) -> list[ConsumerConfig]:
@@ -280,7 +280,7 @@ def list_configs(session: "Executor", profile: str | None = None, services: Sequ
     configs = read_configs(session, services=services, profile=profile)
     missing = sorted(set(services) - {c.service_name for c in configs})
     if missing:
-        raise NotFound(f"no consumer config for {', '.join(missing)}")
+        raise missing_services(missing)
     return configs
 
 
@@ -292,7 +292,7 @@ def find_config(session: "Executor", service_name: str, *, lock: bool = False) -
 def get_config(session: "Executor", service_name: str) -> ConsumerConfig:
     config = find_config(session, service_name)
     if config is None:
-        raise NotFound(f"no consumer config for {service_name!r} (create it with `loomctl config set {service_name} --create`)")
+        raise missing_services([service_name], f"create it with `loomctl config set {service_name} --create`")
     return config
 
 
@@ -484,7 +484,7 @@ def set_config(
         }
     else:
         if current is None:
-            raise NotFound(f"no consumer config for {service_name!r}: add --create to make one")
+            raise missing_services([service_name], "add --create to make one")
         _check_version(current, if_version)
         base = current.values()
     desired = dict(base) | dict(settings) | objective
@@ -603,7 +603,7 @@ def history(session: "Executor", service_name: str, limit: int | None = None) ->
         query = query.limit(limit)
     entries = [_entry(row) for row in session.execute(query)]
     if not entries and find_config(session, service_name) is None:
-        raise NotFound(f"no consumer config and no history for {service_name!r}")
+        raise missing_services([service_name], "and none in the audit trail")
     return entries
 
 

@@ -10,6 +10,7 @@ function altered by hand shows up as drift.
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from typing import Any
 
@@ -27,7 +28,7 @@ CURRENT: dict[str, int] = {
     "lag_partition_status_live": 2,
     "lag_status_cache_current": 1,
     "lag_partition_status": 5,
-    "lag_objectives": 1,
+    "lag_objectives": 2,
     "lag_objectives_digest": 1,
     "lag_group_status_live": 2,
     "lag_group_status": 1,
@@ -48,10 +49,23 @@ CURRENT: dict[str, int] = {
 }
 
 
+_GENERATED = re.compile(r"\{\{ (\w+)\(([\w.]+)\) \}\}")
+"""``{{ generator(expression) }}`` in a SQL file: SQL that Python generates from the one table of the fields and
+profiles (:mod:`loomctl.consumer_config`), as the CHECK constraints are, so the two cannot disagree."""
+
+
+def _generated(match: re.Match[str]) -> str:
+    from loomctl import consumer_config
+
+    generators = {"profile_objective": consumer_config.profile_objective_sql}
+    return generators[match.group(1)](match.group(2))
+
+
 def sql_text(name: str, version: int) -> str:
     """The SQL of one version of one object: the current version's file, or a superseded one's."""
     folder = "loomctl.db.sql" if CURRENT.get(name) == version else "loomctl.db.sql.superseded"
-    return resources.files(folder).joinpath(f"{name}.{version}.sql").read_text(encoding="utf-8")
+    text = resources.files(folder).joinpath(f"{name}.{version}.sql").read_text(encoding="utf-8")
+    return _GENERATED.sub(_generated, text)
 
 
 def entity(name: str, version: int) -> Any:

@@ -35,15 +35,11 @@ from loomctl.lag import slo
 from loomctl.lag.samples import max_known, sum_known
 from loomctl.lag.status import ERR, OK, REWIND, STALL, STOP, UNKNOWN, WARN, worst
 from loomctl.lag.verdicts import STALE_AFTER_INTERVALS  # figures older than this many intervals are stale (a hung cycle)
+from loomctl.lag.views import DEFAULT_CLUSTER_NAME, DEFAULT_LISTEN, GRANULARITIES  # noqa: F401  (http takes DEFAULT_LISTEN from here)
 
 if TYPE_CHECKING:
     from loomctl.lag.live import PartitionLag
     from loomctl.lag.time_lag import Key
-
-DEFAULT_LISTEN = "127.0.0.1:9308"
-DEFAULT_CLUSTER_NAME = "default"
-ENV_CLUSTER_NAME = "LOOM_CLUSTER_NAME"
-GRANULARITIES = ("partition", "topic")
 
 BURROW_CODES = {"NOTFOUND": 0, OK: 1, WARN: 2, ERR: 3, STOP: 4, STALL: 5, REWIND: 6}
 """Burrow's status numbering (protocol.StatusConstant), the value of the ``loomctl_*_status_code`` series."""

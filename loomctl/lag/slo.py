@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from loomctl.consumer_config import PROFILES
+
 MET = "met"
 AT_RISK = "at_risk"
 BREACHED = "breached"
@@ -48,16 +50,9 @@ LAG_SLO_MIN, LAG_SLO_MAX = 1, 7 * 86400
 """``lag_slo_seconds``: a second to a week (the CHECK constraint of pipeline_consumer_configs says the same)."""
 
 
-PROFILE_LAG_SLO_SECONDS: dict[str, int] = {
-    "ai-model": 600,
-    "fast": 30,
-    "io-bound": 120,
-    "database-writer": 60,
-}
-"""Each profile's default objective, after the guide's categories: a GPU model takes minutes a message and
-polls within 15 minutes, so ten minutes behind; fast processing seconds; I/O-bound services retry remote
-calls for seconds at a time, so two minutes; database writers commit after each bulk write, so a minute.
-A service's own ``lag_slo_seconds`` overrides it; the monitor view carries the same table."""
+PROFILE_LAG_SLO_SECONDS: dict[str, int] = {p.name: p.lag_slo_seconds for p in PROFILES.values() if p.lag_slo_seconds}
+"""Each profile's default objective (:attr:`loomctl.consumer_config.Profile.lag_slo_seconds`, which the SQL function
+lag_objectives is generated from). A service's own ``lag_slo_seconds`` overrides it."""
 
 
 def objective(own: int | None, profile: str | None) -> int | None:

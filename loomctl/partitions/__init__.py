@@ -9,10 +9,11 @@
 """
 
 from loomctl.partitions.apply import (
-    DEFAULT_APPLY_TIMEOUT_S,
+    Applied,
     ApplyReport,
     ApplyResult,
     Outcome,
+    apply_pending,
     apply_plan,
     summarize,
 )
@@ -24,6 +25,7 @@ from loomctl.partitions.changes import (
     Status,
     add_change,
     cancel_change,
+    chosen_statuses,
     efficiency,
     list_changes,
     update_script,
@@ -31,9 +33,9 @@ from loomctl.partitions.changes import (
 from loomctl.partitions.plan import (
     GROUP_HISTORY_WINDOW,
     SATISFIED,
-    Action,
     ConsumingGroup,
     Plan,
+    PlanAction,
     PlanItem,
     consuming_groups,
     plan_changes,
@@ -81,23 +83,25 @@ __all__ = [
     "Status",
     "add_change",
     "cancel_change",
+    "chosen_statuses",
     "efficiency",
     "list_changes",
     "update_script",
     # plan
     "GROUP_HISTORY_WINDOW",
     "SATISFIED",
-    "Action",
+    "PlanAction",
     "ConsumingGroup",
     "Plan",
     "PlanItem",
     "consuming_groups",
     "plan_changes",
     # apply
-    "DEFAULT_APPLY_TIMEOUT_S",
+    "Applied",
     "ApplyReport",
     "ApplyResult",
     "Outcome",
+    "apply_pending",
     "apply_plan",
     "summarize",
 ]

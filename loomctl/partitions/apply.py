@@ -16,13 +16,11 @@ from typing import TYPE_CHECKING
 
 from loomctl import kafka
 from loomctl.errors import BackendUnavailable, LoomError
-from loomctl.partitions.plan import SATISFIED, Action, Plan, PlanItem
+from loomctl.partitions.plan import SATISFIED, Plan, PlanAction, PlanItem, plan_changes
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
     from sqlalchemy.orm import Session
-
-DEFAULT_APPLY_TIMEOUT_S = kafka.CHANGE_TIMEOUT_S
 
 
 class Outcome:
@@ -145,7 +143,7 @@ def apply_plan(
     actor: str,
     force: bool = False,
     dry_run: bool = False,
-    timeout: float = DEFAULT_APPLY_TIMEOUT_S,
+    timeout: float = kafka.CHANGE_TIMEOUT_S,
     on_step: Callable[[str], None] | None = None,
 ) -> list[ApplyResult]:
     """Validate, alter every accepted topic in one request, verify from metadata, record each outcome.
@@ -175,7 +173,7 @@ def apply_plan(
     for item in plan.items:
         if item.change_id in chosen:
             continue
-        if item.action == Action.SATISFIED:
+        if item.action == PlanAction.SATISFIED:
             outcome(item, Outcome.SATISFIED, after=item.current_partitions)
         else:
             outcome(
@@ -265,3 +263,46 @@ def _record(session: "Session", results: Sequence[ApplyResult], actor: str) -> N
                  WHERE id = :id AND status IN ('pending', 'failed')"""),
                 {"id": r.change_id, "error": r.error},
             )
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A whole run of `apply`: the plan, each change's result, and what they come to."""
+
+    plan: Plan
+    results: list[ApplyResult]
+    dry_run: bool = False
+
+    @property
+    def report(self) -> ApplyReport:
+        return summarize(self.results, dry_run=self.dry_run)
+
+
+def apply_pending(
+    session: "Session",
+    admin: "AdminClient",
+    topics: Sequence[str] | None,
+    *,
+    actor: str,
+    kafka_properties: Mapping[str, str] | None,
+    show: Callable[[Plan], None],
+    confirm: Callable[[Plan, int], None] | None,
+    retry_failed: bool = False,
+    force: bool = False,
+    dry_run: bool = False,
+    timeout: float = kafka.CHANGE_TIMEOUT_S,
+    on_step: Callable[[str], None] | None = None,
+) -> Applied:
+    """`partitions apply`: the pending changes planned (and locked, unless a dry run) against the cluster,
+    ``show(plan)``, then ``confirm(plan, count)`` when topics would be altered (None: do not ask), and
+    :func:`apply_plan`."""
+
+    plan = plan_changes(session, admin, topics, lock=not dry_run, retry_failed=retry_failed, kafka_properties=kafka_properties)
+    show(plan)
+    if not plan.items:
+        return Applied(plan, [], dry_run)
+    count = len(plan.to_alter(force))
+    if count and not dry_run and confirm is not None:
+        confirm(plan, count)
+    results = apply_plan(session, admin, plan, actor=actor, force=force, dry_run=dry_run, timeout=timeout, on_step=on_step)
+    return Applied(plan, results, dry_run)

@@ -28,6 +28,18 @@ class Status:
 
 STATUSES = (Status.PENDING, Status.APPLIED, Status.FAILED, Status.SUPERSEDED, Status.CANCELLED)
 CANCELLABLE = (Status.PENDING, Status.FAILED)
+LISTED = (Status.PENDING, Status.APPLIED, Status.FAILED, Status.CANCELLED)
+"""The statuses `partitions list` has a flag for (superseded changes show only with --all)."""
+
+
+def chosen_statuses(flags: Sequence[bool], every: bool = False) -> list[str] | None:
+    """The statuses whose flag is set (``flags`` in the order of :data:`LISTED`), pending when none is, and None
+    (every status, superseded too) with ``every``."""
+    if every:
+        return None
+    return [status for status, on in zip(LISTED, flags, strict=True) if on] or [Status.PENDING]
+
+
 """A change not yet applied: pending, or failed (which `apply --retry-failed` would try again)."""
 
 

@@ -30,7 +30,7 @@ SATISFIED = "already satisfied"
 """The topic has the count already: a plan's action and, the same word, an apply's outcome."""
 
 
-class Action:
+class PlanAction:
     """What the plan does with a change (``PlanItem.action``)."""
 
     INCREASE = "increase"
@@ -59,7 +59,7 @@ class PlanItem:
     """The count in the cluster now; None when the topic is missing."""
     target_partitions: int
     action: str
-    """An :class:`Action`: ``increase``, ``already satisfied`` or ``topic missing``."""
+    """An :class:`PlanAction`: ``increase``, ``already satisfied`` or ``topic missing``."""
     keyed: str
     """``yes``, ``no`` or ``unknown``: whether the newest records of the topic carry keys."""
     consumer_groups: list[ConsumingGroup]
@@ -72,12 +72,12 @@ class PlanItem:
     @property
     def warnings(self) -> list[str]:
         """The risks of altering the topic; empty unless it is an increase (the other risks say why not)."""
-        return self.risks if self.action == Action.INCREASE else []
+        return self.risks if self.action == PlanAction.INCREASE else []
 
     @property
     def risk_flags(self) -> list[str]:
         """The risks of an increase in a few words each, for a table cell."""
-        if self.action != Action.INCREASE:
+        if self.action != PlanAction.INCREASE:
             return []
         flags = ["key ordering"] if self.keyed == kafka.Keyed.YES else []
         if self.needs_force:
@@ -111,7 +111,7 @@ class Plan:
 
         A missing topic is sent too: the broker's answer is what marks its change failed.
         """
-        return [i for i in self.items if i.action != Action.SATISFIED and not i.refused(force)]
+        return [i for i in self.items if i.action != PlanAction.SATISFIED and not i.refused(force)]
 
 
 def plan_changes(
@@ -170,13 +170,13 @@ def _plan_item(change: PartitionChange, live: int | None, groups: list[Consuming
     risks: list[str] = []
     needs_force = False
     if live is None:
-        action = Action.TOPIC_MISSING
+        action = PlanAction.TOPIC_MISSING
         risks.append(f"topic missing: the cluster has no topic {change.topic_name}")
     elif live >= change.recommended_partitions:
-        action = Action.SATISFIED
+        action = PlanAction.SATISFIED
         risks.append(f"already satisfied: the topic has {live} partition(s), the change asks for {change.recommended_partitions}")
     else:
-        action = Action.INCREASE
+        action = PlanAction.INCREASE
         if live != change.current_partitions:
             risks.append(f"the topic has {live} partition(s) now; the change was recorded at {change.current_partitions}")
         if keyed == kafka.Keyed.YES:

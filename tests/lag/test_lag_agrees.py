@@ -1,35 +1,22 @@
 """`loomctl lag show` gives exactly the figures Kafka's own kafka-consumer-groups prints for the same groups.
 
-kafka-consumer-groups runs from the jars of the session's broker (bench/_kafka_tools.py), so the
+kafka-consumer-groups runs from the jars of the session's broker (loomctl.devstack.kafka_tools), so the
 test pays one JVM start (a second or two).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from support import Cli, admin_client, commit, create_topic, produce, quiet, unique
 
+from loomctl.devstack import kafka_tools
+
 LOG_END = {0: 12, 1: 7, 2: 20, 3: 5, 4: 9, 5: 15}
 PARTLY = {0: 4, 1: 7, 2: 0, 3: 2}  # partitions 4 and 5: never committed
 FULL = dict(LOG_END)
-
-
-def _kafka_tools() -> ModuleType:
-    name = "bench_kafka_tools"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[2] / "bench" / "_kafka_tools.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def _join(bootstrap: str, group: str, topic: str, partitions: int):
@@ -63,7 +50,7 @@ Consumer group 'g-c' does not exist.
 
 
 def test_parse_describe_reads_every_table_and_dashes_as_unknown() -> None:
-    tools = _kafka_tools()
+    tools = kafka_tools
     rows = tools.parse_describe(DESCRIBE_OUTPUT)
     assert [(r.group, r.topic, r.partition, r.current_offset, r.log_end_offset, r.lag) for r in rows] == [
         ("g-a", "orders", 0, 4, 12, 8), ("g-a", "orders", 1, None, 7, None), ("g-b", "orders", 2, 20, 20, 0)]
@@ -73,7 +60,7 @@ def test_parse_describe_reads_every_table_and_dashes_as_unknown() -> None:
 
 
 def test_compare_lag_finds_a_differing_figure_and_rows_one_side_lacks() -> None:
-    tools = _kafka_tools()
+    tools = kafka_tools
     described = tools.parse_describe(DESCRIBE_OUTPUT)
 
     def row(group: str, partition: int, committed: int | None, end: int, lag: int | None) -> dict:
@@ -93,7 +80,7 @@ def test_compare_lag_finds_a_differing_figure_and_rows_one_side_lacks() -> None:
 
 @pytest.mark.integration
 def test_lag_show_gives_the_lags_kafka_consumer_groups_prints(services, database_url) -> None:
-    tools = _kafka_tools()
+    tools = kafka_tools
     try:
         tools.tool_argv(tools.CONSUMER_GROUP_COMMAND)
     except tools.ToolUnavailable as exc:
@@ -157,7 +144,7 @@ def _consumer_protocol_member(bootstrap: str, group: str, topic: str, partitions
 def test_a_consumer_protocol_groups_lag_equals_kafka_consumer_groups(services, database_url) -> None:
     """KIP-848: the group's lag, owners and members as kafka-consumer-groups gives them; its type is consumer, its
     state the broker's (never Dead, so a lagging partition with a member is not STOP)."""
-    tools = _kafka_tools()
+    tools = kafka_tools
     try:
         tools.tool_argv(tools.CONSUMER_GROUP_COMMAND)
     except tools.ToolUnavailable as exc:
@@ -201,7 +188,7 @@ def test_lag_show_agrees_with_kafka_consumer_groups_at_a_few_hundred_groups(serv
     group equals the tool's and the offsets committed (#15: the speed work keeps the figures)."""
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-    tools = _kafka_tools()
+    tools = kafka_tools
     try:
         tools.tool_argv(tools.CONSUMER_GROUP_COMMAND)
     except tools.ToolUnavailable as exc:

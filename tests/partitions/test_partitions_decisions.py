@@ -7,13 +7,13 @@ import re
 
 from loomctl import partitions
 from loomctl.errors import BackendUnavailable, LoomError
-from loomctl.partitions import Action, ApplyResult, ConsumingGroup, Outcome, Plan, PlanItem, Status
+from loomctl.partitions import PlanAction, ApplyResult, ConsumingGroup, Outcome, Plan, PlanItem, Status
 
 
 _ids = itertools.count(1)
 
 
-def item(topic: str, action: str = Action.INCREASE, *, now: int | None = 1, recorded: int = 1, keyed: str = "no",
+def item(topic: str, action: str = PlanAction.INCREASE, *, now: int | None = 1, recorded: int = 1, keyed: str = "no",
          groups: tuple[ConsumingGroup, ...] = (), needs_force: bool = False) -> PlanItem:
     return PlanItem(change_id=next(_ids), topic_name=topic, recorded_partitions=recorded, current_partitions=now,
                     target_partitions=4, action=action, keyed=keyed, consumer_groups=list(groups), risks=[f"{topic} risk"],
@@ -25,8 +25,8 @@ def result(topic: str, outcome: str) -> ApplyResult:
 
 
 def test_to_alter_skips_satisfied_changes_and_latest_consumers_without_force():
-    plan = Plan([item("grow"), item("done", Action.SATISFIED, now=4), item("latest", needs_force=True),
-                 item("gone", Action.TOPIC_MISSING, now=None)])
+    plan = Plan([item("grow"), item("done", PlanAction.SATISFIED, now=4), item("latest", needs_force=True),
+                 item("gone", PlanAction.TOPIC_MISSING, now=None)])
     assert [i.topic_name for i in plan.to_alter()] == ["grow", "gone"]
     assert [i.topic_name for i in plan.to_alter(force=True)] == ["grow", "latest", "gone"]
 
@@ -37,7 +37,7 @@ def test_risk_flags_and_warnings_belong_to_increases_only():
     assert risky.risk_flags == ["key ordering", "latest reset (--force)", "unmanaged group", "recorded at 1"]
     assert risky.warnings == ["risky risk"]
     assert item("calm").risk_flags == []
-    satisfied = item("done", Action.SATISFIED, now=4, keyed="yes", groups=(stranger,))
+    satisfied = item("done", PlanAction.SATISFIED, now=4, keyed="yes", groups=(stranger,))
     assert (satisfied.risk_flags, satisfied.warnings) == ([], [])
 
 
@@ -64,7 +64,7 @@ def test_a_dry_run_that_validates_everything_is_no_error():
 
 
 def test_already_satisfied_is_one_word_for_the_plan_and_the_outcome():
-    assert Action.SATISFIED is Outcome.SATISFIED is partitions.SATISFIED
+    assert PlanAction.SATISFIED is Outcome.SATISFIED is partitions.SATISFIED
 
 
 def test_statuses_match_the_tables_check_constraint():

@@ -75,7 +75,8 @@ def tool_argv(main_class: str, *args: str) -> list[str]:
         java,
         *TOOL_JVM_FLAGS,
         f"-Dlog4j2.configurationFile={_log4j2_config()}",
-        "-cp", f"{libs}{os.sep}*",
+        "-cp",
+        f"{libs}{os.sep}*",
         main_class,
         *args,
     ]
@@ -109,7 +110,9 @@ def describe_groups_argv(bootstrap_servers: str, groups: Sequence[str] | None = 
     return tool_argv(CONSUMER_GROUP_COMMAND, *_describe_args(bootstrap_servers, groups))
 
 
-def describe_groups(bootstrap_servers: str, groups: Sequence[str] | None = None, *, timeout: float = 600.0) -> list["DescribedOffset"]:
+def describe_groups(
+    bootstrap_servers: str, groups: Sequence[str] | None = None, *, timeout: float = 600.0
+) -> list["DescribedOffset"]:
     """The rows ``kafka-consumer-groups --describe`` prints for ``groups`` (all groups when None)."""
     return parse_describe(run_tool(CONSUMER_GROUP_COMMAND, *_describe_args(bootstrap_servers, groups), timeout=timeout))
 
@@ -156,7 +159,7 @@ def parse_describe(text: str) -> list[DescribedOffset]:
             continue
         if starts is None:
             continue
-        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], len(line) + 1])]
+        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], len(line) + 1], strict=True)]
         if not words or not cells[2].isdigit():
             starts = None
             continue
@@ -210,7 +213,9 @@ class Comparison:
         return [*self.mismatches, *self.loomctl_only_known, *self.tool_only, *self.duplicates]
 
 
-def compare_lag(loomctl_rows: Iterable[Mapping[str, Any]], tool_rows: Iterable[DescribedOffset], groups: Container[str]) -> Comparison:
+def compare_lag(
+    loomctl_rows: Iterable[Mapping[str, Any]], tool_rows: Iterable[DescribedOffset], groups: Container[str]
+) -> Comparison:
     """Compare the per-partition figures of ``groups``; ``-`` and null are the same (unknown)."""
     result = Comparison()
     ours: dict[tuple[str, str, int], Mapping[str, Any]] = {}
@@ -229,20 +234,20 @@ def compare_lag(loomctl_rows: Iterable[Mapping[str, Any]], tool_rows: Iterable[D
             result.duplicates.append(f"kafka-consumer-groups shows {described.key} twice")
         theirs[described.key] = described
     for key in sorted(ours.keys() | theirs.keys()):
-        row, described = ours.get(key), theirs.get(key)
-        if row is None:
-            result.tool_only.append(f"{key}: only kafka-consumer-groups shows it ({described})")
-        elif described is None:
-            if row["committed_offset"] is None and row["lag"] is None:
+        loomctl_row, tool_row = ours.get(key), theirs.get(key)
+        if loomctl_row is None:
+            result.tool_only.append(f"{key}: only kafka-consumer-groups shows it ({tool_row})")
+        elif tool_row is None:
+            if loomctl_row["committed_offset"] is None and loomctl_row["lag"] is None:
                 result.loomctl_only_unknown += 1
             else:
-                result.loomctl_only_known.append(f"{key}: only loomctl shows it, with a commit ({dict(row)})")
+                result.loomctl_only_known.append(f"{key}: only loomctl shows it, with a commit ({dict(loomctl_row)})")
         else:
             result.compared += 1
             pairs = (
-                ("committed offset", row["committed_offset"], described.current_offset),
-                ("log end offset", row["log_end_offset"], described.log_end_offset),
-                ("lag", row["lag"], described.lag),
+                ("committed offset", loomctl_row["committed_offset"], tool_row.current_offset),
+                ("log end offset", loomctl_row["log_end_offset"], tool_row.log_end_offset),
+                ("lag", loomctl_row["lag"], tool_row.lag),
             )
             for name, mine, tool in pairs:
                 if mine != tool:

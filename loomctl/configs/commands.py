@@ -1,0 +1,135 @@
+"""The config commands' decisions, whole: a change with the broker's word on it, a push, an import. The CLI only
+asks the person (through the ``confirm`` callbacks) and renders what these return."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loomctl.configs.broker import BrokerCheck, PushItem, PushReport
+    from loomctl.configs.files import ImportPlan
+    from loomctl.configs.formats import ServiceSpec
+    from loomctl.configs.store import ChangeResult, ConsumerConfig
+    from loomctl.settings import Settings
+
+
+def chosen_configs(session: Any, services: Sequence[str]) -> list[ConsumerConfig]:
+    """The configs of ``services`` (NotFound naming any without one), or every config when none is named."""
+    from loomctl.configs.store import read_configs, require_configs
+
+    return require_configs(session, services) if services else read_configs(session)
+
+
+def broker_checks(session: Any, results: Sequence[ChangeResult], settings: Settings) -> list[BrokerCheck]:
+    """What the broker says of each change, asked inside the transaction: a consumer-protocol service outside the
+    broker's bounds raises BadInput, so nothing is written. A dry run is checked with the settings it would leave."""
+    from loomctl.configs.broker import check_changes
+    from loomctl.configs.store import SETTING_NAMES, Action, find_config
+    from loomctl.consumer_config import DEFAULTS
+    from loomctl.errors import BadInput
+
+    pairs = []
+    for result in results:
+        after = find_config(session, result.service_name)
+        values: dict[str, Any] | None = dict(after.settings) if after else None
+        if result.action == Action.DELETE:
+            values = None
+        elif result.dry_run:  # nothing was written: the settings it would leave
+            values = (values or dict(DEFAULTS)) | {c.field: c.new for c in result.changes if c.field in SETTING_NAMES}
+        pairs.append((values, result))
+    checks = check_changes(pairs, settings)
+    for check, result in zip(checks, results, strict=True):
+        if check.error:
+            raise BadInput(f"{result.service_name}: {check.error}")
+    return checks
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A change and the broker's word on it; ``push_next``: the change is to reach the broker now (`set --push`)."""
+
+    result: ChangeResult
+    check: BrokerCheck
+    push_next: bool = False
+
+
+def set_checked(session: Any, service: str, values: dict[str, Any], settings: Settings, *, push: bool, **options: Any) -> Checked:
+    """`config set`: the change (or its dry run) with :func:`loomctl.configs.store.set_config`'s ``options``, checked
+    with the broker; with ``push``, a written change that needs a push is marked to be pushed (and its note, that
+    one is needed, dropped)."""
+    from dataclasses import replace
+
+    from loomctl.configs.store import set_config
+
+    result = set_config(session, service, values, **options)
+    check = broker_checks(session, [result], settings)[0]
+    if push and check.note and not result.dry_run:
+        return Checked(result, replace(check, note=None), push_next=True)
+    return Checked(result, check)
+
+
+def push_configs(
+    session: Any,
+    services: Sequence[str],
+    admin: Any,
+    *,
+    dry_run: bool,
+    confirm: Callable[[list[PushItem], int], None] | None,
+    actor: str,
+    reason: str | None,
+    timeout: float,
+) -> PushReport:
+    """`config push`: plan against the broker, ``confirm(plan, count)`` when something would be set (None: do not
+    ask), push in one request, read back, and record each pushed service in its history."""
+    from loomctl.configs.broker import PushAction, carry_out_push, plan_push
+
+    found = chosen_configs(session, services)
+    plan = plan_push(found, admin, timeout=timeout)
+    pending = sum(i.action == PushAction.WOULD_SET for i in plan)
+    if pending and not dry_run and confirm is not None:
+        confirm(plan, pending)
+    return carry_out_push(session, found, plan, admin, dry_run=dry_run, actor=actor, reason=reason, timeout=timeout)
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    plan: ImportPlan
+    results: list[ChangeResult] = field(default_factory=list)
+    checks: list[BrokerCheck] = field(default_factory=list)
+
+    @property
+    def applied(self) -> bool:
+        return bool(self.results)
+
+    def notes(self) -> list[str]:
+        """The broker's warnings and the next steps, one line each."""
+        lines = [(c.warning and f"warning: {c.warning}", c.note) for c in self.checks]
+        return [line for pair in lines for line in pair if line]
+
+
+def import_specs(
+    session: Any,
+    items: Sequence[ServiceSpec],
+    settings: Settings,
+    *,
+    prune: bool,
+    dry_run: bool,
+    show: Callable[[ImportPlan], None],
+    confirm: Callable[[ImportPlan], None] | None,
+    actor: str,
+    reason: str | None,
+) -> ImportReport:
+    """`config import`: the plan (``show(plan)``), then, unless a dry run or nothing changes, ``confirm(plan)``
+    (None: do not ask) and the changes in this one transaction, checked with the broker."""
+    from loomctl.configs.files import apply_import, plan_import
+
+    plan = plan_import(session, items, prune=prune)
+    show(plan)
+    if dry_run or not plan.has_changes:
+        return ImportReport(plan)
+    if confirm is not None:
+        confirm(plan)
+    results = apply_import(session, plan, actor=actor, reason=reason)
+    return ImportReport(plan, results, broker_checks(session, results, settings))
