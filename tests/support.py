@@ -141,6 +141,17 @@ def create_topics(admin_or_bootstrap: Any, names: Sequence[str], partitions: int
     futures = admin.create_topics([NewTopic(n, partitions, 1) for n in names], operation_timeout=10)
     for future in futures.values():
         future.result(timeout=30)
+
+    # the controller has them; wait until the broker's metadata shows every partition with a leader, so the
+    # next client's metadata request (a loomctl command's) finds them too, however busy the machine is
+    def visible() -> bool:
+        topics = admin.list_topics(timeout=10).topics
+        return all(
+            n in topics and len(topics[n].partitions) == partitions and all(p.leader >= 0 for p in topics[n].partitions.values())
+            for n in names
+        )
+
+    wait_for(f"topics {', '.join(names)} in the metadata", visible)
     return list(names)
 
 

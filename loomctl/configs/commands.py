@@ -63,6 +63,8 @@ def set_checked(session: Any, service: str, values: dict[str, Any], settings: Se
 
     from loomctl.configs.store import set_config
 
+    if push:
+        settings.kafka_properties()  # no cluster to push to: refused before anything is written
     result = set_config(session, service, values, **options)
     check = broker_checks(session, [result], settings)[0]
     if push and check.note and not result.dry_run:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from loomctl.errors import BackendUnavailable, BadInput, Conflict
+from loomctl.errors import BackendUnavailable, BadInput, Conflict, LoomError
 from loomctl.settings import Settings, mask_url, sqlalchemy_url
 
 if TYPE_CHECKING:
@@ -72,6 +72,42 @@ def not_migrated(url: str | None) -> BadInput:
     return BadInput(f"the database at {where} is not migrated: run `loomctl db upgrade`")
 
 
+# What PostgreSQL's refusals mean for the user, by SQLSTATE (class or code): the error class (its exit code) and the
+# line to show. Never the statement or its parameters: only the server's own first line, which holds no row values.
+_REFUSALS: dict[str, tuple[type[LoomError], str]] = {
+    "23505": (Conflict, "{line}{detail}"),  # unique_violation, e.g. a consumer group id already used
+    "23": (BadInput, "{line}{detail}"),  # integrity: a CHECK or foreign key the input breaks
+    "22": (BadInput, "{line}"),  # data exception: a value the column cannot hold
+    "25006": (BackendUnavailable, "PostgreSQL at {where} takes no writes (a read-only transaction or replica): {line}"),
+    "42501": (LoomError, "PostgreSQL at {where} refused it to this role: {line}"),
+    "40001": (Conflict, "another transaction changed the same rows: {line}; run the command again"),
+    "40P01": (Conflict, "another transaction changed the same rows: {line}; run the command again"),
+    "57014": (BackendUnavailable, "PostgreSQL at {where} cancelled the statement: {line}"),
+    "53": (BackendUnavailable, "PostgreSQL at {where} is out of resources: {line}"),
+    "57P": (BackendUnavailable, "lost PostgreSQL at {where}: {line}"),
+    "08": (BackendUnavailable, "lost PostgreSQL at {where}: {line}"),
+}
+
+
+def refused(url: str | None, exc: BaseException, *, lost: bool = False) -> LoomError:
+    """The one line (and exit code) for anything the driver raises: unreachable, not migrated, or a refusal by
+    SQLSTATE (:data:`_REFUSALS`); anything else is still one line, exit 1."""
+    from sqlalchemy.exc import OperationalError
+
+    orig = getattr(exc, "orig", None) or exc
+    sqlstate = getattr(orig, "sqlstate", None) or ""
+    if sqlstate in NOT_MIGRATED_SQLSTATES:
+        return not_migrated(url)
+    for key in (sqlstate, sqlstate[:3], sqlstate[:2]):
+        if key and key in _REFUSALS:
+            kind, text = _REFUSALS[key]
+            where = mask_url(url) if url else "the database"
+            return kind(text.format(line=first_line(exc), detail=_detail(exc), where=where))
+    if isinstance(exc, OperationalError) or type(orig).__name__ == "OperationalError":  # psycopg's, without importing it
+        return unreachable(url, exc, lost=lost)
+    return LoomError(f"PostgreSQL refused it: {first_line(exc)}")
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of a driver error's message (SQLAlchemy's wrapped one, or the error itself)."""
     orig = getattr(exc, "orig", None) or exc
@@ -82,7 +118,7 @@ def first_line(exc: BaseException) -> str:
 @contextmanager
 def session_scope(settings: Settings) -> Iterator["Session"]:
     """A Session in one transaction: committed when the block ends, rolled back when it raises."""
-    from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+    from sqlalchemy.exc import DBAPIError
     from sqlalchemy.orm import Session
 
     url = settings.require_database_url()
@@ -95,20 +131,8 @@ def session_scope(settings: Settings) -> Iterator["Session"]:
             except BaseException:
                 session.rollback()
                 raise
-    except OperationalError as exc:
-        raise unreachable(url, exc) from None
-    except IntegrityError as exc:
-        sqlstate = getattr(exc.orig, "sqlstate", None)
-        if sqlstate == "23505":  # unique_violation, e.g. a consumer group id already used
-            raise Conflict(first_line(exc) + _detail(exc)) from None
-        raise BadInput(first_line(exc) + _detail(exc)) from None
     except DBAPIError as exc:
-        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-        if sqlstate in NOT_MIGRATED_SQLSTATES:
-            raise not_migrated(url) from None
-        if sqlstate.startswith("22"):  # data exception: a value the column cannot hold (the input's fault)
-            raise BadInput(first_line(exc)) from None
-        raise
+        raise refused(url, exc) from None
     finally:
         engine.dispose()
 
@@ -143,12 +167,8 @@ def connect(settings: Settings, *, autocommit: bool = False) -> Iterator["psycop
     try:
         with conn:  # commits on success, rolls back on an exception, then closes
             yield conn
-    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedColumn):
-        raise not_migrated(url) from None
-    except psycopg.DataError as exc:
-        raise BadInput(first_line(exc)) from None
-    except psycopg.OperationalError as exc:
-        raise unreachable(url, exc, lost=True) from None
+    except psycopg.Error as exc:
+        raise refused(url, exc, lost=True) from None
 
 
 def close_quietly(conn: "psycopg.Connection[Any] | None") -> None:

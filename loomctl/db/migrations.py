@@ -52,6 +52,36 @@ def _backend_errors(database_url: str | None) -> Iterator[None]:
         raise BadInput(f"migration failed: {db.first_line(exc)}") from None
     except CommandError as exc:
         raise BadInput(str(exc)) from None
+    except (AssertionError, ValueError) as exc:  # a relative revision Alembic cannot walk ("-99" past base)
+        raise BadInput(f"cannot reach that revision from the database's ({type(exc).__name__}: {exc})") from None
+
+
+def _revision(text: str, *, relative: bool = True) -> str:
+    """A target revision as typed, refused in one line (exit 2) unless Alembic can resolve it: head, heads, base, an
+    id (or its start), ``id@branch``, a range ``a:b`` for offline SQL, or a relative one (``-1``, ``head-2``, ``+1``).
+    Alembic answers the odd ones ('', '@', '1:2:3', 'head-99') with AssertionError or ValueError, not its own error."""
+    from alembic.util import CommandError
+
+    from loomctl.validation import shown
+
+    revision = text.strip()
+    if not revision:
+        raise BadInput("a revision is needed: head, base, an id from `loomctl db history`, or a relative one like -1")
+    script = _script()
+    parts = revision.split(":")
+    try:
+        if len(parts) > 2 or not all(parts):
+            raise ValueError(revision)
+        for part in parts:
+            if relative and (part.startswith(("+", "-")) or part.rsplit("-", 1)[-1].isdigit() or "+" in part):
+                base = part.lstrip("+-").partition("+")[0].rpartition("-")[0] or "heads"
+                script.get_revisions(base)  # a relative step is checked against the database when it runs
+            else:
+                script.get_revisions(part)
+    except (CommandError, AssertionError, ValueError, KeyError, TypeError) as exc:
+        hint = str(exc).splitlines()[0] if isinstance(exc, CommandError) else "not a revision"
+        raise BadInput(f"{shown(text)}: {hint} (see `loomctl db history`)") from None
+    return revision
 
 
 @dataclass(frozen=True)
@@ -67,15 +97,17 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     """Migrate up to ``revision`` under the migration advisory lock (see alembic/env.py)."""
     from alembic import command
 
+    target = _revision(revision)
     with _backend_errors(database_url):
-        command.upgrade(alembic_config(database_url), revision)
+        command.upgrade(alembic_config(database_url), target)
 
 
 def downgrade(database_url: str, revision: str) -> None:
     from alembic import command
 
+    target = _revision(revision)
     with _backend_errors(database_url):
-        command.downgrade(alembic_config(database_url), revision)
+        command.downgrade(alembic_config(database_url), target)
 
 
 def _script() -> Any:
@@ -125,7 +157,7 @@ def offline_sql(revision: str = "head", from_revision: str | None = None) -> str
     buffer = io.StringIO()
     config = alembic_config("postgresql+psycopg://offline/loom", stdout=buffer)
     config.output_buffer = buffer
-    target = f"{from_revision}:{revision}" if from_revision else revision
+    target = _revision(f"{from_revision}:{revision}" if from_revision else revision, relative=False)
     with _backend_errors(None):
         command.upgrade(config, target, sql=True)
     return buffer.getvalue()

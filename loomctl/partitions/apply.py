@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from loomctl import kafka
 from loomctl.errors import BackendUnavailable, LoomError
+from loomctl.partitions.changes import over_client_limit
 from loomctl.partitions.plan import SATISFIED, Plan, PlanAction, PlanItem, plan_changes
 
 if TYPE_CHECKING:
@@ -168,8 +169,14 @@ def apply_plan(
             dry_run,
         )
 
-    candidates = plan.to_alter(force)
-    chosen = {i.change_id for i in candidates}
+    candidates = []
+    for item in plan.to_alter(force):
+        too_many = over_client_limit(item.topic_name, item.target_partitions)
+        if too_many:  # refused here, alone: the request for the others goes ahead
+            outcome(item, Outcome.FAILED, after=item.current_partitions, error=too_many)
+        else:
+            candidates.append(item)
+    chosen = {i.change_id for i in plan.to_alter(force)}
     for item in plan.items:
         if item.change_id in chosen:
             continue

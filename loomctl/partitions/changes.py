@@ -28,6 +28,18 @@ class Status:
 
 STATUSES = (Status.PENDING, Status.APPLIED, Status.FAILED, Status.SUPERSEDED, Status.CANCELLED)
 CANCELLABLE = (Status.PENDING, Status.FAILED)
+MAX_PARTITIONS = 100_000
+"""The most partitions a topic can be given through the client: librdkafka refuses a larger count in NewPartitions
+(``new_total_cnt out of expected range 1..100000``) before anything is sent."""
+
+
+def over_client_limit(topic: str, partitions: int) -> str | None:
+    """Why ``partitions`` cannot be asked for (more than :data:`MAX_PARTITIONS`), or None."""
+    if partitions > MAX_PARTITIONS:
+        return f"{topic}: {partitions:,} partitions is more than a topic can be given through the client ({MAX_PARTITIONS:,})"
+    return None
+
+
 LISTED = (Status.PENDING, Status.APPLIED, Status.FAILED, Status.CANCELLED)
 """The statuses `partitions list` has a flag for (superseded changes show only with --all)."""
 
@@ -108,6 +120,13 @@ def add_change(
         raise NotFound(f"topic {topic} does not exist in the cluster")
     if partitions <= current:
         raise BadInput(f"{topic} has {current} partition(s) now: a change must raise the count (Kafka cannot remove partitions)")
+    too_many = over_client_limit(topic, partitions)
+    if too_many:
+        raise BadInput(too_many)
+    # the broker's own limits and policies, asked without changing anything (validate_only)
+    refusal = kafka.create_partitions(admin, {topic: partitions}, validate_only=True, timeout=timeout).get(topic)
+    if refusal is not None and not refusal[1]:
+        raise BadInput(f"{topic}: the broker refuses {partitions:,} partitions: {refusal[0]}")
     change_id = insert_change(session, topic, current, partitions, reason.strip(), Source.MANUAL)
     row = session.execute(text(f"SELECT {SELECT_LIST} FROM topic_partition_changes WHERE id = :id"), {"id": change_id}).one()
     return PartitionChange.from_row(row)

@@ -91,4 +91,25 @@ class Settings:
                 f"no Kafka bootstrap servers: pass --bootstrap-servers or set {ENV_BOOTSTRAP_SERVERS} "
                 f"(or bootstrap.servers in the {ENV_KAFKA_CONFIG} file)"
             )
+        check_bootstrap_servers(props["bootstrap.servers"])
         return props
+
+
+def check_bootstrap_servers(text: str) -> None:
+    """``host[:port][,...]`` as librdkafka reads it (a ``scheme://`` before a host, ``[v6]`` hosts): refused here, in
+    one line, when a port is not ASCII digits from 1 to 65535 or a host is empty, where librdkafka would try to
+    resolve it for as long as the command waits."""
+    from loomctl.validation import shown
+
+    for entry in text.split(","):
+        address = entry.strip().rpartition("://")[2]
+        if address.startswith("["):
+            host, _, rest = address[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else (None if not rest else "")
+        else:
+            host, colon, port_text = address.rpartition(":") if address.count(":") == 1 else (address, "", "")
+            port = port_text if colon else None
+        if not host.strip():
+            raise BadInput(f"bootstrap servers {shown(text)}: a server without a host (expected host:port[,host:port])")
+        if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+            raise BadInput(f"bootstrap servers {shown(text)}: the port of {shown(entry.strip())} must be a number from 1 to 65535")
