@@ -112,4 +112,6 @@ def check_bootstrap_servers(text: str) -> None:
         if not host.strip():
             raise BadInput(f"bootstrap servers {shown(text)}: a server without a host (expected host:port[,host:port])")
         if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
-            raise BadInput(f"bootstrap servers {shown(text)}: the port of {shown(entry.strip())} must be a number from 1 to 65535")
+            raise BadInput(
+                f"bootstrap servers {shown(text)}: the port of {shown(entry.strip())} must be a number from 1 to 65535"
+            )
