@@ -16,6 +16,16 @@ A service must start while the config database is down: the loader then uses the
 saved on local disk (else the defaults), logs a warning, and tries the database again after
 `retry_seconds`; a config read from the database is re-read after `ttl_seconds`.
 
+The cache never fails a service: only a regular file of at most CACHE_MAX_BYTES is read (a FIFO or a
+device is never waited on), and its settings are checked against the field table before any of them
+reaches a client: a value of the wrong type or out of range takes the table's default, a file that is
+no usable cache (not JSON, another service's, no valid group id, settings that are no object) means
+the defaults, each with one warning naming the file and the reason (never a value from it).
+
+A classic consumer whose session timeout lies outside the broker's group.min/max.session.timeout.ms
+is refused every JoinGroup and gets nothing: `poll_with_limit` says so in one error line that names
+the broker's bounds.
+
 This module imports psycopg, confluent-kafka, the field table and its validation only (no Typer, rich or
 SQLAlchemy).
 """
@@ -27,7 +37,9 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -36,9 +48,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loomctl.consumer_config import DEFAULTS, FIELDS_BY_NAME, librdkafka_properties
+from loomctl.consumer_config import DEFAULTS, FIELDS, FIELDS_BY_NAME, RULES, Field, librdkafka_properties
+from loomctl.errors import BadInput
 from loomctl.settings import ENV_BOOTSTRAP_SERVERS, ENV_KAFKA_CONFIG, read_properties_file
-from loomctl.validation import SERVICE_NAME
+from loomctl.validation import SERVICE_NAME, check_group_id
 
 log = logging.getLogger("loomctl.loader")
 
@@ -46,6 +59,10 @@ ENV_CACHE_DIR = "LOOM_CONFIG_CACHE_DIR"
 DEFAULT_TTL_SECONDS = 60.0
 DEFAULT_RETRY_SECONDS = 10.0
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 5.0
+CACHE_MAX_BYTES = 1 << 20
+"""The largest cache file read (1 MiB); the loader writes about 1 KB, so anything larger is not its file."""
+BOUNDS_TIMEOUT_SECONDS = 5.0
+"""How long `poll_with_limit` waits for the broker's session timeout bounds once it has refused a join."""
 
 _SETTINGS_SQL = (
     "SELECT service_name, consumer_group_id, version, "
@@ -108,6 +125,122 @@ def default_cache_dir() -> Path:
     return Path(base) / "loomctl" / "consumer-configs"
 
 
+class _Unusable(Exception):
+    """Why a cache file cannot be used at all: one sentence that quotes nothing from the file."""
+
+
+def _read_cache_file(path: Path) -> bytes | None:
+    """The file's bytes, None when there is none; _Unusable unless it is a regular file of at most CACHE_MAX_BYTES.
+
+    Opened without blocking (a FIFO without a writer would wait forever) and checked on the open
+    descriptor, so what is read is what was checked.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _Unusable(f"it cannot be opened ({exc.strerror or type(exc).__name__})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Unusable("it is not a regular file")
+        if info.st_size > CACHE_MAX_BYTES:
+            raise _Unusable(f"it holds {info.st_size:,} bytes, more than the {CACHE_MAX_BYTES:,} a cache file may")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= CACHE_MAX_BYTES:
+            chunk = os.read(fd, CACHE_MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > CACHE_MAX_BYTES:  # it grew after the check
+            raise _Unusable(f"it holds more than the {CACHE_MAX_BYTES:,} bytes a cache file may")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise _Unusable(f"it cannot be read ({exc.strerror or type(exc).__name__})") from None
+    finally:
+        os.close(fd)
+
+
+def _parse_cache(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise _Unusable("its JSON nests too deeply") from None
+    except ValueError:  # not UTF-8, not JSON, an integer of too many digits
+        raise _Unusable("it is not valid JSON") from None
+
+
+def _fits(f: Field, value: Any) -> bool:
+    """Whether ``value`` is one the field table allows for ``f``: its type (a bool is no int) and its range or choices."""
+    if f.kind is bool:
+        return type(value) is bool
+    if f.kind is str:
+        return type(value) is str and (f.choices is None or value in f.choices)
+    return type(value) is int and (f.minimum is None or value >= f.minimum) and (f.maximum is None or value <= f.maximum)
+
+
+def _checked_settings(stored: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The settings to use from a cache file's ``settings``, and a note for each that took the table's default.
+
+    A field the file lacks takes its default silently (a field added since the file was written); a
+    field the table does not know is ignored. Fields that break a rule together take their defaults.
+    """
+    settings = dict(DEFAULTS)
+    notes = []
+    for f in FIELDS:
+        if f.name not in stored:
+            continue
+        if _fits(f, stored[f.name]):
+            settings[f.name] = stored[f.name]
+        else:
+            notes.append(f"{f.name} (not {f.describe_range()})")
+    while broken := [r for r in RULES if not r.holds(settings)]:
+        for rule in broken:
+            reset = [name for name in rule.fields if settings[name] != DEFAULTS[name]]
+            settings.update({name: DEFAULTS[name] for name in reset})
+            notes.append(f"{' and '.join(reset)} ({rule.reason})")
+    return settings, notes
+
+
+def _seconds(value: Any) -> float:
+    """A time stamp from a cache file: a finite number, else 0 (unknown)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0.0
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer beyond any float
+        return 0.0
+    return seconds if math.isfinite(seconds) else 0.0
+
+
+def _cached_config(service_name: str, document: Any, path: Path) -> tuple[ConsumerSettings, str | None]:
+    """The config a cache file's document gives, and what of it took the defaults; _Unusable when none."""
+    if not isinstance(document, dict):
+        raise _Unusable("it holds no JSON object")
+    if document.get("service_name") != service_name:  # another name's file (a hash clash, a copied file)
+        raise _Unusable("it belongs to another service")
+    try:
+        group = check_group_id(document.get("consumer_group_id"))
+        if not group.strip():  # librdkafka aborts the process on a blank group id
+            raise BadInput("blank")
+    except BadInput:
+        raise _Unusable("its consumer_group_id is no valid consumer group id") from None
+    stored = document.get("settings")
+    if not isinstance(stored, dict):
+        raise _Unusable("its settings are no JSON object")
+    settings, notes = _checked_settings(stored)
+    version = document.get("version")
+    if version is not None and type(version) is not int:
+        version = None
+    loaded_at = _seconds(document.get("loaded_at"))
+    problem = f"{path} holds values the field table refuses, which take their defaults: {'; '.join(notes)}"
+    return ConsumerSettings(service_name, group, settings, version, "cache", float(loaded_at)), problem if notes else None
+
+
 class _Core:
     """What the async and sync loaders share: the TTL, the disk cache and the client properties."""
 
@@ -133,6 +266,8 @@ class _Core:
         self.poll_timeout = poll_timeout
         self._memory: dict[str, tuple[ConsumerSettings, float]] = {}  # name -> (settings, monotonic expiry)
         self._lock = threading.Lock()
+        self._built: dict[str, tuple[dict[str, Any], ConsumerSettings]] = {}  # name -> (client properties, settings)
+        self._refusals: set[str] = set()  # services whose refused join was reported
 
     # -- cache --
 
@@ -189,29 +324,22 @@ class _Core:
         except OSError as exc:
             log.warning("cannot write the consumer config cache %s: %s", self.cache_dir, exc)
 
-    def _load_cached(self, service_name: str) -> ConsumerSettings | None:
+    def _load_cached(self, service_name: str) -> tuple[ConsumerSettings | None, str | None]:
+        """The cached config (None: no usable file) and what was wrong with the file (None: nothing).
+
+        Never raises and never blocks: whatever the file holds, the caller gets a config it can give
+        a client, or None and the reason to use the defaults.
+        """
         path = self._cache_path(service_name)
         if path is None:
-            return None
+            return None, None
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-            if document["service_name"] != service_name:  # another name's file (a hash clash, a copied file)
-                log.warning("ignoring the cached config %s: it belongs to another service", path)
-                return None
-            settings = {k: v for k, v in document["settings"].items() if k in FIELDS_BY_NAME}
-            return ConsumerSettings(
-                service_name,
-                document["consumer_group_id"],
-                {**DEFAULTS, **settings},
-                document.get("version"),
-                "cache",
-                document.get("loaded_at", 0.0),
-            )
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring the unreadable cached config %s: %s", path, exc)
-            return None
+            raw = _read_cache_file(path)
+            if raw is None:
+                return None, None
+            return _cached_config(service_name, _parse_cache(raw), path)
+        except _Unusable as exc:
+            return None, f"the cached config {path} is not used ({exc})"
 
     def _from_row(self, service_name: str, row: Sequence[Any] | None) -> ConsumerSettings:
         if row is None:
@@ -232,20 +360,25 @@ class _Core:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         with self._lock:
             stale = self._memory.get(service_name)
-        config = stale[0] if stale and stale[0].source != "defaults" else self._load_cached(service_name)
+        problem = None
+        if stale and stale[0].source != "defaults":
+            config: ConsumerSettings | None = stale[0]
+        else:
+            config, problem = self._load_cached(service_name)
         if config is not None:
             log.warning(
-                "config database unavailable (%s): using the cached config of %s (version %s) and retrying in %ss",
+                "config database unavailable (%s): using the cached config of %s (version %s) and retrying in %ss%s",
                 reason,
                 service_name,
                 config.version,
                 self.retry_seconds,
+                f"; {problem}" if problem else "",
             )
         else:
             log.warning(
-                "config database unavailable (%s) and no cached config for %s: using the defaults, retrying in %ss",
+                "config database unavailable (%s) and %s: using the defaults, retrying in %ss",
                 reason,
-                service_name,
+                problem or f"no cached config for {service_name}",
                 self.retry_seconds,
             )
             config = ConsumerSettings(service_name, service_name, dict(DEFAULTS), None, "defaults")
@@ -288,26 +421,88 @@ class _Core:
         props.update(overrides or {})
         return props
 
-    def _consumer(self, props: Mapping[str, Any], topics: Sequence[str]) -> Any:
+    def _consumer(self, props: Mapping[str, Any], topics: Sequence[str], config: ConsumerSettings | None = None) -> Any:
         from confluent_kafka import Consumer
 
+        group = props.get("group.id")
+        # librdkafka aborts the whole process (an assertion, not an exception) on a missing or empty group id
+        if not isinstance(group, str) or not group.strip() or "\0" in group:
+            raise ValueError(f"group.id must be a consumer group id (a non-empty string), not {_kind(group)}")
         consumer = Consumer(dict(props))
+        if config is not None:
+            with self._lock:
+                self._built[config.service_name] = (dict(props), config)
         if topics:
             consumer.subscribe(list(topics))
         return consumer
 
-    @staticmethod
-    def _good(messages: Sequence[Any]) -> list[Any]:
+    def _good(self, messages: Sequence[Any], service_name: str) -> tuple[list[Any], bool]:
+        """The messages without an error, and whether the broker refused the group's session timeout."""
         from confluent_kafka import KafkaError
 
         good = []
+        refused = False
         for msg in messages:
             error = msg.error()
             if error is None:
                 good.append(msg)
+            elif error.code() == KafkaError.INVALID_SESSION_TIMEOUT:
+                refused = True
+                if service_name in self._refusals:
+                    log.debug("%s: the broker refused the join again: %s", service_name, error)
             elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer error on %s [%s]: %s", msg.topic(), msg.partition(), error)
-        return good
+        return good, refused and service_name not in self._refusals
+
+    def _report_refusal(self, service_name: str, config: ConsumerSettings) -> None:
+        """One error line for a consumer the broker will not let join: its session timeout and the broker's bounds."""
+        from loomctl.configs.broker import SESSION_TIMEOUT_BOUNDS, out_of_bounds
+
+        with self._lock:
+            if service_name in self._refusals:
+                return
+            self._refusals.add(service_name)
+            props, built = self._built.get(service_name, (None, config))
+        session = built.settings["session_timeout_ms"]
+        low, high = SESSION_TIMEOUT_BOUNDS
+        why = f"session_timeout_ms={session} is outside the broker's {low.replace('.min.', '.min/max.')}"
+        if props is None:
+            why += " (not read: the consumer was not made by this loader)"
+        else:
+            try:
+                bounds = _broker_configs(props, SESSION_TIMEOUT_BOUNDS, BOUNDS_TIMEOUT_SECONDS)
+                why = (out_of_bounds(built.settings, bounds) or [f"{why} ({bounds.get(low, '?')}..{bounds.get(high, '?')})"])[0]
+            except Exception as exc:  # the broker's config is the explanation, never a reason to fail the service
+                why += f" (not read: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
+        log.error(
+            "the broker refuses every join of %s to consumer group %s: %s; the consumer gets no messages until "
+            "session_timeout_ms is within the broker's bounds (loomctl config set %s session_timeout_ms=...) and it is recreated",
+            service_name,
+            built.consumer_group_id,
+            why,
+            service_name,
+        )
+
+
+def _kind(value: Any) -> str:
+    return "an empty string" if value == "" else ("a blank string" if isinstance(value, str) else type(value).__name__)
+
+
+_CONSUMER_ONLY = {"group.id", "group.instance.id", "on_commit", *(f.librdkafka for f in FIELDS if f.librdkafka)}
+"""What a consumer's properties hold that an AdminClient has no use for (librdkafka would warn of each)."""
+
+
+def _broker_configs(props: Mapping[str, Any], names: Sequence[str], timeout: float) -> dict[str, str]:
+    """The values of ``names`` in the config of one broker (the lowest id), asked with a consumer's connection properties."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient({k: v for k, v in props.items() if k not in _CONSUMER_ONLY})
+    brokers = admin.list_topics(timeout=timeout).brokers
+    if not brokers:
+        raise RuntimeError("the cluster's metadata names no broker")
+    resource = ConfigResource(ConfigResource.Type.BROKER, str(min(brokers)))
+    entries = admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout=timeout + 1)
+    return {n: entries[n].value for n in names if n in entries and entries[n].value is not None}
 
 
 def _topic_of(messages: Sequence[Any]) -> str | None:
@@ -352,7 +547,7 @@ class KafkaConsumerConfigLoader(_Core):
         """A confluent_kafka.Consumer with the service's settings, subscribed to ``topics``."""
         config = await self.load_config(service_name)
         props = self.consumer_properties(config, bootstrap_servers, config_overrides)
-        return await asyncio.to_thread(self._consumer, props, topics)
+        return await asyncio.to_thread(self._consumer, props, topics, config)
 
     async def poll_with_limit(
         self, consumer: Any, service_name: str, *, timeout: float | None = None, yield_empty: bool = False
@@ -363,7 +558,9 @@ class KafkaConsumerConfigLoader(_Core):
             messages = await asyncio.to_thread(
                 consumer.consume, num_messages=config.max_poll_records, timeout=timeout or self.poll_timeout
             )
-            good = self._good(messages)
+            good, refused = self._good(messages, service_name)
+            if refused:
+                await asyncio.to_thread(self._report_refusal, service_name, config)
             if good or yield_empty:
                 yield good
 
@@ -462,14 +659,17 @@ class ConsumerConfigLoader(_Core):
         config_overrides: Mapping[str, Any] | None = None,
     ) -> Any:
         config = self.load_config(service_name)
-        return self._consumer(self.consumer_properties(config, bootstrap_servers, config_overrides), topics)
+        return self._consumer(self.consumer_properties(config, bootstrap_servers, config_overrides), topics, config)
 
     def poll_with_limit(
         self, consumer: Any, service_name: str, *, timeout: float | None = None, yield_empty: bool = False
     ) -> Iterator[list[Any]]:
         while True:
             config = self.load_config(service_name)
-            good = self._good(consumer.consume(num_messages=config.max_poll_records, timeout=timeout or self.poll_timeout))
+            messages = consumer.consume(num_messages=config.max_poll_records, timeout=timeout or self.poll_timeout)
+            good, refused = self._good(messages, service_name)
+            if refused:
+                self._report_refusal(service_name, config)
             if good or yield_empty:
                 yield good
 

@@ -83,7 +83,8 @@ def check_changes(
     asking the broker at most once.
 
     Classic: a session timeout outside group.min/max.session.timeout.ms is a warning (the table
-    is still right; members fail to join). Consumer protocol: a session timeout or heartbeat
+    is still right; members fail to join), whether the change set the session timeout or switched
+    the service to classic with it. Consumer protocol: a session timeout or heartbeat
     outside group.consumer.min/max.* is an error, since `config push` could never set it; a
     broker that cannot be asked is a warning that nothing was checked.
     """
@@ -115,7 +116,8 @@ def _check(after: Mapping[str, Any] | None, result: "ChangeResult", bounds: Any)
             f"{result.service_name} uses the consumer protocol: the broker-side part ({', '.join(BROKER_OWNED)}) "
             f"takes effect after `loomctl config push {result.service_name}`"
         )
-    if (not consumer and "session_timeout_ms" not in changed) or bounds is None:
+    # classic bounds only the session timeout, which a switch back to classic brings under them too
+    if (not consumer and not changed & {"session_timeout_ms", "group_protocol"}) or bounds is None:
         return BrokerCheck(note=note)
     try:
         broker = bounds()

@@ -48,3 +48,33 @@ export function coerce(field: FieldSpec, raw: unknown): SettingValue | undefined
   if (field.maximum !== null && value > field.maximum) return undefined;
   return value;
 }
+
+/** A field's value as a cache file must hold it: the exact type (no numeric strings), in range or one of the choices. */
+export function fits(field: FieldSpec, raw: unknown): boolean {
+  if (field.kind === 'bool') return typeof raw === 'boolean';
+  if (field.kind === 'str') return typeof raw === 'string' && (field.choices === null || field.choices.includes(raw));
+  return typeof raw === 'number' && Number.isSafeInteger(raw) &&
+    (field.minimum === null || raw >= field.minimum) && (field.maximum === null || raw <= field.maximum);
+}
+
+const SIDE = /^\s*([a-z_]+)\s*(?:([*+])\s*(\d+))?\s*$/;
+
+function sideValue(text: string, settings: Readonly<Settings>): number | undefined {
+  const match = SIDE.exec(text);
+  if (match === null) return undefined;
+  const [, name, op, operand] = match;
+  const value = settings[name ?? ''];
+  if (typeof value !== 'number') return undefined;
+  if (op === undefined) return value;
+  return op === '*' ? value * Number(operand) : value + Number(operand);
+}
+
+/** Whether ``settings`` hold a rule of the table (its SQL: ``a [* n | + n] >= | <= b [* n | + n]``); null when the rule is no such comparison. */
+export function ruleHolds(rule: FieldTable['rules'][number], settings: Readonly<Settings>): boolean | null {
+  const match = /^(.*?)(>=|<=)(.*)$/.exec(rule.sql);
+  if (match === null) return null;
+  const left = sideValue(match[1] ?? '', settings);
+  const right = sideValue(match[3] ?? '', settings);
+  if (left === undefined || right === undefined) return null;
+  return match[2] === '>=' ? left >= right : left <= right;
+}

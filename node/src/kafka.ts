@@ -47,8 +47,21 @@ export interface ConsumerLike {
   disconnect(): Promise<void>;
 }
 
+/** The part of a KafkaJS admin client the loader uses to name the broker's bounds when it refuses a consumer. */
+export interface AdminLike {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  describeCluster(): Promise<{ brokers: { nodeId: number }[] }>;
+  describeConfigs(request: {
+    includeSynonyms: boolean;
+    resources: { type: number; name: string; configNames?: string[] }[];
+  }): Promise<{ resources: { configEntries: { configName: string; configValue: string | null }[] }[] }>;
+}
+
 export interface KafkaLike {
   consumer(config: Record<string, unknown> & { groupId: string }): ConsumerLike;
+  /** Optional: without it, a refused session timeout is reported without the broker's bounds. */
+  admin?(): AdminLike;
 }
 
 /** What the package hands the client's constructor: the caller's config plus security and the request timeout. */

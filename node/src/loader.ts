@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, readSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 import { limitBatches } from './batches';
 import { ConsumerConfigError, shown } from './errors';
-import { DEFAULTS, FIELDS, FIELDS_BY_NAME, SERVICE_NAME, Settings, coerce } from './fields';
+import { DEFAULTS, FIELDS, FIELD_TABLE, SERVICE_NAME, Settings, coerce, fits, ruleHolds } from './fields';
 import { BatchLike, ConsumerLike, EachBatchPayloadLike, KafkaClientConfig, KafkaFactory, KafkaLike, MessageLike, RunConfigLike } from './kafka';
 import { KafkajsOptions, kafkajsOptions, unhonoured } from './options';
 import { readPropertiesFile, securityConfig } from './properties';
@@ -17,6 +17,12 @@ export const ENV_BOOTSTRAP_SERVERS = 'LOOM_KAFKA_BOOTSTRAP_SERVERS';
 export const DEFAULT_TTL_SECONDS = 60;
 export const DEFAULT_RETRY_SECONDS = 10;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+/** The largest cache file read (1 MiB): the loader writes about 1 KB, so anything larger is not its file. */
+export const CACHE_MAX_BYTES = 1 << 20;
+/** How long the loader waits for the broker's session timeout bounds once the broker has refused a join. */
+const BOUNDS_TIMEOUT_MS = 5000;
+const SESSION_TIMEOUT_BOUNDS = ['group.min.session.timeout.ms', 'group.max.session.timeout.ms'] as const;
+const GROUP_ID_MAX = 249;
 
 const METRICS_SQL = 'SELECT record_processing_metrics($1, $2, $3, $4, $5, $6, $7) AS id';
 const RECOMMENDATIONS_SQL =
@@ -171,6 +177,157 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string, late?: (v
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** What KafkaJS consumers have beside ConsumerLike: their instrumentation events. */
+interface EventfulConsumer {
+  on(event: string, listener: (event: unknown) => void): unknown;
+  events: { CRASH?: string };
+}
+
+/** Whether a KafkaJS error (or the error it wraps) is the broker's INVALID_SESSION_TIMEOUT. */
+function refusedSessionTimeout(error: unknown): boolean {
+  for (let e = error, depth = 0; typeof e === 'object' && e !== null && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { type?: unknown }).type === 'INVALID_SESSION_TIMEOUT') return true;
+  }
+  return false;
+}
+
+const BROKER_RESOURCE = 4; // KafkaJS ConfigResourceTypes.BROKER
+
+/** The values of ``names`` in the config of one broker (the lowest id), asked through the client's admin. */
+async function brokerConfigs(kafka: KafkaLike, names: readonly string[]): Promise<Record<string, string>> {
+  if (typeof kafka.admin !== 'function') throw new Error('the Kafka client has no admin()');
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const { brokers } = await admin.describeCluster();
+    if (brokers.length === 0) throw new Error('the cluster names no broker');
+    const id = Math.min(...brokers.map((b) => b.nodeId));
+    const { resources } = await admin.describeConfigs({
+      includeSynonyms: false, resources: [{ type: BROKER_RESOURCE, name: String(id), configNames: [...names] }],
+    });
+    const found: Record<string, string> = {};
+    for (const entry of resources[0]?.configEntries ?? []) {
+      if (names.includes(entry.configName) && entry.configValue !== null) found[entry.configName] = entry.configValue;
+    }
+    return found;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+/** Why a cache file cannot be used at all: one sentence that quotes nothing from the file. */
+class Unusable extends Error {}
+
+/**
+ * The cache file's bytes, null when there is none; Unusable unless it is a regular file of at most
+ * CACHE_MAX_BYTES. Opened without blocking (a FIFO without a writer would block the event loop for
+ * good) and checked on the open descriptor, so what is read is what was checked.
+ */
+function readCacheFile(path: string): Buffer | null {
+  let fd: number;
+  try {
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | (fsConstants.O_NOCTTY ?? 0));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Unusable(`it cannot be opened (${(error as NodeJS.ErrnoException).code ?? reasonOf(error)})`);
+  }
+  try {
+    const info = fstatSync(fd);
+    if (!info.isFile()) throw new Unusable('it is not a regular file');
+    if (info.size > CACHE_MAX_BYTES) {
+      throw new Unusable(`it holds ${info.size.toLocaleString('en-US')} bytes, more than the ${CACHE_MAX_BYTES.toLocaleString('en-US')} a cache file may`);
+    }
+    const buffer = Buffer.alloc(CACHE_MAX_BYTES + 1);
+    let size = 0;
+    while (size <= CACHE_MAX_BYTES) {
+      const read = readSync(fd, buffer, size, CACHE_MAX_BYTES + 1 - size, null);
+      if (read === 0) break;
+      size += read;
+    }
+    if (size > CACHE_MAX_BYTES) throw new Unusable(`it holds more than the ${CACHE_MAX_BYTES.toLocaleString('en-US')} bytes a cache file may`);
+    return buffer.subarray(0, size);
+  } catch (error) {
+    if (error instanceof Unusable) throw error;
+    throw new Unusable(`it cannot be read (${(error as NodeJS.ErrnoException).code ?? reasonOf(error)})`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function parseCache(raw: Buffer): unknown {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(raw);
+  } catch {
+    throw new Unusable('it is not valid JSON');
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new Unusable(error instanceof RangeError ? 'its JSON nests too deeply' : 'it is not valid JSON');
+  }
+}
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** A group id the table and librdkafka accept (as loomctl's check_group_id, and not blank: librdkafka aborts on one). */
+function isGroupId(value: unknown): value is string {
+  return typeof value === 'string' && value.trim() !== '' && [...value].length <= GROUP_ID_MAX &&
+    ![...value].some((c) => c.charCodeAt(0) < 0x20 || c === '\x7f') && !LONE_SURROGATE.test(value);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describeRange(field: (typeof FIELDS)[number]): string {
+  if (field.choices) return `one of ${field.choices.join(', ')}`;
+  if (field.kind === 'bool') return 'true or false';
+  const unit = field.unit ? ` ${field.unit}` : '';
+  return `${(field.minimum ?? 0).toLocaleString('en-US')}..${(field.maximum ?? 0).toLocaleString('en-US')}${unit}`;
+}
+
+/**
+ * The settings to use from a cache file's ``settings``, and a note for each that took the table's
+ * default: a field the file lacks takes its default silently, one the table does not know is
+ * ignored, fields that break a rule together take their defaults.
+ */
+function checkedSettings(stored: Record<string, unknown>): { settings: Settings; notes: string[] } {
+  const settings: Settings = { ...DEFAULTS };
+  const notes: string[] = [];
+  for (const field of FIELDS) {
+    if (!Object.prototype.hasOwnProperty.call(stored, field.name)) continue;
+    const raw = stored[field.name];
+    if (fits(field, raw)) settings[field.name] = raw as Settings[string];
+    else notes.push(`${field.name} (not ${describeRange(field)})`);
+  }
+  for (;;) {
+    const broken = FIELD_TABLE.rules.filter((rule) => ruleHolds(rule, settings) === false);
+    if (broken.length === 0) break;
+    for (const rule of broken) {
+      const reset = rule.fields.filter((name) => settings[name] !== DEFAULTS[name]);
+      for (const name of reset) settings[name] = DEFAULTS[name] as Settings[string];
+      notes.push(`${reset.join(' and ')} (${rule.reason})`);
+    }
+  }
+  return { settings, notes };
+}
+
+/** The config a cache file's document gives and what of it took the defaults; Unusable when none. */
+function cachedConfig(serviceName: string, document: unknown, path: string): { config: ConsumerSettings; problem: string | null } {
+  if (!isObject(document)) throw new Unusable('it holds no JSON object');
+  if (document.service_name !== serviceName) throw new Unusable('it belongs to another service');
+  const group = document.consumer_group_id;
+  if (!isGroupId(group)) throw new Unusable('its consumer_group_id is no valid consumer group id');
+  if (!isObject(document.settings)) throw new Unusable('its settings are no JSON object');
+  const { settings, notes } = checkedSettings(document.settings);
+  const version = typeof document.version === 'number' && Number.isSafeInteger(document.version) ? document.version : null;
+  const loadedAt = typeof document.loaded_at === 'number' && Number.isFinite(document.loaded_at) ? document.loaded_at : 0;
+  const protocol = typeof document.group_protocol === 'string' ? document.group_protocol : null;
+  const problem = notes.length ? `${path} holds values the field table refuses, which take their defaults: ${notes.join('; ')}` : null;
+  return { config: new ConsumerSettings(serviceName, group, settings, version, 'cache', loadedAt, protocol), problem };
+}
+
 /** The guide's loader for Node services: settings from pipeline_consumer_configs, metrics back. */
 export class ConsumerConfigLoader {
   readonly pool: PoolLike;
@@ -272,36 +429,17 @@ export class ConsumerConfigLoader {
     }
   }
 
-  private loadCached(serviceName: string): ConsumerSettings | null {
+  /** The cached config (null: no usable file) and what was wrong with the file (null: nothing); never throws, never blocks. */
+  private loadCached(serviceName: string): { config: ConsumerSettings | null; problem: string | null } {
     const path = this.cachePath(serviceName);
-    if (path === null) return null;
-    let text: string;
+    if (path === null) return { config: null, problem: null };
     try {
-      text = readFileSync(path, 'utf8');
+      const raw = readCacheFile(path);
+      if (raw === null) return { config: null, problem: null };
+      return cachedConfig(serviceName, parseCache(raw), path);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn(`ignoring the unreadable cached config ${path}: ${reasonOf(error)}`);
-      return null;
-    }
-    try {
-      const document = JSON.parse(text) as Partial<CachedConfig>;
-      if (document.service_name !== serviceName) {
-        this.logger.warn(`ignoring the cached config ${path}: it belongs to another service`);
-        return null;
-      }
-      if (typeof document.consumer_group_id !== 'string' || !document.consumer_group_id) throw new Error('no consumer_group_id');
-      const settings: Settings = { ...DEFAULTS };
-      for (const [name, raw] of Object.entries(document.settings ?? {})) {
-        const field = FIELDS_BY_NAME.get(name);
-        if (field === undefined) continue;
-        const value = coerce(field, raw);
-        if (value === undefined) throw new Error(`${name} holds ${shown(raw)}`);
-        settings[name] = value;
-      }
-      return new ConsumerSettings(serviceName, document.consumer_group_id, settings, document.version ?? null, 'cache',
-        document.loaded_at ?? 0, document.group_protocol ?? null);
-    } catch (error) {
-      this.logger.warn(`ignoring the unreadable cached config ${path}: ${reasonOf(error)}`);
-      return null;
+      const reason = error instanceof Unusable ? error.message : `it cannot be read (${reasonOf(error)})`;
+      return { config: null, problem: `the cached config ${path} is not used (${reason})` };
     }
   }
 
@@ -319,18 +457,21 @@ export class ConsumerConfigLoader {
 
   private fallback(serviceName: string, error: unknown): ConsumerSettings {
     const stale = this.memory.get(serviceName)?.config;
-    let config = stale && stale.source !== 'defaults' ? stale : this.loadCached(serviceName);
+    let config: ConsumerSettings | null = null;
+    let problem: string | null = null;
+    if (stale && stale.source !== 'defaults') config = stale;
+    else ({ config, problem } = this.loadCached(serviceName));
     const warn = !this.degraded.has(serviceName);
     this.degraded.add(serviceName);
     if (config !== null) {
       if (warn) {
         this.logger.warn(`config database unavailable (${reasonOf(error)}): using the cached config of ${serviceName} ` +
-          `(version ${config.version ?? '-'}) and retrying every ${this.retrySeconds}s`);
+          `(version ${config.version ?? '-'}) and retrying every ${this.retrySeconds}s${problem ? `; ${problem}` : ''}`);
       }
       if (config.source !== 'cache') config = new ConsumerSettings(config.serviceName, config.consumerGroupId, config.settings, config.version, 'cache', config.loadedAt, config.groupProtocol);
     } else {
       if (warn) {
-        this.logger.warn(`config database unavailable (${reasonOf(error)}) and no cached config for ${serviceName}: ` +
+        this.logger.warn(`config database unavailable (${reasonOf(error)}) and ${problem ?? `no cached config for ${serviceName}`}: ` +
           `using the defaults, retrying every ${this.retrySeconds}s`);
       }
       config = new ConsumerSettings(serviceName, serviceName, { ...DEFAULTS }, null, 'defaults');
@@ -421,6 +562,7 @@ export class ConsumerConfigLoader {
     Object.assign(consumerConfig, options.overrides?.consumer);
 
     const consumer = kafka.consumer(consumerConfig) as C;
+    this.watchRefusal(consumer, kafka, serviceName, settings);
     await consumer.connect();
     try {
       await consumer.subscribe({ ...table.subscribe, ...options.overrides?.subscribe, topics });
@@ -458,6 +600,38 @@ export class ConsumerConfigLoader {
     Object.defineProperty(consumer, 'run', { value: wrapped, configurable: true, writable: true });
     Object.defineProperty(consumer, 'loomctl', { value: { serviceName, settings, clientConfig, options: table }, enumerable: false });
     return consumer as OptimizedConsumer<C>;
+  }
+
+  /**
+   * KafkaJS stops a consumer for good when the broker refuses its session timeout (outside
+   * group.min/max.session.timeout.ms: not retriable), and says so only through its own logger and
+   * the CRASH event: the loader listens and names the broker's bounds, once per consumer.
+   */
+  private watchRefusal(consumer: ConsumerLike, kafka: KafkaLike, serviceName: string, settings: ConsumerSettings): void {
+    const eventful = consumer as Partial<EventfulConsumer>;
+    const crash = eventful.events?.CRASH;
+    if (typeof eventful.on !== 'function' || typeof crash !== 'string') return;
+    let reported = false;
+    eventful.on.call(consumer, crash, (event: unknown) => {
+      if (reported || !refusedSessionTimeout((event as { payload?: { error?: unknown } } | undefined)?.payload?.error)) return;
+      reported = true;
+      void this.reportRefusal(kafka, serviceName, settings);
+    });
+  }
+
+  private async reportRefusal(kafka: KafkaLike, serviceName: string, settings: ConsumerSettings): Promise<void> {
+    const [low, high] = SESSION_TIMEOUT_BOUNDS;
+    let bounds: string;
+    try {
+      const found = await withTimeout(brokerConfigs(kafka, SESSION_TIMEOUT_BOUNDS), BOUNDS_TIMEOUT_MS, 'reading the broker\'s config');
+      bounds = `(${found[low] ?? '?'}..${found[high] ?? '?'})`;
+    } catch (error) {
+      bounds = `(not read: ${reasonOf(error)})`;
+    }
+    this.logger.warn(`the broker refuses every join of ${serviceName} to consumer group ${settings.consumerGroupId}: ` +
+      `session_timeout_ms=${String(settings.settings.session_timeout_ms)} is outside the broker's group.min/max.session.timeout.ms ${bounds}; ` +
+      `KafkaJS has stopped the consumer (the broker's refusal is not retriable): set session_timeout_ms within the broker's bounds ` +
+      `(loomctl config set ${serviceName} session_timeout_ms=...) and create the consumer again`);
   }
 
   /** Rows of v_consumer_performance_monitor that carry a recommendation. */
