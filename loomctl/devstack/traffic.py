@@ -14,6 +14,11 @@ next run) and records each batch with ``track_batch``, which fills
 stopped in the middle of a batch never commits past what it processed.
 
 Imports of confluent-kafka and psycopg happen inside the functions: importing this module is cheap.
+
+Each Kafka client has one thread: the AdminClient is used by the calling thread only (topics, then whether the stopped
+consumer already ran), and is gone before the producer and the consumers start, so no admin request is in flight or
+can time out while they run (a group-coordinator admin request timing out beside others makes librdkafka abort or
+crash, confluentinc/librdkafka#4605). A crash of the run leaves the Python stack of every thread on stderr.
 """
 
 from __future__ import annotations
@@ -238,10 +243,11 @@ class _Run:
     settings: Settings
     plan: TrafficPlan
     loader: Any
-    admin: Any
     halt: threading.Event
     say: Progress
     partitions: dict[str, int]
+    already_stopped: set[str] = field(default_factory=set)
+    """The stopped services whose group committed in an earlier run (found before any client thread started)."""
     produced: dict[str, int] = field(default_factory=dict)
     undelivered: dict[str, int] = field(default_factory=dict)
     producer_error: str | None = None
@@ -317,26 +323,37 @@ def _commit(consumer: Any) -> bool:
         raise
 
 
-def _has_committed(run: _Run, group_id: str, topics: Sequence[str]) -> bool:
+def _has_committed(admin: Any, group_id: str, topics: Sequence[str], stop: threading.Event) -> bool:
     from loomctl import kafka
 
     # A broker that has just started answers "coordinator load in progress" for a few seconds.
     deadline = time.monotonic() + TOPIC_READY_TIMEOUT_S
     while True:
         try:
-            offsets = kafka.committed_offsets(run.admin, [group_id]).get(group_id, {})
+            offsets = kafka.committed_offsets(admin, [group_id]).get(group_id, {})
             break
         except BackendUnavailable:
-            if time.monotonic() > deadline or run.halt.wait(0.5):
+            if time.monotonic() > deadline or stop.wait(0.5):
                 raise
     return any(offset is not None for (topic, _), offset in offsets.items() if topic in topics)
+
+
+def _stopped_before(admin: Any, loader: Any, plan: TrafficPlan, stop: threading.Event) -> set[str]:
+    """The stopped services whose group committed in an earlier run, asked on the calling thread (the admin's)."""
+    found = set()
+    for spec in plan.consumers:
+        if spec.behaviour is Behaviour.stopped:
+            group_id = loader.load_config(spec.service_name).consumer_group_id
+            if _has_committed(admin, group_id, spec.topics, stop):
+                found.add(spec.service_name)
+    return found
 
 
 def _run_service(run: _Run, spec: DemoConsumer, result: ConsumerResult) -> None:
     config = run.loader.load_config(spec.service_name)
     result.consumer_group_id, result.config_version = config.consumer_group_id, config.version
     result.auto_commit = bool(config["enable_auto_commit"])
-    if spec.behaviour is Behaviour.stopped and _has_committed(run, config.consumer_group_id, spec.topics):
+    if spec.behaviour is Behaviour.stopped and spec.service_name in run.already_stopped:
         # A stopped consumer stays stopped: on a re-run its group keeps the offsets of the first
         # run, so the lag keeps growing behind a commit that never moves (status STOP), instead
         # of a fresh commit making it look alive within the status window.
@@ -508,6 +525,7 @@ def run(
     from loomctl.loader import ConsumerConfigLoader
 
     check_plan(plan)
+    kafka.enable_faulthandler()
     say = progress or (lambda _message: None)
     stop = stop or threading.Event()
     _check_database(settings, plan)
@@ -529,7 +547,9 @@ def run(
     try:
         loader = ConsumerConfigLoader(pool, cache_dir=cache_dir, poll_timeout=POLL_TIMEOUT_S)
         loader.kafka_config = settings.kafka_config  # the settings decide, not LOOM_KAFKA_CONFIG of the shell
-        shared = _Run(settings, plan, loader, admin, halt, say, partitions)
+        already_stopped = _stopped_before(admin, loader, plan, stop)
+        del admin  # destroyed here, on its own thread, with nothing in flight: no client outlives its use
+        shared = _Run(settings, plan, loader, halt, say, partitions, already_stopped=already_stopped)
         results = [ConsumerResult(c.service_name, c.behaviour.value, list(c.topics)) for c in plan.consumers]
         threads = [threading.Thread(target=_producer_thread, args=(shared,), name="traffic-producer", daemon=True)]
         threads += [

@@ -22,6 +22,7 @@ from loomctl.kafka.clients import (  # noqa: F401
     admin_for,
     bounded,
     client_properties,
+    enable_faulthandler,
     error_message,
     error_text,
     is_transient,
@@ -36,7 +37,10 @@ from loomctl.kafka.group_configs import (  # noqa: F401
     describe_group_configs,
 )
 from loomctl.kafka.groups import (  # noqa: F401
+    MIN_CHUNK,
     OFFSET_FETCH_CONCURRENCY,
+    QUEUED_REQUEST_S,
+    SNAPSHOT_CHUNK,
     ClusterSnapshot,
     Group,
     Member,
@@ -45,6 +49,7 @@ from loomctl.kafka.groups import (  # noqa: F401
     list_group_ids,
     list_group_listings,
     list_groups,
+    queued_timeout,
     snapshot,
 )
 from loomctl.kafka.topics import (  # noqa: F401
@@ -73,7 +78,10 @@ __all__ = [
     "Keyed",
     "LogOffsets",
     "Member",
+    "MIN_CHUNK",
     "OFFSET_FETCH_CONCURRENCY",
+    "QUEUED_REQUEST_S",
+    "SNAPSHOT_CHUNK",
     "TRANSIENT_ERRORS",
     "TopicPartition",
     "UNREACHABLE_ERRORS",
@@ -87,6 +95,7 @@ __all__ = [
     "create_partitions",
     "describe_group_configs",
     "describe_groups",
+    "enable_faulthandler",
     "error_message",
     "error_text",
     "is_transient",
@@ -95,6 +104,7 @@ __all__ = [
     "list_group_listings",
     "list_groups",
     "log_offsets",
+    "queued_timeout",
     "quiet_logger",
     "result_within",
     "sample_keys",

@@ -68,6 +68,25 @@ def admin_for(kafka_properties: Mapping[str, str], *, timeout: float = DEFAULT_T
         raise BadInput(f"invalid Kafka client configuration: {redact(error_message(exc), dict(kafka_properties))}") from None
 
 
+def enable_faulthandler() -> bool:
+    """Have a crash of this process (a librdkafka abort or segfault) leave the Python stack of every thread on
+    stderr; for the long-running processes that hold librdkafka clients. False when stderr has no file descriptor
+    (the interpreter's own stderr is tried first) and nothing could be enabled."""
+    import faulthandler
+    import sys
+
+    if faulthandler.is_enabled():
+        return True
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            if stream is not None:
+                faulthandler.enable(file=stream, all_threads=True)
+                return True
+        except (AttributeError, ValueError, OSError):  # a replaced stderr (a test runner's) has no fileno
+            continue
+    return False
+
+
 def error_message(exc: BaseException) -> str:
     """The first line of a confluent-kafka error's own text (or of any exception's)."""
     error: Any = exc.args[0] if exc.args else None

@@ -29,7 +29,7 @@ from loomctl.db import close_quietly, first_line
 from loomctl.errors import BackendUnavailable, BadInput, LoomError
 from loomctl.lag.live import gc_paused, live_lag
 from loomctl.lag.samples import LagSample, copy_samples, iter_samples
-from loomctl.lag.snapshot_worker import SnapshotWorker
+from loomctl.lag.snapshot_worker import SnapshotCrashed, SnapshotWorker
 from loomctl.lag.status_keeper import StatusKeeper, status_budget
 from loomctl.lag.time_lag import Key, PreviousSample, previous_samples
 from loomctl.lag.verdicts import STATUS_WINDOW
@@ -81,6 +81,8 @@ class Collector:
     _previous_groups: set[str] = field(default_factory=set, init=False, repr=False)
     _last_maintenance: float = field(default=float("-inf"), init=False)
     _keeper: "StatusKeeper | None" = field(default=None, init=False, repr=False)
+    snapshot_crashes: int = field(default=0, init=False)
+    """Times the snapshot's child process died (a librdkafka abort or a crash) since start."""
 
     @classmethod
     def for_interval(
@@ -128,7 +130,14 @@ class Collector:
     def _snapshot(self, group_ids: list[str]) -> Any:
         if self._worker is None:
             self._worker = SnapshotWorker(self.settings, self.timeout_s)
-        return self._worker.snapshot(group_ids)
+        try:
+            return self._worker.snapshot(group_ids)
+        except SnapshotCrashed:
+            # counted here, reported with its stack by whoever handles the cycle's failure (run: one warning)
+            self.snapshot_crashes += 1
+            if self.exporter is not None:
+                self.exporter.snapshot_crashed()
+            raise
 
     def close(self) -> None:
         self.settle()
@@ -313,7 +322,13 @@ class Collector:
             self.on_event("warning", f"partition upkeep and retention failed, retrying in an hour: {first_line(exc)}")
 
     def run(self, stop: threading.Event, *, once: bool = False) -> int:
-        """Cycle every ``interval`` until ``stop`` is set; returns the number of cycles that wrote."""
+        """Cycle every ``interval`` until ``stop`` is set; returns the number of cycles that wrote.
+
+        A crash of this process (librdkafka's, in the status keeper or the exporter's threads) leaves the Python
+        stack of every thread on stderr; one of the snapshot's child is reported as a warning with its stack."""
+        from loomctl.kafka import enable_faulthandler
+
+        enable_faulthandler()
         failures = 0
         wrote = 0
         was_standby = False
@@ -328,7 +343,8 @@ class Collector:
                     raise
                 failures += 1
                 delay = min(max(2.0 ** min(failures - 1, 10), self.interval.total_seconds()), MAX_BACKOFF_S)
-                self.on_event("warning", f"{exc} (attempt {failures}, retrying in {delay:g}s)")
+                stack = f"\n{exc.stack.rstrip()}" if isinstance(exc, SnapshotCrashed) and exc.stack.strip() else ""
+                self.on_event("warning", f"{exc} (attempt {failures}, retrying in {delay:g}s){stack}")
                 stop.wait(delay)
                 continue
             if failures:

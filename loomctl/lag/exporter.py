@@ -152,6 +152,7 @@ class CollectorHealth:
     started_at: float = field(default_factory=time.time)
     cycles_total: int = 0
     failures_total: int = 0
+    snapshot_crashes_total: int = 0
     last_cycle_ok: bool = False
     last_cycle_duration_s: float = 0.0
     last_success_at: float | None = None
@@ -208,6 +209,11 @@ class Exporter:
             h.cycles_total += 1
             h.failures_total += 1
             h.last_cycle_ok, h.last_cycle_duration_s, h.last_error = False, duration_s, error
+
+    def snapshot_crashed(self) -> None:
+        """The snapshot's child process died (counted beside the cycle's failure)."""
+        with self._lock:
+            self.health.snapshot_crashes_total += 1
 
     def stale(self, now: float | None = None) -> bool:
         h = self.health
@@ -310,11 +316,12 @@ HEALTH_METRICS = {
     "loomctl_collector_cycle_duration_seconds": "How long the last cycle took.",
     "loomctl_collector_cycles": "Cycles run since start.",
     "loomctl_collector_cycle_failures": "Cycles that failed since start.",
+    "loomctl_collector_snapshot_crashes": "Times the snapshot's Kafka client process died (a librdkafka abort or crash) since start.",
     "loomctl_collector_last_success_timestamp_seconds": "When the last cycle succeeded (Unix time).",
     "loomctl_collector_snapshot_age_seconds": "Age of the figures served.",
     "loomctl_collector_info": "1, with the collector's cluster name, granularity and version.",
 }
-HEALTH_COUNTERS = ("loomctl_collector_cycles", "loomctl_collector_cycle_failures")
+HEALTH_COUNTERS = ("loomctl_collector_cycles", "loomctl_collector_cycle_failures", "loomctl_collector_snapshot_crashes")
 
 
 def _label(value: Any) -> str:
@@ -510,6 +517,7 @@ class _HealthCollector:
         yield gauge("loomctl_collector_cycle_duration_seconds", h.last_cycle_duration_s)
         yield counter("loomctl_collector_cycles", h.cycles_total)
         yield counter("loomctl_collector_cycle_failures", h.failures_total)
+        yield counter("loomctl_collector_snapshot_crashes", h.snapshot_crashes_total)
         if h.last_success_at is not None:
             yield gauge("loomctl_collector_last_success_timestamp_seconds", h.last_success_at)
         if e.snapshot is not None:
