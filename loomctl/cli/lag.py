@@ -194,41 +194,20 @@ def collect(
     """Sample every configured group into consumer_lag_history until stopped; with --listen, serve each cycle to Prometheus and Burrow clients. Example: loomctl lag collect --interval 30s --listen 0.0.0.0:9308"""
     from loomctl.lag.collector import Collector
     from loomctl.lag.http import serving
-    from loomctl.validation import parse_duration
 
-    every, keep = parse_duration(interval, option="--interval"), parse_duration(retention, option="--retention")
-    exporter = _exporter(listen, cluster_name, granularity, every)
-    collector = Collector.for_interval(
-        state(ctx).settings,
-        every,
-        keep,
-        on_event=_event_printer(verbose),
-        exporter=exporter,
-        status_window=parse_duration(window, option="--window"),
-    )
+    collector = Collector.from_options(
+        state(ctx).settings, interval=interval, retention=retention, window=window, listen=listen,
+        cluster_name=cluster_name, granularity=granularity.value, on_event=_event_printer(verbose),
+    )  # fmt: skip
     # asked twice: stop now, even in the middle of a cycle
-    with stop_on_signals(second_interrupts=True) as stop, serving(exporter, listen) as address:
+    with collector, stop_on_signals(second_interrupts=True) as stop, serving(collector.exporter, listen) as address:
         if not once:
             info(f"collecting every {interval}, keeping {retention}; Ctrl-C to stop")
         if address:
             info(f"serving http://{address}/metrics and http://{address}/v3/kafka/{cluster_name}")
-        try:
-            wrote = collector.run(stop, once=once)
-        finally:
-            collector.close()
+        wrote = collector.run(stop, once=once)
     if once:
-        info(f"sampled {'1 cycle' if wrote else 'nothing (no configured groups, or another collector writes)'}")
-
-
-def _exporter(listen: str | None, cluster_name: str, granularity: Granularity, every: Any) -> Any:
-    """The exporter behind --listen (None without it); a bad address or name fails before anything starts."""
-    if listen is None:
-        return None
-    from loomctl.lag.exporter import Exporter
-    from loomctl.lag.http import parse_listen
-
-    parse_listen(listen)
-    return Exporter(cluster_name, granularity.value, every)
+        info(f"sampled {'1 cycle' if wrote else 'nothing: no configured groups'}")
 
 
 @app.command()

@@ -412,7 +412,7 @@ def drift_of(
         config.consumer_group_id,
         protocol,
         group.group_type,
-        group.state,
+        group.group_state,
         members,
         partitions,
         idle,

@@ -993,7 +993,7 @@ class _Surfaces:
             g = groups.get(x.group)
             if g is not None:
                 with x.lock:
-                    x.states.append((now, g.state, len(g.members)))
+                    x.states.append((now, g.group_state, len(g.members)))
 
     def readings_of(self, key: str) -> list[tuple[float, str, str, str]]:
         with self.lock:

@@ -60,8 +60,8 @@ class Member:
 
 @dataclass(frozen=True)
 class Group:
-    group_id: str
-    state: str
+    consumer_group_id: str
+    group_state: str
     members: tuple[Member, ...] = ()
     group_type: str | None = None
     """``classic`` or ``consumer`` (KIP-848) as the broker describes the group; None when it did not say."""
@@ -292,7 +292,7 @@ def snapshot(
         topics.update(t for t, _ in committed)
         topics.update(t for t, _ in owners)
         # a group with members (a consumer-protocol group mid-rebalance reads as Unknown) is never missing
-        if not committed and not owners and (group is None or (group.state in ("Dead", "Unknown") and not group.members)):
+        if not committed and not owners and (group is None or (group.group_state in ("Dead", "Unknown") and not group.members)):
             snap.missing_groups.add(group_id)
     if topics:
         snap.partition_counts, snap.brokers = topic_metadata(admin, topics, timeout)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from loomctl import db
 from loomctl.db import close_quietly, first_line
-from loomctl.errors import BackendUnavailable, BadInput, LoomError
+from loomctl.errors import BackendUnavailable, BadInput, Conflict, LoomError
 from loomctl.lag.live import gc_paused, live_lag
 from loomctl.lag.samples import LagSample, copy_samples, iter_samples
 from loomctl.lag.snapshot_worker import SnapshotCrashed, SnapshotWorker
@@ -109,6 +109,35 @@ class Collector:
             status_window=status_window,
         )
 
+    @classmethod
+    def from_options(
+        cls,
+        settings: Settings,
+        *,
+        interval: str,
+        retention: str,
+        window: str,
+        listen: str | None,
+        cluster_name: str,
+        granularity: str,
+        on_event: Event = _silent,
+    ) -> "Collector":
+        """The collector of `lag collect`'s options as typed (durations, the address): bad ones fail here, before
+        anything starts; with ``listen`` it feeds an exporter (:attr:`exporter`) for the endpoint to serve."""
+        from loomctl.validation import parse_duration
+
+        every = parse_duration(interval, option="--interval")
+        keep = parse_duration(retention, option="--retention")
+        status_window = parse_duration(window, option="--window")
+        exporter = None
+        if listen is not None:
+            from loomctl.lag.exporter import Exporter
+            from loomctl.lag.http import parse_listen
+
+            parse_listen(listen)
+            exporter = Exporter(cluster_name, granularity, every)
+        return cls.for_interval(settings, every, keep, on_event=on_event, exporter=exporter, status_window=status_window)
+
     def _connection(self) -> "psycopg.Connection[Any]":
         import psycopg
 
@@ -138,6 +167,12 @@ class Collector:
             if self.exporter is not None:
                 self.exporter.snapshot_crashed()
             raise
+
+    def __enter__(self) -> "Collector":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         self.settle()
@@ -275,7 +310,7 @@ class Collector:
                 config.consumer_group_id,
                 config.service_name,
                 config.profile,
-                group.state if group else "Dead",
+                group.group_state if group else "Dead",
                 len(group.members) if group else 0,
                 group.group_type if group else None,
             )
@@ -362,6 +397,8 @@ class Collector:
                     f"retention: dropped {result.retention_dropped} day partitions, deleted {result.retention_deleted} rows",
                 )
             if once:
+                if result.standby:  # nothing was written: say so with the exit code, as for any other failure
+                    raise Conflict("another collector holds the writer lock: this one sampled nothing")
                 break
             stop.wait(max(self.interval.total_seconds() - (time.monotonic() - started), 0.0))
         return wrote

@@ -62,11 +62,11 @@ def status_code(status: str) -> int:
 class GroupInfo:
     """A group as the cycle saw it, with the service and profile of the config that owns it (if any)."""
 
-    group_id: str
+    consumer_group_id: str
     service_name: str | None
     profile: str | None
-    state: str
-    members: int
+    group_state: str
+    member_count: int
     group_type: str | None = None
     """classic or consumer (KIP-848) as the broker describes the group."""
 
@@ -408,11 +408,11 @@ class _FiguresCollector:
             g = snap.groups[group_id]
             rows = by_group.get(group_id, [])
             group_labels = [cluster, group_id, _label(g.service_name), _label(g.profile)]
-            simple = "true" if g.members == 0 else "false"
-            info.add_metric([*group_labels, g.state, "true" if g.service_name else "false", g.group_type or ""], 1)
+            simple = "true" if g.member_count == 0 else "false"
+            info.add_metric([*group_labels, g.group_state, "true" if g.service_name else "false", g.group_type or ""], 1)
             status = worst(r.status for r in rows)
             group_status.add_metric([*group_labels, status_name(status)], status_code(status))
-            members.add_metric(group_labels, g.members)
+            members.add_metric(group_labels, g.member_count)
             partitions.add_metric(group_labels, len(rows))
             group_max = max_known(r.lag for r in rows)
             if group_max is not None:

@@ -188,7 +188,7 @@ def consumer_detail(
     owner and the lag; None when the group has no commit on the cluster (Burrow holds nothing for it)."""
     rows = snap.partitions_of(group_id) if rows is None else rows
     info = snap.groups.get(group_id)
-    if info is None or info.state == "Dead" or not any(p.committed_offset is not None for p in rows):
+    if info is None or info.group_state == "Dead" or not any(p.committed_offset is not None for p in rows):
         return None
     by_topic: dict[str, dict[int, PartitionLag]] = {}
     for p in rows:
@@ -221,7 +221,7 @@ class BurrowView:
         self.consumers = sorted(
             g
             for g, rows in self.rows.items()
-            if g in snap.groups and snap.groups[g].state != "Dead" and any(judged(p) for p in rows)
+            if g in snap.groups and snap.groups[g].group_state != "Dead" and any(judged(p) for p in rows)
         )
         listed = set(self.consumers)
         self.consumers_of: dict[str, set[str]] = {}

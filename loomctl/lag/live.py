@@ -203,7 +203,7 @@ def _live_lag(
         owners = group.owner_of()
         service = services.get(group_id)
         managed = group_id in services
-        state = group.state
+        state = group.group_state
         group_type = group.group_type
         nobody = state in _NOBODY
         for topic, partitions in partitions_of(committed, owners, counts):
@@ -294,7 +294,7 @@ def summarize(
                     "name": key if per_topic else services.get(key, key),
                     "consumer_group_id": None if per_topic else key,
                     "managed": None if per_topic else key in services,
-                    "group_state": None if per_topic else (group.state if group else "Dead"),
+                    "group_state": None if per_topic else (group.group_state if group else "Dead"),
                     "topics": len({r.topic_name for r in items}),
                     "partitions": len(items),
                     "partitions_unknown": len(items) - len(lags),

@@ -142,7 +142,7 @@ def iter_samples(
         group = snap.groups.get(group_id) or Group(group_id, "Dead")
         committed = snap.committed.get(group_id) or {}
         service = services[group_id] or group_id
-        state, group_type, members = group.state, group.group_type, len(group.members)
+        state, group_type, members = group.group_state, group.group_type, len(group.members)
         for topic, partitions in partitions_of(committed, group.owner_of(), counts):
             for partition in partitions:
                 log = offsets.get((topic, partition))

@@ -228,7 +228,7 @@ def consuming_groups(
         group = described.get(group_id)
         seen = {t for t, _ in committed.get(group_id, {})} | {t for t, _ in (group.owner_of() if group else {})}
         for topic in seen & wanted:
-            by_topic[topic][group_id] = (group.state if group else None, len(group.members) if group else None, None)
+            by_topic[topic][group_id] = (group.group_state if group else None, len(group.members) if group else None, None)
     history = session.execute(
         text("""
         SELECT DISTINCT ON (topic_name, consumer_group_id) topic_name, consumer_group_id, service_name

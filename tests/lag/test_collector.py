@@ -169,3 +169,21 @@ def test_a_cycle_removes_samples_past_the_retention(database_factory, services) 
         with psycopg.connect(url) as conn:
             kept = conn.execute("SELECT count(*) FROM consumer_lag_history WHERE service_name = 'old-svc'").fetchone()[0]
         assert kept == 1
+
+
+def test_once_while_another_collector_writes_is_exit_4_and_writes_nothing(database_factory, services) -> None:
+    from loomctl.lag.collector import WRITER_LOCK_KEY, _signed
+
+    with own_database(database_factory, "loomonce") as url:
+        setup_group(url, services.bootstrap_servers)
+        env = clean_env(LOOM_DATABASE_URL=url, LOOM_KAFKA_BOOTSTRAP_SERVERS=services.bootstrap_servers)
+        command = [sys.executable, "-m", "loomctl", "lag", "collect", "--once"]
+        with psycopg.connect(url, autocommit=True) as holder:  # the writer lock, as a running collector holds it
+            holder.execute("SELECT pg_advisory_lock(%s)", (_signed(WRITER_LOCK_KEY),))
+            held = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+            assert held.returncode == 4, held.stderr
+            assert held.stderr.strip().splitlines()[-1] == "error: another collector holds the writer lock: this one sampled nothing"
+            assert rows(url) == 0
+        free = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert free.returncode == 0 and "sampled 1 cycle" in free.stderr, free.stderr
+        assert rows(url) == PARTITIONS

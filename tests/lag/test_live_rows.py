@@ -40,13 +40,13 @@ def reference_rows(snap: ClusterSnapshot, services: dict[str, str], group_ids: l
             owner = owners.get((topic, partition))
             rows.append({
                 "service_name": services.get(group_id), "consumer_group_id": group_id, "managed": group_id in services,
-                "group_state": group.state, "topic_name": topic, "partition": partition, "committed_offset": offset,
+                "group_state": group.group_state, "topic_name": topic, "partition": partition, "committed_offset": offset,
                 "log_start_offset": start, "log_end_offset": end, "lag": lag_,
                 "time_lag_ms": lag.carry_time_lag_ms(previous.get(key), NOW, offset, end) if end is not None else None,
                 "lost_records": lag.lost_to_retention(offset, start),
                 "member_id": owner.member_id if owner else None, "client_id": owner.client_id if owner else None,
                 "host": owner.host if owner else None,
-                "status": stored.get(key) or lag.live_status(offset, lag_, start, end, group.state),
+                "status": stored.get(key) or lag.live_status(offset, lag_, start, end, group.group_state),
                 "group_type": group.group_type,
             })
     return rows
@@ -168,7 +168,7 @@ def _description(state: str, type_: str, members) -> SimpleNamespace:
 ])
 def test_described_states_and_types(state, type_, members, listed, expected) -> None:
     groups = kafka_groups._described({"g": _Done(_description(state, type_, members))}, 1.0, {"g": listed})
-    assert (groups["g"].state, groups["g"].group_type) == expected
+    assert (groups["g"].group_state, groups["g"].group_type) == expected
     assert [m.host for m in groups["g"].members] == ["10.0.0.1"] * len(members)
 
 
