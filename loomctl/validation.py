@@ -211,8 +211,11 @@ def check_service_name(name: Any) -> str:
 
 
 def check_group_id(group: Any) -> str:
-    if not isinstance(group, str) or not group or len(group) > GROUP_ID_MAX or re.search(r"[\x00-\x1f\x7f]", group):
-        raise BadInput(f"invalid consumer group id {shown(group)!r}: 1 to {GROUP_ID_MAX} characters, no control characters")
+    if not isinstance(group, str) or not group.strip() or len(group) > GROUP_ID_MAX or re.search(r"[\x00-\x1f\x7f]", group):
+        # blank too: librdkafka aborts the process on a group id of spaces
+        raise BadInput(
+            f"invalid consumer group id {shown(group)!r}: 1 to {GROUP_ID_MAX} characters, not all blank, no control characters"
+        )
     _check_unicode("consumer group id", group)
     return group
 

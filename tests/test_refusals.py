@@ -99,3 +99,12 @@ def test_bootstrap_servers_with_a_bad_port_are_refused_at_once(servers):
         result = Cli(None, servers)(*args)
         assert result.exit_code == 2, (args, result.output)
         assert "bootstrap servers" in one_line(result) or "database" in one_line(result)
+
+
+@pytest.mark.parametrize("group", [" ", "   ", "\t"])
+def test_a_blank_group_id_is_refused_where_librdkafka_would_abort(database_url, group):
+    cli = Cli(database_url)
+    service = unique("blank-group")
+    result = cli("config", "set", service, "--create", "--group", group)
+    assert result.exit_code == 2 and "invalid consumer group id" in one_line(result)
+    assert cli("config", "show", service).exit_code == 3

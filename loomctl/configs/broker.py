@@ -130,7 +130,8 @@ def _check(after: Mapping[str, Any] | None, result: "ChangeResult", bounds: Any)
         return BrokerCheck(note=note)
     if consumer:
         return BrokerCheck(error="; ".join(objections) + ": the broker would refuse these group configs, nothing changed")
-    return BrokerCheck(warning=f"{objections[0]}: consumers of this group will fail to join", note=note)
+    # classic: the broker refuses the JoinGroup itself (INVALID_SESSION_TIMEOUT) and the consumer gets nothing
+    return BrokerCheck(error=f"{objections[0]}: the broker would refuse its consumers' JoinGroup, nothing changed")
 
 
 # --- config push ---

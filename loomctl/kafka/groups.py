@@ -17,7 +17,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from loomctl.kafka.clients import DEFAULT_TIMEOUT_S, TopicPartition, bounded, is_unreachable, result_within, unreachable
+from loomctl.errors import BackendUnavailable
+from loomctl.kafka.clients import (
+    DEFAULT_TIMEOUT_S,
+    TopicPartition,
+    bounded,
+    error_text,
+    is_transient,
+    is_unreachable,
+    result_within,
+    unreachable,
+)
 from loomctl.kafka.topics import LogOffsets, log_offsets, topic_metadata
 
 if TYPE_CHECKING:
@@ -223,9 +233,11 @@ def committed_offsets(
 
 
 def _fetch_offsets(
-    admin: "AdminClient", group_ids: Sequence[str], concurrency: int, within: float
+    admin: "AdminClient", group_ids: Sequence[str], concurrency: int, within: float, *, again: bool = True
 ) -> dict[str, dict[TopicPartition, int | None]]:
-    """:func:`committed_offsets` with each request's timeout ``within`` as the caller worked it out."""
+    """:func:`committed_offsets` with each request's timeout ``within`` as the caller worked it out. A group whose
+    request failed with an error that may pass (its coordinator loading or moving, a request timed out on a busy
+    broker) is asked once more, alone; failing again it fails the snapshot rather than show it without commits."""
     from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException
 
     if not group_ids:
@@ -239,17 +251,24 @@ def _fetch_offsets(
     except KafkaException as exc:
         raise unreachable(exc, "list_consumer_group_offsets") from None
     result: dict[str, dict[TopicPartition, int | None]] = {}
+    retry: list[str] = []
     for group_id, future in pairs:
         try:
             answer = result_within(future, within + 5, "list_consumer_group_offsets")
         except KafkaException as exc:
             if is_unreachable(exc):
                 raise unreachable(exc, "list_consumer_group_offsets") from None
+            if is_transient(exc):
+                if not again:
+                    raise BackendUnavailable(f"committed offsets of group {group_id}: {error_text(exc)}") from None
+                retry.append(group_id)
             result[group_id] = {}
             continue
         result[group_id] = {
             (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in answer.topic_partitions if not tp.error
         }
+    if retry:
+        result.update(_fetch_offsets(admin, retry, min(concurrency, len(retry)), within, again=False))
     return result
 
 

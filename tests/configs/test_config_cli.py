@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 
 import psycopg
 import pytest
@@ -146,13 +147,14 @@ def test_two_concurrent_sets_one_wins_one_gets_exit_4(cli, service, pg):
     assert [h["changed_by"] for h in cli.json("history", service)][:2] == [loser, winner]
 
 
-def test_session_timeout_outside_the_brokers_limits_is_a_warning(cli, kafka_cli, service, services):
+def test_session_timeout_outside_the_brokers_limits_is_refused(cli, kafka_cli, service, services):
     if not services.bootstrap_servers:
         pytest.skip("needs the session's Kafka broker")
     cli("set", service, "--create")
     result = kafka_cli("set", service, "session_timeout_ms=2000000", "max_poll_interval_ms=2000000")
-    assert result.exit_code == 0, result.output
-    assert "group.min/max.session.timeout.ms" in result.stderr and "2000000" in result.stderr
+    assert result.exit_code == 2, result.output
+    assert "group.min/max.session.timeout.ms" in result.stderr and "2000000" in result.stderr and "nothing changed" in result.stderr
+    assert json.loads(cli("show", service, "-o", "json").stdout)["version"] == 1
     result = kafka_cli("set", service, "session_timeout_ms=60000")
     assert result.exit_code == 0 and "warning" not in result.stderr
 

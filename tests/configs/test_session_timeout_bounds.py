@@ -39,10 +39,11 @@ def test_a_switch_back_to_classic_is_checked_against_the_classic_bounds():
     """Inside the consumer protocol's bounds, outside the classic ones: the switch alone brings it under them."""
     after = {**DEFAULTS, "session_timeout_ms": 50_000, "heartbeat_interval_ms": 5_000, "group_protocol": "classic"}
     check = _check(after, _result(FieldChange("group_protocol", "consumer", "classic")), lambda: BROKER)
-    assert check.error is None and check.warning is not None
-    assert "session_timeout_ms=50000" in check.warning and "group.min/max.session.timeout.ms (6000..30000)" in check.warning
+    assert check.error is not None and check.warning is None  # refused: the broker would refuse every JoinGroup
+    assert "session_timeout_ms=50000" in check.error and "group.min/max.session.timeout.ms (6000..30000)" in check.error
     within = {**after, "session_timeout_ms": 20_000}
-    assert _check(within, _result(FieldChange("group_protocol", "consumer", "classic")), lambda: BROKER).warning is None
+    fine = _check(within, _result(FieldChange("group_protocol", "consumer", "classic")), lambda: BROKER)
+    assert fine.warning is None and fine.error is None
     # a classic change that leaves the session timeout and the protocol alone asks nothing of the broker
     untouched = _check(after, _result(FieldChange("max_poll_records", 1, 2)), lambda: pytest.fail("asked the broker"))
     assert untouched.warning is None and untouched.error is None

@@ -26,17 +26,32 @@ def many_groups(services, admin) -> list[str]:
     for topic in topics:
         produce(services.bootstrap_servers, topic, {p: 30 for p in range(PARTITIONS)})
     groups = [f"{prefix}-g{i:03d}" for i in range(GROUPS)]
-    pending: list[Any] = []
-    for index, group in enumerate(groups):
+
+    def offsets_of(index: int) -> list[Any]:
         mine = topics if index % 3 == 0 else [topics[index % 2]]
-        offsets = [TopicPartition(t, p, (index + p) % 29 + 1) for t in mine for p in range(PARTITIONS)]
-        pending.append(admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, offsets)])[group])
-        if len(pending) >= 32:
-            for future in pending:
-                future.result(timeout=60)
-            pending = []
-    for future in pending:
-        future.result(timeout=60)
+        return [TopicPartition(t, p, (index + p) % 29 + 1) for t in mine for p in range(PARTITIONS)]
+
+    # an accepted request may still refuse some partitions (a coordinator loading, a topic it does not know yet):
+    # each answer is read partition by partition, and the groups it refused are committed again
+    todo = list(range(GROUPS))
+    for _attempt in range(10):
+        refused: list[int] = []
+        for start in range(0, len(todo), 32):
+            batch = todo[start : start + 32]
+            futures = {i: admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(groups[i], offsets_of(i))])[groups[i]]
+                       for i in batch}  # fmt: skip
+            for i, future in futures.items():
+                try:
+                    answer = future.result(timeout=60)
+                except Exception:
+                    refused.append(i)
+                    continue
+                if any(tp.error for tp in answer.topic_partitions):
+                    refused.append(i)
+        todo = refused
+        if not todo:
+            break
+    assert not todo, f"groups {todo} refused their commits ten times"
     return [*groups, f"{prefix}-nobody"]
 
 
