@@ -26,7 +26,7 @@ from loomctl.cli.options import (
 from loomctl.configs import views
 from loomctl.configs.formats import FORMAT_NAMES
 from loomctl.consumer_config import CLIENTS
-from loomctl.kafka.clients import CHANGE_TIMEOUT_S
+from loomctl.kafka.clients import CHANGE_TIMEOUT_S, DEFAULT_TIMEOUT_S
 from loomctl.render import Output
 
 app = new_app("Consumer settings per service: validate, change, audit, roll back, export and import.")
@@ -51,6 +51,9 @@ DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Validate and show
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait for the cluster at each step.", parser=number(float, 0.5, 3600))
+]
+ReadTimeoutOption = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for the cluster's answers.", parser=number(float, 0.5, 3600))
 ]
 
 
@@ -358,7 +361,7 @@ def _push(
         preview(ctx, plan, output, views.PUSH_PLAN)
         confirm(f"set the group configs of {count} group(s) on the broker?")
 
-    admin = kafka.admin_client(state(ctx).settings, timeout=timeout)
+    admin = kafka.admin_client(state(ctx).settings)
     with _session(ctx) as session:
         report = configs.push_configs(
             session,
@@ -381,7 +384,7 @@ def drift(
     ctx: typer.Context,
     services: ServicesArgument = None,
     fail: Annotated[bool, typer.Option("--fail", help="Exit 1 when any service drifts (for CI and cron).")] = False,
-    timeout: TimeoutOption = CHANGE_TIMEOUT_S,
+    timeout: ReadTimeoutOption = DEFAULT_TIMEOUT_S,
     output: OutputOption = None,
 ) -> None:
     """Compare the table with the cluster: protocol, broker-side group configs, assignor, idle members. Example: loomctl config drift --fail"""

@@ -86,9 +86,11 @@ def push_configs(
     """`config push`: plan against the broker, ``confirm(plan, count)`` when something would be set (None: do not
     ask), push in one request, read back, and record each pushed service in its history."""
     from loomctl.configs.broker import PushAction, carry_out_push, plan_push
+    from loomctl.kafka.clients import DEFAULT_TIMEOUT_S
 
     found = chosen_configs(session, services)
-    plan = plan_push(found, admin, timeout=timeout)
+    # the plan only reads: a cluster that does not answer is given up on as by every read, not after the change's time
+    plan = plan_push(found, admin, timeout=min(timeout, DEFAULT_TIMEOUT_S))
     pending = sum(i.action == PushAction.WOULD_SET for i in plan)
     if pending and not dry_run and confirm is not None:
         confirm(plan, pending)
