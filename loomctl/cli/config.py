@@ -250,7 +250,8 @@ def rollback(
         plan = configs.plan_rollback(session, service, to)
         info(f"{plan.description}: {plan.result.action} {service}, {len(plan.result.changes)} field(s)")
         if plan.result.action != configs.Action.UNCHANGED and not yes:
-            _show_changes(ctx, plan.result, Output.table, _checked(ctx, session, plan.result))
+            _checked(ctx, session, plan.result)  # one the broker would refuse is refused before asking
+            preview(ctx, plan.result, output, views.CHANGES)
             confirm("roll back?")
         result = configs.rollback(session, plan, actor=_actor(ctx, actor), reason=reason)
         check = _checked(ctx, session, result)

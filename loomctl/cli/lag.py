@@ -22,13 +22,12 @@ from loomctl.cli.options import (
     number,
     read_range,
     state,
+    tables_only,
 )
 from loomctl.cli.signals import stop_on_signals
-from loomctl.errors import BadInput
 from loomctl.lag import views
 from loomctl.lag.live import BY
 from loomctl.lag.verdicts import STATUS_WINDOW_TEXT
-from loomctl.render import Output
 
 if TYPE_CHECKING:
     from loomctl.lag import LagView
@@ -120,9 +119,8 @@ def show(
     output: OutputOption = None,
 ) -> None:
     """Live lag from the cluster: offsets, lag, lag in time, owner and status per partition. Example: loomctl lag show speech-processor --by partition"""
-    out = state(ctx).output_for(output)
-    if watch is not None and out is not Output.table:
-        raise BadInput("--watch redraws a table; it cannot be combined with -o json or yaml")
+    if watch is not None:
+        tables_only(ctx, output, "--watch redraws a table")
 
     def read() -> LagView:
         return _read_view(ctx, services or [], group or [], all_groups, by, window)

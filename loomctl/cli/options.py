@@ -126,6 +126,14 @@ def preview(ctx: typer.Context, data: Any, output: Output | None, view: View) ->
     render.emit(data, Output.table, view, file=None if table else sys.stderr)
 
 
+def tables_only(ctx: typer.Context, output: Output | None, why: str) -> None:
+    """Refuse (exit 2) an option that only a table can have, under -o json or yaml."""
+    if state(ctx).output_for(output) is not Output.table:
+        from loomctl.errors import BadInput
+
+        raise BadInput(f"{why}; it cannot be combined with -o json or yaml")
+
+
 def confirm(question: str) -> None:
     """Ask ``question`` on stderr; anything but yes ends the command (exit 1) with nothing changed. Closed
     input (no one to answer) is a no, and the prompt's line is ended so the error stands on its own."""
