@@ -80,7 +80,10 @@ def _watch(read: Callable[[], LagView], every: float) -> None:
     from rich.live import Live
     from rich.text import Text
 
+    from loomctl.kafka.clients import enable_faulthandler
     from loomctl.render import tables_text
+
+    enable_faulthandler()  # it runs until Ctrl-C: a crash leaves a stack
 
     def draw() -> Any:
         heading = f"at {time.strftime('%H:%M:%S')}, every {every:g}s (Ctrl-C to stop)\n"

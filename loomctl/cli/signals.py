@@ -12,8 +12,13 @@ from typing import Any
 def stop_on_signals(*, second_interrupts: bool = False) -> Iterator[threading.Event]:
     """An event that SIGINT and SIGTERM set, for the long-running commands to stop cleanly at;
     with ``second_interrupts`` a second signal raises KeyboardInterrupt (stop now, mid-step).
-    The previous handlers are back when the block ends."""
+    The previous handlers are back when the block ends. A crash meanwhile (librdkafka's abort or segfault) leaves
+    the Python stack of every thread on stderr."""
     import signal
+
+    from loomctl.kafka.clients import enable_faulthandler
+
+    enable_faulthandler()
 
     stop = threading.Event()
 

@@ -187,3 +187,22 @@ def test_once_while_another_collector_writes_is_exit_4_and_writes_nothing(databa
         free = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert free.returncode == 0 and "sampled 1 cycle" in free.stderr, free.stderr
         assert rows(url) == PARTITIONS
+
+
+def test_a_crash_of_the_collector_leaves_the_stack_of_every_thread(database_factory, services, tmp_path) -> None:
+    """A C-library crash in the collector's own process (SIGSEGV, as librdkafka's would be) is not silent."""
+    with own_database(database_factory, "loomcrash") as url:
+        setup_group(url, services.bootstrap_servers)
+        log = tmp_path / "collector.log"
+        process = start_collector(url, services.bootstrap_servers, log)
+        try:
+            wait_for("the collector to write", lambda: "wrote" in log.read_text())
+            process.send_signal(signal.SIGSEGV)
+            assert process.wait(timeout=30) == -signal.SIGSEGV
+        finally:
+            if process.poll() is None:
+                process.kill()
+        text = log.read_text()
+        assert "Fatal Python error: Segmentation fault" in text
+        assert "Current thread 0x" in text and "most recent call first" in text
+        assert "loomctl/lag/collector.py" in text  # where it was: in the collector's loop
