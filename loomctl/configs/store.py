@@ -242,7 +242,7 @@ def parse_service_assignments(assignments: Iterable[str]) -> dict[str, Any]:
     for item in assignments:
         key, sep, raw = item.partition("=")
         if sep and key.strip().lower().replace("-", "_") == OBJECTIVE:
-            values[OBJECTIVE] = check_lag_slo_seconds(raw)
+            values[OBJECTIVE] = raw  # as typed: checked with the rest of the service (set_config)
         else:
             settings.append(item)
     return validation.parse_assignments(settings) | values
@@ -442,9 +442,9 @@ def _validated_values(service_name: str, values: Mapping[str, Any]) -> dict[str,
     validation.check_group_id(values["consumer_group_id"])
     if values.get("description") is not None:
         validation.check_description(values["description"])
-    check_lag_slo_seconds(values.get(OBJECTIVE))
+    objective = check_lag_slo_seconds(values.get(OBJECTIVE))  # the one check: typed (`set`) or stored, as given
     settings = validation.check_settings({k: values[k] for k in SETTING_NAMES if k in values})
-    return {k: values.get(k) for k in LABELS} | settings
+    return {k: values.get(k) for k in LABELS} | {OBJECTIVE: objective} | settings
 
 
 def set_config(
@@ -464,7 +464,7 @@ def set_config(
     """Change some settings of a service (or create it with ``create``), validated as a whole; ``lag_slo_seconds``
     among ``settings`` sets the service's objective (None: back to its profile's default)."""
     settings = dict(settings)
-    objective = {OBJECTIVE: check_lag_slo_seconds(settings.pop(OBJECTIVE))} if OBJECTIVE in settings else {}
+    objective = {OBJECTIVE: settings.pop(OBJECTIVE)} if OBJECTIVE in settings else {}
     unknown = [k for k in settings if k not in FIELDS_BY_NAME]
     if unknown:
         raise validation.UnknownField(unknown[0])
