@@ -116,7 +116,7 @@ def test_traffic_tells_a_consumer_that_keeps_up_from_a_slow_and_a_stopped_one(
     # stopped: committed, left its group, and the producer kept writing behind it
     motion = results[names["motion"]]
     assert motion.state == "stopped" and motion.batches == 2 and motion.commits == 2
-    assert kafka.describe_groups(admin, [names["motion"]])[names["motion"]].state == "Empty"
+    assert kafka.describe_groups(admin, [names["motion"]])[names["motion"]].group_state == "Empty"
     offsets, motion_lag = group_lag(admin, names["motion"], names["accel"])
     assert any(offset is not None for offset in offsets.values())
     assert motion_lag > 0
@@ -158,7 +158,7 @@ def test_stop_event_ends_the_run_cleanly(plan: TrafficPlan, settings: Settings, 
     assert report.interrupted
     assert all(r.state in ("finished", "stopped") for r in report.consumers), report.consumers
     group = plan.consumers[0].service_name
-    assert kafka.describe_groups(admin, [group])[group].state in ("Empty", "Dead")
+    assert kafka.describe_groups(admin, [group])[group].group_state in ("Empty", "Dead")
 
 
 def test_unconfigured_services_are_refused_before_any_topic_is_made(
