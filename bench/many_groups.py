@@ -37,6 +37,16 @@ def _topics(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-t{i}" for i in range(count)]
 
 
+def group_id(prefix: str, index: int) -> str:
+    return f"{prefix}-g{index:05d}"
+
+
+def group_topics(prefix: str, index: int, topics: int) -> list[str]:
+    """The topics group ``index`` commits on, every partition of each: one, and a second for an odd index."""
+    names = _topics(prefix, topics)
+    return list(dict.fromkeys([names[index % topics]] + ([names[(index * 7 + 1) % topics]] if index % 2 else [])))
+
+
 def make(prefix: str, groups: int, topics: int, partitions: int) -> None:
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
     from confluent_kafka.admin import NewTopic
@@ -55,14 +65,15 @@ def make(prefix: str, groups: int, topics: int, partitions: int) -> None:
         while len(pending) > limit:
             group, offsets, future = pending.pop(0)
             try:
-                future.result(timeout=60)
-            except Exception:  # a coordinator still loading: once more
+                refused = [tp for tp in future.result(timeout=60).topic_partitions if tp.error is not None]
+                if refused:  # a partition without its leader yet: the request succeeds, that partition says so
+                    raise RuntimeError(f"{group}: {refused[0].error}")
+            except Exception:  # a coordinator still loading, or a partition refused: once more
                 pending.append((group, offsets, admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, offsets)])[group]))
 
     for index in range(groups):
-        group = f"{prefix}-g{index:05d}"
-        mine = [names[index % topics]] + ([names[(index * 7 + 1) % topics]] if index % 2 else [])
-        offsets = [TopicPartition(t, p, index % 17) for t in dict.fromkeys(mine) for p in range(partitions)]
+        group = group_id(prefix, index)
+        offsets = [TopicPartition(t, p, index % 17) for t in group_topics(prefix, index, topics) for p in range(partitions)]
         pending.append((group, offsets, admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, offsets)])[group]))
         drain(64)
     drain(0)
@@ -113,7 +124,7 @@ def _unchunked(admin: Any, group_ids: list[str], timeout: float) -> Any:
 
 def measure(prefix: str, groups: int, chunks: list[int], runs: int, timeout: float, unchunked: bool, scaled: bool) -> None:
     context = multiprocessing.get_context("spawn")
-    group_ids = [f"{prefix}-g{i:05d}" for i in range(groups)]
+    group_ids = [group_id(prefix, i) for i in range(groups)]
     print(f"{groups} groups, timeout {timeout:g} s{'' if scaled else ' (not scaled with the requests queued)'}, {runs} runs each")
     print("chunk  | seconds per snapshot (each run)          | groups with offsets | aborts")
     for chunk in ([None] if unchunked else []) + list(chunks):
