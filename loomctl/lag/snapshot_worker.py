@@ -103,7 +103,22 @@ class SnapshotWorker:
             self._answered()
             return payload
         error_class, message = payload
+        # The child's client may still hold requests that timed out: when the broker comes back, their replies can
+        # reach librdkafka's freed bookkeeping and abort it (the soak saw it one second after a paused broker went
+        # on). So a failed snapshot retires the child at once, killed rather than closed (closing the client with
+        # requests in flight is that same path), and the next snapshot starts a fresh one.
+        self._retire()
         raise (BadInput if error_class == "BadInput" else BackendUnavailable)(message)
+
+    def _retire(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
+        if self._process is not None:
+            self._process.kill()
+            self._process.join(timeout=5)
+            self._process = None
+        self._drop_stderr_file()
 
     def _answered(self) -> None:
         self._good_in_a_row += 1
