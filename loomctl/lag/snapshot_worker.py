@@ -28,6 +28,9 @@ MAX_TIMEOUT_FACTOR = 4.0
 MAX_TIMEOUT_S = 60.0
 RECOVER_AFTER = 30
 """Good snapshots in a row after which the chunk and the timeout step back towards the defaults."""
+PROBE_TOPIC = "__consumer_offsets"
+"""The topic whose metadata the child asks for before a snapshot: every cluster with groups has it."""
+PROBE_TIMEOUT_S = 5.0
 STACK_LIMIT = 16_000
 """Characters of a crash's stack kept for the report."""
 
@@ -245,6 +248,10 @@ def _worker_main(pipe: Any, settings: Settings, stderr_path: str) -> None:
                 os.abort()
             if admin is None:
                 admin = kafka.admin_client(settings, timeout=timeout_s)
+            # One metadata request first: with no broker answering, the group requests would all time out together
+            # and that is librdkafka's abort (the soak saw a fresh client die 5 s into a cycle while the broker was
+            # down); a cluster that does not answer this fails the snapshot before any group request is sent.
+            kafka.topic_metadata(admin, [PROBE_TOPIC], min(timeout_s, PROBE_TIMEOUT_S))
             pipe.send(("ok", kafka.snapshot(admin, group_ids, timeout=timeout_s, chunk_size=chunk_size)))
         except LoomError as exc:
             pipe.send(("error", (type(exc).__name__, str(exc))))
