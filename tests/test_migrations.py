@@ -109,3 +109,39 @@ def test_db_sql_prints_the_offline_upgrade():
     assert "CREATE TABLE pipeline_consumer_configs" in result.stdout
     assert "CREATE OR REPLACE VIEW" in result.stdout or "CREATE VIEW" in result.stdout
     assert result.stdout.rstrip().endswith("COMMIT;")
+
+
+def test_a_single_cluster_database_at_0009_upgrades_into_the_default_cluster_and_keeps_working(empty_database_url):
+    url = empty_database_url
+    migrations.upgrade(url, "0009")
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id) VALUES ('orders', 'orders-group')")
+        conn.execute("INSERT INTO topic_partition_changes (topic_name, current_partitions, recommended_partitions) VALUES ('orders', 3, 6)")
+        conn.execute("SELECT record_consumer_lag('orders', 'orders', 0, 10, 15, NULL, now() - interval '1 minute')")
+        conn.execute("SELECT record_consumer_lag('orders', 'orders', 0, 12, 20)")
+        conn.execute("SELECT record_processing_metrics('orders', 100, 100, 50.0)")
+        conn.execute("SELECT refresh_lag_partition_status('15 minutes')")
+        script_before = conn.execute("SELECT generate_partition_update_script()").fetchone()[0]
+        monitor_before = conn.execute("SELECT * FROM v_consumer_performance_monitor").fetchall()
+    migrations.upgrade(url)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT cluster_name, bootstrap_servers FROM kafka_clusters").fetchall() == [("default", None)]
+        assert conn.execute("SELECT cluster_name FROM pipeline_consumer_configs").fetchall() == [("default",)]
+        assert conn.execute("SELECT DISTINCT cluster_name FROM consumer_lag_history").fetchall() == [("default",)]
+        assert conn.execute("SELECT count(*) FROM consumer_lag_history").fetchone() == (2,)
+        assert conn.execute("SELECT cluster_name FROM topic_partition_changes").fetchall() == [("default",)]
+        assert conn.execute("SELECT generate_partition_update_script()").fetchone()[0] == script_before
+        monitor_after = conn.execute("SELECT * FROM v_consumer_performance_monitor").fetchall()
+        assert [row[:-1] for row in monitor_after] == monitor_before  # a column appended, nothing else moved
+        assert monitor_after[0][-1] == "default"
+        assert conn.execute("SELECT cluster_name FROM v_consumer_performance_history LIMIT 1").fetchone() == ("default",)
+        assert conn.execute("SELECT cluster_name FROM v_partition_efficiency").fetchall() == [("default",)]
+        # the guide's writes, untouched: an INSERT without a cluster lands in the default one
+        conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id) VALUES ('billing', 'billing-group')")
+        conn.execute("UPDATE pipeline_consumer_configs SET max_poll_records = 250 WHERE service_name = 'orders'")
+        conn.execute("SELECT record_consumer_lag('billing', 'billing', 0, NULL, 5)")
+        assert conn.execute("SELECT cluster_name FROM consumer_lag_history WHERE service_name = 'billing'").fetchone() == ("default",)
+        assert conn.execute("SELECT mark_partition_changes_applied()").fetchone() == (1,)
+        changes = conn.execute("SELECT change_type, cluster_name FROM kafka_cluster_changes").fetchall()
+        assert changes == [("create", "default")]
+    assert migrations.check(url).clean

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Double,
+    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -62,6 +63,91 @@ def _setting_column(name: str) -> Any:
     return mapped_column(Text, nullable=False, server_default=text(f"'{field.default}'"))
 
 
+DEFAULT_CLUSTER = "default"
+"""The cluster every service, sample and partition change belongs to unless it names another: the one registry row
+each database has from the start, whose brokers are `--bootstrap-servers` / LOOM_KAFKA_BOOTSTRAP_SERVERS (today's
+single cluster) until an operator registers them."""
+CLUSTER_NAME_CHECK = "cluster_name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$'"
+
+
+def _cluster_column() -> Any:
+    """The cluster a row belongs to (a registry row, which cannot be removed while rows name it); the default
+    cluster when a writer does not say, as the guide's INSERTs do not."""
+    return mapped_column(
+        Text,
+        ForeignKey("kafka_clusters.cluster_name", onupdate="CASCADE"),
+        nullable=False,
+        server_default=text(f"'{DEFAULT_CLUSTER}'"),
+    )
+
+
+class KafkaCluster(Base):
+    """One Kafka cluster loomctl watches: where its brokers are and where its client properties come from. Secrets
+    never live here: ``properties_file`` names a librdkafka properties file, ``properties_env`` an environment
+    variable holding that file's path, on the machine that runs loomctl."""
+
+    __tablename__ = "kafka_clusters"
+    __table_args__ = (
+        CheckConstraint(CLUSTER_NAME_CHECK, name="cluster_name_format"),
+        CheckConstraint(
+            "bootstrap_servers IS NULL OR length(bootstrap_servers) BETWEEN 1 AND 4096", name="bootstrap_servers_length"
+        ),
+        CheckConstraint("num_nonnulls(properties_file, properties_env) <= 1", name="one_properties_source"),
+        CheckConstraint(
+            "properties_env IS NULL OR properties_env ~ '^[A-Za-z_][A-Za-z0-9_]{0,127}$'", name="properties_env_name"
+        ),
+        CheckConstraint("jsonb_typeof(labels) = 'object'", name="labels_object"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    cluster_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    bootstrap_servers: Mapped[str | None] = mapped_column(Text)
+    """NULL: `--bootstrap-servers` / LOOM_KAFKA_BOOTSTRAP_SERVERS (the default cluster, as before the registry)."""
+    properties_file: Mapped[str | None] = mapped_column(Text)
+    properties_env: Mapped[str | None] = mapped_column(Text)
+    labels: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    description: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
+    updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
+    updated_by: Mapped[str | None] = mapped_column(Text)
+
+
+class KafkaClusterCheck(Base):
+    """What `cluster check` found the cluster can do, the last time it asked (not audited: a fact, not a setting)."""
+
+    __tablename__ = "kafka_cluster_checks"
+
+    cluster_name: Mapped[str] = mapped_column(
+        Text, ForeignKey("kafka_clusters.cluster_name", onupdate="CASCADE", ondelete="CASCADE"), primary_key=True
+    )
+    checked_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
+    checked_by: Mapped[str | None] = mapped_column(Text)
+    capabilities: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+
+
+class KafkaClusterChange(Base):
+    """The audit trail of `kafka_clusters`, written by a trigger as the configs' is."""
+
+    __tablename__ = "kafka_cluster_changes"
+    __table_args__ = (
+        CheckConstraint("change_type IN ('create', 'update', 'delete')", name="change_type_allowed"),
+        Index("ix_kafka_cluster_changes_cluster_changed_at", "cluster_name", "changed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    cluster_name: Mapped[str] = mapped_column(Text, nullable=False)
+    change_type: Mapped[str] = mapped_column(Text, nullable=False)
+    changed_fields: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    old_values: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    new_values: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    reason: Mapped[str | None] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(Text, nullable=False)
+    changed_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
+    cluster_version: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'sql'"))
+
+
 class PipelineConsumerConfig(Base):
     """One row per service: the consumer settings of its group (Java-style names)."""
 
@@ -76,6 +162,7 @@ class PipelineConsumerConfig(Base):
 
     service_name: Mapped[str] = mapped_column(Text, primary_key=True)
     consumer_group_id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    """Unique across clusters: the lag history, its statuses and the collector's shares key a group by its id."""
     max_poll_records: Mapped[int] = _setting_column("max_poll_records")
     max_poll_interval_ms: Mapped[int] = _setting_column("max_poll_interval_ms")
     session_timeout_ms: Mapped[int] = _setting_column("session_timeout_ms")
@@ -103,6 +190,8 @@ class PipelineConsumerConfig(Base):
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
     updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
     updated_by: Mapped[str | None] = mapped_column(Text)
+    cluster_name: Mapped[str] = _cluster_column()
+    """The Kafka cluster the service's group lives on (``kafka_clusters``)."""
 
 
 class ConsumerConfigChange(Base):
@@ -139,6 +228,7 @@ class TopicPartitionChange(Base):
         CheckConstraint("(status = 'cancelled') = (cancelled_at IS NOT NULL)", name="cancelled_matches_status"),
         Index(
             "uq_topic_partition_changes_one_pending",
+            "cluster_name",
             "topic_name",
             unique=True,
             postgresql_where=text("status = 'pending'"),
@@ -161,6 +251,8 @@ class TopicPartitionChange(Base):
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     cancelled_by: Mapped[str | None] = mapped_column(Text)
     cancel_reason: Mapped[str | None] = mapped_column(Text)
+    cluster_name: Mapped[str] = _cluster_column()
+    """The cluster whose topic this is: one pending change per topic of each cluster."""
 
 
 class ConsumerLagHistory(Base):
@@ -178,7 +270,7 @@ class ConsumerLagHistory(Base):
     __table_args__ = (
         CheckConstraint("partition >= 0", name="partition_nonnegative"),
         CheckConstraint("lag IS NULL OR lag >= 0", name="lag_nonnegative"),
-        PrimaryKeyConstraint("timestamp", "consumer_group_id", "topic_name", "partition"),
+        PrimaryKeyConstraint("timestamp", "consumer_group_id", "topic_name", "partition", "cluster_name"),
         Index("ix_consumer_lag_history_service_timestamp", "service_name", "timestamp"),
         # The status window of every group at once (v_consumer_performance_monitor). The primary
         # key leads with the time too, but the planner costs a scan of that wide index high
@@ -204,6 +296,9 @@ class ConsumerLagHistory(Base):
     member_count: Mapped[int | None] = mapped_column(Integer)
     group_type: Mapped[str | None] = mapped_column(Text)
     """classic or consumer (KIP-848), as the broker described the group; NULL where a service reported the sample."""
+    cluster_name: Mapped[str] = mapped_column(Text, primary_key=True, server_default=text(f"'{DEFAULT_CLUSTER}'"))
+    """The cluster the group was sampled on (no foreign key: the history outlives a registry row, and a COPY of a
+    cycle checks nothing per row)."""
 
 
 class LagStatusCache(Base):
