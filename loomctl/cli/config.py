@@ -141,6 +141,9 @@ def set_(
         Optional[str], typer.Option("--group", help="Consumer group id (with --create: default the service name).")
     ] = None,
     description: Annotated[Optional[str], typer.Option("--description", help="What this config is for and why.")] = None,
+    cluster: Annotated[
+        Optional[str], typer.Option("--cluster", help="The registered Kafka cluster its group lives on (default: default).")
+    ] = None,
     reason: ReasonOption = None,
     if_version: IfVersionOption = None,
     dry_run: DryRunOption = False,
@@ -155,7 +158,15 @@ def set_(
     from loomctl.configs.store import parse_service_assignments
 
     values = parse_service_assignments(assignments or [])
-    options = dict(reason=reason, description=description, group=group, create=create, if_version=if_version, dry_run=dry_run)
+    options = dict(
+        reason=reason,
+        description=description,
+        group=group,
+        create=create,
+        if_version=if_version,
+        dry_run=dry_run,
+        cluster=cluster,
+    )
     with _session(ctx) as session:
         done = configs.set_checked(
             session, service, values, state(ctx).settings, push=push_after, actor=_actor(ctx, actor), **options

@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "app",
         "Consumer settings per service: validate, change, audit, roll back, export and import.",
     ),
+    "cluster": (
+        "loomctl.cli.cluster",
+        "app",
+        "Kafka clusters: register, change and remove them, and check what each can do.",
+    ),
     "lag": ("loomctl.cli.lag", "app", "Consumer lag: live from Kafka, sampled into PostgreSQL, judged over a time window."),
     "metrics": (
         "loomctl.cli.monitor",

@@ -23,7 +23,9 @@ def specs(session: "Executor", services: Sequence[str] = ()) -> list[ServiceSpec
     from loomctl.configs.store import list_configs
 
     return [
-        ServiceSpec(c.service_name, c.consumer_group_id, c.profile, c.description, dict(c.settings), c.lag_slo_seconds)
+        ServiceSpec(
+            c.service_name, c.consumer_group_id, c.profile, c.description, dict(c.settings), c.lag_slo_seconds, c.cluster_name
+        )
         for c in list_configs(session, services=services)
     ]
 
@@ -74,7 +76,7 @@ class ImportPlan:
         return any(item.action != IMPORT_PLAN_LABELS["unchanged"] for item in self.items)
 
 
-SERVICE_KEYS = ("service_name", "consumer_group_id", "profile", "description", "lag_slo_seconds", "settings")
+SERVICE_KEYS = ("service_name", "consumer_group_id", "profile", "description", "lag_slo_seconds", "cluster_name", "settings")
 ROOT_KEYS = ("services",)
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -100,6 +102,7 @@ def _optional_text(where: str, doc: Mapping[str, Any], key: str) -> str | None:
 
 def _spec_from_document(doc: Any, where: str) -> ServiceSpec:
     from loomctl import validation
+    from loomctl.clusters.store import check_cluster_name
     from loomctl.configs.store import OBJECTIVE, check_lag_slo_seconds
     from loomctl.consumer_config import PROFILES
 
@@ -121,6 +124,9 @@ def _spec_from_document(doc: Any, where: str) -> ServiceSpec:
         profile = _optional_text(where, doc, "profile")
         group = _optional_text(where, doc, "consumer_group_id") or name
         description = _optional_text(where, doc, "description")
+        cluster = _optional_text(where, doc, "cluster_name")
+        if cluster is not None:
+            check_cluster_name(cluster)
         base: dict[str, Any] = {}
         if profile is not None:
             validation.check_profile(profile)
@@ -141,7 +147,7 @@ def _spec_from_document(doc: Any, where: str) -> ServiceSpec:
     except BadInput as exc:
         message = str(exc)
         raise BadInput(message if message.startswith(where) else f"{where}: {message}") from None
-    return ServiceSpec(name, group, profile, description, settings, objective)
+    return ServiceSpec(name, group, profile, description, settings, objective, cluster)
 
 
 def _load_yaml(text: str, source: str) -> Any:
@@ -243,16 +249,21 @@ def read_specs(path: Path) -> list[ServiceSpec]:
 
 def plan_import(session: "Executor", items: Iterable[ServiceSpec], *, prune: bool = False) -> ImportPlan:
     """Compare the file with the database: what would be created, changed, left alone or deleted."""
-    from loomctl.configs.store import Action, changes_between, list_configs
+    from loomctl.configs.store import CLUSTER, DEFAULT_CLUSTER, Action, _require_cluster, changes_between, list_configs
 
     label = IMPORT_PLAN_LABELS
     current = {c.service_name: c for c in list_configs(session)}
+    checked = {c.cluster_name for c in current.values()}
     plan: list[PlanItem] = []
     wanted = set()
     for spec in items:
         wanted.add(spec.service_name)
         existing = current.get(spec.service_name)
         values = spec.values()
+        values.setdefault(CLUSTER, existing.cluster_name if existing else DEFAULT_CLUSTER)
+        if values[CLUSTER] not in checked:
+            _require_cluster(session, values[CLUSTER])
+            checked.add(values[CLUSTER])
         if existing is None:
             plan.append(PlanItem(spec.service_name, label[Action.CREATE], changes_between(None, values), None, values))
             continue

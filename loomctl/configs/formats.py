@@ -24,13 +24,18 @@ class ServiceSpec:
     settings: dict[str, Any]
     lag_slo_seconds: int | None = None
     """The service's lag objective in seconds (not a client setting: the client formats leave it out)."""
+    cluster_name: str | None = None
+    """The cluster its group lives on; None where a file does not say (a new service: the default cluster; an
+    existing one stays where it is). Written only when not the default, so a one-cluster file reads as before."""
 
     def values(self) -> dict[str, Any]:
+        cluster = {} if self.cluster_name is None else {"cluster_name": self.cluster_name}
         return {
             "consumer_group_id": self.consumer_group_id,
             "profile": self.profile,
             "description": self.description,
             "lag_slo_seconds": self.lag_slo_seconds,
+            **cluster,
             **self.settings,
         }
 
@@ -42,6 +47,8 @@ class ServiceSpec:
             doc["description"] = self.description
         if self.lag_slo_seconds is not None:
             doc["lag_slo_seconds"] = self.lag_slo_seconds
+        if self.cluster_name not in (None, "default"):
+            doc["cluster_name"] = self.cluster_name
         doc["settings"] = dict(self.settings)
         return doc
 

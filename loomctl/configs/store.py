@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from loomctl import validation
+from loomctl.clusters.store import DEFAULT_CLUSTER, check_cluster_name, missing_clusters
 from loomctl.consumer_config import DEFAULTS, FIELDS, FIELDS_BY_NAME, PROFILES, Profile, client_properties
 from loomctl.db import set_audit_context
 from loomctl.errors import BadInput, Conflict, NotFound
@@ -32,13 +33,15 @@ if TYPE_CHECKING:
     Executor = Session | Connection
 
 SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
-LABELS: tuple[str, ...] = ("consumer_group_id", "profile", "description", "lag_slo_seconds")
+LABELS: tuple[str, ...] = ("consumer_group_id", "profile", "description", "lag_slo_seconds", "cluster_name")
 """Columns besides the settings that a change can touch (and the audit trail records)."""
 OBJECTIVE = "lag_slo_seconds"
 """The service's lag objective in seconds: a service attribute beside profile and description, not a client setting."""
 LAG_SLO_SECONDS_RANGE = (1, 604_800)
 """A second to a week, as the CHECK constraint lag_slo_seconds_range says."""
 TRACKED: tuple[str, ...] = (*LABELS, *SETTING_NAMES)
+CLUSTER = "cluster_name"
+"""The registered cluster the service's group lives on (a service attribute, like its profile)."""
 CHANGE_ID_MAX = 2**63 - 1
 """The audit trail's ids are a bigint identity: a larger number names no change."""
 
@@ -73,6 +76,8 @@ class ConsumerConfig:
     updated_by: str | None = None
     lag_slo_seconds: int | None = None
     """The objective of its own; None: its profile's default (see loomctl.lag.slo.objective_of)."""
+    cluster_name: str = DEFAULT_CLUSTER
+    """The Kafka cluster its group lives on (``kafka_clusters``)."""
 
     def record(self) -> dict[str, Any]:
         """One flat mapping, the shape of `config show -o json`."""
@@ -84,6 +89,7 @@ class ConsumerConfig:
             "lag_slo_seconds": self.lag_slo_seconds,
             **self.settings,
             "version": self.version,
+            "cluster_name": self.cluster_name,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "updated_by": self.updated_by,
@@ -96,6 +102,7 @@ class ConsumerConfig:
             "profile": self.profile,
             "description": self.description,
             "lag_slo_seconds": self.lag_slo_seconds,
+            "cluster_name": self.cluster_name,
             **self.settings,
         }
 
@@ -175,6 +182,7 @@ def _from_row(m: Mapping[str, Any]) -> ConsumerConfig:
         updated_at=m["updated_at"],
         updated_by=m["updated_by"],
         lag_slo_seconds=m["lag_slo_seconds"],
+        cluster_name=m["cluster_name"],
     )
 
 
@@ -443,8 +451,9 @@ def _validated_values(service_name: str, values: Mapping[str, Any]) -> dict[str,
     if values.get("description") is not None:
         validation.check_description(values["description"])
     objective = check_lag_slo_seconds(values.get(OBJECTIVE))  # the one check: typed (`set`) or stored, as given
+    check_cluster_name(values.get(CLUSTER) or DEFAULT_CLUSTER)
     settings = validation.check_settings({k: values[k] for k in SETTING_NAMES if k in values})
-    return {k: values.get(k) for k in LABELS} | {OBJECTIVE: objective} | settings
+    return {k: values.get(k) for k in LABELS} | {OBJECTIVE: objective, CLUSTER: values.get(CLUSTER) or DEFAULT_CLUSTER} | settings
 
 
 def set_config(
@@ -460,9 +469,11 @@ def set_config(
     create: bool = False,
     if_version: int | None = None,
     dry_run: bool = False,
+    cluster: str | None = None,
 ) -> ChangeResult:
     """Change some settings of a service (or create it with ``create``), validated as a whole; ``lag_slo_seconds``
-    among ``settings`` sets the service's objective (None: back to its profile's default)."""
+    among ``settings`` sets the service's objective (None: back to its profile's default); ``cluster`` moves it
+    to (or creates it on) a registered cluster."""
     settings = dict(settings)
     objective = {OBJECTIVE: settings.pop(OBJECTIVE)} if OBJECTIVE in settings else {}
     unknown = [k for k in settings if k not in FIELDS_BY_NAME]
@@ -480,6 +491,7 @@ def set_config(
             "profile": None,
             "description": None,
             OBJECTIVE: None,
+            CLUSTER: DEFAULT_CLUSTER,
             **DEFAULTS,
         }
     else:
@@ -490,12 +502,21 @@ def set_config(
     desired = dict(base) | dict(settings) | objective
     if group is not None:
         desired["consumer_group_id"] = group
+    if cluster is not None:
+        desired[CLUSTER] = cluster
     if description is not None:
         desired["description"] = description or None
     if profile is not None:
         desired["profile"] = validation.check_profile(profile)
     desired = _validated_values(service_name, desired)
     return _write(session, service_name, current, desired, actor=actor, reason=reason, dry_run=dry_run)
+
+
+def _require_cluster(session: "Executor", name: str) -> None:
+    """A service can only belong to a registered cluster (the foreign key says so too, less kindly)."""
+    rows = _mappings(session, "SELECT 1 FROM public.kafka_clusters WHERE cluster_name = %(n)s", {"n": name})
+    if not rows:
+        raise missing_clusters([name])
 
 
 def _write(
@@ -517,6 +538,8 @@ def _write(
     else:
         action = Action.UPDATE if changes else Action.UNCHANGED
     version_before = current.version if current else None
+    if desired is not None and desired.get(CLUSTER) != (current.cluster_name if current else None):
+        _require_cluster(session, desired[CLUSTER])
     if dry_run or action == Action.UNCHANGED:
         return ChangeResult(service_name, action, changes, version_before, version_before, dry_run)
     record_who_and_why(session, actor, reason)
@@ -628,7 +651,7 @@ def _values_from_audit(values: Mapping[str, Any] | None) -> dict[str, Any] | Non
     if values is None:
         return None
     settings = {name: values[name] for name in SETTING_NAMES if name in values}
-    return {k: values.get(k) for k in LABELS} | {**DEFAULTS, **settings}
+    return {k: values.get(k) for k in LABELS} | {CLUSTER: values.get(CLUSTER) or DEFAULT_CLUSTER, **DEFAULTS, **settings}
 
 
 def diff(session: "Executor", service_name: str, against: str | None = None) -> DiffResult:
