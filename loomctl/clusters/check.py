@@ -41,12 +41,12 @@ class ClusterCheck:
         row: dict[str, Any] = {
             "cluster_name": self.cluster_name,
             "reachable": self.reachable,
-            "broker_version": caps.get("broker_version") or ("unknown" if self.reachable else "-"),
+            "broker_version": (caps.get("broker_version") or {}).get("text") or ("unknown" if self.reachable else "-"),
             "brokers": caps.get("broker_count"),
             "error": self.error or "",
         }
         for name in CAPABILITY_COLUMNS:
-            value = caps.get(name)
+            value = (caps.get(name) or {}).get("supported")
             row[name] = "-" if not self.reachable else "yes" if value is True else "no" if value is False else "unknown"
         return row
 
