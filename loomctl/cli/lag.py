@@ -25,6 +25,7 @@ from loomctl.cli.options import (
     tables_only,
 )
 from loomctl.cli.signals import stop_on_signals
+from loomctl.clusters.store import ENV_CLUSTER
 from loomctl.lag import views
 from loomctl.lag.live import BY
 from loomctl.lag.verdicts import STATUS_WINDOW_TEXT
@@ -182,9 +183,15 @@ def collect(
             "--cluster-name",
             envvar=views.ENV_CLUSTER_NAME,
             show_envvar=True,
-            help="The cluster_name label, and the cluster of the Burrow API.",
+            help="The name the default cluster is exported under (its cluster_name label and Burrow cluster).",
         ),
     ] = views.DEFAULT_CLUSTER_NAME,
+    cluster: Annotated[
+        Optional[str],
+        typer.Option(
+            "--cluster", envvar=ENV_CLUSTER, show_envvar=True, help="Sample this registered cluster only (default: every one)."
+        ),
+    ] = None,
     granularity: Annotated[
         Granularity, typer.Option("--granularity", help="Series per partition, or per topic only (fewer series).")
     ] = DEFAULT_GRANULARITY,
@@ -198,14 +205,14 @@ def collect(
 
     collector = Collector.from_options(
         state(ctx).settings, interval=interval, retention=retention, window=window, listen=listen,
-        cluster_name=cluster_name, granularity=granularity.value, on_event=_event_printer(verbose),
+        cluster_name=cluster_name, granularity=granularity.value, cluster=cluster, on_event=_event_printer(verbose),
     )  # fmt: skip
     # asked twice: stop now, even in the middle of a cycle
     with collector, stop_on_signals(second_interrupts=True) as stop, serving(collector.exporter, listen) as address:
         if not once:
             info(f"collecting every {interval}, keeping {retention}; Ctrl-C to stop")
         if address:
-            info(f"serving http://{address}/metrics and http://{address}/v3/kafka/{cluster_name}")
+            info(f"serving http://{address}/metrics and http://{address}/v3/kafka")
         wrote = collector.run(stop, once=once)
     if once:
         info(f"sampled {'1 cycle' if wrote else 'nothing: no configured groups'}")

@@ -1,18 +1,21 @@
-"""`loomctl lag collect`: sample every configured group into ``consumer_lag_history``, like Burrow.
+"""`loomctl lag collect`: sample every configured group of every registered cluster into ``consumer_lag_history``,
+like Burrow.
 
-One cycle = one cluster snapshot, then one transaction that COPYs every sample of it, so a
-sample is written whole or not at all. The snapshot is taken in a child process that owns the
-Kafka client (:mod:`loomctl.lag.snapshot_worker`), so a librdkafka abort costs a cycle, not the collector; after
-a written cycle the window's statuses are kept for the views off the cycle's path (:mod:`loomctl.lag.status_keeper`).
-Only the collector holding a session-level advisory
-lock writes (the others stand by and take over when its connection goes away), so two
-collectors never double a sample. A broker or database outage costs cycles, never the process:
-each failure is reported once per cycle and retried with a growing backoff.
+Collectors share the work: each holds a share of the (cluster, group) pairs through PostgreSQL session advisory
+locks (:mod:`loomctl.lag.shares`), any number of them split the pairs, and a dead or hung one's share is taken over
+within one lease. Each cluster is sampled in a loop of its own (:mod:`loomctl.lag.cluster_loop`): its snapshot in a
+child process that owns its Kafka client, its samples written in one transaction that holds their shares, so a
+cluster that hangs or is down costs its own cycles only, and a sample is written whole, once, or not at all.
 
-With an :class:`~loomctl.lag.exporter.Exporter` (`--listen`) each completed cycle is handed to it whole, and
-the HTTP server (a thread of this process, see ``lag.http``) serves that from memory: a scrape never waits
-on a cycle, Kafka or PostgreSQL, and a failed cycle leaves the last good figures with the health saying so.
-A standby then takes its own snapshots (it writes nothing), so either collector of a pair can be scraped.
+One collector also keeps the house (the holder of a session-level advisory lock, taken over when its connection
+goes away): after written cycles the window's statuses for the views (:mod:`loomctl.lag.status_keeper`), and hourly
+the day partitions and retention. A broker or database outage costs cycles, never the process: each failure is
+reported once per cycle and retried with a growing backoff.
+
+With an :class:`~loomctl.lag.exporter.Exporter` (`--listen`) each cluster's completed cycle is handed to it, and
+the HTTP server (a thread of this process, see ``lag.http``) serves that from memory: a scrape never waits on a
+cycle, Kafka or PostgreSQL, and a failed cycle leaves the last good figures with the health saying so. A collector
+serves the groups it samples, so Prometheus scraping every collector sees each series once.
 """
 
 from __future__ import annotations
@@ -21,28 +24,26 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loomctl import db
 from loomctl.db import close_quietly, first_line
 from loomctl.errors import BackendUnavailable, BadInput, Conflict, LoomError
-from loomctl.lag.live import gc_paused, live_lag
-from loomctl.lag.samples import LagSample, copy_samples, iter_samples
-from loomctl.lag.snapshot_worker import SnapshotCrashed, SnapshotWorker
+from loomctl.lag.cluster_loop import ClusterLoop, ClusterResult, ClusterWork
+from loomctl.lag.snapshot_worker import SnapshotCrashed
 from loomctl.lag.status_keeper import StatusKeeper, status_budget
-from loomctl.lag.time_lag import Key, PreviousSample, previous_samples
 from loomctl.lag.verdicts import STATUS_WINDOW
 from loomctl.settings import Settings
 
 if TYPE_CHECKING:
     import psycopg
 
-    from loomctl.configs import ConsumerConfig
-    from loomctl.kafka import ClusterSnapshot
     from loomctl.lag.exporter import Exporter
+    from loomctl.lag.shares import Shares
 
-# pg_try_advisory_lock key of the writing collector ("loomlagc")
+# pg_try_advisory_lock key of the collector that keeps the house: statuses, day partitions, retention ("loomlagc")
 WRITER_LOCK_KEY = 0x6C6F6F6D6C616763
 MAINTENANCE_EVERY = dt.timedelta(hours=1)
 MAX_BACKOFF_S = 60.0
@@ -60,8 +61,23 @@ class CycleResult:
     written: int = 0
     groups: int = 0
     standby: bool = False
+    """Every configured group is another collector's this cycle: this one sampled nothing."""
     retention_dropped: int = 0
     retention_deleted: int = 0
+    clusters: dict[str, ClusterResult] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    """Cluster name -> what went wrong with its cycle (the others' went on)."""
+
+
+@dataclass
+class Plan:
+    """One coordination step: the clusters this collector samples now, the groups of each it owns."""
+
+    work: dict[str, ClusterWork]
+    configured: int
+    """Configured groups of the clusters watched (this collector's and the others')."""
+    unusable: dict[str, str]
+    """Clusters whose settings cannot work here (an unset properties variable), with why."""
 
 
 @dataclass
@@ -72,17 +88,20 @@ class Collector:
     on_event: Event = _silent
     timeout_s: float = 10.0
     exporter: "Exporter | None" = None
-    """Set when the collector serves what it saw (`--listen`): a standby then takes snapshots too."""
+    """Set when the collector serves what it saw (`--listen`)."""
     status_window: dt.timedelta = STATUS_WINDOW
+    cluster: str | None = None
+    """Sample this registered cluster only (`--cluster`); None: every one."""
     _conn: "psycopg.Connection[Any] | None" = field(default=None, init=False, repr=False)
-    _worker: "SnapshotWorker | None" = field(default=None, init=False, repr=False)
+    _shares: "Shares | None" = field(default=None, init=False, repr=False)
+    _owned: frozenset[int] | None = field(default=None, init=False, repr=False)
+    _loops: dict[str, ClusterLoop] = field(default_factory=dict, init=False, repr=False)
     _leader: bool = field(default=False, init=False)
-    _previous: dict[Key, PreviousSample] | None = field(default=None, init=False, repr=False)
-    _previous_groups: set[str] = field(default_factory=set, init=False, repr=False)
     _last_maintenance: float = field(default=float("-inf"), init=False)
     _keeper: "StatusKeeper | None" = field(default=None, init=False, repr=False)
-    snapshot_crashes: int = field(default=0, init=False)
-    """Times the snapshot's child process died (a librdkafka abort or a crash) since start."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    """Serializes the lease connection (shares, fenced writes) and the status keeper between cluster loops."""
+    _warned: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def for_interval(
@@ -94,11 +113,17 @@ class Collector:
         on_event: Event = _silent,
         exporter: "Exporter | None" = None,
         status_window: dt.timedelta = STATUS_WINDOW,
+        cluster: str | None = None,
     ) -> "Collector":
         """The collector of `lag collect`: its Kafka requests time out after one interval (2 s at least, 10 s
         at most), and settings that cannot work fail here rather than being retried every cycle."""
         settings.require_database_url()
-        settings.kafka_properties()
+        if settings.kafka_config is not None or settings.bootstrap_servers is not None:
+            settings.kafka_properties()  # the default cluster's, when given: refused now rather than every cycle
+        if cluster is not None:
+            from loomctl.clusters import check_cluster_name
+
+            check_cluster_name(cluster)
         return cls(
             settings,
             interval,
@@ -107,6 +132,7 @@ class Collector:
             timeout_s=min(10.0, max(2.0, interval.total_seconds())),
             exporter=exporter,
             status_window=status_window,
+            cluster=cluster,
         )
 
     @classmethod
@@ -120,6 +146,7 @@ class Collector:
         listen: str | None,
         cluster_name: str,
         granularity: str,
+        cluster: str | None = None,
         on_event: Event = _silent,
     ) -> "Collector":
         """The collector of `lag collect`'s options as typed (durations, the address): bad ones fail here, before
@@ -136,7 +163,14 @@ class Collector:
 
             parse_listen(listen)
             exporter = Exporter(cluster_name, granularity, every)
-        return cls.for_interval(settings, every, keep, on_event=on_event, exporter=exporter, status_window=status_window)
+        return cls.for_interval(
+            settings, every, keep, on_event=on_event, exporter=exporter, status_window=status_window, cluster=cluster
+        )
+
+    @property
+    def snapshot_crashes(self) -> int:
+        """Times a snapshot's child process died (a librdkafka abort or a crash) since start, over every cluster."""
+        return sum(loop.crashes for loop in self._loops.values())
 
     def _connection(self) -> "psycopg.Connection[Any]":
         import psycopg
@@ -156,18 +190,6 @@ class Collector:
         self._conn = None
         self._leader = False
 
-    def _snapshot(self, group_ids: list[str]) -> Any:
-        if self._worker is None:
-            self._worker = SnapshotWorker(self.settings, self.timeout_s)
-        try:
-            return self._worker.snapshot(group_ids)
-        except SnapshotCrashed:
-            # counted here, reported with its stack by whoever handles the cycle's failure (run: one warning)
-            self.snapshot_crashes += 1
-            if self.exporter is not None:
-                self.exporter.snapshot_crashed()
-            raise
-
     def __enter__(self) -> "Collector":
         return self
 
@@ -180,17 +202,25 @@ class Collector:
             self._keeper.close()
             self._keeper = None
         self._drop_connection()
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
+        for loop in self._loops.values():
+            loop.close()
+        self._loops.clear()
+        if self._shares is not None:
+            self._shares.close()  # every share free for the others at once
+            self._shares = None
+
+    # -- the house: statuses for the views, day partitions, retention (one collector) --------------------------
 
     def _keep_statuses(self) -> None:
-        """After a written cycle: keep the window's statuses for the views (see :class:`StatusKeeper`), off the
-        cycle's path; what went wrong with the previous refresh is said first, once."""
-        if self._keeper is None:
-            self._keeper = StatusKeeper(self.settings, self.status_window, status_budget(self.interval), self.timeout_s)
-        self._report_keeper()
-        self._keeper.start()
+        """After a written cycle (the house keeper's): keep the window's statuses for the views, off the cycle's
+        path; what went wrong with the previous refresh is said first, once."""
+        if not self._leader:
+            return
+        with self._lock:
+            if self._keeper is None:
+                self._keeper = StatusKeeper(self.settings, self.status_window, status_budget(self.interval), self.timeout_s)
+            self._report_keeper()
+            self._keeper.start()
 
     def _report_keeper(self) -> None:
         problem = self._keeper.take_problem() if self._keeper is not None else None
@@ -212,122 +242,157 @@ class Collector:
             conn.commit()
             if got and got[0]:
                 self._leader = True
-                self._previous = None  # another collector may have written since
-                self.on_event("info", "this collector writes the samples (writer lock taken)")
+                self.on_event("info", "this collector keeps the statuses, day partitions and retention (house lock taken)")
                 self._last_maintenance = float("-inf")
         return self._leader
 
-    def cycle(self) -> CycleResult:
-        """Take one sample of every configured group and write it in one transaction; with an exporter, publish
-        what the cycle saw (a standby too, from its own snapshot, so either of a pair can be scraped)."""
+    # -- the shares --------------------------------------------------------------------------------------------
+
+    def _refresh_shares(self) -> frozenset[int]:
+        from loomctl.lag.shares import SHARDS, Shares, lease_for
+
+        with self._lock:
+            if self._shares is None:
+                self._shares = Shares(self.settings.require_database_url(), lease=lease_for(self.interval))
+            try:
+                owned = self._shares.refresh()
+            except LoomError:
+                self._owned = frozenset()
+                raise
+            members = self._shares.members()
+        if owned != self._owned:
+            if self._owned is not None and owned - self._owned:
+                for loop in self._loops.values():
+                    loop.forget()  # shares taken over: what the table knows of them may be another collector's
+            self.on_event(
+                "info", f"this collector samples {len(owned)} of {SHARDS} shares of the groups ({members} collector(s))"
+            )
+            self._owned = owned
+        return owned
+
+    def _fenced(self, shards: frozenset[int]) -> Any:
+        """A transaction on the lease connection holding ``shards`` (one cluster's write at a time)."""
+        from contextlib import contextmanager
+
+        @contextmanager
+        def fenced() -> Any:
+            assert self._shares is not None  # planned before any write
+            with self._lock, self._shares.fenced(shards) as conn:
+                yield conn
+
+        return fenced()
+
+    # -- one cycle ---------------------------------------------------------------------------------------------
+
+    def plan(self) -> Plan:
+        """Who samples what now: the house lock tried, the shares refreshed, the configs and the clusters read."""
         import psycopg
 
+        from loomctl.clusters import read_clusters, settings_for
         from loomctl.configs import read_configs
 
-        started = time.monotonic()
-        result = CycleResult()
         try:
             conn = self._connection()
-            leader = self._take_lead(conn)
-            result.standby = not leader
-            if not leader and self.exporter is None:
-                return result
+            self._take_lead(conn)
             configs = read_configs(conn)
+            clusters = {c.cluster_name: c for c in read_clusters(conn, [self.cluster] if self.cluster else [])}
             conn.commit()
-            services = {c.consumer_group_id: c.service_name for c in configs}
-            result.groups = len(services)
-            snap = self._snapshot(sorted(services)) if services else None
-            now = dt.datetime.now(dt.timezone.utc)
-            previous = self._previous or {}
-            if leader and snap is not None:
-                if self._previous is None or any(g not in self._previous_groups for g in services):
-                    # after a start, a reconnect or a new service: what the table last knew
-                    self._previous = previous_samples(conn, services, now)
-                    self._previous_groups = set(services)
-                previous = self._previous
-                samples: list[LagSample] = []
-                with gc_paused():
-                    result.written = copy_samples(conn, iter_samples(snap, services, now, previous, into=samples))
-                conn.commit()
-                self._keep_statuses()
-                with gc_paused():
-                    self._previous = {
-                        (s.consumer_group_id, s.topic_name, s.partition): PreviousSample(
-                            s.timestamp, s.committed_offset, s.log_end_offset, s.time_lag_ms
-                        )
-                        for s in samples
-                    }
-                del samples
-            elif snap is not None:
-                previous = previous_samples(conn, services, now)  # the writer's samples, read each cycle
-            if self.exporter is not None:
-                if leader:
-                    # what it serves is judged from the copy being kept (else from the whole window again):
-                    # the samples are in already, only the scrape's figures wait
-                    self.settle(status_budget(self.interval) + 1)
-                self._publish(conn, snap, configs, previous, now, leader=leader, started=started)
-            if leader and time.monotonic() - self._last_maintenance >= MAINTENANCE_EVERY.total_seconds():
-                self._maintain(conn, now, result)
-            return result
         except psycopg.OperationalError as exc:
             self._drop_connection()
             raise BackendUnavailable(f"PostgreSQL: {first_line(exc)}") from None
         except psycopg.Error as exc:
             self._rollback()
             raise LoomError(f"PostgreSQL: {first_line(exc)}") from None
-        except BaseException:
-            self._rollback()
+        self._refresh_shares()
+        assert self._shares is not None
+        mine: dict[str, list[Any]] = {name: [] for name in clusters}
+        configured = 0
+        for config in configs:
+            if config.cluster_name not in clusters:
+                continue
+            configured += 1
+            if self._shares.owns(config.cluster_name, config.consumer_group_id):
+                mine[config.cluster_name].append(config)
+        work: dict[str, ClusterWork] = {}
+        unusable: dict[str, str] = {}
+        for name, owned in mine.items():
+            try:
+                settings = settings_for(clusters[name], self.settings)
+            except LoomError as exc:
+                unusable[name] = str(exc)
+                continue
+            pairs = [(name, c.consumer_group_id) for c in owned]
+            work[name] = ClusterWork(name, settings, tuple(owned), self._shares.shards_of(pairs))
+        return Plan(work, configured, unusable)
+
+    def _loop(self, name: str) -> ClusterLoop:
+        loop = self._loops.get(name)
+        if loop is None:
+            loop = self._loops[name] = ClusterLoop(
+                name, self.settings.require_database_url(), self.timeout_s, self.status_window, self.interval
+            )
+        return loop
+
+    def sample(self, work: ClusterWork) -> ClusterResult:
+        """One cluster's cycle (its own loop's): snapshot, fenced write, statuses kept, figures published."""
+        loop = self._loop(work.cluster_name)
+        started = time.monotonic()
+        try:
+            with loop.errors():
+                return loop.cycle(
+                    work,
+                    self._fenced,
+                    exporter=self.exporter,
+                    leader=self._leader,
+                    after_write=self._after_write,
+                )
+        except LoomError as exc:
+            if isinstance(exc, SnapshotCrashed) and self.exporter is not None:
+                self.exporter.snapshot_crashed()
+            if self.exporter is not None:
+                self.exporter.failed(str(exc), duration_s=time.monotonic() - started, cluster=work.cluster_name)
             raise
 
-    def _publish(
-        self,
-        conn: "psycopg.Connection[Any]",
-        snap: "ClusterSnapshot | None",
-        configs: "list[ConsumerConfig]",
-        previous: dict[Key, PreviousSample],
-        now: dt.datetime,
-        *,
-        leader: bool,
-        started: float,
-    ) -> None:
-        """Hand the exporter this cycle's figures: the live rows with lag in time carried from the stored
-        samples and the window's status, the one `lag status` and the alerts give after this cycle."""
-        from loomctl.kafka import ClusterSnapshot
-        from loomctl.lag.exporter import ExportSnapshot, GroupInfo, evidence_from
-        from loomctl.lag.status import stored_status
+    def _after_write(self) -> None:
+        self._keep_statuses()
+        if self._leader and self.exporter is not None:
+            # what it serves is judged from the copy being kept (else from the whole window again)
+            self.settle(status_budget(self.interval) + 1)
 
-        assert self.exporter is not None
-        snap = snap or ClusterSnapshot()
-        services = {c.consumer_group_id: c.service_name for c in configs}
-        window = stored_status(conn, self.status_window, sorted(services)) if services else []
-        conn.commit()
-        statuses = {(r["consumer_group_id"], r["topic_name"], r["partition"]): r["status"] for r in window}
-        rows = live_lag(snap, services, sorted(services), now=now, previous=previous, stored_status=statuses)
-        groups = {}
-        for config in configs:
-            group = snap.groups.get(config.consumer_group_id)
-            groups[config.consumer_group_id] = GroupInfo(
-                config.consumer_group_id,
-                config.service_name,
-                config.profile,
-                group.group_state if group else "Dead",
-                len(group.members) if group else 0,
-                group.group_type if group else None,
-            )
-        self.exporter.publish(
-            ExportSnapshot(
-                self.exporter.cluster_name,
-                now,
-                self.status_window,
-                self.interval,
-                groups,
-                rows,
-                evidence_from(window),
-                snap.brokers,
-            ),
-            writer=leader,
-            duration_s=time.monotonic() - started,
-        )
+    def cycle(self) -> CycleResult:
+        """One cycle over every cluster at once (`--once`, and the tests): plan, then each cluster's loop; a cluster
+        that fails is reported in ``failed`` while the others are written, and only when every one fails (or the
+        database does) does the cycle raise."""
+        plan = self.plan()
+        result = CycleResult(groups=sum(len(w.configs) for w in plan.work.values()))
+        result.failed.update(plan.unusable)
+        result.standby = plan.configured > 0 and result.groups == 0
+        busy = [w for w in plan.work.values() if w.configs]
+        errors: list[LoomError] = []
+        if busy:
+            with ThreadPoolExecutor(max_workers=len(busy), thread_name_prefix="loomctl-cluster") as pool:
+                futures = {w.cluster_name: pool.submit(self.sample, w) for w in busy}
+                for name, future in futures.items():
+                    try:
+                        done = future.result()
+                    except LoomError as exc:
+                        errors.append(exc)
+                        result.failed[name] = str(exc)
+                        continue
+                    result.clusters[name] = done
+                    result.written += done.written
+        if errors and len(errors) == len(busy):
+            raise errors[0]
+        self._retire_idle(plan)
+        self._maintain_if_due(result)
+        return result
+
+    def _retire_idle(self, plan: Plan) -> None:
+        for name in list(self._loops):
+            if name not in plan.work or not plan.work[name].configs:
+                self._loops.pop(name).close()
+                if self.exporter is not None:
+                    self.exporter.retire(name)
 
     def _rollback(self) -> None:
         if self._conn is not None and not self._conn.closed:
@@ -335,6 +400,14 @@ class Collector:
                 self._conn.rollback()
             except Exception:
                 self._drop_connection()
+
+    def _maintain_if_due(self, result: CycleResult) -> None:
+        if self._leader and time.monotonic() - self._last_maintenance >= MAINTENANCE_EVERY.total_seconds():
+            try:
+                self._maintain(self._connection(), dt.datetime.now(dt.timezone.utc), result)
+            except Exception as exc:  # the database went away: the next plan says so
+                self._drop_connection()
+                self.on_event("warning", f"partition upkeep and retention failed, retrying in an hour: {first_line(exc)}")
 
     def _maintain(self, conn: "psycopg.Connection[Any]", now: dt.datetime, result: CycleResult) -> None:
         """Daily partitions ahead, and retention by dropping whole days: hourly, after the cycle's
@@ -356,52 +429,143 @@ class Collector:
             conn.rollback()
             self.on_event("warning", f"partition upkeep and retention failed, retrying in an hour: {first_line(exc)}")
 
+    # -- running -----------------------------------------------------------------------------------------------
+
     def run(self, stop: threading.Event, *, once: bool = False) -> int:
-        """Cycle every ``interval`` until ``stop`` is set; returns the number of cycles that wrote.
+        """Until ``stop`` is set: every ``interval`` a plan, and each cluster sampled in a thread of its own on its
+        own schedule, so a cluster that hangs or is down never delays another's cycles; returns the number of
+        cluster cycles that wrote. ``once``: one :meth:`cycle`, its failure raised.
 
         A crash of this process (librdkafka's, in the status keeper or the exporter's threads) leaves the Python
-        stack of every thread on stderr; one of the snapshot's child is reported as a warning with its stack."""
+        stack of every thread on stderr; one of a snapshot's child is reported as a warning with its stack."""
         from loomctl.kafka import enable_faulthandler
 
         enable_faulthandler()
+        if once:
+            result = self.cycle()
+            self._report(result)
+            if result.standby:  # nothing was sampled: say so with the exit code, as for any other failure
+                raise Conflict("other collectors hold the shares of every configured group: this one sampled nothing")
+            if result.failed and not result.written:
+                raise BackendUnavailable("; ".join(f"{name}: {why}" for name, why in result.failed.items()))
+            return 1 if result.written else 0
+        return _Running(self, stop).run()
+
+    def _report(self, result: CycleResult) -> None:
+        for name, why in result.failed.items():
+            self.on_event("warning", f"cluster {name}: {why}")
+        if result.written:
+            self.on_event("debug", f"wrote {result.written} samples of {result.groups} groups")
+        if result.retention_dropped or result.retention_deleted:
+            self.on_event(
+                "info",
+                f"retention: dropped {result.retention_dropped} day partitions, deleted {result.retention_deleted} rows",
+            )
+
+
+class _Running:
+    """`lag collect` without --once: the coordinator (this thread) plans every interval; each cluster with groups
+    of this collector's runs in a thread of its own, reading the latest plan, until the cluster has none."""
+
+    def __init__(self, collector: Collector, stop: threading.Event) -> None:
+        self.collector = collector
+        self.stop = stop
+        self.plan: Plan | None = None
+        self.threads: dict[str, threading.Thread] = {}
+        self.wrote = 0
+        self.lock = threading.Lock()
+
+    def run(self) -> int:
+        c = self.collector
         failures = 0
-        wrote = 0
         was_standby = False
-        while not stop.is_set():
+        try:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                try:
+                    plan = c.plan()
+                except LoomError as exc:
+                    if c.exporter is not None:
+                        c.exporter.failed(str(exc), duration_s=time.monotonic() - started)
+                    if isinstance(exc, BadInput):
+                        raise
+                    failures += 1
+                    delay = min(max(2.0 ** min(failures - 1, 10), c.interval.total_seconds()), MAX_BACKOFF_S)
+                    c.on_event("warning", f"{exc} (attempt {failures}, retrying in {delay:g}s)")
+                    self.stop.wait(delay)
+                    continue
+                if failures:
+                    c.on_event("info", f"recovered after {failures} failed attempt{'s' if failures != 1 else ''}")
+                failures = 0
+                for name, why in plan.unusable.items():
+                    if c._warned.get(name) != why:
+                        c.on_event("warning", f"cluster {name}: {why}")
+                        c._warned[name] = why
+                standby = plan.configured > 0 and not any(w.configs for w in plan.work.values())
+                if standby and not was_standby:
+                    c.on_event("info", "other collectors hold the shares of every configured group; standing by")
+                was_standby = standby
+                with self.lock:
+                    self.plan = plan
+                self._start_threads(plan)
+                result = CycleResult()
+                c._maintain_if_due(result)
+                c._report(result)
+                self.stop.wait(max(c.interval.total_seconds() - (time.monotonic() - started), 0.0))
+        finally:
+            self.stop.set()
+            for thread in self.threads.values():
+                thread.join(timeout=c.timeout_s * 3 + 5)
+        return self.wrote
+
+    def _start_threads(self, plan: Plan) -> None:
+        for name, work in plan.work.items():
+            thread = self.threads.get(name)
+            if work.configs and (thread is None or not thread.is_alive()):
+                thread = threading.Thread(target=self._cluster, args=(name,), name=f"loomctl-cluster-{name}", daemon=True)
+                self.threads[name] = thread
+                thread.start()
+
+    def _work(self, name: str) -> ClusterWork | None:
+        with self.lock:
+            work = self.plan.work.get(name) if self.plan is not None else None
+        return work if work is not None and work.configs else None
+
+    def _cluster(self, name: str) -> None:
+        c = self.collector
+        failures = 0
+        while not self.stop.is_set():
+            work = self._work(name)
+            if work is None:
+                loop = c._loops.pop(name, None)
+                if loop is not None:
+                    loop.close()
+                if c.exporter is not None:
+                    c.exporter.retire(name)
+                return
             started = time.monotonic()
             try:
-                result = self.cycle()
+                done = c.sample(work)
             except LoomError as exc:
-                if self.exporter is not None:
-                    self.exporter.failed(str(exc), duration_s=time.monotonic() - started)
-                if once or isinstance(exc, BadInput):
-                    raise
                 failures += 1
-                delay = min(max(2.0 ** min(failures - 1, 10), self.interval.total_seconds()), MAX_BACKOFF_S)
+                delay = min(max(2.0 ** min(failures - 1, 10), c.interval.total_seconds()), MAX_BACKOFF_S)
                 stack = f"\n{exc.stack.rstrip()}" if isinstance(exc, SnapshotCrashed) and exc.stack.strip() else ""
-                self.on_event("warning", f"{exc} (attempt {failures}, retrying in {delay:g}s){stack}")
-                stop.wait(delay)
+                c.on_event("warning", f"cluster {name}: {exc} (attempt {failures}, retrying in {delay:g}s){stack}")
+                self.stop.wait(delay)
+                continue
+            except Exception as exc:  # a bug must not end the cluster's sampling silently
+                failures += 1
+                c.on_event("warning", f"cluster {name}: unexpected {type(exc).__name__}: {exc}")
+                self.stop.wait(MAX_BACKOFF_S)
                 continue
             if failures:
-                self.on_event("info", f"recovered after {failures} failed attempt{'s' if failures != 1 else ''}")
+                c.on_event("info", f"cluster {name}: recovered after {failures} failed attempt{'s' if failures != 1 else ''}")
             failures = 0
-            if result.standby and not was_standby:
-                self.on_event("info", "another collector holds the writer lock; standing by")
-            was_standby = result.standby
-            if result.written:
-                wrote += 1
-                self.on_event("debug", f"wrote {result.written} samples of {result.groups} groups")
-            if result.retention_dropped or result.retention_deleted:
-                self.on_event(
-                    "info",
-                    f"retention: dropped {result.retention_dropped} day partitions, deleted {result.retention_deleted} rows",
-                )
-            if once:
-                if result.standby:  # nothing was written: say so with the exit code, as for any other failure
-                    raise Conflict("another collector holds the writer lock: this one sampled nothing")
-                break
-            stop.wait(max(self.interval.total_seconds() - (time.monotonic() - started), 0.0))
-        return wrote
+            if done.written:
+                with self.lock:
+                    self.wrote += 1
+                c.on_event("debug", f"cluster {name}: wrote {done.written} samples of {done.groups} groups")
+            self.stop.wait(max(c.interval.total_seconds() - (time.monotonic() - started), 0.0))
 
 
 def _signed(key: int) -> int:

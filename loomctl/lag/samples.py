@@ -29,8 +29,9 @@ HISTORY_COLUMNS = (
     "group_state",
     "member_count",
     "group_type",
+    "cluster_name",
 )
-_HISTORY_TYPES = ("text", "text", "int4", "timestamptz", "text", "int8", "int8", "int8", "int8", "int8", "text", "int4", "text")
+_HISTORY_TYPES = ("text", "text", "int4", "timestamptz", "text", "int8", "int8", "int8", "int8", "int8", "text", "int4", "text", "text")  # fmt: skip
 
 
 class LagSample(NamedTuple):
@@ -52,6 +53,8 @@ class LagSample(NamedTuple):
     member_count: int | None = None
     group_type: str | None = None
     """``classic`` or ``consumer`` as the broker reported the group."""
+    cluster_name: str = "default"
+    """The cluster the group was sampled on."""
 
     def row(self) -> tuple[Any, ...]:
         return tuple(self)
@@ -100,6 +103,7 @@ def samples_from(
     services: dict[str, str],
     now: dt.datetime,
     previous: dict[Key, PreviousSample] | None = None,
+    cluster_name: str = "default",
 ) -> list[LagSample]:
     """The history rows of one snapshot: every partition with a known log end, unknown lag kept as NULL, lag
     in time carried forward from ``previous`` (the partition's last stored sample)."""
@@ -107,7 +111,7 @@ def samples_from(
 
     samples: list[LagSample] = []
     with gc_paused():
-        for _ in iter_samples(snap, services, now, previous, into=samples):
+        for _ in iter_samples(snap, services, now, previous, into=samples, cluster_name=cluster_name):
             pass
     return samples
 
@@ -119,6 +123,7 @@ def iter_samples(
     previous: dict[Key, PreviousSample] | None,
     *,
     into: list[LagSample],
+    cluster_name: str = "default",
 ) -> Iterator[LagSample]:
     """:func:`samples_from` one at a time, each also appended to ``into``: the cycle's COPY writes them as they
     are built, so PostgreSQL ingests the first groups while the last are built (two processes working at
@@ -160,7 +165,22 @@ def iter_samples(
                     time_lag = carry_time_lag_ms(before, now, offset, end) if before is not None else None
                 sample = new(
                     LagSample,
-                    (group_id, topic, partition, now, service, offset, end, log.start, lag, time_lag, state, members, group_type),
+                    (
+                        group_id,
+                        topic,
+                        partition,
+                        now,
+                        service,
+                        offset,
+                        end,
+                        log.start,
+                        lag,
+                        time_lag,
+                        state,
+                        members,
+                        group_type,
+                        cluster_name,
+                    ),  # fmt: skip
                 )
                 keep(sample)
                 yield sample
