@@ -56,6 +56,12 @@ class ClusterResult:
     groups: int = 0
 
 
+def _only(work: ClusterWork, services: dict[str, str]) -> ClusterWork:
+    from dataclasses import replace
+
+    return replace(work, configs=tuple(c for c in work.configs if c.consumer_group_id in services))
+
+
 Writer = Callable[[frozenset[int]], Any]
 """``writer(shards)``: a context manager giving a connection whose transaction holds ``shards`` until it commits."""
 
@@ -84,6 +90,7 @@ class ClusterLoop:
         exporter: "Exporter | None" = None,
         leader: bool = False,
         after_write: Callable[[], None] = lambda: None,
+        still_held: Callable[[frozenset[int]], frozenset[int]] = lambda shards: shards,
     ) -> ClusterResult:
         """Snapshot the work's groups, write their samples under their shares, then (with an exporter) publish them."""
         started = time.monotonic()
@@ -100,8 +107,16 @@ class ClusterLoop:
             self._previous_groups = set(services)
             conn.commit()
         previous = self._previous
+        held = still_held(work.shards)
+        if held != work.shards:  # shares handed over since the plan: only the groups of those still held are written
+            from loomctl.lag.shares import shard_of
+
+            services = {g: s for g, s in services.items() if shard_of(work.cluster_name, g) in held}
+            result.groups = len(services)
+            if not services:
+                return result
         samples: list[LagSample] = []
-        with writer(work.shards) as wconn, gc_paused():
+        with writer(held) as wconn, gc_paused():
             result.written = copy_samples(
                 wconn, iter_samples(snap, services, now, previous, into=samples, cluster_name=work.cluster_name)
             )
@@ -115,7 +130,8 @@ class ClusterLoop:
             }
         del samples
         if exporter is not None:
-            self._publish(conn, exporter, work, snap, previous, now, leader=leader, started=started)
+            written = work if len(services) == len(work.configs) else _only(work, services)
+            self._publish(conn, exporter, written, snap, previous, now, leader=leader, started=started)
         return result
 
     def forget(self) -> None:

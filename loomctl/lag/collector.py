@@ -270,6 +270,10 @@ class Collector:
             self._owned = owned
         return owned
 
+    def _still_held(self, shards: frozenset[int]) -> frozenset[int]:
+        with self._lock:
+            return shards & (self._shares.owned if self._shares is not None else frozenset())
+
     def _fenced(self, shards: frozenset[int]) -> Any:
         """A transaction on the lease connection holding ``shards`` (one cluster's write at a time)."""
         from contextlib import contextmanager
@@ -345,6 +349,7 @@ class Collector:
                     exporter=self.exporter,
                     leader=self._leader,
                     after_write=self._after_write,
+                    still_held=self._still_held,
                 )
         except LoomError as exc:
             if isinstance(exc, SnapshotCrashed) and self.exporter is not None:
@@ -447,13 +452,17 @@ class Collector:
             if result.standby:  # nothing was sampled: say so with the exit code, as for any other failure
                 raise Conflict("other collectors hold the shares of every configured group: this one sampled nothing")
             if result.failed and not result.written:
-                raise BackendUnavailable("; ".join(f"{name}: {why}" for name, why in result.failed.items()))
+                raise BackendUnavailable(
+                    next(iter(result.failed.values()))
+                    if len(result.failed) == 1
+                    else "; ".join(f"{name}: {why}" for name, why in result.failed.items())
+                )
             return 1 if result.written else 0
         return _Running(self, stop).run()
 
     def _report(self, result: CycleResult) -> None:
         for name, why in result.failed.items():
-            self.on_event("warning", f"cluster {name}: {why}")
+            self.on_event("warning", f"cluster {name}: {why}" if len(result.failed) + len(result.clusters) > 1 else why)
         if result.written:
             self.on_event("debug", f"wrote {result.written} samples of {result.groups} groups")
         if result.retention_dropped or result.retention_deleted:
@@ -526,6 +535,12 @@ class _Running:
                 self.threads[name] = thread
                 thread.start()
 
+    def _about(self, name: str) -> str:
+        """What a cluster's message starts with: its name, where this collector samples more than one."""
+        with self.lock:
+            several = self.plan is not None and len(self.plan.work) > 1
+        return f"cluster {name}: " if several else ""
+
     def _work(self, name: str) -> ClusterWork | None:
         with self.lock:
             work = self.plan.work.get(name) if self.plan is not None else None
@@ -550,21 +565,21 @@ class _Running:
                 failures += 1
                 delay = min(max(2.0 ** min(failures - 1, 10), c.interval.total_seconds()), MAX_BACKOFF_S)
                 stack = f"\n{exc.stack.rstrip()}" if isinstance(exc, SnapshotCrashed) and exc.stack.strip() else ""
-                c.on_event("warning", f"cluster {name}: {exc} (attempt {failures}, retrying in {delay:g}s){stack}")
+                c.on_event("warning", f"{self._about(name)}{exc} (attempt {failures}, retrying in {delay:g}s){stack}")
                 self.stop.wait(delay)
                 continue
             except Exception as exc:  # a bug must not end the cluster's sampling silently
                 failures += 1
-                c.on_event("warning", f"cluster {name}: unexpected {type(exc).__name__}: {exc}")
+                c.on_event("warning", f"{self._about(name)}unexpected {type(exc).__name__}: {exc}")
                 self.stop.wait(MAX_BACKOFF_S)
                 continue
             if failures:
-                c.on_event("info", f"cluster {name}: recovered after {failures} failed attempt{'s' if failures != 1 else ''}")
+                c.on_event("info", f"{self._about(name)}recovered after {failures} failed attempt{'s' if failures != 1 else ''}")
             failures = 0
             if done.written:
                 with self.lock:
                     self.wrote += 1
-                c.on_event("debug", f"cluster {name}: wrote {done.written} samples of {done.groups} groups")
+                c.on_event("debug", f"{self._about(name)}wrote {done.written} samples of {done.groups} groups")
             self.stop.wait(max(c.interval.total_seconds() - (time.monotonic() - started), 0.0))
 
 

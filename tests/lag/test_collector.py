@@ -115,32 +115,45 @@ def test_the_collector_survives_a_broker_and_a_database_restart(private_stack, t
     assert set(sample_sizes(url)) == {PARTITIONS}, "every sample is whole: one row per partition"
 
 
-def test_two_collectors_write_each_sample_once(database_factory, services, tmp_path) -> None:
+def group_samples(database_url: str) -> dict[str, list[int]]:
+    """Per group, how many rows each of its sample instants has (a whole sample: one row per partition)."""
+    with psycopg.connect(database_url) as conn:
+        found = conn.execute(
+            "SELECT consumer_group_id, count(*) FROM consumer_lag_history GROUP BY consumer_group_id, \"timestamp\""
+        ).fetchall()
+    sizes: dict[str, list[int]] = {}
+    for group, n in found:
+        sizes.setdefault(group, []).append(n)
+    return sizes
+
+
+def test_two_collectors_share_the_groups_and_write_each_sample_once(database_factory, services, tmp_path) -> None:
     with own_database(database_factory, "loomcollect") as url:
-        setup_group(url, services.bootstrap_servers)
+        for _ in range(6):
+            setup_group(url, services.bootstrap_servers)
         logs = [tmp_path / "first.log", tmp_path / "second.log"]
         first = start_collector(url, services.bootstrap_servers, logs[0], interval="0.5s")
-        wait_for("the first collector to lead", lambda: "writer lock taken" in logs[0].read_text())
+        wait_for("the first collector to own every share", lambda: "samples 256 of 256 shares" in logs[0].read_text())
         second = start_collector(url, services.bootstrap_servers, logs[1], interval="0.5s")
         try:
-            wait_for("the second collector to stand by", lambda: "standing by" in logs[1].read_text())
-            wait_for("a few samples", lambda: rows(url) >= 6 * PARTITIONS)
-            assert "writer lock taken" not in logs[1].read_text()
-            assert "wrote" not in logs[1].read_text()
-            first_log = stop_collector(first, logs[0])  # the writer goes away: the other takes over
-            # every sample in the table is one a writer reported, written whole, once: the first's, and any the
-            # second wrote since it took the lock (free the moment the first is gone), read after the count
-            written = distinct_samples(url)
-            reported = first_log.count("wrote 3 samples")
-            assert reported <= written <= reported + logs[1].read_text().count("wrote 3 samples")
-            assert set(sample_sizes(url)) == {PARTITIONS}
-            wait_for("the second collector to take over", lambda: "writer lock taken" in logs[1].read_text())
+            wait_for("the shares split between the two", lambda: "samples 128 of 256 shares of the groups (2 collector(s))" in logs[0].read_text()
+                     and "samples 128 of 256 shares of the groups (2 collector(s))" in logs[1].read_text())
+            split = rows(url)
+            wait_for("a few samples of both", lambda: rows(url) >= split + 6 * 6 * PARTITIONS)
+            first_log = stop_collector(first, logs[0])  # one goes away: the other takes its share over
+            wait_for("the second to own every share", lambda: "samples 256 of 256 shares of the groups (1 collector(s))" in logs[1].read_text())
             taken_over = rows(url)
-            wait_for("samples from the second collector", lambda: rows(url) >= taken_over + 2 * PARTITIONS)
+            wait_for("samples of every group from the second", lambda: rows(url) >= taken_over + 2 * 6 * PARTITIONS)
         finally:
             if first.poll() is None:
-                stop_collector(first, logs[0])
-            stop_collector(second, logs[1])
+                first_log = stop_collector(first, logs[0])
+            second_log = stop_collector(second, logs[1])
+        # every row in the table is one a collector reported writing (none twice, none half), and every sample whole
+        reported = sum(int(line.rsplit("wrote ", 1)[1].split()[0]) for text in (first_log, second_log)
+                       for line in text.splitlines() if " wrote " in line or line.startswith("wrote "))
+        assert rows(url) == reported
+        sizes = group_samples(url)
+        assert len(sizes) == 6 and all(set(n) == {PARTITIONS} for n in sizes.values()), sizes
 
 
 def test_a_cycle_removes_samples_past_the_retention(database_factory, services) -> None:
@@ -171,18 +184,21 @@ def test_a_cycle_removes_samples_past_the_retention(database_factory, services) 
         assert kept == 1
 
 
-def test_once_while_another_collector_writes_is_exit_4_and_writes_nothing(database_factory, services) -> None:
-    from loomctl.lag.collector import WRITER_LOCK_KEY, _signed
+def test_once_while_other_collectors_hold_every_share_is_exit_4_and_writes_nothing(database_factory, services) -> None:
+    from loomctl.lag.shares import MEMBER_NAMESPACE, SHARD_NAMESPACE, SHARDS
 
     with own_database(database_factory, "loomonce") as url:
         setup_group(url, services.bootstrap_servers)
         env = clean_env(LOOM_DATABASE_URL=url, LOOM_KAFKA_BOOTSTRAP_SERVERS=services.bootstrap_servers)
         command = [sys.executable, "-m", "loomctl", "lag", "collect", "--once"]
-        with psycopg.connect(url, autocommit=True) as holder:  # the writer lock, as a running collector holds it
-            holder.execute("SELECT pg_advisory_lock(%s)", (_signed(WRITER_LOCK_KEY),))
+        with psycopg.connect(url, autocommit=True) as holder:  # every share, as a running collector holds them
+            holder.execute("SELECT pg_advisory_lock(%s, pg_backend_pid())", (MEMBER_NAMESPACE,))
+            holder.execute("SELECT pg_advisory_lock(%s, s) FROM generate_series(0, %s) AS s", (SHARD_NAMESPACE, SHARDS - 1))
             held = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
             assert held.returncode == 4, held.stderr
-            assert held.stderr.strip().splitlines()[-1] == "error: another collector holds the writer lock: this one sampled nothing"
+            assert held.stderr.strip().splitlines()[-1] == (
+                "error: other collectors hold the shares of every configured group: this one sampled nothing"
+            )
             assert rows(url) == 0
         free = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert free.returncode == 0 and "sampled 1 cycle" in free.stderr, free.stderr
