@@ -1,0 +1,156 @@
+"""Two real Kafka clusters, three collectors: every group of both sampled once per cycle under its cluster's name, a
+collector killed mid-cycle taken over within a lease, and a hung broker costing only its own cluster's cycles."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from support import clean_env, commit, create_topic, own_database, produce, unique, wait_for
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 2
+GROUPS_PER_CLUSTER = 4
+
+
+def start_collector(database_url: str, bootstrap: str, log: Path, interval: str = "0.5s") -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "loomctl", "--database-url", database_url, "--bootstrap-servers", bootstrap,
+         "lag", "collect", "--interval", interval, "--verbose"],
+        stdout=subprocess.DEVNULL, stderr=log.open("w"), env=clean_env(),
+    )
+
+
+def stop_collector(process: subprocess.Popen, log: Path) -> str:
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "Traceback" not in text, text
+    return text
+
+
+def groups_on(database_url: str, bootstrap: str, cluster: str) -> list[str]:
+    """Groups with committed offsets on a topic of that cluster, each configured as a service of it."""
+    topic = unique(f"multi-{cluster}")
+    create_topic(bootstrap, topic, PARTITIONS)
+    produce(bootstrap, topic, {p: 10 for p in range(PARTITIONS)})
+    groups = []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for _ in range(GROUPS_PER_CLUSTER):
+            group = unique(f"g-{cluster}")
+            commit(bootstrap, group, topic, {p: 3 for p in range(PARTITIONS)})
+            conn.execute(
+                "INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, cluster_name) VALUES (%s, %s, %s)",
+                (unique("svc"), group, cluster),
+            )
+            groups.append(group)
+    return groups
+
+
+def latest(database_url: str) -> dict[tuple[str, str], float]:
+    """(cluster, group) -> epoch of its newest sample."""
+    with psycopg.connect(database_url) as conn:
+        found = conn.execute(
+            "SELECT cluster_name, consumer_group_id, extract(epoch FROM max(\"timestamp\"))::float8"
+            " FROM consumer_lag_history GROUP BY 1, 2"
+        ).fetchall()
+    return {(c, g): t for c, g, t in found}
+
+
+def sampled_since(database_url: str, since: float, pairs: set[tuple[str, str]]) -> bool:
+    newest = latest(database_url)
+    return all(newest.get(p, 0.0) > since for p in pairs)
+
+
+def whole_samples(database_url: str) -> set[int]:
+    with psycopg.connect(database_url) as conn:
+        found = conn.execute(
+            "SELECT DISTINCT count(*) FROM consumer_lag_history GROUP BY cluster_name, consumer_group_id, \"timestamp\""
+        ).fetchall()
+    return {n for (n,) in found}
+
+
+def register(database_url: str, name: str, bootstrap: str) -> None:
+    from loomctl.cli import app
+    from support import runner
+
+    result = runner().invoke(app, ["--database-url", database_url, "cluster", "add", name, "--bootstrap-servers", bootstrap])
+    assert result.exit_code == 0, result.output
+
+
+def test_three_collectors_over_two_clusters_one_killed_mid_cycle(database_factory, services, broker, tmp_path) -> None:
+    with own_database(database_factory, "loomclusters") as url:
+        register(url, "second", broker.bootstrap_servers)
+        pairs = {("default", g) for g in groups_on(url, services.bootstrap_servers, "default")}
+        pairs |= {("second", g) for g in groups_on(url, broker.bootstrap_servers, "second")}
+        logs = [tmp_path / f"collector-{i}.log" for i in range(3)]
+        collectors = [start_collector(url, services.bootstrap_servers, log) for log in logs]
+        try:
+            for log in logs:
+                wait_for("the shares split three ways", lambda log=log: "of 256 shares of the groups (3 collector(s))" in log.read_text())
+            start = time.time()
+            wait_for("every group of both clusters sampled", lambda: sampled_since(url, start, pairs))
+            with psycopg.connect(url) as conn:
+                assert {c for (c,) in conn.execute("SELECT DISTINCT cluster_name FROM consumer_lag_history")} == {"default", "second"}
+
+            # kill one in the middle of a cycle: right after it reported a write, its next cycle is under way
+            victim, victim_log = collectors[0], logs[0]
+            seen = victim_log.read_text().count(" wrote ")
+            wait_for("the victim to write again", lambda: victim_log.read_text().count(" wrote ") > seen)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=30)
+            killed_at = time.time()
+            for log in logs[1:]:
+                wait_for("the two left to split every share", lambda log=log: "of 256 shares of the groups (2 collector(s))" in log.read_text())
+            split_at = time.time()
+            wait_for("every group sampled after the kill", lambda: sampled_since(url, split_at, pairs))
+            taken_over = time.time() - killed_at
+            print(f"\ntakeover: every group of both clusters sampled again {taken_over:.1f} s after the SIGKILL")
+        finally:
+            if collectors[0].poll() is None:
+                collectors[0].kill()
+                collectors[0].wait()
+            texts = [stop_collector(c, log) for c, log in zip(collectors[1:], logs[1:], strict=True)]
+        assert whole_samples(url) == {PARTITIONS}, "every sample of a group is whole: one row per partition"
+        for text in texts:
+            assert "SharesLost" not in text
+
+
+def test_a_hung_broker_costs_only_its_own_clusters_cycles(database_factory, services, broker, tmp_path) -> None:
+    with own_database(database_factory, "loomhung") as url:
+        register(url, "second", broker.bootstrap_servers)
+        healthy = {("default", g) for g in groups_on(url, services.bootstrap_servers, "default")}
+        hung = {("second", g) for g in groups_on(url, broker.bootstrap_servers, "second")}
+        log = tmp_path / "collector.log"
+        collector = start_collector(url, services.bootstrap_servers, log)
+        stopped = False
+        try:
+            start = time.time()
+            wait_for("both clusters sampled", lambda: sampled_since(url, start, healthy | hung))
+            os.kill(broker.pid, signal.SIGSTOP)
+            stopped = True
+            paused_at = time.time()
+            wait_for("the hung cluster's cycle to fail", lambda: "warning: cluster second:" in log.read_text(), timeout=90)
+            # while the broker stays stopped, the other cluster keeps its pace: several fresh samples of every group
+            for _ in range(5):
+                mark = time.time()
+                wait_for("the healthy cluster sampled again", lambda mark=mark: sampled_since(url, mark, healthy))
+            assert not sampled_since(url, paused_at + 1, hung)
+            os.kill(broker.pid, signal.SIGCONT)
+            stopped = False
+            resumed = time.time()
+            wait_for("the hung cluster sampled again once its broker is back", lambda: sampled_since(url, resumed, hung), timeout=120)
+        finally:
+            if stopped:
+                os.kill(broker.pid, signal.SIGCONT)
+            text = stop_collector(collector, log)
+        assert "recovered after" in text
+        assert whole_samples(url) == {PARTITIONS}
