@@ -31,6 +31,19 @@ class State:
 
 
 OutputOption = Annotated[Optional[Output], typer.Option("-o", "--output", help="table, json or yaml.")]
+ClusterOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--cluster", envvar="LOOM_CLUSTER", show_envvar=True, help="A registered Kafka cluster (see `loomctl cluster list`)."
+    ),
+]
+
+
+def cluster_settings(ctx: typer.Context, session: Any, name: str) -> Settings:
+    """The client settings of a registered cluster (its brokers and properties; the flags' for the default one)."""
+    from loomctl import clusters
+
+    return clusters.settings_for(clusters.get_cluster(session, name), state(ctx).settings)
 
 
 def state(ctx: typer.Context) -> State:

@@ -7,7 +7,19 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from loomctl.cli.options import COUNT_MAX, OutputOption, confirm, emit, info, new_app, number, preview, state
+from loomctl.cli.options import (
+    COUNT_MAX,
+    ClusterOption,
+    OutputOption,
+    cluster_settings,
+    confirm,
+    emit,
+    info,
+    new_app,
+    number,
+    preview,
+    state,
+)
 from loomctl.kafka.clients import CHANGE_TIMEOUT_S
 from loomctl.partitions import views
 
@@ -36,10 +48,25 @@ def _session(ctx: typer.Context) -> Any:
     return session_scope(state(ctx).settings)
 
 
-def _admin(ctx: typer.Context) -> Any:
+def _admin(ctx: typer.Context, settings: Any = None) -> Any:
     from loomctl import kafka
 
-    return kafka.admin_client(state(ctx).settings)
+    return kafka.admin_client(settings or state(ctx).settings)
+
+
+def _cluster_of_pending(ctx: typer.Context, session: Any, cluster: str | None, topics: Any) -> tuple[str, Any]:
+    """The cluster `plan` and `apply` work on, and its settings: the one named, else the one cluster with pending
+    changes (of ``topics``); changes on several clusters need --cluster, so nothing is applied to a cluster unsaid."""
+    from loomctl import partitions
+    from loomctl.clusters import DEFAULT_CLUSTER
+    from loomctl.errors import BadInput
+
+    if cluster is None:
+        found = partitions.pending_clusters(session, topics)
+        if len(found) > 1:
+            raise BadInput(f"pending changes on clusters {', '.join(found)}: pick one with --cluster (or LOOM_CLUSTER)")
+        cluster = found[0] if found else DEFAULT_CLUSTER
+    return cluster, cluster_settings(ctx, session, cluster)
 
 
 def _admin_if_configured(ctx: typer.Context) -> Any:
@@ -103,13 +130,17 @@ def add(
         int, typer.Argument(help="The partition count it should have.", show_default=False, parser=number(int, 1, COUNT_MAX))
     ],
     reason: Annotated[str, typer.Option("--reason", help="Why; stored with the change.", show_default=False)],
+    cluster: ClusterOption = None,
     output: OutputOption = None,
 ) -> None:
     """Record a manual pending change, checked against the live topic. Example: loomctl partitions add device.audio.raw 6 --reason "audio backlog" """
     from loomctl import partitions
+    from loomctl.clusters import DEFAULT_CLUSTER
 
+    name = cluster or DEFAULT_CLUSTER
     with _session(ctx) as session:
-        change = partitions.add_change(session, _admin(ctx), topic, count, reason)
+        admin = _admin(ctx, cluster_settings(ctx, session, name))
+        change = partitions.add_change(session, admin, topic, count, reason, cluster=name)
     emit(ctx, change, output, views.change(f"pending change {change.id}"))
     info(f"{topic}: {change.current_partitions} -> {change.recommended_partitions} pending (loomctl partitions apply)")
 
@@ -123,6 +154,7 @@ def list_(
     failed: Annotated[bool, typer.Option("--failed", help="Failed changes.")] = False,
     cancelled: Annotated[bool, typer.Option("--cancelled", help="Cancelled changes.")] = False,
     all_: Annotated[bool, typer.Option("--all", help="Every change, superseded ones too.")] = False,
+    cluster: ClusterOption = None,
     output: OutputOption = None,
 ) -> None:
     """List partition changes by status. Example: loomctl partitions list --failed -o json"""
@@ -130,7 +162,7 @@ def list_(
 
     statuses = partitions.chosen_statuses((pending, applied, failed, cancelled), every=all_)
     with _session(ctx) as session:
-        changes = partitions.list_changes(session, statuses, topics)
+        changes = partitions.list_changes(session, statuses, topics, cluster)
     emit(ctx, changes, output, views.changes(statuses))
 
 
@@ -143,13 +175,16 @@ def cancel(
     ],
     reason: Annotated[str, typer.Option("--reason", help="Why; stored with the change.", show_default=False)],
     actor: ActorOption = None,
+    cluster: ClusterOption = None,
     output: OutputOption = None,
 ) -> None:
     """Cancel a pending or failed partition change, recording who and why. Example: loomctl partitions cancel device.audio.raw --reason "traffic fell back" """
     from loomctl import partitions
 
     with _session(ctx) as session:
-        cancelled = partitions.cancel_change(session, change, reason=reason, actor=actor or state(ctx).settings.resolved_actor())
+        cancelled = partitions.cancel_change(
+            session, change, reason=reason, actor=actor or state(ctx).settings.resolved_actor(), cluster=cluster
+        )
     emit(ctx, cancelled, output, views.change(f"cancelled change {cancelled.id}"))
     info(
         f"{cancelled.topic_name}: change {cancelled.id} ({cancelled.current_partitions} -> "
@@ -175,16 +210,18 @@ def plan(
     ctx: typer.Context,
     topics: Topics = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Include each topic's newest change that failed.")] = False,
+    cluster: ClusterOption = None,
     output: OutputOption = None,
 ) -> None:
     """Check each pending change against the cluster now: counts, consuming groups, keys, risks. Example: loomctl partitions plan -o json"""
     from loomctl import partitions
 
-    settings = state(ctx).settings
     with _session(ctx) as session:
+        name, settings = _cluster_of_pending(ctx, session, cluster, topics)
         result = partitions.plan_changes(
-            session, _admin(ctx), topics, retry_failed=retry_failed, kafka_properties=settings.kafka_properties()
-        )
+            session, _admin(ctx, settings), topics, retry_failed=retry_failed, kafka_properties=settings.kafka_properties(),
+            cluster=name,
+        )  # fmt: skip
     emit(ctx, result, output, views.PLAN)
     _plan_notes(result)
 
@@ -205,6 +242,7 @@ def apply(
         float, typer.Option("--timeout", help="Seconds to wait for the cluster at each step.", parser=number(float, 0.5, 3600))
     ] = CHANGE_TIMEOUT_S,
     actor: ActorOption = None,
+    cluster: ClusterOption = None,
     output: OutputOption = None,
 ) -> None:
     """Apply pending changes with the AdminClient: validate, alter, verify, record. Example: loomctl partitions apply --yes"""
@@ -214,12 +252,12 @@ def apply(
         preview(ctx, plan, output, views.PLAN)
         _plan_notes(plan)
 
-    settings = state(ctx).settings
     with _session(ctx) as session:
+        name, settings = _cluster_of_pending(ctx, session, cluster, topics)
         done = partitions.apply_pending(
-            session, _admin(ctx), topics, actor=actor or settings.resolved_actor(), kafka_properties=settings.kafka_properties(),
+            session, _admin(ctx, settings), topics, actor=actor or settings.resolved_actor(), kafka_properties=settings.kafka_properties(),
             show=show, confirm=None if yes else _ask, retry_failed=retry_failed, force=force, dry_run=dry_run, timeout=timeout,
-            on_step=lambda s: info(APPLY_STEPS.get(s, s)),
+            on_step=lambda s: info(APPLY_STEPS.get(s, s)), cluster=name,
         )  # fmt: skip
     emit(ctx, done, output, views.APPLIED)
     _apply_summary(done)

@@ -28,6 +28,7 @@ from loomctl.partitions.changes import (
     chosen_statuses,
     efficiency,
     list_changes,
+    pending_clusters,
     update_script,
 )
 from loomctl.partitions.plan import (
@@ -86,6 +87,7 @@ __all__ = [
     "chosen_statuses",
     "efficiency",
     "list_changes",
+    "pending_clusters",
     "update_script",
     # plan
     "GROUP_HISTORY_WINDOW",

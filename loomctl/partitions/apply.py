@@ -299,12 +299,15 @@ def apply_pending(
     dry_run: bool = False,
     timeout: float = kafka.CHANGE_TIMEOUT_S,
     on_step: Callable[[str], None] | None = None,
+    cluster: str = "default",
 ) -> Applied:
     """`partitions apply`: the pending changes planned (and locked, unless a dry run) against the cluster,
     ``show(plan)``, then ``confirm(plan, count)`` when topics would be altered (None: do not ask), and
     :func:`apply_plan`."""
 
-    plan = plan_changes(session, admin, topics, lock=not dry_run, retry_failed=retry_failed, kafka_properties=kafka_properties)
+    plan = plan_changes(
+        session, admin, topics, lock=not dry_run, retry_failed=retry_failed, kafka_properties=kafka_properties, cluster=cluster
+    )
     show(plan)
     if not plan.items:
         return Applied(plan, [], dry_run)

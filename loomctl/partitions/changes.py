@@ -78,6 +78,8 @@ class PartitionChange:
     cancelled_at: dt.datetime | None = None
     cancelled_by: str | None = None
     cancel_reason: str | None = None
+    cluster_name: str = "default"
+    """The cluster whose topic this is."""
 
     @classmethod
     def from_row(cls, row: Any) -> PartitionChange:
@@ -88,16 +90,33 @@ SELECT_LIST = ", ".join(f.name for f in fields(PartitionChange))
 """The columns a PartitionChange is read from, for ``SELECT {SELECT_LIST} FROM topic_partition_changes``."""
 
 
-def insert_change(session: "Session", topic: str, current: int, recommended: int, reason: str, source: str) -> int:
-    """A new pending change; its id. The table's trigger supersedes the topic's older pending one."""
+def insert_change(
+    session: "Session", topic: str, current: int, recommended: int, reason: str, source: str, cluster: str = "default"
+) -> int:
+    """A new pending change; its id. The table's trigger supersedes the topic's older pending one (of its cluster)."""
     from sqlalchemy import text
 
     return session.execute(
         text("""
-        INSERT INTO topic_partition_changes (topic_name, current_partitions, recommended_partitions, reason, source)
-        VALUES (:t, :c, :r, :reason, :source) RETURNING id"""),
-        {"t": topic, "c": current, "r": recommended, "reason": reason, "source": source},
+        INSERT INTO topic_partition_changes (topic_name, current_partitions, recommended_partitions, reason, source,
+                                             cluster_name)
+        VALUES (:t, :c, :r, :reason, :source, :cluster) RETURNING id"""),
+        {"t": topic, "c": current, "r": recommended, "reason": reason, "source": source, "cluster": cluster},
     ).scalar_one()
+
+
+def pending_clusters(session: "Session", topics: Sequence[str] | None = None) -> list[str]:
+    """The clusters with pending (or failed) changes of ``topics`` (None: any), by name."""
+    from sqlalchemy import text
+
+    return list(
+        session.execute(
+            text("""
+            SELECT DISTINCT cluster_name FROM topic_partition_changes
+             WHERE status IN ('pending', 'failed') AND (:every OR topic_name = ANY(:topics)) ORDER BY 1"""),
+            {"every": not topics, "topics": list(topics or [])},
+        ).scalars()
+    )
 
 
 def add_change(
@@ -108,8 +127,10 @@ def add_change(
     reason: str,
     *,
     timeout: float = kafka.DEFAULT_TIMEOUT_S,
+    cluster: str = "default",
 ) -> PartitionChange:
-    """A manual pending change, checked against the live topic: it must exist and the count must go up."""
+    """A manual pending change of a topic of ``cluster`` (``admin`` is that cluster's), checked against the live
+    topic: it must exist and the count must go up."""
     from sqlalchemy import text
 
     validation.check_topic(topic)
@@ -117,7 +138,7 @@ def add_change(
         raise BadInput("a manual change needs a --reason")
     current = kafka.topic_partition_counts(admin, [topic], timeout=timeout).get(topic)
     if current is None:
-        raise NotFound(f"topic {topic} does not exist in the cluster")
+        raise NotFound(f"topic {topic} does not exist in the cluster" + ("" if cluster == "default" else f" {cluster}"))
     if partitions <= current:
         raise BadInput(f"{topic} has {current} partition(s) now: a change must raise the count (Kafka cannot remove partitions)")
     too_many = over_client_limit(topic, partitions)
@@ -127,15 +148,18 @@ def add_change(
     refusal = kafka.create_partitions(admin, {topic: partitions}, validate_only=True, timeout=timeout).get(topic)
     if refusal is not None and not refusal[1]:
         raise BadInput(f"{topic}: the broker refuses {partitions:,} partitions: {refusal[0]}")
-    change_id = insert_change(session, topic, current, partitions, reason.strip(), Source.MANUAL)
+    change_id = insert_change(session, topic, current, partitions, reason.strip(), Source.MANUAL, cluster)
     row = session.execute(text(f"SELECT {SELECT_LIST} FROM topic_partition_changes WHERE id = :id"), {"id": change_id}).one()
     return PartitionChange.from_row(row)
 
 
 def list_changes(
-    session: "Session", statuses: Sequence[str] | None = (Status.PENDING,), topics: Sequence[str] | None = None
+    session: "Session",
+    statuses: Sequence[str] | None = (Status.PENDING,),
+    topics: Sequence[str] | None = None,
+    cluster: str | None = None,
 ) -> list[PartitionChange]:
-    """Changes with one of ``statuses`` (None: all), by topic, oldest first."""
+    """Changes with one of ``statuses`` (None: all) of ``cluster`` (None: every one), by topic, oldest first."""
     from sqlalchemy import text
 
     unknown = set(statuses or ()) - set(STATUSES)
@@ -145,8 +169,10 @@ def list_changes(
         text(f"""
         SELECT {SELECT_LIST} FROM topic_partition_changes
          WHERE (:every_status OR status = ANY(:statuses)) AND (:every_topic OR topic_name = ANY(:topics))
-         ORDER BY topic_name, id"""),
+           AND (CAST(:cluster AS text) IS NULL OR cluster_name = :cluster)
+         ORDER BY topic_name, cluster_name, id"""),
         {
+            "cluster": cluster,
             "every_status": statuses is None,
             "statuses": list(statuses or []),
             "every_topic": not topics,
@@ -156,7 +182,7 @@ def list_changes(
     return [PartitionChange.from_row(r) for r in rows]
 
 
-def cancel_change(session: "Session", change: str, *, reason: str, actor: str) -> PartitionChange:
+def cancel_change(session: "Session", change: str, *, reason: str, actor: str, cluster: str | None = None) -> PartitionChange:
     """Cancel a change that is not applied yet: ``change`` is its id, or a topic (its pending change, else
     its newest failed one). Recorded on the row: who, when and why. A change an `apply` is working on
     right now is a Conflict; an applied, superseded or cancelled one cannot be cancelled (BadInput)."""
@@ -172,8 +198,14 @@ def cancel_change(session: "Session", change: str, *, reason: str, actor: str) -
         raise NotFound(f"no partition change {change}")
     if not by_id:
         validation.check_text("topic", change, limit=249)
+    if not by_id and cluster is None:
+        clusters = pending_clusters(session, [change])
+        if len(clusters) > 1:
+            raise BadInput(f"topic {change} has changes on clusters {', '.join(clusters)}: pick one with --cluster")
     where = "id = :id" if by_id else "topic_name = :topic AND status = ANY(:cancellable)"
-    params = {"id": int(change) if by_id else None, "topic": change, "cancellable": list(CANCELLABLE)}
+    if cluster is not None:
+        where += " AND cluster_name = :cluster"
+    params = {"id": int(change) if by_id else None, "topic": change, "cancellable": list(CANCELLABLE), "cluster": cluster}
     try:
         row = session.execute(
             text(f"""

@@ -123,6 +123,7 @@ def plan_changes(
     retry_failed: bool = False,
     kafka_properties: Mapping[str, str] | None = None,
     timeout: float = kafka.DEFAULT_TIMEOUT_S,
+    cluster: str = "default",
 ) -> Plan:
     """Each pending change against the cluster now: counts, consuming groups, keys and risks.
 
@@ -136,13 +137,14 @@ def plan_changes(
     for topic in topics or ():
         validation.check_topic(topic)
 
-    params = {"every": not topics, "topics": list(topics or []), "retry": retry_failed}
+    params = {"every": not topics, "topics": list(topics or []), "retry": retry_failed, "cluster": cluster}
     query = f"""
         SELECT {SELECT_LIST} FROM topic_partition_changes AS c
          WHERE (c.status = 'pending'
                 OR (:retry AND c.status = 'failed' AND NOT EXISTS (
-                        SELECT 1 FROM topic_partition_changes AS n WHERE n.topic_name = c.topic_name AND n.id > c.id)))
-           AND (:every OR c.topic_name = ANY(:topics))
+                        SELECT 1 FROM topic_partition_changes AS n
+                         WHERE n.topic_name = c.topic_name AND n.cluster_name = c.cluster_name AND n.id > c.id)))
+           AND (:every OR c.topic_name = ANY(:topics)) AND c.cluster_name = :cluster
          ORDER BY c.topic_name, c.id"""
     rows = session.execute(text(query + (" FOR UPDATE SKIP LOCKED" if lock else "")), params)
     changes = [PartitionChange.from_row(r) for r in rows]

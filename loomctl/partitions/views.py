@@ -34,6 +34,7 @@ def recommendations(window: str, written: bool) -> View:
 CHANGE_COLUMNS = (
     "id",
     "topic_name",
+    "cluster_name",
     "current_partitions",
     "recommended_partitions",
     "status",

@@ -1,0 +1,50 @@
+"""Partition changes across two real clusters: the same topic name on each is two topics, and a change is planned
+and applied on its own cluster only, never on one the operator did not name."""
+
+from __future__ import annotations
+
+import pytest
+
+from support import Cli, admin_client, create_topic, partition_count, unique
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_change_is_applied_on_its_own_cluster_and_several_clusters_need_cluster(database_url, services, broker, admin):
+    cli = Cli(database_url, services.bootstrap_servers, group=["partitions"])
+    root = Cli(database_url, services.bootstrap_servers)
+    second = f"p-{unique('c', 6)}"
+    assert root("cluster", "add", second, "--bootstrap-servers", broker.bootstrap_servers).exit_code == 0
+    other = admin_client(broker.bootstrap_servers)
+    topic = unique("same-name")
+    create_topic(admin, topic, 1)
+    create_topic(other, topic, 2)
+    try:
+        change = cli.json("add", topic, "4", "--reason", "backlog on the second", "--cluster", second)
+        assert (change["cluster_name"], change["current_partitions"]) == (second, 2)  # the second's count, not ours
+
+        report = cli.json("apply", topic, "--yes")  # the only cluster with a pending change of it
+        assert [r["outcome"] for r in report["results"]] == ["applied"]
+        assert partition_count(other, topic) == 4
+        assert partition_count(admin, topic) == 1  # the default cluster's topic of the same name is untouched
+
+        cli.json("add", topic, "3", "--reason", "ours too")
+        cli.json("add", topic, "6", "--reason", "theirs again", "--cluster", second)
+        both = cli("apply", topic, "--yes")
+        assert both.exit_code == 2 and f"pending changes on clusters default, {second}: pick one with --cluster" in both.stderr
+        assert (partition_count(admin, topic), partition_count(other, topic)) == (1, 4)  # nothing applied anywhere
+
+        listed = cli.json("list", topic)
+        assert sorted((c["cluster_name"], c["recommended_partitions"]) for c in listed) == [("default", 3), (second, 6)]
+        ambiguous = cli("cancel", topic, "--reason", "which one?")
+        assert ambiguous.exit_code == 2 and "pick one with --cluster" in ambiguous.stderr
+        assert cli.json("cancel", topic, "--reason", "not now", "--cluster", second)["status"] == "cancelled"
+
+        plan = cli.json("plan", topic)
+        assert [(i["topic_name"], i["target_partitions"]) for i in plan["items"]] == [(topic, 3)]
+        assert cli.json("apply", topic, "--yes", "--cluster", "default")["results"][0]["outcome"] == "applied"
+        assert (partition_count(admin, topic), partition_count(other, topic)) == (3, 4)
+        assert cli("apply", "--cluster", "nowhere", "--yes").exit_code == 3
+    finally:
+        admin.delete_topics([topic])
+        other.delete_topics([topic])
