@@ -1,9 +1,16 @@
-"""What the collector's last completed cycle saw, as Prometheus metrics (`lag collect --listen`).
+"""What the collector's last completed cycle of each cluster saw, as Prometheus metrics (`lag collect --listen`).
 
-The collector publishes one :class:`ExportSnapshot` per cycle; the exposition text of its figures is
-rendered then, once, so a scrape copies bytes from memory and only the collector's health (which
-changes between cycles: the age of the figures, whether the last cycle failed) is rendered per scrape.
-A scrape never calls Kafka or PostgreSQL.
+The collector samples each cluster in a loop of its own and publishes one :class:`ExportSnapshot` per cluster
+and cycle; it replaces that cluster's last one only. The cluster's sample lines are rendered then, once, and the
+exposition (each family's ``# HELP``/``# TYPE`` once, followed by the samples of every cluster, clusters sorted
+by name) is assembled from the rendered lines and gzipped at the same time, so a scrape copies bytes from memory
+and only the collector's health (which changes between cycles: the age of the figures, whether the last cycle
+failed) is rendered per scrape. A scrape never calls Kafka or PostgreSQL.
+
+A snapshot of the default cluster (``cluster_name`` "default": no cluster registered, or ``--bootstrap-servers``)
+is labelled with the exporter's ``cluster_name`` (``--cluster-name``), every other cluster with its own name
+(:meth:`Exporter.exported_name`). Several collectors share the groups between them; each exports only the groups
+it sampled, so Prometheus scraping all of them sees each series once (the ``instance`` label tells them apart).
 
 Names and labels follow kafka-lag-exporter, so its dashboards and alert rules work unchanged; the
 ``loomctl_`` series add what it does not compute (Burrow-style statuses, partitions without a commit,
@@ -160,8 +167,72 @@ class CollectorHealth:
     writer: bool = False
 
 
+@dataclass
+class ClusterHealth:
+    """One cluster's loop as its cycles left it: served per scrape, beside the collector's own health."""
+
+    cycles_total: int = 0
+    failures_total: int = 0
+    last_cycle_ok: bool = False
+    last_cycle_duration_s: float = 0.0
+    last_success_at: float | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """One cluster's snapshot and its figures, rendered when it was published: per family, its header lines
+    (``# HELP``, ``# TYPE``) and its sample lines, so the exposition of all clusters is assembled by joining bytes."""
+
+    snapshot: ExportSnapshot
+    headers: dict[str, bytes]
+    samples: dict[str, bytes]
+
+
+def _families(text: bytes) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """An exposition text's families in order: each one's header lines and its sample lines.
+
+    A family starts at a line ``# HELP``: a sample line holds no raw newline (label values escape it), so
+    ``\n# HELP `` is always the start of the next family, whatever a group or topic is called."""
+    headers: dict[str, bytes] = {}
+    samples: dict[str, bytes] = {}
+    if not text:
+        return headers, samples
+    assert text.startswith(b"# HELP "), text[:80]
+    for block in text[len(b"# HELP ") :].split(b"\n# HELP "):
+        if not block.endswith(b"\n"):
+            block += b"\n"
+        name = block[: block.index(b" ")].decode()
+        end = block.index(b"\n") + 1  # the rest of the HELP line, then any further comment line (TYPE, UNIT)
+        while block.startswith(b"#", end):
+            end = block.index(b"\n", end) + 1
+        headers[name] = b"# HELP " + block[:end]
+        samples[name] = block[end:]
+    return headers, samples
+
+
+def _assemble(rendered: dict[str, _Rendered]) -> bytes:
+    """One exposition for every cluster: each family's header once, then its samples, cluster by cluster (sorted)."""
+    headers: dict[str, bytes] = {}
+    for r in rendered.values():
+        for name, header in r.headers.items():
+            headers.setdefault(name, header)
+    ordered = [rendered[c] for c in sorted(rendered)]
+    parts: list[bytes] = []
+    for name, header in headers.items():
+        parts.append(header)
+        parts.extend(r.samples.get(name, b"") for r in ordered)
+    return b"".join(parts)
+
+
 class Exporter:
-    """The latest snapshot and the collector's health, shared by the cycle (writer) and the HTTP server (readers)."""
+    """The latest snapshot of each cluster and the collector's health, shared by the cycles (writers) and the HTTP
+    server (readers).
+
+    ``cluster_name`` is the exported name of the default cluster (a snapshot whose ``cluster_name`` is "default");
+    every other cluster is exported under its own name. Clusters are keyed by their exported name everywhere, and
+    :meth:`failed` and :meth:`retire` take either name of the default cluster.
+    """
 
     def __init__(
         self,
@@ -173,63 +244,141 @@ class Exporter:
 
         if granularity not in GRANULARITIES:
             raise BadInput(f"--granularity {granularity}: choose {' or '.join(GRANULARITIES)}")
-        if not cluster_name or not cluster_name.isprintable() or "/" in cluster_name:
+        if not _servable(cluster_name):
             raise BadInput("--cluster-name: a non-empty printable name without '/'")
         self.cluster_name = cluster_name
         self.granularity = granularity
         self.interval = interval
         self.health = CollectorHealth()
         self._lock = threading.Lock()
-        self._snapshot: ExportSnapshot | None = None
+        """Held by readers and by the short swap of a publish: a scrape never waits for a render or a gzip."""
+        self._publishing = threading.Lock()
+        """One publish or retire at a time assembles the exposition (the clusters' loops run in threads of their own)."""
+        self._rendered: dict[str, _Rendered] = {}
+        """By exported name; replaced whole, never changed in place, so a reader may hold it without the lock."""
+        self._clusters: dict[str, ClusterHealth] = {}
         self._figures = b""
         self._figures_gzip: bytes | None = None
-        """The figures gzipped, once per cycle."""
+        """The figures gzipped, once per publish."""
+
+    def exported_name(self, cluster: str) -> str:
+        """The ``cluster_name`` label (and Burrow's cluster) of a cluster: the default one is called as ``--cluster-name`` says."""
+        return self.cluster_name if cluster == DEFAULT_CLUSTER_NAME else cluster
 
     @property
     def snapshot(self) -> ExportSnapshot | None:
-        return self._snapshot
+        """The default cluster's snapshot, or the only cluster's; None before it (or with several, none the default)."""
+        rendered = self._rendered
+        held = rendered.get(self.cluster_name)
+        if held is None and len(rendered) == 1:
+            [held] = rendered.values()
+        return held.snapshot if held is not None else None
+
+    def snapshots(self) -> dict[str, ExportSnapshot]:
+        """Every cluster's latest snapshot, by exported name (sorted)."""
+        rendered = self._rendered
+        return {name: rendered[name].snapshot for name in sorted(rendered)}
 
     def publish(self, snapshot: ExportSnapshot, *, writer: bool, duration_s: float) -> None:
-        """A completed cycle: its figures replace the last ones."""
+        """A completed cycle of ``snapshot.cluster_name``: its figures replace that cluster's last ones, the others stay."""
         import gzip
 
-        figures = render(_FiguresCollector(snapshot, self.granularity))
-        compressed = gzip.compress(figures, compresslevel=1)  # Prometheus asks for gzip: done here, not per scrape
-        with self._lock:
-            self._snapshot, self._figures, self._figures_gzip = snapshot, figures, compressed
-            h = self.health
-            h.cycles_total += 1
-            h.last_cycle_ok, h.last_cycle_duration_s, h.last_success_at = True, duration_s, time.time()
-            h.last_error, h.writer = None, writer
+        from loomctl.errors import BadInput
 
-    def failed(self, error: str, *, duration_s: float) -> None:
-        """A failed cycle: the last good figures stay, the health says they are stale."""
+        name = self.exported_name(snapshot.cluster_name)
+        if not _servable(name):
+            raise BadInput(f"cluster {name!r}: not a name the exporter can serve (empty, unprintable or with '/')")
+        headers, samples = _families(render(_FiguresCollector(snapshot, self.granularity, name)))
+        with self._publishing:
+            held = self._rendered.get(name)
+            if held is not None and held.snapshot.cluster_name != snapshot.cluster_name:
+                raise BadInput(
+                    f"clusters {held.snapshot.cluster_name!r} and {snapshot.cluster_name!r} would both be exported as "
+                    f"{name!r}: give the default cluster another --cluster-name"
+                )
+            rendered = {**self._rendered, name: _Rendered(snapshot, headers, samples)}
+            figures = _assemble(rendered)
+            compressed = gzip.compress(figures, compresslevel=1)  # Prometheus asks for gzip: done here, not per scrape
+            now = time.time()
+            with self._lock:
+                self._rendered, self._figures, self._figures_gzip = rendered, figures, compressed
+                c = self._clusters.setdefault(name, ClusterHealth())
+                c.cycles_total += 1
+                c.last_cycle_ok, c.last_cycle_duration_s, c.last_success_at, c.last_error = True, duration_s, now, None
+                h = self.health
+                h.cycles_total += 1
+                h.last_cycle_duration_s, h.last_success_at, h.writer = duration_s, now, writer
+                h.last_cycle_ok = all(c.last_cycle_ok for c in self._clusters.values())
+                if h.last_cycle_ok:
+                    h.last_error = None
+
+    def failed(self, error: str, *, duration_s: float, cluster: str | None = None) -> None:
+        """A failed cycle of ``cluster`` (None: of the whole collector, so of every cluster): the last good figures
+        stay, the health says they are stale until the cluster publishes again."""
         with self._lock:
             h = self.health
             h.cycles_total += 1
             h.failures_total += 1
             h.last_cycle_ok, h.last_cycle_duration_s, h.last_error = False, duration_s, error
+            if cluster is None:
+                for c in self._clusters.values():
+                    c.last_cycle_ok, c.last_error = False, error
+                return
+            c = self._clusters.setdefault(self.exported_name(cluster), ClusterHealth())
+            c.cycles_total += 1
+            c.failures_total += 1
+            c.last_cycle_ok, c.last_cycle_duration_s, c.last_error = False, duration_s, error
+
+    def retire(self, cluster_name: str) -> None:
+        """Forget a cluster (removed, or none of its groups is this collector's any more): its series go at the next scrape."""
+        import gzip
+
+        name = self.exported_name(cluster_name)
+        with self._publishing:
+            rendered = {k: v for k, v in self._rendered.items() if k != name}
+            changed = len(rendered) != len(self._rendered)
+            figures = _assemble(rendered) if changed else self._figures
+            compressed = gzip.compress(figures, compresslevel=1) if changed and figures else None
+            with self._lock:
+                if changed:
+                    self._rendered, self._figures, self._figures_gzip = rendered, figures, compressed
+                if self._clusters.pop(name, None) is not None and self._clusters:
+                    self.health.last_cycle_ok = all(c.last_cycle_ok for c in self._clusters.values())
 
     def snapshot_crashed(self) -> None:
         """The snapshot's child process died (counted beside the cycle's failure)."""
         with self._lock:
             self.health.snapshot_crashes_total += 1
 
-    def stale(self, now: float | None = None) -> bool:
-        h = self.health
-        if h.last_success_at is None or not h.last_cycle_ok:
+    def stale(self, now: float | None = None, *, cluster: str | None = None) -> bool:
+        """``cluster``'s figures are not from a cycle that just succeeded (it failed since, or they are older than
+        :data:`STALE_AFTER_INTERVALS` intervals, or there are none); without a cluster: no figures at all, or the
+        last cycle of some cluster (or of the whole collector) failed, or some cluster's figures are stale."""
+        with self._lock:
+            return self._stale(now or time.time(), None if cluster is None else self.exported_name(cluster))
+
+    def _stale(self, now: float, cluster: str | None) -> bool:
+        if cluster is not None:
+            c, held = self._clusters.get(cluster), self._rendered.get(cluster)
+            if c is None or held is None or c.last_success_at is None or not c.last_cycle_ok:
+                return True
+            interval = max(self.interval.total_seconds(), held.snapshot.interval.total_seconds(), 1.0)
+            return now - c.last_success_at > STALE_AFTER_INTERVALS * interval
+        if not self._rendered or not self.health.last_cycle_ok:
             return True
-        return (now or time.time()) - h.last_success_at > STALE_AFTER_INTERVALS * max(self.interval.total_seconds(), 1.0)
+        return any(self._stale(now, name) for name in self._rendered)
 
     def ready(self) -> bool:
-        """Serving figures that are not stale."""
-        return self._snapshot is not None and not self.stale()
+        """Serving figures, and every cluster's are fresh (a cluster that never published has none to be stale)."""
+        with self._lock:
+            now = time.time()
+            return bool(self._rendered) and not any(self._stale(now, name) for name in self._rendered)
 
     def metrics(self, *, compressed: bool = False) -> bytes:
-        """The exposition text: the last cycle's figures (rendered when published) and the health, now.
+        """The exposition text: the clusters' figures (rendered when published) and the health, now.
 
         ``compressed``: gzip, as two members (RFC 1952 allows a stream of them; Prometheus reads it), so the
-        figures are compressed once per cycle and only the health per scrape.
+        figures are compressed once per publish and only the health per scrape.
         """
         import gzip
 
@@ -239,6 +388,11 @@ class Exporter:
                 return self._figures + health
             figures = self._figures_gzip if self._figures_gzip is not None else gzip.compress(b"")
             return figures + gzip.compress(health, compresslevel=1)
+
+
+def _servable(name: str) -> bool:
+    """A name the Burrow API can route (one path segment) and a label can carry."""
+    return bool(name) and name.isprintable() and "/" not in name
 
 
 def render(collector: Any) -> bytes:
@@ -310,18 +464,27 @@ LOOMCTL_FIGURES = {
 TOPIC_ONLY_METRICS = ("loomctl_group_topic_max_lag", "loomctl_group_topic_max_lag_seconds")
 
 HEALTH_METRICS = {
-    "loomctl_collector_up": "1 when the collector's last cycle succeeded, 0 when it failed (the figures served are the last good ones).",
-    "loomctl_collector_stale": "1 when the figures served are not from a cycle that just succeeded (a failure, or older than 3 intervals).",
+    "loomctl_collector_up": "1 when the last cycle of every cluster succeeded, 0 when one failed, or the whole collector's did (the figures served are the last good ones).",
+    "loomctl_collector_stale": "1 when some figures served are not from a cycle that just succeeded (a failure, or older than 3 intervals), or there are none.",
     "loomctl_collector_writer": "1 when this collector holds the writer lock, 0 when it stands by (it serves its own snapshots).",
     "loomctl_collector_cycle_duration_seconds": "How long the last cycle took.",
     "loomctl_collector_cycles": "Cycles run since start.",
     "loomctl_collector_cycle_failures": "Cycles that failed since start.",
     "loomctl_collector_snapshot_crashes": "Times the snapshot's Kafka client process died (a librdkafka abort or crash) since start.",
     "loomctl_collector_last_success_timestamp_seconds": "When the last cycle succeeded (Unix time).",
-    "loomctl_collector_snapshot_age_seconds": "Age of the figures served.",
-    "loomctl_collector_info": "1, with the collector's cluster name, granularity and version.",
+    "loomctl_collector_snapshot_age_seconds": "Age of the oldest figures served (of the cluster published longest ago).",
+    "loomctl_collector_info": "1, with the collector's cluster name (the default cluster's), granularity and version.",
+    "loomctl_collector_cluster_up": "1 when this cluster's last cycle succeeded, 0 when it failed (its figures served are its last good ones, if any).",
+    "loomctl_collector_cluster_stale": "1 when this cluster's figures are not from a cycle that just succeeded (a failure, older than 3 intervals, or none yet).",
+    "loomctl_collector_cluster_cycle_duration_seconds": "How long this cluster's last cycle took.",
+    "loomctl_collector_cluster_cycle_failures": "This cluster's cycles that failed since start.",
 }
-HEALTH_COUNTERS = ("loomctl_collector_cycles", "loomctl_collector_cycle_failures", "loomctl_collector_snapshot_crashes")
+HEALTH_COUNTERS = (
+    "loomctl_collector_cycles",
+    "loomctl_collector_cycle_failures",
+    "loomctl_collector_snapshot_crashes",
+    "loomctl_collector_cluster_cycle_failures",
+)
 
 
 def _label(value: Any) -> str:
@@ -329,17 +492,18 @@ def _label(value: Any) -> str:
 
 
 class _FiguresCollector:
-    """The snapshot's families; built once per cycle."""
+    """One cluster's snapshot's families, labelled ``cluster`` (the snapshot's own name without one); built once per cycle."""
 
-    def __init__(self, snapshot: ExportSnapshot, granularity: str) -> None:
+    def __init__(self, snapshot: ExportSnapshot, granularity: str, cluster: str | None = None) -> None:
         self.snapshot = snapshot
         self.granularity = granularity
+        self.cluster = cluster or snapshot.cluster_name
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
         snap = self.snapshot
-        cluster = snap.cluster_name
+        cluster = self.cluster
         per_partition = self.granularity == "partition"
 
         def family(name: str, labels: Sequence[str], docs: dict[str, str] | None = None) -> Any:
@@ -512,7 +676,7 @@ class _HealthCollector:
             return c
 
         yield gauge("loomctl_collector_up", 1 if h.last_cycle_ok else 0)
-        yield gauge("loomctl_collector_stale", 1 if e.stale(now) else 0)
+        yield gauge("loomctl_collector_stale", 1 if e._stale(now, None) else 0)  # the scrape holds the exporter's lock
         yield gauge("loomctl_collector_writer", 1 if h.writer else 0)
         yield gauge("loomctl_collector_cycle_duration_seconds", h.last_cycle_duration_s)
         yield counter("loomctl_collector_cycles", h.cycles_total)
@@ -520,10 +684,33 @@ class _HealthCollector:
         yield counter("loomctl_collector_snapshot_crashes", h.snapshot_crashes_total)
         if h.last_success_at is not None:
             yield gauge("loomctl_collector_last_success_timestamp_seconds", h.last_success_at)
-        if e.snapshot is not None:
-            yield gauge("loomctl_collector_snapshot_age_seconds", max(now - e.snapshot.taken_at.timestamp(), 0.0))
+        rendered = e._rendered
+        if rendered:
+            oldest = min(r.snapshot.taken_at.timestamp() for r in rendered.values())
+            yield gauge("loomctl_collector_snapshot_age_seconds", max(now - oldest, 0.0))
         info = GaugeMetricFamily(
             "loomctl_collector_info", HEALTH_METRICS["loomctl_collector_info"], labels=["cluster_name", "granularity", "version"]
         )
         info.add_metric([e.cluster_name, e.granularity, __version__], 1)
         yield info
+
+        # per cluster: every cluster that published or failed, until it is retired
+        clusters = sorted(e._clusters.items())
+        up = GaugeMetricFamily("loomctl_collector_cluster_up", HEALTH_METRICS["loomctl_collector_cluster_up"], labels=labels)
+        stale = GaugeMetricFamily(
+            "loomctl_collector_cluster_stale", HEALTH_METRICS["loomctl_collector_cluster_stale"], labels=labels
+        )
+        duration = GaugeMetricFamily(
+            "loomctl_collector_cluster_cycle_duration_seconds",
+            HEALTH_METRICS["loomctl_collector_cluster_cycle_duration_seconds"],
+            labels=labels,
+        )
+        failures = CounterMetricFamily(
+            "loomctl_collector_cluster_cycle_failures", HEALTH_METRICS["loomctl_collector_cluster_cycle_failures"], labels=labels
+        )
+        for name, c in clusters:
+            up.add_metric([name], 1 if c.last_cycle_ok else 0)
+            stale.add_metric([name], 1 if e._stale(now, name) else 0)
+            duration.add_metric([name], c.last_cycle_duration_s)
+            failures.add_metric([name], c.failures_total)
+        yield from (up, stale, duration, failures)

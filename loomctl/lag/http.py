@@ -6,9 +6,12 @@ no request reaches Kafka or PostgreSQL, so a scrape answers while the broker is 
 The Burrow API follows linkedin/Burrow's v3 answers (core/internal/httpserver, core/protocol), field for field
 and in Burrow's key order: ``error``, ``message``, the payload, ``request`` (``url``, ``host``).
 
-- ``/v3/kafka``: ``clusters``. ``/v3/kafka/{cluster}``: ``module`` (``class-name``, ``servers``: the brokers the
-  cycle's metadata named, ``client-profile``, ``topic-refresh`` and ``offset-refresh``: the interval in seconds);
-  the profile's ``tls`` and ``sasl`` are null: loomctl never shows its client's security settings.
+- ``/v3/kafka``: ``clusters``, every cluster the exporter holds a snapshot of (by exported name, sorted; before the
+  first one, the default cluster's name). ``/v3/kafka/{cluster}`` and everything below answers from that cluster's
+  snapshot, and as Burrow does for a cluster it does not know for any other. ``/v3/kafka/{cluster}``: ``module``
+  (``class-name``, ``servers``: the brokers the cycle's metadata named, ``client-profile``, ``topic-refresh`` and
+  ``offset-refresh``: the cluster's interval in seconds); the profile's ``tls`` and ``sasl`` are null: loomctl never
+  shows its client's security settings.
 - ``.../topic``: ``topics``; ``.../topic/{topic}``: ``offsets``, the log end offset by partition (-1 where the
   cycle could not read it); ``.../topic/{topic}/consumers``: the listed groups with a commit on it.
 - ``.../consumer``: the configured groups that exist on the cluster and have a partition Burrow could judge (a
@@ -49,7 +52,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -141,9 +144,15 @@ def _partition(snap: ExportSnapshot, p: "PartitionLag", expected_samples: float)
 
 
 def group_status(
-    snap: ExportSnapshot, group_id: str, *, show_all: bool, rows: list["PartitionLag"] | None = None
+    snap: ExportSnapshot,
+    group_id: str,
+    *,
+    show_all: bool,
+    rows: list["PartitionLag"] | None = None,
+    cluster: str | None = None,
 ) -> dict[str, Any] | None:
-    """Burrow's ConsumerGroupStatus of one group; None (NOTFOUND) when the cycle judged no partition of it."""
+    """Burrow's ConsumerGroupStatus of one group; None (NOTFOUND) when the cycle judged no partition of it.
+    ``cluster``: the cluster's exported name (the snapshot's own name without one)."""
     if group_id not in snap.groups:
         return None
     rows = sorted(snap.partitions_of(group_id) if rows is None else rows, key=lambda r: (r.topic_name, r.partition))
@@ -156,7 +165,7 @@ def group_status(
         if max_lag is None or p["current_lag"] > max_lag["current_lag"]:
             max_lag = p
     return {
-        "cluster": snap.cluster_name,
+        "cluster": cluster or snap.cluster_name,
         "group": group_id,
         "status": folded_status(p.status for p in rows),
         "complete": _share(sum(1 for p in partitions if p["complete"] == 1.0) / len(rows)),
@@ -211,10 +220,12 @@ def consumer_detail(
 
 
 class BurrowView:
-    """One snapshot's rows by group and by topic, and the groups it lists: built once, on the first request for it."""
+    """One cluster's snapshot's rows by group and by topic, and the groups it lists: built once, on the first request
+    for it; ``cluster``: the cluster's exported name (the snapshot's own name without one)."""
 
-    def __init__(self, snap: ExportSnapshot) -> None:
+    def __init__(self, snap: ExportSnapshot, cluster: str | None = None) -> None:
         self.snap = snap
+        self.cluster = cluster or snap.cluster_name
         self.rows: dict[str, list[PartitionLag]] = {}
         for p in snap.partitions:
             self.rows.setdefault(p.consumer_group_id, []).append(p)
@@ -239,7 +250,7 @@ class BurrowView:
         }
 
     def status(self, group_id: str, *, show_all: bool) -> dict[str, Any] | None:
-        return group_status(self.snap, group_id, show_all=show_all, rows=self.rows.get(group_id, []))
+        return group_status(self.snap, group_id, show_all=show_all, rows=self.rows.get(group_id, []), cluster=self.cluster)
 
     def detail(self, group_id: str) -> dict[str, list[dict[str, Any]]] | None:
         return consumer_detail(self.snap, group_id, self.rows.get(group_id, []))
@@ -251,15 +262,30 @@ class Api:
     def __init__(self, exporter: Exporter) -> None:
         self.exporter = exporter
         self.host = socket.gethostname()
-        self._view: BurrowView | None = None
+        self._views: dict[str, BurrowView] = {}
+        """By exported cluster name, each rebuilt when its cluster publishes."""
 
-    def view(self) -> BurrowView | None:
-        snap = self.exporter.snapshot
-        if snap is None:
-            return None
-        view = self._view
+    def clusters(self) -> dict[str, ExportSnapshot | None]:
+        """The clusters the API serves, by exported name: every one with a snapshot; before the first, the default
+        cluster without one (its routes answer as empty, as they did before a first cycle)."""
+        served: dict[str, ExportSnapshot | None] = dict(self.exporter.snapshots())
+        return served or {self.exporter.cluster_name: None}
+
+    def view(self, cluster: str | None = None) -> BurrowView | None:
+        """The Burrow view of ``cluster`` (by exported name; None: the default cluster's, or the only one's)."""
+        served = self.exporter.snapshots()
+        if cluster is None:
+            snap = self.exporter.snapshot
+            cluster = None if snap is None else self.exporter.exported_name(snap.cluster_name)
+        found = None if cluster is None else served.get(cluster)
+        return None if cluster is None or found is None else self._view_of(cluster, found, served)
+
+    def _view_of(self, cluster: str, snap: ExportSnapshot, served: Mapping[str, object]) -> BurrowView:
+        view = self._views.get(cluster)
         if view is None or view.snap is not snap:
-            view = self._view = BurrowView(snap)  # two requests racing here build it twice: harmless
+            view = BurrowView(snap, cluster)  # two requests racing here build it twice: harmless
+            # a new dict (readers may hold the old one), without the clusters retired since
+            self._views = {**{name: v for name, v in self._views.items() if name in served}, cluster: view}
         return view
 
     def _json(self, code: int, url: str, message: str, payload: dict[str, Any], *, error: bool = False) -> tuple[int, str, bytes]:
@@ -289,16 +315,17 @@ class Api:
         return self._burrow(unquote(path), parts[2:])  # Burrow's request url is the decoded path (Go's URL.Path)
 
     def _burrow(self, url: str, parts: list[str]) -> tuple[int, str, bytes]:
-        cluster = self.exporter.cluster_name
+        served = self.clusters()
         if not parts:
-            return self._json(200, url, "cluster list returned", {"clusters": [cluster]})
-        known = parts[0] == cluster
-        view = self.view() if known else None
+            return self._json(200, url, "cluster list returned", {"clusters": sorted(served)})
+        known = parts[0] in served
+        snap = served.get(parts[0])
+        view = self._view_of(parts[0], snap, served) if snap is not None else None
         rest = parts[1:]
         if not rest:
             if not known:
                 return self._error(404, url, "cluster module not found")
-            seconds = int(self.exporter.interval.total_seconds())
+            seconds = int((view.snap.interval if view else self.exporter.interval).total_seconds())
             profile = {"name": "loomctl", "client-id": "", "kafka-version": "", "tls": None, "sasl": None}
             module = {
                 "class-name": "kafka",
