@@ -10,6 +10,7 @@ import typer
 from loomctl.cli.options import OutputOption, emit, info, new_app, number
 from loomctl.cli.signals import stop_on_signals
 from loomctl.devstack import views
+from loomctl.devstack.stack import MAX_CLUSTERS
 from loomctl.errors import BackendUnavailable
 
 app = new_app("A local PostgreSQL and Apache Kafka on loopback, without Docker.")
@@ -29,19 +30,33 @@ def up(
     ctx: typer.Context,
     state_dir: DirOption = None,
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Leave the database empty.")] = False,
+    clusters: Annotated[
+        Optional[int],
+        typer.Option(
+            "--clusters",
+            metavar="N",
+            help=f"Kafka clusters to run, 1 to {MAX_CLUSTERS}, each one broker [default: 1, or as many as the stack has].",
+            parser=number(int, 1, MAX_CLUSTERS),
+        ),
+    ] = None,
     output: OutputOption = None,
 ) -> None:
     """Start PostgreSQL and Kafka, then migrate. Example: loomctl dev up
 
     Starts nothing when the stack is already running. The first run fetches Kafka's jars
     from Maven Central; then point loomctl at the stack with: eval "$(loomctl dev env)"
+
+    With --clusters 2 or 3, more Kafka clusters run beside the first (named dev-2 and dev-3 in
+    `loomctl dev status`; LOOM_KAFKA_BOOTSTRAP_SERVERS stays the first's). A running stack gains
+    the missing ones; it is never shrunk (exit 4): `loomctl dev down` first.
     """
     from loomctl import devstack
 
-    stack = devstack.up(state_dir, migrate=not no_migrate, progress=info)
+    stack = devstack.up(state_dir, migrate=not no_migrate, progress=info, clusters=clusters)
     emit(ctx, stack, output, views.STACK)
     verb = "already running" if stack.already_running else "running"
-    info(f'PostgreSQL and Kafka are {verb}; use them with: eval "$(loomctl dev env{_dir_flag(state_dir)})"')
+    brokers = "Kafka" if len(stack.clusters) < 2 else f"{len(stack.clusters)} Kafka clusters"
+    info(f'PostgreSQL and {brokers} are {verb}; use them with: eval "$(loomctl dev env{_dir_flag(state_dir)})"')
 
 
 @app.command()

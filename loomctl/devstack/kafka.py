@@ -1,5 +1,8 @@
 """A single-node Apache Kafka (KRaft, broker and controller in one JVM) on loopback ports.
 
+A stack may run several such brokers, each a cluster of its own: cluster 1 lives in the state folder's
+``kafka/``, cluster N in ``kafka-N/`` (every function here takes the cluster's number, 1 by default).
+
 The jars come from Maven Central through the pom that ships beside this module and are cached
 per Kafka version, so only the first `loomctl dev up` on a machine needs Maven and the network.
 """
@@ -7,6 +10,7 @@ per Kafka version, so only the first `loomctl dev up` on a machine needs Maven a
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import os
 import re
@@ -17,6 +21,8 @@ import tempfile
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -161,32 +167,50 @@ def new_cluster_id() -> str:
             return text
 
 
-def home(state_dir: Path) -> Path:
-    return state_dir / "kafka"
+def home_name(cluster: int = 1) -> str:
+    """The folder of a cluster's broker in the stack's state folder: ``kafka`` for the first, ``kafka-2``, ..."""
+    return "kafka" if cluster == 1 else f"kafka-{cluster}"
 
 
-def config_file(state_dir: Path) -> Path:
-    return home(state_dir) / "server.properties"
+def home(state_dir: Path, cluster: int = 1) -> Path:
+    return state_dir / home_name(cluster)
 
 
-def log_dir(state_dir: Path) -> Path:
-    return home(state_dir) / "logs"
+def config_file(state_dir: Path, cluster: int = 1) -> Path:
+    return home(state_dir, cluster) / "server.properties"
 
 
-def log_file(state_dir: Path) -> Path:
-    return log_dir(state_dir) / "server.log"
+def log_dir(state_dir: Path, cluster: int = 1) -> Path:
+    return home(state_dir, cluster) / "logs"
 
 
-def console_file(state_dir: Path) -> Path:
-    return log_dir(state_dir) / "kafka.out"
+def log_file(state_dir: Path, cluster: int = 1) -> Path:
+    return log_dir(state_dir, cluster) / "server.log"
 
 
-def data_dir(state_dir: Path) -> Path:
-    return home(state_dir) / "data"
+def console_file(state_dir: Path, cluster: int = 1) -> Path:
+    return log_dir(state_dir, cluster) / "kafka.out"
 
 
-def is_formatted(state_dir: Path) -> bool:
-    return (data_dir(state_dir) / "meta.properties").is_file()
+def data_dir(state_dir: Path, cluster: int = 1) -> Path:
+    return home(state_dir, cluster) / "data"
+
+
+def is_formatted(state_dir: Path, cluster: int = 1) -> bool:
+    return (data_dir(state_dir, cluster) / "meta.properties").is_file()
+
+
+def cluster_id(state_dir: Path, cluster: int = 1) -> str | None:
+    """The cluster id the storage was formatted with (``cluster.id`` of meta.properties), None before formatting."""
+    try:
+        text = (data_dir(state_dir, cluster) / "meta.properties").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "cluster.id":
+            return value.strip() or None
+    return None
 
 
 def bootstrap_servers(port: int) -> str:
@@ -235,14 +259,14 @@ def server_properties(port: int, controller_port: int, data: Path) -> dict[str, 
     }
 
 
-def write_config(state_dir: Path, port: int, controller_port: int) -> Path:
-    path = config_file(state_dir)
-    props = server_properties(port, controller_port, data_dir(state_dir))
+def write_config(state_dir: Path, port: int, controller_port: int, cluster: int = 1) -> Path:
+    path = config_file(state_dir, cluster)
+    props = server_properties(port, controller_port, data_dir(state_dir, cluster))
     path.write_text(
         "# written by loomctl dev at each start\n" + "".join(f"{k}={v}\n" for k, v in props.items()),
         encoding="utf-8",
     )
-    (home(state_dir) / "log4j2.properties").write_bytes(_resource("kafka-log4j2.properties"))
+    (home(state_dir, cluster) / "log4j2.properties").write_bytes(_resource("kafka-log4j2.properties"))
     return path
 
 
@@ -258,13 +282,13 @@ def heap_flags() -> tuple[str, ...]:
     return tuple(given)
 
 
-def _java_argv(java: str, libs: Path, state_dir: Path, main_class: str, *args: str) -> list[str]:
+def _java_argv(java: str, libs: Path, state_dir: Path, main_class: str, *args: str, cluster: int = 1) -> list[str]:
     return [
         java,
         *heap_flags(),
         *JVM_FLAGS,
-        f"-Dlog4j2.configurationFile={home(state_dir) / 'log4j2.properties'}",
-        f"-Dkafka.logs.dir={log_dir(state_dir)}",
+        f"-Dlog4j2.configurationFile={home(state_dir, cluster) / 'log4j2.properties'}",
+        f"-Dkafka.logs.dir={log_dir(state_dir, cluster)}",
         "-cp",
         f"{libs}{os.sep}*",
         main_class,
@@ -280,53 +304,123 @@ def start(
     progress: Progress | None = None,
     attempts: int = 3,
     ports: tuple[int, int] | None = None,
+    cluster: int = 1,
 ) -> tuple[int, int, int]:
     """Format the storage if new, start the broker and wait until it serves metadata.
 
     ``ports`` (port, controller port) are tried first when both are free, so a restarted broker
-    keeps the address its clients know. Returns (pid, port, controller_port).
+    keeps the address its clients know. ``cluster`` chooses the broker's folder (:func:`home`).
+    Returns (pid, port, controller_port).
     """
-    for folder in (home(state_dir), log_dir(state_dir), data_dir(state_dir)):
-        folder.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, attempts + 1):
-        if attempt == 1 and ports and not any(_process.port_open(p) for p in ports):
-            port, controller_port = ports
-        else:
-            port, controller_port = _process.free_port(), _process.free_port()
-        while controller_port == port:
-            controller_port = _process.free_port()
-        config = write_config(state_dir, port, controller_port)
-        if not is_formatted(state_dir):
-            _format(java, libs, state_dir, config)
-        if progress:
-            progress(f"starting Apache Kafka {version()} on 127.0.0.1:{port}")
-        offsets = {path: _process.size(path) for path in (log_file(state_dir), console_file(state_dir))}
-        pid = _process.launch(
-            _java_argv(java, libs, state_dir, "kafka.Kafka", str(config)),
-            log=console_file(state_dir),
-            cwd=home(state_dir),
-            open_files=OPEN_FILES,
-        )
-        try:
-            _wait_ready(pid, port, state_dir, offsets)
-            return pid, port, controller_port
-        except _PortTaken:
-            if attempt == attempts:
-                raise BackendUnavailable(f"Kafka could not bind its ports ({port}, {controller_port}): already in use") from None
-        except BaseException:
-            stop(pid, state_dir)  # failed or interrupted while starting: leave no broker behind
-            raise
+    return start_many(java, libs, state_dir, {cluster: ports}, progress=progress, attempts=attempts)[cluster]
+
+
+@dataclass(frozen=True)
+class _Launched:
+    pid: int
+    port: int
+    controller_port: int
+    log_offsets: dict[Path, int]
+
+
+def start_many(
+    java: str,
+    libs: Path,
+    state_dir: Path,
+    clusters: Mapping[int, tuple[int, int] | None],
+    *,
+    progress: Progress | None = None,
+    attempts: int = 3,
+) -> dict[int, tuple[int, int, int]]:
+    """Start the brokers of independent clusters side by side, as :func:`start` starts one.
+
+    ``clusters`` maps each cluster (its folder, see :func:`home`) to the ports to try first. Every
+    broker is launched before any is waited for, so their JVMs start at the same time; a broker
+    whose ports were taken meanwhile is started again on others. When one fails (or the wait is
+    interrupted), every broker this call launched is stopped before the error propagates.
+    Returns (pid, port, controller_port) per cluster.
+    """
+    for cluster in clusters:
+        for folder in (home(state_dir, cluster), log_dir(state_dir, cluster), data_dir(state_dir, cluster)):
+            folder.mkdir(parents=True, exist_ok=True)
+    launched: dict[int, _Launched] = {}
+    started: dict[int, tuple[int, int, int]] = {}
+    chosen: set[int] = set()  # ports given to this call's brokers: none may get another's
+    pending: dict[int, tuple[int, int] | None] = dict(clusters)
+    try:
+        for attempt in range(1, attempts + 1):
+            for cluster, wanted in pending.items():
+                ports = _pick_ports(wanted if attempt == 1 else None, chosen)
+                launched[cluster] = _launch(java, libs, state_dir, cluster, ports, progress)
+            retry: dict[int, tuple[int, int] | None] = {}
+            for cluster in pending:
+                one = launched[cluster]
+                try:
+                    _wait_ready(one.pid, one.port, state_dir, one.log_offsets, cluster=cluster)
+                except _PortTaken:
+                    del launched[cluster]  # it has exited
+                    if attempt == attempts:
+                        raise BackendUnavailable(
+                            f"Kafka could not bind its ports ({one.port}, {one.controller_port}): already in use"
+                        ) from None
+                    retry[cluster] = None
+                else:
+                    started[cluster] = (one.pid, one.port, one.controller_port)
+            pending = retry
+            if not pending:
+                return started
+    except BaseException:
+        # failed or interrupted while starting: leave no broker of this call behind
+        stop_many({cluster: one.pid for cluster, one in launched.items()}, state_dir)
+        raise
     raise AssertionError("unreachable")
+
+
+def _pick_ports(wanted: tuple[int, int] | None, chosen: set[int]) -> tuple[int, int]:
+    if wanted and not any(p in chosen or _process.port_open(p) for p in wanted) and wanted[0] != wanted[1]:
+        picked = wanted
+    else:
+        port = _process.free_port()
+        while port in chosen:
+            port = _process.free_port()
+        controller_port = _process.free_port()
+        while controller_port == port or controller_port in chosen:
+            controller_port = _process.free_port()
+        picked = (port, controller_port)
+    chosen.update(picked)
+    return picked
+
+
+def _launch(java: str, libs: Path, state_dir: Path, cluster: int, ports: tuple[int, int], progress: Progress | None) -> _Launched:
+    """Write the config, format the storage if new and start the JVM, without waiting for it."""
+    port, controller_port = ports
+    config = write_config(state_dir, port, controller_port, cluster)
+    if not is_formatted(state_dir, cluster):
+        _format(java, libs, state_dir, config, cluster=cluster)
+    if progress:
+        where = "" if cluster == 1 else f" ({home_name(cluster)})"
+        progress(f"starting Apache Kafka {version()} on 127.0.0.1:{port}{where}")
+    offsets = {path: _process.size(path) for path in (log_file(state_dir, cluster), console_file(state_dir, cluster))}
+    pid = _process.launch(
+        _java_argv(java, libs, state_dir, "kafka.Kafka", str(config), cluster=cluster),
+        log=console_file(state_dir, cluster),
+        cwd=home(state_dir, cluster),
+        open_files=OPEN_FILES,
+    )
+    return _Launched(pid, port, controller_port, offsets)
 
 
 class _PortTaken(Exception):
     pass
 
 
-def _format(java: str, libs: Path, state_dir: Path, config: Path) -> None:
-    argv = _java_argv(java, libs, state_dir, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(config))
+def _format(java: str, libs: Path, state_dir: Path, config: Path, *, cluster: int = 1) -> None:
+    """Format the storage with a new random cluster id: every cluster formatted here is a cluster of its own."""
+    argv = _java_argv(
+        java, libs, state_dir, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(config), cluster=cluster
+    )
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, cwd=home(state_dir), timeout=120)
+        result = subprocess.run(argv, capture_output=True, text=True, cwd=home(state_dir, cluster), timeout=120)
     except subprocess.TimeoutExpired:
         raise BackendUnavailable("formatting the Kafka storage took over 2 minutes") from None
     if result.returncode != 0:
@@ -336,10 +430,18 @@ def _format(java: str, libs: Path, state_dir: Path, config: Path) -> None:
         )
 
 
-def _wait_ready(pid: int, port: int, state_dir: Path, log_offsets: dict[Path, int], timeout: float = READY_TIMEOUT_S) -> None:
+def _wait_ready(
+    pid: int,
+    port: int,
+    state_dir: Path,
+    log_offsets: dict[Path, int],
+    timeout: float = READY_TIMEOUT_S,
+    *,
+    cluster: int = 1,
+) -> None:
     """Wait for the Kafka protocol itself to answer with this broker in the metadata, not for a log line."""
     deadline = time.monotonic() + timeout
-    marker = str(config_file(state_dir))
+    marker = str(config_file(state_dir, cluster))
     while True:
         if not _process.is_running(pid, marker):
             logs = _logs(log_offsets)
@@ -386,11 +488,21 @@ def answers(bootstrap: str, timeout: float = 3.0) -> bool:
     return NODE_ID in metadata.brokers
 
 
-def is_running(pid: int | None, state_dir: Path) -> bool:
-    return _process.is_running(pid, str(config_file(state_dir)))
+def is_running(pid: int | None, state_dir: Path, cluster: int = 1) -> bool:
+    return _process.is_running(pid, str(config_file(state_dir, cluster)))
 
 
-def stop(pid: int | None, state_dir: Path) -> bool:
+def stop(pid: int | None, state_dir: Path, cluster: int = 1) -> bool:
     """SIGTERM (a controlled shutdown), then SIGKILL; True once the broker is gone."""
     steps = [(signal.SIGTERM, float(STOP_TIMEOUT_S)), (signal.SIGKILL, 5.0)]
-    return _process.terminate(pid, str(config_file(state_dir)), steps)
+    return _process.terminate(pid, str(config_file(state_dir, cluster)), steps)
+
+
+def stop_many(pids: Mapping[int, int | None], state_dir: Path) -> dict[int, bool]:
+    """Stop several clusters' brokers (cluster: pid) side by side: each gets its SIGTERM before any is waited
+    for, so their controlled shutdowns overlap. True per cluster once its broker is gone (or already was)."""
+    for cluster, pid in pids.items():
+        if pid and is_running(pid, state_dir, cluster):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+    return {cluster: stop(pid, state_dir, cluster) for cluster, pid in pids.items()}

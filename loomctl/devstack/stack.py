@@ -5,7 +5,11 @@ Layout of a state folder::
     stack.json           ports, pids, versions and paths of what runs (written atomically)
     .lock                serializes `up` and `down` on the same folder
     postgres/            the cluster (or, as root, a symlink to it: see postgres.prepare_root)
-    kafka/               server.properties, data/, logs/
+    kafka/               server.properties, data/, logs/ of the first Kafka cluster's broker
+    kafka-2/, kafka-3/   the same for the other clusters of `dev up --clusters N`
+
+Each Kafka cluster is one broker (KRaft, broker and controller in one JVM) with a cluster id of its own.
+stack.json keeps the first under "kafka", as it always has, and the others under "extra_kafka".
 """
 
 from __future__ import annotations
@@ -29,7 +33,17 @@ from loomctl.settings import ENV_BOOTSTRAP_SERVERS, ENV_DATABASE_URL
 
 STATE_FILE = "stack.json"
 _LOCK_FILE = ".lock"
-_OWN_ENTRIES = (STATE_FILE, "." + STATE_FILE + ".tmp", "kafka", "postgres", _LOCK_FILE)
+MAX_CLUSTERS = 3
+"""Kafka clusters a local stack runs at most (`loomctl dev up --clusters N`)."""
+DEFAULT_CLUSTER = "default"
+_EXTRA_KAFKA = "extra_kafka"
+_OWN_ENTRIES = (
+    STATE_FILE,
+    "." + STATE_FILE + ".tmp",
+    *(kafka.home_name(c) for c in range(1, MAX_CLUSTERS + 1)),
+    "postgres",
+    _LOCK_FILE,
+)
 MIN_POSTGRES = 14
 _APT_HINT = "on Debian or Ubuntu: apt-get install"
 
@@ -53,6 +67,18 @@ class KafkaInfo:
     healthy: bool
     data_dir: Path | None
     log_file: Path | None
+    cluster_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DevCluster:
+    """One Kafka cluster of the stack by the name a cluster registry knows it by: "default" for the first
+    (the one of LOOM_KAFKA_BOOTSTRAP_SERVERS), "dev-2" and "dev-3" for the others."""
+
+    name: str
+    bootstrap_servers: str | None
+    healthy: bool
+    kafka: KafkaInfo
 
 
 @dataclass(frozen=True)
@@ -60,14 +86,23 @@ class StackInfo:
     state_dir: Path
     database_url: str | None
     bootstrap_servers: str | None
+    """The first Kafka cluster's ("default")."""
     postgres: PostgresInfo
     kafka: KafkaInfo
+    """The first Kafka cluster's broker."""
     started_at: dt.datetime | None
     already_running: bool = False
+    clusters: tuple[DevCluster, ...] = ()
+    """Every Kafka cluster of the stack, the first ("default", the same broker as ``kafka``) first."""
 
     @property
     def healthy(self) -> bool:
-        return self.postgres.healthy and self.kafka.healthy
+        return self.postgres.healthy and self.kafka.healthy and all(c.healthy for c in self.clusters)
+
+
+def cluster_name(cluster: int) -> str:
+    """The name of the stack's Kafka cluster number ``cluster``: "default" for the first, "dev-2", "dev-3" after it."""
+    return DEFAULT_CLUSTER if cluster == 1 else f"dev-{cluster}"
 
 
 def default_state_dir() -> Path:
@@ -76,49 +111,53 @@ def default_state_dir() -> Path:
     return (Path(base) if os.path.isabs(base) else Path.home() / ".local" / "state") / "loomctl" / "dev"
 
 
-def up(state_dir: Path | None = None, *, migrate: bool = True, progress: Progress | None = None) -> StackInfo:
+def up(
+    state_dir: Path | None = None,
+    *,
+    migrate: bool = True,
+    progress: Progress | None = None,
+    clusters: int | None = None,
+) -> StackInfo:
     """Start whatever part of the stack is not running, then migrate the database.
 
-    When both servers recorded in the state folder are alive and answer, nothing is started or
-    migrated and the result has ``already_running=True``. If any step fails, the servers this
-    call started are stopped again before the error propagates.
+    ``clusters`` Kafka clusters (1 to MAX_CLUSTERS) run beside the database, each one broker with a
+    cluster id of its own; None keeps as many as the stack has (1 for a new stack). More than the
+    stack has starts the missing ones; fewer is a Conflict, since a stack is never shrunk.
+    When every server recorded in the state folder is alive and answers, and there are enough
+    clusters, nothing is started or migrated and the result has ``already_running=True``. If any
+    step fails, the servers this call started are stopped again before the error propagates.
     """
+    _check_clusters(clusters)
     state_dir = _resolve(state_dir)
     say = progress or _silent
     current = _current(state_dir)
-    if current is not None and current.healthy:
+    if current is not None and current.healthy and _wanted(current, clusters) == _count(current):
         return replace(current, already_running=True)
     _refuse_unanswering(current)
     if current is None and state_dir.is_dir() and any(p.name != _LOCK_FILE for p in state_dir.iterdir()):
         raise BadInput(f"{state_dir} is not empty and holds no {STATE_FILE}: choose another --dir for the local stack")
-    need_postgres = current is None or not current.postgres.healthy
-    need_kafka = current is None or not current.kafka.healthy
-    tools = _prerequisites(need_postgres=need_postgres, need_kafka=need_kafka)
+    need_postgres, need_kafka = _needs(current, _wanted(current, clusters))
+    tools = _prerequisites(need_postgres=need_postgres, need_kafka=bool(need_kafka))
 
     state_dir.mkdir(parents=True, exist_ok=True)
     with _locked(state_dir):
         current = _current(state_dir)  # another `up` may have finished while we waited
-        if current is not None and current.healthy:
+        wanted = _wanted(current, clusters)
+        if current is not None and current.healthy and wanted == _count(current):
             return replace(current, already_running=True)
+        need_postgres, need_kafka = _needs(current, wanted)
+        if (need_postgres and tools.postgres is None) or (need_kafka and tools.java is None):
+            tools = _prerequisites(need_postgres=need_postgres, need_kafka=bool(need_kafka))
         record = _read(state_dir) or {}
         _write(state_dir, record)  # from now on the folder is recognisably ours, for `down`
-        started: list[str] = []
+        started: list[int | str] = []  # "postgres", or the number of a Kafka cluster
         try:
             libs = kafka.ensure_jars(progress=say) if need_kafka else None
             if need_postgres:
                 _start_postgres(state_dir, record, tools, started, say)
             if need_kafka:
                 assert tools.java is not None and libs is not None
-                earlier = record.get("kafka") or {}
-                ports = (
-                    (earlier["port"], earlier["controller_port"])
-                    if earlier.get("port") and earlier.get("controller_port")
-                    else None
-                )
-                pid, port, controller_port = kafka.start(tools.java, libs, state_dir, progress=say, ports=ports)
-                record["kafka"] = {"pid": pid, "port": port, "controller_port": controller_port, "version": kafka.version()}
-                started.append("kafka")
-                _write(state_dir, record)
+                _start_kafka(state_dir, record, tools.java, libs, need_kafka, started, say)
             record["started_at"] = _now().isoformat()
             _write(state_dir, record)
             result = _info(state_dir, record, probe=False)
@@ -146,7 +185,7 @@ def status(state_dir: Path | None = None) -> StackInfo:
 def running(state_dir: Path | None = None) -> StackInfo:
     """Like :func:`status`, but NotFound unless both servers are running and answering."""
     info = status(state_dir)
-    if not info.healthy:
+    if not (info.postgres.healthy and info.kafka.healthy):  # what `dev env` points at; other clusters aside
         down_parts = [name for name, part in (("PostgreSQL", info.postgres), ("Kafka", info.kafka)) if not part.healthy]
         raise NotFound(
             f"the local stack in {info.state_dir} is not running ({' and '.join(down_parts)} not answering): "
@@ -166,13 +205,17 @@ def down(state_dir: Path | None = None, *, keep: bool = False, progress: Progres
         record = _read(state_dir) or {}
         pg_root = _postgres_root(state_dir, record)
         failed: list[str] = []
-        kafka_pid = (record.get("kafka") or {}).get("pid")
-        if kafka.is_running(kafka_pid, state_dir):
-            say(f"stopping Kafka (pid {kafka_pid})")
-        if not kafka.stop(kafka_pid, state_dir):
-            failed.append(f"Kafka (pid {kafka_pid})")
-        elif record.get("kafka"):
-            record["kafka"]["pid"] = None
+        brokers = {1: (record.get("kafka") or {}).get("pid")}
+        brokers |= {c: entry.get("pid") for c, entry in _extra_records(record).items()}
+        for c, pid in brokers.items():
+            if kafka.is_running(pid, state_dir, c):
+                say(f"stopping {_kafka_label(c)} (pid {pid})")
+        for c, gone in kafka.stop_many(brokers, state_dir).items():
+            entry = _kafka_record(record, c)
+            if not gone:
+                failed.append(f"{_kafka_label(c)} (pid {brokers[c]})")
+            elif entry:
+                entry["pid"] = None
         if pg_root is not None:
             # the postmaster's lock file finds it even when stack.json was lost or is stale
             recorded_pid = (record.get("postgres") or {}).get("pid")
@@ -226,6 +269,74 @@ def _resolve(state_dir: Path | None) -> Path:
     return (Path(state_dir).expanduser() if state_dir is not None else default_state_dir()).resolve()
 
 
+def _check_clusters(clusters: int | None) -> None:
+    if clusters is None:
+        return
+    if isinstance(clusters, bool) or not isinstance(clusters, int) or not 1 <= clusters <= MAX_CLUSTERS:
+        raise BadInput(f"clusters {clusters!r}: the local stack runs 1 to {MAX_CLUSTERS} Kafka clusters")
+
+
+def _wanted(current: StackInfo | None, clusters: int | None) -> int:
+    """How many Kafka clusters the stack is to run: ``clusters``, else as many as it has (one when new)."""
+    have = _count(current) if current is not None else 0
+    if clusters is None:
+        return max(have, 1)
+    if clusters < have:
+        assert current is not None
+        raise Conflict(
+            f"the local stack in {current.state_dir} has {have} Kafka clusters and is never shrunk: "
+            f"use --clusters {have}, or `loomctl dev down` first to start afresh with {clusters}"
+        )
+    return clusters
+
+
+def _needs(current: StackInfo | None, wanted: int) -> tuple[bool, list[int]]:
+    """Whether PostgreSQL must start, and the Kafka clusters (numbered from 1) that must."""
+    if current is None:
+        return True, list(range(1, wanted + 1))
+    healthy = {c.name for c in current.clusters if c.healthy}
+    return not current.postgres.healthy, [c for c in range(1, wanted + 1) if cluster_name(c) not in healthy]
+
+
+def _cluster_number(name: str) -> int:
+    return 1 if name == DEFAULT_CLUSTER else int(name.removeprefix("dev-"))
+
+
+def _count(info: StackInfo) -> int:
+    """The clusters a stack has: the number of its last."""
+    return max((_cluster_number(c.name) for c in info.clusters), default=1)
+
+
+def _kafka_label(cluster: int) -> str:
+    return "Kafka" if cluster == 1 else f"Kafka {cluster_name(cluster)}"
+
+
+def _extra_records(record: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The clusters after the first as stack.json records them, by number (a stack.json without them: none)."""
+    found: dict[int, dict[str, Any]] = {}
+    entries = record.get(_EXTRA_KAFKA)
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and type(entry.get("cluster")) is int and 2 <= entry["cluster"] <= MAX_CLUSTERS:
+            found[entry["cluster"]] = entry
+    return dict(sorted(found.items()))
+
+
+def _kafka_record(record: dict[str, Any], cluster: int) -> dict[str, Any] | None:
+    if cluster == 1:
+        entry = record.get("kafka")
+        return entry if isinstance(entry, dict) else None
+    return _extra_records(record).get(cluster)
+
+
+def _set_kafka_record(record: dict[str, Any], cluster: int, entry: dict[str, Any]) -> None:
+    if cluster == 1:
+        record["kafka"] = entry
+        return
+    extras = _extra_records(record)
+    extras[cluster] = {"cluster": cluster, "name": cluster_name(cluster), **entry}
+    record[_EXTRA_KAFKA] = [extras[c] for c in sorted(extras)]
+
+
 def _prerequisites(*, need_postgres: bool, need_kafka: bool) -> _Tools:
     """Find the tools, or say in one message everything that is missing and how to install it."""
     missing: list[str] = []
@@ -267,7 +378,7 @@ def _prerequisites(*, need_postgres: bool, need_kafka: bool) -> _Tools:
     return _Tools(java, binaries, os_user)
 
 
-def _start_postgres(state_dir: Path, record: dict[str, Any], tools: _Tools, started: list[str], say: Progress) -> None:
+def _start_postgres(state_dir: Path, record: dict[str, Any], tools: _Tools, started: list[int | str], say: Progress) -> None:
     binaries = tools.postgres
     assert binaries is not None
     root = postgres.prepare_root(state_dir, tools.postgres_os_user)
@@ -294,23 +405,52 @@ def _start_postgres(state_dir: Path, record: dict[str, Any], tools: _Tools, star
     postgres.ensure_database(port)
 
 
-def _stop_started(state_dir: Path, record: dict[str, Any], started: list[str], exc: BaseException, say: Progress) -> None:
-    """Undo this call's starts after a failure, newest first, without hiding the original error."""
-    for name in reversed(started):
-        part = record[name]
-        label = {"kafka": "Kafka", "postgres": "PostgreSQL"}[name]
-        try:
-            if name == "kafka":
-                gone = kafka.stop(part["pid"], state_dir)
-            else:
-                gone = postgres.stop(part["pid"], Path(part["root"]))
+def _start_kafka(
+    state_dir: Path,
+    record: dict[str, Any],
+    java: str,
+    libs: Path,
+    clusters: list[int],
+    started: list[int | str],
+    say: Progress,
+) -> None:
+    """Start the brokers of ``clusters`` side by side, each on the ports it had before where they are free."""
+    ports: dict[int, tuple[int, int] | None] = {}
+    for c in clusters:
+        earlier = _kafka_record(record, c) or {}
+        ports[c] = (
+            (earlier["port"], earlier["controller_port"]) if earlier.get("port") and earlier.get("controller_port") else None
+        )
+    for c, (pid, port, controller_port) in kafka.start_many(java, libs, state_dir, ports, progress=say).items():
+        _set_kafka_record(record, c, {"pid": pid, "port": port, "controller_port": controller_port, "version": kafka.version()})
+        started.append(c)
+    _write(state_dir, record)
+
+
+def _stop_started(state_dir: Path, record: dict[str, Any], started: list[int | str], exc: BaseException, say: Progress) -> None:
+    """Undo this call's starts after a failure, newest first (the brokers together), without hiding the original error."""
+    brokers = {c: (_kafka_record(record, c) or {}).get("pid") for c in started if isinstance(c, int)}
+    try:
+        for c, gone in kafka.stop_many(brokers, state_dir).items():
+            entry = _kafka_record(record, c)
             if gone:
-                part["pid"] = None
-                say(f"stopped {label} again after the failure")
+                if entry:
+                    entry["pid"] = None
+                say(f"stopped {_kafka_label(c)} again after the failure")
             else:
-                exc.add_note(f"could not stop {label} (pid {part['pid']}): run `loomctl dev down`")
+                exc.add_note(f"could not stop {_kafka_label(c)} (pid {brokers[c]}): run `loomctl dev down`")
+    except Exception as cleanup_error:  # noqa: BLE001 - the original error matters more
+        exc.add_note(f"stopping Kafka failed too: {cleanup_error}")
+    if "postgres" in started:
+        part = record["postgres"]
+        try:
+            if postgres.stop(part["pid"], Path(part["root"])):
+                part["pid"] = None
+                say("stopped PostgreSQL again after the failure")
+            else:
+                exc.add_note(f"could not stop PostgreSQL (pid {part['pid']}): run `loomctl dev down`")
         except Exception as cleanup_error:  # noqa: BLE001 - the original error matters more
-            exc.add_note(f"stopping {label} failed too: {cleanup_error}")
+            exc.add_note(f"stopping PostgreSQL failed too: {cleanup_error}")
     with contextlib.suppress(OSError):
         _write(state_dir, record)
 
@@ -322,8 +462,10 @@ def _refuse_unanswering(current: StackInfo | None) -> None:
     stuck = []
     if current.postgres.pid and not current.postgres.healthy and postgres.is_running(current.postgres.pid, _pg_root_of(current)):
         stuck.append(f"PostgreSQL (pid {current.postgres.pid}, log {current.postgres.log_file})")
-    if current.kafka.pid and not current.kafka.healthy and kafka.is_running(current.kafka.pid, current.state_dir):
-        stuck.append(f"Kafka (pid {current.kafka.pid}, log {current.kafka.log_file})")
+    for cluster in current.clusters:
+        c, broker = _cluster_number(cluster.name), cluster.kafka
+        if broker.pid and not cluster.healthy and kafka.is_running(broker.pid, current.state_dir, c):
+            stuck.append(f"{_kafka_label(c)} (pid {broker.pid}, log {broker.log_file})")
     if stuck:
         raise BackendUnavailable(
             f"{' and '.join(stuck)} running but not answering; wait, or restart with `loomctl dev down` then `loomctl dev up`"
@@ -343,20 +485,18 @@ def _current(state_dir: Path) -> StackInfo | None:
 def _info(state_dir: Path, record: dict[str, Any], *, probe: bool) -> StackInfo:
     """StackInfo from the record; ``probe`` checks health live, otherwise it is taken as healthy."""
     pg = record.get("postgres") or {}
-    kf = record.get("kafka") or {}
     pg_root = Path(pg["root"]) if pg.get("root") else None
     database_url = postgres.database_url(pg["port"]) if pg.get("port") else None
-    bootstrap = kafka.bootstrap_servers(kf["port"]) if kf.get("port") else None
     pg_healthy = bool(pg.get("pid")) and pg_root is not None and database_url is not None
-    kafka_healthy = bool(kf.get("pid")) and bootstrap is not None
     if probe:
         pg_healthy = pg_healthy and postgres.is_running(pg["pid"], pg_root) and postgres.answers(database_url)  # type: ignore[arg-type]
-        kafka_healthy = kafka_healthy and kafka.is_running(kf["pid"], state_dir) and kafka.answers(bootstrap)  # type: ignore[arg-type]
+    clusters = [_cluster_info(state_dir, 1, record.get("kafka") or {}, probe=probe)]
+    clusters += [_cluster_info(state_dir, c, entry, probe=probe) for c, entry in _extra_records(record).items()]
     started_at = record.get("started_at")
     return StackInfo(
         state_dir=state_dir,
         database_url=database_url,
-        bootstrap_servers=bootstrap,
+        bootstrap_servers=clusters[0].bootstrap_servers,
         postgres=PostgresInfo(
             port=pg.get("port"),
             pid=pg.get("pid"),
@@ -365,17 +505,28 @@ def _info(state_dir: Path, record: dict[str, Any], *, probe: bool) -> StackInfo:
             data_dir=postgres.data_dir(pg_root) if pg_root else None,
             log_file=postgres.log_file(pg_root) if pg_root else None,
         ),
-        kafka=KafkaInfo(
-            port=kf.get("port"),
-            controller_port=kf.get("controller_port"),
-            pid=kf.get("pid"),
-            version=kf.get("version"),
-            healthy=kafka_healthy,
-            data_dir=kafka.data_dir(state_dir) if kf else None,
-            log_file=kafka.log_file(state_dir) if kf else None,
-        ),
+        kafka=clusters[0].kafka,
         started_at=dt.datetime.fromisoformat(started_at) if started_at else None,
+        clusters=tuple(clusters),
     )
+
+
+def _cluster_info(state_dir: Path, cluster: int, kf: dict[str, Any], *, probe: bool) -> DevCluster:
+    bootstrap = kafka.bootstrap_servers(kf["port"]) if kf.get("port") else None
+    healthy = bool(kf.get("pid")) and bootstrap is not None
+    if probe:
+        healthy = healthy and kafka.is_running(kf["pid"], state_dir, cluster) and kafka.answers(bootstrap)  # type: ignore[arg-type]
+    broker = KafkaInfo(
+        port=kf.get("port"),
+        controller_port=kf.get("controller_port"),
+        pid=kf.get("pid"),
+        version=kf.get("version"),
+        healthy=healthy,
+        data_dir=kafka.data_dir(state_dir, cluster) if kf else None,
+        log_file=kafka.log_file(state_dir, cluster) if kf else None,
+        cluster_id=kafka.cluster_id(state_dir, cluster) if kf else None,
+    )
+    return DevCluster(cluster_name(cluster), bootstrap, healthy, broker)
 
 
 def _read(state_dir: Path) -> dict[str, Any] | None:

@@ -2,10 +2,40 @@
 
 from __future__ import annotations
 
-from loomctl.render import PLAIN, view
+import dataclasses
+from typing import Any
 
-STACK = PLAIN
-"""A :class:`~loomctl.devstack.stack.Stack`: its names and values."""
+from loomctl.render import Table, View, view
+
+
+def _stack_grid(stack: Any) -> dict[str, Any]:
+    return {f.name: getattr(stack, f.name) for f in dataclasses.fields(stack) if f.name != "clusters"}
+
+
+def _cluster_rows(stack: Any) -> list[dict[str, Any]]:
+    if len(stack.clusters) < 2:
+        return []  # one cluster: the grid says it all, as it always has
+    return [
+        {
+            "name": c.name,
+            "bootstrap_servers": c.bootstrap_servers,
+            "cluster_id": c.kafka.cluster_id,
+            "pid": c.kafka.pid,
+            "controller_port": c.kafka.controller_port,
+            "healthy": c.healthy,
+        }
+        for c in stack.clusters
+    ]
+
+
+STACK = View(
+    (
+        Table(rows=_stack_grid),
+        Table("Kafka clusters", rows=_cluster_rows, only_with_rows=True),
+    )
+)
+"""A :class:`~loomctl.devstack.stack.StackInfo`: its names and values, then its Kafka clusters when it has more than
+one (JSON: the whole StackInfo, ``clusters`` included)."""
 
 TRAFFIC = view(
     lambda report: f"demo consumers after {report.duration_s:g} s",
