@@ -21,7 +21,7 @@ import os
 import pwd
 import shlex
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -167,10 +167,32 @@ def up(
 
                 assert result.database_url is not None  # the stack just started its PostgreSQL
                 upgrade(result.database_url)
+                register_clusters(result.database_url, result.clusters)
         except BaseException as exc:
             _stop_started(state_dir, record, started, exc, say)
             raise
     return result
+
+
+def register_clusters(database_url: str, clusters: Sequence[DevCluster]) -> None:
+    """The stack's extra clusters in the cluster registry, under their names (the first is the default cluster,
+    whose brokers stay LOOM_KAFKA_BOOTSTRAP_SERVERS'); a port that changed since is updated, audited as `dev up`'s."""
+    import psycopg
+
+    extra = [(c.name, c.bootstrap_servers) for c in clusters if c.name != "default" and c.bootstrap_servers]
+    if not extra:
+        return
+    with psycopg.connect(database_url, connect_timeout=10) as conn:
+        conn.execute("SELECT set_config('loomctl.actor', 'loomctl dev up', true)")
+        conn.execute("SELECT set_config('loomctl.reason', 'a cluster of the local stack', true)")
+        for name, servers in extra:
+            conn.execute(
+                "INSERT INTO public.kafka_clusters (cluster_name, bootstrap_servers, description)"
+                " VALUES (%s, %s, 'a cluster of the local stack (loomctl dev up --clusters)')"
+                " ON CONFLICT (cluster_name) DO UPDATE SET bootstrap_servers = excluded.bootstrap_servers"
+                " WHERE kafka_clusters.bootstrap_servers IS DISTINCT FROM excluded.bootstrap_servers",
+                (name, servers),
+            )
 
 
 def status(state_dir: Path | None = None) -> StackInfo:
