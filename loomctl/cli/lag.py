@@ -12,6 +12,7 @@ from typer.core import TyperCommand
 
 from loomctl.cli.options import (
     BucketOption,
+    ClusterOption,
     OutputOption,
     ServiceArgument,
     ServicesArgument,
@@ -53,23 +54,51 @@ def _optional_db(ctx: typer.Context) -> Any:
         yield conn
 
 
+def _admins(ctx: typer.Context, conn: Any, kept: dict[str, Any]) -> Any:
+    """The AdminClient of each registered cluster by name, built when first asked for and kept in ``kept`` (across
+    --watch's redraws); without a database, the flags' cluster is all there is."""
+    from loomctl import clusters, kafka
+
+    settings = state(ctx).settings
+    if conn is None:
+        return kept.setdefault("", kafka.admin_client(settings))
+
+    def admin_of(name: str) -> Any:
+        if name not in kept:
+            kept[name] = kafka.admin_client(clusters.settings_for(clusters.get_cluster(conn, name), settings))
+        return kept[name]
+
+    return admin_of
+
+
 def _read_view(
-    ctx: typer.Context, services: list[str], groups: list[str], all_groups: bool, by: By | None, window: str
+    ctx: typer.Context,
+    services: list[str],
+    groups: list[str],
+    all_groups: bool,
+    by: By | None,
+    window: str,
+    cluster: str | None,
+    kept: dict[str, Any],
 ) -> LagView:
-    from loomctl import kafka, lag
+    from loomctl import lag
     from loomctl.validation import parse_duration
 
     status_window = parse_duration(window, option="--window")
-    admin = kafka.admin_client(state(ctx).settings)
     with _optional_db(ctx) as conn:
+        if cluster is not None and conn is not None:
+            from loomctl.clusters import get_cluster
+
+            get_cluster(conn, cluster)  # NotFound for a cluster that is not registered
         return lag.show(
-            admin,
+            _admins(ctx, conn, kept),
             conn,
             services=services,
             groups=groups,
             all_groups=all_groups,
             by=by.value if by else None,
             status_window=status_window,
+            cluster=cluster,
         )
 
 
@@ -120,14 +149,16 @@ def show(
     watch: Annotated[
         Optional[float], typer.Option("--watch", help="Redraw every SECONDS until Ctrl-C.", parser=number(float, 0.5, 86_400))
     ] = None,
+    cluster: ClusterOption = None,
     output: OutputOption = None,
 ) -> None:
-    """Live lag from the cluster: offsets, lag, lag in time, owner and status per partition. Example: loomctl lag show speech-processor --by partition"""
+    """Live lag from each service's cluster: offsets, lag, lag in time, owner and status per partition. Example: loomctl lag show speech-processor --by partition"""
     if watch is not None:
         tables_only(ctx, output, "--watch redraws a table")
+    kept: dict[str, Any] = {}
 
     def read() -> LagView:
-        return _read_view(ctx, services or [], group or [], all_groups, by, window)
+        return _read_view(ctx, services or [], group or [], all_groups, by, window, cluster, kept)
 
     if watch is not None:
         return _watch(read, watch)

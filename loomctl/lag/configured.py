@@ -16,6 +16,11 @@ def configured_groups(conn: "psycopg.Connection[Any]", services: Sequence[str] =
     return configs.group_services(conn, services)
 
 
+def group_clusters(conn: "psycopg.Connection[Any]") -> dict[str, str]:
+    """Group id -> the cluster its service belongs to, for every configured service."""
+    return dict(conn.execute("SELECT consumer_group_id, cluster_name FROM public.pipeline_consumer_configs").fetchall())
+
+
 def select_services(configured: dict[str, str], services: Sequence[str]) -> dict[str, str]:
     """The named services' part of ``configured`` (all of it when none is named); NotFound for a stranger."""
     from loomctl import configs

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from loomctl.lag.configured import configured_groups, select_services
+from loomctl.lag.configured import configured_groups, group_clusters, select_services
 from loomctl.lag.time_lag import Key, PreviousSample, carry_time_lag_ms, previous_samples
 from loomctl.lag.verdicts import ERR, OK, STALE_AFTER_INTERVALS, STATUS_WINDOW, STOP, UNKNOWN, status_rank, worst
 
@@ -47,6 +47,9 @@ class PartitionLag:
     status: str
     group_type: str | None = None
     """``classic`` or ``consumer`` (KIP-848) as the broker reports the group; None where it does not say."""
+    cluster_name: str | None = None
+    """The cluster the group was read on (`lag show`); None where one cluster is all there is to say (the exporter's
+    rows, whose snapshot carries it)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class LagSummary:
     status: str
     group_type: str | None = None
     """The group's type (per service); None per topic, or where the broker does not say."""
+    cluster_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -326,10 +330,14 @@ def show(
     by: str | None = None,
     status_window: dt.timedelta = STATUS_WINDOW,
     concurrency: int | None = None,
+    cluster: str | None = None,
 ) -> LagView:
     """Live lag of the chosen groups, per partition and rolled up ``by`` service, topic or partition
     (default: :func:`default_by`).
 
+    ``admin`` is an AdminClient, or a callable giving the AdminClient of a registered cluster by name: each
+    configured group is read on its own service's cluster, every cluster at once; a group no config owns on
+    ``cluster`` (None: the default cluster). With ``cluster`` only that cluster's groups are shown.
     Without a database (``conn`` None) groups are shown by id and lag in time is unknown.
     """
     from loomctl import kafka
@@ -346,41 +354,83 @@ def show(
     configured = configured_groups(conn) if conn is not None else {}
     if services and conn is None:
         raise BadInput("naming services needs the database: pass --database-url or set LOOM_DATABASE_URL")
+    home = cluster or "default"
+    cluster_of = group_clusters(conn) if conn is not None else {}
+    if cluster is not None:
+        configured = {g: s for g, s in configured.items() if cluster_of.get(g) == cluster}
     selected = select_services(configured, services) if services else {}
     wanted: list[str] = list(selected) + [g for g in groups if g not in selected]
-    states: dict[str, str] = {}
-    types: dict[str, str | None] = {}
+    admin_of: Callable[[str], Any] = admin if not hasattr(admin, "list_topics") else (lambda _: admin)
+    listings: dict[str, dict[str, tuple[str, str | None]]] = {}
     if all_groups:
-        listed = kafka.list_group_listings(admin)
-        states = {g: state for g, (state, _) in listed.items()}
-        types = {g: group_type for g, (_, group_type) in listed.items()}
-        wanted = sorted(set(wanted) | set(states) | set(configured))
+        for name in sorted({cluster_of.get(g, home) for g in configured} | {home}):
+            listings[name] = kafka.list_group_listings(admin_of(name))
+        wanted = sorted(set(wanted) | {g for listed in listings.values() for g in listed} | set(configured))
     elif not wanted:
         if not configured:
             raise NotFound(
                 "no configured services: name a --group, use --all-groups, or add configs (`loomctl config set --create`)"
             )
         wanted = sorted(configured)
+    per_cluster: dict[str, list[str]] = {}
+    for group in wanted:
+        per_cluster.setdefault(cluster_of.get(group, home) if group in configured else home, []).append(group)
     options = {} if concurrency is None else {"concurrency": concurrency}
     # only configured groups are collected, so only they have stored samples: those are read while the
-    # cluster answers (the database and the brokers wait in parallel), on this connection, which nothing
+    # clusters answer (the database and the brokers wait in parallel), on this connection, which nothing
     # else uses until the read is joined
     sampled = {g: configured[g] for g in wanted if g in configured}
     stored = _in_background(lambda: _stored(conn, sampled, status_window)) if conn is not None and sampled else None
+
+    def read(name: str) -> "ClusterSnapshot":
+        listed = listings.get(name, {})
+        return kafka.snapshot(
+            admin_of(name),
+            per_cluster[name],
+            known_states={g: state for g, (state, _) in listed.items()},
+            known_types={g: group_type for g, (_, group_type) in listed.items()},
+            **options,
+        )
+
     try:
-        snap = kafka.snapshot(admin, wanted, known_states=states, known_types=types, **options)
+        snaps = _each(read, sorted(per_cluster))
     except BaseException:
         if stored is not None:
             stored(raising=False)
         raise
     previous, statuses = stored() if stored is not None else ({}, {})
-    unknown = [g for g in groups if g in snap.missing_groups and g not in configured]
+    unknown = [g for g in groups if g not in configured and g in snaps[home].missing_groups] if home in snaps else []
     if unknown:
         raise NotFound(f"no consumer group {', '.join(unknown)} on the cluster")
     now = dt.datetime.now(dt.timezone.utc)
-    rows = live_lag(snap, configured, wanted, now=now, previous=previous, stored_status=statuses)
-    summaries = [] if by == "partition" else summarize(rows, by, snap=snap, services=configured, group_ids=wanted)
+    rows: list[PartitionLag] = []
+    summaries: list[LagSummary] = []
+    for name in sorted(snaps):
+        snap, ids = snaps[name], per_cluster[name]
+        found = live_lag(snap, configured, ids, now=now, previous=previous, stored_status=statuses)
+        rows += [replace(r, cluster_name=name) for r in found]
+        if by != "partition":
+            summaries += [
+                replace(s, cluster_name=name) for s in summarize(found, by, snap=snap, services=configured, group_ids=ids)
+            ]
+    if len(snaps) > 1 and by != "partition":
+        summaries.sort(key=_worst_first)
     return LagView(by=by, group_ids=wanted, partitions=rows, summaries=summaries)
+
+
+def _worst_first(summary: LagSummary) -> Any:
+    return (-status_rank(summary.status), -(summary.total_lag or 0), summary.name)
+
+
+def _each(read: Callable[[str], Any], names: Sequence[str]) -> dict[str, Any]:
+    """``read(name)`` of every cluster at once: a slow cluster costs its own timeout, not the others' in turn."""
+    if len(names) <= 1:
+        return {name: read(name) for name in names}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, len(names)), thread_name_prefix="loomctl-lag-show") as pool:
+        futures = {name: pool.submit(read, name) for name in names}
+        return {name: future.result() for name, future in futures.items()}
 
 
 _ONE_SAMPLE_INTERVAL = dt.timedelta(seconds=30)

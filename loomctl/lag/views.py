@@ -64,8 +64,15 @@ def _show_title(lag: Any) -> str:
     return f"lag per {lag.by}, {count} group{'s' if count != 1 else ''}"
 
 
+def _show_columns(lag: Any) -> tuple[str, ...]:
+    """The table's columns: with rows of more than one cluster, the cluster first."""
+    columns = PARTITION_COLUMNS if lag.by == "partition" else SUMMARY_COLUMNS[lag.by]
+    several = len({r.cluster_name for r in lag.rows}) > 1
+    return ("cluster_name", *columns) if several else columns
+
+
 SHOW = View(
-    (Table(_show_title, lambda lag: PARTITION_COLUMNS if lag.by == "partition" else SUMMARY_COLUMNS[lag.by], _show_rows),),
+    (Table(_show_title, _show_columns, _show_rows),),
     document=lambda lag: [vars(r) for r in lag.rows],
 )
 """A :class:`~loomctl.lag.live.LagView` (`lag show`)."""

@@ -154,3 +154,22 @@ def test_a_hung_broker_costs_only_its_own_clusters_cycles(database_factory, serv
             text = stop_collector(collector, log)
         assert "recovered after" in text
         assert whole_samples(url) == {PARTITIONS}
+
+
+def test_lag_show_reads_each_group_on_its_own_cluster(database_factory, services, broker) -> None:
+    from support import Cli
+
+    with own_database(database_factory, "loomshow") as url:
+        register(url, "second", broker.bootstrap_servers)
+        ours = groups_on(url, services.bootstrap_servers, "default")[:1]
+        theirs = groups_on(url, broker.bootstrap_servers, "second")[:1]
+        cli = Cli(url, services.bootstrap_servers, group=["lag"])
+        rows = cli.json("show", "--by", "partition")
+        seen = {(r["cluster_name"], r["consumer_group_id"]) for r in rows if r["consumer_group_id"] in ours + theirs}
+        assert seen == {("default", ours[0]), ("second", theirs[0])}
+        # the second's group is read on the second: its lag, not "no such group" on the default cluster
+        assert {r["lag"] for r in rows if r["consumer_group_id"] == theirs[0]} == {7}
+        only = cli.json("show", "--by", "service", "--cluster", "second")
+        assert theirs[0] in {r["consumer_group_id"] for r in only} and len(only) == GROUPS_PER_CLUSTER
+        assert all(r["cluster_name"] == "second" for r in only)
+        assert cli("show", "--cluster", "nowhere").exit_code == 3
