@@ -373,12 +373,11 @@ def _push(
         preview(ctx, plan, output, views.PUSH_PLAN)
         confirm(f"set the group configs of {count} group(s) on the broker?")
 
-    admin = kafka.admin_client(state(ctx).settings)
     with _session(ctx) as session:
         report = configs.push_configs(
             session,
             services,
-            admin,
+            configs.admins(session, state(ctx).settings, timeout=kafka.DEFAULT_TIMEOUT_S),
             dry_run=dry_run,
             confirm=None if yes else ask,
             actor=_actor(ctx, actor),
@@ -400,12 +399,15 @@ def drift(
     output: OutputOption = None,
 ) -> None:
     """Compare the table with the cluster: protocol, broker-side group configs, assignor, idle members. Example: loomctl config drift --fail"""
-    from loomctl import configs, kafka
+    from loomctl import configs
     from loomctl.errors import LoomError
 
     with _session(ctx) as session:
         found = configs.chosen_configs(session, services or [])
-    report = configs.drift(found, kafka.admin_client(state(ctx).settings, timeout=timeout), timeout=timeout)
+        admin_of = configs.admins(session, state(ctx).settings, timeout=timeout)
+        for name in configs.by_cluster(found):
+            admin_of(name)  # every cluster's client built while the registry is at hand
+    report = configs.drift_by_cluster(found, admin_of, timeout=timeout)
     emit(ctx, report, output, views.DRIFT)
     info(report.summary())
     if fail and (failure := report.failure()):

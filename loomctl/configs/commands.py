@@ -15,6 +15,44 @@ if TYPE_CHECKING:
     from loomctl.settings import Settings
 
 
+def cluster_settings(session: Any, name: str, base: Settings) -> Settings:
+    """The client settings of a registered cluster (the flags' and the environment's for the default one)."""
+    from loomctl.clusters import get_cluster, settings_for
+
+    return settings_for(get_cluster(session, name), base)
+
+
+def by_cluster(configs: Sequence[ConsumerConfig]) -> dict[str, list[ConsumerConfig]]:
+    """The configs per cluster, clusters by name."""
+    found: dict[str, list[ConsumerConfig]] = {}
+    for config in configs:
+        found.setdefault(config.cluster_name, []).append(config)
+    return dict(sorted(found.items()))
+
+
+def drift_by_cluster(configs: Sequence[ConsumerConfig], admin_of: Callable[[str], Any], *, timeout: float) -> Any:
+    """`config drift`: each service compared with its own cluster (:func:`loomctl.configs.broker.drift`)."""
+    from loomctl.configs.broker import DriftReport, drift
+
+    return DriftReport(
+        [d for name, found in by_cluster(configs).items() for d in drift(found, admin_of(name), timeout=timeout).services]
+    )
+
+
+def admins(session: Any, base: Settings, *, timeout: float) -> Callable[[str], Any]:
+    """The AdminClient of each registered cluster by name, looked up and built once, when first asked for."""
+    from loomctl import kafka
+
+    kept: dict[str, Any] = {}
+
+    def admin_of(name: str) -> Any:
+        if name not in kept:
+            kept[name] = kafka.admin_client(cluster_settings(session, name, base), timeout=timeout)
+        return kept[name]
+
+    return admin_of
+
+
 def chosen_configs(session: Any, services: Sequence[str]) -> list[ConsumerConfig]:
     """The configs of ``services`` (NotFound naming any without one), or every config when none is named."""
     from loomctl.configs.store import read_configs, require_configs
@@ -31,6 +69,7 @@ def broker_checks(session: Any, results: Sequence[ChangeResult], settings: Setti
     from loomctl.errors import BadInput
 
     pairs = []
+    homes = []
     for result in results:
         after = find_config(session, result.service_name)
         values: dict[str, Any] | None = dict(after.settings) if after else None
@@ -39,7 +78,13 @@ def broker_checks(session: Any, results: Sequence[ChangeResult], settings: Setti
         elif result.dry_run:  # nothing was written: the settings it would leave
             values = (values or dict(DEFAULTS)) | {c.field: c.new for c in result.changes if c.field in SETTING_NAMES}
         pairs.append((values, result))
-    checks = check_changes(pairs, settings)
+        moved = next((c.new for c in result.changes if c.field == "cluster_name"), None)
+        homes.append(moved or (after.cluster_name if after else "default"))
+    checks: list[BrokerCheck] = [None] * len(pairs)  # type: ignore[list-item]  # each filled below
+    for home in dict.fromkeys(homes):  # each service asked of its own cluster's brokers
+        at = [i for i, h in enumerate(homes) if h == home]
+        for i, check in zip(at, check_changes([pairs[i] for i in at], cluster_settings(session, home, settings)), strict=True):
+            checks[i] = check
     for check, result in zip(checks, results, strict=True):
         if check.error:
             raise BadInput(f"{result.service_name}: {check.error}")
@@ -75,7 +120,7 @@ def set_checked(session: Any, service: str, values: dict[str, Any], settings: Se
 def push_configs(
     session: Any,
     services: Sequence[str],
-    admin: Any,
+    admin_of: Callable[[str], Any],
     *,
     dry_run: bool,
     confirm: Callable[[list[PushItem], int], None] | None,
@@ -85,16 +130,23 @@ def push_configs(
 ) -> PushReport:
     """`config push`: plan against the broker, ``confirm(plan, count)`` when something would be set (None: do not
     ask), push in one request, read back, and record each pushed service in its history."""
-    from loomctl.configs.broker import PushAction, carry_out_push, plan_push
+    from loomctl.configs.broker import PushAction, PushReport, carry_out_push, plan_push
     from loomctl.kafka.clients import DEFAULT_TIMEOUT_S
 
-    found = chosen_configs(session, services)
+    found = by_cluster(chosen_configs(session, services))
     # the plan only reads: a cluster that does not answer is given up on as by every read, not after the change's time
-    plan = plan_push(found, admin, timeout=min(timeout, DEFAULT_TIMEOUT_S))
-    pending = sum(i.action == PushAction.WOULD_SET for i in plan)
+    plans = {name: plan_push(configs, admin_of(name), timeout=min(timeout, DEFAULT_TIMEOUT_S)) for name, configs in found.items()}
+    whole = [item for plan in plans.values() for item in plan]
+    pending = sum(i.action == PushAction.WOULD_SET for i in whole)
     if pending and not dry_run and confirm is not None:
-        confirm(plan, pending)
-    return carry_out_push(session, found, plan, admin, dry_run=dry_run, actor=actor, reason=reason, timeout=timeout)
+        confirm(whole, pending)
+    items: list[PushItem] = []
+    for name, configs in found.items():  # each cluster's groups pushed to that cluster
+        done = carry_out_push(
+            session, configs, plans[name], admin_of(name), dry_run=dry_run, actor=actor, reason=reason, timeout=timeout
+        )
+        items += done.items
+    return PushReport(items, dry_run)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from loomctl.errors import BackendUnavailable
 from loomctl.kafka.clients import (
     DEFAULT_TIMEOUT_S,
     TopicPartition,
+    _error_name,
     bounded,
     error_text,
     is_transient,
@@ -148,11 +149,27 @@ def describe_groups(
     admin: "AdminClient", group_ids: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S, chunk_size: int = SNAPSHOT_CHUNK
 ) -> dict[str, Group]:
     """Every group's state and members with their assigned partitions, ``chunk_size`` groups at a time."""
+    import time
+
     groups: dict[str, Group] = {}
     for chunk in chunks(group_ids, chunk_size):
         within = queued_timeout(timeout, len(chunk))
-        groups.update(_described(_describe(admin, chunk, within), within))
+        try:
+            groups.update(_described(_describe(admin, chunk, within), within))
+        except CoordinatorBusy:
+            # a coordinator still loading its partition of __consumer_offsets (a broker that just started, or a
+            # partition that just moved) answers in a moment: once more, then its error stands
+            time.sleep(COORDINATOR_RETRY_S)
+            groups.update(_described(_describe(admin, chunk, within), within))
     return groups
+
+
+COORDINATOR_ERRORS = frozenset({"COORDINATOR_LOAD_IN_PROGRESS", "COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR"})
+COORDINATOR_RETRY_S = 1.0
+
+
+class CoordinatorBusy(BackendUnavailable):
+    """A group's coordinator did not answer yet (:data:`COORDINATOR_ERRORS`)."""
 
 
 def _describe(admin: "AdminClient", group_ids: Sequence[str], timeout: float) -> dict[str, Any]:
@@ -175,6 +192,8 @@ def _described(futures: dict[str, Any], timeout: float, known_types: Mapping[str
         try:
             d = result_within(future, timeout + 5, "describe_consumer_groups")
         except KafkaException as exc:
+            if _error_name(exc) in COORDINATOR_ERRORS:
+                raise CoordinatorBusy(str(unreachable(exc, "describe_consumer_groups"))) from None
             if is_unreachable(exc):
                 raise unreachable(exc, "describe_consumer_groups") from None
             groups[group_id] = Group(group_id, "Unknown", group_type=(known_types or {}).get(group_id))
