@@ -149,13 +149,23 @@ class View:
 
 def view(
     title: str | Callable[[Any], str] | None = None,
-    columns: Sequence[str] | None = None,
+    columns: Sequence[str] | Callable[[Any], Sequence[str]] | None = None,
     rows: Callable[[Any], Any] | None = None,
     *,
     document: Callable[[Any], Any] | None = None,
 ) -> View:
     """A view of one table."""
     return View((Table(title, columns, rows),), document)
+
+
+def with_cluster(columns: Sequence[str]) -> Callable[[Any], Sequence[str]]:
+    """``columns``, with ``cluster_name`` first where the rows (mappings or objects) come from more than one cluster."""
+
+    def chosen(rows: Any) -> Sequence[str]:
+        seen = {r.get("cluster_name") if isinstance(r, Mapping) else getattr(r, "cluster_name", None) for r in rows or ()}
+        return ("cluster_name", *columns) if len(seen) > 1 else columns
+
+    return chosen
 
 
 PLAIN = View()

@@ -10,6 +10,7 @@ import typer
 from loomctl.cli.completion import complete_service
 from loomctl.cli.options import (
     BucketOption,
+    ClusterOption,
     OutputOption,
     ServiceArgument,
     SinceOption,
@@ -52,6 +53,7 @@ def alerts(
     fail_on: Annotated[
         Optional[FailOn], typer.Option("--fail-on", help="Exit 1 when an alert reaches this level (for cron and CI).")
     ] = None,
+    cluster: ClusterOption = None,
     output: OutputOption = None,
 ) -> None:
     """Active alerts from measured lag and processing (v_consumer_alerts). Example: loomctl alerts --fail-on critical"""
@@ -59,7 +61,7 @@ def alerts(
 
     status_window = _window(window)
     with _connect(ctx) as conn:
-        rows = processing.alerts(conn, status_window)
+        rows = processing.alerts(conn, status_window, cluster)
     emit(ctx, rows, output, views.ALERTS)
     if fail_on is not None:
         reached = processing.alerts_at_or_above(rows, fail_on.value)
@@ -79,6 +81,7 @@ def recommend(
         ),
     ] = None,
     window: WindowOption = None,
+    cluster: ClusterOption = None,
     output: OutputOption = None,
 ) -> None:
     """Processing recommendations with the numbers behind them. Example: loomctl recommend speech-processor"""
@@ -86,7 +89,7 @@ def recommend(
 
     status_window = _window(window)
     with _connect(ctx) as conn:
-        rows = processing.recommendations(conn, service, status_window)
+        rows = processing.recommendations(conn, service, status_window, cluster)
     emit(ctx, rows, output, views.RECOMMENDATIONS)
     if service is not None and rows and rows[0].get("recommendation") is None:
         info(f"{service}: nothing to change from the last measurements (status {rows[0].get('status')})")

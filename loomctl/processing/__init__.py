@@ -94,14 +94,25 @@ def use_status_window(conn: "psycopg.Connection[Any]", window: dt.timedelta | No
         conn.execute("SELECT set_config('loomctl.status_window', %s, true)", (f"{window.total_seconds()} seconds",))
 
 
-def alerts(conn: "psycopg.Connection[Any]", window: dt.timedelta | None = None) -> list[dict[str, Any]]:
-    """Every active alert (``v_consumer_alerts``), critical first."""
+def alerts(
+    conn: "psycopg.Connection[Any]", window: dt.timedelta | None = None, cluster: str | None = None
+) -> list[dict[str, Any]]:
+    """Every active alert (``v_consumer_alerts``) of every cluster, or of ``cluster``, critical first."""
     use_status_window(conn, window)
+    _require_cluster(conn, cluster)
     return _dicts(
         conn,
-        "SELECT * FROM public.v_consumer_alerts"
+        "SELECT * FROM public.v_consumer_alerts WHERE %s::text IS NULL OR cluster_name = %s"
         " ORDER BY CASE severity WHEN 'critical' THEN 0 ELSE 1 END, service_name, alert_type",
+        (cluster, cluster),
     )
+
+
+def _require_cluster(conn: "psycopg.Connection[Any]", cluster: str | None) -> None:
+    if cluster is not None:
+        from loomctl.clusters import get_cluster
+
+        get_cluster(conn, cluster)  # NotFound for a cluster that is not registered
 
 
 def alerts_at_or_above(rows: list[dict[str, Any]], level: str) -> list[dict[str, Any]]:
@@ -113,7 +124,10 @@ def alerts_at_or_above(rows: list[dict[str, Any]], level: str) -> list[dict[str,
 
 
 def recommendations(
-    conn: "psycopg.Connection[Any]", service: str | None = None, window: dt.timedelta | None = None
+    conn: "psycopg.Connection[Any]",
+    service: str | None = None,
+    window: dt.timedelta | None = None,
+    cluster: str | None = None,
 ) -> list[dict[str, Any]]:
     """The monitor view's rows that carry a recommendation (for one service: its row either way).
 
@@ -128,9 +142,12 @@ def recommendations(
         _require_service(conn, service)
         rows = _dicts(conn, "SELECT * FROM public.v_consumer_performance_monitor WHERE service_name = %s", (service,))
     else:
+        _require_cluster(conn, cluster)
         rows = _dicts(
             conn,
-            "SELECT * FROM public.v_consumer_performance_monitor WHERE recommendation IS NOT NULL ORDER BY service_name",
+            "SELECT * FROM public.v_consumer_performance_monitor WHERE recommendation IS NOT NULL"
+            " AND (%s::text IS NULL OR cluster_name = %s) ORDER BY service_name",
+            (cluster, cluster),
         )
     late = [r["service_name"] for r in rows if r.get("slo_state") in ("breached", "at_risk")]
     fixes = {s.service_name: s for s in slo_report(conn, window or STATUS_WINDOW, late).services} if late else {}

@@ -3,27 +3,29 @@ YAML write of them. Declared once here; the commands hand their result and its v
 
 from __future__ import annotations
 
-from loomctl.render import Table, View, view
+from loomctl.render import Table, View, view, with_cluster
 
-ALERTS = view("active alerts", ("severity", "service_name", "alert_type", "message", "detected_at"))
+ALERTS = view("active alerts", with_cluster(("severity", "service_name", "alert_type", "message", "detected_at")))
 """The rows of :func:`loomctl.processing.alerts`."""
 
 RECOMMENDATIONS = view(
     "recommendations",
-    (
-        "service_name",
-        "status",
-        "avg_batch_size",
-        "max_poll_records",
-        "batch_efficiency",
-        "lag_change",
-        "messages_per_second",
-        "poll_interval_usage",
-        "error_rate",
-        "slo_state",
-        "consumers_needed",
-        "recommendation",
-        "slo_recommendation",
+    with_cluster(
+        (
+            "service_name",
+            "status",
+            "avg_batch_size",
+            "max_poll_records",
+            "batch_efficiency",
+            "lag_change",
+            "messages_per_second",
+            "poll_interval_usage",
+            "error_rate",
+            "slo_state",
+            "consumers_needed",
+            "recommendation",
+            "slo_recommendation",
+        )
     ),
 )
 """The rows of :func:`loomctl.processing.recommendations`."""
