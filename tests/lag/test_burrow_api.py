@@ -322,9 +322,9 @@ def test_only_get_is_served(served_collector) -> None:
 
 
 @pytest.fixture(scope="module")
-def short_window(served_collector, served_db, services, tmp_path_factory):
-    """A second collector (a standby: the first writes) judging a 3-second window of 1-second samples."""
-    running = start_collector(served_db, services.bootstrap_servers, tmp_path_factory.mktemp("burrow") / "short.log",
+def short_window(twin_db, services, tmp_path_factory):
+    """A collector of a database of its own (so it samples every group) judging a 3-second window of 1-second samples."""
+    running = start_collector(twin_db, services.bootstrap_servers, tmp_path_factory.mktemp("burrow") / "short.log",
                               "--cluster-name", CLUSTER, "--window", "3s")
     try:
         yield running

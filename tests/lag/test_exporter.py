@@ -76,25 +76,38 @@ def test_the_collectors_health_and_every_family_is_a_documented_name(served_coll
     assert all(s.labels["cluster_name"] == "pipeline-eu" for s in samples)
 
 
-def test_a_standby_collector_serves_its_own_snapshot(served_collector, served_db, services, known_groups, tmp_path) -> None:
-    standby = start_collector(served_db, services.bootstrap_servers, tmp_path / "standby.log", "--cluster-name", "pipeline-eu")
+def test_two_collectors_share_the_groups_and_serve_each_once(served_collector, served_db, services, known_groups, tmp_path) -> None:
+    """Prometheus scraping both collectors sees each group's series once: each serves the groups it samples."""
+    groups = [known_groups.ok_group, known_groups.stop_group, known_groups.never_ran_group, known_groups.partial_group]
+    log = tmp_path / "second.log"
+    second = start_collector(served_db, services.bootstrap_servers, log, "--cluster-name", "pipeline-eu")
+    both = (served_collector, second)
+
+    def servers(group: str) -> list[Any]:
+        return [c for c in both if c.series("loomctl_group_info", group=group)]
+
     try:
-        assert standby.value("loomctl_collector_writer") == 0.0
-        assert standby.value("loomctl_collector_up") == 1.0
-        lag = standby.series("kafka_consumergroup_group_lag", group=known_groups.stop_group)
+        wait_for("the shares to split", lambda: "(2 collector(s))" in log.read_text())
+        wait_for("each group served by exactly one collector", lambda: all(len(servers(g)) == 1 for g in groups))
+        [owner] = servers(known_groups.stop_group)
+        lag = owner.series("kafka_consumergroup_group_lag", group=known_groups.stop_group)
         assert {s.labels["partition"]: s.value for s in lag} == {"0": 15.0, "1": 15.0}
-        assert standby.value("loomctl_group_status_code", group=known_groups.stop_group, status="STOP") == 4.0
+        assert owner.value("loomctl_group_status_code", group=known_groups.stop_group, status="STOP") == 4.0
+        assert sorted(c.value("loomctl_collector_writer") for c in both) == [0.0, 1.0]  # one keeps the house
+        assert all(c.value("loomctl_collector_up") == 1.0 for c in both)
     finally:
-        text = standby.stop()
-    assert "another collector holds the writer lock" in text
+        second.stop()
+    wait_for("the first to serve every group again",
+             lambda: all(served_collector.series("loomctl_group_info", group=g) for g in groups))
 
 
-def test_granularity_topic_emits_no_partition_label(served_db, services, known_groups, tmp_path) -> None:
-    per_topic = start_collector(served_db, services.bootstrap_servers, tmp_path / "topic.log", "--granularity", "topic")
+def test_granularity_topic_emits_no_partition_label(twin_db, services, known_groups, tmp_path) -> None:
+    per_topic = start_collector(twin_db, services.bootstrap_servers, tmp_path / "topic.log", "--granularity", "topic")
     try:
-        samples = per_topic.samples()
-        assert samples and not [s for s in samples if "partition" in s.labels]
-        assert {s.name for s in samples} == set(metric_names("topic"))
+        # its database's window fills as it samples: every family once the window holds a breach prediction
+        samples = wait_for("every topic family", lambda: (found := per_topic.samples())
+                           and {s.name for s in found} == set(metric_names("topic")) and found)
+        assert not [s for s in samples if "partition" in s.labels]
         assert per_topic.value("kafka_consumergroup_group_topic_sum_lag", group=known_groups.stop_group, topic=known_groups.stop_topic) == 30.0
         assert per_topic.value("loomctl_group_topic_max_lag", group=known_groups.stop_group, topic=known_groups.stop_topic) == 15.0
         assert per_topic.value("loomctl_group_topic_status_code", group=known_groups.stop_group, topic=known_groups.stop_topic, status="STOP") == 4.0
@@ -102,9 +115,9 @@ def test_granularity_topic_emits_no_partition_label(served_db, services, known_g
         per_topic.stop()
 
 
-def test_the_endpoint_binds_only_where_told(served_db, services, known_groups, tmp_path) -> None:
+def test_the_endpoint_binds_only_where_told(twin_db, services, known_groups, tmp_path) -> None:
     port = free_port()
-    bound = start_collector(served_db, services.bootstrap_servers, tmp_path / "bound.log", listen=f"127.0.0.1:{port}")
+    bound = start_collector(twin_db, services.bootstrap_servers, tmp_path / "bound.log", listen=f"127.0.0.1:{port}")
     try:
         assert bound.get("/healthz").status == 200
         for elsewhere in ("127.0.0.2", *_other_addresses()):  # another loopback address, the machine's own addresses
@@ -141,7 +154,7 @@ def test_a_port_in_use_fails_in_one_line(served_db, services, known_groups, serv
     assert result.exit_code == 1 and f"cannot listen on {served_collector.address}" in result.output, result.output
 
 
-def test_a_bare_listen_binds_the_default_address(served_db, services, known_groups, tmp_path) -> None:
+def test_a_bare_listen_binds_the_default_address(twin_db, services, known_groups, tmp_path) -> None:
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", 9308)) == 0:
             pytest.skip("127.0.0.1:9308 is taken on this machine")
@@ -149,7 +162,7 @@ def test_a_bare_listen_binds_the_default_address(served_db, services, known_grou
     import sys
 
     log = tmp_path / "bare.log"
-    process = subprocess.Popen([sys.executable, "-m", "loomctl", "--database-url", served_db, "--bootstrap-servers",
+    process = subprocess.Popen([sys.executable, "-m", "loomctl", "--database-url", twin_db, "--bootstrap-servers",
                                 services.bootstrap_servers, "lag", "collect", "--interval", "1s", "--listen"],
                                stdout=subprocess.DEVNULL, stderr=log.open("w"))
     bare = RunningCollector(process, "127.0.0.1:9308", log)
