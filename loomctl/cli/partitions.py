@@ -69,14 +69,16 @@ def _cluster_of_pending(ctx: typer.Context, session: Any, cluster: str | None, t
     return cluster, cluster_settings(ctx, session, cluster)
 
 
-def _admin_if_configured(ctx: typer.Context) -> Any:
+def _admin_if_configured(ctx: typer.Context, session: Any, cluster: str) -> Any:
+    """The cluster's AdminClient, None where it has no brokers configured (counts then come from the history)."""
     from loomctl.errors import BadInput
 
     try:
-        state(ctx).settings.kafka_properties()
+        settings = cluster_settings(ctx, session, cluster)
+        settings.kafka_properties()
     except BadInput:
         return None
-    return _admin(ctx)
+    return _admin(ctx, settings)
 
 
 @app.command()
@@ -94,17 +96,20 @@ def recommend(
     max_partitions: Annotated[
         int, typer.Option("--max-partitions", help="Never recommend more than this.", parser=number(int, 1, COUNT_MAX))
     ] = 64,
+    cluster: ClusterOption = None,
     output: OutputOption = None,
 ) -> None:
     """Recommend partition counts from the produce rate, consumer throughput and group sizes. Example: loomctl partitions recommend --write"""
-    from loomctl import partitions
+    from loomctl import clusters, partitions
     from loomctl.validation import parse_duration
 
     span = parse_duration(window, option="--window")
     with _session(ctx) as session:
-        report = partitions.recommend(
-            session, _admin_if_configured(ctx), topics, window=span, headroom=headroom, max_partitions=max_partitions, write=write
-        )
+        names = [c.cluster_name for c in clusters.selected_clusters(session, cluster)]
+        report = partitions.recommend_clusters(
+            session, lambda name: _admin_if_configured(ctx, session, name), names, topics, window=span, headroom=headroom,
+            max_partitions=max_partitions, write=write,
+        )  # fmt: skip
     if report.note:
         info(f"note: {report.note}")
     emit(ctx, report, output, views.recommendations(partitions.describe_window(span), write))

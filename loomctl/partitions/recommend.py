@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +118,8 @@ class Recommendation:
     written: str | None = None
     """With --write: ``written`` (a new pending change), ``unchanged`` (the same one is pending), or None."""
     change_id: int | None = None
+    cluster_name: str = "default"
+    """The cluster whose topic this is."""
 
 
 def _rate(value: float) -> str:
@@ -276,15 +278,16 @@ def topic_loads(
     window: dt.timedelta = DEFAULT_WINDOW,
     live_counts: Mapping[str, int] | None = None,
     now: dt.datetime | None = None,
+    cluster: str = "default",
 ) -> list[TopicLoad]:
-    """The measured load of ``topics`` (default: every topic in the lag history of the window)."""
+    """The measured load of ``topics`` of ``cluster`` (default: every topic in its lag history of the window)."""
     from sqlalchemy import text
 
     until = _now(session, now)
     since = until - window
     every = not topics
-    params = {"since": since, "until": until, "every": every, "topics": list(topics or [])}
-    scope = '"timestamp" > :since AND "timestamp" <= :until AND (:every OR topic_name = ANY(:topics))'
+    params = {"since": since, "until": until, "every": every, "topics": list(topics or []), "cluster": cluster}
+    scope = '"timestamp" > :since AND "timestamp" <= :until AND (:every OR topic_name = ANY(:topics)) AND cluster_name = :cluster'
     ranges = session.execute(
         text(f"""
         SELECT topic_name, partition, count(*) AS samples,
@@ -384,8 +387,10 @@ def topic_loads(
     return loads
 
 
-def history_topics(session: "Session", *, window: dt.timedelta = DEFAULT_WINDOW, now: dt.datetime | None = None) -> list[str]:
-    """Every topic with lag samples in the window."""
+def history_topics(
+    session: "Session", *, window: dt.timedelta = DEFAULT_WINDOW, now: dt.datetime | None = None, cluster: str = "default"
+) -> list[str]:
+    """Every topic of ``cluster`` with lag samples in the window."""
     from sqlalchemy import text
 
     until = _now(session, now)
@@ -393,8 +398,8 @@ def history_topics(session: "Session", *, window: dt.timedelta = DEFAULT_WINDOW,
         session.execute(
             text("""
         SELECT DISTINCT topic_name FROM consumer_lag_history
-         WHERE "timestamp" > :since AND "timestamp" <= :until ORDER BY topic_name"""),
-            {"since": until - window, "until": until},
+         WHERE "timestamp" > :since AND "timestamp" <= :until AND cluster_name = :cluster ORDER BY topic_name"""),
+            {"since": until - window, "until": until, "cluster": cluster},
         ).scalars()
     )
 
@@ -410,6 +415,7 @@ def recommend(
     now: dt.datetime | None = None,
     cluster_timeout: float = 5.0,
     write: bool = False,
+    cluster: str = "default",
 ) -> RecommendReport:
     """A recommendation per topic; current counts from the cluster when it answers, else from the history.
     A topic name Kafka cannot have is BadInput.
@@ -421,18 +427,49 @@ def recommend(
     live: dict[str, int] | None = None
     note = None
     if admin is not None:
-        wanted = list(topics or history_topics(session, window=window, now=now))
+        wanted = list(topics or history_topics(session, window=window, now=now, cluster=cluster))
         try:
             live = kafka.topic_partition_counts(admin, wanted, timeout=cluster_timeout) if wanted else {}
         except BackendUnavailable as exc:
             note = f"current partition counts from the lag history: {exc}"
     else:
         note = "no Kafka cluster configured: current partition counts from the lag history"
-    loads = topic_loads(session, topics, window=window, live_counts=live, now=now)
-    recs = [recommend_partitions(load, headroom=headroom, max_partitions=max_partitions) for load in loads]
+    loads = topic_loads(session, topics, window=window, live_counts=live, now=now, cluster=cluster)
+    recs = [
+        replace(recommend_partitions(load, headroom=headroom, max_partitions=max_partitions), cluster_name=cluster)
+        for load in loads
+    ]
     if write:
         recs = write_recommendations(session, recs)
     return RecommendReport(recs, CountsFrom.CLUSTER if live is not None else CountsFrom.HISTORY, note)
+
+
+def recommend_clusters(
+    session: "Session",
+    admin_of: "Callable[[str], AdminClient | None]",
+    clusters: Sequence[str],
+    topics: Sequence[str] | None = None,
+    **options: Any,
+) -> RecommendReport:
+    """:func:`recommend` over each of ``clusters`` (``admin_of(name)``: its AdminClient, None where none is
+    configured), one report: every topic of each cluster's history, or the named topics on the clusters whose
+    history has them (the first cluster when none has)."""
+    window, now = options.get("window", DEFAULT_WINDOW), options.get("now")
+    known = {name: set(history_topics(session, window=window, now=now, cluster=name)) for name in clusters}
+    wanted: dict[str, list[str] | None] = {}
+    if topics:
+        for topic in topics:  # a topic no history has is asked of the first cluster, as one cluster always was
+            homes = [name for name in clusters if topic in known[name]] or list(clusters[:1])
+            for name in homes:
+                wanted.setdefault(name, []).append(topic)  # type: ignore[union-attr]  # a list for named topics
+    else:
+        wanted = {name: None for name in clusters if known[name] or len(clusters) == 1}
+    reports = [recommend(session, admin_of(name), wanted[name], cluster=name, **options) for name in clusters if name in wanted]
+    if not reports:
+        return RecommendReport([], CountsFrom.HISTORY, None)
+    notes = [r.note for r in reports if r.note]
+    counts = CountsFrom.CLUSTER if all(r.current_from == CountsFrom.CLUSTER for r in reports) else CountsFrom.HISTORY
+    return RecommendReport([rec for r in reports for rec in r.recommendations], counts, "; ".join(notes) or None)
 
 
 def write_recommendations(session: "Session", recommendations: Iterable[Recommendation]) -> list[Recommendation]:
@@ -447,14 +484,21 @@ def write_recommendations(session: "Session", recommendations: Iterable[Recommen
         same = session.execute(
             text("""
             SELECT id FROM topic_partition_changes
-             WHERE topic_name = :t AND status = 'pending' AND current_partitions = :c AND recommended_partitions = :r"""),
-            {"t": rec.topic_name, "c": rec.current_partitions, "r": rec.recommended_partitions},
+             WHERE topic_name = :t AND cluster_name = :cluster AND status = 'pending' AND current_partitions = :c
+               AND recommended_partitions = :r"""),
+            {"t": rec.topic_name, "c": rec.current_partitions, "r": rec.recommended_partitions, "cluster": rec.cluster_name},
         ).scalar_one_or_none()
         if same is not None:
             out.append(replace(rec, written=Written.UNCHANGED, change_id=same))
             continue
         change_id = insert_change(
-            session, rec.topic_name, rec.current_partitions or 1, rec.recommended_partitions or 1, rec.reason, Source.RECOMMEND
+            session,
+            rec.topic_name,
+            rec.current_partitions or 1,
+            rec.recommended_partitions or 1,
+            rec.reason,
+            Source.RECOMMEND,
+            rec.cluster_name,
         )
         out.append(replace(rec, written=Written.WRITTEN, change_id=change_id))
     return out

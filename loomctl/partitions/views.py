@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loomctl.render import Table, View, view
+from loomctl.render import Table, View, view, with_cluster
 
 RECOMMEND_COLUMNS = (
     "topic_name",
@@ -25,7 +25,7 @@ def recommendations(window: str, written: bool) -> View:
     whether each was stored)."""
     return view(
         f"partition recommendations (last {window})",
-        (*RECOMMEND_COLUMNS, *(["written"] if written else [])),
+        lambda report: with_cluster((*RECOMMEND_COLUMNS, *(["written"] if written else [])))(report.recommendations),
         rows=lambda report: report.recommendations,
         document=lambda report: report.recommendations,
     )

@@ -48,3 +48,32 @@ def test_a_change_is_applied_on_its_own_cluster_and_several_clusters_need_cluste
     finally:
         admin.delete_topics([topic])
         other.delete_topics([topic])
+
+
+def test_recommend_reads_each_clusters_history_and_writes_its_changes_there(database_url, services, broker, admin):
+    import psycopg
+
+    cli = Cli(database_url, services.bootstrap_servers, group=["partitions"])
+    root = Cli(database_url, services.bootstrap_servers)
+    second = f"r-{unique('c', 6)}"
+    assert root("cluster", "add", second, "--bootstrap-servers", broker.bootstrap_servers).exit_code == 0
+    topic = unique("rec-same")
+    create_topic(admin, topic, 1)
+    create_topic(admin_client(broker.bootstrap_servers), topic, 1)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for cluster, rate in (("default", 10), (second, 1000)):  # records a second: the second cluster's topic is busy
+            group = unique("g-rec")
+            conn.execute(
+                "INSERT INTO consumer_lag_history (cluster_name, consumer_group_id, topic_name, partition, \"timestamp\","
+                " service_name, committed_offset, log_end_offset, lag, member_count)"
+                " SELECT %s, %s, %s, 0, now() - make_interval(secs => s), %s, 0, (600 - s) * %s, (600 - s) * %s, 1"
+                " FROM generate_series(0, 600, 60) AS s",
+                (cluster, group, topic, unique("svc"), rate, rate),
+            )
+    found = {r["cluster_name"]: r for r in cli.json("recommend", topic)}
+    assert set(found) == {"default", second}
+    assert found[second]["produce_rate"] > 50 * found["default"]["produce_rate"]  # each from its own cluster's samples
+    only = cli.json("recommend", topic, "--cluster", second, "--write")
+    assert [r["cluster_name"] for r in only] == [second]
+    pending = cli.json("list", topic)
+    assert {c["cluster_name"] for c in pending} <= {second}
