@@ -12,6 +12,7 @@ from loomctl.cli.completion import complete_service
 from loomctl.cli.options import (
     COUNT_MAX,
     ROW_ID_MAX,
+    ClusterOption,
     OutputOption,
     ServiceArgument,
     ServicesArgument,
@@ -95,13 +96,14 @@ def _checked(ctx: typer.Context, session: Any, result: Any) -> Any:
 def list_(
     ctx: typer.Context,
     profile: Annotated[Optional[str], typer.Option("--profile", help="Only services with this profile.")] = None,
+    cluster: ClusterOption = None,
     output: OutputOption = None,
 ) -> None:
     """List every service's consumer config. Example: loomctl config list --profile ai-model -o json"""
     from loomctl import configs
 
     with _session(ctx) as session:
-        found = configs.list_configs(session, profile=profile)
+        found = configs.list_configs(session, profile=profile, cluster=cluster)
     emit(ctx, found, output, views.LIST)
 
 

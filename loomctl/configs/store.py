@@ -284,8 +284,16 @@ def group_services(conn: "psycopg.Connection[Any]", services: Sequence[str] = ()
     return {found[s]: s for s in dict.fromkeys(services)}
 
 
-def list_configs(session: "Executor", profile: str | None = None, services: Sequence[str] = ()) -> list[ConsumerConfig]:
+def list_configs(
+    session: "Executor", profile: str | None = None, services: Sequence[str] = (), cluster: str | None = None
+) -> list[ConsumerConfig]:
+    """The configs of ``services`` (all when none is named; NotFound for a stranger), of a profile, of a cluster."""
+    if cluster is not None:
+        check_cluster_name(cluster)
+        _require_cluster(session, cluster)
     configs = read_configs(session, services=services, profile=profile)
+    if cluster is not None:
+        configs = [c for c in configs if c.cluster_name == cluster]
     missing = sorted(set(services) - {c.service_name for c in configs})
     if missing:
         raise missing_services(missing)

@@ -6,21 +6,23 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from loomctl.render import Table, View, view
+from loomctl.render import Table, View, view, with_cluster
 
 LIST = view(
     "consumer configs",
-    (
-        "service_name",
-        "consumer_group_id",
-        "profile",
-        "max_poll_records",
-        "max_poll_interval_ms",
-        "session_timeout_ms",
-        "enable_auto_commit",
-        "version",
-        "updated_by",
-        "updated_at",
+    with_cluster(
+        (
+            "service_name",
+            "consumer_group_id",
+            "profile",
+            "max_poll_records",
+            "max_poll_interval_ms",
+            "session_timeout_ms",
+            "enable_auto_commit",
+            "version",
+            "updated_by",
+            "updated_at",
+        )
     ),
     rows=lambda configs: [c.record() for c in configs],
     document=lambda configs: [c.record() for c in configs],
