@@ -162,7 +162,21 @@ def show(
 
     if watch is not None:
         return _watch(read, watch)
-    emit(ctx, read(), output, views.SHOW)
+    shown = read()
+    emit(ctx, shown, output, views.SHOW)
+    _unreachable(shown.unreachable)
+
+
+def _unreachable(failed: dict[str, str]) -> None:
+    """After the rows: exit 5 naming each cluster that could not be read (its groups were shown unknown)."""
+    from loomctl.errors import BackendUnavailable
+
+    if failed:
+        for name, why in failed.items():
+            info(f"cluster {name}: {why}")
+        raise BackendUnavailable(
+            f"could not read cluster{'s' if len(failed) > 1 else ''} {', '.join(failed)}: its groups show unknown lag"
+        )
 
 
 def _event_printer(verbose: bool) -> Callable[[str, str], None]:
@@ -247,6 +261,19 @@ def collect(
         wrote = collector.run(stop, once=once)
     if once:
         info(f"sampled {'1 cycle' if wrote else 'nothing: no configured groups'}")
+
+
+@app.command()
+def collectors(ctx: typer.Context, output: OutputOption = None) -> None:
+    """The `lag collect` processes sharing this database's groups, and how many of the 256 shares each holds. Example: loomctl lag collectors"""
+    from loomctl.db import connect
+    from loomctl.lag.shares import shares_report
+
+    with connect(state(ctx).settings) as conn:
+        report = shares_report(conn)
+    emit(ctx, report, output, views.COLLECTORS)
+    if report.unowned:
+        info(f"{report.unowned} of {report.shards} shares have no collector: their groups are not sampled")
 
 
 @app.command()

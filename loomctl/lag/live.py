@@ -82,6 +82,8 @@ class LagView:
     group_ids: list[str]
     partitions: list[PartitionLag]
     summaries: list[LagSummary] = field(default_factory=list)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    """Cluster -> why it could not be read; its groups are shown with unknown lag (``-``), never as 0."""
 
     @property
     def rows(self) -> list[PartitionLag] | list[LagSummary]:
@@ -393,7 +395,7 @@ def show(
         )
 
     try:
-        snaps = _each(read, sorted(per_cluster))
+        snaps, failed = _each(read, sorted(per_cluster))
     except BaseException:
         if stored is not None:
             stored(raising=False)
@@ -405,6 +407,10 @@ def show(
     now = dt.datetime.now(dt.timezone.utc)
     rows: list[PartitionLag] = []
     summaries: list[LagSummary] = []
+    for name in failed:  # what cannot be read is unknown: a row per group, no partition, no lag
+        from loomctl.kafka import ClusterSnapshot, Group
+
+        snaps[name] = ClusterSnapshot(groups={g: Group(g, "Unknown") for g in per_cluster[name]})
     for name in sorted(snaps):
         snap, ids = snaps[name], per_cluster[name]
         found = live_lag(snap, configured, ids, now=now, previous=previous, stored_status=statuses)
@@ -415,22 +421,34 @@ def show(
             ]
     if len(snaps) > 1 and by != "partition":
         summaries.sort(key=_worst_first)
-    return LagView(by=by, group_ids=wanted, partitions=rows, summaries=summaries)
+    return LagView(by=by, group_ids=wanted, partitions=rows, summaries=summaries, unreachable=failed)
 
 
 def _worst_first(summary: LagSummary) -> Any:
     return (-status_rank(summary.status), -(summary.total_lag or 0), summary.name)
 
 
-def _each(read: Callable[[str], Any], names: Sequence[str]) -> dict[str, Any]:
-    """``read(name)`` of every cluster at once: a slow cluster costs its own timeout, not the others' in turn."""
+def _each(read: Callable[[str], Any], names: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``read(name)`` of every cluster at once: a slow cluster costs its own timeout, not the others' in turn. With
+    more than one cluster, one that fails (a LoomError) is left out with its error; one cluster's failure raises."""
+    from loomctl.errors import LoomError
+
     if len(names) <= 1:
-        return {name: read(name) for name in names}
+        return {name: read(name) for name in names}, {}
     from concurrent.futures import ThreadPoolExecutor
 
+    done: dict[str, Any] = {}
+    errors: dict[str, LoomError] = {}
     with ThreadPoolExecutor(max_workers=min(8, len(names)), thread_name_prefix="loomctl-lag-show") as pool:
         futures = {name: pool.submit(read, name) for name in names}
-        return {name: future.result() for name, future in futures.items()}
+        for name, future in futures.items():
+            try:
+                done[name] = future.result()
+            except LoomError as exc:
+                errors[name] = exc
+    if not done:  # nothing could be read: the command fails as with one cluster
+        raise next(iter(errors.values()))
+    return done, {name: str(exc) for name, exc in errors.items()}
 
 
 _ONE_SAMPLE_INTERVAL = dt.timedelta(seconds=30)

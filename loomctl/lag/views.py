@@ -195,3 +195,11 @@ def history(service: str, since: str, bucket: str) -> View:
         ("topic_name", "min_lag", "max_lag", "last_lag", "trend"),
         rows=_trend_rows,
     )
+
+
+COLLECTORS = view(
+    lambda report: f"collectors sharing the groups ({report.owned} of {report.shards} shares held)",
+    ("pid", "application_name", "client_addr", "backend_start", "member", "shards"),
+    rows=lambda report: report.collectors,
+)
+"""A :class:`~loomctl.lag.shares.SharesReport` (`lag collectors`)."""

@@ -173,3 +173,20 @@ def test_lag_show_reads_each_group_on_its_own_cluster(database_factory, services
         assert theirs[0] in {r["consumer_group_id"] for r in only} and len(only) == GROUPS_PER_CLUSTER
         assert all(r["cluster_name"] == "second" for r in only)
         assert cli("show", "--cluster", "nowhere").exit_code == 3
+
+
+def test_lag_show_with_one_cluster_down_shows_its_groups_unknown_and_exits_5(database_factory, services) -> None:
+    from support import Cli, free_port, json_of
+
+    with own_database(database_factory, "loomdown") as url:
+        register(url, "gone", f"127.0.0.1:{free_port()}")  # nothing listens there
+        ours = groups_on(url, services.bootstrap_servers, "default")[:1]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO pipeline_consumer_configs (service_name, consumer_group_id, cluster_name)"
+                         " VALUES ('lost-svc', 'lost-group', 'gone')")
+        result = Cli(url, services.bootstrap_servers, group=["lag"])("show", "--by", "service", "-o", "json")
+        rows = {r["consumer_group_id"]: r for r in json_of(result, expect=5)}
+        assert rows["lost-group"]["cluster_name"] == "gone" and rows["lost-group"]["group_state"] == "Unknown"
+        assert rows["lost-group"]["total_lag"] is None and rows["lost-group"]["status"] == "-"  # unknown, never 0
+        assert rows[ours[0]]["total_lag"] == PARTITIONS * 7  # the other cluster's groups are read as ever
+        assert "could not read cluster gone" in result.stderr
