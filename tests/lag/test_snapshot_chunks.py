@@ -149,7 +149,7 @@ def test_a_crashed_snapshot_child_is_reported_with_its_stack_and_the_next_cycle_
             assert any("snapshot_worker.py" in line and "_worker_main" in line for line in stack), stack
             assert collector.snapshot_crashes == 1 and exporter.health.snapshot_crashes_total == 1
             assert "loomctl_collector_snapshot_crashes_total" in exporter.metrics().decode()
-            worker = collector._worker
+            worker = collector._loops["default"]._worker  # the default cluster's loop keeps its child's state
             assert worker is not None
             smaller, longer = worker.chunk_size, worker.timeout_s
             assert smaller < worker.default_chunk and longer > worker.base_timeout_s == 2.0
