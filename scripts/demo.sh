@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make demo`: start the local stack, load the guide's example services, run demo traffic
-# (a consumer that keeps up, a slow one, a stopped one) while `loomctl lag collect` samples it,
-# then show how loomctl tells them apart, and run the guide's monitoring queries.
+# `make demo`: start the local stack with two Kafka clusters, load the guide's example services
+# (and the same pipeline's services of the second cluster, dev-2), run demo traffic on both
+# clusters (a consumer that keeps up, a slow one, a stopped one on each) while `loomctl lag collect`
+# samples every cluster, then show how loomctl tells them apart, and run the guide's monitoring queries.
 # The stack keeps running afterwards; the traffic and the collector never outlive the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,11 +13,13 @@ loomctl=.venv/bin/loomctl
 SAMPLE_SECONDS=${DEMO_SAMPLE_SECONDS:-32}
 WINDOW=${DEMO_WINDOW:-30s}
 RATE=${DEMO_RATE:-200}
+RATE_2=${DEMO_RATE_2:-$((RATE / 2))}  # the second cluster's traffic: the same pipeline at another pace
 
 section() { echo; echo "== $*"; }
 
 work=$(mktemp -d)
 traffic_pid=""
+traffic2_pid=""
 collector_pid=""
 node_pid=""
 
@@ -44,6 +47,7 @@ cleanup() {
   stop_pid "$collector_pid"
   stop_pid "$node_pid"
   stop_pid "$traffic_pid"
+  stop_pid "$traffic2_pid"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -53,7 +57,9 @@ trap 'exit 130' INT TERM
 dir_args=()
 [ -z "${DEMO_DIR:-}" ] || dir_args=(--dir "$DEMO_DIR")
 
-$loomctl dev up "${dir_args[@]}"
+# Two Kafka clusters beside the one PostgreSQL: the first is the "default" cluster (the one of
+# LOOM_KAFKA_BOOTSTRAP_SERVERS), the second is registered as cluster "dev-2".
+$loomctl dev up "${dir_args[@]}" --clusters 2
 eval "$($loomctl dev env "${dir_args[@]}")"
 
 section "loomctl db upgrade (a stack that was already running may predate the newest migration)"
@@ -62,8 +68,18 @@ $loomctl db upgrade
 section "loomctl db current"
 $loomctl db current
 
+section "loomctl cluster list (one loomctl over many Kafka clusters: dev up --clusters 2 registered dev-2)"
+$loomctl cluster list
+
+section "loomctl cluster check (what each cluster can do, asked of the cluster itself)"
+$loomctl cluster check
+
 section "loomctl config import examples/pipeline-services.yaml (the guide's example services)"
 $loomctl config import examples/pipeline-services.yaml --yes
+
+section "loomctl config import examples/dev-2-services.yaml (the same pipeline's services on cluster dev-2)"
+echo "A group id names one group on one cluster, so dev-2's services have names and groups of their own."
+$loomctl config import examples/dev-2-services.yaml --yes
 
 section "loomctl config list"
 $loomctl config list
@@ -88,10 +104,22 @@ echo "  motion-event-filter  stopped: consumed 3 batches, committed, exited     
 $loomctl dev traffic "${dir_args[@]}" --duration 10m --rate "$RATE" >"$work/traffic.out" 2>"$work/traffic.log" &
 traffic_pid=$!
 
+section "loomctl dev traffic --cluster dev-2 --service-prefix dev2- --prefix dev2. --rate $RATE_2 (in the background)"
+echo "The same pipeline on the second cluster, for the services of that cluster: a producer writes $RATE_2 messages/s"
+echo "into dev2.device.audio.raw and dev2.device.sensor.accelerometer.raw on dev-2, read by"
+echo "  dev2-timescale-writer     keeps up (classic group protocol)              -> OK"
+echo "  dev2-speech-processor     slow                                           -> WARN"
+echo "  dev2-motion-event-filter  stopped                                        -> STOP"
+$loomctl dev traffic "${dir_args[@]}" --cluster dev-2 --service-prefix dev2- --prefix dev2. --duration 10m --rate "$RATE_2" \
+  >"$work/traffic2.out" 2>"$work/traffic2.log" &
+traffic2_pid=$!
+
 # Start sampling once every consumer has committed (and the stopped one has exited), so each
 # sample in the status window has a committed offset to compare with the last one.
 wait_for "$work/traffic.log" "every consumer has committed offsets" "$traffic_pid" "loomctl dev traffic"
+wait_for "$work/traffic2.log" "every consumer has committed offsets" "$traffic2_pid" "loomctl dev traffic --cluster dev-2"
 sed 's/^/  traffic: /' "$work/traffic.log"
+sed 's/^/  traffic dev-2: /' "$work/traffic2.log"
 
 section "a Node service: geocoding-processor built by @loomctl/consumer-config (node/, KafkaJS)"
 echo "geocoding-processor (io-bound profile: max_poll_records=10) reads device.sensor.accelerometer.raw from Node;"
@@ -123,14 +151,15 @@ $loomctl lag status --window "$WINDOW"
 section "loomctl lag slo --window $WINDOW (each service against its lag objective, worst first)"
 $loomctl lag slo --window "$WINDOW"
 
-section "loomctl config drift timescale-writer speech-processor motion-event-filter (the table against the cluster)"
-$loomctl config drift timescale-writer speech-processor motion-event-filter
+section "loomctl config drift timescale-writer speech-processor motion-event-filter dev2-timescale-writer (each against its own cluster)"
+$loomctl config drift timescale-writer speech-processor motion-event-filter dev2-timescale-writer
 
 section "the collector's Prometheus and Burrow-compatible endpoint (lag collect --listen)"
 endpoint=$(sed -n 's#.*serving http://\([^/]*\)/metrics.*#\1#p' "$work/collector.log" | head -1)
-echo "Prometheus scrapes http://$endpoint/metrics; Burrow clients read http://$endpoint/v3/kafka/default"
+echo "Prometheus scrapes http://$endpoint/metrics; Burrow clients read http://$endpoint/v3/kafka (a cluster each)"
 echo "(alert rules: examples/prometheus/loomctl-rules.yml; Grafana dashboard: examples/grafana/loomctl.json)"
-.venv/bin/python - "$endpoint" timescale-writer speech-processor motion-event-filter <<'PY'
+.venv/bin/python - "$endpoint" timescale-writer speech-processor motion-event-filter \
+  dev2-timescale-writer dev2-speech-processor dev2-motion-event-filter <<'PY'
 import json, re, sys, urllib.error, urllib.request
 
 endpoint, services = sys.argv[1], sys.argv[2:]
@@ -143,18 +172,23 @@ def get(path):
         return error.read()
 
 metrics = get("/metrics").decode().splitlines()
-groups = {m.group(2): m.group(1) for line in metrics if line.startswith("loomctl_group_info{")
-          for m in [re.search(r'group="([^"]*)".*service="([^"]*)"', line)] if m}
+# service -> (cluster, group): each group is exported under the cluster it lives on
+groups = {m["service"]: (m["cluster"], m["group"]) for line in metrics if line.startswith("loomctl_group_info{")
+          for m in [re.search(r'cluster_name="(?P<cluster>[^"]*)".*group="(?P<group>[^"]*)".*service="(?P<service>[^"]*)"', line)]
+          if m}
 shown = ("kafka_consumergroup_group_sum_lag{", "kafka_consumergroup_group_max_lag_seconds{", "loomctl_group_status_code{")
 print("/metrics (a few of its lines):")
 for line in metrics:
-    if line.startswith(shown) and any(f'group="{groups.get(s)}"' in line for s in services) or line.startswith(
+    if line.startswith(shown) and any(s in groups and f'cluster_name="{groups[s][0]}",group="{groups[s][1]}"' in line
+                                      for s in services) or line.startswith(
             ("loomctl_collector_up{", "loomctl_collector_writer{", "loomctl_collector_cycle_duration_seconds{")):
         print(f"  {line}")
-print("Burrow status (GET /v3/kafka/default/consumer/GROUP/status):")
+print(f"Burrow clusters (GET /v3/kafka): {', '.join(json.loads(get('/v3/kafka'))['clusters'])}")
+print("Burrow status (GET /v3/kafka/CLUSTER/consumer/GROUP/status):")
 for service in services:
-    s = json.loads(get(f"/v3/kafka/default/consumer/{groups.get(service, service)}/status"))["status"]
-    print(f"  {service:20} {s['status']:8} totallag={s['totallag']:<7} partitions={s['partition_count']} "
+    cluster, group = groups.get(service, ("default", service))
+    s = json.loads(get(f"/v3/kafka/{cluster}/consumer/{group}/status"))["status"]
+    print(f"  {cluster:8} {service:25} {s['status']:8} totallag={s['totallag']:<7} partitions={s['partition_count']} "
           f"not OK={len(s['partitions'])} maxlag={s['maxlag']['current_lag'] if s['maxlag'] else None}")
 PY
 
@@ -191,8 +225,12 @@ stop_pid "$collector_pid"
 collector_pid=""
 stop_pid "$traffic_pid"
 traffic_pid=""
+stop_pid "$traffic2_pid"
+traffic2_pid=""
 tail -n 2 "$work/traffic.log" | sed 's/^/  traffic: /'
+tail -n 2 "$work/traffic2.log" | sed 's/^/  traffic dev-2: /'
 cat "$work/traffic.out"
+cat "$work/traffic2.out"
 stop_pid "$node_pid"
 node_pid=""
 cat "$work/node.out"
@@ -218,4 +256,5 @@ echo
 echo "The stack keeps running. Try it in your shell:"
 echo "  eval \"\$($loomctl dev env)\" && $loomctl lag show"
 echo "  $loomctl dev traffic --duration 2m &    # more traffic; $loomctl lag collect --interval 5s to sample it"
+echo "  $loomctl dev traffic --cluster dev-2 --service-prefix dev2- --prefix dev2. --duration 2m &    # on dev-2"
 echo "Stop it with: $loomctl dev down"

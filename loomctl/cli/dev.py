@@ -107,6 +107,17 @@ def traffic(
         float, typer.Option("--rate", help="Messages per second into each demo topic.", parser=number(float, 0, 100_000))
     ] = 200.0,
     prefix: Annotated[str, typer.Option("--prefix", help="Put before each demo topic name.")] = "",
+    cluster: Annotated[
+        Optional[str],
+        typer.Option(
+            "--cluster",
+            metavar="NAME",
+            help="Run on this Kafka cluster of the stack (dev-2 after `dev up --clusters 2`); every service must belong to it.",
+        ),
+    ] = None,
+    service_prefix: Annotated[
+        str, typer.Option("--service-prefix", help="Put before each demo service name (dev2-: examples/dev-2-services.yaml).")
+    ] = "",
     state_dir: DirOption = None,
     output: OutputOption = None,
 ) -> None:
@@ -117,11 +128,21 @@ def traffic(
     `loomctl config import examples/pipeline-services.yaml --yes`) and record processing metrics.
     Runs on the local stack only, never on the cluster of LOOM_KAFKA_BOOTSTRAP_SERVERS.
     Stops cleanly after --duration, on Ctrl-C or on SIGTERM.
+
+    On another cluster of the stack, with services of that cluster (a group lives on one cluster):
+    `loomctl config import examples/dev-2-services.yaml --yes`, then
+    `loomctl dev traffic --cluster dev-2 --service-prefix dev2- --prefix dev2.`
     """
     from loomctl.devstack import traffic as demo
     from loomctl.validation import parse_duration
 
-    plan = demo.demo_plan(prefix=prefix, rate=rate, duration_s=parse_duration(duration, option="--duration").total_seconds())
+    plan = demo.demo_plan(
+        prefix=prefix,
+        rate=rate,
+        duration_s=parse_duration(duration, option="--duration").total_seconds(),
+        service_prefix=service_prefix,
+        cluster=cluster,
+    )
     with stop_on_signals() as stop:
         report = demo.run_on_stack(state_dir, plan, stop=stop, progress=info)
     emit(ctx, report, output, views.TRAFFIC)

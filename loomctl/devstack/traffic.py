@@ -15,10 +15,16 @@ stopped in the middle of a batch never commits past what it processed.
 
 Imports of confluent-kafka and psycopg happen inside the functions: importing this module is cheap.
 
-Each Kafka client has one thread: the AdminClient is used by the calling thread only (topics, then whether the stopped
-consumer already ran), and is gone before the producer and the consumers start, so no admin request is in flight or
-can time out while they run (a group-coordinator admin request timing out beside others makes librdkafka abort or
-crash, confluentinc/librdkafka#4605). A crash of the run leaves the Python stack of every thread on stderr.
+Each Kafka client has one thread: the AdminClient is used by the calling thread only (topics), and is gone before the
+producer and the consumers start, so no admin request is in flight or can time out while they run (a group-coordinator
+admin request timing out beside others makes librdkafka abort or crash, confluentinc/librdkafka#4605). Whether the
+stopped consumer already ran is asked by a consumer of its group that never joins it, not by the AdminClient: an
+admin committed-offsets request that the broker answers NOT_COORDINATOR (as a cluster's first group requests are
+answered while it creates __consumer_offsets) makes librdkafka dereference the group handle an admin client does not
+have, a segfault (confluentinc/librdkafka#5040). A crash of the run leaves the Python stack of every thread on stderr.
+
+With a cluster (``TrafficPlan.cluster``, ``loomctl dev traffic --cluster``), the plan runs on that Kafka cluster of the
+stack, for services that belong to it.
 """
 
 from __future__ import annotations
@@ -31,12 +37,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loomctl.devstack._process import Progress
 from loomctl.errors import BackendUnavailable, BadInput, LoomError, NotFound
 from loomctl.kafka import error_message, quiet_logger
 from loomctl.settings import Settings, libpq_url
+
+if TYPE_CHECKING:
+    from loomctl.devstack.stack import StackInfo
 
 PROGRESS_EVERY_S = 5.0
 POLL_TIMEOUT_S = 0.25
@@ -47,6 +56,8 @@ DEVICES = 48  # distinct message keys, so keyed partitioning spreads over every 
 ALL_COMMITTED = "every consumer has committed offsets"
 """Said once, when every consumer has committed: from then on each sample has an offset to compare."""
 IMPORT_HINT = "load the example services with: loomctl config import examples/pipeline-services.yaml --yes"
+EXAMPLE_FILES = {"": "examples/pipeline-services.yaml", "dev2-": "examples/dev-2-services.yaml"}
+"""The example files that configure the demo's services, by service prefix (dev2-: those of the stack's cluster dev-2)."""
 
 
 class Behaviour(str, enum.Enum):
@@ -87,6 +98,11 @@ class TrafficPlan:
     rate: float
     """Messages per second produced into each topic."""
     duration_s: float
+    cluster: str | None = None
+    """The stack's Kafka cluster to run on, to which every service of the plan must belong (``loomctl dev status``
+    names them); None for the stack's first, its services unchecked (as before clusters)."""
+    import_hint: str = IMPORT_HINT
+    """How to configure the plan's services, said when one is missing."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +140,8 @@ class TrafficReport:
     interrupted: bool
     topics: list[TopicResult]
     consumers: list[ConsumerResult]
+    cluster_name: str | None = None
+    """The stack's cluster the traffic ran on when the plan named one."""
 
     @property
     def failures(self) -> list[str]:
@@ -136,8 +154,16 @@ class TrafficReport:
         return LoomError(f"{len(self.failures)} demo consumers failed: " + "; ".join(self.failures))
 
 
-def demo_plan(*, prefix: str = "", rate: float = 200.0, duration_s: float = 40.0) -> TrafficPlan:
+def demo_plan(
+    *, prefix: str = "", rate: float = 200.0, duration_s: float = 40.0, service_prefix: str = "", cluster: str | None = None
+) -> TrafficPlan:
     """The demo pipeline over services of examples/pipeline-services.yaml; ``prefix`` goes before each topic name.
+
+    ``service_prefix`` goes before each service name: the same pipeline over other services, such as those of
+    examples/dev-2-services.yaml (``dev2-``), which belong to the stack's cluster dev-2. A group id names one
+    group on one cluster in loomctl, so another cluster's demo needs services (and groups) of its own; the
+    prefix keeps the plan's shape and behaviours, and the services say which cluster they belong to.
+    ``cluster`` is the stack's cluster to run on (None: the first), to which those services must belong.
 
     Audio is read by speech-processor, an AI model service (5 clips per poll) scaled out to one
     member per partition, each of which handles only a fifth of its partition's share of
@@ -149,15 +175,25 @@ def demo_plan(*, prefix: str = "", rate: float = 200.0, duration_s: float = 40.0
     audio, accelerometer = f"{prefix}device.audio.raw", f"{prefix}device.sensor.accelerometer.raw"
     audio_partitions = 3
     clip_s = SLOW_SHARE_INVERSE * audio_partitions / rate if rate > 0 else 0.0
+    writer, speech, motion = (
+        f"{service_prefix}{name}" for name in ("timescale-writer", "speech-processor", "motion-event-filter")
+    )
+    example = EXAMPLE_FILES.get(service_prefix)
     return TrafficPlan(
         topics=(DemoTopic(audio, audio_partitions), DemoTopic(accelerometer, 4)),
         consumers=(
-            DemoConsumer("timescale-writer", (accelerometer,), Behaviour.keeps_up, batch_delay_s=0.005),
-            DemoConsumer("speech-processor", (audio,), Behaviour.slow, members=None, message_delay_s=clip_s, failure_every=40),
-            DemoConsumer("motion-event-filter", (accelerometer,), Behaviour.stopped, batch_delay_s=0.002, stop_after_batches=3),
+            DemoConsumer(writer, (accelerometer,), Behaviour.keeps_up, batch_delay_s=0.005),
+            DemoConsumer(speech, (audio,), Behaviour.slow, members=None, message_delay_s=clip_s, failure_every=40),
+            DemoConsumer(motion, (accelerometer,), Behaviour.stopped, batch_delay_s=0.002, stop_after_batches=3),
         ),
         rate=rate,
         duration_s=duration_s,
+        cluster=cluster,
+        import_hint=(
+            f"load the example services with: loomctl config import {example} --yes"
+            if example
+            else f"configure them with: loomctl config set SERVICE --create --cluster {cluster or 'default'} ..."
+        ),
     )
 
 
@@ -190,10 +226,19 @@ def _check_database(settings: Settings, plan: TrafficPlan) -> None:
         found = configs.read_configs(conn, services=[c.service_name for c in plan.consumers])
     missing = sorted({c.service_name for c in plan.consumers} - {c.service_name for c in found})
     if missing:
-        raise NotFound(f"no consumer config for {', '.join(missing)}: {IMPORT_HINT}")
+        raise NotFound(f"no consumer config for {', '.join(missing)}: {plan.import_hint}")
     groups = [c.consumer_group_id for c in found]
     if len(set(groups)) != len(groups):
         raise BadInput("two services of the plan share a consumer group; each needs its own")
+    # A service's lag is read on its own cluster: traffic for it elsewhere would be lag nobody measures.
+    elsewhere = [
+        f"{c.service_name} ({c.cluster_name})" for c in found if plan.cluster is not None and c.cluster_name != plan.cluster
+    ]
+    if elsewhere:
+        raise BadInput(
+            f"services of other clusters cannot run on cluster {plan.cluster}: {', '.join(elsewhere)}; "
+            "run the services of that cluster (--service-prefix), or the traffic on theirs (--cluster)"
+        )
 
 
 def ensure_topics(admin: Any, topics: Sequence[DemoTopic], *, timeout: float = 10.0) -> dict[str, tuple[int, bool]]:
@@ -323,28 +368,43 @@ def _commit(consumer: Any) -> bool:
         raise
 
 
-def _has_committed(admin: Any, group_id: str, topics: Sequence[str], stop: threading.Event) -> bool:
-    from loomctl import kafka
+def _has_committed(settings: Settings, group_id: str, partitions: Sequence[tuple[str, int]], stop: threading.Event) -> bool:
+    """Whether ``group_id`` has a committed offset on any of ``partitions``, asked by a consumer of the group that
+    never subscribes (so never joins it): its group handle finds the coordinator again where an AdminClient's
+    request would crash (confluentinc/librdkafka#5040, see the module's docstring)."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+    props: dict[str, Any] = dict(settings.kafka_properties())
+    props.update(
+        {"group.id": group_id, "enable.auto.commit": False, "client.id": "loomctl-traffic-check", "logger": quiet_logger()}
+    )
+    consumer = Consumer(props)
     # A broker that has just started answers "coordinator load in progress" for a few seconds.
     deadline = time.monotonic() + TOPIC_READY_TIMEOUT_S
-    while True:
-        try:
-            offsets = kafka.committed_offsets(admin, [group_id]).get(group_id, {})
-            break
-        except BackendUnavailable:
-            if time.monotonic() > deadline or stop.wait(0.5):
-                raise
-    return any(offset is not None for (topic, _), offset in offsets.items() if topic in topics)
+    try:
+        while True:
+            try:
+                found = consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=TOPIC_READY_TIMEOUT_S)
+                break
+            except KafkaException as exc:
+                if time.monotonic() > deadline or stop.wait(0.5):
+                    raise BackendUnavailable(f"committed offsets of group {group_id}: {error_message(exc)}") from None
+    finally:
+        consumer.close()  # it never joined: nothing to commit or leave
+    return any(tp.error is None and tp.offset >= 0 for tp in found)
 
 
-def _stopped_before(admin: Any, loader: Any, plan: TrafficPlan, stop: threading.Event) -> set[str]:
-    """The stopped services whose group committed in an earlier run, asked on the calling thread (the admin's)."""
+def _stopped_before(
+    settings: Settings, loader: Any, plan: TrafficPlan, partitions: dict[str, int], stop: threading.Event
+) -> set[str]:
+    """The stopped services whose group committed in an earlier run, asked on the calling thread before any other
+    client starts."""
     found = set()
     for spec in plan.consumers:
         if spec.behaviour is Behaviour.stopped:
             group_id = loader.load_config(spec.service_name).consumer_group_id
-            if _has_committed(admin, group_id, spec.topics, stop):
+            wanted = [(topic, p) for topic in spec.topics for p in range(partitions[topic])]
+            if _has_committed(settings, group_id, wanted, stop):
                 found.add(spec.service_name)
     return found
 
@@ -494,15 +554,34 @@ def _status_line(run: _Run, results: Sequence[ConsumerResult], elapsed: float) -
 def run_on_stack(
     state_dir: Path | None, plan: TrafficPlan, *, stop: threading.Event, progress: Progress | None = None
 ) -> TrafficReport:
-    """:func:`run` on the local stack of ``state_dir`` (never on the cluster the environment names);
-    a bad plan is refused before the stack is looked for."""
+    """:func:`run` on the local stack of ``state_dir`` (never on the cluster the environment names), on its
+    cluster ``plan.cluster`` (the first when None); a bad plan is refused before the stack is looked for."""
     from loomctl.devstack.stack import running
 
     check_plan(plan)
     stack = running(state_dir)
     return run(
-        Settings(database_url=stack.database_url, bootstrap_servers=stack.bootstrap_servers), plan, stop=stop, progress=progress
+        Settings(database_url=stack.database_url, bootstrap_servers=stack_cluster(stack, plan.cluster)),
+        plan,
+        stop=stop,
+        progress=progress,
     )
+
+
+def stack_cluster(stack: "StackInfo", name: str | None) -> str | None:
+    """The bootstrap servers of the stack's Kafka cluster ``name`` (None: the first, which `dev env` names)."""
+    if name is None:
+        return stack.bootstrap_servers
+    found = next((c for c in stack.clusters if c.name == name), None)
+    if found is None:
+        have = ", ".join(c.name for c in stack.clusters) or "none"
+        raise NotFound(
+            f"the local stack in {stack.state_dir} has no Kafka cluster {name} (it has {have}): "
+            f"start the others with `loomctl dev up --clusters N`"
+        )
+    if not found.healthy or not found.bootstrap_servers:
+        raise BackendUnavailable(f"Kafka cluster {name} of the local stack is not answering: restart it with `loomctl dev up`")
+    return found.bootstrap_servers
 
 
 def run(
@@ -547,8 +626,8 @@ def run(
     try:
         loader = ConsumerConfigLoader(pool, cache_dir=cache_dir, poll_timeout=POLL_TIMEOUT_S)
         loader.kafka_config = settings.kafka_config  # the settings decide, not LOOM_KAFKA_CONFIG of the shell
-        already_stopped = _stopped_before(admin, loader, plan, stop)
         del admin  # destroyed here, on its own thread, with nothing in flight: no client outlives its use
+        already_stopped = _stopped_before(settings, loader, plan, partitions, stop)
         shared = _Run(settings, plan, loader, halt, say, partitions, already_stopped=already_stopped)
         results = [ConsumerResult(c.service_name, c.behaviour.value, list(c.topics)) for c in plan.consumers]
         threads = [threading.Thread(target=_producer_thread, args=(shared,), name="traffic-producer", daemon=True)]
@@ -559,7 +638,9 @@ def run(
             for spec, result in zip(plan.consumers, results, strict=True)
         ]
         say(
-            f"producing {plan.rate:g} messages/s into each of {len(plan.topics)} topics for {plan.duration_s:g} s; "
+            f"producing {plan.rate:g} messages/s into each of {len(plan.topics)} topics"
+            + (f" of cluster {plan.cluster}" if plan.cluster is not None else "")
+            + f" for {plan.duration_s:g} s; "
             + ", ".join(f"{c.service_name} ({c.behaviour.value})" for c in plan.consumers)
         )
         started = time.monotonic()
@@ -598,4 +679,5 @@ def run(
             for name, (partitions, created) in topics.items()
         ],
         consumers=[dataclasses.replace(r) for r in results],
+        cluster_name=plan.cluster,
     )

@@ -38,7 +38,9 @@ STACK = View(
 one (JSON: the whole StackInfo, ``clusters`` included)."""
 
 TRAFFIC = view(
-    lambda report: f"demo consumers after {report.duration_s:g} s",
+    lambda report: (
+        f"demo consumers{f' on cluster {report.cluster_name}' if report.cluster_name else ''} after {report.duration_s:g} s"
+    ),
     (
         "service_name",
         "behaviour",

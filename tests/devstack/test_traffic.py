@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,17 +17,19 @@ from loomctl.cli import app
 from loomctl.consumer_config import PROFILES
 from loomctl.devstack import traffic
 from loomctl.devstack.traffic import Behaviour, DemoConsumer, DemoTopic, TrafficPlan
-from loomctl.errors import BadInput, NotFound
+from loomctl.errors import BackendUnavailable, BadInput, NotFound
 from loomctl.settings import ENV_BOOTSTRAP_SERVERS, ENV_DATABASE_URL, ENV_KAFKA_CONFIG, Settings
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-def configure(database_url: str, service_name: str, profile: str, **settings: Any) -> None:
+
+def configure(database_url: str, service_name: str, profile: str, *, cluster: str | None = None, **settings: Any) -> None:
     from loomctl import configs
     from loomctl.db import session_scope
 
     values = {**PROFILES[profile].full_settings(), **settings}
     with session_scope(Settings(database_url=database_url)) as session:
-        configs.set_config(session, service_name, values, actor="test", profile=profile, create=True)
+        configs.set_config(session, service_name, values, actor="test", profile=profile, create=True, cluster=cluster)
 
 
 @pytest.fixture
@@ -208,3 +212,144 @@ def test_cli_refuses_bad_options_and_a_missing_stack(tmp_path: Any, monkeypatch:
     assert result.exit_code == 2 and "--rate" in result.stderr
     result = runner.invoke(app, ["dev", "traffic", "--duration", "1s", "--dir", str(tmp_path / "none")], catch_exceptions=False)
     assert result.exit_code == 3
+
+
+# --- another cluster: `dev traffic --cluster NAME --service-prefix P` ------------------------------------------
+
+
+@pytest.fixture
+def other_cluster(broker: Any, database_url: str) -> str:
+    """The module's own broker, registered as a cluster of the database (as `dev up --clusters 2` registers dev-2)."""
+    from loomctl import clusters
+    from loomctl.db import session_scope
+
+    name = f"other-{random_suffix(8)}"
+    with session_scope(Settings(database_url=database_url)) as session:
+        clusters.add_cluster(session, name, bootstrap_servers=broker.bootstrap_servers, actor="test")
+    return name
+
+
+def demo_services(database_url: str, service_prefix: str, cluster: str | None) -> None:
+    """The demo's three services under ``service_prefix``, as examples/dev-2-services.yaml has them (on ``cluster``)."""
+    configure(database_url, f"{service_prefix}timescale-writer", "database-writer", cluster=cluster)
+    configure(database_url, f"{service_prefix}speech-processor", "ai-model", cluster=cluster, max_poll_records=5)
+    configure(database_url, f"{service_prefix}motion-event-filter", "fast", cluster=cluster)
+
+
+def test_traffic_runs_on_another_cluster_for_the_services_of_that_cluster(
+    names: dict[str, str], settings: Settings, admin: Any, broker: Any, other_cluster: str, database_url: str, tmp_path: Any
+) -> None:
+    service_prefix = f"o{random_suffix(6)}-"
+    demo_services(database_url, service_prefix, other_cluster)
+    # long enough for any broker; the run ends once every consumer has committed and the stopped one has exited
+    plan = traffic.demo_plan(
+        prefix=f"{names['audio']}.", service_prefix=service_prefix, cluster=other_cluster, rate=60, duration_s=120
+    )
+    writer, speech, motion = (c.service_name for c in plan.consumers)
+    assert (writer, speech, motion) == tuple(
+        f"{service_prefix}{n}" for n in ("timescale-writer", "speech-processor", "motion-event-filter")
+    )
+    topics = [t.name for t in plan.topics]
+    other = dataclasses.replace(settings, bootstrap_servers=broker.bootstrap_servers)
+    messages: list[str] = []
+    stop = threading.Event()
+
+    def progress(message: str) -> None:
+        messages.append(message)
+        if message == traffic.ALL_COMMITTED:
+            stop.set()
+
+    report = traffic.run(other, plan, stop=stop, progress=progress, cache_dir=tmp_path)
+
+    assert traffic.ALL_COMMITTED in messages, messages
+    assert report.cluster_name == other_cluster and report.failures == []
+    assert {r.service_name: r.state for r in report.consumers} == {writer: "finished", speech: "finished", motion: "stopped"}
+    assert any(m.startswith("producing") and f"of cluster {other_cluster}" in m for m in messages), messages
+    # topics and groups on the other cluster only: the session's broker never saw them
+    other_admin = kafka.admin_client(other)
+    assert kafka.topic_partition_counts(other_admin, topics) == dict(zip(topics, (3, 4), strict=True))
+    assert kafka.topic_partition_counts(admin, topics) == {}
+    for group in (writer, speech, motion):
+        assert any(o is not None for o in kafka.committed_offsets(other_admin, [group])[group].values()), group
+    # (the session's broker is only listed: an AdminClient asking it for the offsets of a group it never saw may be
+    # answered NOT_COORDINATOR, which crashes librdkafka, confluentinc/librdkafka#5040)
+    assert not {writer, speech, motion} & set(kafka.list_group_listings(admin))
+    assert kafka.describe_groups(other_admin, [motion])[motion].group_state == "Empty"
+    # what the loader recorded names each service, whichever cluster it reads
+    with psycopg.connect(database_url) as conn:
+        recorded = dict(
+            conn.execute(
+                "SELECT service_name, sum(messages_processed + messages_failed) FROM consumer_processing_metrics"
+                " WHERE service_name = ANY(%s) GROUP BY service_name",
+                ([writer, speech, motion],),
+            ).fetchall()
+        )
+    assert recorded == {r.service_name: r.messages_consumed for r in report.consumers}
+    # the table's title says the cluster; a run without one reads as it always did
+    from loomctl.devstack import views
+
+    title = views.TRAFFIC.tables[0].title
+    assert callable(title)
+    assert title(report) == f"demo consumers on cluster {other_cluster} after {report.duration_s:g} s"
+    assert title(dataclasses.replace(report, cluster_name=None)) == f"demo consumers after {report.duration_s:g} s"
+
+
+def test_services_of_another_cluster_are_refused_before_any_topic_is_made(
+    names: dict[str, str], settings: Settings, admin: Any, broker: Any, other_cluster: str, database_url: str
+) -> None:
+    service_prefix = f"d{random_suffix(6)}-"
+    demo_services(database_url, service_prefix, None)  # the default cluster's
+    other = dataclasses.replace(settings, bootstrap_servers=broker.bootstrap_servers)
+    plan = traffic.demo_plan(prefix=f"{names['audio']}.", service_prefix=service_prefix, cluster=other_cluster, duration_s=1)
+    with pytest.raises(BadInput, match=rf"cannot run on cluster {other_cluster}: .*{service_prefix}timescale-writer \(default\)"):
+        traffic.run(other, plan)
+    # unconfigured services of a prefix: the hint says how to make them on that cluster
+    missing = traffic.demo_plan(prefix=f"{names['audio']}.", service_prefix=f"x{service_prefix}", cluster=other_cluster)
+    with pytest.raises(NotFound, match=f"config set SERVICE --create --cluster {other_cluster}"):
+        traffic.run(other, missing)
+    other_admin = kafka.admin_client(other)
+    assert kafka.topic_partition_counts(other_admin, [t.name for t in plan.topics]) == {}
+    # without a cluster the plan runs as it always did: its services are not asked where they belong
+    assert traffic.demo_plan(service_prefix=service_prefix).cluster is None
+
+
+def test_the_stack_cluster_is_picked_by_name(services: Any, broker: Any, tmp_path: Path) -> None:
+    from loomctl import devstack
+    from loomctl.devstack.stack import DevCluster
+
+    if services.state_dir is None:
+        pytest.skip("the session's services came from the environment: no local stack to read")
+    stack = devstack.status(services.state_dir)
+    second = DevCluster("dev-2", broker.bootstrap_servers, True, stack.kafka)
+    two = dataclasses.replace(stack, clusters=(*stack.clusters, second))
+    assert traffic.stack_cluster(two, None) == stack.bootstrap_servers
+    assert traffic.stack_cluster(two, "default") == stack.bootstrap_servers
+    assert traffic.stack_cluster(two, "dev-2") == broker.bootstrap_servers
+    with pytest.raises(NotFound, match=r"no Kafka cluster dev-3 \(it has default, dev-2\).*--clusters"):
+        traffic.stack_cluster(two, "dev-3")
+    down = dataclasses.replace(stack, clusters=(*stack.clusters, dataclasses.replace(second, healthy=False)))
+    with pytest.raises(BackendUnavailable, match="dev-2"):
+        traffic.stack_cluster(down, "dev-2")
+    # the command: a cluster the stack does not run is not found (exit 3) before anything is made
+    runner = make_runner()
+    result = runner.invoke(
+        app,
+        ["dev", "traffic", "--cluster", "dev-9", "--service-prefix", "dev2-", "--duration", "1s", "--dir", str(services.state_dir)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 3 and "no Kafka cluster dev-9" in result.stderr
+
+
+def test_the_dev_2_example_services_are_the_demo_plan_of_cluster_dev_2() -> None:
+    from loomctl.configs.files import read_specs
+
+    plan = traffic.demo_plan(service_prefix="dev2-", cluster="dev-2")
+    specs = read_specs(EXAMPLES / "dev-2-services.yaml")
+    assert sorted(s.service_name for s in specs) == sorted(c.service_name for c in plan.consumers)
+    assert {s.cluster_name for s in specs} == {"dev-2"}
+    # group ids are unique across clusters: none of them is a group of the default cluster's examples
+    default_groups = {s.consumer_group_id for s in read_specs(EXAMPLES / "pipeline-services.yaml")}
+    assert not {s.consumer_group_id for s in specs} & default_groups
+    assert "examples/dev-2-services.yaml" in plan.import_hint
+    assert "examples/pipeline-services.yaml" in traffic.demo_plan().import_hint
+    assert all((EXAMPLES.parent / path).is_file() for path in traffic.EXAMPLE_FILES.values())
