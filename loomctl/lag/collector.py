@@ -481,6 +481,8 @@ class _Running:
         self.stop = stop
         self.plan: Plan | None = None
         self.threads: dict[str, threading.Thread] = {}
+        self.wakes: dict[str, threading.Event] = {}
+        """Set when a cluster's loop should start a cycle now: it gained groups (shares taken over), or stop."""
         self.wrote = 0
         self.lock = threading.Lock()
 
@@ -515,7 +517,8 @@ class _Running:
                     c.on_event("info", "other collectors hold the shares of every configured group; standing by")
                 was_standby = standby
                 with self.lock:
-                    self.plan = plan
+                    before, self.plan = self.plan, plan
+                self._wake_gainers(before, plan)
                 self._start_threads(plan)
                 result = CycleResult()
                 c._maintain_if_due(result)
@@ -523,14 +526,25 @@ class _Running:
                 self.stop.wait(max(c.interval.total_seconds() - (time.monotonic() - started), 0.0))
         finally:
             self.stop.set()
+            for wake in self.wakes.values():
+                wake.set()
             for thread in self.threads.values():
                 thread.join(timeout=c.timeout_s * 3 + 5)
         return self.wrote
+
+    def _wake_gainers(self, before: Plan | None, plan: Plan) -> None:
+        """A cluster whose loop gained groups samples them now, not at its next tick: a share taken over from a dead
+        collector is sampled within one interval of the lease running out, whatever the two loops' phases."""
+        for name, work in plan.work.items():
+            had = {c.consumer_group_id for c in before.work[name].configs} if before and name in before.work else set()
+            if any(c.consumer_group_id not in had for c in work.configs) and name in self.wakes:
+                self.wakes[name].set()
 
     def _start_threads(self, plan: Plan) -> None:
         for name, work in plan.work.items():
             thread = self.threads.get(name)
             if work.configs and (thread is None or not thread.is_alive()):
+                self.wakes[name] = threading.Event()
                 thread = threading.Thread(target=self._cluster, args=(name,), name=f"loomctl-cluster-{name}", daemon=True)
                 self.threads[name] = thread
                 thread.start()
@@ -566,12 +580,12 @@ class _Running:
                 delay = min(max(2.0 ** min(failures - 1, 10), c.interval.total_seconds()), MAX_BACKOFF_S)
                 stack = f"\n{exc.stack.rstrip()}" if isinstance(exc, SnapshotCrashed) and exc.stack.strip() else ""
                 c.on_event("warning", f"{self._about(name)}{exc} (attempt {failures}, retrying in {delay:g}s){stack}")
-                self.stop.wait(delay)
+                self._pause(name, delay)
                 continue
             except Exception as exc:  # a bug must not end the cluster's sampling silently
                 failures += 1
                 c.on_event("warning", f"{self._about(name)}unexpected {type(exc).__name__}: {exc}")
-                self.stop.wait(MAX_BACKOFF_S)
+                self._pause(name, MAX_BACKOFF_S)
                 continue
             if failures:
                 c.on_event("info", f"{self._about(name)}recovered after {failures} failed attempt{'s' if failures != 1 else ''}")
@@ -580,7 +594,13 @@ class _Running:
                 with self.lock:
                     self.wrote += 1
                 c.on_event("debug", f"{self._about(name)}wrote {done.written} samples of {done.groups} groups")
-            self.stop.wait(max(c.interval.total_seconds() - (time.monotonic() - started), 0.0))
+            self._pause(name, max(c.interval.total_seconds() - (time.monotonic() - started), 0.0))
+
+    def _pause(self, name: str, seconds: float) -> None:
+        """Until the cluster's next cycle: the rest of the interval, or less when it gains groups or the run stops."""
+        wake = self.wakes[name]
+        wake.wait(seconds)
+        wake.clear()
 
 
 def _signed(key: int) -> int:

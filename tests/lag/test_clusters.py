@@ -190,3 +190,34 @@ def test_lag_show_with_one_cluster_down_shows_its_groups_unknown_and_exits_5(dat
         assert rows["lost-group"]["total_lag"] is None and rows["lost-group"]["status"] == "-"  # unknown, never 0
         assert rows[ours[0]]["total_lag"] == PARTITIONS * 7  # the other cluster's groups are read as ever
         assert "could not read cluster gone" in result.stderr
+
+
+def test_a_hung_collectors_share_is_taken_over_when_its_lease_runs_out(database_factory, services, tmp_path) -> None:
+    with own_database(database_factory, "loomlease") as url:
+        pairs = {("default", g) for g in groups_on(url, services.bootstrap_servers, "default")}
+        logs = [tmp_path / "hung.log", tmp_path / "alive.log"]
+        hung, alive = (start_collector(url, services.bootstrap_servers, log) for log in logs)
+        stopped = False
+        try:
+            for log in logs:
+                wait_for("the shares to split", lambda log=log: "128 of 256 shares of the groups (2 collector(s))" in log.read_text())
+            seen = len(logs[1].read_text())
+            os.kill(hung.pid, signal.SIGSTOP)  # alive to the kernel and to TCP: only the lease can end its share
+            stopped, stopped_at = True, time.time()
+            wait_for("the lease to run out and the other to take every share",
+                     lambda: "256 of 256 shares of the groups (1 collector(s))" in logs[1].read_text()[seen:], timeout=90)
+            taken_at = time.time()
+            wait_for("every group sampled after the takeover", lambda: sampled_since(url, taken_at, pairs))
+            print(f"\nSIGSTOP: every share taken over {taken_at - stopped_at:.1f} s after the stop (lease 10 s),"
+                  f" every group sampled again {time.time() - stopped_at:.1f} s after it")
+            os.kill(hung.pid, signal.SIGCONT)
+            stopped = False
+            before = len(logs[0].read_text())
+            wait_for("the hung one to find its lease gone and join again",
+                     lambda: "(2 collector(s))" in logs[0].read_text()[before:], timeout=90)
+        finally:
+            if stopped:
+                os.kill(hung.pid, signal.SIGCONT)
+            texts = [stop_collector(c, log) for c, log in zip((hung, alive), logs, strict=True)]
+        assert whole_samples(url) == {PARTITIONS}
+        assert "SharesLost" not in texts[0] and "Traceback" not in texts[0]
