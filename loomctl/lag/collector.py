@@ -307,6 +307,7 @@ class Collector:
         except psycopg.Error as exc:
             self._rollback()
             raise LoomError(f"PostgreSQL: {first_line(exc)}") from None
+        self._check_exported_names(clusters)
         self._refresh_shares()
         assert self._shares is not None
         mine: dict[str, list[Any]] = {name: [] for name in clusters}
@@ -328,6 +329,19 @@ class Collector:
             pairs = [(name, c.consumer_group_id) for c in owned]
             work[name] = ClusterWork(name, settings, tuple(owned), self._shares.shards_of(pairs))
         return Plan(work, configured, unusable)
+
+    def _check_exported_names(self, clusters: Any) -> None:
+        """Two clusters must not be served under one name: `--cluster-name` renames the default cluster only."""
+        if self.exporter is None:
+            return
+        shown: dict[str, str] = {}
+        for name in sorted(clusters):
+            other = shown.setdefault(self.exporter.exported_name(name), name)
+            if other != name:
+                raise BadInput(
+                    f"--cluster-name {self.exporter.exported_name(name)}: the registered cluster {name if other == 'default' else other}"
+                    " has that name; the default cluster needs another (or none: it is then served as default)"
+                )
 
     def _loop(self, name: str) -> ClusterLoop:
         loop = self._loops.get(name)
