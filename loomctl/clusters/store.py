@@ -21,6 +21,7 @@ from loomctl.errors import BadInput, Conflict, NotFound
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from loomctl.configs.store import FieldChange  # one change of one field, as the configs' trail has them
     from loomctl.settings import Settings
 
 DEFAULT_CLUSTER = "default"
@@ -84,18 +85,11 @@ class Cluster:
 
 
 @dataclass(frozen=True)
-class FieldChange:
-    field: str
-    old: Any
-    new: Any
-
-
-@dataclass(frozen=True)
 class ClusterChange:
     cluster_name: str
     action: str
     """create, update, delete or unchanged."""
-    changes: list[FieldChange]
+    changes: list["FieldChange"]
     version_before: int | None
     version_after: int | None
     dry_run: bool = False
@@ -111,7 +105,7 @@ class ClusterHistoryEntry:
     source: str
     reason: str | None
     cluster_version: int | None
-    changes: list[FieldChange]
+    changes: list["FieldChange"]
 
 
 _SELECT = """
@@ -238,9 +232,10 @@ def _checked(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _changes(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[FieldChange]:
-    names = FIELDS
-    return [FieldChange(n, (old or {}).get(n), (new or {}).get(n)) for n in names if (old or {}).get(n) != (new or {}).get(n)]
+def _changes(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list["FieldChange"]:
+    from loomctl.configs.store import FieldChange  # here: configs.store imports this module
+
+    return [FieldChange(n, (old or {}).get(n), (new or {}).get(n)) for n in FIELDS if (old or {}).get(n) != (new or {}).get(n)]
 
 
 def _audit(session: "Session", actor: str, reason: str | None) -> None:

@@ -63,6 +63,21 @@ def _setting_column(name: str) -> Any:
     return mapped_column(Text, nullable=False, server_default=text(f"'{field.default}'"))
 
 
+class AuditTrail:
+    """The columns of an audit trail written by a trigger (consumer_config_audit, kafka_cluster_audit): who changed
+    which fields from what to what, when, why, and whether through loomctl or raw SQL."""
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    change_type: Mapped[str] = mapped_column(Text, nullable=False)
+    changed_fields: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    old_values: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    new_values: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    reason: Mapped[str | None] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(Text, nullable=False)
+    changed_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
+    source: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'sql'"))
+
+
 DEFAULT_CLUSTER = "default"
 """The cluster every service, sample and partition change belongs to unless it names another: the one registry row
 each database has from the start, whose brokers are `--bootstrap-servers` / LOOM_KAFKA_BOOTSTRAP_SERVERS (today's
@@ -126,7 +141,7 @@ class KafkaClusterCheck(Base):
     capabilities: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
 
 
-class KafkaClusterChange(Base):
+class KafkaClusterChange(AuditTrail, Base):
     """The audit trail of `kafka_clusters`, written by a trigger as the configs' is."""
 
     __tablename__ = "kafka_cluster_changes"
@@ -135,17 +150,8 @@ class KafkaClusterChange(Base):
         Index("ix_kafka_cluster_changes_cluster_changed_at", "cluster_name", "changed_at"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     cluster_name: Mapped[str] = mapped_column(Text, nullable=False)
-    change_type: Mapped[str] = mapped_column(Text, nullable=False)
-    changed_fields: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
-    old_values: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    new_values: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    reason: Mapped[str | None] = mapped_column(Text)
-    changed_by: Mapped[str] = mapped_column(Text, nullable=False)
-    changed_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
     cluster_version: Mapped[int | None] = mapped_column(Integer)
-    source: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'sql'"))
 
 
 class PipelineConsumerConfig(Base):
@@ -194,7 +200,7 @@ class PipelineConsumerConfig(Base):
     """The Kafka cluster the service's group lives on (``kafka_clusters``)."""
 
 
-class ConsumerConfigChange(Base):
+class ConsumerConfigChange(AuditTrail, Base):
     """The audit trail of `pipeline_consumer_configs`, written by a trigger (raw SQL updates too)."""
 
     __tablename__ = "consumer_config_changes"
@@ -203,17 +209,8 @@ class ConsumerConfigChange(Base):
         Index("ix_consumer_config_changes_service_changed_at", "service_name", "changed_at"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     service_name: Mapped[str] = mapped_column(Text, nullable=False)
-    change_type: Mapped[str] = mapped_column(Text, nullable=False)
-    changed_fields: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
-    old_values: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    new_values: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    reason: Mapped[str | None] = mapped_column(Text)
-    changed_by: Mapped[str] = mapped_column(Text, nullable=False)
-    changed_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
     config_version: Mapped[int | None] = mapped_column(Integer)
-    source: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'sql'"))
 
 
 class TopicPartitionChange(Base):
