@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from sys import intern
 from typing import TYPE_CHECKING, Any
 
 from loomctl.errors import BackendUnavailable
@@ -204,7 +205,7 @@ def _described(futures: dict[str, Any], timeout: float, known_types: Mapping[str
                 m.member_id,
                 m.client_id,
                 (m.host or "").lstrip("/"),
-                tuple(sorted((tp.topic, tp.partition) for tp in (m.assignment.topic_partitions if m.assignment else []))),
+                tuple(sorted((intern(tp.topic), tp.partition) for tp in (m.assignment.topic_partitions if m.assignment else []))),
             )
             for m in d.members
         )
@@ -283,8 +284,12 @@ def _fetch_offsets(
                 retry.append(group_id)
             result[group_id] = {}
             continue
+        # each topic's name one object (the client gives a new one per partition): the snapshot crosses a pipe to
+        # the collector, pickled, and a name is sent (and kept) once where it is one object
         result[group_id] = {
-            (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in answer.topic_partitions if not tp.error
+            (intern(tp.topic), tp.partition): (tp.offset if tp.offset >= 0 else None)
+            for tp in answer.topic_partitions
+            if not tp.error
         }
     if retry:
         result.update(_fetch_offsets(admin, retry, min(concurrency, len(retry)), within, again=False))

@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from loomctl.db import close_quietly
 from loomctl.lag.live import gc_paused, live_lag
-from loomctl.lag.samples import LagSample, copy_samples, iter_samples
+from loomctl.lag.samples import copy_samples, iter_samples
 from loomctl.lag.snapshot_worker import SnapshotCrashed, SnapshotWorker
-from loomctl.lag.time_lag import Key, PreviousSample, previous_samples
+from loomctl.lag.time_lag import Key, PreviousSamples, previous_samples
 
 if TYPE_CHECKING:
     import psycopg
 
     from loomctl.configs import ConsumerConfig
     from loomctl.kafka import ClusterSnapshot
-    from loomctl.lag.exporter import Exporter
+    from loomctl.lag.exporter import Exporter, ExportSnapshot
     from loomctl.settings import Settings
 
 
@@ -78,7 +78,9 @@ class ClusterLoop:
     _worker: SnapshotWorker | None = field(default=None, init=False, repr=False)
     _settings: "Settings | None" = field(default=None, init=False, repr=False)
     _conn: "psycopg.Connection[Any] | None" = field(default=None, init=False, repr=False)
-    _previous: dict[Key, PreviousSample] | None = field(default=None, init=False, repr=False)
+    _previous: PreviousSamples | None = field(default=None, init=False, repr=False)
+    """What the samples last written (or, after a start, the table) knew of each partition: the next cycle's
+    lag in time is carried from it."""
     _previous_groups: set[str] = field(default_factory=set, init=False, repr=False)
     crashes: int = field(default=0, init=False)
 
@@ -115,23 +117,18 @@ class ClusterLoop:
             result.groups = len(services)
             if not services:
                 return result
-        samples: list[LagSample] = []
+        written = PreviousSamples()  # the next cycle's previous samples, kept as the COPY streams the rows
         with writer(held) as wconn, gc_paused():
             result.written = copy_samples(
-                wconn, iter_samples(snap, services, now, previous, into=samples, cluster_name=work.cluster_name)
+                wconn, iter_samples(snap, services, now, previous, record=written, cluster_name=work.cluster_name)
             )
         after_write()
-        with gc_paused():
-            self._previous = {
-                (s.consumer_group_id, s.topic_name, s.partition): PreviousSample(
-                    s.timestamp, s.committed_offset, s.log_end_offset, s.time_lag_ms
-                )
-                for s in samples
-            }
-        del samples
+        self._previous = written
         if exporter is not None:
-            written = work if len(services) == len(work.configs) else _only(work, services)
-            self._publish(conn, exporter, written, snap, previous, now, leader=leader, started=started)
+            published = work if len(services) == len(work.configs) else _only(work, services)
+            figures = self._figures(conn, published, snap, previous, now)
+            del snap, previous  # the exporter renders while only what it keeps is held
+            exporter.publish(figures, writer=leader, duration_s=time.monotonic() - started)
         return result
 
     def forget(self) -> None:
@@ -203,27 +200,33 @@ class ClusterLoop:
                 close_quietly(self._conn)
                 self._conn = None
 
-    def _publish(
+    def _figures(
         self,
         conn: "psycopg.Connection[Any]",
-        exporter: "Exporter",
         work: ClusterWork,
         snap: "ClusterSnapshot",
-        previous: dict[Key, PreviousSample],
+        previous: PreviousSamples,
         now: dt.datetime,
-        *,
-        leader: bool,
-        started: float,
-    ) -> None:
-        """Hand the exporter this cluster's figures: the live rows with lag in time carried from the stored samples
-        and the window's status, the one `lag status` and the alerts give after this cycle."""
+    ) -> "ExportSnapshot":
+        """This cluster's figures for the exporter: the live rows with lag in time carried from the stored samples
+        and the window's status, the one `lag status` and the alerts give after this cycle.
+
+        The window's rows are read one at a time, each leaving its status and evidence only (never a list of the
+        rows' dicts), their repeated names and times shared (:func:`~loomctl.lag.status.iter_stored_status`)."""
         from loomctl.lag.exporter import ExportSnapshot, GroupInfo, evidence_from
-        from loomctl.lag.status import stored_status
+        from loomctl.lag.status import iter_stored_status
 
         services = work.services
-        window = stored_status(conn, self.status_window, sorted(services))
+        statuses: dict[Key, str] = {}
+
+        def window() -> Iterator[dict[str, Any]]:
+            for r in iter_stored_status(conn, self.status_window, sorted(services), shared=True):
+                statuses[(r["consumer_group_id"], r["topic_name"], r["partition"])] = r["status"]
+                yield r
+
+        with gc_paused():
+            evidence = evidence_from(window())
         conn.commit()
-        statuses = {(r["consumer_group_id"], r["topic_name"], r["partition"]): r["status"] for r in window}
         rows = live_lag(snap, services, sorted(services), now=now, previous=previous, stored_status=statuses)
         groups = {}
         for config in work.configs:
@@ -236,10 +239,4 @@ class ClusterLoop:
                 len(group.members) if group else 0,
                 group.group_type if group else None,
             )
-        exporter.publish(
-            ExportSnapshot(
-                work.cluster_name, now, self.status_window, self.interval, groups, rows, evidence_from(window), snap.brokers
-            ),
-            writer=leader,
-            duration_s=time.monotonic() - started,
-        )
+        return ExportSnapshot(work.cluster_name, now, self.status_window, self.interval, groups, rows, evidence, snap.brokers)

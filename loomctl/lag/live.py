@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -173,7 +173,7 @@ def live_lag(
     group_ids: Sequence[str],
     *,
     now: dt.datetime,
-    previous: dict[Key, PreviousSample] | None = None,
+    previous: Mapping[Key, PreviousSample] | None = None,
     stored_status: dict[Key, str] | None = None,
 ) -> list[PartitionLag]:
     """Per-partition lag of ``group_ids`` from a :class:`loomctl.kafka.ClusterSnapshot`.
@@ -194,7 +194,7 @@ def _live_lag(
     services: dict[str, str],
     group_ids: Sequence[str],
     now: dt.datetime,
-    previous: dict[Key, PreviousSample],
+    previous: Mapping[Key, PreviousSample],
     stored: dict[Key, str],
 ) -> list[PartitionLag]:
     from loomctl.kafka import Group

@@ -7,13 +7,13 @@ offset below the log start offset means records were lost to retention before th
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import psycopg
 
-    from loomctl.lag.time_lag import Key, PreviousSample
+    from loomctl.lag.time_lag import Key, PreviousSample, PreviousSamples
 
 HISTORY_COLUMNS = (
     "consumer_group_id",
@@ -102,7 +102,7 @@ def samples_from(
     snap: Any,
     services: dict[str, str],
     now: dt.datetime,
-    previous: dict[Key, PreviousSample] | None = None,
+    previous: Mapping[Key, PreviousSample] | None = None,
     cluster_name: str = "default",
 ) -> list[LagSample]:
     """The history rows of one snapshot: every partition with a known log end, unknown lag kept as NULL, lag
@@ -120,14 +120,16 @@ def iter_samples(
     snap: Any,
     services: dict[str, str],
     now: dt.datetime,
-    previous: dict[Key, PreviousSample] | None,
+    previous: Mapping[Key, PreviousSample] | None,
     *,
-    into: list[LagSample],
+    into: list[LagSample] | None = None,
+    record: PreviousSamples | None = None,
     cluster_name: str = "default",
 ) -> Iterator[LagSample]:
-    """:func:`samples_from` one at a time, each also appended to ``into``: the cycle's COPY writes them as they
-    are built, so PostgreSQL ingests the first groups while the last are built (two processes working at
-    once, rather than one after the other).
+    """:func:`samples_from` one at a time, each also appended to ``into`` when given: the cycle's COPY writes them
+    as they are built, so PostgreSQL ingests the first groups while the last are built (two processes working at
+    once, rather than one after the other). With ``record`` each is also kept there as the partition's previous
+    sample for the next cycle, so the collector holds no list of the cycle's rows.
 
     The figures are those of :func:`~loomctl.lag.live.live_lag` for the same snapshot (the partitions of
     ``partitions_of``, the lag of ``partition_lag``, the lag in time of ``carry_time_lag_ms``), built
@@ -136,12 +138,14 @@ def iter_samples(
     """
     from loomctl.kafka import Group
     from loomctl.lag.live import partitions_of
-    from loomctl.lag.time_lag import carry_time_lag_ms
+    from loomctl.lag.time_lag import carry_time_lag_ms, epoch_us
 
     offsets = snap.offsets
     counts = snap.partition_counts
     previous = previous or {}
-    keep = into.append
+    keep = into.append if into is not None else None
+    put = record.put if record is not None else None
+    now_us = epoch_us(now)
     new = tuple.__new__
     for group_id in sorted(services):
         group = snap.groups.get(group_id) or Group(group_id, "Dead")
@@ -149,6 +153,7 @@ def iter_samples(
         service = services[group_id] or group_id
         state, group_type, members = group.group_state, group.group_type, len(group.members)
         for topic, partitions in partitions_of(committed, group.owner_of(), counts):
+            slots = record.slots(group_id, topic, max(partitions) + 1) if record is not None and partitions else None
             for partition in partitions:
                 log = offsets.get((topic, partition))
                 if log is None:
@@ -182,5 +187,8 @@ def iter_samples(
                         cluster_name,
                     ),  # fmt: skip
                 )
-                keep(sample)
+                if keep is not None:
+                    keep(sample)
+                if put is not None and slots is not None:
+                    put(slots, partition, now_us, offset, end, time_lag)
                 yield sample
