@@ -284,6 +284,7 @@ def status(
     all_partitions: Annotated[
         bool, typer.Option("--all-partitions", help="List OK partitions too (default: only the others).")
     ] = False,
+    cluster: ClusterOption = None,
     output: OutputOption = None,
 ) -> None:
     """OK, WARN, STALL, STOP, REWIND or ERR per group and partition, with the evidence. Example: loomctl lag status --window 15m"""
@@ -293,7 +294,7 @@ def status(
 
     status_window = parse_duration(window, option="--window")
     with connect(state(ctx).settings) as conn:
-        report = lag.status_report(conn, status_window, services or [])
+        report = lag.status_report(conn, status_window, services or [], cluster)
     emit(ctx, report, output, views.status(window, all_partitions))
 
 
@@ -302,6 +303,7 @@ def slo(
     ctx: typer.Context,
     services: Services = None,
     window: Annotated[str, typer.Option("--window", help="How far back the stored samples are judged.")] = STATUS_WINDOW_TEXT,
+    cluster: ClusterOption = None,
     output: OutputOption = None,
 ) -> None:
     """Each service against its lag objective, worst first: lag in time, catch-up, breach, and the partitions that would meet it. Example: loomctl lag slo --window 15m"""
@@ -311,7 +313,7 @@ def slo(
 
     status_window = parse_duration(window, option="--window")
     with connect(state(ctx).settings) as conn:
-        report = lag.slo_report(conn, status_window, services or [])
+        report = lag.slo_report(conn, status_window, services or [], cluster)
     emit(ctx, report, output, views.slo(window))
 
 

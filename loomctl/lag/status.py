@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from loomctl.lag import slo
@@ -65,6 +65,8 @@ class GroupStatus:
     consume_rate: float | None = None
     group_type: str | None = None
     """classic or consumer (KIP-848) as the broker described the group at the last sample."""
+    cluster_name: str = "default"
+    """The cluster the service's group lives on."""
 
 
 @dataclass(frozen=True)
@@ -194,39 +196,47 @@ class _Window:
     partitions: list[dict[str, Any]]
 
 
-def _read_window(conn: "psycopg.Connection[Any]", window: dt.timedelta, services: Sequence[str]) -> _Window:
+def _read_window(
+    conn: "psycopg.Connection[Any]", window: dt.timedelta, services: Sequence[str], cluster: str | None = None
+) -> _Window:
     from loomctl import configs as store
 
-    found = store.require_configs(conn, services) if services else store.read_configs(conn)
-    configs = {c.consumer_group_id: c for c in found}
+    found = store.require_configs(conn, services) if services else store.list_configs(conn, cluster=cluster)
+    configs = {c.consumer_group_id: c for c in found if cluster is None or c.cluster_name == cluster}
     rows: dict[str, list[dict[str, Any]]] = {}
     predictions: dict[str, list[slo.PartitionPrediction]] = {}
     partitions = []
     for row in stored_status(conn, window, list(configs)):
         group_id = row["consumer_group_id"]
         with_figures, prediction = _with_predictions(row, row["lag_slo_seconds"])
+        with_figures["cluster_name"] = configs[group_id].cluster_name
         partitions.append(with_figures)
         rows.setdefault(group_id, []).append(with_figures)
         predictions.setdefault(group_id, []).append(prediction)
     return _Window(configs, rows, predictions, partitions)
 
 
-def status_report(conn: "psycopg.Connection[Any]", window: dt.timedelta, services: Sequence[str] = ()) -> StatusReport:
+def status_report(
+    conn: "psycopg.Connection[Any]", window: dt.timedelta, services: Sequence[str] = (), cluster: str | None = None
+) -> StatusReport:
     """`lag status`: the window's verdict per group (worst partition) and per partition with evidence,
     and each group against its lag objective.
 
     A configured service with no sample in the window is reported as NO_DATA, so a collector
     that stopped, or a group that was never sampled, shows instead of disappearing.
     """
-    seen = _read_window(conn, window, services)
+    seen = _read_window(conn, window, services, cluster)
     summary = [
-        _group_status(
-            config.service_name,
-            group_id,
-            seen.rows.get(group_id, []),
-            slo.objective_of(config),
-            seen.predictions.get(group_id, []),
-            window.total_seconds(),
+        replace(
+            _group_status(
+                config.service_name,
+                group_id,
+                seen.rows.get(group_id, []),
+                slo.objective_of(config),
+                seen.predictions.get(group_id, []),
+                window.total_seconds(),
+            ),
+            cluster_name=config.cluster_name,
         )
         for group_id, config in sorted(seen.configs.items(), key=lambda item: item[1].service_name)
     ]
@@ -262,6 +272,7 @@ class ServiceSlo:
     """The largest count the fixes call for (None: nothing to fix, or the rates are unknown)."""
     reason: str
     fixes: list[slo.DrainPlan]
+    cluster_name: str = "default"
 
 
 @dataclass(frozen=True)
@@ -320,10 +331,12 @@ def _reason(group: GroupStatus, slowest: dict[str, Any] | None, service: str) ->
     return "; ".join(parts)
 
 
-def slo_report(conn: "psycopg.Connection[Any]", window: dt.timedelta, services: Sequence[str] = ()) -> SloReport:
+def slo_report(
+    conn: "psycopg.Connection[Any]", window: dt.timedelta, services: Sequence[str] = (), cluster: str | None = None
+) -> SloReport:
     """`lag slo`: every (or each named) service against its objective over ``window``, worst first; for a
     service breached or at risk, per lagging topic the partitions (one consumer each) that drain the lag in time."""
-    seen = _read_window(conn, window, services)
+    seen = _read_window(conn, window, services, cluster)
     rates = per_consumer_rates(conn, [c.service_name for c in seen.configs.values()])
     result = []
     for group_id, config in seen.configs.items():
@@ -365,6 +378,7 @@ def slo_report(conn: "psycopg.Connection[Any]", window: dt.timedelta, services: 
                 partitions_needed=max(needed) if needed else None,
                 reason=_reason(group, slowest, config.service_name),
                 fixes=fixes,
+                cluster_name=config.cluster_name,
             )
         )
     result.sort(key=lambda s: (-slo.slo_rank(s.slo_state), -(s.time_lag_seconds or 0.0), s.service_name))

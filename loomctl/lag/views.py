@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loomctl.render import Table, View, sparkline, view
+from loomctl.render import Table, View, sparkline, view, with_cluster
 
 # What `lag collect` serves, named here so that the CLI offers them without loading the exporter.
 GRANULARITIES = ("partition", "topic")
@@ -126,7 +126,11 @@ def status(window: str, all_partitions: bool) -> View:
     (every partition with ``all_partitions``)."""
     return View(
         (
-            Table(f"status per group over {window}", STATUS_GROUP_COLUMNS, lambda r: [_catch_up(vars(g)) for g in r.groups]),
+            Table(
+                f"status per group over {window}",
+                lambda r: with_cluster(STATUS_GROUP_COLUMNS)(r.groups),
+                lambda r: [_catch_up(vars(g)) for g in r.groups],
+            ),
             Table(
                 "partitions (evidence: first and last sample of the window)",
                 STATUS_PARTITION_COLUMNS,
@@ -169,7 +173,11 @@ def slo(window: str) -> View:
     the objectives."""
     return View(
         (
-            Table(f"lag objectives over {window} (worst first)", SLO_COLUMNS, lambda r: [_catch_up(vars(s)) for s in r.services]),
+            Table(
+                f"lag objectives over {window} (worst first)",
+                lambda r: with_cluster(SLO_COLUMNS)(r.services),
+                lambda r: [_catch_up(vars(s)) for s in r.services],
+            ),
             Table(
                 "partitions (one consumer each) that drain the current lag within the objective",
                 FIX_COLUMNS,
