@@ -93,6 +93,14 @@ if trace:
         return text
 
     exp.render = render_then_trace
+    real_figures = exp.render_figures
+
+    def figures_then_trace(*args, **kwargs):
+        text = real_figures(*args, **kwargs)
+        top("the exporter's render")
+        return text
+
+    exp.render_figures = figures_then_trace
 
 exporter = exp.Exporter() if mode == "exporter" else None
 collector = module.Collector(Settings.from_env(), dt.timedelta(seconds=30), None, exporter=exporter)

@@ -65,7 +65,7 @@ def status_code(status: str) -> int:
     return BURROW_CODES.get(status, UNKNOWN_CODE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GroupInfo:
     """A group as the cycle saw it, with the service and profile of the config that owns it (if any)."""
 
@@ -78,7 +78,7 @@ class GroupInfo:
     """classic or consumer (KIP-848) as the broker describes the group."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WindowEvidence:
     """A partition's first and last stored sample in the status window (Burrow's ``start`` and ``end``)."""
 
@@ -179,49 +179,35 @@ class ClusterHealth:
     last_error: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Rendered:
-    """One cluster's snapshot and its figures, rendered when it was published: per family, its header lines
-    (``# HELP``, ``# TYPE``) and its sample lines, so the exposition of all clusters is assembled by joining bytes."""
+    """One cluster's snapshot and its figures, rendered when it was published: the text once, and per family where
+    its header lines (``# HELP``, ``# TYPE``) start, where its sample lines start and where they end, so the
+    exposition of all clusters is assembled by joining slices of it (one cluster: the text itself)."""
 
     snapshot: ExportSnapshot
-    headers: dict[str, bytes]
-    samples: dict[str, bytes]
-
-
-def _families(text: bytes) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    """An exposition text's families in order: each one's header lines and its sample lines.
-
-    A family starts at a line ``# HELP``: a sample line holds no raw newline (label values escape it), so
-    ``\n# HELP `` is always the start of the next family, whatever a group or topic is called."""
-    headers: dict[str, bytes] = {}
-    samples: dict[str, bytes] = {}
-    if not text:
-        return headers, samples
-    assert text.startswith(b"# HELP "), text[:80]
-    for block in text[len(b"# HELP ") :].split(b"\n# HELP "):
-        if not block.endswith(b"\n"):
-            block += b"\n"
-        name = block[: block.index(b" ")].decode()
-        end = block.index(b"\n") + 1  # the rest of the HELP line, then any further comment line (TYPE, UNIT)
-        while block.startswith(b"#", end):
-            end = block.index(b"\n", end) + 1
-        headers[name] = b"# HELP " + block[:end]
-        samples[name] = block[end:]
-    return headers, samples
+    text: bytes
+    spans: dict[str, tuple[int, int, int]]
 
 
 def _assemble(rendered: dict[str, _Rendered]) -> bytes:
     """One exposition for every cluster: each family's header once, then its samples, cluster by cluster (sorted)."""
-    headers: dict[str, bytes] = {}
+    if len(rendered) == 1:
+        [only] = rendered.values()
+        return only.text  # its families in order, each header followed by its samples: the exposition already
+    headers: dict[str, memoryview] = {}
     for r in rendered.values():
-        for name, header in r.headers.items():
-            headers.setdefault(name, header)
-    ordered = [rendered[c] for c in sorted(rendered)]
-    parts: list[bytes] = []
+        for name, (start, head, _) in r.spans.items():
+            if name not in headers:
+                headers[name] = memoryview(r.text)[start:head]
+    ordered = [(memoryview(r.text), r.spans) for r in (rendered[c] for c in sorted(rendered))]
+    parts: list[memoryview] = []
     for name, header in headers.items():
         parts.append(header)
-        parts.extend(r.samples.get(name, b"") for r in ordered)
+        for text, spans in ordered:
+            span = spans.get(name)
+            if span is not None:
+                parts.append(text[span[1] : span[2]])
     return b"".join(parts)
 
 
@@ -288,7 +274,7 @@ class Exporter:
         name = self.exported_name(snapshot.cluster_name)
         if not _servable(name):
             raise BadInput(f"cluster {name!r}: not a name the exporter can serve (empty, unprintable or with '/')")
-        headers, samples = _families(render(_FiguresCollector(snapshot, self.granularity, name)))
+        text, spans = render_figures(snapshot, self.granularity, name)
         with self._publishing:
             held = self._rendered.get(name)
             if held is not None and held.snapshot.cluster_name != snapshot.cluster_name:
@@ -296,7 +282,8 @@ class Exporter:
                     f"clusters {held.snapshot.cluster_name!r} and {snapshot.cluster_name!r} would both be exported as "
                     f"{name!r}: give the default cluster another --cluster-name"
                 )
-            rendered = {**self._rendered, name: _Rendered(snapshot, headers, samples)}
+            rendered = {**self._rendered, name: _Rendered(snapshot, text, spans)}
+            del text
             figures = _assemble(rendered)
             compressed = gzip.compress(figures, compresslevel=1)  # Prometheus asks for gzip: done here, not per scrape
             now = time.time()
@@ -489,6 +476,258 @@ HEALTH_COUNTERS = (
 
 def _label(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def _escape(value: str) -> str:
+    """A label value as prometheus_client escapes it (backslash, newline, double quote)."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _escape_help(docs: str) -> str:
+    """A family's documentation as prometheus_client writes it on its ``# HELP`` line."""
+    return docs.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _template(name: str, labels: Sequence[str]) -> str:
+    """A sample line of ``name`` for str.format: label values (escaped) by position, then the value; the labels
+    in prometheus_client's order (sorted by name)."""
+    inner = ",".join(f'{labels[i]}="{{{i}}}"' for i in sorted(range(len(labels)), key=lambda i: labels[i]))
+    return f"{name}{{{{{inner}}}}} {{{len(labels)}}}\n"
+
+
+class _Text:
+    """Exposition text written line by line into one buffer, the lines encoded a few hundred at a time."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.buffer = io.BytesIO()
+        self.lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        lines = self.lines
+        lines.append(line)
+        if len(lines) >= 512:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            self.buffer.write("".join(self.lines).encode())
+            self.lines.clear()
+
+    def tell(self) -> int:
+        self.flush()
+        return self.buffer.tell()
+
+    def getvalue(self) -> bytes:
+        self.flush()
+        return self.buffer.getvalue()
+
+
+class _Families:
+    """One cluster's families written as text, family after family, into one buffer; ``spans`` holds, per family,
+    where its header starts, where its samples start and where they end."""
+
+    def __init__(self) -> None:
+        from prometheus_client.utils import floatToGoString
+
+        self.text = _Text()
+        self.spans: dict[str, tuple[int, int, int]] = {}
+        self.value = floatToGoString
+
+    def family(self, name: str, lines: Iterable[str] | _Text = ()) -> None:
+        docs = LOOMCTL_FIGURES.get(name) or KAFKA_LAG_EXPORTER_METRICS[name]
+        text = self.text
+        start = text.tell()
+        text.add(f"# HELP {name} {_escape_help(docs)}\n# TYPE {name} gauge\n")
+        head = text.tell()
+        if isinstance(lines, _Text):
+            text.buffer.write(lines.getvalue())
+        else:
+            for line in lines:
+                text.add(line)
+        self.spans[name] = (start, head, text.tell())
+
+
+def render_figures(
+    snapshot: ExportSnapshot, granularity: str, cluster: str | None = None
+) -> tuple[bytes, dict[str, tuple[int, int, int]]]:
+    """One cluster's figures as exposition text, byte for byte what prometheus_client renders from
+    :class:`_FiguresCollector`'s families, and where each family is in it.
+
+    No metric or sample object is made: each per-partition family is written straight from the rows, one after the
+    other, into one buffer; the per-group families are written in one pass over the groups, each into a buffer of
+    its own, then appended."""
+    snap = snapshot
+    cluster = cluster or snap.cluster_name
+    per_partition = granularity == "partition"
+    out = _Families()
+    value = out.value
+    escaped: dict[str, str] = {}
+
+    def esc(s: str) -> str:
+        e = escaped.get(s)
+        if e is None:
+            e = escaped[s] = _escape(s)
+        return e
+
+    c = esc(cluster)
+
+    if per_partition:
+        partition_line = {
+            name: _template(name, PARTITION_LABELS)
+            for name in (
+                "kafka_consumergroup_group_offset",
+                "kafka_consumergroup_group_lag",
+                "kafka_consumergroup_group_lag_seconds",
+            )
+        }
+
+        def per_row(name: str, figure: Any) -> Iterator[str]:
+            fmt = partition_line[name].format
+            for p in snap.partitions:
+                v = figure(p)
+                if v is not None:
+                    yield fmt(
+                        c,
+                        esc(p.consumer_group_id),
+                        esc(p.topic_name),
+                        str(p.partition),
+                        _escape(_label(p.host)),
+                        _escape(_label(p.member_id)),
+                        _escape(_label(p.client_id)),
+                        value(v),
+                    )
+
+        def per_log(name: str, figure: Any) -> Iterator[str]:
+            fmt = _template(name, OFFSET_LABELS).format
+            seen: set[tuple[str, int]] = set()
+            for p in snap.partitions:
+                if p.log_end_offset is not None and (p.topic_name, p.partition) not in seen:
+                    seen.add((p.topic_name, p.partition))
+                    v = figure(p)
+                    if v is not None:
+                        yield fmt(c, esc(p.topic_name), str(p.partition), value(v))
+
+        def statuses() -> Iterator[str]:
+            fmt = _template("loomctl_partition_status_code", (*PARTITION_LABELS[:4], "status")).format
+            for p in snap.partitions:
+                yield fmt(c, esc(p.consumer_group_id), esc(p.topic_name), str(p.partition), esc(status_name(p.status)),
+                          value(status_code(p.status)))  # fmt: skip
+
+        out.family("kafka_consumergroup_group_offset", per_row("kafka_consumergroup_group_offset", lambda p: p.committed_offset))
+        out.family("kafka_consumergroup_group_lag", per_row("kafka_consumergroup_group_lag", lambda p: p.lag))
+        out.family(
+            "kafka_consumergroup_group_lag_seconds",
+            per_row("kafka_consumergroup_group_lag_seconds", lambda p: None if p.time_lag_ms is None else p.time_lag_ms / 1000),
+        )
+        out.family("kafka_partition_latest_offset", per_log("kafka_partition_latest_offset", lambda p: p.log_end_offset))
+        out.family("kafka_partition_earliest_offset", per_log("kafka_partition_earliest_offset", lambda p: p.log_start_offset))
+        out.family("loomctl_partition_status_code", statuses())
+
+    simple_labels = ("cluster_name", "group", "is_simple_consumer")
+    topic_labels = ("cluster_name", "group", "topic")
+    families: dict[str, tuple[str, _Text]] = {}
+
+    def family(name: str, labels: Sequence[str]) -> Any:
+        families[name] = (_template(name, labels), _Text())
+        fmt, text = families[name]
+        return lambda labels, v: text.add(fmt.format(*labels, value(v)))
+
+    max_lag = family("kafka_consumergroup_group_max_lag", simple_labels)
+    max_lag_seconds = family("kafka_consumergroup_group_max_lag_seconds", simple_labels)
+    sum_lag = family("kafka_consumergroup_group_sum_lag", ("cluster_name", "group"))
+    topic_sum_lag = family("kafka_consumergroup_group_topic_sum_lag", topic_labels)
+    info = family("loomctl_group_info", (*GROUP_LABELS, "state", "managed", "group_type"))
+    group_status = family("loomctl_group_status_code", (*GROUP_LABELS, "status"))
+    members = family("loomctl_group_members", GROUP_LABELS)
+    partitions = family("loomctl_group_partitions", GROUP_LABELS)
+    topic_status = family("loomctl_group_topic_status_code", (*topic_labels, "status"))
+    without_commit = family("loomctl_group_topic_partitions_without_commit", topic_labels)
+    lost = family("loomctl_group_topic_lost_records", topic_labels)
+    slo_seconds = family("loomctl_group_lag_slo_seconds", GROUP_LABELS)
+    slo_state = family("loomctl_group_slo_state_code", (*GROUP_LABELS, "slo_state"))
+    catch_up = family("loomctl_group_catch_up_seconds", GROUP_LABELS)
+    catch_up_never = family("loomctl_group_catch_up_never", GROUP_LABELS)
+    breach_in = family("loomctl_group_breach_in_seconds", GROUP_LABELS)
+    if per_partition:
+        partition_catch_up = family("loomctl_partition_catch_up_seconds", PARTITION_LABELS[:4])
+    else:
+        topic_max_lag = family("loomctl_group_topic_max_lag", topic_labels)
+        topic_max_lag_seconds = family("loomctl_group_topic_max_lag_seconds", topic_labels)
+
+    by_group: dict[str, list[PartitionLag]] = {}
+    for row in snap.partitions:
+        by_group.setdefault(row.consumer_group_id, []).append(row)
+    evidence_of: dict[str, list[Key]] = {}
+    for key in snap.evidence:
+        evidence_of.setdefault(key[0], []).append(key)
+    for group_id in sorted(snap.groups):
+        g = snap.groups[group_id]
+        rows = by_group.pop(group_id, [])
+        gid = _escape(group_id)
+        group_labels = [c, gid, _escape(_label(g.service_name)), _escape(_label(g.profile))]
+        simple = "true" if g.member_count == 0 else "false"
+        info([*group_labels, _escape(g.group_state), "true" if g.service_name else "false", _escape(g.group_type or "")], 1)
+        status = worst(r.status for r in rows)
+        group_status([*group_labels, _escape(status_name(status))], status_code(status))
+        members(group_labels, g.member_count)
+        partitions(group_labels, len(rows))
+        group_max = max_known(r.lag for r in rows)
+        if group_max is not None:
+            max_lag([c, gid, simple], group_max)
+            sum_lag([c, gid], sum_known(r.lag for r in rows) or 0)
+        group_max_ms = max_known(r.time_lag_ms for r in rows)
+        if group_max_ms is not None:
+            max_lag_seconds([c, gid, simple], group_max_ms / 1000)
+        keys = sorted(evidence_of.pop(group_id, []))
+        objective = next((e.lag_slo_seconds for e in map(snap.evidence.__getitem__, keys) if e.lag_slo_seconds is not None), None)
+        if objective is not None:
+            predictions = [(key, slo.predict_partition(snap.evidence[key].window_row(), objective)) for key in keys]
+            prediction = slo.predict_group(
+                [(f"{t}[{p}]", pred) for (_, t, p), pred in predictions], objective, snap.window.total_seconds()
+            )
+            slo_seconds(group_labels, objective)
+            slo_state([*group_labels, _escape(prediction.slo_state)], SLO_CODES.get(prediction.slo_state, -1))
+            if prediction.catch_up_seconds is not None:
+                catch_up(group_labels, prediction.catch_up_seconds)
+            if prediction.catch_up_seconds is not None or prediction.catch_up_never:
+                catch_up_never(group_labels, 1 if prediction.catch_up_never else 0)
+            if prediction.breach_in_seconds is not None:
+                breach_in(group_labels, prediction.breach_in_seconds)
+            if per_partition:
+                for (_, t, number), pred in predictions:
+                    if pred.catch_up_seconds is not None:
+                        partition_catch_up([c, gid, esc(t), str(number)], pred.catch_up_seconds)
+            del predictions
+        by_topic: dict[str, list[PartitionLag]] = {}
+        for r in rows:
+            by_topic.setdefault(r.topic_name, []).append(r)
+        for topic, items in sorted(by_topic.items()):
+            labels = [c, gid, esc(topic)]
+            topic_sum = sum_known(r.lag for r in items)
+            if topic_sum is not None:
+                topic_sum_lag(labels, topic_sum)
+            worst_here = worst(r.status for r in items)
+            topic_status([*labels, _escape(status_name(worst_here))], status_code(worst_here))
+            without_commit(labels, sum(1 for r in items if r.committed_offset is None))
+            lost(labels, sum(r.lost_records for r in items))
+            if not per_partition:
+                topic_max = max_known(r.lag for r in items)
+                if topic_max is not None:
+                    topic_max_lag(labels, topic_max)
+                topic_max_ms = max_known(r.time_lag_ms for r in items)
+                if topic_max_ms is not None:
+                    topic_max_lag_seconds(labels, topic_max_ms / 1000)
+    del by_group, evidence_of
+    for name, (_, text) in families.items():
+        out.family(name, text)
+        text.buffer.close()
+    out.family(
+        "loomctl_snapshot_timestamp_seconds",
+        [f'loomctl_snapshot_timestamp_seconds{{cluster_name="{c}"}} {value(snap.taken_at.timestamp())}\n'],
+    )
+    return out.text.getvalue(), out.spans
 
 
 class _FiguresCollector:
