@@ -236,8 +236,11 @@ node_pid=""
 cat "$work/node.out"
 
 # partitions: grow the topic the slow service cannot keep up with, from the measured load
-section "loomctl partitions recommend --window 5m --write"
-$loomctl partitions recommend --window 5m --write
+section "loomctl partitions recommend --window 5m (every cluster: a topic of each is its own)"
+$loomctl partitions recommend --window 5m
+
+section "loomctl partitions recommend --cluster default --window 5m --write (plan and apply then work on that cluster)"
+$loomctl partitions recommend --cluster default --window 5m --write
 
 section "loomctl partitions plan"
 $loomctl partitions plan
