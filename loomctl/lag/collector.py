@@ -527,6 +527,8 @@ class _Running:
                         c.on_event("warning", f"cluster {name}: {why}")
                         c._warned[name] = why
                 standby = plan.configured > 0 and not any(w.configs for w in plan.work.values())
+                if standby and c.exporter is not None:
+                    c.exporter.standing_by(writer=c._leader, duration_s=time.monotonic() - started)
                 if standby and not was_standby:
                     c.on_event("info", "other collectors hold the shares of every configured group; standing by")
                 was_standby = standby

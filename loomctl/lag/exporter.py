@@ -299,6 +299,17 @@ class Exporter:
                 if h.last_cycle_ok:
                     h.last_error = None
 
+    def standing_by(self, *, writer: bool, duration_s: float) -> None:
+        """A coordination step that gave this collector no group to sample (other collectors hold every share): it is
+        healthy and fresh, with no figures of its own to serve."""
+        with self._lock:
+            h = self.health
+            h.cycles_total += 1
+            h.last_cycle_ok = all(c.last_cycle_ok for c in self._clusters.values())
+            h.last_cycle_duration_s, h.last_success_at, h.writer = duration_s, time.time(), writer
+            if h.last_cycle_ok:
+                h.last_error = None
+
     def failed(self, error: str, *, duration_s: float, cluster: str | None = None) -> None:
         """A failed cycle of ``cluster`` (None: of the whole collector, so of every cluster): the last good figures
         stay, the health says they are stale until the cluster publishes again."""
@@ -351,8 +362,12 @@ class Exporter:
                 return True
             interval = max(self.interval.total_seconds(), held.snapshot.interval.total_seconds(), 1.0)
             return now - c.last_success_at > STALE_AFTER_INTERVALS * interval
-        if not self._rendered or not self.health.last_cycle_ok:
+        h = self.health
+        if not h.last_cycle_ok:
             return True
+        if not self._rendered:  # fresh only while standing by: a recent step that gave it nothing to sample
+            interval = max(self.interval.total_seconds(), 1.0)
+            return h.last_success_at is None or now - h.last_success_at > STALE_AFTER_INTERVALS * interval
         return any(self._stale(now, name) for name in self._rendered)
 
     def ready(self) -> bool:

@@ -419,3 +419,17 @@ def test_prometheus_scrapes_both_clusters_from_one_target(served: str, tmp_path:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_a_collector_standing_by_is_up_and_fresh_with_nothing_to_serve() -> None:
+    """Other collectors hold every share: a step that gave this one no group is a healthy one, not a failed cycle."""
+    from loomctl.lag.exporter import Exporter
+
+    exporter = Exporter(interval=dt.timedelta(seconds=30))
+    assert exporter.stale()  # before any step
+    exporter.standing_by(writer=False, duration_s=0.01)
+    text = exporter.metrics().decode()
+    assert 'loomctl_collector_up{cluster_name="default"} 1.0' in text and 'loomctl_collector_stale{cluster_name="default"} 0.0' in text
+    assert not exporter.stale() and not exporter.ready()  # fresh, but no figures of its own to serve
+    exporter.failed("PostgreSQL: gone", duration_s=0.01)
+    assert exporter.stale() and 'loomctl_collector_up{cluster_name="default"} 0.0' in exporter.metrics().decode()
