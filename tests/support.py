@@ -301,3 +301,14 @@ def private_postgres(state_dir: Path) -> Iterator[PrivatePostgres]:
         postgres.stop(postgres.pid_from_file(server.root) or server.pid, server.root)
         if (state_dir / "postgres").is_symlink():
             shutil.rmtree(server.root, ignore_errors=True)
+
+
+def forget_cluster(database_url: str, name: str) -> None:
+    """Take a cluster a test registered on a shared database out again, with its services and partition changes:
+    a later test's `lag show` across every cluster must not meet a broker this test has stopped."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM pipeline_consumer_configs WHERE cluster_name = %s", (name,))
+        conn.execute("DELETE FROM topic_partition_changes WHERE cluster_name = %s", (name,))
+        conn.execute("DELETE FROM kafka_clusters WHERE cluster_name = %s", (name,))

@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import pytest
 
-from support import Cli, admin_client, commit, create_topic, unique, wait_for
+from support import Cli, admin_client, commit, create_topic, forget_cluster, unique, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def test_push_and_drift_reach_each_services_own_cluster(database_url, services, broker, admin) -> None:
-    from loomctl import kafka
-
     root = Cli(database_url, services.bootstrap_servers)
     cli = Cli(database_url, services.bootstrap_servers, group=["config"])
     second = f"c-{unique('x', 6)}"
     assert root("cluster", "add", second, "--bootstrap-servers", broker.bootstrap_servers).exit_code == 0
+    try:
+        check_push_and_drift(cli, second, broker, admin)
+    finally:
+        forget_cluster(database_url, second)  # the session's database: its broker stops with this module
+
+
+def check_push_and_drift(cli: Cli, second: str, broker, admin) -> None:
+    from loomctl import kafka
+
     theirs, ours = unique("push-theirs"), unique("push-ours")
     for service, cluster, timeout in ((theirs, second, "50000"), (ours, "default", "46000")):
         result = cli("set", service, "--create", "--cluster", cluster, "group_protocol=consumer", f"session_timeout_ms={timeout}",

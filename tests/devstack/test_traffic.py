@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -218,15 +219,18 @@ def test_cli_refuses_bad_options_and_a_missing_stack(tmp_path: Any, monkeypatch:
 
 
 @pytest.fixture
-def other_cluster(broker: Any, database_url: str) -> str:
-    """The module's own broker, registered as a cluster of the database (as `dev up --clusters 2` registers dev-2)."""
+def other_cluster(broker: Any, database_url: str) -> Iterator[str]:
+    """The module's own broker, registered as a cluster of the database (as `dev up --clusters 2` registers dev-2),
+    and taken out again after the test (the database is the session's; the broker stops with the module)."""
     from loomctl import clusters
     from loomctl.db import session_scope
+    from support import forget_cluster
 
     name = f"other-{random_suffix(8)}"
     with session_scope(Settings(database_url=database_url)) as session:
         clusters.add_cluster(session, name, bootstrap_servers=broker.bootstrap_servers, actor="test")
-    return name
+    yield name
+    forget_cluster(database_url, name)
 
 
 def demo_services(database_url: str, service_prefix: str, cluster: str | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from support import Cli, admin_client, create_topic, partition_count, unique
+from support import Cli, admin_client, create_topic, forget_cluster, partition_count, unique
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +48,7 @@ def test_a_change_is_applied_on_its_own_cluster_and_several_clusters_need_cluste
     finally:
         admin.delete_topics([topic])
         other.delete_topics([topic])
+        forget_cluster(database_url, second)  # the session's database: its broker stops with this module
 
 
 def test_recommend_reads_each_clusters_history_and_writes_its_changes_there(database_url, services, broker, admin):
@@ -70,6 +71,13 @@ def test_recommend_reads_each_clusters_history_and_writes_its_changes_there(data
                 " FROM generate_series(0, 600, 60) AS s",
                 (cluster, group, topic, unique("svc"), rate, rate),
             )
+    try:
+        check_recommendations(cli, topic, second)
+    finally:
+        forget_cluster(database_url, second)
+
+
+def check_recommendations(cli: Cli, topic: str, second: str) -> None:
     found = {r["cluster_name"]: r for r in cli.json("recommend", topic)}
     assert set(found) == {"default", second}
     assert found[second]["produce_rate"] > 50 * found["default"]["produce_rate"]  # each from its own cluster's samples
