@@ -2,7 +2,9 @@
 commits on the real broker, brokers and servers of a test's own.
 
 Every runner sees ``NO_COLOR=1`` and a fixed ``COLUMNS``, so tables do not depend on the terminal,
-and none of the ``LOOM_*`` variables of the shell that started the tests; processes get ``clean_env()``.
+and none of the ``LOOM_*`` variables of the shell that started the tests; processes get ``clean_env()``. The one
+kept is LOOM_DEV_KAFKA_VERSION: it picks the Kafka release of the session's broker, of Kafka's tools and of every
+`loomctl dev up`, and they must agree.
 """
 
 from __future__ import annotations
@@ -41,9 +43,13 @@ def runner(**env: str | None) -> CliRunner:
     return CliRunner(env={**TEST_ENV, **env})
 
 
+KEPT_ENV = ("LOOM_DEV_KAFKA_VERSION",)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without the shell's ``LOOM_*`` variables, plus ``extra``: for a `loomctl` process."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")} | extra
+    """This process's environment without the shell's ``LOOM_*`` variables (but ``KEPT_ENV``), plus ``extra``: for a
+    `loomctl` process."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("LOOM_") or k in KEPT_ENV} | extra
 
 
 def json_of(result: Any, expect: int = 0) -> Any:
@@ -56,6 +62,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line contains ``text`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Alive and not a zombie (a zombie's command line reads empty)."""
+    try:
+        return bool((Path("/proc") / str(pid) / "cmdline").read_bytes())
+    except OSError:
+        return False
 
 
 def wait_for(what: str, condition: Callable[[], Any], timeout: float = 60.0) -> Any:

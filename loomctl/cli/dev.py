@@ -9,9 +9,9 @@ import typer
 
 from loomctl.cli.options import OutputOption, emit, info, new_app, number
 from loomctl.cli.signals import stop_on_signals
-from loomctl.devstack import views
+from loomctl.devstack import kafka, views
 from loomctl.devstack.stack import MAX_CLUSTERS
-from loomctl.errors import BackendUnavailable
+from loomctl.errors import BackendUnavailable, BadInput
 
 app = new_app("A local PostgreSQL and Apache Kafka on loopback, without Docker.")
 
@@ -23,6 +23,13 @@ DirOption = Annotated[
 
 def _dir_flag(state_dir: Path | None) -> str:
     return f" --dir {state_dir}" if state_dir is not None else ""
+
+
+def _kafka_release(text: str) -> str:
+    try:
+        return kafka.check_version(text, given_as="")
+    except BadInput as exc:
+        raise typer.BadParameter(str(exc).strip()) from None
 
 
 @app.command()
@@ -39,6 +46,16 @@ def up(
             parser=number(int, 1, MAX_CLUSTERS),
         ),
     ] = None,
+    kafka_version: Annotated[
+        Optional[str],
+        typer.Option(
+            "--kafka-version",
+            metavar="X.Y.Z",
+            help=f"The Apache Kafka release to run, 4.0.0 or later, fetched once from Maven Central "
+            f"[default: ${kafka.ENV_VERSION}, else {kafka.default_version()}].",
+            parser=_kafka_release,
+        ),
+    ] = None,
     output: OutputOption = None,
 ) -> None:
     """Start PostgreSQL and Kafka, then migrate. Example: loomctl dev up
@@ -49,13 +66,20 @@ def up(
     With --clusters 2 or 3, more Kafka clusters run beside the first (named dev-2 and dev-3 in
     `loomctl dev status`; LOOM_KAFKA_BOOTSTRAP_SERVERS stays the first's). A running stack gains
     the missing ones; it is never shrunk (exit 4): `loomctl dev down` first.
+
+    --kafka-version 4.0.1 (or LOOM_DEV_KAFKA_VERSION=4.0.1, which Kafka's tools and the tests follow too) runs
+    another Kafka release; a stack keeps the release it began with (another is exit 4): `loomctl dev down` first.
     """
     from loomctl import devstack
 
-    stack = devstack.up(state_dir, migrate=not no_migrate, progress=info, clusters=clusters)
+    stack = devstack.up(state_dir, migrate=not no_migrate, progress=info, clusters=clusters, kafka_version=kafka_version)
     emit(ctx, stack, output, views.STACK)
     verb = "already running" if stack.already_running else "running"
-    brokers = "Kafka" if len(stack.clusters) < 2 else f"{len(stack.clusters)} Kafka clusters"
+    brokers = (
+        f"Kafka {stack.kafka_version}"
+        if len(stack.clusters) < 2
+        else f"{len(stack.clusters)} Kafka {stack.kafka_version} clusters"
+    )
     info(f'PostgreSQL and {brokers} are {verb}; use them with: eval "$(loomctl dev env{_dir_flag(state_dir)})"')
 
 
@@ -77,7 +101,8 @@ def status(ctx: typer.Context, state_dir: DirOption = None, output: OutputOption
 def env(state_dir: DirOption = None) -> None:
     """Shell exports for the stack. Example: loomctl dev env (use as eval "$(loomctl dev env)")
 
-    Sets LOOM_DATABASE_URL and LOOM_KAFKA_BOOTSTRAP_SERVERS; exits with 3 when no stack runs.
+    Sets LOOM_DATABASE_URL, LOOM_KAFKA_BOOTSTRAP_SERVERS and LOOM_DEV_KAFKA_VERSION (the stack's Kafka release,
+    so Kafka's tools run from the same jars); exits with 3 when no stack runs.
     """
     from loomctl import devstack
 

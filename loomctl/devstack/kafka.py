@@ -4,7 +4,9 @@ A stack may run several such brokers, each a cluster of its own: cluster 1 lives
 ``kafka/``, cluster N in ``kafka-N/`` (every function here takes the cluster's number, 1 by default).
 
 The jars come from Maven Central through the pom that ships beside this module and are cached
-per Kafka version, so only the first `loomctl dev up` on a machine needs Maven and the network.
+per Kafka version, so only the first `loomctl dev up` of a version on a machine needs Maven and the network.
+The pom names the default release; ``LOOM_DEV_KAFKA_VERSION`` (or `loomctl dev up --kafka-version`) picks another,
+and :func:`version` is what the devstack starts and whose tools :mod:`loomctl.devstack.kafka_tools` runs.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 
 from loomctl.devstack import _process
 from loomctl.devstack._process import Progress
-from loomctl.errors import BackendUnavailable
+from loomctl.errors import BackendUnavailable, BadInput, NotFound
 
 NODE_ID = 1
 MIN_JAVA = 17
@@ -47,16 +49,43 @@ JVM_FLAGS = (
     "-Djava.awt.headless=true",
 )
 _DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+_MVN_TIMEOUT_S = 900
+
+ENV_VERSION = "LOOM_DEV_KAFKA_VERSION"
+"""Picks the Kafka release of `loomctl dev up`, of the test session's broker and of Kafka's tools (kafka_tools)."""
+OLDEST_VERSION = (4, 0, 0)
+"""The devstack runs KRaft only and logs through log4j 2, as Kafka has since 4.0."""
+_VERSION = re.compile(r"(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})", re.ASCII)
 
 
 @functools.cache
+def default_version() -> str:
+    """The Kafka version pinned in the packaged pom: what runs unless LOOM_DEV_KAFKA_VERSION or --kafka-version says."""
+    return _pom_property("kafka.version")
+
+
+def check_version(text: str, *, given_as: str = "--kafka-version") -> str:
+    """``text`` when it names a Kafka release the devstack can run (X.Y.Z, 4.0.0 or later); BadInput otherwise."""
+    match = _VERSION.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        from loomctl.validation import shown
+
+        raise BadInput(f"{given_as} {shown(text)!r}: give a Kafka release as X.Y.Z, e.g. {default_version()}")
+    if tuple(int(part) for part in match.groups()) < OLDEST_VERSION:
+        oldest = ".".join(map(str, OLDEST_VERSION))
+        raise BadInput(f"{given_as} {text}: the local stack runs Kafka {oldest} or later (KRaft and log4j 2 only)")
+    return text
+
+
+def requested_version() -> str | None:
+    """The release LOOM_DEV_KAFKA_VERSION asks for (checked), None where it is unset or empty."""
+    text = os.environ.get(ENV_VERSION, "")
+    return check_version(text, given_as=ENV_VERSION) if text else None
+
+
 def version() -> str:
-    """The Kafka version pinned in the packaged pom."""
-    root = ET.fromstring(_resource("kafka-pom.xml"))
-    for element in root.iter():
-        if element.tag.endswith("}kafka.version") or element.tag == "kafka.version":
-            return (element.text or "").strip()
-    raise AssertionError("kafka-pom.xml does not set kafka.version")
+    """The Kafka release the devstack starts and whose tools run: LOOM_DEV_KAFKA_VERSION, else the pom's."""
+    return requested_version() or default_version()
 
 
 def _resource(name: str) -> bytes:
@@ -69,59 +98,57 @@ def cache_dir() -> Path:
     return (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "loomctl"
 
 
-def libs_dir() -> Path:
-    return cache_dir() / f"kafka-{version()}" / "libs"
+def libs_dir(kafka_version: str | None = None) -> Path:
+    """Where the jars of ``kafka_version`` (default: :func:`version`) are cached."""
+    return cache_dir() / f"kafka-{check_version(kafka_version) if kafka_version else version()}" / "libs"
 
 
-def jars_cached() -> bool:
-    return libs_dir().is_dir()
+def jars_cached(kafka_version: str | None = None) -> bool:
+    return libs_dir(kafka_version).is_dir()
 
 
-def ensure_jars(*, progress: Progress | None = None) -> Path:
-    """The folder of the broker's jars, fetched with Maven the first time.
+def jars_version(libs: Path) -> str | None:
+    """The Kafka release whose broker jar (``kafka_2.13-X.Y.Z.jar``) is in ``libs``."""
+    for jar in sorted(libs.glob("kafka_2.13-*.jar")):
+        found = _VERSION.fullmatch(jar.name.removeprefix("kafka_2.13-").removesuffix(".jar"))
+        if found:
+            return found.group(0)
+    return None
 
-    Maven writes into a temporary sibling folder that is renamed into place only when complete,
-    so an interrupted download never leaves a cache that looks usable.
+
+def ensure_jars(kafka_version: str | None = None, *, progress: Progress | None = None) -> Path:
+    """The folder of the jars of ``kafka_version`` (default: :func:`version`), fetched with Maven the first time.
+
+    Two Maven runs: the first lists the log4j release Kafka's own poms name, the second copies the class path with
+    the slf4j-to-log4j bridge of that release (the pom's ``log4j-bridge`` profile). Maven writes into a temporary
+    sibling folder that is renamed into place only when complete, so an interrupted download never leaves a cache
+    that looks usable. A release Maven Central does not have is NotFound; any other failure of mvn is
+    BackendUnavailable, with mvn's own error line.
     """
-    libs = libs_dir()
+    kafka_version = check_version(kafka_version) if kafka_version is not None else version()
+    libs = libs_dir(kafka_version)
     if libs.is_dir():
         return libs
     mvn = shutil.which("mvn")
     if mvn is None:
         raise BackendUnavailable(
-            f"mvn (Apache Maven) is needed once to fetch Kafka {version()} from Maven Central into {libs}: apt-get install maven"
+            f"mvn (Apache Maven) is needed once to fetch Kafka {kafka_version} from Maven Central into {libs}: "
+            "apt-get install maven"
         )
     libs.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=libs.parent))
     try:
         (work / "pom.xml").write_bytes(_resource("kafka-pom.xml"))
         if progress:
-            progress(f"fetching Apache Kafka {version()} jars from Maven Central (once) into {libs}")
-        try:
-            result = subprocess.run(
-                [
-                    mvn,
-                    "-B",
-                    "-q",
-                    "-Dstyle.color=never",
-                    "-f",
-                    str(work / "pom.xml"),
-                    f"{_DEPENDENCY_PLUGIN}:copy-dependencies",
-                    "-DincludeScope=runtime",
-                    f"-DoutputDirectory={work / 'libs'}",
-                ],
-                capture_output=True,
-                text=True,
-                cwd=work,
-                timeout=900,
-            )
-        except subprocess.TimeoutExpired:
-            raise BackendUnavailable("mvn did not fetch the Kafka jars within 15 minutes") from None
-        if result.returncode != 0 or not (work / "libs" / f"kafka_2.13-{version()}.jar").is_file():
-            output = _process.clean(result.stdout + "\n" + result.stderr)
-            raise BackendUnavailable(
-                f"mvn could not fetch Kafka {version()} (exit {result.returncode}):\n" + "\n".join(output.splitlines()[-15:])
-            )
+            progress(f"fetching Apache Kafka {kafka_version} jars from Maven Central (once) into {libs}")
+        listing = work / "log4j.txt"
+        _mvn(mvn, work, kafka_version, "list", "-DincludeGroupIds=org.apache.logging.log4j", f"-DoutputFile={listing}")
+        log4j = kafkas_log4j(listing.read_text(encoding="utf-8", errors="replace")) or _pom_property("log4j.version")
+        _mvn(mvn, work, kafka_version, "copy-dependencies", "-Plog4j-bridge", f"-Dlog4j.version={log4j}",
+             f"-DoutputDirectory={work / 'libs'}")  # fmt: skip
+        problem = class_path_problem(work / "libs", kafka_version)
+        if problem:
+            raise BackendUnavailable(f"the jars mvn fetched for Kafka {kafka_version} {problem}")
         try:
             os.rename(work / "libs", libs)
         except OSError:
@@ -130,7 +157,78 @@ def ensure_jars(*, progress: Progress | None = None) -> Path:
             # another `loomctl dev up` finished the same download first: use its copy
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if not libs.is_dir():
+            with contextlib.suppress(OSError):  # a failed fetch leaves no kafka-X.Y.Z folder (unless another uses it)
+                libs.parent.rmdir()
     return libs
+
+
+def _mvn(mvn: str, work: Path, kafka_version: str, goal: str, *args: str) -> None:
+    """One goal of the dependency plugin over the pom in ``work``, for ``kafka_version``."""
+    argv = [
+        mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(work / "pom.xml"), f"-Dkafka.version={kafka_version}",
+        f"{_DEPENDENCY_PLUGIN}:{goal}", "-DincludeScope=runtime", *args,
+    ]  # fmt: skip
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, cwd=work, timeout=_MVN_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise BackendUnavailable(f"mvn did not fetch Kafka {kafka_version} within {_MVN_TIMEOUT_S // 60} minutes") from None
+    if result.returncode != 0:
+        raise mvn_failure(kafka_version, result.returncode, result.stdout + "\n" + result.stderr)
+
+
+def mvn_failure(kafka_version: str, exit_code: int, output: str) -> NotFound | BackendUnavailable:
+    """One line for a failed mvn run: NotFound where Maven Central has no such Kafka release, else mvn's error line."""
+    text = _process.clean(output)
+    artifact = f"org.apache.kafka:kafka_2.13:jar:{kafka_version}"
+    if re.search(rf"Could not find artifact {re.escape(artifact)}\b|{re.escape(artifact)} was not found in", text):
+        return NotFound(
+            f"Kafka {kafka_version} is not on Maven Central (mvn found no {artifact}): "
+            f"give a released version, e.g. {default_version()}"
+        )
+    errors = [line.removeprefix("[ERROR]").strip() for line in text.splitlines() if line.startswith("[ERROR]")]
+    said = next((line for line in errors if line), "") or next((line for line in text.splitlines() if line.strip()), "")
+    said = said.removesuffix("-> [Help 1]").strip()
+    if len(said) > 300:
+        said = said[:297] + "..."
+    return BackendUnavailable(f"mvn could not fetch Kafka {kafka_version} (exit {exit_code}): {said or 'no output'}")
+
+
+_LISTED_LOG4J_CORE = re.compile(r"org\.apache\.logging\.log4j:log4j-core:jar:([0-9][0-9A-Za-z.\-]*):")
+
+
+def kafkas_log4j(listing: str) -> str | None:
+    """The log4j-core release in ``mvn dependency:list`` output of Kafka's class path, None where it names none."""
+    match = _LISTED_LOG4J_CORE.search(listing)
+    return match.group(1) if match else None
+
+
+def _pom_property(name: str) -> str:
+    root = ET.fromstring(_resource("kafka-pom.xml"))
+    for element in root.iter():
+        if element.tag.endswith("}" + name) or element.tag == name:
+            return (element.text or "").strip()
+    raise AssertionError(f"kafka-pom.xml does not set {name}")
+
+
+def class_path_problem(libs: Path, kafka_version: str) -> str | None:
+    """What keeps ``libs`` from running Kafka ``kafka_version`` with its logging alive, None when nothing does:
+    the broker's jar, slf4j-api 1.7.x alone (2.x ignores the 1.x binding) and one slf4j binding whose log4j-core
+    is beside it."""
+    names = {p.name for p in libs.iterdir()} if libs.is_dir() else set()
+
+    def found(prefix: str) -> list[str]:
+        return sorted(n[len(prefix) : -len(".jar")] for n in names if n.startswith(prefix) and n.endswith(".jar"))
+
+    if f"kafka_2.13-{kafka_version}.jar" not in names:
+        return f"lack kafka_2.13-{kafka_version}.jar"
+    slf4j = found("slf4j-api-")
+    if len(slf4j) != 1 or not slf4j[0].startswith("1.7."):
+        return f"hold slf4j-api {', '.join(slf4j) or 'none'}, not one 1.7.x: Kafka's logging would go silent"
+    bridges, cores = found("log4j-slf4j-impl-"), found("log4j-core-")
+    if found("log4j-slf4j2-impl-") or len(bridges) != 1 or cores != bridges:
+        return f"hold log4j-slf4j-impl {', '.join(bridges) or 'none'} beside log4j-core {', '.join(cores) or 'none'}"
+    return None
 
 
 def find_java() -> str | None:
@@ -399,7 +497,8 @@ def _launch(java: str, libs: Path, state_dir: Path, cluster: int, ports: tuple[i
         _format(java, libs, state_dir, config, cluster=cluster)
     if progress:
         where = "" if cluster == 1 else f" ({home_name(cluster)})"
-        progress(f"starting Apache Kafka {version()} on 127.0.0.1:{port}{where}")
+        release = jars_version(libs)
+        progress(f"starting Apache Kafka{f' {release}' if release else ''} on 127.0.0.1:{port}{where}")
     offsets = {path: _process.size(path) for path in (log_file(state_dir, cluster), console_file(state_dir, cluster))}
     pid = _process.launch(
         _java_argv(java, libs, state_dir, "kafka.Kafka", str(config), cluster=cluster),

@@ -1,9 +1,10 @@
 """Run Apache Kafka's own command-line tools from the jars that `loomctl dev` caches, and read their output.
 
 The benchmarks and integration tests compare loomctl with what Kafka's tools say about the same
-cluster. The tools run from the same jars as the local broker (``loomctl.devstack.kafka.libs_dir()``),
-with the JVM options of Kafka's own launcher scripts, so they start as an operator's
-``kafka-consumer-groups.sh`` does. Their log4j output is kept to errors on stderr.
+cluster. The tools run from the same jars as the local broker (``loomctl.devstack.kafka.libs_dir()``: the release
+of LOOM_DEV_KAFKA_VERSION, else the pom's, unless a call names another), with the JVM options of Kafka's own
+launcher scripts, so they start as an operator's ``kafka-consumer-groups.sh`` does. Their log4j output is kept to
+errors on stderr.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Container, Iterable, Mapping, Sequence
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 CONSUMER_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+FEATURE_COMMAND = "org.apache.kafka.tools.FeatureCommand"
+"""``kafka-features``: the feature levels a cluster finalized (metadata.version, group.version, share.version, ...)."""
 
 # What bin/kafka-run-class.sh passes (KAFKA_JVM_PERFORMANCE_OPTS) and the -Xmx512M that
 # bin/kafka-consumer-groups.sh sets: the tool as operators run it, neither slowed nor tuned.
@@ -61,14 +65,15 @@ def _log4j2_config() -> Path:
     return Path(name)
 
 
-def tool_argv(main_class: str, *args: str) -> list[str]:
-    """The command line that runs ``main_class`` of the cached Kafka jars; raises ToolUnavailable."""
+def tool_argv(main_class: str, *args: str, kafka_version: str | None = None) -> list[str]:
+    """The command line that runs ``main_class`` of the cached jars of ``kafka_version`` (default: the devstack's
+    release, ``kafka.version()``); raises ToolUnavailable."""
     from loomctl.devstack import kafka
 
     java = kafka.find_java()
     if java is None:
         raise ToolUnavailable("no java on PATH (or in $JAVA_HOME): apt-get install openjdk-17-jre-headless")
-    libs = kafka.libs_dir()
+    libs = kafka.libs_dir(kafka_version)
     if not libs.is_dir():
         raise ToolUnavailable(f"no Kafka jars in {libs}: `loomctl dev up` fetches them once")
     return [
@@ -82,9 +87,10 @@ def tool_argv(main_class: str, *args: str) -> list[str]:
     ]
 
 
-def run_tool(main_class: str, *args: str, timeout: float = 600.0) -> str:
-    """Run a Kafka tool to completion and return its stdout; raises ToolFailed on a non-zero exit."""
-    argv = tool_argv(main_class, *args)
+def run_tool(main_class: str, *args: str, timeout: float = 600.0, kafka_version: str | None = None) -> str:
+    """Run a Kafka tool (of ``kafka_version``'s jars, see :func:`tool_argv`) to completion and return its stdout;
+    raises ToolFailed on a non-zero exit."""
+    argv = tool_argv(main_class, *args, kafka_version=kafka_version)
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
@@ -93,6 +99,26 @@ def run_tool(main_class: str, *args: str, timeout: float = 600.0) -> str:
         tail = "\n".join((result.stderr + result.stdout).strip().splitlines()[-15:])
         raise ToolFailed(f"{main_class} exited {result.returncode}:\n{tail}")
     return result.stdout
+
+
+def describe_features(bootstrap_servers: str, *, timeout: float = 120.0, kafka_version: str | None = None) -> dict[str, str]:
+    """The finalized level of each feature ``kafka-features describe`` prints (see :func:`parse_features`)."""
+    return parse_features(
+        run_tool(
+            FEATURE_COMMAND, "--bootstrap-server", bootstrap_servers, "describe", timeout=timeout, kafka_version=kafka_version
+        )
+    )
+
+
+_FEATURE_LINE = re.compile(r"^Feature:\s*(\S+)\s.*?\bFinalizedVersionLevel:\s*(\S+)")
+
+
+def parse_features(text: str) -> dict[str, str]:
+    """``{"metadata.version": "4.0-IV3", "group.version": "1", ...}`` from ``kafka-features describe`` lines
+    (``Feature: NAME  SupportedMinVersion: ..  SupportedMaxVersion: ..  FinalizedVersionLevel: LEVEL  Epoch: ..``,
+    tab-separated up to 4.0, padded with spaces later); a feature the cluster did not finalize is absent, as the tool
+    leaves it out."""
+    return {m.group(1): m.group(2) for m in map(_FEATURE_LINE.match, text.splitlines()) if m}
 
 
 DESCRIBE_TIMEOUT_MS = 120_000

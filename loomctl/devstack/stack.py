@@ -9,7 +9,9 @@ Layout of a state folder::
     kafka-2/, kafka-3/   the same for the other clusters of `dev up --clusters N`
 
 Each Kafka cluster is one broker (KRaft, broker and controller in one JVM) with a cluster id of its own.
-stack.json keeps the first under "kafka", as it always has, and the others under "extra_kafka".
+stack.json keeps the first under "kafka", as it always has, and the others under "extra_kafka". Every broker of a
+stack runs one Kafka release, recorded beside each ("version"): the one `up` was asked for when the stack began, and
+the same at each later `up` (another is refused until `down`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from loomctl.devstack import kafka, postgres
 from loomctl.devstack._process import Progress
 from loomctl.errors import BackendUnavailable, BadInput, Conflict, LoomError, NotFound
 from loomctl.settings import ENV_BOOTSTRAP_SERVERS, ENV_DATABASE_URL
+
+ENV_KAFKA_VERSION = kafka.ENV_VERSION
 
 STATE_FILE = "stack.json"
 _LOCK_FILE = ".lock"
@@ -99,6 +103,11 @@ class StackInfo:
     def healthy(self) -> bool:
         return self.postgres.healthy and self.kafka.healthy and all(c.healthy for c in self.clusters)
 
+    @property
+    def kafka_version(self) -> str | None:
+        """The Kafka release the stack's brokers run (or ran, when stopped); None before any started."""
+        return next((c.kafka.version for c in self.clusters if c.kafka.version), self.kafka.version)
+
 
 def cluster_name(cluster: int) -> str:
     """The name of the stack's Kafka cluster number ``cluster``: "default" for the first, "dev-2", "dev-3" after it."""
@@ -117,6 +126,7 @@ def up(
     migrate: bool = True,
     progress: Progress | None = None,
     clusters: int | None = None,
+    kafka_version: str | None = None,
 ) -> StackInfo:
     """Start whatever part of the stack is not running, then migrate the database.
 
@@ -126,38 +136,46 @@ def up(
     When every server recorded in the state folder is alive and answers, and there are enough
     clusters, nothing is started or migrated and the result has ``already_running=True``. If any
     step fails, the servers this call started are stopped again before the error propagates.
+
+    ``kafka_version`` (X.Y.Z, else LOOM_DEV_KAFKA_VERSION) is the Kafka release a new stack runs; neither given, the
+    pom's. A stack keeps the release it began with: asked for another, it is refused (Conflict) until `down`.
     """
     _check_clusters(clusters)
+    asked = kafka.check_version(kafka_version) if kafka_version is not None else kafka.requested_version()
     state_dir = _resolve(state_dir)
     say = progress or _silent
     current = _current(state_dir)
+    release = _kafka_release(current, asked)
     if current is not None and current.healthy and _wanted(current, clusters) == _count(current):
         return replace(current, already_running=True)
     _refuse_unanswering(current)
     if current is None and state_dir.is_dir() and any(p.name != _LOCK_FILE for p in state_dir.iterdir()):
         raise BadInput(f"{state_dir} is not empty and holds no {STATE_FILE}: choose another --dir for the local stack")
     need_postgres, need_kafka = _needs(current, _wanted(current, clusters))
-    tools = _prerequisites(need_postgres=need_postgres, need_kafka=bool(need_kafka))
+    tools = _prerequisites(need_postgres=need_postgres, need_kafka=bool(need_kafka), kafka_version=release)
+    if need_kafka:  # before the folder is made: a release Maven cannot fetch leaves nothing behind
+        kafka.ensure_jars(release, progress=say)
 
     state_dir.mkdir(parents=True, exist_ok=True)
     with _locked(state_dir):
         current = _current(state_dir)  # another `up` may have finished while we waited
+        release = _kafka_release(current, asked)
         wanted = _wanted(current, clusters)
         if current is not None and current.healthy and wanted == _count(current):
             return replace(current, already_running=True)
         need_postgres, need_kafka = _needs(current, wanted)
         if (need_postgres and tools.postgres is None) or (need_kafka and tools.java is None):
-            tools = _prerequisites(need_postgres=need_postgres, need_kafka=bool(need_kafka))
+            tools = _prerequisites(need_postgres=need_postgres, need_kafka=bool(need_kafka), kafka_version=release)
         record = _read(state_dir) or {}
         _write(state_dir, record)  # from now on the folder is recognisably ours, for `down`
         started: list[int | str] = []  # "postgres", or the number of a Kafka cluster
         try:
-            libs = kafka.ensure_jars(progress=say) if need_kafka else None
+            libs = kafka.ensure_jars(release, progress=say) if need_kafka else None
             if need_postgres:
                 _start_postgres(state_dir, record, tools, started, say)
             if need_kafka:
                 assert tools.java is not None and libs is not None
-                _start_kafka(state_dir, record, tools.java, libs, need_kafka, started, say)
+                _start_kafka(state_dir, record, tools.java, libs, need_kafka, started, say, release=release)
             record["started_at"] = _now().isoformat()
             _write(state_dir, record)
             result = _info(state_dir, record, probe=False)
@@ -262,11 +280,15 @@ def down(state_dir: Path | None = None, *, keep: bool = False, progress: Progres
 
 
 def env_lines(info: StackInfo) -> list[str]:
-    """Shell lines that point loomctl (and anything reading LOOM_*) at the stack: for `eval`."""
-    return [
+    """Shell lines that point loomctl (and anything reading LOOM_*) at the stack, and Kafka's tools
+    (kafka_tools, a later `dev up`) at its Kafka release: for `eval`."""
+    lines = [
         f"export {ENV_DATABASE_URL}={shlex.quote(info.database_url or '')}",
         f"export {ENV_BOOTSTRAP_SERVERS}={shlex.quote(info.bootstrap_servers or '')}",
     ]
+    if info.kafka_version:
+        lines.append(f"export {ENV_KAFKA_VERSION}={shlex.quote(info.kafka_version)}")
+    return lines
 
 
 # --- internals -----------------------------------------------------------------------------
@@ -289,6 +311,26 @@ def _now() -> dt.datetime:
 
 def _resolve(state_dir: Path | None) -> Path:
     return (Path(state_dir).expanduser() if state_dir is not None else default_state_dir()).resolve()
+
+
+def _kafka_release(current: StackInfo | None, asked: str | None) -> str:
+    """The Kafka release the stack's brokers are to run: the one it has, else ``asked``, else the pom's.
+
+    A stack asked for another release than it has is refused before anything starts: its brokers, or the data a
+    stopped one keeps (formatted for its own metadata version), stay as they are until `loomctl dev down`.
+    """
+    have = current.kafka_version if current is not None else None
+    if have is None:
+        return asked or kafka.default_version()
+    if asked is not None and asked != have:
+        assert current is not None
+        what = "runs" if any(c.healthy for c in current.clusters) else "holds the stopped brokers' data of"
+        where = "" if current.state_dir == _resolve(None) else f" --dir {shlex.quote(str(current.state_dir))}"
+        raise Conflict(
+            f"the local stack in {current.state_dir} {what} Kafka {have}, not {asked}: "
+            f"run `loomctl dev down{where}` first, then `loomctl dev up{where} --kafka-version {asked}`"
+        )
+    return have
 
 
 def _check_clusters(clusters: int | None) -> None:
@@ -359,7 +401,7 @@ def _set_kafka_record(record: dict[str, Any], cluster: int, entry: dict[str, Any
     record[_EXTRA_KAFKA] = [extras[c] for c in sorted(extras)]
 
 
-def _prerequisites(*, need_postgres: bool, need_kafka: bool) -> _Tools:
+def _prerequisites(*, need_postgres: bool, need_kafka: bool, kafka_version: str) -> _Tools:
     """Find the tools, or say in one message everything that is missing and how to install it."""
     missing: list[str] = []
     packages: list[str] = []
@@ -373,12 +415,10 @@ def _prerequisites(*, need_postgres: bool, need_kafka: bool) -> _Tools:
         else:
             major = kafka.java_major(java)
             if major is None or major < kafka.MIN_JAVA:
-                missing.append(
-                    f"Java {kafka.MIN_JAVA} or newer for Kafka {kafka.version()} ({java} is Java {major or 'unknown'})"
-                )
+                missing.append(f"Java {kafka.MIN_JAVA} or newer for Kafka {kafka_version} ({java} is Java {major or 'unknown'})")
                 packages.append("openjdk-17-jre-headless")
-        if not kafka.jars_cached() and shutil.which("mvn") is None:
-            missing.append(f"mvn (Apache Maven), to fetch Kafka {kafka.version()} once into {kafka.libs_dir()}")
+        if not kafka.jars_cached(kafka_version) and shutil.which("mvn") is None:
+            missing.append(f"mvn (Apache Maven), to fetch Kafka {kafka_version} once into {kafka.libs_dir(kafka_version)}")
             packages.append("maven")
     if need_postgres:
         binaries = postgres.find_binaries()
@@ -435,8 +475,11 @@ def _start_kafka(
     clusters: list[int],
     started: list[int | str],
     say: Progress,
+    *,
+    release: str,
 ) -> None:
-    """Start the brokers of ``clusters`` side by side, each on the ports it had before where they are free."""
+    """Start the brokers of ``clusters`` (Kafka ``release``, from ``libs``) side by side, each on the ports it had
+    before where they are free."""
     ports: dict[int, tuple[int, int] | None] = {}
     for c in clusters:
         earlier = _kafka_record(record, c) or {}
@@ -444,7 +487,7 @@ def _start_kafka(
             (earlier["port"], earlier["controller_port"]) if earlier.get("port") and earlier.get("controller_port") else None
         )
     for c, (pid, port, controller_port) in kafka.start_many(java, libs, state_dir, ports, progress=say).items():
-        _set_kafka_record(record, c, {"pid": pid, "port": port, "controller_port": controller_port, "version": kafka.version()})
+        _set_kafka_record(record, c, {"pid": pid, "port": port, "controller_port": controller_port, "version": release})
         started.append(c)
     _write(state_dir, record)
 

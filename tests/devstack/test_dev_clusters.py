@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Cli, admin_client, create_topic, json_of, wait_for
+from support import Cli, admin_client, alive, create_topic, json_of, processes_mentioning, wait_for
 
 from loomctl import devstack
 from loomctl.devstack import kafka, postgres
@@ -49,27 +49,6 @@ def can_run() -> None:
         postgres.server_os_user()
     except KeyError:
         pytest.skip(f"running as root without a {postgres.SERVER_OS_USER} user")
-
-
-def processes_mentioning(text: str) -> list[int]:
-    """Pids whose command line contains ``text`` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
-def alive(pid: int) -> bool:
-    """Alive and not a zombie (a zombie's command line reads empty)."""
-    try:
-        return bool((Path("/proc") / str(pid) / "cmdline").read_bytes())
-    except OSError:
-        return False
 
 
 def cluster_id(bootstrap: str) -> str:
@@ -124,7 +103,7 @@ def test_a_stack_json_of_one_broker_still_reads(dev: Cli, tmp_path: Path) -> Non
     record = {
         "format": 1,
         "postgres": {"pid": dead.pid, "port": 5999, "version": "15.8", "bin_dir": "/nowhere", "root": str(tmp_path / "pg")},
-        "kafka": {"pid": dead.pid, "port": 9999, "controller_port": 9998, "version": "4.1.2"},
+        "kafka": {"pid": dead.pid, "port": 9999, "controller_port": 9998, "version": kafka.version()},
         "started_at": "2026-01-01T00:00:00+00:00",
     }
     (state_dir / "stack.json").write_text(json.dumps(record))

@@ -53,9 +53,17 @@ def test_broker_config_is_one_loopback_node_without_topic_auto_creation(tmp_path
     assert props["log.dirs"] == str(tmp_path)
 
 
-def test_kafka_version_comes_from_the_packaged_pom() -> None:
-    assert kafka.version().startswith("4.")
-    assert kafka.libs_dir().name == "libs" and kafka.libs_dir().parent.name == f"kafka-{kafka.version()}"
+def test_kafka_version_comes_from_the_packaged_pom_unless_loom_dev_kafka_version_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(kafka.ENV_VERSION, raising=False)
+    pinned = kafka.default_version()
+    assert tuple(int(part) for part in pinned.split(".")) >= (4, 4, 0)  # the current release (DESIGN: Kafka 4 groups)
+    assert kafka.version() == pinned
+    assert kafka.libs_dir().name == "libs" and kafka.libs_dir().parent.name == f"kafka-{pinned}"
+
+    monkeypatch.setenv(kafka.ENV_VERSION, "4.0.1")
+    assert (kafka.version(), kafka.default_version()) == ("4.0.1", pinned)
+    assert kafka.libs_dir().parent.name == "kafka-4.0.1"
+    assert kafka.libs_dir("4.2.0").parent.name == "kafka-4.2.0"
 
 
 def test_state_and_cache_folders_follow_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -75,14 +83,16 @@ def test_env_lines_survive_eval_in_a_shell() -> None:
         database_url=url,
         bootstrap_servers="127.0.0.1:9092",
         postgres=PostgresInfo(5432, 1, "15", True, None, None),
-        kafka=KafkaInfo(9092, 9093, 2, "4.1.2", True, None, None),
+        kafka=KafkaInfo(9092, 9093, 2, kafka.version(), True, None, None),
         started_at=dt.datetime.now(dt.timezone.utc),
     )
-    script = "\n".join(env_lines(info)) + '\nprintf "%s\\n%s" "$LOOM_DATABASE_URL" "$LOOM_KAFKA_BOOTSTRAP_SERVERS"'
+    script = "\n".join(env_lines(info)) + (
+        '\nprintf "%s\\n%s\\n%s" "$LOOM_DATABASE_URL" "$LOOM_KAFKA_BOOTSTRAP_SERVERS" "$LOOM_DEV_KAFKA_VERSION"'
+    )
 
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
 
-    assert out == f"{url}\n127.0.0.1:9092"
+    assert out == f"{url}\n127.0.0.1:9092\n{kafka.version()}"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
