@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install system-deps demo test bench clean
+.PHONY: install system-deps demo test test-older-broker bench clean
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -20,9 +20,30 @@ demo: install
 	@scripts/demo.sh
 
 # The session fixtures start a throwaway PostgreSQL and Kafka broker (or use LOOM_DATABASE_URL
-# and LOOM_KAFKA_BOOTSTRAP_SERVERS when both are set) and stop them at the end.
+# and LOOM_KAFKA_BOOTSTRAP_SERVERS when both are set) and stop them at the end. The broker runs the
+# Kafka release of loomctl/devstack/kafka-pom.xml, or LOOM_DEV_KAFKA_VERSION's.
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The integration tests where Kafka releases differ, on the oldest release Maven Central serves here:
+# lag against kafka-consumer-groups, what a cluster can do (`cluster check`), KIP-848 group configs
+# (config push and drift), partitions apply, the collector, and `loomctl dev` itself. The session
+# always starts its own broker of that release (LOOM_DEV_KAFKA_VERSION moves it, Kafka's tools and
+# `dev up` together; the devstack fetches the jars once).
+OLDER_KAFKA_VERSION ?= 4.0.1
+OLDER_BROKER_TESTS := \
+	tests/test_capabilities.py \
+	tests/test_clusters_cli.py::test_check_asks_the_real_cluster_and_keeps_the_answer_while_an_unreachable_one_is_exit_5 \
+	tests/lag/test_lag_agrees.py \
+	tests/configs/test_consumer_protocol.py \
+	tests/configs/test_session_timeout_bounds.py \
+	tests/partitions/test_partitions_apply.py \
+	tests/lag/test_collector.py \
+	tests/devstack/test_dev_cli.py \
+	tests/devstack/test_kafka_versions.py::test_the_session_broker_runs_the_release_asked_for_with_its_logging_alive
+test-older-broker: install
+	env -u LOOM_DATABASE_URL -u LOOM_KAFKA_BOOTSTRAP_SERVERS LOOM_DEV_KAFKA_VERSION=$(OLDER_KAFKA_VERSION) \
+		$(BIN)/pytest $(PYTEST_ARGS) $(OLDER_BROKER_TESTS)
 
 bench: install
 	$(BIN)/python bench/startup.py

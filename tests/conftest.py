@@ -2,7 +2,8 @@
 
 Both come from LOOM_DATABASE_URL and LOOM_KAFKA_BOOTSTRAP_SERVERS when both are set; otherwise
 the session starts them with `loomctl.devstack` (what `loomctl dev up` starts) in a fresh temp
-folder and stops them at the end, also when tests fail or the run is interrupted. Beside them:
+folder and stops them at the end, also when tests fail or the run is interrupted. The broker runs
+the Kafka release of LOOM_DEV_KAFKA_VERSION, else the pom's (as `dev up` and Kafka's tools do). Beside them:
 an admin client of the session's broker, and a broker of a module's own (`broker`) for tests that stop it.
 The helpers all tests share are in support.py; the database fixtures in pg_fixtures.py.
 """
@@ -109,6 +110,21 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateBroker]:
     """A broker of the module's own, for tests that stop it (the session's must keep running)."""
     with private_broker(tmp_path_factory) as own:
         yield own
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which Kafka the run is against, on the first lines of its output (CI runs two releases)."""
+    if os.environ.get(ENV_DATABASE_URL) and os.environ.get(ENV_BOOTSTRAP_SERVERS):
+        return f"services: {ENV_DATABASE_URL} and {ENV_BOOTSTRAP_SERVERS} (brokers of their own release)"
+    from loomctl.devstack import kafka
+    from loomctl.errors import LoomError
+
+    try:
+        release = kafka.version()
+    except LoomError as exc:
+        return f"services: the session cannot start Kafka: {exc}"
+    source = kafka.ENV_VERSION if kafka.requested_version() else "loomctl/devstack/kafka-pom.xml"
+    return f"services: the session starts PostgreSQL and Apache Kafka {release} (from {source})"
 
 
 def pytest_configure(config: pytest.Config) -> None:

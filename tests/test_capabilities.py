@@ -1,11 +1,13 @@
 """What a cluster can do (loomctl.kafka.capabilities): the inference from config values, then the session's broker.
 
-The devstack broker (Kafka 4.1.2 at the time of writing) was checked by hand with Kafka's own tools from the cached
-jars: `kafka-features describe` shows group.version=1, share.version=0 and no streams.version, and
-`kafka-broker-api-versions` shows StreamsGroupHeartbeat UNSUPPORTED. So it serves KIP-848 groups (proven below by
-a consumer with group.protocol=consumer), serves no share or streams groups, and librdkafka can read none of those
-features: the check must say "unknown" for share and streams groups, never True, and True for KIP-848 only once a
-consumer-protocol group shows it.
+The session's broker runs the devstack's release: 4.4.0 by default, 4.0.1 in `make test-older-broker`
+(LOOM_DEV_KAFKA_VERSION). Kafka's own `kafka-features describe`, run from the same release's jars, is the oracle
+for what it serves. Kafka 4.0.1 finalizes group.version=1 and neither share.version nor streams.version, and its
+rebalance protocol list lacks streams; 4.4.0 finalizes share.version and streams.version too. librdkafka can read
+none of those features, so the check must say "unknown" where a feature is on, False or "unknown" where it is off,
+never True for share or streams groups without a config that says so, and True for KIP-848 only once a
+consumer-protocol group shows it (proven below by a consumer with group.protocol=consumer). The group configs that
+4.3 and 4.4 brought must show in the release range the check infers: present on 4.4.0, missing on 4.0.1.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import time
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import ConfigResource, ResourceType
 from support import admin_client, create_topic, delete_topics, free_port, quiet, unique, wait_for
 
+from loomctl.devstack import kafka_tools
 from loomctl.errors import BackendUnavailable
 from loomctl.kafka.capabilities import (
+    PROBE_GROUP,
     REBALANCE_PROTOCOLS,
+    VERSION_MARKERS,
     Capabilities,
     Evidence,
     capabilities,
@@ -141,20 +147,31 @@ def check(admin: Any, timeout: float = 10.0) -> Capabilities:
     return capabilities(admin, timeout=timeout)
 
 
+def release_of(services: Any) -> tuple[int, int] | None:
+    """(major, minor) of the session's broker where the session started it (its stack records it), else None."""
+    if services.state_dir is None:
+        return None
+    from loomctl import devstack
+
+    recorded = devstack.status(services.state_dir).kafka_version
+    assert recorded is not None
+    major, minor, _ = (int(part) for part in recorded.split("."))
+    return major, minor
+
+
 def test_the_session_broker(services: Any, admin: Any) -> None:
     found = check(admin)
     assert found.cluster_id and found.broker_ids and found.controller_id in found.broker_ids
     assert found.group_configs.supported is True
     assert found.kraft.supported is True
     assert found.rebalance_protocols is not None and "consumer" in found.rebalance_protocols
-    # never True for what the broker does not serve (share.version=0, no streams.version, see the docstring)
+    # never True without a config that says so: only features, which librdkafka cannot read, switch them on here
     assert found.share_groups.supported is not True
     assert found.streams_groups.supported is not True
     assert found.broker_version.at_least is not None and found.broker_version.at_least >= "4.0"
-    if services.state_dir is not None:  # the devstack's broker: its release is known
-        from loomctl.devstack import kafka
-
-        release = ".".join(kafka.version().split(".")[:2])
+    known = release_of(services)
+    if known is not None:  # the devstack's broker: its release is known
+        release = "%d.%d" % known
         guess = found.broker_version
         assert guess.at_least is not None and guess.at_least <= release
         assert guess.at_most is None or release <= guess.at_most
@@ -168,6 +185,44 @@ def test_the_session_broker(services: Any, admin: Any) -> None:
     assert as_json["broker_version"]["inferred"] is True
     for name in ("kraft", "consumer_protocol", "share_groups", "streams_groups", "group_configs"):
         assert set(as_json[name]) == {"supported", "evidence"} and as_json[name]["evidence"]
+
+
+def test_what_the_broker_lacks_is_reported_missing_or_unknown_as_kafkas_own_tool_says(services: Any, admin: Any) -> None:
+    """Share and streams groups (feature-gated since 4.1) and the group configs of 4.3 and 4.4, on whatever release
+    runs: where Kafka's kafka-features says a feature is off, or the broker lacks a config, the check says so."""
+    known = release_of(services)
+    if known is None:
+        pytest.skip("the services come from LOOM_* variables: their release and jars are not the session's")
+    features = kafka_tools.describe_features(services.bootstrap_servers)
+    found = check(admin)
+    assert features["group.version"] == "1"  # KIP-848 on, on every release the devstack runs
+
+    for capability, feature in ((found.streams_groups, "streams.version"), (found.share_groups, "share.version")):
+        if int(features.get(feature, "0")) >= 1:
+            # served, but librdkafka cannot read the feature: unknown, never False
+            assert capability.supported is None and feature in capability.evidence, (feature, capability)
+        else:
+            assert capability.supported is not True, (feature, capability)
+    protocols = found.rebalance_protocols or ()
+    if "streams" not in protocols:  # 4.0: the list alone rules streams groups out
+        assert found.streams_groups.supported is False and REBALANCE_PROTOCOLS in found.streams_groups.evidence
+    if known >= (4, 4):
+        assert {"share.version", "streams.version"} <= features.keys()
+    if known < (4, 1):
+        assert "share.version" not in features and "streams.version" not in features and "streams" not in protocols
+
+    resource = ConfigResource(ResourceType.GROUP, PROBE_GROUP)
+    group_configs = admin.describe_configs([resource])[resource].result(timeout=30)
+    guess = found.broker_version
+    for marker, where, name in VERSION_MARKERS:
+        if where != "group" or not name or marker < "4.3":
+            continue
+        have = known >= tuple(int(part) for part in marker.split("."))
+        assert (name in group_configs) is have, (marker, name)
+        if not have:  # a release before the marker: the inferred range ends before it, and says why
+            assert guess.at_most is not None and guess.at_most < marker and f"lacks group config {name}" in guess.evidence
+    if known >= (4, 4):
+        assert guess.text == "4.4 or later"
 
 
 def test_a_consumer_protocol_group_makes_kip_848_certain(services: Any, admin: Any) -> None:
