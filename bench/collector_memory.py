@@ -7,7 +7,8 @@ partition of each, so about G x 1.5 x P partition rows), writes 40 records to ev
 and their lag in time is carried from cycle to cycle) and gives every group a service config, then runs a few
 collector cycles (``Collector(Settings.from_env(), 30 s, None).cycle()``, as bench/lag_snapshot.py's --collector
 does) in a process of its own, twice: without an exporter, and with one (the ``--listen`` path, whose exporter keeps
-the last cycle's figures and their rendered text). For each it reports that process's peak RSS (ru_maxrss) minus its
+the last cycle's figures and their rendered text; after each cycle a scrape and a Burrow client's consumer list are
+served from them). For each it reports that process's peak RSS (ru_maxrss) minus its
 RSS before the first cycle (every module the cycle uses already imported: the baseline), divided by the partition
 rows of a cycle, against the 1 KB target; and what it still holds after the cycles, the same way.
 
@@ -47,7 +48,7 @@ sys.path.insert(0, root)
 # every module a cycle uses, imported before the baseline
 import psycopg, psycopg.rows, prometheus_client, prometheus_client.core  # noqa: E401
 from loomctl import kafka, clusters, configs
-from loomctl.lag import collector as module, cluster_loop, exporter as exp, live, samples, status, status_keeper, shares
+from loomctl.lag import collector as module, cluster_loop, exporter as exp, http, live, samples, status, status_keeper, shares
 from loomctl.lag import snapshot_worker, time_lag
 from loomctl.settings import Settings
 
@@ -93,14 +94,15 @@ if trace:
         return text
 
     exp.render = render_then_trace
-    real_figures = exp.render_figures
+    renders = "render_members" if hasattr(exp, "render_members") else "render_figures"  # what publish calls
+    real_figures = getattr(exp, renders)
 
     def figures_then_trace(*args, **kwargs):
         text = real_figures(*args, **kwargs)
         top("the exporter's render")
         return text
 
-    exp.render_figures = figures_then_trace
+    setattr(exp, renders, figures_then_trace)
 
 exporter = exp.Exporter() if mode == "exporter" else None
 collector = module.Collector(Settings.from_env(), dt.timedelta(seconds=30), None, exporter=exporter)
@@ -114,6 +116,9 @@ try:
         start = time.perf_counter()
         result = collector.cycle()
         collector.settle(120)
+        if exporter is not None:  # served as a scrape and a Burrow client find it: the gzipped figures, the consumer list
+            exporter.metrics(compressed=True)
+            http.Api(exporter).get("/v3/kafka/" + exporter.cluster_name + "/consumer")
         took.append(time.perf_counter() - start)
         peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
         rows = result.written

@@ -22,7 +22,7 @@ from loomctl.db import close_quietly
 from loomctl.lag.live import gc_paused, live_lag
 from loomctl.lag.samples import copy_samples, iter_samples
 from loomctl.lag.snapshot_worker import SnapshotCrashed, SnapshotWorker
-from loomctl.lag.time_lag import Key, PreviousSamples, previous_samples
+from loomctl.lag.time_lag import PreviousSamples, previous_samples
 
 if TYPE_CHECKING:
     import psycopg
@@ -211,23 +211,23 @@ class ClusterLoop:
         """This cluster's figures for the exporter: the live rows with lag in time carried from the stored samples
         and the window's status, the one `lag status` and the alerts give after this cycle.
 
-        The window's rows are read one at a time, each leaving its status and evidence only (never a list of the
-        rows' dicts), their repeated names and times shared (:func:`~loomctl.lag.status.iter_stored_status`)."""
-        from loomctl.lag.exporter import ExportSnapshot, GroupInfo, evidence_from
+        The window's rows are read one at a time, each packed into the evidence's columns with its status (never a
+        list of the rows' dicts), and the live rows go straight into the columns of a table (:mod:`loomctl.lag.packed`):
+        the exporter keeps the last cycle's while this one's are made."""
+        from loomctl.lag.exporter import ExportSnapshot, GroupInfo
+        from loomctl.lag.packed import EvidenceTable, PartitionTable
         from loomctl.lag.status import iter_stored_status
 
         services = work.services
-        statuses: dict[Key, str] = {}
-
-        def window() -> Iterator[dict[str, Any]]:
-            for r in iter_stored_status(conn, self.status_window, sorted(services), shared=True):
-                statuses[(r["consumer_group_id"], r["topic_name"], r["partition"])] = r["status"]
-                yield r
-
+        evidence = EvidenceTable()
         with gc_paused():
-            evidence = evidence_from(window())
+            for r in iter_stored_status(conn, self.status_window, sorted(services), shared=True):
+                evidence.add_row(r)
         conn.commit()
-        rows = live_lag(snap, services, sorted(services), now=now, previous=previous, stored_status=statuses)
+        rows = PartitionTable()
+        live_lag(snap, services, sorted(services), now=now, previous=previous, stored_status=evidence.statuses, into=rows)
+        rows.freeze()
+        evidence.freeze()
         groups = {}
         for config in work.configs:
             group = snap.groups.get(config.consumer_group_id)

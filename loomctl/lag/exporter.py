@@ -34,11 +34,12 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loomctl.lag import slo
+from loomctl.lag.packed import NONE, EvidenceTable, PartitionTable
 from loomctl.lag.samples import max_known, sum_known
 from loomctl.lag.status import ERR, OK, REWIND, STALL, STOP, UNKNOWN, WARN, worst
 from loomctl.lag.verdicts import STALE_AFTER_INTERVALS  # figures older than this many intervals are stale (a hung cycle)
@@ -112,44 +113,41 @@ class WindowEvidence:
 
 @dataclass(frozen=True)
 class ExportSnapshot:
-    """Everything one completed cycle saw: what /metrics and the Burrow API serve until the next one."""
+    """Everything one completed cycle saw: what /metrics and the Burrow API serve until the next one.
+
+    The rows and the evidence are kept packed (:mod:`loomctl.lag.packed`): given as a list and a dict, they are packed
+    when the snapshot is made; the collector fills the tables directly."""
 
     cluster_name: str
     taken_at: dt.datetime
     window: dt.timedelta
     interval: dt.timedelta
     groups: dict[str, GroupInfo]
-    partitions: list["PartitionLag"]
-    evidence: dict["Key", WindowEvidence] = field(default_factory=dict)
+    partitions: PartitionTable | Sequence["PartitionLag"]
+    evidence: EvidenceTable | Mapping["Key", WindowEvidence] = field(default_factory=dict)
     brokers: list[str] = field(default_factory=list)
     """The cluster's brokers ("host:port") as the cycle's metadata named them (the Burrow API's ``servers``)."""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "partitions", PartitionTable.of(self.partitions))
+        object.__setattr__(self, "evidence", EvidenceTable.of(self.evidence))
+
+    @property
+    def table(self) -> PartitionTable:
+        assert isinstance(self.partitions, PartitionTable)
+        return self.partitions
+
+    @property
+    def window_table(self) -> EvidenceTable:
+        assert isinstance(self.evidence, EvidenceTable)
+        return self.evidence
+
     def partitions_of(self, group_id: str) -> list["PartitionLag"]:
-        return [p for p in self.partitions if p.consumer_group_id == group_id]
+        return self.table.of_group(group_id)
 
     def group_status(self, group_id: str) -> str:
         """The group's worst partition status, as `lag show` rolls it up ("-" without partitions)."""
         return worst(p.status for p in self.partitions_of(group_id))
-
-
-def evidence_from(rows: Iterable[dict[str, Any]]) -> dict["Key", WindowEvidence]:
-    """The rows of ``lag_partition_status`` as evidence per partition."""
-    return {
-        (r["consumer_group_id"], r["topic_name"], r["partition"]): WindowEvidence(
-            samples=r["samples"],
-            first_offset=r["first_committed_offset"],
-            first_lag=r["first_lag"],
-            first_timestamp=r["first_timestamp"],
-            last_offset=r["last_committed_offset"],
-            last_lag=r["last_lag"],
-            last_timestamp=r["last_timestamp"],
-            first_log_end_offset=r.get("first_log_end_offset"),
-            log_end_offset=r.get("log_end_offset"),
-            time_lag_ms=r.get("time_lag_ms"),
-            lag_slo_seconds=r.get("lag_slo_seconds"),
-        )
-        for r in rows
-    }
 
 
 @dataclass
@@ -181,33 +179,29 @@ class ClusterHealth:
 
 @dataclass(frozen=True, slots=True)
 class _Rendered:
-    """One cluster's snapshot and its figures, rendered when it was published: the text once, and per family where
-    its header lines (``# HELP``, ``# TYPE``) start, where its sample lines start and where they end, so the
-    exposition of all clusters is assembled by joining slices of it (one cluster: the text itself)."""
+    """One cluster's snapshot and its figures, rendered when it was published: per family, its header lines
+    (``# HELP``, ``# TYPE``) and its sample lines, each gzipped on its own (a gzip member), so the exposition of all
+    clusters is assembled by joining members (RFC 1952: a gzip stream may be several members; Prometheus, Python and
+    curl read them as one text). Only the compressed text is kept: some 25 bytes per partition row, not 800."""
 
     snapshot: ExportSnapshot
-    text: bytes
-    spans: dict[str, tuple[int, int, int]]
+    members: dict[str, tuple[bytes, bytes]]
 
 
 def _assemble(rendered: dict[str, _Rendered]) -> bytes:
-    """One exposition for every cluster: each family's header once, then its samples, cluster by cluster (sorted)."""
-    if len(rendered) == 1:
-        [only] = rendered.values()
-        return only.text  # its families in order, each header followed by its samples: the exposition already
-    headers: dict[str, memoryview] = {}
-    for r in rendered.values():
-        for name, (start, head, _) in r.spans.items():
-            if name not in headers:
-                headers[name] = memoryview(r.text)[start:head]
-    ordered = [(memoryview(r.text), r.spans) for r in (rendered[c] for c in sorted(rendered))]
-    parts: list[memoryview] = []
+    """One gzipped exposition for every cluster: each family's header once, then its samples, cluster by cluster (sorted)."""
+    ordered = [rendered[c].members for c in sorted(rendered)]
+    headers: dict[str, bytes] = {}
+    for members in ordered:
+        for name, (header, _) in members.items():
+            headers.setdefault(name, header)
+    parts: list[bytes] = []
     for name, header in headers.items():
         parts.append(header)
-        for text, spans in ordered:
-            span = spans.get(name)
-            if span is not None:
-                parts.append(text[span[1] : span[2]])
+        for members in ordered:
+            found = members.get(name)
+            if found is not None and found[1]:
+                parts.append(found[1])
     return b"".join(parts)
 
 
@@ -243,9 +237,8 @@ class Exporter:
         self._rendered: dict[str, _Rendered] = {}
         """By exported name; replaced whole, never changed in place, so a reader may hold it without the lock."""
         self._clusters: dict[str, ClusterHealth] = {}
-        self._figures = b""
-        self._figures_gzip: bytes | None = None
-        """The figures gzipped, once per publish."""
+        self._figures_gzip = b""
+        """The figures gzipped, assembled once per publish (the only copy kept: see :class:`_Rendered`)."""
 
     def exported_name(self, cluster: str) -> str:
         """The ``cluster_name`` label (and Burrow's cluster) of a cluster: the default one is called as ``--cluster-name`` says."""
@@ -267,14 +260,12 @@ class Exporter:
 
     def publish(self, snapshot: ExportSnapshot, *, writer: bool, duration_s: float) -> None:
         """A completed cycle of ``snapshot.cluster_name``: its figures replace that cluster's last ones, the others stay."""
-        import gzip
-
         from loomctl.errors import BadInput
 
         name = self.exported_name(snapshot.cluster_name)
         if not _servable(name):
             raise BadInput(f"cluster {name!r}: not a name the exporter can serve (empty, unprintable or with '/')")
-        text, spans = render_figures(snapshot, self.granularity, name)
+        members = render_members(snapshot, self.granularity, name)
         with self._publishing:
             held = self._rendered.get(name)
             if held is not None and held.snapshot.cluster_name != snapshot.cluster_name:
@@ -282,13 +273,11 @@ class Exporter:
                     f"clusters {held.snapshot.cluster_name!r} and {snapshot.cluster_name!r} would both be exported as "
                     f"{name!r}: give the default cluster another --cluster-name"
                 )
-            rendered = {**self._rendered, name: _Rendered(snapshot, text, spans)}
-            del text
-            figures = _assemble(rendered)
-            compressed = gzip.compress(figures, compresslevel=1)  # Prometheus asks for gzip: done here, not per scrape
+            rendered = {**self._rendered, name: _Rendered(snapshot, members)}
+            compressed = _assemble(rendered)  # Prometheus asks for gzip: done here, not per scrape
             now = time.time()
             with self._lock:
-                self._rendered, self._figures, self._figures_gzip = rendered, figures, compressed
+                self._rendered, self._figures_gzip = rendered, compressed
                 c = self._clusters.setdefault(name, ClusterHealth())
                 c.cycles_total += 1
                 c.last_cycle_ok, c.last_cycle_duration_s, c.last_success_at, c.last_error = True, duration_s, now, None
@@ -329,17 +318,14 @@ class Exporter:
 
     def retire(self, cluster_name: str) -> None:
         """Forget a cluster (removed, or none of its groups is this collector's any more): its series go at the next scrape."""
-        import gzip
-
         name = self.exported_name(cluster_name)
         with self._publishing:
             rendered = {k: v for k, v in self._rendered.items() if k != name}
             changed = len(rendered) != len(self._rendered)
-            figures = _assemble(rendered) if changed else self._figures
-            compressed = gzip.compress(figures, compresslevel=1) if changed and figures else None
+            compressed = _assemble(rendered) if changed else self._figures_gzip
             with self._lock:
                 if changed:
-                    self._rendered, self._figures, self._figures_gzip = rendered, figures, compressed
+                    self._rendered, self._figures_gzip = rendered, compressed
                 if self._clusters.pop(name, None) is not None and self._clusters:
                     self.health.last_cycle_ok = all(c.last_cycle_ok for c in self._clusters.values())
 
@@ -379,17 +365,18 @@ class Exporter:
     def metrics(self, *, compressed: bool = False) -> bytes:
         """The exposition text: the clusters' figures (rendered when published) and the health, now.
 
-        ``compressed``: gzip, as two members (RFC 1952 allows a stream of them; Prometheus reads it), so the
-        figures are compressed once per publish and only the health per scrape.
+        ``compressed``: gzip, as a stream of members (RFC 1952 allows it; Prometheus reads it), so the figures are
+        compressed once per publish and only the health per scrape. Uncompressed, the figures are unzipped for the
+        answer (a client that does not ask for gzip, such as curl without --compressed, pays for it).
         """
         import gzip
 
         with self._lock:
             health = render(_HealthCollector(self))
-            if not compressed:
-                return self._figures + health
-            figures = self._figures_gzip if self._figures_gzip is not None else gzip.compress(b"")
-            return figures + gzip.compress(health, compresslevel=1)
+            figures = self._figures_gzip
+        if not compressed:
+            return gzip.decompress(figures) + health
+        return (figures or gzip.compress(b"")) + gzip.compress(health, compresslevel=1)
 
 
 def _servable(name: str) -> bool:
@@ -510,14 +497,19 @@ def _template(name: str, labels: Sequence[str]) -> str:
     return f"{name}{{{{{inner}}}}} {{{len(labels)}}}\n"
 
 
-class _Text:
-    """Exposition text written line by line into one buffer, the lines encoded a few hundred at a time."""
+class _Sink:
+    """Exposition lines written into bytes, plain or gzipped (a gzip member of its own), a few hundred lines at a time,
+    so the text of a family is never whole in memory when it is compressed."""
 
-    def __init__(self) -> None:
-        import io
+    __slots__ = ("parts", "lines", "written", "_zip")
 
-        self.buffer = io.BytesIO()
+    def __init__(self, compressed: bool) -> None:
+        import zlib
+
+        self.parts: list[bytes] = []
         self.lines: list[str] = []
+        self.written = 0
+        self._zip = zlib.compressobj(1, zlib.DEFLATED, 31) if compressed else None  # wbits 31: a gzip member
 
     def add(self, line: str) -> None:
         lines = self.lines
@@ -527,56 +519,79 @@ class _Text:
 
     def flush(self) -> None:
         if self.lines:
-            self.buffer.write("".join(self.lines).encode())
+            data = "".join(self.lines).encode()
             self.lines.clear()
+            self.written += len(data)
+            self.parts.append(data if self._zip is None else self._zip.compress(data))
 
-    def tell(self) -> int:
+    def finish(self) -> bytes:
+        """What was written (b"" when nothing was: no empty gzip member)."""
         self.flush()
-        return self.buffer.tell()
-
-    def getvalue(self) -> bytes:
-        self.flush()
-        return self.buffer.getvalue()
+        if self._zip is not None:
+            if not self.written:
+                return b""
+            self.parts.append(self._zip.flush())
+            self._zip = None
+        data = b"".join(self.parts)
+        self.parts.clear()
+        return data
 
 
 class _Families:
-    """One cluster's families written as text, family after family, into one buffer; ``spans`` holds, per family,
-    where its header starts, where its samples start and where they end."""
+    """One cluster's families, family after family: per family, its header and its samples (plain or gzipped)."""
 
-    def __init__(self) -> None:
+    def __init__(self, compressed: bool) -> None:
         from prometheus_client.utils import floatToGoString
 
-        self.text = _Text()
-        self.spans: dict[str, tuple[int, int, int]] = {}
+        self.compressed = compressed
+        self.members: dict[str, tuple[bytes, bytes]] = {}
         self.value = floatToGoString
 
-    def family(self, name: str, lines: Iterable[str] | _Text = ()) -> None:
+    def sink(self) -> _Sink:
+        return _Sink(self.compressed)
+
+    def family(self, name: str, lines: Iterable[str] | _Sink = ()) -> None:
         docs = LOOMCTL_FIGURES.get(name) or KAFKA_LAG_EXPORTER_METRICS[name]
-        text = self.text
-        start = text.tell()
-        text.add(f"# HELP {name} {_escape_help(docs)}\n# TYPE {name} gauge\n")
-        head = text.tell()
-        if isinstance(lines, _Text):
-            text.buffer.write(lines.getvalue())
+        header = _Sink(self.compressed)
+        header.add(f"# HELP {name} {_escape_help(docs)}\n# TYPE {name} gauge\n")
+        if isinstance(lines, _Sink):
+            samples = lines
         else:
+            samples = _Sink(self.compressed)
             for line in lines:
-                text.add(line)
-        self.spans[name] = (start, head, text.tell())
+                samples.add(line)
+        self.members[name] = (header.finish(), samples.finish())
 
 
 def render_figures(
     snapshot: ExportSnapshot, granularity: str, cluster: str | None = None
 ) -> tuple[bytes, dict[str, tuple[int, int, int]]]:
     """One cluster's figures as exposition text, byte for byte what prometheus_client renders from
-    :class:`_FiguresCollector`'s families, and where each family is in it.
+    :class:`_FiguresCollector`'s families, and where each family is in it: its header's start, its samples' start
+    and their end (what :func:`render_members` gives, not compressed)."""
+    text: list[bytes] = []
+    spans: dict[str, tuple[int, int, int]] = {}
+    at = 0
+    for name, (header, samples) in render_members(snapshot, granularity, cluster, compressed=False).items():
+        spans[name] = (at, at + len(header), at + len(header) + len(samples))
+        at = spans[name][2]
+        text += (header, samples)
+    return b"".join(text), spans
 
-    No metric or sample object is made: each per-partition family is written straight from the rows, one after the
-    other, into one buffer; the per-group families are written in one pass over the groups, each into a buffer of
-    its own, then appended."""
+
+def render_members(
+    snapshot: ExportSnapshot, granularity: str, cluster: str | None = None, *, compressed: bool = True
+) -> dict[str, tuple[bytes, bytes]]:
+    """One cluster's figures per family: its header lines and its sample lines, each gzipped on its own (or plain).
+
+    No metric or sample object is made: each per-partition family is written straight from the packed rows' columns,
+    one after the other; the per-group families are written in one pass over the groups, each into a sink of its own.
+    """
     snap = snapshot
+    table, window = snap.table, snap.window_table
     cluster = cluster or snap.cluster_name
     per_partition = granularity == "partition"
-    out = _Families()
+    out = _Families(compressed)
     value = out.value
     escaped: dict[str, str] = {}
 
@@ -589,6 +604,13 @@ def render_figures(
     c = esc(cluster)
 
     if per_partition:
+        group_of, topic_of, number_of, owner_of, status_of = table.group, table.topic, table.partition, table.owner, table.status
+        groups = [esc(g[1]) for g in table.groups]
+        topics = [esc(t) for t in table.topics]
+        owners = [
+            (_escape(_label(host)), _escape(_label(member)), _escape(_label(client))) for member, client, host in table.owners
+        ]
+        numbers = [str(n) for n in range(max(number_of, default=-1) + 1)]
         partition_line = {
             name: _template(name, PARTITION_LABELS)
             for name in (
@@ -598,56 +620,49 @@ def render_figures(
             )
         }
 
-        def per_row(name: str, figure: Any) -> Iterator[str]:
+        def per_row(name: str, column: Any, scale: int = 1) -> Iterator[str]:
             fmt = partition_line[name].format
-            for p in snap.partitions:
-                v = figure(p)
-                if v is not None:
-                    yield fmt(
-                        c,
-                        esc(p.consumer_group_id),
-                        esc(p.topic_name),
-                        str(p.partition),
-                        _escape(_label(p.host)),
-                        _escape(_label(p.member_id)),
-                        _escape(_label(p.client_id)),
-                        value(v),
-                    )
+            for i, v in enumerate(column):
+                if v != NONE:
+                    host, member, client = owners[owner_of[i]]
+                    yield fmt(c, groups[group_of[i]], topics[topic_of[i]], numbers[number_of[i]], host, member, client,
+                              value(v if scale == 1 else v / scale))  # fmt: skip
 
-        def per_log(name: str, figure: Any) -> Iterator[str]:
+        def per_log(name: str, column: Any) -> Iterator[str]:
             fmt = _template(name, OFFSET_LABELS).format
-            seen: set[tuple[str, int]] = set()
-            for p in snap.partitions:
-                if p.log_end_offset is not None and (p.topic_name, p.partition) not in seen:
-                    seen.add((p.topic_name, p.partition))
-                    v = figure(p)
-                    if v is not None:
-                        yield fmt(c, esc(p.topic_name), str(p.partition), value(v))
+            seen: set[tuple[int, int]] = set()
+            log_end = table.log_end
+            for i, v in enumerate(column):
+                if log_end[i] != NONE:
+                    tp = (topic_of[i], number_of[i])
+                    if tp not in seen:
+                        seen.add(tp)
+                        if v != NONE:
+                            yield fmt(c, topics[tp[0]], numbers[tp[1]], value(v))
 
         def statuses() -> Iterator[str]:
             fmt = _template("loomctl_partition_status_code", (*PARTITION_LABELS[:4], "status")).format
-            for p in snap.partitions:
-                yield fmt(c, esc(p.consumer_group_id), esc(p.topic_name), str(p.partition), esc(status_name(p.status)),
-                          value(status_code(p.status)))  # fmt: skip
+            named = [(esc(status_name(s)), value(status_code(s))) for s in table.statuses]
+            for i, s in enumerate(status_of):
+                yield fmt(c, groups[group_of[i]], topics[topic_of[i]], numbers[number_of[i]], *named[s])
 
-        out.family("kafka_consumergroup_group_offset", per_row("kafka_consumergroup_group_offset", lambda p: p.committed_offset))
-        out.family("kafka_consumergroup_group_lag", per_row("kafka_consumergroup_group_lag", lambda p: p.lag))
+        out.family("kafka_consumergroup_group_offset", per_row("kafka_consumergroup_group_offset", table.committed))
+        out.family("kafka_consumergroup_group_lag", per_row("kafka_consumergroup_group_lag", table.lag))
         out.family(
-            "kafka_consumergroup_group_lag_seconds",
-            per_row("kafka_consumergroup_group_lag_seconds", lambda p: None if p.time_lag_ms is None else p.time_lag_ms / 1000),
+            "kafka_consumergroup_group_lag_seconds", per_row("kafka_consumergroup_group_lag_seconds", table.time_lag, 1000)
         )
-        out.family("kafka_partition_latest_offset", per_log("kafka_partition_latest_offset", lambda p: p.log_end_offset))
-        out.family("kafka_partition_earliest_offset", per_log("kafka_partition_earliest_offset", lambda p: p.log_start_offset))
+        out.family("kafka_partition_latest_offset", per_log("kafka_partition_latest_offset", table.log_end))
+        out.family("kafka_partition_earliest_offset", per_log("kafka_partition_earliest_offset", table.log_start))
         out.family("loomctl_partition_status_code", statuses())
 
     simple_labels = ("cluster_name", "group", "is_simple_consumer")
     topic_labels = ("cluster_name", "group", "topic")
-    families: dict[str, tuple[str, _Text]] = {}
+    families: dict[str, tuple[str, _Sink]] = {}
 
     def family(name: str, labels: Sequence[str]) -> Any:
-        families[name] = (_template(name, labels), _Text())
-        fmt, text = families[name]
-        return lambda labels, v: text.add(fmt.format(*labels, value(v)))
+        families[name] = (_template(name, labels), out.sink())
+        fmt, sink = families[name]
+        return lambda labels, v: sink.add(fmt.format(*labels, value(v)))
 
     max_lag = family("kafka_consumergroup_group_max_lag", simple_labels)
     max_lag_seconds = family("kafka_consumergroup_group_max_lag_seconds", simple_labels)
@@ -671,15 +686,10 @@ def render_figures(
         topic_max_lag = family("loomctl_group_topic_max_lag", topic_labels)
         topic_max_lag_seconds = family("loomctl_group_topic_max_lag_seconds", topic_labels)
 
-    by_group: dict[str, list[PartitionLag]] = {}
-    for row in snap.partitions:
-        by_group.setdefault(row.consumer_group_id, []).append(row)
-    evidence_of: dict[str, list[Key]] = {}
-    for key in snap.evidence:
-        evidence_of.setdefault(key[0], []).append(key)
+    objectives = window.numbers["lag_slo_seconds"]
     for group_id in sorted(snap.groups):
         g = snap.groups[group_id]
-        rows = by_group.pop(group_id, [])
+        rows = table.of_group(group_id)
         gid = _escape(group_id)
         group_labels = [c, gid, _escape(_label(g.service_name)), _escape(_label(g.profile))]
         simple = "true" if g.member_count == 0 else "false"
@@ -695,10 +705,10 @@ def render_figures(
         group_max_ms = max_known(r.time_lag_ms for r in rows)
         if group_max_ms is not None:
             max_lag_seconds([c, gid, simple], group_max_ms / 1000)
-        keys = sorted(evidence_of.pop(group_id, []))
-        objective = next((e.lag_slo_seconds for e in map(snap.evidence.__getitem__, keys) if e.lag_slo_seconds is not None), None)
+        held = window.indexes_of(group_id)
+        objective = next((o for i in held if (o := objectives[i]) != NONE), None)
         if objective is not None:
-            predictions = [(key, slo.predict_partition(snap.evidence[key].window_row(), objective)) for key in keys]
+            predictions = [(window.key(i), slo.predict_partition(window.evidence(i).window_row(), objective)) for i in held]
             prediction = slo.predict_group(
                 [(f"{t}[{p}]", pred) for (_, t, p), pred in predictions], objective, snap.window.total_seconds()
             )
@@ -734,15 +744,13 @@ def render_figures(
                 topic_max_ms = max_known(r.time_lag_ms for r in items)
                 if topic_max_ms is not None:
                     topic_max_lag_seconds(labels, topic_max_ms / 1000)
-    del by_group, evidence_of
-    for name, (_, text) in families.items():
-        out.family(name, text)
-        text.buffer.close()
+    for name, (_, sink) in families.items():
+        out.family(name, sink)
     out.family(
         "loomctl_snapshot_timestamp_seconds",
         [f'loomctl_snapshot_timestamp_seconds{{cluster_name="{c}"}} {value(snap.taken_at.timestamp())}\n'],
     )
-    return out.text.getvalue(), out.spans
+    return out.members
 
 
 class _FiguresCollector:

@@ -220,40 +220,47 @@ def consumer_detail(
 
 
 class BurrowView:
-    """One cluster's snapshot's rows by group and by topic, and the groups it lists: built once, on the first request
-    for it; ``cluster``: the cluster's exported name (the snapshot's own name without one)."""
+    """One cluster's snapshot's lists (its consumers, its topics, the consumers of each topic, the topics' offsets),
+    built once, on the first request for it, from the packed rows' columns (no row object is made); a group's own
+    rows are made when it is asked for. ``cluster``: the cluster's exported name (the snapshot's own name without one)."""
 
     def __init__(self, snap: ExportSnapshot, cluster: str | None = None) -> None:
+        from loomctl.lag.packed import NONE
+
         self.snap = snap
         self.cluster = cluster or snap.cluster_name
-        self.rows: dict[str, list[PartitionLag]] = {}
-        for p in snap.partitions:
-            self.rows.setdefault(p.consumer_group_id, []).append(p)
-        self.consumers = sorted(
-            g
-            for g, rows in self.rows.items()
-            if g in snap.groups and snap.groups[g].group_state != "Dead" and any(judged(p) for p in rows)
-        )
-        listed = set(self.consumers)
+        t = snap.table
+        verdicts = [s in PARTITION_STATUSES for s in t.statuses]
+        committed, lag, status, topic_of, number_of, log_end = t.committed, t.lag, t.status, t.topic, t.partition, t.log_end
+        self.consumers: list[str] = []
         self.consumers_of: dict[str, set[str]] = {}
-        ends: dict[str, dict[int, int | None]] = {}
-        for p in snap.partitions:
-            if p.consumer_group_id in listed and p.committed_offset is not None:
-                self.consumers_of.setdefault(p.topic_name, set()).add(p.consumer_group_id)
-            known = ends.setdefault(p.topic_name, {})
-            if known.get(p.partition) is None:
-                known[p.partition] = p.log_end_offset
-        self.topics = sorted(ends)
+        for _, group_id, _, _, _ in t.groups:
+            rows = t.rows_of(group_id)
+            info = snap.groups.get(group_id)
+            if not rows or info is None or info.group_state == "Dead":
+                continue
+            if any(committed[i] != NONE and lag[i] != NONE and verdicts[status[i]] for i in rows):
+                self.consumers.append(group_id)
+                for i in rows:
+                    if committed[i] != NONE:
+                        self.consumers_of.setdefault(t.topics[topic_of[i]], set()).add(group_id)
+        self.consumers.sort()
+        ends: dict[int, dict[int, int | None]] = {}
+        for i in range(len(t)):
+            known = ends.setdefault(topic_of[i], {})
+            if known.get(number_of[i]) is None:
+                known[number_of[i]] = None if log_end[i] == NONE else log_end[i]
+        self.topics = sorted(t.topics[k] for k in ends)
         self.offsets = {
-            t: [e if (e := by_partition.get(i)) is not None else -1 for i in range(max(by_partition) + 1)]
-            for t, by_partition in ends.items()
+            t.topics[k]: [e if (e := by_partition.get(i)) is not None else -1 for i in range(max(by_partition) + 1)]
+            for k, by_partition in ends.items()
         }
 
     def status(self, group_id: str, *, show_all: bool) -> dict[str, Any] | None:
-        return group_status(self.snap, group_id, show_all=show_all, rows=self.rows.get(group_id, []), cluster=self.cluster)
+        return group_status(self.snap, group_id, show_all=show_all, cluster=self.cluster)
 
     def detail(self, group_id: str) -> dict[str, list[dict[str, Any]]] | None:
-        return consumer_detail(self.snap, group_id, self.rows.get(group_id, []))
+        return consumer_detail(self.snap, group_id)
 
 
 class Api:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from loomctl.kafka import ClusterSnapshot
+    from loomctl.lag.packed import PartitionTable
 
 BY = ("service", "topic", "partition")
 """What one row of `lag show` stands for."""
@@ -174,7 +175,8 @@ def live_lag(
     *,
     now: dt.datetime,
     previous: Mapping[Key, PreviousSample] | None = None,
-    stored_status: dict[Key, str] | None = None,
+    stored_status: Mapping[Key, str] | None = None,
+    into: "PartitionTable | None" = None,
 ) -> list[PartitionLag]:
     """Per-partition lag of ``group_ids`` from a :class:`loomctl.kafka.ClusterSnapshot`.
 
@@ -184,9 +186,11 @@ def live_lag(
     The figures are those of :func:`~loomctl.lag.samples.partition_lag`, :func:`~loomctl.lag.samples.lost_to_retention`,
     :func:`~loomctl.lag.time_lag.carry_time_lag_ms` and :func:`live_status`, computed inline: this loop runs once
     per partition of every group (tests/lag/test_lag_live.py holds it to those functions).
+
+    ``into``: the rows go into this table (packed, as the collector's exporter keeps them), not into the list returned.
     """
     with gc_paused():
-        return _live_lag(snap, services, group_ids, now, previous or {}, stored_status or {})
+        return _live_lag(snap, services, group_ids, now, previous or {}, stored_status or {}, into)
 
 
 def _live_lag(
@@ -195,7 +199,8 @@ def _live_lag(
     group_ids: Sequence[str],
     now: dt.datetime,
     previous: Mapping[Key, PreviousSample],
-    stored: dict[Key, str],
+    stored: Mapping[Key, str],
+    table: "PartitionTable | None",
 ) -> list[PartitionLag]:
     from loomctl.kafka import Group
 
@@ -212,6 +217,8 @@ def _live_lag(
         state = group.group_state
         group_type = group.group_type
         nobody = state in _NOBODY
+        if table is not None:
+            table.begin(service, group_id, managed, state, group_type)
         for topic, partitions in partitions_of(committed, owners, counts):
             for partition in partitions:
                 tp = (topic, partition)
@@ -241,6 +248,10 @@ def _live_lag(
                 if stored:
                     status = stored.get((group_id, topic, partition)) or status
                 owner = owners.get(tp) if owners else None
+                if table is not None:
+                    table.add(topic, partition, offset, log_start, log_end, lag, time_lag, lost,
+                              None if owner is None else (owner.member_id, owner.client_id, owner.host), status)  # fmt: skip
+                    continue
                 row = _new(PartitionLag)
                 values = row.__dict__  # filled in field order, so rows share one key table (see _row)
                 values["service_name"] = service

@@ -88,6 +88,10 @@ def stored_status(conn: "psycopg.Connection[Any]", window: dt.timedelta, group_i
     return list(iter_stored_status(conn, window, group_ids))
 
 
+STREAM_ROWS = 2000
+"""Rows of the window fetched at a time by :func:`iter_stored_status`."""
+
+
 def iter_stored_status(
     conn: "psycopg.Connection[Any]", window: dt.timedelta, group_ids: Sequence[str], *, shared: bool = False
 ) -> Iterator[dict[str, Any]]:
@@ -98,17 +102,19 @@ def iter_stored_status(
     from psycopg.rows import dict_row
 
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
+        seen: dict[Any, Any] = {}
+        one = seen.setdefault
+        # streamed a few thousand rows at a time (libpq's chunked mode): a plain execute would hold the whole result
+        # in libpq's memory first, about 1 KB per partition, as long again as everything the collector keeps
+        for row in cur.stream(
             "SELECT s.*, c.lag_slo_seconds AS own_lag_slo_seconds, c.profile AS service_profile"
             "  FROM public.lag_partition_status(%s) AS s"
             "  LEFT JOIN public.pipeline_consumer_configs AS c ON c.consumer_group_id = s.consumer_group_id"
             " WHERE s.consumer_group_id = ANY(%s)"
             " ORDER BY s.service_name, s.consumer_group_id, s.topic_name, s.partition",
             (window, list(group_ids)),
-        )
-        seen: dict[Any, Any] = {}
-        one = seen.setdefault
-        for row in cur:
+            size=STREAM_ROWS,
+        ):
             own, profile = row.pop("own_lag_slo_seconds"), row.pop("service_profile")
             row["lag_slo_seconds"] = slo.objective(own, profile)
             if shared:

@@ -167,7 +167,7 @@ def previous_samples(conn: "psycopg.Connection[Any]", services: dict[str, str], 
     if not services:
         return kept
     with conn.cursor() as cur:
-        cur.execute(
+        rows = cur.stream(  # a few thousand rows at a time: never the whole result in libpq's memory
             """
             SELECT DISTINCT ON (h.consumer_group_id, h.topic_name, h.partition)
                    h.consumer_group_id, h.topic_name, h.partition, h."timestamp", h.committed_offset, h.log_end_offset, h.time_lag_ms
@@ -182,6 +182,7 @@ def previous_samples(conn: "psycopg.Connection[Any]", services: dict[str, str], 
                 "since": now - PREVIOUS_SAMPLE_HORIZON,
                 "now": now,
             },
+            size=5000,
         )
         # ordered by group, topic, partition: each (group, topic)'s partitions arrive together, in order
         current: tuple[str, str] | None = None
@@ -193,11 +194,10 @@ def previous_samples(conn: "psycopg.Connection[Any]", services: dict[str, str], 
                 for partition, at_us, committed, log_end, time_lag in run:
                     kept.put(slots, partition, at_us, committed, log_end, time_lag)
 
-        while batch := cur.fetchmany(5000):
-            for group_id, topic, partition, at, committed, log_end, time_lag in batch:
-                if current is None or current[1] != topic or current[0] != group_id:
-                    keep()
-                    current, run = (group_id, topic), []
-                run.append((partition, epoch_us(at), committed, log_end, time_lag))
+        for group_id, topic, partition, at, committed, log_end, time_lag in rows:
+            if current is None or current[1] != topic or current[0] != group_id:
+                keep()
+                current, run = (group_id, topic), []
+            run.append((partition, epoch_us(at), committed, log_end, time_lag))
         keep()
     return kept

@@ -204,3 +204,28 @@ def test_the_collector_writes_the_group_type(database_factory, services) -> None
             stored = conn.execute("SELECT partition, lag, group_type, group_state FROM consumer_lag_history"
                                   " WHERE consumer_group_id = %s ORDER BY partition", (group,)).fetchall()
         assert stored == [(0, 3, "classic", "Empty"), (1, 0, "classic", "Empty")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(snapshots())
+def test_the_collectors_packed_rows_are_the_same_rows(case) -> None:
+    """The collector's exporter has live_lag fill a packed table (loomctl.lag.packed): read back, the same rows, and
+    the stored statuses read from packed evidence as from a dict."""
+    from loomctl.lag.exporter import WindowEvidence
+    from loomctl.lag.packed import EvidenceTable, PartitionTable
+
+    snap, groups, previous, stored = case
+    services = {groups[0]: "svc-0"}
+    rows = lag.live_lag(snap, services, groups, now=NOW, previous=previous, stored_status=stored)
+    evidence = EvidenceTable()
+    for key in sorted(stored):
+        evidence.add_evidence(key, WindowEvidence(2, 1, 1, NOW, 2, 2, NOW), stored[key])
+    table = PartitionTable()
+    lag.live_lag(snap, services, groups, now=NOW, previous=previous, stored_status=evidence.statuses, into=table)
+    table.freeze()
+    assert list(table) == rows
+    assert [g for g in groups if any(r.consumer_group_id == g for r in rows)] == table.group_ids()
+    for g in groups:
+        assert table.of_group(g) == [r for r in rows if r.consumer_group_id == g]
+    evidence.freeze()  # looked up within its group now, not in a dict
+    assert dict(evidence.statuses.items()) == stored
