@@ -401,15 +401,20 @@ def drift(
     output: OutputOption = None,
 ) -> None:
     """Compare the table with the cluster: protocol, broker-side group configs, assignor, idle members. Example: loomctl config drift --fail"""
+    import contextlib
+
     from loomctl import configs
     from loomctl.errors import LoomError
 
-    with _session(ctx) as session:
-        found = configs.chosen_configs(session, services or [])
-        admin_of = configs.admins(session, state(ctx).settings, timeout=timeout)
-        for name in configs.by_cluster(found):
-            admin_of(name)  # every cluster's client built while the registry is at hand
-    report = configs.drift_by_cluster(found, admin_of, timeout=timeout)
+    with contextlib.ExitStack() as stack:
+        with _session(ctx) as session:
+            found = configs.chosen_configs(session, services or [])
+            admin_of = configs.admins(session, state(ctx).settings, timeout=timeout)
+            wire_of = configs.wires(session, state(ctx).settings, stack, timeout=timeout)
+            for name in configs.by_cluster(found):
+                admin_of(name)  # every cluster's clients built while the registry is at hand
+                wire_of(name)
+        report = configs.drift_by_cluster(found, admin_of, timeout=timeout, wire_of=wire_of)
     emit(ctx, report, output, views.DRIFT)
     info(report.summary())
     if fail and (failure := report.failure()):

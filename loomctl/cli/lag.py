@@ -71,6 +71,25 @@ def _admins(ctx: typer.Context, conn: Any, kept: dict[str, Any]) -> Any:
     return admin_of
 
 
+def _wires(ctx: typer.Context, conn: Any, kept: dict[str, Any]) -> Any:
+    """The group-types client (:func:`loomctl.kafka.protocol.client`) of each cluster by name, opened when first
+    asked for and kept in ``kept`` (closed by the command at its end)."""
+    from loomctl import clusters
+    from loomctl.kafka import protocol
+
+    settings = state(ctx).settings
+    stack = kept.setdefault("", contextlib.ExitStack())
+
+    def wire_of(name: str) -> Any:
+        key = f"wire:{name}"
+        if key not in kept:
+            chosen = settings if conn is None else clusters.settings_for(clusters.get_cluster(conn, name), settings)
+            kept[key] = stack.enter_context(protocol.client(chosen))
+        return kept[key]
+
+    return wire_of
+
+
 def _read_view(
     ctx: typer.Context,
     services: list[str],
@@ -91,7 +110,7 @@ def _read_view(
 
             get_cluster(conn, cluster)  # NotFound for a cluster that is not registered
         return lag.show(
-            _admins(ctx, conn, kept),
+            _admins(ctx, conn, kept.setdefault("admins", {})),
             conn,
             services=services,
             groups=groups,
@@ -99,6 +118,7 @@ def _read_view(
             by=by.value if by else None,
             status_window=status_window,
             cluster=cluster,
+            wire=_wires(ctx, conn, kept.setdefault("wires", {})),
         )
 
 
@@ -160,9 +180,12 @@ def show(
     def read() -> LagView:
         return _read_view(ctx, services or [], group or [], all_groups, by, window, cluster, kept)
 
-    if watch is not None:
-        return _watch(read, watch)
-    shown = read()
+    with contextlib.ExitStack() as stack:
+        wires = kept.setdefault("wires", {})
+        stack.callback(lambda: wires[""].close() if "" in wires else None)
+        if watch is not None:
+            return _watch(read, watch)
+        shown = read()
     emit(ctx, shown, output, views.SHOW)
     _unreachable(shown.unreachable)
 

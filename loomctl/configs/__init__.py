@@ -67,6 +67,7 @@ _EXPORTS = {
         "import_specs",
         "push_configs",
         "set_checked",
+        "wires",
     ),
     "formats": ("FORMATS", "FORMAT_NAMES", "ExportFormat", "ServiceSpec"),
     "broker": (

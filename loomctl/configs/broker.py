@@ -360,6 +360,12 @@ class Drift:
     assignor_in_use: str | None
     group_configs: dict[str, GroupConfigValue]
     drift: list[str]
+    classic_members: list[str] = field(default_factory=list)
+    """Members that joined a consumer-protocol group with the classic protocol (KIP-848's upgrade path), as
+    "member id (client id)"; empty where there are none or the broker cannot tell (see ``member_types``)."""
+    member_types: str = "unchecked"
+    """Whether the members' protocols were read: "checked", "unchecked" (not a consumer-protocol group, or no
+    member) or "unknown" (the broker or the client cannot say: the group's members are not known to be uniform)."""
 
     @property
     def in_sync(self) -> bool:
@@ -371,9 +377,15 @@ def _assignor_configured(settings: Mapping[str, Any]) -> str:
 
 
 def drift_of(
-    config: "ConsumerConfig", group: Any, group_configs: Mapping[str, Any], partition_counts: Mapping[str, int]
+    config: "ConsumerConfig",
+    group: Any,
+    group_configs: Mapping[str, Any],
+    partition_counts: Mapping[str, int],
+    members_read: Any = None,
 ) -> Drift:
-    """The drift of one service, from its group's description, its group configs and the partition counts."""
+    """The drift of one service, from its group's description, its group configs and the partition counts;
+    ``members_read``: the group as ConsumerGroupDescribe gives it (:func:`loomctl.kafka.protocol.describe_consumer_groups`,
+    each member's type), or a reason (str) it could not be read, or None when it was not asked."""
     settings = config.settings
     protocol = settings["group_protocol"]
     members = len(group.members)
@@ -408,6 +420,22 @@ def drift_of(
         found.append(f"assignor {in_use} in use, {configured} configured")
     if running and idle:
         found.append(f"{idle} of {members} members have no partition ({partitions} partition(s)): idle members")
+    classic: list[str] = []
+    checked = "unchecked"
+    if running and group.group_type == "consumer":
+        if members_read is None or isinstance(members_read, str) or members_read.error:
+            checked = "unknown"
+        else:
+            typed = [m for m in members_read.members if m.member_type is not None]
+            checked = "checked" if len(typed) == len(members_read.members) else "unknown"
+            for m in members_read.members:
+                if m.member_type == "classic":
+                    who = f"{m.member_id} ({m.client_id or 'no client id'})"
+                    classic.append(who)
+                    found.append(
+                        f"member {who} joined with the classic protocol inside the consumer-protocol group: "
+                        "restart it with group.protocol=consumer"
+                    )
     return Drift(
         config.service_name,
         config.consumer_group_id,
@@ -421,6 +449,8 @@ def drift_of(
         in_use,
         values,
         found,
+        classic,
+        checked,
     )
 
 
@@ -445,12 +475,23 @@ class DriftReport:
         return f"{len(self.drifting)} service(s) drift from their config: {', '.join(d.service_name for d in self.drifting)}"
 
 
-def drift(configs: Sequence["ConsumerConfig"], admin: Any, *, timeout: float = 10.0) -> DriftReport:
+def drift(configs: Sequence["ConsumerConfig"], admin: Any, *, timeout: float = 10.0, wire: Any = None) -> DriftReport:
     """Every service's drift, from one describe of the groups, one describe_configs of the
-    consumer-protocol groups and one metadata request for the topics their members are assigned."""
+    consumer-protocol groups and one metadata request for the topics their members are assigned;
+    with ``wire`` (:func:`loomctl.kafka.protocol.client`), each member of a consumer-protocol group by its protocol."""
     from loomctl import kafka
 
     groups = kafka.describe_groups(admin, [c.consumer_group_id for c in configs], timeout=timeout)
+    running = [g for g, d in groups.items() if d.group_type == "consumer" and d.members]
+    members_read: dict[str, Any] = {}
+    if running and wire is not None:
+        from loomctl.errors import LoomError
+        from loomctl.kafka import protocol
+
+        try:
+            members_read = dict(protocol.describe_consumer_groups(wire, running, timeout=timeout))
+        except LoomError as exc:  # an older broker (no member types) or one that did not answer: unknown, said once
+            members_read = dict.fromkeys(running, str(exc))
     consumer = [c.consumer_group_id for c in configs if uses_consumer_protocol(c.settings)]
     group_configs = kafka.describe_group_configs(admin, consumer, list(GROUP_CONFIGS.values()), timeout=timeout)
     topics = sorted({tp[0] for g in groups.values() for m in g.members for tp in m.partitions})
@@ -458,7 +499,13 @@ def drift(configs: Sequence["ConsumerConfig"], admin: Any, *, timeout: float = 1
     missing = kafka.Group("", "Dead")
     return DriftReport(
         [
-            drift_of(c, groups.get(c.consumer_group_id, missing), group_configs.get(c.consumer_group_id, {}), counts)
+            drift_of(
+                c,
+                groups.get(c.consumer_group_id, missing),
+                group_configs.get(c.consumer_group_id, {}),
+                counts,
+                members_read.get(c.consumer_group_id),
+            )
             for c in configs
         ]
     )

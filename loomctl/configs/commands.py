@@ -30,13 +30,38 @@ def by_cluster(configs: Sequence[ConsumerConfig]) -> dict[str, list[ConsumerConf
     return dict(sorted(found.items()))
 
 
-def drift_by_cluster(configs: Sequence[ConsumerConfig], admin_of: Callable[[str], Any], *, timeout: float) -> Any:
+def drift_by_cluster(
+    configs: Sequence[ConsumerConfig],
+    admin_of: Callable[[str], Any],
+    *,
+    timeout: float,
+    wire_of: Callable[[str], Any] | None = None,
+) -> Any:
     """`config drift`: each service compared with its own cluster (:func:`loomctl.configs.broker.drift`)."""
     from loomctl.configs.broker import DriftReport, drift
 
     return DriftReport(
-        [d for name, found in by_cluster(configs).items() for d in drift(found, admin_of(name), timeout=timeout).services]
+        [
+            d
+            for name, found in by_cluster(configs).items()
+            for d in drift(found, admin_of(name), timeout=timeout, wire=None if wire_of is None else wire_of(name)).services
+        ]
     )
+
+
+def wires(session: Any, base: Settings, stack: Any, *, timeout: float) -> Callable[[str], Any]:
+    """The group-types client (:func:`loomctl.kafka.protocol.client`) of each registered cluster by name, opened once,
+    when first asked for, and closed with ``stack`` (a contextlib.ExitStack)."""
+    from loomctl.kafka import protocol
+
+    kept: dict[str, Any] = {}
+
+    def wire_of(name: str) -> Any:
+        if name not in kept:
+            kept[name] = stack.enter_context(protocol.client(cluster_settings(session, name, base), timeout=timeout))
+        return kept[name]
+
+    return wire_of
 
 
 def admins(session: Any, base: Settings, *, timeout: float) -> Callable[[str], Any]:

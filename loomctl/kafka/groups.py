@@ -108,6 +108,11 @@ class ClusterSnapshot:
     missing_groups: set[str] = field(default_factory=set)
     brokers: list[str] = field(default_factory=list)
     """The brokers ("host:port") named by the metadata the partition counts came from; empty without that request."""
+    share_offsets: dict[str, dict[TopicPartition, tuple[int | None, int | None]]] = field(default_factory=dict)
+    """Share groups (KIP-932): per partition the broker's start offset and lag (KIP-1226); None where the broker
+    says it does not know (a partition the group has not started on, or a lag it cannot count)."""
+    unmeasured: dict[str, str] = field(default_factory=dict)
+    """Groups listed but not measured, with the reason (a Kafka Connect group, a type loomctl does not know)."""
 
 
 def list_group_ids(admin: "AdminClient", *, timeout: float = DEFAULT_TIMEOUT_S) -> list[str]:
@@ -221,6 +226,78 @@ def _described(futures: dict[str, Any], timeout: float, known_types: Mapping[str
     return groups
 
 
+MEASURED_PROTOCOLS = ("consumer", "")
+"""Protocol types of the groups librdkafka reads (consumer groups of either protocol, and offset-only groups)."""
+
+
+def _other_kinds(
+    snap: ClusterSnapshot,
+    group_ids: Sequence[str],
+    types: Mapping[str, str | None],
+    protocols: Mapping[str, str],
+    states: Mapping[str, str],
+    wire: Any,
+    timeout: float,
+) -> list[str]:
+    """Share and streams groups read through ``wire`` into ``snap``, other kinds listed as unmeasured; the groups
+    left for librdkafka (classic and consumer-protocol groups) are returned."""
+    share = [g for g in group_ids if types.get(g) == "share"]
+    streams = [g for g in group_ids if types.get(g) == "streams"]
+    other = [
+        g
+        for g in group_ids
+        if types.get(g) not in ("share", "streams") and protocols.get(g, "consumer") not in MEASURED_PROTOCOLS
+    ]
+    for g in other:
+        kind = protocols[g]
+        snap.groups[g] = Group(g, states.get(g, "Unknown"), group_type=kind)  # "connect": more than its "classic"
+        snap.unmeasured[g] = (
+            "a Kafka Connect group: its workers share connectors, not partitions; no offsets to measure"
+            if kind == "connect"
+            else f"a group of protocol type {kind!r}: loomctl does not measure it"
+        )
+    if (share or streams) and wire is None:
+        for g in share + streams:
+            snap.groups[g] = Group(g, states.get(g, "Unknown"), group_type=types.get(g))
+            snap.unmeasured[g] = f"a {types.get(g)} group: not read here"
+    elif share or streams:
+        from loomctl.kafka import protocol
+
+        if share:
+            described = protocol.describe_share_groups(wire, share, timeout=timeout)
+            offsets = protocol.share_group_offsets(wire, share, timeout=timeout)
+            for g in share:
+                d = described.get(g)
+                snap.groups[g] = _wire_group(g, d, "share", states)
+                snap.share_offsets[g] = {
+                    (intern(t), p): (o.start_offset, o.lag) for (t, p), o in sorted((offsets.get(g) or {}).items())
+                }
+        if streams:
+            described = protocol.describe_streams_groups(wire, streams, timeout=timeout)
+            for g, committed in protocol.committed_offsets(wire, streams, timeout=timeout).items():
+                snap.committed[g] = dict(committed.offsets)
+            for g in streams:
+                snap.groups[g] = _wire_group(g, described.get(g), "streams", states)
+    skipped = set(share) | set(streams) | set(other)
+    return [g for g in group_ids if g not in skipped] if skipped else list(group_ids)
+
+
+def _wire_group(group_id: str, described: Any, kind: str, states: Mapping[str, str]) -> Group:
+    """A share or streams group as loomctl's Group: its members and the partitions each holds (in a share group
+    several members may hold one partition: the first, by member id, is named its owner)."""
+    if described is None or described.error:
+        return Group(group_id, states.get(group_id, "Dead"), group_type=kind)
+
+    def held(m: Any) -> Sequence[TopicPartition]:
+        return m.assigned if kind == "share" else m.partitions  # type: ignore[no-any-return]
+
+    members = tuple(
+        Member(m.member_id, m.client_id, (m.host or "").lstrip("/"), tuple(sorted((intern(t), p) for t, p in held(m))))
+        for m in sorted(described.members, key=lambda m: m.member_id, reverse=True)
+    )
+    return Group(group_id, described.state, members, kind, getattr(described, "assignor", "") or "")
+
+
 def _reconciling(members: Sequence[Any]) -> bool:
     """Whether a consumer-protocol member's current partitions differ from its target assignment."""
 
@@ -305,21 +382,27 @@ def snapshot(
     chunk_size: int = SNAPSHOT_CHUNK,
     known_states: dict[str, str] | None = None,
     known_types: dict[str, str | None] | None = None,
+    known_protocols: Mapping[str, str] | None = None,
+    wire: Any = None,
 ) -> ClusterSnapshot:
     """One consistent-as-possible look at ``group_ids``: states, members, commits, log offsets.
 
     A group's partitions are those it has committed on or has assigned, widened to every
     partition of those topics, so a partition added since the last commit shows as unknown.
-    ``known_states`` and ``known_types`` are what a listing said (:func:`list_group_listings`).
+    ``known_states`` and ``known_types`` are what a listing said (:func:`list_group_listings`, or
+    :func:`loomctl.kafka.protocol.list_every_group` with ``known_protocols``). Share and streams groups are read
+    through ``wire`` (a :func:`loomctl.kafka.protocol.client`), which librdkafka cannot do; a group of another kind
+    (Kafka Connect's workers, a type loomctl does not know) is listed with its state and the reason it is not measured.
     The groups go ``chunk_size`` at a time: a chunk's descriptions and (at most ``concurrency``)
     offset requests are in flight together, each request's timeout ``timeout`` plus the time
     all those may take ahead of it, and nothing of a chunk is in flight when the next is sent.
     """
     snap = ClusterSnapshot()
     types = known_types or {}
+    group_ids = _other_kinds(snap, group_ids, types, known_protocols or {}, known_states or {}, wire, timeout)
     # An Empty group has no members to describe: when the listing already says so, skip it.
     empty = {g for g in group_ids if (known_states or {}).get(g) == "Empty"}
-    snap.groups = {g: Group(g, "Empty", group_type=types.get(g)) for g in empty}
+    snap.groups.update({g: Group(g, "Empty", group_type=types.get(g)) for g in empty})
     for chunk in chunks(group_ids, chunk_size):
         to_describe = [g for g in chunk if g not in empty]
         in_flight = max(1, min(concurrency, len(chunk)))
@@ -328,6 +411,10 @@ def snapshot(
         snap.committed.update(_fetch_offsets(admin, chunk, in_flight, within))
         snap.groups.update(_described(described, within, types))
     topics: set[str] = set()
+    for shared in snap.share_offsets.values():
+        topics.update(t for t, _ in shared)
+    for group_id in snap.share_offsets:
+        topics.update(t for t, _ in snap.groups[group_id].owner_of())
     for group_id in group_ids:
         committed = snap.committed.get(group_id) or {}
         group = snap.groups.get(group_id)

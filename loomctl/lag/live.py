@@ -51,6 +51,9 @@ class PartitionLag:
     cluster_name: str | None = None
     """The cluster the group was read on (`lag show`); None where one cluster is all there is to say (the exporter's
     rows, whose snapshot carries it)."""
+    start_offset: int | None = None
+    """A share group's start offset on the partition (KIP-932: records before it are all delivered and done); None
+    for other groups, or where the broker says the group has not started on the partition."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class LagSummary:
     group_type: str | None = None
     """The group's type (per service); None per topic, or where the broker does not say."""
     cluster_name: str | None = None
+    note: str | None = None
+    """Why a listed group is not measured (a Kafka Connect group, a type loomctl does not know); None when it is."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,16 @@ def live_status(committed: int | None, lag: int | None, log_start: int | None, l
     if group_state in _NOBODY:
         return STOP
     return UNKNOWN
+
+
+def share_live_status(lag: int | None, group_state: str) -> str:
+    """A share group's status from one look: its lag is the broker's (records neither delivered nor done). Caught up
+    is OK, records waiting with no member is STOP; whether members that are there make progress needs history."""
+    if lag is None:
+        return UNKNOWN
+    if lag == 0:
+        return OK
+    return STOP if group_state in _NOBODY else UNKNOWN
 
 
 _NOBODY = ("Empty", "Dead")
@@ -219,6 +234,11 @@ def _live_lag(
         nobody = state in _NOBODY
         if table is not None:
             table.begin(service, group_id, managed, state, group_type)
+        shared = snap.share_offsets.get(group_id) if snap.share_offsets else None
+        if shared is not None:
+            if table is None:
+                rows += _share_rows(group_id, service, managed, state, group_type, shared, owners, counts, offsets, stored)
+            continue
         for topic, partitions in partitions_of(committed, owners, counts):
             for partition in partitions:
                 tp = (topic, partition)
@@ -274,7 +294,55 @@ def _live_lag(
                     values["host"] = owner.host
                 values["status"] = status
                 values["group_type"] = group_type
+                values["cluster_name"] = values["start_offset"] = None
                 append(row)
+    return rows
+
+
+def _share_rows(
+    group_id: str,
+    service: str | None,
+    managed: bool,
+    state: str,
+    group_type: str | None,
+    shared: Mapping[tuple[str, int], tuple[int | None, int | None]],
+    owners: Mapping[tuple[str, int], Any],
+    counts: Mapping[str, int],
+    offsets: Mapping[tuple[str, int], Any],
+    stored: Mapping[Key, str],
+) -> list[PartitionLag]:
+    """A share group's rows: the broker's start offset and lag per partition (KIP-1226), every partition of its
+    topics (one it has not started on is unknown, never 0); no committed offset, lag in time or lost records."""
+    rows = []
+    for topic, partitions in partitions_of(dict(shared), dict(owners), dict(counts)):
+        for partition in partitions:
+            start, lag = shared.get((topic, partition), (None, None))
+            log = offsets.get((topic, partition))
+            owner = owners.get((topic, partition))
+            status = stored.get((group_id, topic, partition)) if stored else None
+            rows.append(
+                PartitionLag(
+                    service,
+                    group_id,
+                    managed,
+                    state,
+                    topic,
+                    partition,
+                    None,
+                    log.start if log else None,
+                    log.end if log else None,
+                    lag,
+                    None,
+                    0,
+                    owner.member_id if owner else None,
+                    owner.client_id if owner else None,
+                    owner.host if owner else None,
+                    status or share_live_status(lag, state),
+                    group_type,
+                    None,
+                    start,
+                )  # fmt: skip
+            )
     return rows
 
 
@@ -322,6 +390,8 @@ def summarize(
                     "lost_records": sum(r.lost_records for r in items),
                     "status": worst(r.status for r in items) if items else UNKNOWN,
                     "group_type": None if per_topic else (group.group_type if group else None),
+                    "cluster_name": None,
+                    "note": None if per_topic or snap is None else snap.unmeasured.get(key),
                 },
             )
         )
@@ -344,6 +414,7 @@ def show(
     status_window: dt.timedelta = STATUS_WINDOW,
     concurrency: int | None = None,
     cluster: str | None = None,
+    wire: Callable[[str], Any] | None = None,
 ) -> LagView:
     """Live lag of the chosen groups, per partition and rolled up ``by`` service, topic or partition
     (default: :func:`default_by`).
@@ -352,6 +423,10 @@ def show(
     configured group is read on its own service's cluster, every cluster at once; a group no config owns on
     ``cluster`` (None: the default cluster). With ``cluster`` only that cluster's groups are shown.
     Without a database (``conn`` None) groups are shown by id and lag in time is unknown.
+
+    ``wire`` gives a cluster's :func:`loomctl.kafka.protocol.client` by name: with it every group of the cluster is
+    listed with its type (share, streams and Kafka Connect groups too, which librdkafka's listing drops), share and
+    streams groups are measured, and a group loomctl cannot measure is shown with the reason.
     """
     from loomctl import kafka
     from loomctl.errors import BadInput, NotFound
@@ -375,9 +450,21 @@ def show(
     wanted: list[str] = list(selected) + [g for g in groups if g not in selected]
     admin_of: Callable[[str], Any] = admin if not hasattr(admin, "list_topics") else (lambda _: admin)
     listings: dict[str, dict[str, tuple[str, str | None]]] = {}
+    protocols: dict[str, dict[str, str]] = {}
+
+    def listing(name: str) -> None:
+        if wire is None:
+            listings[name] = kafka.list_group_listings(admin_of(name))
+            return
+        from loomctl.kafka import protocol
+
+        every = protocol.list_every_group(wire(name))
+        listings[name] = {g.group_id: (g.state, g.group_type) for g in every.values()}
+        protocols[name] = {g.group_id: g.protocol_type for g in every.values()}
+
     if all_groups:
         for name in sorted({cluster_of.get(g, home) for g in configured} | {home}):
-            listings[name] = kafka.list_group_listings(admin_of(name))
+            listing(name)
         wanted = sorted(set(wanted) | {g for listed in listings.values() for g in listed} | set(configured))
     elif not wanted:
         if not configured:
@@ -396,12 +483,16 @@ def show(
     stored = _in_background(lambda: _stored(conn, sampled, status_window)) if conn is not None and sampled else None
 
     def read(name: str) -> "ClusterSnapshot":
+        if wire is not None and name not in listings:
+            listing(name)  # the types route each group: a share or streams group is not read through librdkafka
         listed = listings.get(name, {})
         return kafka.snapshot(
             admin_of(name),
             per_cluster[name],
             known_states={g: state for g, (state, _) in listed.items()},
             known_types={g: group_type for g, (_, group_type) in listed.items()},
+            known_protocols=protocols.get(name),
+            wire=None if wire is None else wire(name),
             **options,
         )
 

@@ -67,6 +67,11 @@ def _show_title(lag: Any) -> str:
 def _show_columns(lag: Any) -> tuple[str, ...]:
     """The table's columns: with rows of more than one cluster, the cluster first."""
     columns = PARTITION_COLUMNS if lag.by == "partition" else SUMMARY_COLUMNS[lag.by]
+    if lag.by == "partition" and any(r.start_offset is not None for r in lag.partitions):
+        at = columns.index("committed_offset")  # a share group's place in the partition is its start offset
+        columns = (*columns[:at], "start_offset", *columns[at:])
+    if lag.by == "service" and any(s.note for s in lag.summaries):
+        columns = (*columns, "note")
     several = len({r.cluster_name for r in lag.rows}) > 1
     return ("cluster_name", *columns) if several else columns
 

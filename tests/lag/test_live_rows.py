@@ -47,7 +47,7 @@ def reference_rows(snap: ClusterSnapshot, services: dict[str, str], group_ids: l
                 "member_id": owner.member_id if owner else None, "client_id": owner.client_id if owner else None,
                 "host": owner.host if owner else None,
                 "status": stored.get(key) or lag.live_status(offset, lag_, start, end, group.group_state),
-                "group_type": group.group_type,
+                "group_type": group.group_type, "cluster_name": None, "start_offset": None,
             })
     return rows
 
