@@ -256,7 +256,7 @@ def kafkajs_members(group: "Group") -> list[tuple["Member", str]]:
         if client_id.lower().startswith(KAFKAJS_CLIENT_ID):
             found.append((member, f"client id {client_id} (KafkaJS's default)"))
         elif group.assignor == KAFKAJS_ASSIGNOR:
-            found.append((member, f"client id {client_id}, in a group that agreed on KafkaJS's {KAFKAJS_ASSIGNOR}"))
+            found.append((member, f"client id {client_id}, the group on KafkaJS's {KAFKAJS_ASSIGNOR}"))
         elif client_id == group.consumer_group_id and group.assignor not in CLIENT_ASSIGNORS:
             found.append((member, f"client id {client_id} (the group id: node/'s default clientId)"))
     return found
@@ -277,8 +277,8 @@ def client_finding(group: "Group | None", groups_error: str | None) -> Finding:
         return Finding(
             Check.CLIENT,
             Outcome.BLOCKER,
-            f"KafkaJS has no consumer protocol (KIP-848): {len(kafkajs)} of {len(group.members)} member(s) are KafkaJS "
-            f"({signs}); move the service to a client that speaks it (librdkafka, Java) or keep it classic until then",
+            f"KafkaJS has no consumer protocol: {len(kafkajs)} of {len(group.members)} member(s) are KafkaJS ({signs}); "
+            "it stays classic until it runs on librdkafka or Java",
         )
     ids = ", ".join(sorted({m.client_id or "-" for m in group.members}))
     return Finding(Check.CLIENT, Outcome.OK, f"{len(group.members)} member(s), client ids {ids}: none is KafkaJS")
@@ -324,7 +324,7 @@ def assignor_finding(
         Check.ASSIGNOR,
         Outcome.BLOCKER,
         f"partition_assignment_strategy={strategy} is client-side and the broker does not offer it ({ASSIGNORS_CONFIG}: "
-        f"{shown}): the broker would assign with group_remote_assignor={remote} (set by the commands)",
+        f"{shown}): the move needs group_remote_assignor={remote}",
     ), remote
 
 
@@ -358,7 +358,7 @@ def bounds_findings(
     for name, (low, high) in bounds.items():
         check = Check.SESSION_TIMEOUT if name == "session_timeout_ms" else Check.HEARTBEAT
         if name in objections:
-            fix = f" -> {name}={changes[name]} (set by the commands)" if name in changes else ""
+            fix = f": the move needs {name}={changes[name]}" if name in changes else ""
             findings.append(Finding(check, Outcome.BLOCKER, objections[name] + fix))
         else:
             findings.append(Finding(check, Outcome.OK, f"{name}={settings[name]} is within the broker's {low}..{high}"))

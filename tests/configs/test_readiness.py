@@ -238,7 +238,7 @@ def test_a_kafkajs_member_blocks_and_gets_no_commands(cli, kafka_cli, services, 
         node.close()
     assert row["verdict"] == "blocked" and row["group_type"] == "classic" and row["members"] == 1
     (blocker,) = row["blockers"]
-    assert blocker.startswith("KafkaJS has no consumer protocol") and "client id kafkajs (KafkaJS's default)" in blocker
+    assert blocker.startswith("KafkaJS has no consumer protocol:") and "client id kafkajs (KafkaJS's default)" in blocker
     assert row["commands"] == [] and row["changes"] == {}
     strict = kafka_cli("readiness", service, "--fail-on-blockers")
     assert strict.exit_code == 1 and "not ready for the consumer protocol" in strict.stderr
