@@ -250,14 +250,16 @@ def _unread(what: str, error: str | None) -> str:
 
 def kafkajs_members(group: "Group") -> list[tuple["Member", str]]:
     """The members that are KafkaJS, each with the sign that gave it away."""
+    # a consumer-protocol group's assignor is the broker's: it tells nothing of the clients of its (classic) members
+    agreed = "" if group.group_type == "consumer" else group.assignor
     found = []
     for member in group.members:
         client_id = member.client_id or ""
         if client_id.lower().startswith(KAFKAJS_CLIENT_ID):
             found.append((member, f"client id {client_id} (KafkaJS's default)"))
-        elif group.assignor == KAFKAJS_ASSIGNOR:
+        elif agreed == KAFKAJS_ASSIGNOR:
             found.append((member, f"client id {client_id}, the group on KafkaJS's {KAFKAJS_ASSIGNOR}"))
-        elif client_id == group.consumer_group_id and group.assignor not in CLIENT_ASSIGNORS:
+        elif client_id == group.consumer_group_id and agreed not in CLIENT_ASSIGNORS:
             found.append((member, f"client id {client_id} (the group id: node/'s default clientId)"))
     return found
 

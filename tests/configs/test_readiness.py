@@ -124,6 +124,9 @@ def test_kafkajs_is_told_by_its_client_id_its_assigner_or_node_packages_client_i
     assert "node/'s default clientId" in kafkajs_members(by_group_id)[0][1]
     # a group that agreed on librdkafka's range has no member of node/'s, whatever its client id
     assert kafkajs_members(classic_group("g", assignor="range")) == []
+    # but a consumer-protocol group's range is the broker's, and says nothing of a classic member that stayed
+    migrated = Group("g", "Stable", classic_group("g").members, "consumer", "range")
+    assert len(kafkajs_members(migrated)) == 1
 
 
 def test_what_cannot_be_told_is_unknown_never_ready() -> None:
