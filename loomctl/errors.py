@@ -29,3 +29,22 @@ class BackendUnavailable(LoomError):
     """PostgreSQL, Kafka or a local tool that loomctl needs cannot be reached or is missing."""
 
     exit_code = 5
+
+
+class Unsupported(LoomError):
+    """The cluster cannot do what was asked: its brokers lack the Kafka API (share groups on Kafka 4.0, streams
+    groups before they are enabled), so a caller can say once what the cluster has not got. ``feature`` names it
+    in words (``share groups``), ``api`` the request, ``broker_versions`` what the broker offers of it (None: none)."""
+
+    def __init__(self, message: str, *, feature: str = "", api: str = "", broker_versions: tuple[int, int] | None = None) -> None:
+        super().__init__(message)
+        self.feature = feature
+        self.api = api
+        self.broker_versions = broker_versions
+
+    def __reduce__(self) -> tuple[object, ...]:  # the attributes survive pickling (a process pool, a multiprocessing queue)
+        return (_unsupported, (str(self), self.feature, self.api, self.broker_versions))
+
+
+def _unsupported(message: str, feature: str, api: str, broker_versions: tuple[int, int] | None) -> Unsupported:
+    return Unsupported(message, feature=feature, api=api, broker_versions=broker_versions)

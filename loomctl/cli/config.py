@@ -421,6 +421,31 @@ def drift(
         raise LoomError(failure)
 
 
+@app.command()
+def readiness(
+    ctx: typer.Context,
+    services: ServicesArgument = None,
+    cluster: ClusterOption = None,
+    fail_on_blockers: Annotated[
+        bool, typer.Option("--fail-on-blockers", help="Exit 1 when a service is blocked or cannot be told ready (for CI).")
+    ] = False,
+    timeout: ReadTimeoutOption = DEFAULT_TIMEOUT_S,
+    output: OutputOption = None,
+) -> None:
+    """What stands between each classic-protocol service and the consumer protocol (KIP-848, KIP-1274), and the commands that move it. Example: loomctl config readiness --cluster default"""
+    from loomctl import configs
+    from loomctl.configs import readiness as ready
+
+    with _session(ctx) as session:
+        found = configs.list_configs(session, services=services or [], cluster=cluster)
+        clients = ready.cluster_clients(found, configs.admins(session, state(ctx).settings, timeout=timeout))
+    report = ready.readiness(found, clients, timeout=timeout)
+    emit(ctx, report, output, views.READINESS)
+    info(report.summary())
+    if failure := report.failure(fail_on_blockers=fail_on_blockers):
+        raise failure
+
+
 def _import_plan(ctx: typer.Context, output: Output | None) -> Any:
     """How `config import` shows its plan: the plan on stdout, its counts on stderr."""
 

@@ -171,3 +171,56 @@ DRIFT = view(
     document=lambda report: [{**asdict(d), "in_sync": d.in_sync} for d in report.services],
 )
 """A :class:`~loomctl.configs.broker.DriftReport`."""
+
+READINESS_COLUMNS = ("service_name", "consumer_group_id", "verdict", "blockers", "commands")
+
+
+def _readiness_rows(report: Any) -> list[dict[str, Any]]:
+    """A line per blocker (and per check that could not be told), a line per command and the step after them."""
+    return [
+        {
+            "cluster_name": s.cluster_name,
+            "service_name": s.service_name,
+            "consumer_group_id": s.consumer_group_id,
+            "verdict": s.verdict,
+            "blockers": "\n".join([*s.blockers, *(f"cannot tell: {u}" for u in s.unknown)]) or "none",
+            "commands": "\n".join([*s.commands, *([f"# then {s.next_step}"] if s.next_step else [])]) or "-",
+        }
+        for s in report.services
+    ]
+
+
+def _readiness_document(report: Any) -> dict[str, Any]:
+    return {
+        "services": [
+            {
+                "service_name": s.service_name,
+                "cluster_name": s.cluster_name,
+                "consumer_group_id": s.consumer_group_id,
+                "config_version": s.config_version,
+                "group_type": s.group_type,
+                "group_state": s.group_state,
+                "members": s.members,
+                "verdict": s.verdict,
+                "blockers": s.blockers,
+                "unknown": s.unknown,
+                "checks": s.checks,
+                "changes": s.changes,
+                "commands": s.commands,
+                "next_step": s.next_step,
+            }
+            for s in report.services
+        ],
+        "counts": report.counts(),
+        "already_consumer": report.already_consumer,
+        "cluster_errors": {p.cluster_name: p.error for p in report.cluster_problems},
+    }
+
+
+READINESS = view(
+    "consumer protocol readiness (KIP-1274)",
+    lambda report: with_cluster(READINESS_COLUMNS)(report.services),
+    rows=_readiness_rows,
+    document=_readiness_document,
+)
+"""A :class:`~loomctl.configs.readiness.ReadinessReport`."""

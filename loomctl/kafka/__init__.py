@@ -3,11 +3,14 @@
 - :mod:`~loomctl.kafka.clients`: the clients loomctl builds and the one vocabulary of their errors;
 - :mod:`~loomctl.kafka.groups`: groups, their members and committed offsets, and the snapshot of many groups;
 - :mod:`~loomctl.kafka.topics`: partition counts, log offsets, partition increases, broker configs, key sampling;
-- :mod:`~loomctl.kafka.group_configs`: the group configs of consumer-protocol groups (KIP-848).
+- :mod:`~loomctl.kafka.group_configs`: the group configs of consumer-protocol groups (KIP-848);
+- :mod:`~loomctl.kafka.protocol`: what librdkafka cannot do for Kafka 4.4's groups (every group type listed, share
+  and streams groups, member types, batched offsets), through kafka-python. Not re-exported here: importing it
+  costs about 0.3 s, so only the commands that use it import it.
 
-The other modules get answers and LoomErrors, never a confluent-kafka exception; everything goes through one
-confluent-kafka ``AdminClient`` but the key sampling, which must read records. Nothing here imports confluent-kafka
-until a call needs it. The names below are the package's API.
+The other modules get answers and LoomErrors, never a confluent-kafka or kafka-python exception; everything but
+protocol goes through one confluent-kafka ``AdminClient``, but the key sampling, which must read records. Nothing
+here imports confluent-kafka until a call needs it. The names below are the package's API.
 """
 
 from __future__ import annotations
