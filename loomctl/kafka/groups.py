@@ -273,11 +273,11 @@ def _other_kinds(
                     (intern(t), p): (o.start_offset, o.lag) for (t, p), o in sorted((offsets.get(g) or {}).items())
                 }
         if streams:
-            described = protocol.describe_streams_groups(wire, streams, timeout=timeout)
+            running = protocol.describe_streams_groups(wire, streams, timeout=timeout)
             for g, committed in protocol.committed_offsets(wire, streams, timeout=timeout).items():
                 snap.committed[g] = dict(committed.offsets)
             for g in streams:
-                snap.groups[g] = _wire_group(g, described.get(g), "streams", states)
+                snap.groups[g] = _wire_group(g, running.get(g), "streams", states)
     skipped = set(share) | set(streams) | set(other)
     return [g for g in group_ids if g not in skipped] if skipped else list(group_ids)
 
@@ -289,7 +289,7 @@ def _wire_group(group_id: str, described: Any, kind: str, states: Mapping[str, s
         return Group(group_id, states.get(group_id, "Dead"), group_type=kind)
 
     def held(m: Any) -> Sequence[TopicPartition]:
-        return m.assigned if kind == "share" else m.partitions  # type: ignore[no-any-return]
+        return m.assigned if kind == "share" else m.partitions
 
     members = tuple(
         Member(m.member_id, m.client_id, (m.host or "").lstrip("/"), tuple(sorted((intern(t), p) for t, p in held(m))))
@@ -399,6 +399,7 @@ def snapshot(
     """
     snap = ClusterSnapshot()
     types = known_types or {}
+    every = group_ids
     group_ids = _other_kinds(snap, group_ids, types, known_protocols or {}, known_states or {}, wire, timeout)
     # An Empty group has no members to describe: when the listing already says so, skip it.
     empty = {g for g in group_ids if (known_states or {}).get(g) == "Empty"}
@@ -415,7 +416,7 @@ def snapshot(
         topics.update(t for t, _ in shared)
     for group_id in snap.share_offsets:
         topics.update(t for t, _ in snap.groups[group_id].owner_of())
-    for group_id in group_ids:
+    for group_id in every:
         committed = snap.committed.get(group_id) or {}
         group = snap.groups.get(group_id)
         owners = group.owner_of() if group is not None else {}

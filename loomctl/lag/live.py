@@ -459,7 +459,7 @@ def show(
         from loomctl.kafka import protocol
 
         every = protocol.list_every_group(wire(name))
-        listings[name] = {g.group_id: (g.state, g.group_type) for g in every.values()}
+        listings[name] = {g.group_id: (g.state or "Unknown", g.group_type) for g in every.values()}
         protocols[name] = {g.group_id: g.protocol_type for g in every.values()}
 
     if all_groups:

@@ -19,19 +19,22 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from group_kinds import (
+    CONSOLE_SHARE_CONSUMER,
+    CONSUMER_GROUPS,
+    SHARE_GROUPS,
+    STREAMS_GROUPS,
+    ConnectWorker,
+    share_from_earliest,
+    table,
+    tool,
+)
 from support import commit, create_topic, free_port, produce, quiet, unique, wait_for
 
 from loomctl.devstack import kafka_tools
 from loomctl.errors import BackendUnavailable, BadInput, Unsupported
 from loomctl.kafka import protocol
 from loomctl.settings import Settings
-
-CONSUMER_GROUPS = kafka_tools.CONSUMER_GROUP_COMMAND
-SHARE_GROUPS = "org.apache.kafka.tools.consumer.group.ShareGroupCommand"
-STREAMS_GROUPS = "org.apache.kafka.tools.streams.StreamsGroupCommand"
-CONFIGS = "org.apache.kafka.tools.ConfigCommand"
-CONSOLE_SHARE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleShareConsumer"
-
 
 # ------------------------------------------------------------------------------------- librdkafka properties (unit)
 
@@ -281,35 +284,6 @@ def test_a_coordinator_that_cannot_be_reached_is_the_cluster_not_answering() -> 
 # --------------------------------------------------------------------------------------------- Kafka's own tools
 
 
-def tool(main_class: str, *args: str) -> str:
-    try:
-        return kafka_tools.run_tool(main_class, *args, timeout=180)
-    except kafka_tools.ToolUnavailable as exc:
-        pytest.skip(str(exc))
-
-
-def table(text: str) -> list[dict[str, str]]:
-    """The rows of every table in a tool's output, each cut at its header's column starts: the tools pad a column
-    to its widest cell and the header with it. A table ends at a blank line."""
-    rows: list[dict[str, str]] = []
-    names: list[str] = []
-    starts: list[int] = []
-    for line in text.splitlines():
-        words = line.split()
-        if words[:1] == ["GROUP"]:
-            names, starts, at = words, [], 0
-            for name in words:
-                at = line.index(name, at)
-                starts.append(at)
-                at += len(name)
-        elif not words:
-            names = []
-        elif names:
-            cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], len(line) + 1], strict=True)]
-            rows.append(dict(zip(names, cells, strict=True)))
-    return rows
-
-
 # ---------------------------------------------------------------------------------------------- integration
 
 
@@ -347,49 +321,6 @@ def consume_and_commit(bootstrap: str, group: str, topic: str, records: dict[int
         consumer.close()
         raise
     return consumer
-
-
-class ConnectWorker:
-    """A member of a classic group with protocol type ``connect``, joined the way Kafka Connect workers join (a raw
-    JoinGroup and SyncGroup), through kafka-python's public network client."""
-
-    def __init__(self, bootstrap: str, group: str) -> None:
-        from kafka.net.compat import KafkaNetClient
-        from kafka.protocol.consumer.group import JoinGroupRequest, SyncGroupRequest
-        from kafka.protocol.metadata import FindCoordinatorRequest
-
-        self.group = group
-        self.net = KafkaNetClient(bootstrap_servers=bootstrap, client_id="connect-worker")
-        self.net.check_version(timeout_ms=10000)
-        found = self.send(self.net.least_loaded_node(), FindCoordinatorRequest(key_type=0, coordinator_keys=[group], min_version=4))
-        self.coordinator = found.coordinators[0].node_id
-        protocols = [JoinGroupRequest.JoinGroupRequestProtocol(name="sessioned", metadata=b"\x00")]
-        self.member = ""
-        for _ in range(3):  # the first answer is MEMBER_ID_REQUIRED with the member id to join with
-            joined = self.send(self.coordinator, JoinGroupRequest(
-                group_id=group, session_timeout_ms=45000, rebalance_timeout_ms=10000, member_id=self.member,
-                group_instance_id=None, protocol_type="connect", protocols=protocols, reason="test"))
-            self.member = joined.member_id
-            if joined.error_code == 0:
-                break
-        assert joined.error_code == 0, joined
-        assignment = SyncGroupRequest.SyncGroupRequestAssignment(member_id=self.member, assignment=b"\x00")
-        synced = self.send(self.coordinator, SyncGroupRequest(
-            group_id=group, generation_id=joined.generation_id, member_id=self.member, group_instance_id=None,
-            protocol_type="connect", protocol_name="sessioned", assignments=[assignment]))
-        assert synced.error_code == 0, synced
-
-    def send(self, node: Any, request: Any) -> Any:
-        return self.net.send_and_receive(node, request, timeout_ms=15000)
-
-    def leave(self) -> None:
-        from kafka.protocol.consumer.group import LeaveGroupRequest
-
-        member = LeaveGroupRequest.MemberIdentity(member_id=self.member, group_instance_id=None, reason="done")
-        try:
-            self.send(self.coordinator, LeaveGroupRequest(group_id=self.group, members=[member]))
-        finally:
-            self.net.close()
 
 
 @pytest.mark.integration
@@ -473,12 +404,6 @@ def share_topic(services, kc) -> str:
     topic = create_topic(services.bootstrap_servers, unique("proto-share"), 2)
     produce(services.bootstrap_servers, topic, {0: 20, 1: 25})
     return topic
-
-
-def share_from_earliest(bootstrap: str, group: str) -> None:
-    """What an operator does first: a share group starts at the latest offset unless told otherwise."""
-    tool(CONFIGS, "--bootstrap-server", bootstrap, "--alter", "--entity-type", "groups", "--entity-name", group,
-         "--add-config", "share.auto.offset.reset=earliest")
 
 
 @pytest.mark.integration
