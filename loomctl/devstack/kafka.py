@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -116,6 +116,24 @@ def jars_version(libs: Path) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def fetch_into(libs: Path) -> Iterator[Path]:
+    """A temporary sibling folder of ``libs`` for Maven to fetch into: its ``libs`` is renamed into place when the
+    block ends without an error, and the folder is removed either way, so an interrupted download never leaves a
+    cache that looks usable (a process that finished the same download first wins: its copy is used)."""
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=libs.parent))
+    try:
+        yield work
+        try:
+            os.rename(work / "libs", libs)
+        except OSError:
+            if not libs.is_dir():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def ensure_jars(kafka_version: str | None = None, *, progress: Progress | None = None) -> Path:
     """The folder of the jars of ``kafka_version`` (default: :func:`version`), fetched with Maven the first time.
 
@@ -135,28 +153,20 @@ def ensure_jars(kafka_version: str | None = None, *, progress: Progress | None =
             f"mvn (Apache Maven) is needed once to fetch Kafka {kafka_version} from Maven Central into {libs}: "
             "apt-get install maven"
         )
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=libs.parent))
     try:
-        (work / "pom.xml").write_bytes(_resource("kafka-pom.xml"))
-        if progress:
-            progress(f"fetching Apache Kafka {kafka_version} jars from Maven Central (once) into {libs}")
-        listing = work / "log4j.txt"
-        _mvn(mvn, work, kafka_version, "list", "-DincludeGroupIds=org.apache.logging.log4j", f"-DoutputFile={listing}")
-        log4j = kafkas_log4j(listing.read_text(encoding="utf-8", errors="replace")) or _pom_property("log4j.version")
-        _mvn(mvn, work, kafka_version, "copy-dependencies", "-Plog4j-bridge", f"-Dlog4j.version={log4j}",
-             f"-DoutputDirectory={work / 'libs'}")  # fmt: skip
-        problem = class_path_problem(work / "libs", kafka_version)
-        if problem:
-            raise BackendUnavailable(f"the jars mvn fetched for Kafka {kafka_version} {problem}")
-        try:
-            os.rename(work / "libs", libs)
-        except OSError:
-            if not libs.is_dir():
-                raise
-            # another `loomctl dev up` finished the same download first: use its copy
+        with fetch_into(libs) as work:
+            (work / "pom.xml").write_bytes(_resource("kafka-pom.xml"))
+            if progress:
+                progress(f"fetching Apache Kafka {kafka_version} jars from Maven Central (once) into {libs}")
+            listing = work / "log4j.txt"
+            _mvn(mvn, work, kafka_version, "list", "-DincludeGroupIds=org.apache.logging.log4j", f"-DoutputFile={listing}")
+            log4j = kafkas_log4j(listing.read_text(encoding="utf-8", errors="replace")) or _pom_property("log4j.version")
+            _mvn(mvn, work, kafka_version, "copy-dependencies", "-Plog4j-bridge", f"-Dlog4j.version={log4j}",
+                 f"-DoutputDirectory={work / 'libs'}")  # fmt: skip
+            problem = class_path_problem(work / "libs", kafka_version)
+            if problem:
+                raise BackendUnavailable(f"the jars mvn fetched for Kafka {kafka_version} {problem}")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
         if not libs.is_dir():
             with contextlib.suppress(OSError):  # a failed fetch leaves no kafka-X.Y.Z folder (unless another uses it)
                 libs.parent.rmdir()

@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,9 +41,7 @@ def ensure_jars(*, progress: Progress | None = None) -> Path:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise ToolUnavailable(f"mvn (Apache Maven) is needed once to fetch kafka-streams {kafka.version()} into {libs}")
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=libs.parent))
-    try:
+    with kafka.fetch_into(libs) as work:
         pom = resources.files("loomctl.devstack").joinpath("streams-pom.xml").read_text(encoding="utf-8")
         (work / "pom.xml").write_text(pom.replace("KAFKA_VERSION", kafka.version()), encoding="utf-8")
         if progress:
@@ -58,13 +55,6 @@ def ensure_jars(*, progress: Progress | None = None) -> Path:
         if result.returncode != 0 or not (work / "libs" / f"kafka-streams-{kafka.version()}.jar").is_file():
             tail = "\n".join(clean(result.stdout + "\n" + result.stderr).splitlines()[-15:])
             raise ToolUnavailable(f"mvn could not fetch kafka-streams {kafka.version()} (exit {result.returncode}):\n{tail}")
-        try:
-            os.rename(work / "libs", libs)
-        except OSError:
-            if not libs.is_dir():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return libs
 
 

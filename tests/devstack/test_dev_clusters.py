@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +14,12 @@ from support import Cli, admin_client, alive, create_topic, json_of, processes_m
 
 from loomctl import devstack
 from loomctl.devstack import kafka, postgres
-from loomctl.errors import BackendUnavailable, BadInput, NotFound
+from loomctl.errors import BackendUnavailable, BadInput
 
 
 @pytest.fixture
 def dev() -> Cli:
     return Cli(group=["dev"])
-
-
-@pytest.fixture
-def stack_dir(tmp_path: Path) -> Iterator[Path]:
-    """A state folder for a stack of the test's own, stopped and removed at the end whatever happened."""
-    state_dir = tmp_path / "stack"
-    try:
-        yield state_dir
-    finally:
-        with contextlib.suppress(NotFound):
-            devstack.down(state_dir)
-        assert processes_mentioning(str(state_dir)) == []
 
 
 @pytest.fixture

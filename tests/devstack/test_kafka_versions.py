@@ -3,11 +3,9 @@ release with their logging bridge, and a stack that keeps the release it began w
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -354,18 +352,6 @@ def test_the_session_broker_runs_the_release_asked_for_with_its_logging_alive(se
     assert "SLF4J:" not in kafka.console_file(session_stack).read_text()
     metadata = kafka_tools.describe_features(info.bootstrap_servers or "")["metadata.version"]
     assert metadata.startswith(".".join(release.split(".")[:2]) + "-IV")  # Kafka's own tool: 4.0-IV3 for 4.0.1
-
-
-@pytest.fixture
-def stack_dir(tmp_path: Path) -> Iterator[Path]:
-    """A state folder for a stack of the test's own, stopped and removed at the end whatever happened."""
-    state_dir = tmp_path / "stack"
-    try:
-        yield state_dir
-    finally:
-        with contextlib.suppress(NotFound):
-            devstack.down(state_dir)
-        assert processes_mentioning(str(state_dir)) == []
 
 
 @pytest.mark.slow
