@@ -3,9 +3,13 @@ tests of loomctl.kafka.protocol and of the commands that read those groups (lag 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from support import create_topic, produce, unique
 
 from loomctl.devstack import kafka_tools
 
@@ -123,3 +127,21 @@ class ConnectWorker:
             self.send(self.coordinator, LeaveGroupRequest(group_id=self.group, members=[member]))
         finally:
             self.net.close()
+
+
+@contextlib.contextmanager
+def streams_group(bootstrap: str, folder: Path) -> Iterator[tuple[str, str]]:
+    """A running Kafka Streams application (loomctl.devstack.streams_app) copying a new topic of two partitions, 10 and
+    13 records, to another: its group id and source topic, while it runs. Skips the test without Java or Maven."""
+    from loomctl.devstack import streams_app
+
+    group = unique("g-streams")
+    source, sink = create_topic(bootstrap, f"{group}-in", 2), create_topic(bootstrap, f"{group}-out", 2)
+    produce(bootstrap, source, {0: 10, 1: 13})
+    with contextlib.ExitStack() as stack:
+        try:
+            app = stack.enter_context(streams_app.running(bootstrap, group, source, sink, folder))
+        except kafka_tools.ToolUnavailable as exc:
+            pytest.skip(str(exc))
+        streams_app.wait_running(app)
+        yield group, source

@@ -9,7 +9,6 @@ of librdkafka properties, the error paths and the per-group retries without a br
 
 from __future__ import annotations
 
-import contextlib
 import pickle
 import threading
 import time
@@ -26,6 +25,7 @@ from group_kinds import (
     STREAMS_GROUPS,
     ConnectWorker,
     share_from_earliest,
+    streams_group,
     table,
     tool,
 )
@@ -482,18 +482,8 @@ def test_share_groups_offsets_and_members_match_share_group_command(services, kc
 @pytest.mark.integration
 def test_a_streams_group_matches_streams_group_command(services, kc, tmp_path) -> None:
     needs(kc, protocol.StreamsGroupDescribeRequest)
-    from loomctl.devstack import streams_app
-
     bootstrap = services.bootstrap_servers
-    group = unique("g-streams")
-    source, sink = create_topic(bootstrap, f"{group}-in", 2), create_topic(bootstrap, f"{group}-out", 2)
-    produce(bootstrap, source, {0: 10, 1: 13})
-    with contextlib.ExitStack() as stack:
-        try:
-            app = stack.enter_context(streams_app.running(bootstrap, group, source, sink, tmp_path / "streams"))
-        except kafka_tools.ToolUnavailable as exc:
-            pytest.skip(str(exc))
-        streams_app.wait_running(app)
+    with streams_group(bootstrap, tmp_path / "streams") as (group, source):
 
         def caught_up() -> protocol.StreamsGroup | None:
             described = protocol.describe_streams_groups(kc, [group], 10)[group]

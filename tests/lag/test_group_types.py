@@ -7,13 +7,19 @@ the figures loomctl shows are those ShareGroupCommand, StreamsGroupCommand and k
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
-from group_kinds import CONSOLE_SHARE_CONSUMER, SHARE_GROUPS, STREAMS_GROUPS, ConnectWorker, share_from_earliest, table, tool
+from group_kinds import (
+    CONSOLE_SHARE_CONSUMER,
+    SHARE_GROUPS,
+    STREAMS_GROUPS,
+    ConnectWorker,
+    share_from_earliest,
+    streams_group,
+    table,
+    tool,
+)
 from support import Cli, commit, create_topic, produce, quiet, unique, wait_for
 
-from loomctl.devstack import kafka_tools
 from loomctl.kafka import protocol
 
 pytestmark = pytest.mark.integration
@@ -69,18 +75,8 @@ def test_every_group_is_listed_with_its_type_and_a_share_groups_lag_is_the_broke
 def test_a_streams_groups_lag_is_what_streams_group_command_prints(services, database_url, tmp_path) -> None:
     bootstrap = services.bootstrap_servers
     needs(bootstrap, protocol.StreamsGroupDescribeRequest)
-    from loomctl.devstack import streams_app
-
     cli = Cli(database_url, bootstrap, group=["lag"])
-    group = unique("g-streams")
-    source, sink = create_topic(bootstrap, f"{group}-in", 2), create_topic(bootstrap, f"{group}-out", 2)
-    produce(bootstrap, source, {0: 10, 1: 13})
-    with contextlib.ExitStack() as stack:
-        try:
-            app = stack.enter_context(streams_app.running(bootstrap, group, source, sink, tmp_path / "streams"))
-        except kafka_tools.ToolUnavailable as exc:
-            pytest.skip(str(exc))
-        streams_app.wait_running(app)
+    with streams_group(bootstrap, tmp_path / "streams") as (group, source):
 
         def copied() -> list | None:
             rows = cli.json("show", "--group", group, "--by", "partition")
