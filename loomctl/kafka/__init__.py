@@ -40,6 +40,7 @@ from loomctl.kafka.group_configs import (  # noqa: F401
     describe_group_configs,
 )
 from loomctl.kafka.groups import (  # noqa: F401
+    MEASURED_PROTOCOLS,
     MIN_CHUNK,
     OFFSET_FETCH_CONCURRENCY,
     QUEUED_REQUEST_S,
@@ -81,6 +82,7 @@ __all__ = [
     "Keyed",
     "LogOffsets",
     "Member",
+    "MEASURED_PROTOCOLS",
     "MIN_CHUNK",
     "OFFSET_FETCH_CONCURRENCY",
     "QUEUED_REQUEST_S",

@@ -236,8 +236,13 @@ def _live_lag(
             table.begin(service, group_id, managed, state, group_type)
         shared = snap.share_offsets.get(group_id) if snap.share_offsets else None
         if shared is not None:
+            found = _share_rows(group_id, service, managed, state, group_type, shared, owners, counts, offsets, stored)
             if table is None:
-                rows += _share_rows(group_id, service, managed, state, group_type, shared, owners, counts, offsets, stored)
+                rows += found
+            else:
+                for r in found:
+                    table.add(r.topic_name, r.partition, None, r.log_start_offset, r.log_end_offset, r.lag, None, 0,
+                              (r.member_id, r.client_id, r.host), r.status, r.start_offset)  # fmt: skip
             continue
         for topic, partitions in partitions_of(committed, owners, counts):
             for partition in partitions:

@@ -79,6 +79,7 @@ class PartitionTable(Sequence["PartitionLag"]):
         "lag",
         "time_lag",
         "lost",
+        "start",
         "_ranges",
         "_topics",
         "_owners",
@@ -99,6 +100,8 @@ class PartitionTable(Sequence["PartitionLag"]):
         self.status = array("B")
         self.committed, self.log_start, self.log_end = array("q"), array("q"), array("q")
         self.lag, self.time_lag, self.lost = array("q"), array("q"), array("q")
+        self.start = array("q")
+        """A share group's start offset (KIP-932); NONE for other groups."""
         self._ranges: dict[str, tuple[int, int]] = {}
         self._current = -1
 
@@ -117,7 +120,7 @@ class PartitionTable(Sequence["PartitionLag"]):
             table.begin(first.service_name, group_id, first.managed, first.group_state, first.group_type)
             for r in items:
                 table.add(r.topic_name, r.partition, r.committed_offset, r.log_start_offset, r.log_end_offset, r.lag,
-                          r.time_lag_ms, r.lost_records, (r.member_id, r.client_id, r.host), r.status)  # fmt: skip
+                          r.time_lag_ms, r.lost_records, (r.member_id, r.client_id, r.host), r.status, r.start_offset)  # fmt: skip
         table.freeze()
         return table
 
@@ -140,6 +143,7 @@ class PartitionTable(Sequence["PartitionLag"]):
         lost: int,
         owner: tuple[str | None, str | None, str | None] | None,
         status: str,
+        start: int | None = None,
     ) -> None:
         self.group.append(self._current)
         self.topic.append(self._topics.index(topic))
@@ -152,6 +156,7 @@ class PartitionTable(Sequence["PartitionLag"]):
         self.lag.append(NONE if lag is None else lag)
         self.time_lag.append(NONE if time_lag_ms is None else time_lag_ms)
         self.lost.append(lost)
+        self.start.append(NONE if start is None else start)
 
     def _close_group(self) -> None:
         if self._current >= 0:
@@ -194,7 +199,7 @@ class PartitionTable(Sequence["PartitionLag"]):
         return PartitionLag(
             service, group_id, managed, state, self.topics[self.topic[i]], self.partition[i], _opt(self.committed[i]),
             _opt(self.log_start[i]), _opt(self.log_end[i]), _opt(self.lag[i]), _opt(self.time_lag[i]), self.lost[i],
-            member_id, client_id, host, self.statuses[self.status[i]], group_type,
+            member_id, client_id, host, self.statuses[self.status[i]], group_type, None, _opt(self.start[i]),
         )  # fmt: skip
 
     def rows_of(self, group_id: str) -> range:

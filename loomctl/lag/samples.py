@@ -152,6 +152,24 @@ def iter_samples(
         committed = snap.committed.get(group_id) or {}
         service = services[group_id] or group_id
         state, group_type, members = group.group_state, group.group_type, len(group.members)
+        shared = snap.share_offsets.get(group_id) if getattr(snap, "share_offsets", None) else None
+        if shared is not None:
+            # a share group's place in a partition is its start offset, its lag the broker's (KIP-1226): kept as the
+            # sample's committed offset and lag, so the window's rules read it as they read a commit (a start offset
+            # that stays while the lag grows is a stall, nobody left while records wait a stop). A partition the group
+            # has not started on has no sample: unknown, not "never committed".
+            for topic, partitions in partitions_of(shared, group.owner_of(), counts):
+                for partition in partitions:
+                    log = offsets.get((topic, partition))
+                    start, lag = shared.get((topic, partition), (None, None))
+                    if log is None or start is None:
+                        continue
+                    sample = new(LagSample, (group_id, topic, partition, now, service, start, log.end, log.start, lag,
+                                             None, state, members, group_type, cluster_name))  # fmt: skip
+                    if keep is not None:
+                        keep(sample)
+                    yield sample
+            continue
         for topic, partitions in partitions_of(committed, group.owner_of(), counts):
             slots = record.slots(group_id, topic, max(partitions) + 1) if record is not None and partitions else None
             for partition in partitions:

@@ -14,6 +14,7 @@ bounds, going back step by step after :data:`RECOVER_AFTER` good ones.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any, NoReturn
 
@@ -235,6 +236,7 @@ def _worker_main(pipe: Any, settings: Settings, stderr_path: str) -> None:
     faulthandler.enable(file=stderr, all_threads=True)
     crash_test = os.environ.get(CRASH_TEST_ENV)
     admin = None
+    wire: Any = None
     while True:
         try:
             request = pipe.recv()
@@ -252,8 +254,51 @@ def _worker_main(pipe: Any, settings: Settings, stderr_path: str) -> None:
             # and that is librdkafka's abort (the soak saw a fresh client die 5 s into a cycle while the broker was
             # down); a cluster that does not answer this fails the snapshot before any group request is sent.
             kafka.topic_metadata(admin, [PROBE_TOPIC], min(timeout_s, PROBE_TIMEOUT_S))
-            pipe.send(("ok", kafka.snapshot(admin, group_ids, timeout=timeout_s, chunk_size=chunk_size)))
+            if wire is None:
+                wire = _wire(settings, timeout_s)
+            kinds = _kinds(wire, group_ids, timeout_s)
+            pipe.send(("ok", kafka.snapshot(admin, group_ids, timeout=timeout_s, chunk_size=chunk_size, wire=wire, **kinds)))
         except LoomError as exc:
             pipe.send(("error", (type(exc).__name__, str(exc))))
         except Exception as exc:  # a bug or an unwrapped client error: say what, rather than dying silently
             pipe.send(("error", ("LoomError", f"{type(exc).__name__}: {exc}")))
+
+
+def _wire(settings: Settings, timeout_s: float) -> Any:
+    """The child's group-types client (:mod:`loomctl.kafka.protocol`), open for the child's life; None when it cannot
+    be made (its groups are then read through librdkafka alone, a share or streams group as librdkafka sees it)."""
+    from loomctl.kafka import protocol
+
+    try:
+        return _KEPT.enter_context(protocol.client(settings, timeout=timeout_s))
+    except LoomError:
+        return None
+
+
+_KEPT = contextlib.ExitStack()
+"""Holds the child's group-types client open (the child ends without closing it: its sockets go with the process)."""
+
+
+def _kinds(wire: Any, group_ids: list[str], timeout_s: float) -> dict[str, Any]:
+    """What the cluster's listing says of the groups whose type librdkafka cannot read (share, streams, Connect...):
+    their types, protocol types and states, for :func:`loomctl.kafka.snapshot` to route them; nothing when there is
+    no listing (an older broker or no client), so every group goes through librdkafka as before."""
+    from loomctl.kafka import MEASURED_PROTOCOLS, protocol
+
+    if wire is None:
+        return {}
+    try:
+        listed = protocol.list_every_group(wire, timeout_s)
+    except LoomError:
+        return {}
+    wanted = set(group_ids)
+    other = {
+        g: listing
+        for g, listing in listed.items()
+        if g in wanted and (listing.group_type in ("share", "streams") or listing.protocol_type not in MEASURED_PROTOCOLS)
+    }
+    return {
+        "known_types": {g: listing.group_type for g, listing in other.items()},
+        "known_protocols": {g: listing.protocol_type for g, listing in other.items()},
+        "known_states": {g: listing.state or "Unknown" for g, listing in other.items()},
+    }

@@ -130,3 +130,58 @@ def test_drift_names_each_classic_member_inside_a_consumer_protocol_group(servic
     assert member.endswith("(old-member)") and row["member_types"] == "checked" and row["group_type"] == "consumer"
     assert any(member in d and "group.protocol=consumer" in d for d in row["drift"]) and not row["in_sync"]
     assert failed.exit_code != 0
+
+
+def test_the_collector_samples_a_share_group_and_its_verdict_and_series_follow_the_brokers_lag(services, database_factory) -> None:
+    """A share group whose only consumer left while records wait: the collector stores the broker's start offset
+    and lag, `lag status` says STOP on the partitions it started on, and /metrics has its lag with group_type share."""
+    import datetime as dt
+    import time
+
+    from loomctl.lag.collector import Collector
+    from loomctl.lag.exporter import Exporter
+    from loomctl.settings import Settings
+    from support import own_database
+
+    bootstrap = services.bootstrap_servers
+    needs(bootstrap, protocol.DescribeShareGroupOffsetsRequest, 1)
+    topic = create_topic(bootstrap, unique("kinds-collect"), 2)
+    produce(bootstrap, topic, {0: 20, 1: 25})
+    group, service = unique("g-share-collect"), unique("share-svc")
+    share_from_earliest(bootstrap, group)
+    tool(CONSOLE_SHARE_CONSUMER, "--bootstrap-server", bootstrap, "--topic", topic, "--group", group, "--max-messages", "12")
+    with own_database(database_factory, "loomkinds") as url:
+        cli = Cli(url, bootstrap)
+        assert cli("config", "set", service, "--create", "--group", group).exit_code == 0
+        exporter = Exporter()
+        collector = Collector(Settings(database_url=url, bootstrap_servers=bootstrap), interval=dt.timedelta(seconds=1),
+                              exporter=exporter)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 90
+            status: dict = {}
+            while time.monotonic() < deadline:
+                produce(bootstrap, topic, {0: 3, 1: 3})  # records keep arriving; nobody is left to take them
+                collector.cycle()
+                collector.settle(60)
+                status = cli.json("lag", "status", service, "--window", "5m")
+                judged = {p["partition"]: p["status"] for p in status["partitions"]}
+                if judged and all(s == "STOP" for s in judged.values()):
+                    break
+            metrics = exporter.metrics().decode()
+        finally:
+            collector.close()
+        rows = Cli(url, bootstrap, group=["lag"]).json("show", service, "--by", "partition")
+        history = Cli(url, bootstrap, group=["lag"]).json("history", service, "--since", "10m")
+    started = {r["partition"]: r for r in rows if r["start_offset"] is not None}
+    assert started, rows
+    judged = {p["partition"]: p for p in status["partitions"]}
+    assert set(judged) == set(started), (judged, started)  # a partition the group never started on is not judged
+    for partition, p in judged.items():
+        assert p["status"] == "STOP", status
+        assert p["last_committed_offset"] == started[partition]["start_offset"]  # the start offset, kept as the commit
+        assert p["last_lag"] > p["first_lag"]
+    assert status["groups"][0]["status"] == "STOP" and status["groups"][0]["group_type"] == "share"
+    assert all(r["status"] == "STOP" for r in started.values())  # lag show takes the stored verdict
+    assert f'loomctl_group_info{{cluster_name="default",group="{group}",group_type="share"' in metrics
+    lag_lines = [line for line in metrics.splitlines() if line.startswith("kafka_consumergroup_group_lag{") and f'group="{group}"' in line]
+    assert len(lag_lines) == len(started) and history, (lag_lines, history)
