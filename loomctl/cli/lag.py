@@ -84,7 +84,7 @@ def _wires(ctx: typer.Context, conn: Any, kept: dict[str, Any]) -> Any:
         key = f"wire:{name}"
         if key not in kept:
             chosen = settings if conn is None else clusters.settings_for(clusters.get_cluster(conn, name), settings)
-            kept[key] = stack.enter_context(protocol.client(chosen))
+            kept[key] = protocol.client_or_reason(stack, chosen)
         return kept[key]
 
     return wire_of
@@ -187,6 +187,8 @@ def show(
             return _watch(read, watch)
         shown = read()
     emit(ctx, shown, output, views.SHOW)
+    for name, why in shown.limited.items():
+        info(f"cluster {name}: only its consumer groups are listed ({why})")
     _unreachable(shown.unreachable)
 
 

@@ -58,7 +58,8 @@ def wires(session: Any, base: Settings, stack: Any, *, timeout: float) -> Callab
 
     def wire_of(name: str) -> Any:
         if name not in kept:
-            kept[name] = stack.enter_context(protocol.client(cluster_settings(session, name, base), timeout=timeout))
+            found = protocol.client_or_reason(stack, cluster_settings(session, name, base), timeout=timeout)
+            kept[name] = None if isinstance(found, str) else found  # without it, member types are unknown
         return kept[name]
 
     return wire_of

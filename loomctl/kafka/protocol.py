@@ -535,6 +535,16 @@ _SECURITY_PREFIXES = ("ssl.", "ssl_", "sasl.", "security.", "enable.ssl", "enabl
 _PROPERTY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
+def client_or_reason(stack: Any, settings_or_config: Any, *, timeout: float = DEFAULT_TIMEOUT_S) -> "Client | str":
+    """:func:`client` entered on ``stack`` (a contextlib.ExitStack), or why it cannot be made from these settings (a
+    librdkafka property kafka-python cannot honour, such as an OAUTHBEARER login): callers then read what librdkafka
+    can, and say what is missing. A cluster that does not answer is still BackendUnavailable."""
+    try:
+        return stack.enter_context(client(settings_or_config, timeout=timeout))
+    except BadInput as exc:
+        return str(exc)
+
+
 def kafka_python_config(properties: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
     """KafkaAdminClient's keywords for librdkafka client ``properties`` (a LOOM_KAFKA_CONFIG file's, plus
     bootstrap.servers).

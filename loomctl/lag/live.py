@@ -88,6 +88,8 @@ class LagView:
     group_ids: list[str]
     partitions: list[PartitionLag]
     summaries: list[LagSummary] = field(default_factory=list)
+    limited: dict[str, str] = field(default_factory=dict)
+    """Cluster -> why only its consumer groups could be listed (no group-types client for its settings)."""
     unreachable: dict[str, str] = field(default_factory=dict)
     """Cluster -> why it could not be read; its groups are shown with unknown lag (``-``), never as 0."""
 
@@ -457,13 +459,23 @@ def show(
     listings: dict[str, dict[str, tuple[str, str | None]]] = {}
     protocols: dict[str, dict[str, str]] = {}
 
+    limited: dict[str, str] = {}
+
+    def wire_of(name: str) -> Any:
+        found = None if wire is None else wire(name)
+        if isinstance(found, str):
+            limited[name] = found
+            return None
+        return found
+
     def listing(name: str) -> None:
-        if wire is None:
+        w = wire_of(name)
+        if w is None:
             listings[name] = kafka.list_group_listings(admin_of(name))
             return
         from loomctl.kafka import protocol
 
-        every = protocol.list_every_group(wire(name))
+        every = protocol.list_every_group(w)
         listings[name] = {g.group_id: (g.state or "Unknown", g.group_type) for g in every.values()}
         protocols[name] = {g.group_id: g.protocol_type for g in every.values()}
 
@@ -497,7 +509,7 @@ def show(
             known_states={g: state for g, (state, _) in listed.items()},
             known_types={g: group_type for g, (_, group_type) in listed.items()},
             known_protocols=protocols.get(name),
-            wire=None if wire is None else wire(name),
+            wire=wire_of(name),
             **options,
         )
 
@@ -528,7 +540,7 @@ def show(
             ]
     if len(snaps) > 1 and by != "partition":
         summaries.sort(key=_worst_first)
-    return LagView(by=by, group_ids=wanted, partitions=rows, summaries=summaries, unreachable=failed)
+    return LagView(by=by, group_ids=wanted, partitions=rows, summaries=summaries, limited=limited, unreachable=failed)
 
 
 def _worst_first(summary: LagSummary) -> Any:

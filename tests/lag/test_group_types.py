@@ -185,3 +185,27 @@ def test_the_collector_samples_a_share_group_and_its_verdict_and_series_follow_t
     assert f'loomctl_group_info{{cluster_name="default",group="{group}",group_type="share"' in metrics
     lag_lines = [line for line in metrics.splitlines() if line.startswith("kafka_consumergroup_group_lag{") and f'group="{group}"' in line]
     assert len(lag_lines) == len(started) and history, (lag_lines, history)
+
+
+def test_settings_the_group_types_client_cannot_honour_leave_lag_show_to_librdkafka_and_say_so(services, tmp_path) -> None:
+    """A properties file with a setting kafka-python cannot honour (an OIDC login, certificate checks turned off):
+    lag show still reads the consumer groups through librdkafka, and says on stderr what it cannot list."""
+    bootstrap = services.bootstrap_servers
+    topic = create_topic(bootstrap, unique("kinds-limited"), 1)
+    produce(bootstrap, topic, {0: 4})
+    group = unique("g-limited")
+    commit(bootstrap, group, topic, {0: 1})
+    config = tmp_path / "client.properties"
+    config.write_text("security.protocol=PLAINTEXT\nenable.ssl.certificate.verification=false\n")
+    from support import runner
+
+    from loomctl.cli import app
+
+    env = {"LOOM_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOOM_KAFKA_CONFIG": str(config), "LOOM_DATABASE_URL": ""}
+    result = runner().invoke(app, ["lag", "show", "--group", group, "-o", "json"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    import json
+
+    (row,) = json.loads(result.stdout)
+    assert (row["consumer_group_id"], row["lag"]) == (group, 3)
+    assert "only its consumer groups are listed" in result.stderr and "enable.ssl.certificate.verification" in result.stderr
