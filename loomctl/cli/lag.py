@@ -75,7 +75,6 @@ def _wires(ctx: typer.Context, conn: Any, kept: dict[str, Any]) -> Any:
     """The group-types client (:func:`loomctl.kafka.protocol.client`) of each cluster by name, opened when first
     asked for and kept in ``kept`` (closed by the command at its end)."""
     from loomctl import clusters
-    from loomctl.kafka import protocol
 
     settings = state(ctx).settings
     stack = kept.setdefault("", contextlib.ExitStack())
@@ -83,6 +82,8 @@ def _wires(ctx: typer.Context, conn: Any, kept: dict[str, Any]) -> Any:
     def wire_of(name: str) -> Any:
         key = f"wire:{name}"
         if key not in kept:
+            from loomctl.kafka import protocol  # kafka-python only when a group needs it (0.4 s to import)
+
             chosen = settings if conn is None else clusters.settings_for(clusters.get_cluster(conn, name), settings)
             kept[key] = protocol.client_or_reason(stack, chosen)
         return kept[key]

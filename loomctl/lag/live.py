@@ -501,7 +501,13 @@ def show(
 
     def read(name: str) -> "ClusterSnapshot":
         if wire is not None and name not in listings:
-            listing(name)  # the types route each group: a share or streams group is not read through librdkafka
+            # librdkafka's listing first (no kafka-python to import): when it has every group asked for, they are all
+            # groups it reads; one it lacks may be a share, streams or Connect group, which the types route
+            plain = kafka.list_group_listings(admin_of(name))
+            if all(g in plain for g in per_cluster[name]):
+                listings[name] = plain
+            else:
+                listing(name)
         listed = listings.get(name, {})
         return kafka.snapshot(
             admin_of(name),
