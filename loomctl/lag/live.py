@@ -515,7 +515,7 @@ def show(
             known_states={g: state for g, (state, _) in listed.items()},
             known_types={g: group_type for g, (_, group_type) in listed.items()},
             known_protocols=protocols.get(name),
-            wire=wire_of(name),
+            wire=wire_of(name) if name in protocols else None,  # a typed listing routed some group
             **options,
         )
 
