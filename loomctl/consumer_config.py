@@ -13,9 +13,11 @@ from typing import Any
 
 ASSIGNORS = ("range", "roundrobin", "cooperative-sticky")
 """Assignors that librdkafka and the Java client both ship. librdkafka has no eager `sticky`."""
-GROUP_PROTOCOLS = ("classic", "consumer")
+GROUP_PROTOCOLS = ("classic", "consumer", "share")
 """`classic`: the client-side rebalance protocol; `consumer`: KIP-848 (Kafka 4), where the broker assigns
-partitions and owns the session timeout and heartbeat interval."""
+partitions and owns the session timeout and heartbeat interval; `share`: a share group (KIP-932, Kafka 4.2),
+whose members take records from the same partitions one by one, and whose broker owns the session timeout,
+heartbeat interval, offset reset, isolation level and record lock duration."""
 REMOTE_ASSIGNORS = ("uniform", "range")
 """The server-side assignors Kafka 4 ships (`group.consumer.assignors`), for the consumer protocol."""
 BROKER_OWNED = ("session_timeout_ms", "heartbeat_interval_ms")
@@ -25,8 +27,21 @@ GROUP_CONFIGS: Mapping[str, str] = {
     "heartbeat_interval_ms": "consumer.heartbeat.interval.ms",
 }
 """The broker's group config (a GROUP resource's config) for each broker-owned setting."""
+SHARE_GROUP_CONFIGS: Mapping[str, str] = {
+    "session_timeout_ms": "share.session.timeout.ms",
+    "heartbeat_interval_ms": "share.heartbeat.interval.ms",
+    "auto_offset_reset": "share.auto.offset.reset",
+    "isolation_level": "share.isolation.level",
+    "record_lock_duration_ms": "share.record.lock.duration.ms",
+}
+"""A share group's group configs: the broker owns all of these, and a share consumer refuses each of them."""
+GROUP_CONFIG_NAMES: tuple[str, ...] = (*GROUP_CONFIGS.values(), *SHARE_GROUP_CONFIGS.values())
+"""Every group config loomctl reads and pushes."""
 CLIENT_SIDE_ONLY = ("session_timeout_ms", "heartbeat_interval_ms", "partition_assignment_strategy")
 """What a consumer-protocol client must not be given: librdkafka refuses to build a consumer with any of them."""
+SHARE_ACKNOWLEDGEMENT_MODES: Mapping[bool, str] = {True: "implicit", False: "explicit"}
+"""A share consumer's share.acknowledgement.mode for enable_auto_commit: records accepted on the next poll, or
+acknowledged by the application (the database writer's commit after each write)."""
 
 
 @dataclass(frozen=True)
@@ -254,8 +269,9 @@ FIELDS: tuple[Field, ...] = (
         "group_protocol",
         str,
         "classic",
-        "Group protocol: classic (client-side rebalances) or consumer (KIP-848, Kafka 4: the broker assigns "
-        "partitions and owns the session timeout and heartbeat; see `config push`).",
+        "Group protocol: classic (client-side rebalances), consumer (KIP-848, Kafka 4: the broker assigns "
+        "partitions and owns the session timeout and heartbeat; see `config push`) or share (a share group, KIP-932: "
+        "queue-like delivery; the broker also owns the offset reset, isolation level and record lock duration).",
         choices=GROUP_PROTOCOLS,
         java="group.protocol",
         librdkafka="group.protocol",
@@ -269,6 +285,19 @@ FIELDS: tuple[Field, ...] = (
         choices=REMOTE_ASSIGNORS,
         java="group.remote.assignor",
         librdkafka="group.remote.assignor",
+        kafkajs=None,
+    ),
+    Field(
+        "record_lock_duration_ms",
+        int,
+        30_000,
+        "Share groups: how long a delivered record stays acquired by its consumer before it is released to "
+        "another (group config share.record.lock.duration.ms, set by `config push`; unused by other groups).",
+        1_000,
+        3_600_000,
+        unit="ms",
+        java=None,
+        librdkafka=None,
         kafkajs=None,
     ),
 )
@@ -323,6 +352,14 @@ RULES: tuple[Rule, ...] = (
         "fetch_min_bytes <= fetch_max_bytes",
         lambda c: c["fetch_min_bytes"] <= c["fetch_max_bytes"],
         "fetch_min_bytes above fetch_max_bytes can never be satisfied, so every fetch waits fetch_max_wait_ms",
+    ),
+    Rule(
+        "share_offset_reset",
+        ("group_protocol", "auto_offset_reset"),
+        "group_protocol <> 'share' OR auto_offset_reset IN ('earliest', 'latest')",
+        lambda c: c["group_protocol"] != "share" or c["auto_offset_reset"] in ("earliest", "latest"),
+        "a share group starts at the earliest or the latest offset (share.auto.offset.reset): auto_offset_reset=none "
+        "has no share-group form",
     ),
 )
 
@@ -454,6 +491,29 @@ def uses_consumer_protocol(settings: Mapping[str, Any]) -> bool:
     return settings.get("group_protocol", "classic") == "consumer"
 
 
+def uses_share_group(settings: Mapping[str, Any]) -> bool:
+    return settings.get("group_protocol", "classic") == "share"
+
+
+def broker_owned(settings: Mapping[str, Any]) -> Mapping[str, str]:
+    """Field -> the group config the broker owns it as, for these settings' group type (empty for classic)."""
+    protocol = settings.get("group_protocol", "classic")
+    if protocol == "share":
+        return SHARE_GROUP_CONFIGS
+    if protocol == "consumer":
+        return GROUP_CONFIGS
+    return {}
+
+
+SHARE_CLIENT_EXCLUDED = frozenset(
+    {*SHARE_GROUP_CONFIGS, "partition_assignment_strategy", "group_protocol", "group_remote_assignor"}
+    | {"enable_auto_commit", "auto_commit_interval_ms"}
+)
+"""What a share consumer is not given: librdkafka's and the Java client's share consumers both refuse the group
+configs, the assignor and the group protocol; enable_auto_commit becomes share.acknowledgement.mode, and the commit
+interval means nothing to them."""
+
+
 def client_fields(settings: Mapping[str, Any]) -> tuple[Field, ...]:
     """The fields a librdkafka or Java client is given for these settings.
 
@@ -461,17 +521,18 @@ def client_fields(settings: Mapping[str, Any]) -> tuple[Field, ...]:
     clients keep working). Consumer protocol: group.protocol and group.remote.assignor, and not
     the session timeout, heartbeat interval or assignment strategy: the broker owns those
     (librdkafka refuses to build such a consumer; see `config push` for the broker side).
+    Share group: the fetch, poll and network settings only (see :data:`SHARE_CLIENT_EXCLUDED`).
     """
+    if uses_share_group(settings):
+        return tuple(f for f in FIELDS if f.name not in SHARE_CLIENT_EXCLUDED)
     if uses_consumer_protocol(settings):
         return tuple(f for f in FIELDS if f.name not in CLIENT_SIDE_ONLY)
     return tuple(f for f in FIELDS if f.name not in ("group_protocol", "group_remote_assignor"))
 
 
 def broker_group_configs(settings: Mapping[str, Any]) -> dict[str, str]:
-    """The broker-side group configs of a consumer-protocol service (empty for classic)."""
-    if not uses_consumer_protocol(settings):
-        return {}
-    return {GROUP_CONFIGS[name]: str(settings[name]) for name in BROKER_OWNED}
+    """The group configs the broker owns for these settings (consumer protocol, share group; empty for classic)."""
+    return {name: _property_text(settings[f]) for f, name in broker_owned(settings).items()}
 
 
 def librdkafka_properties(settings: Mapping[str, Any]) -> dict[str, str]:
@@ -489,16 +550,25 @@ def librdkafka_properties(settings: Mapping[str, Any]) -> dict[str, str]:
     # Above retry.backoff.max.ms (default 1000) librdkafka silently caps the backoff at 1000 ms.
     if settings["retry_backoff_ms"] > LIBRDKAFKA_RETRY_BACKOFF_MAX_MS:
         props["retry.backoff.max.ms"] = str(settings["retry_backoff_ms"])
+    if uses_share_group(settings):
+        # librdkafka's share consumer (preview) hands out batches of max.poll.records itself
+        props["max.poll.records"] = str(settings["max_poll_records"])
+        props["share.acknowledgement.mode"] = SHARE_ACKNOWLEDGEMENT_MODES[bool(settings["enable_auto_commit"])]
     return props
 
 
 def java_properties(settings: Mapping[str, Any]) -> dict[str, str]:
-    """The Java client's consumer properties for these settings."""
-    return {
+    """The Java client's consumer properties for these settings (a KafkaShareConsumer's for a share group)."""
+    props = {
         f.java: _property_text(JAVA_VALUES.get(f.name, {}).get(settings[f.name], settings[f.name]))
         for f in client_fields(settings)
         if f.java is not None
     }
+    if uses_share_group(settings):
+        props["share.acknowledgement.mode"] = SHARE_ACKNOWLEDGEMENT_MODES[bool(settings["enable_auto_commit"])]
+        # KIP-1206 (Kafka 4.2): the broker acquires at most max.poll.records per fetch, rather than finishing a batch
+        props["share.acquire.mode"] = "record_limit"
+    return props
 
 
 def kafkajs_options(settings: Mapping[str, Any]) -> dict[str, Any]:

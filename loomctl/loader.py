@@ -22,6 +22,13 @@ reaches a client: a value of the wrong type or out of range takes the table's de
 no usable cache (not JSON, another service's, no valid group id, settings that are no object) means
 the defaults, each with one warning naming the file and the reason (never a value from it).
 
+A service whose group_protocol is ``share`` gets confluent-kafka's ShareConsumer (KIP-932; a preview in
+confluent-kafka 2.15 and 2.16, not yet for production): `poll_with_limit` yields what it hands out in slices of at
+most max_poll_records (librdkafka's own limit is soft) and polls again only once every slice is out. With
+enable_auto_commit the loader accepts each slice when the service asks for the next one (the consumer runs in
+explicit acknowledgement mode, so a slice never handed out is released at close, not accepted); with
+enable_auto_commit=false the service acknowledges each record itself.
+
 A classic consumer whose session timeout lies outside the broker's group.min/max.session.timeout.ms
 is refused every JoinGroup and gets nothing: `poll_with_limit` says so in one error line that names
 the broker's bounds.
@@ -100,6 +107,10 @@ class ConsumerSettings(Mapping[str, Any]):
     @property
     def max_poll_records(self) -> int:
         return int(self.settings["max_poll_records"])
+
+    @property
+    def is_share_group(self) -> bool:
+        return self.settings.get("group_protocol") == "share"
 
     def librdkafka(self) -> dict[str, str]:
         """What librdkafka receives for these settings, group id included (no servers, no secrets)."""
@@ -267,6 +278,9 @@ class _Core:
         self._memory: dict[str, tuple[ConsumerSettings, float]] = {}  # name -> (settings, monotonic expiry)
         self._lock = threading.Lock()
         self._built: dict[str, tuple[dict[str, Any], ConsumerSettings]] = {}  # name -> (client properties, settings)
+        self._acknowledging: dict[int, Any] = {}
+        """Share consumers whose records the loader accepts once the service asks for the next slice (id -> consumer,
+        held so that no other object takes the id)."""
         self._refusals: set[str] = set()  # services whose refused join was reported
 
     # -- cache --
@@ -418,23 +432,40 @@ class _Core:
                 f"or put bootstrap.servers in the {ENV_KAFKA_CONFIG} file"
             )
         props.update(config.librdkafka())
+        if config.is_share_group and props.get("share.acknowledgement.mode") == "implicit":
+            # the loader accepts each slice once it is processed (see poll_with_limit); implicit mode would accept a
+            # whole batch at the next poll or at close(), slices the service never saw among them
+            props["share.acknowledgement.mode"] = "explicit"
         props.update(overrides or {})
         return props
 
     def _consumer(self, props: Mapping[str, Any], topics: Sequence[str], config: ConsumerSettings | None = None) -> Any:
-        from confluent_kafka import Consumer
-
         group = props.get("group.id")
         # librdkafka aborts the whole process (an assertion, not an exception) on a missing or empty group id
         if not isinstance(group, str) or not group.strip() or "\0" in group:
             raise ValueError(f"group.id must be a consumer group id (a non-empty string), not {_kind(group)}")
-        consumer = Consumer(dict(props))
+        if config is not None and config.is_share_group:
+            consumer = _share_consumer(props, config.service_name)
+            if config["enable_auto_commit"] and props.get("share.acknowledgement.mode") == "explicit":
+                with self._lock:
+                    self._acknowledging[id(consumer)] = consumer
+        else:
+            from confluent_kafka import Consumer
+
+            consumer = Consumer(dict(props))
         if config is not None:
             with self._lock:
                 self._built[config.service_name] = (dict(props), config)
         if topics:
             consumer.subscribe(list(topics))
         return consumer
+
+    def _accept(self, consumer: Any, batch: Sequence[Any]) -> None:
+        """A processed slice, accepted (sent with the next poll or at close) when the loader acknowledges for the
+        service: records it never handed out are released at close, to be delivered again."""
+        if id(consumer) in self._acknowledging:
+            for message in batch:
+                consumer.acknowledge(message)
 
     def _good(self, messages: Sequence[Any], service_name: str) -> tuple[list[Any], bool]:
         """The messages without an error, and whether the broker refused the group's session timeout."""
@@ -482,6 +513,31 @@ class _Core:
             why,
             service_name,
         )
+
+
+def _share_consumer(props: Mapping[str, Any], service_name: str) -> Any:
+    """confluent-kafka's ShareConsumer (a preview in 2.15 and 2.16) for a share-group service."""
+    import confluent_kafka
+
+    share_consumer = getattr(confluent_kafka, "ShareConsumer", None)
+    if share_consumer is None:
+        raise ValueError(
+            f"{service_name} is a share group (group_protocol=share), and confluent-kafka {confluent_kafka.version()[0]} "
+            "has no share consumer: it needs confluent-kafka 2.15 or later"
+        )
+    log.info("%s: building confluent-kafka's share consumer, a preview (not yet for production use)", service_name)
+    return share_consumer(dict(props))
+
+
+def _fetch(consumer: Any, max_records: int, timeout: float) -> list[Any]:
+    """The next messages: at most ``max_records`` from a Consumer; a ShareConsumer's whole batch, which may hold more
+    (librdkafka's share max.poll.records is a soft limit: the broker finishes a record batch). poll_with_limit hands
+    it out in slices and polls again only when all are out, since the next poll accepts (implicit mode) every
+    record of this one."""
+    consume = getattr(consumer, "consume", None)
+    if consume is not None:
+        return list(consume(num_messages=max_records, timeout=timeout))
+    return list(consumer.poll(timeout))
 
 
 def _kind(value: Any) -> str:
@@ -544,7 +600,8 @@ class KafkaConsumerConfigLoader(_Core):
         bootstrap_servers: str | None = None,
         config_overrides: Mapping[str, Any] | None = None,
     ) -> Any:
-        """A confluent_kafka.Consumer with the service's settings, subscribed to ``topics``."""
+        """A confluent_kafka.Consumer with the service's settings, subscribed to ``topics`` (a ShareConsumer for a
+        share-group service)."""
         config = await self.load_config(service_name)
         props = self.consumer_properties(config, bootstrap_servers, config_overrides)
         return await asyncio.to_thread(self._consumer, props, topics, config)
@@ -553,16 +610,18 @@ class KafkaConsumerConfigLoader(_Core):
         self, consumer: Any, service_name: str, *, timeout: float | None = None, yield_empty: bool = False
     ) -> AsyncIterator[list[Any]]:
         """Batches of at most max_poll_records (re-read after the TTL); consume() runs in a thread."""
+        pending: list[Any] = []
         while True:
             config = await self.load_config(service_name)
-            messages = await asyncio.to_thread(
-                consumer.consume, num_messages=config.max_poll_records, timeout=timeout or self.poll_timeout
-            )
-            good, refused = self._good(messages, service_name)
-            if refused:
-                await asyncio.to_thread(self._report_refusal, service_name, config)
-            if good or yield_empty:
-                yield good
+            if not pending:
+                messages = await asyncio.to_thread(_fetch, consumer, config.max_poll_records, timeout or self.poll_timeout)
+                pending, refused = self._good(messages, service_name)
+                if refused:
+                    await asyncio.to_thread(self._report_refusal, service_name, config)
+            batch, pending = pending[: config.max_poll_records], pending[config.max_poll_records :]
+            if batch or yield_empty:
+                yield batch
+                self._accept(consumer, batch)
 
     async def get_processing_recommendations(self) -> list[dict[str, Any]]:
         """Rows of v_consumer_performance_monitor that carry a recommendation, as dicts."""
@@ -664,14 +723,18 @@ class ConsumerConfigLoader(_Core):
     def poll_with_limit(
         self, consumer: Any, service_name: str, *, timeout: float | None = None, yield_empty: bool = False
     ) -> Iterator[list[Any]]:
+        pending: list[Any] = []
         while True:
             config = self.load_config(service_name)
-            messages = consumer.consume(num_messages=config.max_poll_records, timeout=timeout or self.poll_timeout)
-            good, refused = self._good(messages, service_name)
-            if refused:
-                self._report_refusal(service_name, config)
-            if good or yield_empty:
-                yield good
+            if not pending:
+                messages = _fetch(consumer, config.max_poll_records, timeout or self.poll_timeout)
+                pending, refused = self._good(messages, service_name)
+                if refused:
+                    self._report_refusal(service_name, config)
+            batch, pending = pending[: config.max_poll_records], pending[config.max_poll_records :]
+            if batch or yield_empty:
+                yield batch
+                self._accept(consumer, batch)
 
     def get_processing_recommendations(self) -> list[dict[str, Any]]:
         from psycopg.rows import dict_row

@@ -1,12 +1,14 @@
 """The broker's side of a service's settings: the bounds it enforces on group members, the group
-configs it owns for consumer-protocol (KIP-848) groups (`config push`), and what the cluster
-shows against the table (`config drift`).
+configs it owns for consumer-protocol (KIP-848) and share (KIP-932) groups (`config push`), and what the
+cluster shows against the table (`config drift`).
 
 Under the classic protocol the client sends its session timeout and heartbeat when it joins, and
 the broker only bounds them (group.min/max.session.timeout.ms). Under the consumer protocol the
 broker owns both as group configs (consumer.session.timeout.ms, consumer.heartbeat.interval.ms),
 bounded by group.consumer.min/max.*, and assigns the partitions itself: the table's values reach
-the group only through `config push`.
+the group only through `config push`. A share group's broker owns more (share.session.timeout.ms,
+share.heartbeat.interval.ms, share.auto.offset.reset, share.isolation.level,
+share.record.lock.duration.ms), bounded by group.share.min/max.*.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from loomctl.consumer_config import BROKER_OWNED, GROUP_CONFIGS, broker_group_configs, uses_consumer_protocol
+from loomctl.consumer_config import (
+    GROUP_CONFIG_NAMES,
+    SHARE_GROUP_CONFIGS,
+    broker_group_configs,
+    broker_owned,
+    uses_consumer_protocol,
+    uses_share_group,
+)
 from loomctl.errors import BadInput, LoomError
 
 if TYPE_CHECKING:
@@ -28,8 +37,23 @@ CONSUMER_BOUNDS: Mapping[str, tuple[str, str]] = {
     "session_timeout_ms": ("group.consumer.min.session.timeout.ms", "group.consumer.max.session.timeout.ms"),
     "heartbeat_interval_ms": ("group.consumer.min.heartbeat.interval.ms", "group.consumer.max.heartbeat.interval.ms"),
 }
-PROTOCOL_FIELDS = ("group_protocol", *BROKER_OWNED)
-"""A change to any of these may take a consumer-protocol service out of the broker's bounds."""
+SHARE_BOUNDS: Mapping[str, tuple[str, str]] = {
+    "session_timeout_ms": ("group.share.min.session.timeout.ms", "group.share.max.session.timeout.ms"),
+    "heartbeat_interval_ms": ("group.share.min.heartbeat.interval.ms", "group.share.max.heartbeat.interval.ms"),
+    "record_lock_duration_ms": ("group.share.min.record.lock.duration.ms", "group.share.max.record.lock.duration.ms"),
+}
+PROTOCOL_FIELDS = ("group_protocol", *SHARE_GROUP_CONFIGS)
+"""A change to any of these may take a consumer-protocol or share-group service out of the broker's bounds."""
+
+
+def _bounds_of(settings: Mapping[str, Any]) -> Mapping[str, tuple[str, str]]:
+    if uses_share_group(settings):
+        return SHARE_BOUNDS
+    return CONSUMER_BOUNDS if uses_consumer_protocol(settings) else CLASSIC_BOUNDS
+
+
+def _kind_of(settings: Mapping[str, Any]) -> str:
+    return "is a share group" if uses_share_group(settings) else "uses the consumer protocol"
 
 
 def _bounds(kafka_properties: Mapping[str, str], names: Sequence[str], timeout: float) -> dict[str, str]:
@@ -40,7 +64,7 @@ def _bounds(kafka_properties: Mapping[str, str], names: Sequence[str], timeout: 
 
 def out_of_bounds(settings: Mapping[str, Any], broker: Mapping[str, str]) -> list[str]:
     """What the broker's bounds (``broker``: its config) refuse in ``settings``, one sentence each."""
-    table = CONSUMER_BOUNDS if uses_consumer_protocol(settings) else CLASSIC_BOUNDS
+    table = _bounds_of(settings)
     objections = []
     for name, (low_name, high_name) in table.items():
         try:
@@ -82,17 +106,17 @@ def check_changes(
     """The broker's view of each change, whose settings afterwards are the pair's first (None: deleted),
     asking the broker at most once.
 
-    Classic: a session timeout outside group.min/max.session.timeout.ms is a warning (the table
-    is still right; members fail to join), whether the change set the session timeout or switched
-    the service to classic with it. Consumer protocol: a session timeout or heartbeat
-    outside group.consumer.min/max.* is an error, since `config push` could never set it; a
+    Classic: a session timeout outside group.min/max.session.timeout.ms is refused (the broker
+    refuses its members' JoinGroup), whether the change set the session timeout or switched
+    the service to classic with it. Consumer protocol and share groups: a group config outside the broker's
+    group.consumer.min/max.* or group.share.min/max.* is an error, since `config push` could never set it; a
     broker that cannot be asked is a warning that nothing was checked.
     """
     asked: list[dict[str, str] | LoomError] = []
 
     def bounds() -> dict[str, str]:
         if not asked:
-            names = [n for table in (CONSUMER_BOUNDS, CLASSIC_BOUNDS) for pair in table.values() for n in pair]
+            names = [n for table in (CONSUMER_BOUNDS, CLASSIC_BOUNDS, SHARE_BOUNDS) for pair in table.values() for n in pair]
             try:
                 asked.append(_bounds(kafka_properties, names, timeout))  # type: ignore[arg-type]
             except LoomError as exc:
@@ -109,11 +133,14 @@ def _check(after: Mapping[str, Any] | None, result: "ChangeResult", bounds: Any)
     changed = {c.field for c in result.changes}
     if after is None or not changed & set(PROTOCOL_FIELDS):
         return BrokerCheck()
-    consumer = uses_consumer_protocol(after)
+    owned = list(broker_owned(after))
+    consumer = bool(owned)
+    if consumer and not changed & {"group_protocol", *owned}:
+        return BrokerCheck()
     note = None
     if consumer and not result.dry_run:
         note = (
-            f"{result.service_name} uses the consumer protocol: the broker-side part ({', '.join(BROKER_OWNED)}) "
+            f"{result.service_name} {_kind_of(after)}: the broker-side part ({', '.join(owned)}) "
             f"takes effect after `loomctl config push {result.service_name}`"
         )
     # classic bounds only the session timeout, which a switch back to classic brings under them too
@@ -123,7 +150,7 @@ def _check(after: Mapping[str, Any] | None, result: "ChangeResult", bounds: Any)
         broker = bounds()
     except LoomError as exc:
         if consumer:
-            return BrokerCheck(warning=f"could not check {', '.join(BROKER_OWNED)} against the broker's bounds: {exc}", note=note)
+            return BrokerCheck(warning=f"could not check {', '.join(owned)} against the broker's bounds: {exc}", note=note)
         return BrokerCheck(note=note)
     objections = out_of_bounds(after, broker)
     if not objections:
@@ -207,7 +234,7 @@ def _changes(config: "ConsumerConfig", current: Mapping[str, Any]) -> list[Group
     """What the broker must be told so the group's configs are the table's and are set for the
     group (not merely equal to a broker default that may change under it)."""
     wanted = broker_group_configs(config.settings)
-    by_name = {GROUP_CONFIGS[f]: f for f in BROKER_OWNED}
+    by_name = {name: f for f, name in broker_owned(config.settings).items()}
     changes = []
     for name, value in wanted.items():
         now = current.get(name)
@@ -217,18 +244,21 @@ def _changes(config: "ConsumerConfig", current: Mapping[str, Any]) -> list[Group
     return changes
 
 
+def _names(configs: Sequence["ConsumerConfig"]) -> list[str]:
+    """The group configs the broker owns for any of ``configs``."""
+    return sorted({n for c in configs for n in broker_owned(c.settings).values()})
+
+
 def plan_push(configs: Sequence["ConsumerConfig"], admin: Any, *, timeout: float = 10.0) -> list[PushItem]:
-    """Per service what `config push` would set, from one describe_configs of the consumer-protocol groups."""
+    """Per service what `config push` would set, from one describe_configs of the consumer-protocol and share groups."""
     from loomctl import kafka
 
-    consumer = [c for c in configs if uses_consumer_protocol(c.settings)]
-    current = kafka.describe_group_configs(
-        admin, [c.consumer_group_id for c in consumer], list(GROUP_CONFIGS.values()), timeout=timeout
-    )
+    owned = [c for c in configs if broker_owned(c.settings)]
+    current = kafka.describe_group_configs(admin, [c.consumer_group_id for c in owned], _names(owned), timeout=timeout)
     items = []
     for c in configs:
         protocol = c.settings["group_protocol"]
-        if not uses_consumer_protocol(c.settings):
+        if not broker_owned(c.settings):
             items.append(
                 PushItem(
                     c.service_name,
@@ -242,7 +272,8 @@ def plan_push(configs: Sequence["ConsumerConfig"], admin: Any, *, timeout: float
             continue
         changes = _changes(c, current.get(c.consumer_group_id, {}))
         action = PushAction.WOULD_SET if changes else PushAction.UNCHANGED
-        after = {n: v.value for n, v in current.get(c.consumer_group_id, {}).items()}
+        mine = set(broker_owned(c.settings).values())
+        after = {n: v.value for n, v in current.get(c.consumer_group_id, {}).items() if n in mine}
         items.append(PushItem(c.service_name, c.consumer_group_id, protocol, action, changes, broker_after=after))
     return items
 
@@ -263,7 +294,8 @@ def push(plan: Sequence[PushItem], admin: Any, *, timeout: float = 10.0) -> list
         if item.action != PushAction.WOULD_SET:
             done.append(item)
             continue
-        after = {n: v.value for n, v in readback.get(item.consumer_group_id, {}).items()}
+        mine = set(broker_owned({"group_protocol": item.group_protocol}).values())
+        after = {n: v.value for n, v in readback.get(item.consumer_group_id, {}).items() if n in mine}
         error = refused.get(item.consumer_group_id)
         if error is None:
             wrong = [f"{c.name} is {after.get(c.name)}" for c in item.changes if after.get(c.name) != c.new]
@@ -314,7 +346,7 @@ def _read_back(
 
     from loomctl import kafka
 
-    names = list(GROUP_CONFIGS.values())
+    names = list(GROUP_CONFIG_NAMES)
     deadline = time.monotonic() + min(READ_BACK_S, timeout)
     pause = 0.05
     readback = kafka.describe_group_configs(admin, list(groups), names, timeout=timeout)
@@ -373,6 +405,8 @@ class Drift:
 
 
 def _assignor_configured(settings: Mapping[str, Any]) -> str:
+    if uses_share_group(settings):
+        return "simple"  # the broker's only share assignor; not a setting of the service
     return settings["group_remote_assignor" if uses_consumer_protocol(settings) else "partition_assignment_strategy"]
 
 
@@ -385,7 +419,9 @@ def drift_of(
 ) -> Drift:
     """The drift of one service, from its group's description, its group configs and the partition counts;
     ``members_read``: the group as ConsumerGroupDescribe gives it (:func:`loomctl.kafka.protocol.describe_consumer_groups`,
-    each member's type), or a reason (str) it could not be read, or None when it was not asked."""
+    each member's type), or a reason (str) it could not be read, or None when it was not asked; for a share-group
+    service ``group`` is the share group as :func:`share_group_as_group` gives it, and ``members_read`` the reason it
+    could not be read, if any."""
     settings = config.settings
     protocol = settings["group_protocol"]
     members = len(group.members)
@@ -397,13 +433,22 @@ def drift_of(
     found: list[str] = []
     running = members > 0
     if running and group.group_type and group.group_type != protocol:
+        if group.group_type == "share":
+            fix = "set group_protocol=share, or move its members to a consumer group"
+        elif protocol == "share":
+            fix = "restart them as share consumers (the loader builds one for this config)"
+        elif protocol == "consumer":
+            fix = "restart them with this config"
+        else:
+            fix = "restart them with group.protocol=classic"
+        what = "is a share group" if group.group_type == "share" else f"runs the {group.group_type} protocol"
         found.append(
-            f"configured {protocol}, but the group runs the {group.group_type} protocol "
-            f"(its {members} member(s) joined with {group.group_type}): "
-            + ("restart them with this config" if protocol == "consumer" else "restart them with group.protocol=classic")
+            f"configured {protocol}, but the group {what} (its {members} member(s) joined with {group.group_type}): {fix}"
         )
+    if protocol == "share" and isinstance(members_read, str):
+        found.append(f"the share group could not be read: {members_read}")
     values: dict[str, GroupConfigValue] = {}
-    if uses_consumer_protocol(settings):
+    if broker_owned(settings):
         for name, wanted in broker_group_configs(settings).items():
             now = group_configs.get(name)
             value = GroupConfigValue(wanted, now.value if now else None, bool(now and now.dynamic))
@@ -416,8 +461,12 @@ def drift_of(
                 )
     configured = _assignor_configured(settings)
     in_use = group.assignor or None
-    if running and in_use and in_use != configured and (group.group_type == protocol or group.group_type is None):
+    same_type = group.group_type == protocol or group.group_type is None
+    # a share group's assignor is the broker's own (group.share.assignors), and its members share partitions
+    if running and in_use and in_use != configured and same_type and protocol != "share":
         found.append(f"assignor {in_use} in use, {configured} configured")
+    if protocol == "share" or group.group_type == "share":
+        idle = 0
     if running and idle:
         found.append(f"{idle} of {members} members have no partition ({partitions} partition(s)): idle members")
     classic: list[str] = []
@@ -475,10 +524,38 @@ class DriftReport:
         return f"{len(self.drifting)} service(s) drift from their config: {', '.join(d.service_name for d in self.drifting)}"
 
 
+def share_group_as_group(share: Any) -> Any:
+    """A share group (:class:`loomctl.kafka.protocol.ShareGroup`) as drift compares groups; an error (no such share
+    group) is a group that does not exist."""
+    from loomctl import kafka
+
+    if share.error is not None:
+        return kafka.Group(share.group_id, "Dead")
+    members = tuple(kafka.Member(m.member_id, m.client_id, m.host, m.assigned) for m in share.members)
+    return kafka.Group(share.group_id, share.state, members, "share", share.assignor)
+
+
+def _share_groups(wire: Any, ids: Sequence[str], timeout: float) -> dict[str, Any]:
+    """Each of ``ids`` as a share group (see :func:`share_group_as_group`), or why none could be read (a str)."""
+    from loomctl.errors import LoomError
+    from loomctl.kafka import protocol
+
+    if not ids:
+        return {}
+    if wire is None:
+        return dict.fromkeys(ids, "the group-types client cannot connect with this cluster's settings (see `lag show`)")
+    try:
+        return {g: share_group_as_group(d) for g, d in protocol.describe_share_groups(wire, ids, timeout=timeout).items()}
+    except LoomError as exc:  # a broker without share groups, or one that did not answer: said for each share service
+        return dict.fromkeys(ids, str(exc))
+
+
 def drift(configs: Sequence["ConsumerConfig"], admin: Any, *, timeout: float = 10.0, wire: Any = None) -> DriftReport:
     """Every service's drift, from one describe of the groups, one describe_configs of the
-    consumer-protocol groups and one metadata request for the topics their members are assigned;
-    with ``wire`` (:func:`loomctl.kafka.protocol.client`), each member of a consumer-protocol group by its protocol."""
+    consumer-protocol and share groups and one metadata request for the topics their members are assigned;
+    with ``wire`` (:func:`loomctl.kafka.protocol.client`), each member of a consumer-protocol group by its protocol,
+    and the share groups (which librdkafka describes as dead classic groups): those of share services, and any
+    other service's group that librdkafka found dead."""
     from loomctl import kafka
 
     groups = kafka.describe_groups(admin, [c.consumer_group_id for c in configs], timeout=timeout)
@@ -492,8 +569,22 @@ def drift(configs: Sequence["ConsumerConfig"], admin: Any, *, timeout: float = 1
             members_read = dict(protocol.describe_consumer_groups(wire, running, timeout=timeout))
         except LoomError as exc:  # an older broker (no member types) or one that did not answer: unknown, said once
             members_read = dict.fromkeys(running, str(exc))
-    consumer = [c.consumer_group_id for c in configs if uses_consumer_protocol(c.settings)]
-    group_configs = kafka.describe_group_configs(admin, consumer, list(GROUP_CONFIGS.values()), timeout=timeout)
+    share_ids = {c.consumer_group_id for c in configs if uses_share_group(c.settings)}
+    dead = {g for g, d in groups.items() if d.group_state == "Dead" and not d.members} - share_ids
+    shares = _share_groups(wire, sorted(share_ids), timeout)
+    if dead and wire is not None:  # a classic or consumer service whose group is in fact a share group
+        shares |= {g: d for g, d in _share_groups(wire, sorted(dead), timeout).items() if not isinstance(d, str)}
+    for g, share in shares.items():
+        if g in share_ids:
+            if isinstance(share, str):
+                members_read[g] = share
+                groups[g] = kafka.Group(g, "Unknown")
+            elif groups.get(g) is None or groups[g].group_state == "Dead":
+                groups[g] = share
+        elif share.group_state != "Dead":
+            groups[g] = share
+    owned = [c for c in configs if broker_owned(c.settings)]
+    group_configs = kafka.describe_group_configs(admin, [c.consumer_group_id for c in owned], _names(owned), timeout=timeout)
     topics = sorted({tp[0] for g in groups.values() for m in g.members for tp in m.partitions})
     counts = kafka.topic_partition_counts(admin, topics, timeout=timeout) if topics else {}
     missing = kafka.Group("", "Dead")

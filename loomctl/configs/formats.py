@@ -91,10 +91,13 @@ class LibrdkafkaFormat(ExportFormat):
     def render(self, items: Sequence[ServiceSpec]) -> str:
         from loomctl.configs.store import client_options
 
-        # librdkafka has no max.poll.records: services pass it to consume(num_messages=...)
+        # librdkafka's consumer has no max.poll.records: services pass it to consume(num_messages=...); its share
+        # consumer (a preview) takes max.poll.records itself
         return "\n".join(
             _properties_block(
-                f"{s.service_name} (librdkafka; batch size max_poll_records={s.settings['max_poll_records']})",
+                f"{s.service_name} (librdkafka share consumer, a preview; the broker-side settings: loomctl config push)"
+                if s.settings.get("group_protocol") == "share"
+                else f"{s.service_name} (librdkafka; batch size max_poll_records={s.settings['max_poll_records']})",
                 client_options(self.name, s.consumer_group_id, s.settings),
             )
             for s in items
@@ -108,7 +111,12 @@ class JavaFormat(ExportFormat):
         from loomctl.configs.store import client_options
 
         return "\n".join(
-            _properties_block(f"{s.service_name} (Java client)", client_options(self.name, s.consumer_group_id, s.settings))
+            _properties_block(
+                f"{s.service_name} (Java KafkaShareConsumer; the broker-side settings: loomctl config push)"
+                if s.settings.get("group_protocol") == "share"
+                else f"{s.service_name} (Java client)",
+                client_options(self.name, s.consumer_group_id, s.settings),
+            )
             for s in items
         )
 
@@ -126,6 +134,8 @@ class KafkajsFormat(ExportFormat):
             document[s.service_name] = client_options(self.name, s.consumer_group_id, s.settings)
             if s.settings.get("group_protocol") == "consumer":
                 document[s.service_name]["note"] = KAFKAJS_CONSUMER_PROTOCOL_NOTE
+            elif s.settings.get("group_protocol") == "share":
+                document[s.service_name]["note"] = KAFKAJS_SHARE_GROUP_NOTE
         return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -133,6 +143,12 @@ KAFKAJS_CONSUMER_PROTOCOL_NOTE = (
     "KafkaJS has no consumer group protocol (KIP-848): this service is configured group_protocol=consumer, "
     "but a KafkaJS member joins with the classic protocol and sends the session timeout and heartbeat above "
     "itself; the group configs `loomctl config push` sets on the broker do not apply to it"
+)
+
+
+KAFKAJS_SHARE_GROUP_NOTE = (
+    "KafkaJS has no share consumer (KIP-932): this service is configured group_protocol=share, and a KafkaJS "
+    "consumer cannot join its share group; the loomctl Node package refuses to build one"
 )
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loomctl.configs.broker import CONSUMER_BOUNDS, out_of_bounds
-from loomctl.consumer_config import REMOTE_ASSIGNORS, uses_consumer_protocol
+from loomctl.consumer_config import REMOTE_ASSIGNORS, uses_consumer_protocol, uses_share_group
 from loomctl.errors import BackendUnavailable, BadInput, LoomError, NotFound
 
 if TYPE_CHECKING:
@@ -158,6 +158,8 @@ class ReadinessReport:
     already_consumer: list[str] = field(default_factory=list)
     """Services whose table already says group_protocol=consumer (`config drift` compares them with the cluster)."""
     cluster_problems: list[ClusterProblem] = field(default_factory=list)
+    share_groups: list[str] = field(default_factory=list)
+    """Share-group services: their protocol is neither classic nor consumer, and KIP-1274 does not touch it."""
 
     def counts(self) -> dict[str, int]:
         counts = {Verdict.READY: 0, Verdict.BLOCKED: 0, Verdict.UNKNOWN: 0}
@@ -170,6 +172,8 @@ class ReadinessReport:
         line = f"readiness: {counts} of {len(self.services)} classic-protocol service(s)"
         if self.already_consumer:
             line += f"; {len(self.already_consumer)} already on the consumer protocol ({', '.join(self.already_consumer)})"
+        if self.share_groups:
+            line += f"; {len(self.share_groups)} share group(s), not affected ({', '.join(self.share_groups)})"
         return line
 
     def failure(self, *, fail_on_blockers: bool) -> LoomError | None:
@@ -547,7 +551,7 @@ def readiness(configs: Sequence["ConsumerConfig"], clients: Mapping[str, Any], *
     the error building it); each cluster asked once. A cluster that cannot be asked leaves its services unknown."""
     from loomctl.configs.commands import by_cluster
 
-    classic = [c for c in configs if not uses_consumer_protocol(c.settings)]
+    classic = [c for c in configs if c.settings["group_protocol"] == "classic"]
     found: dict[str, ServiceReadiness] = {}
     cluster_problems: list[ClusterProblem] = []
     for name, on_cluster in by_cluster(classic).items():
@@ -567,4 +571,5 @@ def readiness(configs: Sequence["ConsumerConfig"], clients: Mapping[str, Any], *
         [found[c.service_name] for c in classic],
         [c.service_name for c in configs if uses_consumer_protocol(c.settings)],
         cluster_problems,
+        [c.service_name for c in configs if uses_share_group(c.settings)],
     )

@@ -213,6 +213,7 @@ def _readiness_document(report: Any) -> dict[str, Any]:
         ],
         "counts": report.counts(),
         "already_consumer": report.already_consumer,
+        "share_groups": report.share_groups,
         "cluster_errors": {p.cluster_name: p.error for p in report.cluster_problems},
     }
 

@@ -188,6 +188,7 @@ class PipelineConsumerConfig(Base):
     isolation_level: Mapped[str] = _setting_column("isolation_level")
     group_protocol: Mapped[str] = _setting_column("group_protocol")
     group_remote_assignor: Mapped[str] = _setting_column("group_remote_assignor")
+    record_lock_duration_ms: Mapped[int] = _setting_column("record_lock_duration_ms")
     profile: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     lag_slo_seconds: Mapped[int | None] = mapped_column(Integer)

@@ -2,7 +2,7 @@
 export type ConsumerConfigErrorCode =
   | 'BAD_INPUT' // a wrong argument: service name, pool, topics, broker list, properties file
   | 'NOT_FOUND' // the service has no row in pipeline_consumer_configs
-  | 'UNSUPPORTED'; // a security setting KafkaJS cannot honour
+  | 'UNSUPPORTED'; // a security setting KafkaJS cannot honour, or a share group (KafkaJS has no share consumer)
 
 /** The one error this package throws (or rejects with) for an expected failure. */
 export class ConsumerConfigError extends Error {

@@ -542,6 +542,11 @@ export class ConsumerConfigLoader {
     checkServiceName(serviceName);
     checkTopics(topics);
     const settings = await this.loadConfig(serviceName);
+    if ((settings.groupProtocol ?? settings.settings.group_protocol) === 'share') {
+      throw new ConsumerConfigError('UNSUPPORTED',
+        `${serviceName} is a share group (group_protocol=share): KafkaJS has no share consumer (KIP-932), and a KafkaJS ` +
+        "consumer cannot join a share group; build it with confluent-kafka's ShareConsumer (loomctl.loader) or Java's KafkaShareConsumer");
+    }
     const table = settings.kafkajs();
     const clientConfig = this.clientConfig(kafkaConfig, table);
     const warning = unhonoured(settings.settings, settings.groupProtocol);

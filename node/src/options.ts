@@ -33,7 +33,9 @@ export const ENFORCED: Readonly<Record<string, string>> = {
 };
 
 /** The group protocol's fields: KafkaJS speaks only the classic protocol, said once below rather than per field. */
-const PROTOCOL_FIELDS: Readonly<Record<string, true>> = { group_protocol: true, group_remote_assignor: true };
+const PROTOCOL_FIELDS: Readonly<Record<string, true>> = {
+  group_protocol: true, group_remote_assignor: true, record_lock_duration_ms: true, // the last: a share group's, set on the broker
+};
 
 /** The assigners KafkaJS ships, by the table's names. */
 export const KAFKAJS_ASSIGNORS: readonly string[] = ['roundrobin'];

@@ -42,6 +42,18 @@ test('an unknown service is NOT_FOUND, naming the command that creates it', asyn
   }
 });
 
+test('a share-group service is UNSUPPORTED: KafkaJS has no share consumer, and no consumer joins its group', async () => {
+  const pool = newPool();
+  const service = unique('node-share');
+  configure(service, 'group_protocol=share', 'heartbeat_interval_ms=5000');
+  try {
+    await assert.rejects(createOptimizedConsumer(pool, { brokers: BROKERS }, service, ['t'], { cacheDir: tempDir() }),
+      rejection('UNSUPPORTED', new RegExp(`${service} is a share group .*KafkaJS has no share consumer`)));
+  } finally {
+    await pool.end();
+  }
+});
+
 test('a bad pool, service name, topic list or broker list is BAD_INPUT', async () => {
   for (const pool of [undefined, null, 'postgresql://x', {}, { connect: 1 }]) {
     await assert.rejects(createOptimizedConsumer(pool, { brokers: BROKERS }, 'svc', ['t']), rejection('BAD_INPUT', /pool must be a pg Pool/));
