@@ -42,6 +42,7 @@ RULE_BREAKERS = {
     "reconnect_backoff_ordered": {"reconnect_backoff_ms": 2_000, "reconnect_backoff_max_ms": 1_000},
     "request_timeout_covers_fetch_wait": {"fetch_max_wait_ms": 5_000, "request_timeout_ms": 5_500},
     "fetch_min_within_fetch_max": {"fetch_min_bytes": 2_000_000, "fetch_max_bytes": 1_048_576},
+    "share_offset_reset": {"group_protocol": "share", "auto_offset_reset": "none"},
 }
 
 

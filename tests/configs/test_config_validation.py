@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException, ShareConsumer
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -22,9 +22,10 @@ from loomctl.consumer_config import (
 from loomctl.errors import BadInput
 
 
-def build_consumer(props: dict[str, str]) -> None:
-    """Construct (and close) a real librdkafka consumer: no broker is contacted."""
-    Consumer({"group.id": "validator-oracle", "bootstrap.servers": "127.0.0.1:9", **props}).close()
+def build_consumer(props: dict[str, str], *, share: bool = False) -> None:
+    """Construct (and close) a real librdkafka consumer (a share consumer for a share group): no broker is contacted."""
+    kind = ShareConsumer if share else Consumer
+    kind({"group.id": "validator-oracle", "bootstrap.servers": "127.0.0.1:9", "log_level": 0, **props}).close()
 
 
 def librdkafka_refuses(props: dict[str, str]) -> bool:
@@ -100,9 +101,12 @@ def test_accepted_configs_build_a_real_consumer_and_refused_ones_break_a_client_
         return
     event("accepted")
     assert accepted == config
-    build_consumer(librdkafka_properties(accepted))
+    build_consumer(librdkafka_properties(accepted), share=accepted["group_protocol"] == "share")
     # Every accepted config builds a consumer under both group protocols: the consumer protocol's
     # properties leave out what the broker owns, which librdkafka refuses to be given.
+    if accepted["auto_offset_reset"] != "none":  # the one setting a share group has no form of
+        event("accepted as a share group")
+        build_consumer(librdkafka_properties({**accepted, "group_protocol": "share"}), share=True)
     for protocol in ("classic", "consumer"):
         event(f"accepted under {protocol}")
         props = librdkafka_properties({**accepted, "group_protocol": protocol})
