@@ -39,6 +39,7 @@ OLDER_BROKER_TESTS := \
 	tests/configs/test_session_timeout_bounds.py \
 	tests/partitions/test_partitions_apply.py \
 	tests/lag/test_collector.py \
+	tests/lag/test_group_types.py::test_every_broker_release_lists_its_consumer_groups_and_a_group_type_it_lacks_is_said_once \
 	tests/devstack/test_dev_cli.py \
 	tests/devstack/test_kafka_versions.py::test_the_session_broker_runs_the_release_asked_for_with_its_logging_alive
 test-older-broker: install

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from sys import intern
 from typing import TYPE_CHECKING, Any
 
-from loomctl.errors import BackendUnavailable
+from loomctl.errors import BackendUnavailable, Unsupported
 from loomctl.kafka.clients import (
     DEFAULT_TIMEOUT_S,
     TopicPartition,
@@ -263,23 +263,57 @@ def _other_kinds(
     elif share or streams:
         from loomctl.kafka import protocol
 
+        # a broker that lists groups of a type but cannot describe them as loomctl reads them (Kafka 4.0's early
+        # share groups): those groups are listed unmeasured with the reason, the others are still read
         if share:
-            described = protocol.describe_share_groups(wire, share, timeout=timeout)
-            offsets = protocol.share_group_offsets(wire, share, timeout=timeout)
-            for g in share:
-                d = described.get(g)
-                snap.groups[g] = _wire_group(g, d, "share", states)
-                snap.share_offsets[g] = {
-                    (intern(t), p): (o.start_offset, o.lag) for (t, p), o in sorted((offsets.get(g) or {}).items())
-                }
+            try:
+                described = protocol.describe_share_groups(wire, share, timeout=timeout)
+                offsets = protocol.share_group_offsets(wire, share, timeout=timeout)
+            except Unsupported as exc:
+                _unread(snap, share, "share", states, exc)
+            else:
+                for g in share:
+                    d = described.get(g)
+                    snap.groups[g] = _wire_group(g, d, "share", states)
+                    snap.share_offsets[g] = {
+                        (intern(t), p): (o.start_offset, o.lag) for (t, p), o in sorted((offsets.get(g) or {}).items())
+                    }
         if streams:
-            running = protocol.describe_streams_groups(wire, streams, timeout=timeout)
-            for g, committed in protocol.committed_offsets(wire, streams, timeout=timeout).items():
-                snap.committed[g] = dict(committed.offsets)
-            for g in streams:
-                snap.groups[g] = _wire_group(g, running.get(g), "streams", states)
+            try:
+                running = protocol.describe_streams_groups(wire, streams, timeout=timeout)
+                fetched = protocol.committed_offsets(wire, streams, timeout=timeout)
+            except Unsupported as exc:
+                _unread(snap, streams, "streams", states, exc)
+            else:
+                for g, committed in fetched.items():
+                    snap.committed[g] = dict(committed.offsets)
+                for g in streams:
+                    snap.groups[g] = _wire_group(g, running.get(g), "streams", states)
     skipped = set(share) | set(streams) | set(other)
     return [g for g in group_ids if g not in skipped] if skipped else list(group_ids)
+
+
+def _unread(snap: ClusterSnapshot, group_ids: Sequence[str], kind: str, states: Mapping[str, str], why: Exception) -> None:
+    for g in group_ids:
+        snap.groups[g] = Group(g, states.get(g, "Unknown"), group_type=kind)
+        snap.unmeasured[g] = f"a {kind} group: {why}"
+
+
+def missing_group_types(wire: Any) -> list[str]:
+    """The group types a listing of every group cannot show because the cluster's broker lacks them, in words
+    (Kafka 4.0 has neither share groups nor streams groups): said once per cluster, never as a note on each group.
+    ``wire`` is a :func:`loomctl.kafka.protocol.client`; the versions are those loomctl reads the groups with."""
+    from loomctl.kafka import protocol
+
+    lacking = []
+    for api, lowest, words in (
+        (protocol.ShareGroupDescribeRequest, 1, "share groups (KIP-932)"),
+        (protocol.StreamsGroupDescribeRequest, 0, "streams groups (KIP-1071)"),
+    ):
+        offered = wire.broker_versions(api)
+        if offered is None or offered[1] < lowest:
+            lacking.append(words)
+    return lacking
 
 
 def _wire_group(group_id: str, described: Any, kind: str, states: Mapping[str, str]) -> Group:

@@ -89,7 +89,8 @@ class LagView:
     partitions: list[PartitionLag]
     summaries: list[LagSummary] = field(default_factory=list)
     limited: dict[str, str] = field(default_factory=dict)
-    """Cluster -> why only its consumer groups could be listed (no group-types client for its settings)."""
+    """Cluster -> why only its consumer groups could be listed: no group-types client for its settings, or a broker
+    without share or streams groups (Kafka 4.0); said once per cluster, not on each group."""
     unreachable: dict[str, str] = field(default_factory=dict)
     """Cluster -> why it could not be read; its groups are shown with unknown lag (``-``), never as 0."""
 
@@ -478,6 +479,12 @@ def show(
         every = protocol.list_every_group(w)
         listings[name] = {g.group_id: (g.state or "Unknown", g.group_type) for g in every.values()}
         protocols[name] = {g.group_id: g.protocol_type for g in every.values()}
+        if all_groups:
+            from loomctl.kafka.groups import missing_group_types
+
+            lacking = missing_group_types(w)
+            if lacking:  # every group of the cluster is listed, but it cannot have groups of these types
+                limited[name] = f"its broker has no {' nor '.join(lacking)}"
 
     if all_groups:
         for name in sorted({cluster_of.get(g, home) for g in configured} | {home}):
