@@ -28,7 +28,7 @@ from loomctl.cli.options import (
 from loomctl.cli.signals import stop_on_signals
 from loomctl.clusters.store import ENV_CLUSTER
 from loomctl.lag import views
-from loomctl.lag.live import BY
+from loomctl.lag.live import BROKER_LACKS, BY
 from loomctl.lag.verdicts import STATUS_WINDOW_TEXT
 
 if TYPE_CHECKING:
@@ -189,7 +189,10 @@ def show(
         shown = read()
     emit(ctx, shown, output, views.SHOW)
     for name, why in shown.limited.items():
-        info(f"cluster {name}: only its consumer groups are listed ({why})")
+        if why.startswith(BROKER_LACKS):  # every group it has is listed: it cannot have groups of those types
+            info(f"cluster {name}: {why}: every group it has is listed")
+        else:
+            info(f"cluster {name}: only its consumer groups are listed ({why})")
     _unreachable(shown.unreachable)
 
 

@@ -80,6 +80,10 @@ class LagSummary:
     """Why a listed group is not measured (a Kafka Connect group, a type loomctl does not know); None when it is."""
 
 
+BROKER_LACKS = "its broker has no"
+"""How a :attr:`LagView.limited` reason begins when the broker lacks group types, not the client (all is listed)."""
+
+
 @dataclass(frozen=True)
 class LagView:
     """`lag show`: the partition rows of the chosen groups and, unless ``by`` is "partition", their roll-up."""
@@ -484,7 +488,7 @@ def show(
 
             lacking = missing_group_types(w)
             if lacking:  # every group of the cluster is listed, but it cannot have groups of these types
-                limited[name] = f"its broker has no {' nor '.join(lacking)}"
+                limited[name] = f"{BROKER_LACKS} {' nor '.join(lacking)}"
 
     if all_groups:
         for name in sorted({cluster_of.get(g, home) for g in configured} | {home}):
