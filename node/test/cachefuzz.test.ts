@@ -118,6 +118,8 @@ function holdsRules(settings: Readonly<Record<string, unknown>>): boolean {
     return op === '*' ? base * Number(operand) : op === '+' ? base + Number(operand) : base;
   };
   return FIELD_TABLE.rules.every((rule) => {
+    // a rule that is no comparison (share_offset_reset) is not the loader's to mend: it refuses share services
+    if (!/(>=|<=)/.test(rule.sql)) return true;
     const [left, op, right] = rule.sql.split(/(>=|<=)/);
     return op === '>=' ? value(left ?? '') >= value(right ?? '') : value(left ?? '') <= value(right ?? '');
   });
