@@ -170,3 +170,26 @@ def bounded(submit: Callable[[T], Any], items: Iterable[T], limit: int, timeout:
         future.add_done_callback(lambda _f: gate.release())
         pairs.append((item, future))
     return pairs
+
+
+def in_background(work: Callable[[], T], name: str) -> Callable[..., T]:
+    """Run ``work()`` in a thread named ``name``; the returned callable joins it and gives its result or raises its
+    error (``raising=False``: only joins)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the caller, which raises it in its own thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+
+    def result(raising: bool = True) -> Any:
+        thread.join()
+        if "error" in outcome and raising:
+            raise outcome["error"]
+        return outcome.get("value")
+
+    return result

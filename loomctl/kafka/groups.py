@@ -25,6 +25,7 @@ from loomctl.kafka.clients import (
     _error_name,
     bounded,
     error_text,
+    in_background,
     is_transient,
     is_unreachable,
     result_within,
@@ -407,6 +408,36 @@ def _fetch_offsets(
     return result
 
 
+BATCH_GROUPS = 1_000
+"""Groups per OffsetFetch (one request per coordinator unless it has more): the broker answers a request on one
+thread, so a coordinator with many groups gets several requests in flight and the decoding of one answer overlaps the
+next."""
+
+
+def batched_offsets(
+    wire: Any, group_ids: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S
+) -> dict[str, dict[TopicPartition, int | None]]:
+    """:func:`committed_offsets` through the group-types client (``wire``, :func:`loomctl.kafka.protocol.client`):
+    :data:`BATCH_GROUPS` groups per OffsetFetch, every coordinator asked at once. A group its coordinator still has no
+    answer for after the client's retries (loading, moving) fails the snapshot, as on the per-group path; another
+    group error (not authorized) leaves the group without commits; a partition with an error is left out."""
+    from loomctl.kafka import protocol
+
+    fetched = protocol.committed_offsets(
+        wire, group_ids, timeout=queued_timeout(timeout, len(group_ids) // BATCH_GROUPS), per_request=BATCH_GROUPS
+    )
+    result: dict[str, dict[TopicPartition, int | None]] = {}
+    for group_id, answer in fetched.items():
+        if answer.error is not None:
+            if answer.error.split(":", 1)[0] in COORDINATOR_ERRORS:
+                raise BackendUnavailable(f"committed offsets of group {group_id}: {answer.error}")
+            result[group_id] = {}
+            continue
+        errors = answer.partition_errors
+        result[group_id] = dict(answer.offsets) if not errors else {tp: o for tp, o in answer.offsets.items() if tp not in errors}
+    return result
+
+
 def snapshot(
     admin: "AdminClient",
     group_ids: Sequence[str],
@@ -438,13 +469,27 @@ def snapshot(
     # An Empty group has no members to describe: when the listing already says so, skip it.
     empty = {g for g in group_ids if (known_states or {}).get(g) == "Empty"}
     snap.groups.update({g: Group(g, "Empty", group_type=types.get(g)) for g in empty})
-    for chunk in chunks(group_ids, chunk_size):
-        to_describe = [g for g in chunk if g not in empty]
-        in_flight = max(1, min(concurrency, len(chunk)))
-        within = queued_timeout(timeout, len(to_describe) + in_flight)
-        described = _describe(admin, to_describe, within)  # in flight during the chunk's offset fetches
-        snap.committed.update(_fetch_offsets(admin, chunk, in_flight, within))
-        snap.groups.update(_described(described, within, types))
+    # With the group-types client, every group's committed offsets come in one OffsetFetch per coordinator (KIP-709),
+    # fetched on its own thread while librdkafka describes the groups; librdkafka asks one group per request.
+    batched = (
+        in_background(lambda: batched_offsets(wire, group_ids, timeout=timeout), "loomctl-offsets")
+        if wire and group_ids
+        else None
+    )
+    try:
+        for chunk in chunks(group_ids, chunk_size):
+            to_describe = [g for g in chunk if g not in empty]
+            in_flight = max(1, min(concurrency, len(chunk)))
+            within = queued_timeout(timeout, len(to_describe) + (0 if batched else in_flight))
+            described = _describe(admin, to_describe, within)  # in flight during the chunk's offset fetches
+            if batched is None:
+                snap.committed.update(_fetch_offsets(admin, chunk, in_flight, within))
+            snap.groups.update(_described(described, within, types))
+    finally:
+        if batched is not None:
+            batched(raising=False)  # never left running: a failed describe waits for the fetch before it is raised
+    if batched is not None:
+        snap.committed.update(batched())
     topics: set[str] = set()
     for shared in snap.share_offsets.values():
         topics.update(t for t, _ in shared)

@@ -903,10 +903,13 @@ def _streams_group(group_id: str, part: Any, error: str | None) -> StreamsGroup:
     )
 
 
-def committed_offsets(c: Client, ids: Sequence[str], timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, GroupOffsets[int | None]]:
+def committed_offsets(
+    c: Client, ids: Sequence[str], timeout: float = DEFAULT_TIMEOUT_S, *, per_request: int | None = None
+) -> dict[str, GroupOffsets[int | None]]:
     """Each group's committed offset of every partition it has one for (None: none stored), for any group type
-    that commits (classic, consumer, streams): one OffsetFetch v8 per coordinator for all its groups, every
-    coordinator asked at once. A group the broker does not know has no offsets (an empty mapping, no error)."""
+    that commits (classic, consumer, streams): one OffsetFetch v8 per coordinator for all its groups (or per
+    ``per_request`` of them), every coordinator asked at once. A group the broker does not know has no offsets (an
+    empty mapping, no error)."""
     if not ids:
         return {}
     c._require("coordinators")
@@ -919,7 +922,7 @@ def committed_offsets(c: Client, ids: Sequence[str], timeout: float = DEFAULT_TI
         )
 
     async def work(deadline: float) -> dict[str, tuple[Any, str | None]]:
-        return await c._per_group(ids, deadline, "OffsetFetch", request, _fetched_groups)
+        return await c._per_group(ids, deadline, "OffsetFetch", request, _fetched_groups, per_request)
 
     answers = c._run("OffsetFetch", timeout, work)
     return {g: _committed(g, part, error) for g, (part, error) in answers.items()}

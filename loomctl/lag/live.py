@@ -442,6 +442,7 @@ def show(
     """
     from loomctl import kafka
     from loomctl.errors import BadInput, NotFound
+    from loomctl.kafka.clients import in_background
 
     by = by or default_by(services, groups)
     if by not in BY:
@@ -508,7 +509,11 @@ def show(
     # clusters answer (the database and the brokers wait in parallel), on this connection, which nothing
     # else uses until the read is joined
     sampled = {g: configured[g] for g in wanted if g in configured}
-    stored = _in_background(lambda: _stored(conn, sampled, status_window)) if conn is not None and sampled else None
+    stored = (
+        in_background(lambda: _stored(conn, sampled, status_window), "loomctl-stored-lag")
+        if conn is not None and sampled
+        else None
+    )
 
     def read(name: str) -> "ClusterSnapshot":
         if wire is not None and name not in listings:
@@ -636,28 +641,3 @@ def _stored(
         previous = {k: v for k, v in previous.items() if k[0] not in reread}
         previous.update(fresh)
     return previous, statuses
-
-
-def _in_background(work: Any) -> Any:
-    """Run ``work()`` in a thread; the returned callable joins it and gives its result or raises its error
-    (``raising=False``: only joins)."""
-    import threading
-
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except BaseException as exc:  # handed to the caller, which raises it in its own thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, name="loomctl-stored-lag", daemon=True)
-    thread.start()
-
-    def result(raising: bool = True) -> Any:
-        thread.join()
-        if "error" in outcome and raising:
-            raise outcome["error"]
-        return outcome.get("value")
-
-    return result
