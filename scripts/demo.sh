@@ -154,6 +154,9 @@ $loomctl lag slo --window "$WINDOW"
 section "loomctl config drift timescale-writer speech-processor motion-event-filter dev2-timescale-writer (each against its own cluster)"
 $loomctl config drift timescale-writer speech-processor motion-event-filter dev2-timescale-writer
 
+section "loomctl config readiness (KIP-1274: what stands between each classic service and the consumer protocol)"
+$loomctl config readiness
+
 section "the collector's Prometheus and Burrow-compatible endpoint (lag collect --listen)"
 endpoint=$(sed -n 's#.*serving http://\([^/]*\)/metrics.*#\1#p' "$work/collector.log" | head -1)
 echo "Prometheus scrapes http://$endpoint/metrics; Burrow clients read http://$endpoint/v3/kafka (a cluster each)"
