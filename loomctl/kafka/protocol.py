@@ -934,6 +934,8 @@ def _fetched_groups(response: Any) -> Iterator[tuple[str, int, str | None, Any]]
 
 
 def _committed(group_id: str, g: Any, error: str | None) -> GroupOffsets[int | None]:
+    """One group's part of an OffsetFetch answer, in the broker's order (sorting 20,000 groups' partitions cost a
+    quarter of the call: callers look offsets up, they do not walk them in order)."""
     if g is None or error is not None:
         return GroupOffsets(group_id, {}, error)
     offsets: dict[TopicPartition, int | None] = {}
@@ -941,11 +943,13 @@ def _committed(group_id: str, g: Any, error: str | None) -> GroupOffsets[int | N
     for t in g.topics:
         topic = intern(t.name)
         for p in t.partitions:
-            tp = (topic, p.partition_index)
-            offsets[tp] = p.committed_offset if p.committed_offset >= 0 and not p.error_code else None
             if p.error_code:
-                errors[tp] = _error_name(p.error_code)
-    return GroupOffsets(group_id, dict(sorted(offsets.items())), None, errors)
+                offsets[(topic, p.partition_index)] = None
+                errors[(topic, p.partition_index)] = _error_name(p.error_code)
+            else:
+                committed = p.committed_offset
+                offsets[(topic, p.partition_index)] = committed if committed >= 0 else None
+    return GroupOffsets(group_id, offsets, None, errors)
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
