@@ -63,33 +63,15 @@ from loomctl.kafka import quiet_logger  # noqa: E402
 
 Key = tuple[str, str, int]
 
-FLOOR_SCRIPT = r"""
+FLOOR_TEMPLATE = r"""
 import json, sys, threading
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 admin = AdminClient({"bootstrap.servers": sys.argv[1], "log_level": 0})
-if len(sys.argv) > 2:  # the groups named in a file, described all (as the collector samples its configured groups)
-    groups = busy = open(sys.argv[2]).read().split()
-else:
-    listed = admin.list_consumer_groups(request_timeout=30).result(timeout=40).valid
-    groups = [g.group_id for g in listed]
-    # as loomctl does: a group the listing calls Empty has no members to describe
-    busy = [g.group_id for g in listed if getattr(g.state, "name", "") != "EMPTY"]
+#LISTING#
 described = admin.describe_consumer_groups(busy, request_timeout=30) if busy else {}
-gate = threading.BoundedSemaphore(64)
-pending = []
-for group in groups:
-    gate.acquire()
-    future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=30)[group]
-    future.add_done_callback(lambda _f: gate.release())
-    pending.append((group, future))
-committed = {}
-for group, future in pending:
-    try:
-        committed[group] = {(tp.topic, tp.partition): tp.offset for tp in future.result(timeout=40).topic_partitions if not tp.error}
-    except Exception:
-        committed[group] = {}
+#OFFSETS#
 owners = {}
 for group, future in described.items():
     try:
@@ -124,27 +106,15 @@ for group in groups:
                          "owner": owners.get((group, topic, partition))})
 sys.stdout.write(json.dumps(rows))  # dumps: the C encoder (json.dump writes piecemeal in Python)
 """
-"""The old floor: the admin calls of a snapshot through confluent-kafka alone (one OffsetFetch per group, as librdkafka
-asks; no loomctl import), its rows as JSON."""
+"""A bare snapshot script (no loomctl import) printing its rows as JSON; #LISTING# and #OFFSETS# are each floor's own."""
 
-BATCHED_FLOOR_SCRIPT = FLOOR_SCRIPT.replace(
-    """if len(sys.argv) > 2:  # the groups named in a file, described all (as the collector samples its configured groups)
+FLOOR_SCRIPT = FLOOR_TEMPLATE.replace("#LISTING#", r"""if len(sys.argv) > 2:  # the groups named in a file, described all (as the collector samples its configured groups)
     groups = busy = open(sys.argv[2]).read().split()
 else:
     listed = admin.list_consumer_groups(request_timeout=30).result(timeout=40).valid
     groups = [g.group_id for g in listed]
     # as loomctl does: a group the listing calls Empty has no members to describe
-    busy = [g.group_id for g in listed if getattr(g.state, "name", "") != "EMPTY"]""",
-    """from kafka import KafkaAdminClient
-wire = KafkaAdminClient(bootstrap_servers=sys.argv[1].split(","), client_id="floor", request_timeout_ms=30000)
-if len(sys.argv) > 2:
-    groups = busy = open(sys.argv[2]).read().split()
-else:  # every group with its type, as loomctl lists them for --all-groups (kept: consumer groups of either protocol)
-    listed = [g for g in wire.list_groups() if g["protocol_type"] in ("consumer", "")]
-    groups = [g["group_id"] for g in listed]
-    busy = [g["group_id"] for g in listed if g.get("group_state") != "Empty"]""",
-).replace(
-    """gate = threading.BoundedSemaphore(64)
+    busy = [g.group_id for g in listed if getattr(g.state, "name", "") != "EMPTY"]""").replace("#OFFSETS#", r"""gate = threading.BoundedSemaphore(64)
 pending = []
 for group in groups:
     gate.acquire()
@@ -156,12 +126,20 @@ for group, future in pending:
     try:
         committed[group] = {(tp.topic, tp.partition): tp.offset for tp in future.result(timeout=40).topic_partitions if not tp.error}
     except Exception:
-        committed[group] = {}""",
-    """# KIP-709: one OffsetFetch per coordinator for all of its groups
+        committed[group] = {}""")
+"""The old floor: the admin calls of a snapshot through confluent-kafka alone (one OffsetFetch per group, as librdkafka
+asks), its rows as JSON."""
+
+BATCHED_FLOOR_SCRIPT = FLOOR_TEMPLATE.replace("#LISTING#", r"""from kafka import KafkaAdminClient
+wire = KafkaAdminClient(bootstrap_servers=sys.argv[1].split(","), client_id="floor", request_timeout_ms=30000)
+if len(sys.argv) > 2:
+    groups = busy = open(sys.argv[2]).read().split()
+else:  # every group with its type, as loomctl lists them for --all-groups (kept: consumer groups of either protocol)
+    listed = [g for g in wire.list_groups() if g["protocol_type"] in ("consumer", "")]
+    groups = [g["group_id"] for g in listed]
+    busy = [g["group_id"] for g in listed if g.get("group_state") != "Empty"]""").replace("#OFFSETS#", r"""# KIP-709: one OffsetFetch per coordinator for all of its groups
 fetched = wire.list_group_offsets(groups) if groups else {}
-committed = {g: {(tp.topic, tp.partition): o.offset for tp, o in found.items()} for g, found in fetched.items()}""",
-)
-assert BATCHED_FLOOR_SCRIPT.count("list_group_offsets(groups)") == 1 and "list_groups()" in BATCHED_FLOOR_SCRIPT
+committed = {g: {(tp.topic, tp.partition): o.offset for tp, o in found.items()} for g, found in fetched.items()}""")
 """The new floor: the same calls, with every group listed and its committed offsets fetched in batches (one
 OffsetFetch per coordinator) by kafka-python's own public API, as loomctl's snapshot now does; no loomctl import."""
 
@@ -208,7 +186,8 @@ sys.stdout.write(json.dumps(rows))
 COLLECTOR_SCRIPT = r"""
 import datetime as dt, json, resource, statistics, sys, threading, time
 import psycopg
-from loomctl.lag import collector as module
+from loomctl.lag import cluster_loop as module  # where each cluster's cycle writes its samples
+from loomctl.lag.collector import Collector
 from loomctl.lag.samples import HISTORY_COLUMNS, _HISTORY_TYPES
 from loomctl.settings import Settings
 
@@ -216,14 +195,14 @@ cycles = int(sys.argv[1])
 copies = []
 real_copy = module.copy_samples
 
-def timed_copy(conn, samples):
+def timed_copy(conn, samples, *args, **kwargs):
     start = time.perf_counter()
-    count = real_copy(conn, samples)
+    count = real_copy(conn, samples, *args, **kwargs)
     copies.append((time.perf_counter() - start, count))
     return count
 
 module.copy_samples = timed_copy
-collector = module.Collector(Settings.from_env(), dt.timedelta(seconds=30), None)
+collector = Collector(Settings.from_env(), dt.timedelta(seconds=30), None)
 took, kept, written = [], [], 0
 try:
     for n in range(cycles + 1):  # the first cycle starts the snapshot child and reads the stored samples: not timed
