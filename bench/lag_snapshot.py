@@ -353,21 +353,41 @@ def plan_group(work: Workload, index: int, rng: random.Random) -> dict[tuple[str
 
 
 def commit_groups(admin: Any, work: Workload, count: int, rng: random.Random) -> None:
-    """Commit offsets for groups up to ``count`` in total, as `kafka-consumer-groups --reset-offsets` would."""
+    """Commit offsets for groups up to ``count`` in total, as `kafka-consumer-groups --reset-offsets` would.
+
+    Each commit's answer is read partition by partition: on a fresh broker the first commits can come back with a
+    partition error (the offsets topic's coordinator still loading) rather than fail, and a group committed that way
+    was missing from both tools' figures. Such a group is committed again, up to ten times."""
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-    futures = []
+    planned: dict[str, list[Any]] = {}
     for index in range(len(work.groups), count):
         group = f"{work.prefix}-g{index:04d}"
         plan = plan_group(work, index, rng)
         work.groups.append(group)
         work.committed.update({(group, t, p): offset for (t, p), offset in plan.items()})
-        offsets = [TopicPartition(t, p, offset) for (t, p), offset in plan.items() if offset is not None]
-        futures.extend(admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, offsets)]).values())
-        if len(futures) >= 64:
-            _wait(futures, "alter_consumer_group_offsets")
-            futures = []
-    _wait(futures, "alter_consumer_group_offsets")
+        planned[group] = [TopicPartition(t, p, offset) for (t, p), offset in plan.items() if offset is not None]
+    todo = [g for g, offsets in planned.items() if offsets]
+    for attempt in range(10):
+        failed: list[str] = []
+        for start in range(0, len(todo), 64):
+            futures = {
+                g: admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(g, planned[g])])[g]
+                for g in todo[start : start + 64]
+            }
+            for group, future in futures.items():
+                try:
+                    answer = future.result(timeout=120)
+                except Exception:
+                    failed.append(group)
+                    continue
+                if any(tp.error for tp in answer.topic_partitions):
+                    failed.append(group)
+        if not failed:
+            return
+        todo = failed
+        time.sleep(0.5 * (attempt + 1))
+    raise SystemExit(f"alter_consumer_group_offsets failed for {len(todo)} groups, e.g. {todo[0]}")
 
 
 AGAINST: list[Path] = []
