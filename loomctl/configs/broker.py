@@ -524,13 +524,19 @@ class DriftReport:
         return f"{len(self.drifting)} service(s) drift from their config: {', '.join(d.service_name for d in self.drifting)}"
 
 
+NO_SUCH_SHARE_GROUP = "GROUP_ID_NOT_FOUND"
+"""The broker's answer for an id that is no share group (none by that id, or a group of another type)."""
+
+
 def share_group_as_group(share: Any) -> Any:
-    """A share group (:class:`loomctl.kafka.protocol.ShareGroup`) as drift compares groups; an error (no such share
-    group) is a group that does not exist."""
+    """A share group (:class:`loomctl.kafka.protocol.ShareGroup`) as drift compares groups: no such share group is a
+    group that does not exist; another error (not authorized) is why it could not be read (a str), never a group."""
     from loomctl import kafka
 
     if share.error is not None:
-        return kafka.Group(share.group_id, "Dead")
+        if share.error.startswith(NO_SUCH_SHARE_GROUP):
+            return kafka.Group(share.group_id, "Dead")
+        return share.error
     members = tuple(kafka.Member(m.member_id, m.client_id, m.host, m.assigned) for m in share.members)
     return kafka.Group(share.group_id, share.state, members, "share", share.assignor)
 
