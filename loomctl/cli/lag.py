@@ -200,8 +200,11 @@ def show(
         tables_only(ctx, output, "--watch redraws a table")
     kept: dict[str, Any] = {}
 
+    from loomctl.lag.live import gc_paused
+
     def read() -> LagView:
-        return _read_view(ctx, services or [], group or [], all_groups, by, window, cluster, kept)
+        with gc_paused():  # a snapshot's offsets and rows: tens of thousands of objects, no cycles among them
+            return _read_view(ctx, services or [], group or [], all_groups, by, window, cluster, kept)
 
     with contextlib.ExitStack() as stack:
         wires = kept.setdefault("wires", {})
@@ -209,7 +212,8 @@ def show(
         if watch is not None:
             return _watch(read, watch)
         shown = read()
-    emit(ctx, shown, output, views.SHOW)
+    with gc_paused():
+        emit(ctx, shown, output, views.SHOW)
     for name, why in shown.limited.items():
         if why.startswith(BROKER_LACKS):  # every group it has is listed: it cannot have groups of those types
             info(f"cluster {name}: {why}: every group it has is listed")

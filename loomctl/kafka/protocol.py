@@ -9,7 +9,12 @@ module asks the brokers itself, through kafka-python 3.0.12 (pinned exactly in p
   StreamsGroupDescribe (KIP-1071): kafka-python has no codec for them, so the eight JSON schemas of Kafka 4.4.0
   ride beside this module (``schemas/``, copied from kafka-clients-4.4.0.jar) and kafka-python's own metaclass
   builds the codecs from them;
-- OffsetFetch v8: the committed offsets of all the groups of one coordinator in one request.
+- OffsetFetch v8: the committed offsets of all the groups of one coordinator in one request;
+- DescribeGroups: all the classic groups of one coordinator in one request (librdkafka sends one per group);
+- ListOffsets v6+: the log start and end of all the partitions one broker leads, two requests.
+
+The two answers that grow with every partition (OffsetFetch, ListOffsets) are read straight from their bytes by
+:mod:`loomctl.kafka.bulk`, not through kafka-python's generic decoding.
 
 Coordinators are found with one batched FindCoordinator, the requests to different coordinators are in flight at
 once, and an error of one group is that group's (a field of its result), never the batch's. A coordinator that
@@ -23,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import struct
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -33,12 +39,13 @@ from typing import Any, Generic, TypeVar
 
 import kafka.errors as Errors
 from kafka.admin import KafkaAdminClient
-from kafka.protocol.admin import ListGroupsRequest
+from kafka.protocol.admin import DescribeGroupsRequest, ListGroupsRequest
 from kafka.protocol.api_message import ApiMessage
-from kafka.protocol.consumer import OffsetFetchRequest
+from kafka.protocol.consumer import ListOffsetsRequest, OffsetFetchRequest
 from kafka.protocol.metadata import CoordinatorType, FindCoordinatorRequest
 
 from loomctl.errors import BackendUnavailable, BadInput, LoomError, Unsupported
+from loomctl.kafka import bulk
 from loomctl.kafka.clients import DEFAULT_TIMEOUT_S, TopicPartition
 from loomctl.settings import Settings, redact
 
@@ -85,6 +92,8 @@ RETRY_BACKOFF_S = 0.1
 """The first pause before asking again; it doubles with each retry, within the call's timeout."""
 _RETRIABLE = frozenset({"NOT_COORDINATOR", "COORDINATOR_LOAD_IN_PROGRESS", "COORDINATOR_NOT_AVAILABLE"})
 _MEMBER_TYPES = {0: "classic", 1: "consumer"}
+_INT16 = struct.Struct(">h")
+_INT32 = struct.Struct(">i")
 _MAX_IN_FLIGHT = 32
 """Requests in flight on one connection: kafka-python fails a request at once (it does not queue it) past its
 limit, whose default of 5 concurrent callers of one client could reach."""
@@ -101,6 +110,7 @@ _NEEDS: dict[str, tuple[type[ApiMessage], int, str]] = {
     "streams": (StreamsGroupDescribeRequest, 0, "streams groups (KIP-1071)"),
     "offsets": (OffsetFetchRequest, 8, "batched committed-offset fetches (KIP-709)"),
     "coordinators": (FindCoordinatorRequest, 4, "batched coordinator lookups (KIP-699)"),
+    "log offsets": (ListOffsetsRequest, bulk.LIST_OFFSETS_VERSIONS[0], "flexible ListOffsets (KIP-482)"),
 }
 
 
@@ -150,6 +160,29 @@ class ShareOffset:
     """The broker's own lag (KIP-1226): acquired and acknowledged records excluded; None where unknown or the
     broker answers DescribeShareGroupOffsets v0."""
     leader_epoch: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ClassicMember:
+    member_id: str
+    client_id: str
+    host: str
+    instance_id: str | None
+    assignment: tuple[TopicPartition, ...]
+    """The partitions of its consumer-protocol assignment (``()`` for another protocol type, or none yet)."""
+
+
+@dataclass(frozen=True)
+class ClassicGroup:
+    group_id: str
+    state: str
+    """The broker's word: Stable, Empty, PreparingRebalance, CompletingRebalance, Dead."""
+    protocol_type: str
+    """``consumer``, ``connect``... or ``""`` for a group that only stores offsets."""
+    assignor: str
+    """The protocol the group chose (for consumers, the assignor: range, cooperative-sticky...)."""
+    members: tuple[ClassicMember, ...] = ()
     error: str | None = None
 
 
@@ -782,6 +815,72 @@ def _share_offsets(group_id: str, part: Any, error: str | None) -> GroupOffsets[
     return GroupOffsets(group_id, dict(sorted(offsets.items())), None, errors)
 
 
+def describe_classic_groups(
+    c: Client, ids: Sequence[str], timeout: float = DEFAULT_TIMEOUT_S, *, per_request: int | None = None
+) -> dict[str, ClassicGroup]:
+    """Classic groups: state, protocol, members and each consumer member's assignment, from one DescribeGroups per
+    coordinator (or per ``per_request`` groups), every coordinator asked at once; librdkafka asks one group per
+    request. A group the broker does not know, or that is not a classic group (a consumer-protocol group, on Kafka
+    4), has the error ``GROUP_ID_NOT_FOUND``."""
+    if not ids:
+        return {}
+    c._require("coordinators")
+
+    def request(group_ids: list[str]) -> ApiMessage:
+        return DescribeGroupsRequest(groups=group_ids, include_authorized_operations=False)
+
+    async def work(deadline: float) -> dict[str, tuple[Any, str | None]]:
+        return await c._per_group(ids, deadline, "DescribeGroups", request, _described_classic, per_request)
+
+    answers = c._run("DescribeGroups", timeout, work)
+    return {g: _classic_group(g, part, error) for g, (part, error) in answers.items()}
+
+
+def _described_classic(response: Any) -> Iterator[tuple[str, int, str | None, Any]]:
+    for g in response.groups:
+        yield g.group_id, g.error_code, getattr(g, "error_message", None), g
+
+
+def _classic_group(group_id: str, g: Any, error: str | None) -> ClassicGroup:
+    if g is None or error is not None:
+        return ClassicGroup(group_id, (g.group_state if g is not None else "") or "Unknown", "", "", (), error)
+    consumer = g.protocol_type == "consumer"
+    members = tuple(
+        ClassicMember(
+            m.member_id,
+            m.client_id,
+            _host(m.client_host),
+            getattr(m, "group_instance_id", None),
+            assigned_partitions(m.member_assignment) if consumer else (),
+        )
+        for m in g.members
+    )
+    return ClassicGroup(group_id, g.group_state, g.protocol_type, g.protocol_data or "", members)
+
+
+def assigned_partitions(assignment: bytes | None) -> tuple[TopicPartition, ...]:
+    """The partitions of a consumer's classic-protocol assignment (Kafka's ``ConsumerProtocolAssignment``, any version:
+    int16 version, then [topic string, [partition int32]], then user data); ``()`` for none or bytes that are not
+    one (a client's own protocol, a truncated answer), as librdkafka and Kafka's tools show such a member."""
+    if not assignment or len(assignment) < 6:
+        return ()
+    try:
+        (topics,) = _INT32.unpack_from(assignment, 2)
+        pos, found = 6, []
+        for _ in range(topics):
+            (size,) = _INT16.unpack_from(assignment, pos)
+            topic = intern(bytes(assignment[pos + 2 : pos + 2 + size]).decode())
+            pos += 2 + size
+            (count,) = _INT32.unpack_from(assignment, pos)
+            if count < 0 or count > (len(assignment) - pos) // 4:
+                return ()
+            found += [(topic, p) for p in struct.unpack_from(f">{count}i", assignment, pos + 4)]
+            pos += 4 + 4 * count
+        return tuple(sorted(found))
+    except (struct.error, UnicodeDecodeError, ValueError):
+        return ()
+
+
 def describe_consumer_groups(
     c: Client, ids: Sequence[str], timeout: float = DEFAULT_TIMEOUT_S, *, require_member_types: bool = False
 ) -> dict[str, ConsumerProtocolGroup]:
@@ -914,42 +1013,57 @@ def committed_offsets(
         return {}
     c._require("coordinators")
     c._require("offsets")
-    group = OffsetFetchRequest.OffsetFetchRequestGroup
-
-    def request(group_ids: list[str]) -> ApiMessage:
-        return OffsetFetchRequest(
-            groups=[group(group_id=g, topics=None) for g in group_ids], require_stable=False, min_version=8, max_version=8
-        )
 
     async def work(deadline: float) -> dict[str, tuple[Any, str | None]]:
-        return await c._per_group(ids, deadline, "OffsetFetch", request, _fetched_groups, per_request)
+        return await c._per_group(ids, deadline, "OffsetFetch", bulk.offset_fetch, _fetched_groups, per_request)
 
     answers = c._run("OffsetFetch", timeout, work)
     return {g: _committed(g, part, error) for g, (part, error) in answers.items()}
 
 
-def _fetched_groups(response: Any) -> Iterator[tuple[str, int, str | None, Any]]:
+def _fetched_groups(response: bulk.FetchedOffsets) -> Iterator[tuple[str, int, str | None, Any]]:
     for g in response.groups:
         yield g.group_id, g.error_code, None, g
 
 
-def _committed(group_id: str, g: Any, error: str | None) -> GroupOffsets[int | None]:
+def _committed(group_id: str, g: bulk.FetchedGroup | None, error: str | None) -> GroupOffsets[int | None]:
     """One group's part of an OffsetFetch answer, in the broker's order (sorting 20,000 groups' partitions cost a
     quarter of the call: callers look offsets up, they do not walk them in order)."""
     if g is None or error is not None:
         return GroupOffsets(group_id, {}, error)
-    offsets: dict[TopicPartition, int | None] = {}
-    errors: dict[TopicPartition, str] = {}
-    for t in g.topics:
-        topic = intern(t.name)
-        for p in t.partitions:
-            if p.error_code:
-                offsets[(topic, p.partition_index)] = None
-                errors[(topic, p.partition_index)] = _error_name(p.error_code)
-            else:
-                committed = p.committed_offset
-                offsets[(topic, p.partition_index)] = committed if committed >= 0 else None
-    return GroupOffsets(group_id, offsets, None, errors)
+    errors = {tp: _error_name(code) for tp, code in g.partition_errors.items()} if g.partition_errors else {}
+    return GroupOffsets(group_id, g.offsets, None, errors)
+
+
+def log_offsets(
+    c: Client, leaders: Mapping[TopicPartition, int], timeout: float = DEFAULT_TIMEOUT_S
+) -> tuple[dict[TopicPartition, tuple[int, int]], list[TopicPartition]]:
+    """Log start and end of every partition of ``leaders`` (its leader's node id, from a metadata answer): two
+    ListOffsets per leader (the end, read uncommitted as Kafka's tools read it, and the start), every leader asked at
+    once. Returns (start, end) by partition, and the partitions with no answer (an error such as a leader that moved,
+    a leader that cannot be reached): the caller asks those another way."""
+    if not leaders:
+        return {}, []
+    version = min(c._require("log offsets"), bulk.LIST_OFFSETS_VERSIONS[-1])
+    by_node: dict[int, list[TopicPartition]] = defaultdict(list)
+    for tp, node in leaders.items():
+        by_node[node].append(tp)
+    ends: dict[TopicPartition, int] = {}
+    starts: dict[TopicPartition, int] = {}
+    asked = [
+        (node, tps, at, into) for node, tps in by_node.items() for at, into in ((bulk.LATEST, ends), (bulk.EARLIEST, starts))
+    ]
+    pairs = [(node, bulk.list_offsets(tps, at, version)) for node, tps, at, _ in asked]
+
+    async def work(deadline: float) -> list[tuple[Any, BaseException | None]]:
+        return await c._send_all(pairs, deadline)
+
+    answers = c._run("ListOffsets", timeout, work)
+    for (_, _, _, into), (response, failure) in zip(asked, answers, strict=True):
+        if failure is None:
+            into.update(response.offsets)
+    found = {tp: (starts[tp], ends[tp]) for tp in leaders if tp in ends and tp in starts}
+    return found, [tp for tp in leaders if tp not in found]
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers

@@ -52,8 +52,11 @@ def topic_partition_counts(
     return topic_metadata(admin, topics, timeout)[0]
 
 
-def topic_metadata(admin: "AdminClient", topics: Iterable[str] | None, timeout: float) -> tuple[dict[str, int], list[str]]:
-    """The partition counts of :func:`topic_partition_counts` and the brokers ("host:port") the same answer names."""
+def topic_metadata(
+    admin: "AdminClient", topics: Iterable[str] | None, timeout: float, *, leaders: dict[TopicPartition, int] | None = None
+) -> tuple[dict[str, int], list[str]]:
+    """The partition counts of :func:`topic_partition_counts` and the brokers ("host:port") the same answer names;
+    ``leaders`` gets the node id of each partition's leader (-1: none)."""
     from confluent_kafka import KafkaException
 
     from loomctl.names import is_topic_name
@@ -72,6 +75,9 @@ def topic_metadata(admin: "AdminClient", topics: Iterable[str] | None, timeout: 
     counts = {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None and t.partitions}
     if wanted is not None:
         counts = {name: counts[name] for name in wanted if name in counts}
+    if leaders is not None:
+        for name in counts:
+            leaders.update(((name, p), m.leader) for p, m in metadata.topics[name].partitions.items())
     brokers = [
         f"[{b.host}]:{b.port}" if ":" in (b.host or "") else f"{b.host}:{b.port}" for _, b in sorted(metadata.brokers.items())
     ]

@@ -19,6 +19,7 @@ import os
 from typing import Any, NoReturn
 
 from loomctl.errors import BackendUnavailable, BadInput, LoomError
+from loomctl.lag.live import gc_paused
 from loomctl.settings import Settings
 
 CRASH_TEST_ENV = "LOOMCTL_SNAPSHOT_TEST_CRASH"
@@ -100,7 +101,8 @@ class SnapshotWorker:
             self._pipe.send((group_ids, self.chunk_size, self.timeout_s))
             if not self._pipe.poll(limit):
                 self._crashed(f"the Kafka client did not answer a snapshot within {limit:g} s", hung=True)
-            kind, payload = self._pipe.recv()
+            with gc_paused():  # unpickled: as many objects as the child built
+                kind, payload = self._pipe.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
             self._crashed("the Kafka client stopped mid-request", hung=False)
         if kind == "ok":
@@ -257,7 +259,8 @@ def _worker_main(pipe: Any, settings: Settings, stderr_path: str) -> None:
             if wire is None:
                 wire = _wire(settings, timeout_s)
             kinds = _kinds(wire, group_ids, timeout_s)
-            pipe.send(("ok", kafka.snapshot(admin, group_ids, timeout=timeout_s, chunk_size=chunk_size, wire=wire, **kinds)))
+            with gc_paused():  # hundreds of thousands of offsets decoded, then pickled
+                pipe.send(("ok", kafka.snapshot(admin, group_ids, timeout=timeout_s, chunk_size=chunk_size, wire=wire, **kinds)))
         except LoomError as exc:
             pipe.send(("error", (type(exc).__name__, str(exc))))
         except Exception as exc:  # a bug or an unwrapped client error: say what, rather than dying silently
@@ -280,10 +283,11 @@ _KEPT = contextlib.ExitStack()
 
 
 def _kinds(wire: Any, group_ids: list[str], timeout_s: float) -> dict[str, Any]:
-    """What the cluster's listing says of the groups whose type librdkafka cannot read (share, streams, Connect...):
-    their types, protocol types and states, for :func:`loomctl.kafka.snapshot` to route them; nothing when there is
-    no listing (an older broker or no client), so every group goes through librdkafka as before."""
-    from loomctl.kafka import MEASURED_PROTOCOLS, protocol
+    """What the cluster's listing says of the groups: their types, protocol types and states, for
+    :func:`loomctl.kafka.snapshot` to route them (share and streams groups, Connect's, the consumer-protocol groups
+    whose descriptions are batched apart) and to skip describing those it calls Empty; nothing when there is no
+    listing (an older broker or no client), so every group goes through librdkafka as before."""
+    from loomctl.kafka import protocol
 
     if wire is None:
         return {}
@@ -291,14 +295,9 @@ def _kinds(wire: Any, group_ids: list[str], timeout_s: float) -> dict[str, Any]:
         listed = protocol.list_every_group(wire, timeout_s)
     except LoomError:
         return {}
-    wanted = set(group_ids)
-    other = {
-        g: listing
-        for g, listing in listed.items()
-        if g in wanted and (listing.group_type in ("share", "streams") or listing.protocol_type not in MEASURED_PROTOCOLS)
-    }
+    mine = [listed[g] for g in group_ids if g in listed]
     return {
-        "known_types": {g: listing.group_type for g, listing in other.items()},
-        "known_protocols": {g: listing.protocol_type for g, listing in other.items()},
-        "known_states": {g: listing.state or "Unknown" for g, listing in other.items()},
+        "known_types": {g.group_id: g.group_type for g in mine},
+        "known_protocols": {g.group_id: g.protocol_type for g in mine},
+        "known_states": {g.group_id: g.state or "Unknown" for g in mine},
     }

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support import admin_client, commit, create_topic, produce, unique
+from support import admin_client, commit, create_topic, produce, quiet, unique, wait_for
 
 from loomctl import kafka
 from loomctl.errors import BackendUnavailable
@@ -71,3 +71,85 @@ def test_the_batched_snapshot_equals_librdkafkas_per_group_one_on_every_group_an
     assert sum(len(c) for c in batched.committed.values()) > 100
     assert batched.missing_groups == per_group.missing_groups == {g for i, g in enumerate(ids) if i % 5 == 4}
     assert batched.offsets == per_group.offsets and batched.partition_counts == per_group.partition_counts
+
+
+def _member(bootstrap: str, group: str, topic: str, protocol_name: str, client_id: str) -> Any:
+    from confluent_kafka import Consumer
+
+    settings = {"bootstrap.servers": bootstrap, "group.id": group, "client.id": client_id, "group.protocol": protocol_name,
+                "enable.auto.commit": False, "auto.offset.reset": "earliest", "logger": quiet()}
+    if protocol_name == "classic":
+        settings["partition.assignment.strategy"] = "range"
+    consumer = Consumer(settings)
+    consumer.subscribe([topic])
+    return consumer
+
+
+def _seen(group: Any) -> tuple[Any, ...]:
+    return (group.group_state, group.group_type, group.assignor,
+            sorted((m.member_id, m.client_id, m.host, m.partitions) for m in group.members))
+
+
+@pytest.mark.integration
+def test_batched_descriptions_equal_librdkafkas_for_live_groups_of_both_protocols(services) -> None:
+    """DescribeGroups and ConsumerGroupDescribe in batches, against librdkafka's one request per group: the same
+    state, type, assignor, members and partitions for a classic group of two members, a consumer-protocol group, an
+    Empty group and a group the broker does not know."""
+    bootstrap = services.bootstrap_servers
+    topic = create_topic(bootstrap, unique("described"), 4)
+    produce(bootstrap, topic, dict.fromkeys(range(4), 3))
+    classic, modern, empty, unknown = (unique(f"g-{kind}") for kind in ("classic", "modern", "empty", "unknown"))
+    commit(bootstrap, empty, topic, {0: 1})
+    members = [_member(bootstrap, classic, topic, "classic", f"classic-{i}") for i in range(2)]
+    members.append(_member(bootstrap, modern, topic, "consumer", "modern-0"))
+    admin = admin_client(bootstrap)
+    ids = [classic, modern, empty, unknown]
+    try:
+        def settled() -> bool:
+            for consumer in members:
+                consumer.poll(0.1)
+            described = kafka.describe_groups(admin, [classic, modern])
+            return all(
+                described[g].group_state == "Stable" and sum(len(m.partitions) for m in described[g].members) == 4
+                for g in (classic, modern)
+            ) and len(described[classic].members) == 2
+
+        wait_for("both groups stable with every partition assigned", settled, timeout=60)
+        with protocol.client({"bootstrap.servers": bootstrap}) as wire:
+            listed = protocol.list_every_group(wire)
+            types = {g: listed[g].group_type for g in ids if g in listed}
+            batched = groups_module.batched_descriptions(wire, ids, types)
+            untyped = groups_module.batched_descriptions(wire, ids, {})  # no listing: classic first, then consumer
+            snap = kafka.snapshot(admin, ids, wire=wire, known_types=types)
+        per_group = kafka.describe_groups(admin, ids)
+    finally:
+        for consumer in members:
+            consumer.close()
+    assert types[classic] == "classic" and types[modern] == "consumer"
+    assert {g: _seen(batched[g]) for g in ids} == {g: _seen(per_group[g]) for g in ids}
+    assert {g: _seen(untyped[g]) for g in ids} == {g: _seen(per_group[g]) for g in ids}
+    assert {g: _seen(snap.groups[g]) for g in ids} == {g: _seen(per_group[g]) for g in ids}
+    assert _seen(batched[classic])[3][0][3] and batched[classic].assignor == "range"
+    assert batched[unknown].group_state == "Dead" and batched[empty].group_state == "Empty"
+
+
+@pytest.mark.integration
+def test_log_offsets_a_leader_cannot_give_are_asked_through_librdkafka(services) -> None:
+    """The leaders' ListOffsets read from the bytes equal librdkafka's; a partition whose leader named is wrong (it
+    moved, a node no longer there) or has none is asked again through librdkafka, never left out."""
+    bootstrap = services.bootstrap_servers
+    topic = create_topic(bootstrap, unique("leaders"), 6)
+    produce(bootstrap, topic, {p: p + 2 for p in range(6)})
+    admin = admin_client(bootstrap)
+    leaders: dict[Any, int] = {}
+    kafka.topic_metadata(admin, [topic], 10, leaders=leaders)
+    partitions = sorted(leaders)
+    expected = kafka.log_offsets(admin, partitions)
+    assert len(partitions) == 6 and all(node >= 0 for node in leaders.values())
+    assert {tp: (o.start, o.end) for tp, o in expected.items()} == {(topic, p): (0, p + 2) for p in range(6)}
+    with protocol.client({"bootstrap.servers": bootstrap}) as wire:
+        found, rest = protocol.log_offsets(wire, leaders)
+        assert found == {tp: (o.start, o.end) for tp, o in expected.items()} and rest == []
+        wrong = {tp: (4242 if tp[1] % 3 == 0 else -1 if tp[1] % 3 == 1 else node) for tp, node in leaders.items()}
+        assert groups_module._log_offsets(admin, wire, partitions, wrong, 10) == expected
+        assert groups_module._log_offsets(admin, wire, partitions, {}, 10) == expected
