@@ -30,7 +30,8 @@ disagrees with the offsets it committed: that is a correctness check. Exit 2: ca
 
 At --groups it also times `loomctl lag show SERVICE` for one configured service against SERVICE_FLOOR_SCRIPT (the
 service's group from PostgreSQL, then the same admin calls for that group; target: within 1.3x). With --collector N,
-every group gets a config at each size and N `lag collect` cycles run in a process of their own: each cycle's time
+every group gets a config at each size (taken away again before the next size's `lag show`) and N `lag collect`
+cycles run in a process of their own (and N of the --against revision's): each cycle's time
 against the floor plus one bare COPY of the same rows, its COPY against that bare COPY, and peak RSS.
 
 At scale (10,000 groups over 20,000 partitions): --topics 1000 --partitions 20 --scale 200,1000,2000,10000 --groups 2000;
@@ -437,6 +438,21 @@ def manage_all(work: Workload) -> None:
         work.managed.extend(s["service_name"] for s in services)
 
 
+def unmanage_beyond(work: Workload, keep: int) -> None:
+    """Delete the configs `manage_all` added past the first ``keep``: the next size's `lag show` then reads stored
+    samples of as many configured groups as the first one did, not of every group the collector sampled before
+    (whose window, with no collector keeping it, is computed from the history: seconds at 2,000 groups)."""
+    from loomctl import configs
+    from loomctl.db import session_scope
+    from loomctl.settings import Settings
+
+    extra = work.managed[keep:]
+    with session_scope(Settings.from_env()) as session:
+        for service in extra:
+            configs.delete_config(session, service, actor="lag-benchmark", reason="lag benchmark: next size")
+    del work.managed[keep:]
+
+
 def cleanup(admin: Any, work: Workload) -> None:
     # the benchmark's configs in one transaction, through the call `config delete` makes (one process per
     # service would start thousands at once)
@@ -633,6 +649,12 @@ def measure_collector(stage: Stage, work: Workload, cycles: int) -> None:
     print(f"  {stage.groups} groups: every group configured for the collector (+{time.perf_counter() - started:.1f} s)", flush=True)
     _, output = timed([sys.executable, "-c", COLLECTOR_SCRIPT, str(cycles)])
     stage.collector = json.loads(output.strip().splitlines()[-1])
+    if AGAINST:  # the --against revision's collector on the same groups, in a process of its own
+        code = f"import sys; sys.path.insert(0, {str(AGAINST[0])!r}); sys.argv = ['-c', {str(cycles)!r}]\n" + COLLECTOR_SCRIPT
+        _, output = timed([sys.executable, "-c", code])
+        before = json.loads(output.strip().splitlines()[-1])
+        stage.collector["before_cycle_s"] = before["cycle_s"]
+        stage.collector["before_rss_kb"] = (before["rss_kb"], before["child_rss_kb"])
     # the floor of a cycle: the same calls for the configured groups (the collector's, not the listing's)
     import psycopg
 
@@ -649,6 +671,10 @@ def measure_collector(stage: Stage, work: Workload, cycles: int) -> None:
     cycle, floor = statistics.median(c["cycle_s"]), statistics.median(c["floor_s"])
     copy, bare = statistics.median(c["copy_s"]), statistics.median(c["bare_copy_s"])
     batched = statistics.median(c["batched_s"])
+    if "before_cycle_s" in c:
+        earlier = statistics.median(c["before_cycle_s"])
+        print(f"  {stage.groups} groups: collector cycle {cycle:.3f} s, the --against revision's {earlier:.3f} s ({cycle / earlier:.2f}x);"
+              f" its peak RSS {c['before_rss_kb'][0] / 1024:.0f} MB, snapshot child {c['before_rss_kb'][1] / 1024:.0f} MB", flush=True)
     print(f"  {stage.groups} groups: collector cycle {cycle:.3f} s for {c['rows']} rows, floor {floor:.3f} s + bare COPY {bare:.3f} s"
           f" ({cycle / (floor + bare):.2f}x), new floor {batched:.3f} s + bare COPY ({cycle / (batched + bare):.2f}x); its COPY {copy:.3f} s ({copy / bare:.2f}x the bare one); statuses kept after it: {_kept(c)}; peak RSS {c['rss_kb'] / 1024:.0f} MB,"
           f" snapshot child {c['child_rss_kb'] / 1024:.0f} MB", flush=True)
@@ -671,6 +697,10 @@ def print_collector(stages: list[Stage]) -> None:
         batched = statistics.median(c["batched_s"])
         print(f"{stage.groups:>6}  {c['rows']:>8}  {cycle:7.3f} s  {floor:6.3f} s  {batched:7.3f} s  {bare:7.3f} s  {cycle / (floor + bare):17.2f}x  {cycle / (batched + bare):15.2f}x"
               f"  {copy:7.3f} s  {copy / bare:8.2f}x  {_kept(c):>13}  {c['rss_kb'] / 1024:14.0f} MB, {c['child_rss_kb'] / 1024:.0f} MB")
+        if "before_cycle_s" in c:
+            earlier = statistics.median(c["before_cycle_s"])
+            print(f"{'':>6}  {'':>8}  --against revision: cycle {earlier:.3f} s (this one {cycle / earlier:.2f}x of it),"
+                  f" peak RSS {c['before_rss_kb'][0] / 1024:.0f} MB, {c['before_rss_kb'][1] / 1024:.0f} MB")
     print("(cycle: snapshot in the collector's child, samples, COPY, commit; statuses kept: the refresh after it, off the cycle's path; floor: the bare script's calls for the configured groups, as a process of its own;"
           " target: cycle within 1.3x of floor + bare COPY, its COPY within 1.2x of the bare one)")
 
@@ -768,6 +798,7 @@ def run(args: argparse.Namespace, bootstrap: str, tool: bool, sizes: list[int], 
                 problems.extend(measure_service(stage, args.service_runs, work))
             if args.collector and managed:
                 measure_collector(stage, work, args.collector)
+                unmanage_beyond(work, managed)
             stages.append(stage)
     finally:
         cleanup(admin, work)

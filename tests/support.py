@@ -240,6 +240,8 @@ class PrivateBroker:
     pid: int = 0
     port: int = 0
     controller_port: int = 0
+    sasl: Any = None
+    """A :class:`loomctl.devstack.kafka.SaslListener`: a second listener, for clients that authenticate."""
 
     @property
     def bootstrap_servers(self) -> str:
@@ -249,7 +251,7 @@ class PrivateBroker:
         from loomctl.devstack import kafka
 
         ports = (self.port, self.controller_port) if self.port else None
-        self.pid, self.port, self.controller_port = kafka.start(self.java, self.libs, self.state_dir, ports=ports)
+        self.pid, self.port, self.controller_port = kafka.start(self.java, self.libs, self.state_dir, ports=ports, sasl=self.sasl)
 
     def stop(self) -> None:
         from loomctl.devstack import kafka
@@ -260,8 +262,9 @@ class PrivateBroker:
 
 
 @contextlib.contextmanager
-def private_broker(tmp_path_factory: Any) -> Iterator[PrivateBroker]:
-    """A started broker of the caller's own, stopped at the end; a test skips where no Kafka can run."""
+def private_broker(tmp_path_factory: Any, sasl: Any = None) -> Iterator[PrivateBroker]:
+    """A started broker of the caller's own (``sasl``: with a listener for clients that authenticate), stopped at
+    the end; a test skips where no Kafka can run."""
     import pytest
 
     from loomctl.devstack import kafka
@@ -269,7 +272,7 @@ def private_broker(tmp_path_factory: Any) -> Iterator[PrivateBroker]:
     java = kafka.find_java()
     if java is None or not kafka.jars_cached():
         pytest.skip("needs java and the cached Kafka jars (loomctl dev up fetches them)")
-    own = PrivateBroker(tmp_path_factory.mktemp("broker") / "stack", java, kafka.libs_dir())
+    own = PrivateBroker(tmp_path_factory.mktemp("broker") / "stack", java, kafka.libs_dir(), sasl=sasl)
     own.start()
     try:
         yield own

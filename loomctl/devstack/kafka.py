@@ -325,8 +325,37 @@ def bootstrap_servers(port: int) -> str:
     return f"127.0.0.1:{port}"
 
 
-def server_properties(port: int, controller_port: int, data: Path) -> dict[str, str]:
+@dataclass(frozen=True)
+class SaslListener:
+    """A second listener for clients that authenticate: SASL_PLAINTEXT with the PLAIN mechanism on ``port``, for
+    ``users`` (name to password). The first listener stays open (the stack's own checks use it)."""
+
+    port: int
+    users: Mapping[str, str]
+
+    def properties(self) -> dict[str, str]:
+        for name, password in self.users.items():
+            if not (name.isalnum() and password.isalnum()):
+                raise ValueError("SASL test users and passwords are letters and digits only")
+        users = " ".join(f'user_{name}="{password}"' for name, password in self.users.items())
+        return {
+            "sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl.plain.sasl.jaas.config": f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
+        }
+
+
+def server_properties(port: int, controller_port: int, data: Path, sasl: SaslListener | None = None) -> dict[str, str]:
     """One node that is both broker and controller, sized for a small shared machine and fast tests."""
+    props = _server_properties(port, controller_port, data)
+    if sasl is not None:
+        props["listeners"] += f",SASL://127.0.0.1:{sasl.port}"
+        props["advertised.listeners"] += f",SASL://127.0.0.1:{sasl.port}"
+        props["listener.security.protocol.map"] += ",SASL:SASL_PLAINTEXT"
+        props.update(sasl.properties())
+    return props
+
+
+def _server_properties(port: int, controller_port: int, data: Path) -> dict[str, str]:
     return {
         "process.roles": "broker,controller",
         "node.id": str(NODE_ID),
@@ -367,9 +396,9 @@ def server_properties(port: int, controller_port: int, data: Path) -> dict[str, 
     }
 
 
-def write_config(state_dir: Path, port: int, controller_port: int, cluster: int = 1) -> Path:
+def write_config(state_dir: Path, port: int, controller_port: int, cluster: int = 1, sasl: SaslListener | None = None) -> Path:
     path = config_file(state_dir, cluster)
-    props = server_properties(port, controller_port, data_dir(state_dir, cluster))
+    props = server_properties(port, controller_port, data_dir(state_dir, cluster), sasl)
     path.write_text(
         "# written by loomctl dev at each start\n" + "".join(f"{k}={v}\n" for k, v in props.items()),
         encoding="utf-8",
@@ -413,14 +442,15 @@ def start(
     attempts: int = 3,
     ports: tuple[int, int] | None = None,
     cluster: int = 1,
+    sasl: SaslListener | None = None,
 ) -> tuple[int, int, int]:
     """Format the storage if new, start the broker and wait until it serves metadata.
 
     ``ports`` (port, controller port) are tried first when both are free, so a restarted broker
     keeps the address its clients know. ``cluster`` chooses the broker's folder (:func:`home`).
-    Returns (pid, port, controller_port).
+    ``sasl`` adds a listener for clients that authenticate (tests). Returns (pid, port, controller_port).
     """
-    return start_many(java, libs, state_dir, {cluster: ports}, progress=progress, attempts=attempts)[cluster]
+    return start_many(java, libs, state_dir, {cluster: ports}, progress=progress, attempts=attempts, sasl=sasl)[cluster]
 
 
 @dataclass(frozen=True)
@@ -439,6 +469,7 @@ def start_many(
     *,
     progress: Progress | None = None,
     attempts: int = 3,
+    sasl: SaslListener | None = None,
 ) -> dict[int, tuple[int, int, int]]:
     """Start the brokers of independent clusters side by side, as :func:`start` starts one.
 
@@ -448,6 +479,8 @@ def start_many(
     interrupted), every broker this call launched is stopped before the error propagates.
     Returns (pid, port, controller_port) per cluster.
     """
+    if sasl is not None and len(clusters) != 1:
+        raise ValueError("a SASL listener is one broker's: start the clusters one by one")
     for cluster in clusters:
         for folder in (home(state_dir, cluster), log_dir(state_dir, cluster), data_dir(state_dir, cluster)):
             folder.mkdir(parents=True, exist_ok=True)
@@ -459,7 +492,7 @@ def start_many(
         for attempt in range(1, attempts + 1):
             for cluster, wanted in pending.items():
                 ports = _pick_ports(wanted if attempt == 1 else None, chosen)
-                launched[cluster] = _launch(java, libs, state_dir, cluster, ports, progress)
+                launched[cluster] = _launch(java, libs, state_dir, cluster, ports, progress, sasl)
             retry: dict[int, tuple[int, int] | None] = {}
             for cluster in pending:
                 one = launched[cluster]
@@ -499,10 +532,18 @@ def _pick_ports(wanted: tuple[int, int] | None, chosen: set[int]) -> tuple[int, 
     return picked
 
 
-def _launch(java: str, libs: Path, state_dir: Path, cluster: int, ports: tuple[int, int], progress: Progress | None) -> _Launched:
+def _launch(
+    java: str,
+    libs: Path,
+    state_dir: Path,
+    cluster: int,
+    ports: tuple[int, int],
+    progress: Progress | None,
+    sasl: SaslListener | None,
+) -> _Launched:
     """Write the config, format the storage if new and start the JVM, without waiting for it."""
     port, controller_port = ports
-    config = write_config(state_dir, port, controller_port, cluster)
+    config = write_config(state_dir, port, controller_port, cluster, sasl)
     if not is_formatted(state_dir, cluster):
         _format(java, libs, state_dir, config, cluster=cluster)
     if progress:

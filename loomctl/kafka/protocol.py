@@ -485,13 +485,15 @@ def client(settings_or_config: Settings | Mapping[str, str], *, timeout: float =
     # Built in two steps so that a failed bootstrap leaves no IO thread behind: the constructor starts the
     # client's thread, then bootstraps, and raises without returning the object that could stop it.
     admin = KafkaAdminClient.__new__(KafkaAdminClient)
+    watch = _RefusalWatch(admin)
     try:
-        admin.__init__(**config)
+        with watch:
+            admin.__init__(**config)
     except Exception as exc:
-        refused = _auth_failure(admin)
+        refused = _auth_failure(admin) or watch.refused
         _close(admin)
         if refused is not None:
-            raise BackendUnavailable(f"Kafka refused loomctl's connection: {redact(_first_line(refused), properties)}") from None
+            raise BackendUnavailable(f"Kafka refused loomctl's connection: {redact(_refusal(refused), properties)}") from None
         if isinstance(exc, Errors.KafkaTimeoutError | Errors.KafkaConnectionError | Errors.NodeNotReadyError):
             raise BackendUnavailable(f"Kafka did not answer within {timeout:g} s: no bootstrap server could be reached") from None
         raise BadInput(f"invalid Kafka client configuration: {redact(_first_line(exc), properties)}") from None
@@ -509,10 +511,56 @@ def _close(admin: KafkaAdminClient) -> None:
         admin.close()
 
 
+class _RefusalWatch(logging.Handler):
+    """While ``admin`` bootstraps: the broker's refusal of its credentials. kafka-python records one only for a
+    broker it knows by id; a bootstrap server that refuses is logged and tried again until the timeout, which read as
+    "no bootstrap server could be reached" after 10 s. Seen here (on the client's own IO thread), the refusal ends the
+    bootstrap at once and is the error the command gives."""
+
+    _AUTH = (Errors.SaslAuthenticationFailedError, Errors.AuthorizationError)
+
+    def __init__(self, admin: KafkaAdminClient) -> None:
+        super().__init__(logging.WARNING)
+        self._admin = admin
+        self.refused: BaseException | None = None
+        self._logger = logging.getLogger("kafka.net.manager")
+
+    def __enter__(self) -> _RefusalWatch:
+        self._level = self._logger.level
+        if not self._logger.isEnabledFor(logging.WARNING):
+            self._logger.setLevel(logging.WARNING)
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        net = getattr(self._admin, "_net", None)
+        thread = getattr(net, "_io_thread", None)
+        if thread is None or record.thread != thread.ident or self.refused is not None:
+            return  # another client's
+        args = record.args if isinstance(record.args, tuple) else ()
+        refused = next((a for a in args if isinstance(a, self._AUTH)), None)
+        if refused is not None:
+            self.refused = refused
+            manager = getattr(self._admin, "_manager", None)
+            if manager is not None:
+                manager.closed = True  # the bootstrap loop ends at its next turn
+
+
 def _auth_failure(admin: KafkaAdminClient) -> BaseException | None:
     manager = getattr(admin, "_manager", None)
     failures = getattr(manager, "_auth_failures", None) or {}
     return next(iter(failures.values()), None)
+
+
+def _refusal(exc: BaseException) -> str:
+    """``[Error 58] SaslAuthenticationFailedError: SaslAuthenticationFailedError: Authentication failed: ...`` as
+    ``SaslAuthenticationFailedError: Authentication failed: ...``."""
+    name = type(exc).__name__
+    return f"{name}: {_first_line(exc).rsplit(f'{name}: ', 1)[-1]}"
 
 
 def _first_line(exc: BaseException) -> str:
