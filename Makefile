@@ -35,6 +35,7 @@ OLDER_BROKER_TESTS := \
 	tests/test_capabilities.py \
 	tests/test_clusters_cli.py::test_check_asks_the_real_cluster_and_keeps_the_answer_while_an_unreachable_one_is_exit_5 \
 	tests/lag/test_lag_agrees.py \
+	tests/kafka/test_batched_offsets.py \
 	tests/configs/test_consumer_protocol.py \
 	tests/configs/test_session_timeout_bounds.py \
 	tests/partitions/test_partitions_apply.py \

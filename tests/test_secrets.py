@@ -21,6 +21,7 @@ from loomctl.settings import (
     redact,
     sqlalchemy_url,
 )
+from loomctl.settings.properties import exposed_secrets
 
 SECRET = "Zq9s3cr3t"
 """A password no other part of any URL below contains."""
@@ -392,3 +393,30 @@ def test_the_cli_refuses_a_binary_kafka_config_with_exit_2(tmp_path):
 def test_redact_masks_the_values_of_secret_properties():
     props = {"sasl.password": SECRET, "sasl.username": "loom", "client.id": "cli"}
     assert redact(f'Invalid value "{SECRET}" for "x" by loom from cli', props) == 'Invalid value "***" for "x" by *** from cli'
+
+
+@pytest.mark.parametrize(
+    ("mode", "who"), [(0o644, "every user"), (0o640, "its group"), (0o604, "every user"), (0o600, None), (0o400, None)]
+)
+def test_a_kafka_config_holding_secrets_that_others_may_read_gets_one_warning(tmp_path, mode, who):
+    path = write(tmp_path, f"security.protocol=SASL_SSL\nsasl.password={SECRET}\n")
+    path.chmod(mode)
+    result = Cli(bootstrap_servers="127.0.0.1:9")("--kafka-config", str(path), "config", "fields", "-o", "json")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    if who is None:
+        assert warnings == []
+    else:
+        assert warnings == [
+            f"warning: Kafka config file {path} holds secrets and {who} may read it (mode {mode:04o}): chmod 600 {path}"
+        ]
+    assert SECRET not in result.output and "sasl.password" not in result.stderr
+
+
+def test_a_kafka_config_without_secrets_or_unreadable_gets_no_warning(tmp_path):
+    plain = write(tmp_path, "security.protocol=SSL\nclient.id=loomctl\n", name="plain.properties")
+    plain.chmod(0o644)
+    broken = write(tmp_path, b"\xff\xfe" + SECRET.encode(), name="broken.properties")
+    broken.chmod(0o644)
+    assert exposed_secrets(plain) is None and exposed_secrets(broken) is None
+    assert exposed_secrets(tmp_path / "missing.properties") is None and exposed_secrets(tmp_path) is None

@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 from loomctl import __version__
 from loomctl.cli.coercion import coerce_directly
 from loomctl.cli.errors import abort, check_arguments, click_exceptions
-from loomctl.cli.options import State
+from loomctl.cli.options import State, info
 from loomctl.cli.registry import LazyCommands, placeholder
 from loomctl.errors import LoomError
 from loomctl.render import Output
@@ -122,6 +122,12 @@ def root(
         Settings.from_env(database_url=database_url, bootstrap_servers=bootstrap_servers, kafka_config=kafka_config),
         output,
     )
+    if ctx.obj.settings.kafka_config is not None and not ctx.resilient_parsing:
+        from loomctl.settings.properties import exposed_secrets
+
+        exposed = exposed_secrets(ctx.obj.settings.kafka_config)
+        if exposed:
+            info(f"warning: {exposed}")
 
 
 def main() -> None:

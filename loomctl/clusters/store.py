@@ -106,6 +106,8 @@ class ClusterHistoryEntry:
     reason: str | None
     cluster_version: int | None
     changes: list["FieldChange"]
+    db_user: str | None = None
+    """The database user whose session made the change, whatever the actor says; None before migration 0012."""
 
 
 _SELECT = """
@@ -427,7 +429,7 @@ def cluster_history(conn: Any, name: str, limit: int | None = None) -> list[Clus
     rows = _mappings(
         conn,
         "SELECT id, cluster_name, changed_at, change_type, changed_by, source, reason, cluster_version, old_values,"
-        " new_values FROM public.kafka_cluster_changes WHERE cluster_name = %(n)s ORDER BY id DESC"
+        " new_values, db_user FROM public.kafka_cluster_changes WHERE cluster_name = %(n)s ORDER BY id DESC"
         + (" LIMIT %(limit)s" if limit else ""),
         {"n": name, "limit": limit},
     )
@@ -444,6 +446,7 @@ def cluster_history(conn: Any, name: str, limit: int | None = None) -> list[Clus
             r["reason"],
             r["cluster_version"],
             _changes(_audited(r["old_values"]), _audited(r["new_values"])),
+            r["db_user"],
         )
         for r in rows
     ]

@@ -43,7 +43,7 @@ CHANGES = view(
 def history(name: str) -> View:
     return view(
         f"cluster {name}: history",
-        ("id", "changed_at", "change_type", "changed_by", "cluster_version", "reason", "changes"),
+        ("id", "changed_at", "change_type", "changed_by", "db_user", "cluster_version", "reason", "changes"),
         rows=lambda entries: [{**vars(e), "changes": {c.field: f"{c.old} -> {c.new}" for c in e.changes}} for e in entries],
     )
 

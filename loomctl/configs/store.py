@@ -132,10 +132,13 @@ class HistoryEntry:
     changed_at: dt.datetime
     change_type: str
     changed_by: str
+    """The actor the writer named (`--actor`), or the database user of a raw SQL change."""
     source: str
     reason: str | None
     config_version: int | None
     changes: list[FieldChange]
+    db_user: str | None = None
+    """The database user whose session made the change, whatever the actor says; None before migration 0012."""
 
 
 @dataclass(frozen=True)
@@ -617,6 +620,7 @@ def _entry(row: Any) -> HistoryEntry:
         reason=m["reason"],
         config_version=m["config_version"],
         changes=changes,
+        db_user=m.get("db_user"),
     )
 
 

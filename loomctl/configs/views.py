@@ -86,7 +86,7 @@ def history(service: str) -> View:
 
     return view(
         f"{service}: history",
-        ("id", "changed_at", "change_type", "changed_by", "config_version", "reason", "changes"),
+        ("id", "changed_at", "change_type", "changed_by", "db_user", "config_version", "reason", "changes"),
         rows=lambda entries: [
             {**vars(e), "changes": changes_cell(e.changes, e.change_type in (Action.UPDATE, Action.PUSH))} for e in entries
         ],

@@ -17,6 +17,7 @@ from typing import Any
 # In creation order: functions before the triggers and views that use them.
 CURRENT: dict[str, int] = {
     "consumer_config_stamp": 1,
+    "audit_db_user": 1,
     "consumer_config_audit": 1,
     "kafka_cluster_audit": 1,
     "topic_partition_change_sync": 2,
@@ -40,6 +41,8 @@ CURRENT: dict[str, int] = {
     "pipeline_consumer_configs_audit": 1,
     "kafka_clusters_stamp": 1,
     "kafka_clusters_audit": 1,
+    "consumer_config_changes_db_user": 1,
+    "kafka_cluster_changes_db_user": 1,
     "topic_partition_changes_sync": 1,
     "consumer_processing_metrics_rollup_insert": 1,
     "consumer_processing_metrics_rollup_update": 1,

@@ -74,8 +74,12 @@ class AuditTrail:
     new_values: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     reason: Mapped[str | None] = mapped_column(Text)
     changed_by: Mapped[str] = mapped_column(Text, nullable=False)
+    """The actor: `--actor` (or LOOM_ACTOR, the OS user) for loomctl's changes, the database user for raw SQL."""
     changed_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
     source: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'sql'"))
+    db_user: Mapped[str | None] = mapped_column(Text)
+    """The database user whose session made the change (session_user), set by the audit_db_user trigger whatever
+    the writer says; None for changes recorded before migration 0012 by loomctl (raw SQL's were that user)."""
 
 
 DEFAULT_CLUSTER = "default"

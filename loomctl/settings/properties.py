@@ -65,6 +65,28 @@ def read_properties_file(path: Path) -> dict[str, str]:
     return parse_properties(text, shown)
 
 
+def exposed_secrets(path: Path) -> str | None:
+    """Why the properties file at ``path`` gives its secrets away, as ssh says of a private key others may read: it
+    holds a secret property (:func:`is_secret_property`: neither named nor shown, as in the parser's errors) and its
+    mode lets its group or every user read it. None when it does not, or cannot be read here (the command that uses
+    it says why)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(mode) or not mode & (stat.S_IRGRP | stat.S_IROTH):
+        return None
+    try:
+        secret = any(v and is_secret_property(k) for k, v in read_properties_file(path).items())
+    except BadInput:
+        return None
+    if not secret:
+        return None
+    who = "every user" if mode & stat.S_IROTH else "its group"
+    shown = _CONTROL.sub("?", str(path))
+    return f"Kafka config file {shown} holds secrets and {who} may read it (mode {stat.S_IMODE(mode):04o}): chmod 600 {shown}"
+
+
 def parse_properties(text: str, where: str = "properties") -> dict[str, str]:
     """The key/value pairs of a ``.properties`` text; ``where`` starts each error message."""
     props: dict[str, str] = {}
