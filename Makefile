@@ -3,16 +3,33 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install system-deps demo test test-older-broker bench clean
+LOCK := requirements.lock
+UV_VERSION := 0.13.8
+
+.PHONY: install system-deps demo test test-older-broker bench clean lock
 
 system-deps:
 	@scripts/install-system-deps.sh
 
-$(BIN)/loomctl: pyproject.toml
+# Every Python package comes from the lock, each file checked against its hash; loomctl itself is then installed
+# without resolving anything (its build backend is in the lock too).
+$(BIN)/loomctl: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
+
+# Refresh the lock after a change of pyproject.toml's dependencies, or to take newer releases: every package of
+# loomctl, its tests, its build backend and pip, resolved for Python 3.11+ on every platform, with the hashes of
+# all their files (uv, in a throwaway environment). Commit the lock with the change; `make install` follows it.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q uv==$(UV_VERSION)
+	printf 'hatchling>=1.21\neditables>=0.5\npip>=24\n' | .lock-venv/bin/uv pip compile pyproject.toml - --extra test \
+		--generate-hashes --universal --python-version 3.11 --quiet --output-file $(LOCK) \
+		--custom-compile-command 'make lock'
+	rm -rf .lock-venv
 
 install: system-deps $(BIN)/loomctl
 
