@@ -96,6 +96,25 @@ def test_a_4x_broker_leaves_unknown_what_only_its_features_tell() -> None:
     assert infer_version(Evidence(broker_configs=BROKER_41, group_configs=GROUP_41)).text == "4.0 to 4.2"
 
 
+def test_finalized_features_decide_what_only_they_tell() -> None:
+    on = infer(Evidence(broker_configs=BROKER_41, group_configs=GROUP_41,
+                        features={"group.version": 1, "share.version": 2, "streams.version": 1}))  # fmt: skip
+    assert (on["consumer_protocol"].supported, on["share_groups"].supported, on["streams_groups"].supported) == (True, True, True)
+    assert "group.version=1" in on["consumer_protocol"].evidence and "share.version=2" in on["share_groups"].evidence
+    off = infer(Evidence(broker_configs=BROKER_41, group_configs=GROUP_41, features={"metadata.version": 25}))
+    for name, feature in (("consumer_protocol", "group.version"), ("share_groups", "share.version"), ("streams_groups", "streams.version")):
+        assert off[name].supported is False, name
+        assert f"{feature}=0" in off[name].evidence and f"kafka-features.sh upgrade --feature {feature}=1" in off[name].evidence
+    # a protocol list without streams still rules streams groups out, whatever the feature says
+    no_list = {**BROKER_41, REBALANCE_PROTOCOLS: "classic,consumer"}
+    assert infer(Evidence(broker_configs=no_list, group_configs=GROUP_41, features={"streams.version": 1}))["streams_groups"].supported is False
+    # features that could not be read leave the answer unknown, and say why
+    unread = infer(Evidence(broker_configs=BROKER_41, group_configs=GROUP_41, features_error="Kafka refused loomctl's connection"))
+    assert unread["share_groups"].supported is None and "Kafka refused loomctl's connection" in unread["share_groups"].evidence
+    # a broker whose release is unknown: its features alone do not make a 3.x broker's group types
+    assert infer(Evidence(broker_configs=BROKER_41, features={"group.version": 1}))["share_groups"].supported is None
+
+
 def test_a_listed_consumer_protocol_group_proves_kip_848() -> None:
     checks = infer(Evidence(broker_configs=BROKER_41, group_configs=GROUP_41, consumer_groups=("orders",)))
     assert checks["consumer_protocol"].supported is True
@@ -223,6 +242,27 @@ def test_what_the_broker_lacks_is_reported_missing_or_unknown_as_kafkas_own_tool
             assert guess.at_most is not None and guess.at_most < marker and f"lacks group config {name}" in guess.evidence
     if known >= (4, 4):
         assert guess.text == "4.4 or later"
+
+
+def test_the_finalized_features_read_as_kafkas_own_tool_reads_them(services: Any, admin: Any) -> None:
+    """With the cluster's properties the check reads the finalized features itself (ApiVersions v3+, which
+    librdkafka cannot): each group type is on exactly where kafka-features says its feature is (and the protocol
+    list names it), no longer unknown."""
+    known = release_of(services)
+    if known is None:
+        pytest.skip("the services come from LOOM_* variables: their release and jars are not the session's")
+    features = kafka_tools.describe_features(services.bootstrap_servers)
+    found = capabilities(admin, timeout=10.0, properties={"bootstrap.servers": services.bootstrap_servers})
+    protocols = found.rebalance_protocols or ()
+    assert found.consumer_protocol.supported is (int(features.get("group.version", "0")) >= 1)
+    assert found.share_groups.supported is (int(features.get("share.version", "0")) >= 1)
+    assert found.streams_groups.supported is (int(features.get("streams.version", "0")) >= 1 and "streams" in protocols)
+    assert "features by kafka-python" in found.checked_with
+    if known >= (4, 4):
+        assert (found.consumer_protocol.supported, found.share_groups.supported, found.streams_groups.supported) == (True, True, True)
+    # a cluster whose features cannot be read (no broker answers that client) keeps the unknowns, and says why
+    unread = capabilities(admin, timeout=2.0, properties={"bootstrap.servers": f"127.0.0.1:{free_port()}"})
+    assert unread.share_groups.supported is not True and "nor could the features be read" in unread.share_groups.evidence
 
 
 def test_a_consumer_protocol_group_makes_kip_848_certain(services: Any, admin: Any) -> None:

@@ -436,10 +436,12 @@ def readiness(
     from loomctl import configs
     from loomctl.configs import readiness as ready
 
+    base = state(ctx).settings
     with _session(ctx) as session:
         found = configs.list_configs(session, services=services or [], cluster=cluster)
-        clients = ready.cluster_clients(found, configs.admins(session, state(ctx).settings, timeout=timeout))
-    report = ready.readiness(found, clients, timeout=timeout)
+        clients = ready.cluster_clients(found, configs.admins(session, base, timeout=timeout))
+        properties = ready.cluster_properties(found, configs.kafka_properties_of(session, base))
+    report = ready.readiness(found, clients, timeout=timeout, properties=properties)
     emit(ctx, report, output, views.READINESS)
     info(report.summary())
     if failure := report.failure(fail_on_blockers=fail_on_blockers):

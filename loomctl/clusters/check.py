@@ -58,8 +58,9 @@ def check_one(cluster: "Cluster", base: "Settings", timeout: float) -> ClusterCh
     from loomctl.kafka.capabilities import capabilities
 
     try:
-        admin = admin_for(settings_for(cluster, base).kafka_properties(), timeout=timeout)
-        found = capabilities(admin, timeout=timeout)
+        properties = settings_for(cluster, base).kafka_properties()
+        admin = admin_for(properties, timeout=timeout)
+        found = capabilities(admin, timeout=timeout, properties=properties)
     except LoomError as exc:
         return ClusterCheck(cluster.cluster_name, None, str(exc))
     return ClusterCheck(cluster.cluster_name, found.as_dict())

@@ -65,6 +65,7 @@ _EXPORTS = {
         "chosen_configs",
         "drift_by_cluster",
         "import_specs",
+        "kafka_properties_of",
         "push_configs",
         "set_checked",
         "wires",

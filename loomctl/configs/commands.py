@@ -79,6 +79,15 @@ def admins(session: Any, base: Settings, *, timeout: float) -> Callable[[str], A
     return admin_of
 
 
+def kafka_properties_of(session: Any, base: Settings) -> Callable[[str], dict[str, str]]:
+    """The client properties of each registered cluster by name (its brokers, its properties file), read when asked."""
+
+    def properties_of(name: str) -> dict[str, str]:
+        return cluster_settings(session, name, base).kafka_properties()
+
+    return properties_of
+
+
 def chosen_configs(session: Any, services: Sequence[str]) -> list[ConsumerConfig]:
     """The configs of ``services`` (NotFound naming any without one), or every config when none is named."""
     from loomctl.configs.store import read_configs, require_configs

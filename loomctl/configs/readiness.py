@@ -224,13 +224,16 @@ def broker_finding(capabilities: "Capabilities") -> Finding:
     return Finding(Check.BROKER, Outcome.UNKNOWN, f"the consumer protocol on Kafka {version.text}: {check.evidence}")
 
 
-def cluster_facts(cluster_name: str, admin: Any, group_ids: Sequence[str], *, timeout: float) -> ClusterFacts:
-    """Ask a cluster once: its abilities, its broker's config, the groups. Raises BackendUnavailable when the cluster
-    does not answer at all; a part it does not give is kept as that part's error."""
+def cluster_facts(
+    cluster_name: str, admin: Any, group_ids: Sequence[str], *, timeout: float, properties: Mapping[str, str] | None = None
+) -> ClusterFacts:
+    """Ask a cluster once: its abilities (its finalized features too, with its client ``properties``), its broker's
+    config, the groups. Raises BackendUnavailable when the cluster does not answer at all; a part it does not give is
+    kept as that part's error."""
     from loomctl import kafka
     from loomctl.kafka.capabilities import capabilities
 
-    broker = broker_finding(capabilities(admin, timeout=timeout))
+    broker = broker_finding(capabilities(admin, timeout=timeout, properties=properties))
     configs: dict[str, str] | None = None
     broker_error = groups_error = None
     try:
@@ -532,6 +535,19 @@ def unreachable(config: "ConsumerConfig", error: str) -> ServiceReadiness:
 # --- the report ---
 
 
+def cluster_properties(configs: Sequence["ConsumerConfig"], properties_of: Callable[[str], Mapping[str, str]]) -> dict[str, Any]:
+    """The client properties of each cluster the services belong to, where they can be had (for its features)."""
+    from loomctl.configs.commands import by_cluster
+
+    found: dict[str, Any] = {}
+    for name in by_cluster(configs):
+        try:
+            found[name] = properties_of(name)
+        except LoomError:
+            continue  # the cluster's client cannot be built either: cluster_clients keeps why
+    return found
+
+
 def cluster_clients(configs: Sequence["ConsumerConfig"], admin_of: Callable[[str], Any]) -> dict[str, Any]:
     """The AdminClient of each cluster the services belong to, or the LoomError that building it raised (a cluster
     without brokers or with a bad properties file): called while the registry is at hand."""
@@ -546,9 +562,16 @@ def cluster_clients(configs: Sequence["ConsumerConfig"], admin_of: Callable[[str
     return clients
 
 
-def readiness(configs: Sequence["ConsumerConfig"], clients: Mapping[str, Any], *, timeout: float) -> ReadinessReport:
+def readiness(
+    configs: Sequence["ConsumerConfig"],
+    clients: Mapping[str, Any],
+    *,
+    timeout: float,
+    properties: Mapping[str, Mapping[str, str]] | None = None,
+) -> ReadinessReport:
     """Every classic-protocol service of ``configs`` judged against its own cluster (``clients``: its AdminClient, or
-    the error building it); each cluster asked once. A cluster that cannot be asked leaves its services unknown."""
+    the error building it; ``properties``: its client properties, to read its finalized features); each cluster asked
+    once. A cluster that cannot be asked leaves its services unknown."""
     from loomctl.configs.commands import by_cluster
 
     classic = [c for c in configs if c.settings["group_protocol"] == "classic"]
@@ -561,7 +584,9 @@ def readiness(configs: Sequence["ConsumerConfig"], clients: Mapping[str, Any], *
                 raise client
             if client is None:
                 raise BackendUnavailable(f"no client for cluster {name}")
-            facts = cluster_facts(name, client, [c.consumer_group_id for c in on_cluster], timeout=timeout)
+            facts = cluster_facts(
+                name, client, [c.consumer_group_id for c in on_cluster], timeout=timeout, properties=(properties or {}).get(name)
+            )
         except LoomError as exc:
             cluster_problems.append(ClusterProblem(name, str(exc), exc.exit_code))
             found |= {c.service_name: unreachable(c, str(exc)) for c in on_cluster}

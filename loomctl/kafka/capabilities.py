@@ -112,6 +112,10 @@ class Evidence:
     consumer_groups: tuple[str, ...] | None = None
     """Groups the cluster lists as consumer-protocol (KIP-848) groups; None where the listing failed."""
     consumer_groups_error: str | None = None
+    features: Mapping[str, int] | None = None
+    """The cluster's finalized features by name (``group.version``: 1...), read with the group-types client (ApiVersions
+    v3+); None where they were not read, a feature absent where the cluster has not finalized it (level 0)."""
+    features_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,8 @@ def infer(evidence: Evidence) -> dict[str, Check]:
     # True: 4.0+; False: older than 4.0; None: could not tell
     modern: bool | None = True if group is not None else (False if evidence.group_configs_refused else None)
     broker_unread = f"broker configs unreadable: {evidence.broker_error or 'no answer'}"
+    features = evidence.features if modern else None  # only 4.0+ gates the group types on features
+    features_unread = f" (nor could the features be read: {evidence.features_error})" if evidence.features_error else ""
 
     # group configs
     if group is not None:
@@ -242,11 +248,18 @@ def infer(evidence: Evidence) -> dict[str, Check]:
         consumer = Check(False, f"{REBALANCE_PROTOCOLS}={shown}")
     elif modern is False:
         consumer = Check(True, f"{REBALANCE_PROTOCOLS}={shown} on a broker older than 4.0 (early access or preview)")
+    elif features is not None:
+        level = features.get("group.version", 0)
+        consumer = (
+            Check(True, f"{REBALANCE_PROTOCOLS}={shown} and the finalized feature group.version={level}")
+            if level >= 1
+            else Check(False, f"{REBALANCE_PROTOCOLS}={shown}, but group.version={level}: {_upgrade('group.version')}")
+        )
     else:
         consumer = Check(
             None,
             f"{REBALANCE_PROTOCOLS}={shown}; Kafka 4.0+ also needs the group.version feature at 1, "
-            "which librdkafka cannot read, and no consumer-protocol group is listed",
+            f"which librdkafka cannot read{features_unread}, and no consumer-protocol group is listed",
         )
 
     # KIP-932
@@ -258,8 +271,18 @@ def infer(evidence: Evidence) -> dict[str, Check]:
         share = Check(False, "the broker is older than 4.0, which brought share groups")
     elif modern is None:
         share = Check(None, f"the broker's release is unknown: {evidence.group_error or 'no answer'}")
+    elif features is not None:
+        level = features.get("share.version", 0)
+        share = (
+            Check(True, f"the finalized feature share.version={level}")
+            if level >= 1
+            else Check(False, f"share.version={level} and {SHARE_ENABLE} is not set: {_upgrade('share.version')}")
+        )
     else:
-        share = Check(None, "Kafka 4.1+ switches share groups on with the share.version feature, which librdkafka cannot read")
+        share = Check(
+            None,
+            f"Kafka 4.1+ switches share groups on with the share.version feature, which librdkafka cannot read{features_unread}",
+        )
 
     # KIP-1071
     if modern is False:
@@ -270,11 +293,18 @@ def infer(evidence: Evidence) -> dict[str, Check]:
         streams = Check(None, f"the broker's release is unknown: {evidence.group_error or 'no answer'}")
     elif protocols is None:
         streams = Check(None, broker_unread)
+    elif features is not None:
+        level = features.get("streams.version", 0)
+        streams = (
+            Check(True, f"{REBALANCE_PROTOCOLS}={shown} and the finalized feature streams.version={level}")
+            if level >= 1
+            else Check(False, f"{REBALANCE_PROTOCOLS}={shown}, but streams.version={level}: {_upgrade('streams.version')}")
+        )
     else:
         streams = Check(
             None,
             f"{REBALANCE_PROTOCOLS}={shown}; streams groups also need the streams.version feature at 1, "
-            "which librdkafka cannot read",
+            f"which librdkafka cannot read{features_unread}",
         )
     return {
         "kraft": kraft,
@@ -285,6 +315,10 @@ def infer(evidence: Evidence) -> dict[str, Check]:
     }
 
 
+def _upgrade(feature: str) -> str:
+    return f"off until `kafka-features.sh upgrade --feature {feature}=1`"
+
+
 # ---------------------------------------------------------------------------------------------- on the cluster
 
 
@@ -293,10 +327,12 @@ def _code(exc: BaseException) -> str | None:
     return error.name() if hasattr(error, "name") and hasattr(error, "code") else None
 
 
-def capabilities(admin: "AdminClient", *, timeout: float) -> Capabilities:
+def capabilities(admin: "AdminClient", *, timeout: float, properties: Mapping[str, str] | None = None) -> Capabilities:
     """What the cluster behind ``admin`` can do, each answer with its evidence. Every request is bounded by
     ``timeout``: three go out at once, the broker's configs (which need a broker id) after them, so the whole check
-    takes at most about twice ``timeout``. Raises BackendUnavailable when the cluster does not answer."""
+    takes at most about twice ``timeout``. With the cluster's client ``properties``, its finalized features are read
+    too (through :mod:`loomctl.kafka.protocol`, which librdkafka cannot do), and decide what only they can tell.
+    Raises BackendUnavailable when the cluster does not answer."""
     import confluent_kafka
     from confluent_kafka import ConsumerGroupType, KafkaException
     from confluent_kafka.admin import ConfigResource, ResourceType
@@ -356,7 +392,10 @@ def capabilities(admin: "AdminClient", *, timeout: float) -> Capabilities:
     except BackendUnavailable as exc:
         listing_error = str(exc)
 
+    features, features_error = _features(properties, timeout) if properties is not None else (None, None)
     evidence = Evidence(
+        features=features,
+        features_error=features_error,
         broker_configs=broker_configs,
         broker_error=broker_error,
         group_configs=group_configs,
@@ -374,6 +413,20 @@ def capabilities(admin: "AdminClient", *, timeout: float) -> Capabilities:
         authorized_operations=authorized,
         broker_version=infer_version(evidence),
         rebalance_protocols=_protocols(broker_configs),
-        checked_with=f"librdkafka {confluent_kafka.libversion()[0]}",
+        checked_with=f"librdkafka {confluent_kafka.libversion()[0]}"
+        + (", features by kafka-python" if features is not None else ""),
         **checks,
     )
+
+
+def _features(properties: Mapping[str, str], timeout: float) -> tuple[dict[str, int] | None, str | None]:
+    """(the finalized features, None) or (None, why they could not be read)."""
+    from loomctl.errors import LoomError
+    from loomctl.kafka import protocol
+
+    try:
+        with protocol.client(properties, timeout=timeout) as wire:
+            found = protocol.finalized_features(wire, timeout)
+    except LoomError as exc:
+        return None, str(exc)
+    return (found, None) if found is not None else (None, "the broker does not know its finalized features yet")

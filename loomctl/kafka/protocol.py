@@ -42,7 +42,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.protocol.admin import DescribeGroupsRequest, ListGroupsRequest
 from kafka.protocol.api_message import ApiMessage
 from kafka.protocol.consumer import ListOffsetsRequest, OffsetFetchRequest
-from kafka.protocol.metadata import CoordinatorType, FindCoordinatorRequest
+from kafka.protocol.metadata import ApiVersionsRequest, CoordinatorType, FindCoordinatorRequest
 
 from loomctl.errors import BackendUnavailable, BadInput, LoomError, Unsupported
 from loomctl.kafka import bulk
@@ -720,6 +720,36 @@ def _number(shown: str, value: str) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------------ calls
+
+
+def finalized_features(c: Client, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, int] | None:
+    """The cluster's finalized features (KIP-584) by name, each at its finalized level: ``group.version``,
+    ``share.version``, ``streams.version``..., as ApiVersions v3+ answers them and ``kafka-features.sh describe`` shows
+    them (librdkafka shows Python neither). A feature the cluster has not finalized is absent (level 0). None when the
+    broker does not know them yet (epoch -1); Unsupported from a broker before ApiVersions v3 (Kafka 2.4)."""
+    offered = c.broker_versions(ApiVersionsRequest)
+    if offered is None or offered[1] < 3:
+        raise Unsupported("the Kafka cluster has no finalized features (ApiVersions v3, Kafka 2.4+)", api="ApiVersions")
+    from loomctl import __version__
+
+    request = ApiVersionsRequest(
+        client_software_name="loomctl",
+        client_software_version=__version__,
+        min_version=3,
+        max_version=min(offered[1], ApiVersionsRequest.max_version),
+    )
+
+    async def work(deadline: float) -> list[tuple[Any, BaseException | None]]:
+        return await c._send_all([(None, request)], deadline)
+
+    ((response, failure),) = c._run("ApiVersions", timeout, work)
+    if failure is not None:
+        raise BackendUnavailable(f"Kafka did not answer ApiVersions: {c._text(failure)}")
+    if response.error_code:
+        raise BackendUnavailable(f"Kafka did not answer ApiVersions: {_error_name(response.error_code)}")
+    if response.finalized_features_epoch < 0:
+        return None
+    return {f.name: int(f.max_version_level) for f in response.finalized_features or ()}
 
 
 def list_every_group(c: Client, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, GroupListing]:
