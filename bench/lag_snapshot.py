@@ -34,8 +34,9 @@ every group gets a config at each size (taken away again before the next size's 
 cycles run in a process of their own (and N of the --against revision's): each cycle's time
 against the floor plus one bare COPY of the same rows, its COPY against that bare COPY, and peak RSS.
 
-At scale (10,000 groups over 20,000 partitions): --topics 1000 --partitions 20 --scale 200,1000,2000,10000 --groups 2000;
-creating 20,000 partitions takes the local broker a few minutes.
+At scale (10,000 groups): --topics 250 --partitions 20 --scale 200,1000,10000 --groups 2000 (5,000 partitions). The
+broker holds a file or two open per partition: 20,000 partitions (--topics 1000) need an open-files limit well past
+20,000, which `loomctl dev` raises where the system lets it (a hard limit of 20,000 stopped the broker mid-setup).
 
 Usage: python bench/lag_snapshot.py [--groups 200] [--scale 50,100,200,400] [--runs 5] [--no-tool] [--collector 3]
 """
