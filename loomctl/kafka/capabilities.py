@@ -249,12 +249,7 @@ def infer(evidence: Evidence) -> dict[str, Check]:
     elif modern is False:
         consumer = Check(True, f"{REBALANCE_PROTOCOLS}={shown} on a broker older than 4.0 (early access or preview)")
     elif features is not None:
-        level = features.get("group.version", 0)
-        consumer = (
-            Check(True, f"{REBALANCE_PROTOCOLS}={shown} and the finalized feature group.version={level}")
-            if level >= 1
-            else Check(False, f"{REBALANCE_PROTOCOLS}={shown}, but group.version={level}: {_upgrade('group.version')}")
-        )
+        consumer = _by_feature(features, "group.version", f"{REBALANCE_PROTOCOLS}={shown}; ")
     else:
         consumer = Check(
             None,
@@ -272,12 +267,7 @@ def infer(evidence: Evidence) -> dict[str, Check]:
     elif modern is None:
         share = Check(None, f"the broker's release is unknown: {evidence.group_error or 'no answer'}")
     elif features is not None:
-        level = features.get("share.version", 0)
-        share = (
-            Check(True, f"the finalized feature share.version={level}")
-            if level >= 1
-            else Check(False, f"share.version={level} and {SHARE_ENABLE} is not set: {_upgrade('share.version')}")
-        )
+        share = _by_feature(features, "share.version", f"{SHARE_ENABLE} is not set; ")
     else:
         share = Check(
             None,
@@ -294,12 +284,7 @@ def infer(evidence: Evidence) -> dict[str, Check]:
     elif protocols is None:
         streams = Check(None, broker_unread)
     elif features is not None:
-        level = features.get("streams.version", 0)
-        streams = (
-            Check(True, f"{REBALANCE_PROTOCOLS}={shown} and the finalized feature streams.version={level}")
-            if level >= 1
-            else Check(False, f"{REBALANCE_PROTOCOLS}={shown}, but streams.version={level}: {_upgrade('streams.version')}")
-        )
+        streams = _by_feature(features, "streams.version", f"{REBALANCE_PROTOCOLS}={shown}; ")
     else:
         streams = Check(
             None,
@@ -315,8 +300,12 @@ def infer(evidence: Evidence) -> dict[str, Check]:
     }
 
 
-def _upgrade(feature: str) -> str:
-    return f"off until `kafka-features.sh upgrade --feature {feature}=1`"
+def _by_feature(features: Mapping[str, int], feature: str, said: str) -> Check:
+    """On where the cluster finalized ``feature`` at 1 or more, off (with the command that switches it on) at 0."""
+    level = features.get(feature, 0)
+    if level >= 1:
+        return Check(True, f"{said}the finalized feature {feature}={level}")
+    return Check(False, f"{said}{feature}={level}: off until `kafka-features.sh upgrade --feature {feature}=1`")
 
 
 # ---------------------------------------------------------------------------------------------- on the cluster
