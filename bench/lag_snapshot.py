@@ -665,8 +665,14 @@ def measure_collector(stage: Stage, work: Workload, cycles: int) -> None:
         file.write("\n".join(groups))
         file.flush()
         for key, script in (("floor_s", FLOOR_SCRIPT), ("batched_s", BATCHED_FLOOR_SCRIPT)):
-            stage.collector[key] = [timed([sys.executable, "-c", script, os.environ["LOOM_KAFKA_BOOTSTRAP_SERVERS"], file.name])[0]
-                                    for _ in range(max(cycles, 3))]
+            stage.collector[key] = []
+            for _ in range(max(cycles, 3)):
+                try:
+                    stage.collector[key].append(timed([sys.executable, "-c", script, os.environ["LOOM_KAFKA_BOOTSTRAP_SERVERS"], file.name])[0])
+                except SystemExit as exc:  # a floor that crashes (librdkafka aborted at 10,000 describes here) is said, not fatal
+                    print(f"  {stage.groups} groups: the {key.removesuffix('_s')} script failed: {str(exc).splitlines()[-1]}", flush=True)
+            if not stage.collector[key]:
+                stage.collector[key] = [float("nan")]
     stage.collector["groups"] = len(groups)
     c = stage.collector
     cycle, floor = statistics.median(c["cycle_s"]), statistics.median(c["floor_s"])
@@ -704,6 +710,14 @@ def print_collector(stages: list[Stage]) -> None:
                   f" peak RSS {c['before_rss_kb'][0] / 1024:.0f} MB, {c['before_rss_kb'][1] / 1024:.0f} MB")
     print("(cycle: snapshot in the collector's child, samples, COPY, commit; statuses kept: the refresh after it, off the cycle's path; floor: the bare script's calls for the configured groups, as a process of its own;"
           " target: cycle within 1.3x of floor + bare COPY, its COPY within 1.2x of the bare one)")
+
+
+def print_stage(stage: Stage, tool: bool, against: str | None) -> None:
+    med = statistics.median
+    print(f"  {stage.groups} groups: loomctl {med(stage.loomctl):.3f} s, old floor {med(stage.floor):.3f} s ({stage.over_floor:.2f}x),"
+          f" new floor {med(stage.batched):.3f} s ({stage.over_batched:.2f}x)"
+          + (f", kafka-consumer-groups {med(stage.tool):.3f} s ({stage.ratio:.1f}x loomctl's)" if tool else "")
+          + (f", {against} {med(stage.before):.3f} s" if stage.before else "") + f"; {len(stage.loomctl)} runs each", flush=True)
 
 
 def growth(stages: list[Stage]) -> None:
@@ -795,6 +809,7 @@ def run(args: argparse.Namespace, bootstrap: str, tool: bool, sizes: list[int], 
             stage = Stage(size)
             main_stage = size == args.groups
             problems.extend(measure(stage, args.runs if main_stage else args.scale_runs, bootstrap, work, start_up=main_stage, tool=tool))
+            print_stage(stage, tool, args.against)  # now, as well as in the table at the end: a later failure loses nothing
             if main_stage and args.service_runs and work.managed:
                 problems.extend(measure_service(stage, args.service_runs, work))
             if args.collector and managed:
