@@ -577,7 +577,7 @@ def _log_offsets(
 ) -> dict[TopicPartition, LogOffsets]:
     """:func:`log_offsets` from each partition's leader through the group-types client: two ListOffsets per leader,
     read straight from the bytes (librdkafka's binding makes a future of each partition and bound: 0.14 s for 2,000
-    partitions, where this takes 0.02 s). What it has no answer for (no leader, a leader that moved, an error, a
+    partitions, where this takes about 0.05 s). What it has no answer for (no leader, a leader that moved, an error, a
     broker without flexible ListOffsets) is asked through librdkafka, which finds the new leaders itself."""
     from loomctl.kafka import protocol
 
