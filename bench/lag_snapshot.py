@@ -439,33 +439,30 @@ def manage_all(work: Workload) -> None:
         work.managed.extend(s["service_name"] for s in services)
 
 
-def unmanage_beyond(work: Workload, keep: int) -> None:
-    """Delete the configs `manage_all` added past the first ``keep``: the next size's `lag show` then reads stored
-    samples of as many configured groups as the first one did, not of every group the collector sampled before
-    (whose window, with no collector keeping it, is computed from the history: seconds at 2,000 groups)."""
+def delete_configs(services: list[str], reason: str) -> None:
+    """The benchmark's configs of ``services`` in one transaction, through the call `config delete` makes (one process
+    per service would start thousands at once)."""
     from loomctl import configs
     from loomctl.db import session_scope
     from loomctl.settings import Settings
 
-    extra = work.managed[keep:]
     with session_scope(Settings.from_env()) as session:
-        for service in extra:
-            configs.delete_config(session, service, actor="lag-benchmark", reason="lag benchmark: next size")
+        for service in services:
+            configs.delete_config(session, service, actor="lag-benchmark", reason=reason)
+
+
+def unmanage_beyond(work: Workload, keep: int) -> None:
+    """Delete the configs `manage_all` added past the first ``keep``: the next size's `lag show` then reads stored
+    samples of as many configured groups as the first one did, not of every group the collector sampled before
+    (whose window, with no collector keeping it, is computed from the history: seconds at 2,000 groups)."""
+    delete_configs(work.managed[keep:], "lag benchmark: next size")
     del work.managed[keep:]
 
 
 def cleanup(admin: Any, work: Workload) -> None:
-    # the benchmark's configs in one transaction, through the call `config delete` makes (one process per
-    # service would start thousands at once)
     if work.managed:
-        from loomctl import configs
-        from loomctl.db import session_scope
-        from loomctl.settings import Settings
-
         try:
-            with session_scope(Settings.from_env()) as session:
-                for service in work.managed:
-                    configs.delete_config(session, service, actor="lag-benchmark", reason="lag benchmark done")
+            delete_configs(work.managed, "lag benchmark done")
         except Exception as exc:  # the broker's leftovers still go below
             print(f"warning: the benchmark's service configs were not deleted: {exc}", file=sys.stderr)
     # in chunks, with room: one request deleting 10,000 groups (or 250 topics) outlasts a minute on a busy broker
