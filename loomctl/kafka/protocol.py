@@ -580,7 +580,29 @@ def _quiet_kafka_python() -> None:
         return
     logging.getLogger("kafka").addHandler(logging.NullHandler())
     logging.getLogger("kafka.admin.client").setLevel(logging.INFO)
+    _deliver_before_eof()
     _quieted = True
+
+
+def _deliver_before_eof() -> None:
+    """kafka-python's transports read a socket until it would block, and when that read ends at the peer's close they
+    drop what came before it. A broker that refuses SASL credentials answers, then closes: on a busy machine both are
+    there at one read, the answer was lost, and the refusal read as "socket disconnected" (then retried until the
+    timeout). Here the bytes are handed on first; the closed socket stays readable, so the next read reports the
+    close as before."""
+    from kafka.net import transport
+
+    for cls in (transport.KafkaTCPTransport, transport.KafkaSSLTransport):
+        original = cls.__dict__.get("_sock_recv")
+        if original is None or getattr(original, "_loomctl", False):
+            continue
+
+        def _sock_recv(self: Any, _original: Any = original) -> tuple[bytes, BaseException | None]:
+            data, err = _original(self)
+            return (data, None) if data and err is not None else (data, err)
+
+        _sock_recv._loomctl = True  # type: ignore[attr-defined]
+        cls._sock_recv = _sock_recv
 
 
 # ------------------------------------------------------------------------------------------ librdkafka -> kafka-python

@@ -149,3 +149,26 @@ def test_an_assignment_that_is_not_one_has_no_partitions() -> None:
         found = assigned_partitions(rng.randbytes(rng.randrange(0, 40)))
         assert isinstance(found, tuple)
     assert assigned_partitions(b"\x00\x00\x7f\xff\xff\xff") == ()  # two billion topics announced, none there
+
+
+def test_an_answer_that_arrives_with_the_close_is_read_before_the_close() -> None:
+    """A broker that refuses SASL credentials answers, then closes. When one read finds both, the answer comes first
+    and the close at the next read (kafka-python alone dropped the answer: the refusal read as "socket disconnected")."""
+    import socket
+
+    from kafka.net.transport import KafkaTCPTransport
+
+    from loomctl.kafka import protocol
+
+    protocol._quiet_kafka_python()
+    ours, broker = socket.socketpair()
+    ours.setblocking(False)
+    broker.sendall(b"the broker's answer")
+    broker.close()
+    transport = KafkaTCPTransport(None, ours)  # the event loop is not needed to read
+    try:
+        assert transport._sock_recv() == (b"the broker's answer", None)
+        data, err = transport._sock_recv()
+        assert data == b"" and "socket disconnected" in str(err)
+    finally:
+        ours.close()
