@@ -31,6 +31,17 @@ class BackendUnavailable(LoomError):
     exit_code = 5
 
 
+class PermissionRefused(LoomError):
+    """PostgreSQL refused the statement to the connecting role (insufficient_privilege). ``command`` is the command
+    that was refused (``loomctl config set``), filled in by the CLI to name the role it needs; ``named``: the
+    message names it already."""
+
+    def __init__(self, message: str, command: str | None = None, *, named: bool = False) -> None:
+        super().__init__(message)
+        self.command = command
+        self.named = named
+
+
 class Unsupported(LoomError):
     """The cluster cannot do what was asked: its brokers lack the Kafka API (share groups on Kafka 4.0, streams
     groups before they are enabled), so a caller can say once what the cluster has not got. ``feature`` names it

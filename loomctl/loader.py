@@ -252,6 +252,15 @@ def _cached_config(service_name: str, document: Any, path: Path) -> tuple[Consum
     return ConsumerSettings(service_name, group, settings, version, "cache", float(loaded_at)), problem if notes else None
 
 
+def _database_reason(exc: BaseException) -> str:
+    """The first line of a database failure, for a log line; a refusal names the role a service needs."""
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    if getattr(exc, "sqlstate", None) == "42501":
+        reason += " (a service's database user needs the role loomctl_service: `loomctl db grant service USER`)"
+    return reason
+
+
 class _Core:
     """What the async and sync loaders share: the TTL, the disk cache and the client properties."""
 
@@ -371,7 +380,7 @@ class _Core:
         return self._remember(config, self.retry_seconds)
 
     def _fallback(self, service_name: str, exc: BaseException) -> ConsumerSettings:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = _database_reason(exc)
         with self._lock:
             stale = self._memory.get(service_name)
         problem = None
@@ -653,7 +662,7 @@ class KafkaConsumerConfigLoader(_Core):
                 row = await cur.fetchone()
                 return row[0] if row else None
         except (psycopg.Error, OSError, asyncio.TimeoutError) as exc:
-            log.warning("cannot record processing metrics of %s: %s", service_name, exc)
+            log.warning("cannot record processing metrics of %s: %s", service_name, _database_reason(exc))
             return None
 
     @contextlib.asynccontextmanager
@@ -763,7 +772,7 @@ class ConsumerConfigLoader(_Core):
                 row = conn.execute(_METRICS_SQL, params).fetchone()
                 return row[0] if row else None
         except (psycopg.Error, OSError) as exc:
-            log.warning("cannot record processing metrics of %s: %s", service_name, exc)
+            log.warning("cannot record processing metrics of %s: %s", service_name, _database_reason(exc))
             return None
 
     @contextlib.contextmanager

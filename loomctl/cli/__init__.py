@@ -16,7 +16,7 @@ from loomctl.cli.coercion import coerce_directly
 from loomctl.cli.errors import abort, check_arguments, click_exceptions
 from loomctl.cli.options import State, info
 from loomctl.cli.registry import LazyCommands, placeholder
-from loomctl.errors import LoomError
+from loomctl.errors import LoomError, PermissionRefused
 from loomctl.render import Output
 from loomctl.settings import ENV_BOOTSTRAP_SERVERS, ENV_DATABASE_URL, ENV_KAFKA_CONFIG, Settings
 
@@ -53,6 +53,11 @@ class LoomGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except PermissionRefused as exc:
+            from loomctl.db.roles import needed_by
+
+            needed = "" if exc.named else needed_by(exc.command or f"{ctx.command_path} {ctx.invoked_subcommand}")
+            abort(f"{exc}; {needed}" if needed else str(exc), exc.exit_code)
         except LoomError as exc:
             abort(str(exc), exc.exit_code)
         except KeyboardInterrupt:

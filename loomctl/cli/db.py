@@ -69,6 +69,45 @@ def check(ctx: typer.Context, output: OutputOption = None) -> None:
 
 
 @app.command()
+def roles(ctx: typer.Context, output: OutputOption = None) -> None:
+    """The database roles of loomctl's jobs: what each may do, and the login roles granted it. Example: loomctl db roles"""
+    from loomctl.db import roles as job_roles
+    from loomctl.db import session_scope
+
+    st = state(ctx)
+    with session_scope(st.settings) as connection:
+        rows = job_roles.listing(connection)
+    emit(ctx, rows, output, views.ROLES)
+
+
+@app.command()
+def grant(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Argument(help="The job: reader, operator, collector or service.", metavar="ROLE")],
+    user: Annotated[str, typer.Argument(help="The login role (database user) to grant it to.", metavar="USER")],
+    execute: Annotated[
+        bool, typer.Option("--execute", help="Run the statement (as a role that may grant it) instead of printing it.")
+    ] = False,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Take the role back instead.")] = False,
+) -> None:
+    """Give a login role a job's database role: prints the GRANT, or runs it with --execute. Example: loomctl db grant reader grafana"""
+    from loomctl.db import roles as job_roles
+    from loomctl.db import session_scope
+
+    statement = job_roles.revoke_sql(role, user) if revoke else job_roles.grant_sql(role, user)
+    if not execute:
+        typer.echo(f"{statement};")
+        return
+    with session_scope(state(ctx).settings) as connection:
+        changed = job_roles.grant(connection, role, user, revoke=revoke)
+    name = job_roles.role(role).name
+    if revoke:
+        info(f"revoked {name} from {user}" if changed else f"{user} had not been granted {name}")
+    else:
+        info(f"granted {name} to {user}" if changed else f"{user} has {name} already")
+
+
+@app.command()
 def sql(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
     from_revision: Annotated[Optional[str], typer.Option("--from", help="Start from this revision instead of base.")] = None,

@@ -7,16 +7,28 @@ from collections.abc import Callable
 from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from loomctl.cli.completion import complete_service
-from loomctl.errors import LoomError
+from loomctl.errors import LoomError, PermissionRefused
 from loomctl.render import PLAIN, Output, View
 from loomctl.settings import Settings
 
 
 def new_app(help_text: str) -> typer.Typer:
     """One Typer app per command group, with the project's defaults."""
-    return typer.Typer(help=help_text, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+    return typer.Typer(cls=CommandGroup, help=help_text, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+
+
+class CommandGroup(TyperGroup):
+    """A command group that names its command in PostgreSQL's refusals, for the handler to say which role it needs."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PermissionRefused as exc:
+            exc.command = exc.command or f"{ctx.command_path} {ctx.invoked_subcommand}"
+            raise
 
 
 class State:

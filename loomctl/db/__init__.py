@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from loomctl.errors import BackendUnavailable, BadInput, Conflict, LoomError
+from loomctl.errors import BackendUnavailable, BadInput, Conflict, LoomError, PermissionRefused
 from loomctl.settings import Settings, mask_url, sqlalchemy_url
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ _REFUSALS: dict[str, tuple[type[LoomError], str]] = {
     "23": (BadInput, "{line}{detail}"),  # integrity: a CHECK or foreign key the input breaks
     "22": (BadInput, "{line}"),  # data exception: a value the column cannot hold
     "25006": (BackendUnavailable, "PostgreSQL at {where} takes no writes (a read-only transaction or replica): {line}"),
-    "42501": (LoomError, "PostgreSQL at {where} refused it to this role: {line}"),
+    "42501": (PermissionRefused, "PostgreSQL at {where} refused it to this role: {line}"),
     "40001": (Conflict, "another transaction changed the same rows: {line}; run the command again"),
     "40P01": (Conflict, "another transaction changed the same rows: {line}; run the command again"),
     "57014": (BackendUnavailable, "PostgreSQL at {where} cancelled the statement: {line}"),
@@ -106,6 +106,17 @@ def refused(url: str | None, exc: BaseException, *, lost: bool = False) -> LoomE
     if isinstance(exc, OperationalError) or type(orig).__name__ == "OperationalError":  # psycopg's, without importing it
         return unreachable(url, exc, lost=lost)
     return LoomError(f"PostgreSQL refused it: {first_line(exc)}")
+
+
+def statement_failure(exc: BaseException, command: str) -> LoomError:
+    """A failed statement of a long-running loop (the collector's), as one line: a refusal names the role
+    ``command`` needs (the loop reports it and carries on, so no handler adds it later)."""
+    line = f"PostgreSQL: {first_line(exc)}"
+    if getattr(getattr(exc, "orig", None) or exc, "sqlstate", None) == "42501":
+        from loomctl.db.roles import needed_by
+
+        return PermissionRefused(f"{line}; {needed_by(command)}", command, named=True)
+    return LoomError(line)
 
 
 def first_line(exc: BaseException) -> str:

@@ -253,6 +253,7 @@ def check(database_url: str) -> DriftReport:
     from alembic.runtime.migration import MigrationContext
     from alembic_utils.replaceable_entity import register_entities
 
+    from loomctl.db import roles
     from loomctl.db.entities import current_entities
     from loomctl.db.models import Base
     from loomctl.db.schema import include_object
@@ -279,6 +280,7 @@ def check(database_url: str) -> DriftReport:
                 for op in upgrade_ops.ops if upgrade_ops is not None else []:
                     report.differences.extend(_describe_op(op))
                 report.differences.extend(_check_constraint_drift(connection))
+                report.differences.extend(roles.privilege_drift(connection))
                 connection.rollback()
         finally:
             engine.dispose()

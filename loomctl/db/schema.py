@@ -11,7 +11,11 @@ MIGRATION_LOCK_KEY = 7_461_120_331_001
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Leave the daily partitions of consumer_lag_history out of model comparison: they are data."""
+    """Leave the daily partitions of consumer_lag_history out of model comparison: they are data. And the grants:
+    alembic_utils compares only those the checking role made; the job roles' privileges are compared as PostgreSQL
+    applies them, whoever checks (:func:`loomctl.db.roles.privilege_drift`)."""
+    if type_ == "grant_table":
+        return False
     if (
         type_ == "table"
         and name

@@ -10,3 +10,4 @@ CHECK = view(
     document=lambda report: {"clean": report.clean, **vars(report)}, rows=lambda report: {"clean": report.clean, **vars(report)}
 )
 """A :class:`~loomctl.db.migrations.CheckReport`."""
+ROLES = view("roles of loomctl's jobs", ("role", "job", "may", "exists", "members"))

@@ -176,8 +176,8 @@ class ClusterLoop:
         """A database failure of this loop's reads as a LoomError; the connection dropped where it broke."""
         import psycopg
 
-        from loomctl.db import first_line
-        from loomctl.errors import BackendUnavailable, LoomError
+        from loomctl.db import first_line, statement_failure
+        from loomctl.errors import BackendUnavailable
 
         try:
             yield
@@ -187,7 +187,7 @@ class ClusterLoop:
             raise BackendUnavailable(f"PostgreSQL: {first_line(exc)}") from None
         except psycopg.Error as exc:
             self._rollback()
-            raise LoomError(f"PostgreSQL: {first_line(exc)}") from None
+            raise statement_failure(exc, "lag collect") from None
         except BaseException:
             self._rollback()
             raise

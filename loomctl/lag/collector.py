@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loomctl import db
-from loomctl.db import close_quietly, first_line
+from loomctl.db import close_quietly, first_line, statement_failure
 from loomctl.errors import BackendUnavailable, BadInput, Conflict, LoomError
 from loomctl.lag.cluster_loop import ClusterLoop, ClusterResult, ClusterWork
 from loomctl.lag.snapshot_worker import SnapshotCrashed
@@ -306,7 +306,7 @@ class Collector:
             raise BackendUnavailable(f"PostgreSQL: {first_line(exc)}") from None
         except psycopg.Error as exc:
             self._rollback()
-            raise LoomError(f"PostgreSQL: {first_line(exc)}") from None
+            raise statement_failure(exc, "lag collect") from None
         self._check_exported_names(clusters)
         self._refresh_shares()
         assert self._shares is not None
@@ -446,7 +446,9 @@ class Collector:
             raise
         except psycopg.Error as exc:
             conn.rollback()
-            self.on_event("warning", f"partition upkeep and retention failed, retrying in an hour: {first_line(exc)}")
+            self.on_event(
+                "warning", f"partition upkeep and retention failed, retrying in an hour: {statement_failure(exc, 'lag collect')}"
+            )
 
     # -- running -----------------------------------------------------------------------------------------------
 
