@@ -33,7 +33,7 @@ class BackendUnavailable(LoomError):
 
 class PermissionRefused(LoomError):
     """PostgreSQL refused the statement to the connecting role (insufficient_privilege). ``command`` is the command
-    that was refused (``loomctl config set``), filled in by the CLI to name the role it needs; ``named``: the
+    that was refused (``config set``, its path below ``loomctl``), filled in by the CLI to name the role it needs; ``named``: the
     message names it already."""
 
     def __init__(self, message: str, command: str | None = None, *, named: bool = False) -> None:

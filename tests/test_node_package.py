@@ -14,10 +14,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from typing import Any
 
 import pytest
-from support import Cli, clean_env, unique
+from support import Cli, clean_env, suffix, unique
 
 from loomctl.configs.store import client_options
 from loomctl.consumer_config import DEFAULTS, FIELDS, PROFILES
@@ -149,3 +150,55 @@ def test_node_loader_equals_config_show_client_kafkajs(node_package, services, d
     loaded = json.loads(result.stdout)
     assert loaded["source"] == "database"
     assert loaded["options"] == shown
+
+
+_SERVICE_SCRIPT = """
+const { Pool } = require('pg');
+const { ConsumerConfigLoader } = require('./dist');
+(async () => {
+  const pool = new Pool({ connectionString: process.env.LOOM_DATABASE_URL });
+  const warnings = [];
+  const loader = new ConsumerConfigLoader(pool, { logger: { warn: (m) => warnings.push(m) } });
+  const service = process.argv[1];
+  const config = await loader.loadConfig(service);
+  const id = await loader.recordProcessingMetrics(service, 10, 12.5);
+  let recommendations;
+  try { recommendations = (await loader.getProcessingRecommendations()).length; } catch (error) { recommendations = error.code; }
+  let trail = 'read';
+  try { await pool.query('SELECT * FROM consumer_config_changes'); } catch (error) { trail = error.code; }
+  console.log(JSON.stringify({ source: config.source, id, recommendations, trail, warnings }));
+  await pool.end();
+})().catch((error) => { console.error(String(error)); process.exit(1); });
+"""
+
+
+def test_node_loader_works_as_the_service_role_and_says_which_role_it_lacks(node_package, services, database_url, pg, tmp_path):
+    """The Node loader as a login role granted loomctl_service: its config, its metrics and the recommendations, and
+    no audit trail; as a role without it, the metrics are not recorded and the one warning names the role."""
+    service = unique("node-role")
+    assert Cli(database_url)("config", "set", service, "--create", "max_poll_records=25").exit_code == 0
+    parts = urlsplit(database_url)
+    users = {job: f"u_node_{job or 'none'}_{suffix(6).lower()}" for job in ("service", None)}
+    try:
+        outcomes = {}
+        for job, user in users.items():
+            pg.execute(f"CREATE ROLE \"{user}\" LOGIN PASSWORD 'Node4Roles'")
+            if job:
+                assert Cli(database_url)("db", "grant", job, user, "--execute").exit_code == 0
+            url = urlunsplit(parts._replace(netloc=f"{user}:Node4Roles@{parts.hostname}:{parts.port}"))
+            env = {**_node_env(url, services.bootstrap_servers), "LOOM_CONFIG_CACHE_DIR": str(tmp_path / user)}
+            result = _run([node_package, "-e", _SERVICE_SCRIPT, service], env=env)
+            assert result.returncode == 0, result.stderr
+            outcomes[job] = json.loads(result.stdout)
+    finally:
+        for user in users.values():
+            pg.execute(f'DROP OWNED BY "{user}"')
+            pg.execute(f'DROP ROLE IF EXISTS "{user}"')
+    served = outcomes["service"]
+    assert served["source"] == "database" and isinstance(served["id"], int) and served["trail"] == "42501"
+    assert isinstance(served["recommendations"], int)
+    assert served["warnings"] == []
+    refused = outcomes[None]
+    assert refused["source"] != "database" and refused["id"] is None and refused["trail"] == "42501"
+    assert refused["recommendations"] == "42501"
+    assert any("needs the role loomctl_service" in w and w.startswith("cannot record processing metrics") for w in refused["warnings"])

@@ -56,7 +56,7 @@ class LoomGroup(TyperGroup):
         except PermissionRefused as exc:
             from loomctl.db.roles import needed_by
 
-            needed = "" if exc.named else needed_by(exc.command or f"{ctx.command_path} {ctx.invoked_subcommand}")
+            needed = "" if exc.named else needed_by(exc.command or ctx.invoked_subcommand or "")
             abort(f"{exc}; {needed}" if needed else str(exc), exc.exit_code)
         except LoomError as exc:
             abort(str(exc), exc.exit_code)

@@ -27,7 +27,7 @@ class CommandGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except PermissionRefused as exc:
-            exc.command = exc.command or f"{ctx.command_path} {ctx.invoked_subcommand}"
+            exc.command = exc.command or f"{ctx.info_name} {ctx.invoked_subcommand}"
             raise
 
 

@@ -206,8 +206,8 @@ def role(name: str) -> Role:
 
 def needed_by(command: str) -> str:
     """The words a refusal adds for ``command`` (its path below ``loomctl``, as ``config set``): the role it needs,
-    and how an operator grants it; for a command of the schema's owner, that."""
-    path = " ".join(command.split()[1:]) if command.startswith("loomctl ") else command
+    and how an operator grants it; for a command of the schema's owner, that; nothing for a path it does not know."""
+    path = " ".join(command.split())
     if path not in COMMAND_ROLES:
         return ""
     job = COMMAND_ROLES[path]

@@ -127,8 +127,10 @@ export function defaultCacheDir(): string {
 
 function reasonOf(error: unknown): string {
   const text = error instanceof Error ? error.message || error.name : String(error);
-  const line = text.trim().split('\n')[0];
-  return line || (error instanceof Error ? error.name : 'unknown error');
+  const line = text.trim().split('\n')[0] || (error instanceof Error ? error.name : 'unknown error');
+  // PostgreSQL's insufficient_privilege: name the role a service's database user needs
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return code === '42501' ? `${line} (a service's database user needs the role loomctl_service: \`loomctl db grant service USER\`)` : line;
 }
 
 export function checkServiceName(serviceName: unknown): string {
