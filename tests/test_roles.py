@@ -242,3 +242,28 @@ def test_every_command_that_reads_or_writes_names_its_role() -> None:
     assert get_command(app) is not None
     assert sorted(p for p in paths if p not in roles.COMMAND_ROLES) == []
     assert sorted(p for p in roles.COMMAND_ROLES if p not in paths) == []
+
+
+def test_a_schema_owner_without_createrole_migrates_where_the_roles_exist(
+    empty_database_url: str, login: Login, pg: psycopg.Connection
+) -> None:
+    """A DBA creates the roles once per server (the migration's hint says how); a database's owner that may not
+    create roles then migrates, and grants to them, with no more than its ownership."""
+    from loomctl.db import migrations
+
+    name, _ = login(None)
+    database = urlsplit(empty_database_url).path.lstrip("/")
+    pg.execute(f'ALTER DATABASE "{database}" OWNER TO "{name}"')
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute(f'ALTER SCHEMA public OWNER TO "{name}"')
+    parts = urlsplit(empty_database_url)
+    as_owner = urlunsplit(parts._replace(netloc=f"{name}:{quote(PASSWORD)}@{parts.hostname}:{parts.port}"))
+    assert not pg.execute("SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = %s", (name,)).fetchone()[0]
+    migrations.upgrade(as_owner)
+    report = Cli(as_owner).json("db", "check")
+    assert report["clean"], report["differences"]
+    assert Cli(as_owner)("db", "downgrade", "base").exit_code == 0
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute("ALTER SCHEMA public OWNER TO pg_database_owner")
+        conn.execute(f'DROP OWNED BY "{name}"')
+    pg.execute(f'ALTER DATABASE "{database}" OWNER TO CURRENT_USER')
