@@ -454,6 +454,8 @@ def read_settings(path: Path) -> _Reading:
             top = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
         except yaml.YAMLError as exc:
             raise _Problem(_yaml_problem(exc)) from None
+        except (ValueError, TypeError, RecursionError) as exc:  # a scalar its tag cannot make (a date like 2024-13-45)
+            raise _Problem(f"not valid YAML: {type(exc).__name__}") from None
         top = _section(top, "the file", ("tls_server_config", "http_server_config", "basic_auth_users", "rate_limit"))
         tls = _section(top.get("tls_server_config"), "tls_server_config", (
             "cert", "key", "client_ca", "cert_file", "key_file", "client_auth_type", "client_ca_file", "cipher_suites",
