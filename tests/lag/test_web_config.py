@@ -493,3 +493,69 @@ def test_a_changed_password_a_bad_change_and_a_rotated_certificate_are_taken_wit
     wait_for("the rotated certificate", lambda: _served_serial(tls_collector, pki) != served, timeout=20)
     assert len([line for line in tls_collector.log.read_text().splitlines() if warning in line]) == 1
     assert old.status(url) == 200
+
+
+# -- the core, in process -------------------------------------------------------------------------------------------
+
+
+def test_inline_pems_load_and_relative_paths_read_from_the_files_folder(pki, tmp_path) -> None:
+    from loomctl.lag.webconfig import WebConfig
+
+    indent = "\n".join
+    inline = tmp_path / "inline.yml"
+    inline.write_text("tls_server_config:\n  cert: |\n" + indent("    " + line for line in Path(pki["server.crt"]).read_text().splitlines())
+                      + "\n  key: |\n" + indent("    " + line for line in Path(pki["server.key"]).read_text().splitlines())
+                      + "\n  client_auth_type: VerifyClientCertIfGiven\n  client_ca: |\n"
+                      + indent("    " + line for line in Path(pki["ca.crt"]).read_text().splitlines()) + "\n")  # fmt: skip
+    web = WebConfig(inline)
+    assert web.tls and web.settings.tls is not None and web.settings.tls.verify_mode == ssl.CERT_OPTIONAL
+    relative = pki.folder / "relative.yml"
+    relative.write_text("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
+    assert WebConfig(relative).tls
+
+
+def test_sans_are_compared_as_written_by_the_format_and_credentials_read_as_rfc_7617() -> None:
+    from loomctl.lag.webconfig import basic_credentials, certificate_sans
+
+    cert = {"subjectAltName": (("DNS", "a.test"), ("IP Address", "2001:DB8:0:0:0:0:0:1\n"), ("IP Address", "10.0.0.1"),
+                               ("email", "x@y.test"), ("URI", "spiffe://loom/p"), ("DirName", "ignored"))}  # fmt: skip
+    assert certificate_sans(cert) == ["a.test", "2001:db8::1", "10.0.0.1", "x@y.test", "spiffe://loom/p"]
+    assert certificate_sans(None) == []
+    assert basic_credentials("Basic cHJvbTpzOmVjcmV0") == (b"prom", b"s:ecret")  # the password may hold a colon
+    assert basic_credentials("basic cHJvbTpzZWNyZXQ=") == (b"prom", b"secret")
+    for bad in (None, "", "Bearer x", "Basic !!!", "Basic cHJvbQ==", "Basic"):
+        assert basic_credentials(bad) is None, bad
+
+
+def test_a_verified_password_is_remembered_and_an_unknown_user_costs_a_known_ones_time(tmp_path) -> None:
+    import base64
+    import statistics
+
+    from loomctl.lag.webconfig import WebConfig
+
+    web_file = tmp_path / "auth.yml"
+    web_file.write_text(f"basic_auth_users:\n  {USER}: '{_hash(PASSWORD, 10)}'\n")
+    events: list[tuple[str, str]] = []
+    web = WebConfig(web_file, on_event=lambda level, message: events.append((level, message)))
+    settings = web.current()
+
+    def timed(user: str, password: str, times: int = 3) -> tuple[bool, float]:
+        header = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        spent, ok = [], False
+        for _ in range(times):
+            started = time.perf_counter()
+            ok = web.authorized(settings, header)
+            spent.append(time.perf_counter() - started)
+        return ok, statistics.median(spent)
+
+    first_ok, first = timed(USER, PASSWORD, 1)
+    cached_ok, cached = timed(USER, PASSWORD, 200)
+    wrong_ok, wrong = timed(USER, "wrong")
+    unknown_ok, unknown = timed("nobody", PASSWORD)
+    long_ok, _ = timed(USER, PASSWORD + "x" * 80)
+    print(f"bcrypt cost 10: first {first * 1000:.1f} ms, remembered {cached * 1000:.3f} ms, wrong {wrong * 1000:.1f} ms,"
+          f" unknown user {unknown * 1000:.1f} ms")  # fmt: skip
+    assert (first_ok, cached_ok, wrong_ok, unknown_ok, long_ok) == (True, True, False, False, False)
+    assert cached < first / 20
+    assert 0.5 < unknown / wrong < 2  # the same cost: a user's existence is not told by the time
+    assert events == []
