@@ -706,9 +706,9 @@ class _Server(ThreadingHTTPServer):
                     tls.do_handshake()
                     break
                 except ssl.SSLWantReadError:
-                    select.select([tls], [], [], left)
+                    _wait_for(tls, select.POLLIN, left)
                 except ssl.SSLWantWriteError:
-                    select.select([], [tls], [], left)
+                    _wait_for(tls, select.POLLOUT, left)
             allowed = settings.allowed_sans
             if allowed is not None and not allowed.intersection(certificate_sans(tls.getpeercert())):
                 raise ssl.SSLError("the client certificate carries no allowed SAN")
@@ -733,6 +733,13 @@ class _Server(ThreadingHTTPServer):
     def shutdown(self) -> None:
         self._closing.set()
         super().shutdown()
+
+
+def _wait_for(sock: socket.socket, event: int, seconds: float) -> None:
+    """Until ``sock`` is ready for ``event`` or ``seconds`` have passed (poll: select's descriptors stop at 1024)."""
+    poller = select.poll()
+    poller.register(sock, event)
+    poller.poll(max(int(seconds * 1000), 1))
 
 
 class _TlsSocket(ssl.SSLSocket):

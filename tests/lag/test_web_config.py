@@ -529,7 +529,6 @@ def test_sans_are_compared_as_written_by_the_format_and_credentials_read_as_rfc_
 
 def test_a_verified_password_is_remembered_and_an_unknown_user_costs_a_known_ones_time(tmp_path) -> None:
     import base64
-    import statistics
 
     from loomctl.lag.webconfig import WebConfig
 
@@ -546,7 +545,7 @@ def test_a_verified_password_is_remembered_and_an_unknown_user_costs_a_known_one
             started = time.perf_counter()
             ok = web.authorized(settings, header)
             spent.append(time.perf_counter() - started)
-        return ok, statistics.median(spent)
+        return ok, min(spent)  # the least: what the check costs, not what the machine's load adds
 
     first_ok, first = timed(USER, PASSWORD, 1)
     cached_ok, cached = timed(USER, PASSWORD, 200)
