@@ -298,24 +298,61 @@ def collect(
     window: Annotated[
         str, typer.Option("--window", help="Time window of stored samples behind the statuses served with --listen.")
     ] = STATUS_WINDOW_TEXT,
+    web_config: Annotated[
+        Optional[str],
+        typer.Option(
+            "--web-config",
+            metavar="FILE",
+            help="TLS, client certificates, basic auth (bcrypt) and headers for --listen, in the web configuration file format of Prometheus exporters (--web.config.file); re-read when it or its certificates change.",
+        ),
+    ] = None,
+    web_open_health: Annotated[
+        bool,
+        typer.Option(
+            "--web-open-health",
+            help="With --web-config's basic_auth_users: leave /healthz, /livez, /readyz and /burrow/admin[/ready] without basic auth (TLS and client certificates still apply).",
+        ),
+    ] = False,
 ) -> None:
     """Sample every configured group into consumer_lag_history until stopped; with --listen, serve each cycle to Prometheus and Burrow clients. Example: loomctl lag collect --interval 30s --listen 0.0.0.0:9308"""
     from loomctl.lag.collector import Collector
     from loomctl.lag.http import serving
 
+    on_event = _event_printer(verbose)
+    web = _web_config(listen, web_config, web_open_health, on_event)
     collector = Collector.from_options(
         state(ctx).settings, interval=interval, retention=retention, window=window, listen=listen,
-        cluster_name=cluster_name, granularity=granularity.value, cluster=cluster, on_event=_event_printer(verbose),
+        cluster_name=cluster_name, granularity=granularity.value, cluster=cluster, on_event=on_event,
     )  # fmt: skip
     # asked twice: stop now, even in the middle of a cycle
-    with collector, stop_on_signals(second_interrupts=True) as stop, serving(collector.exporter, listen) as address:
+    with collector, stop_on_signals(second_interrupts=True) as stop, serving(collector.exporter, listen, web) as url:
         if not once:
             info(f"collecting every {interval}, keeping {retention}; Ctrl-C to stop")
-        if address:
-            info(f"serving http://{address}/metrics and http://{address}/v3/kafka")
+        if url:
+            info(f"serving {url}/metrics and {url}/v3/kafka")
+            if web is not None and web.settings.http2_set:
+                info(f"--web-config {web_config}: http_server_config.http2 is ignored: the endpoint speaks HTTP/1.1 only")
         wrote = collector.run(stop, once=once)
     if once:
         info(f"sampled {'1 cycle' if wrote else 'nothing: no configured groups'}")
+
+
+def _web_config(listen: str | None, path: str | None, open_health: bool, on_event: Callable[[str, str], None]) -> Any:
+    """The web configuration file read (BadInput, exit 2, when it does not read), or None without one."""
+    from loomctl.errors import BadInput
+
+    if path is None:
+        if open_health:
+            raise BadInput("--web-open-health needs --web-config")
+        return None
+    if listen is None:
+        raise BadInput("--web-config needs --listen")
+    from loomctl.lag.webconfig import WebConfig
+
+    web = WebConfig(path, open_health=open_health, on_event=on_event)
+    if open_health and not web.settings.users:
+        raise BadInput(f"--web-open-health: --web-config {path} has no basic_auth_users, so nothing is closed to open")
+    return web
 
 
 @app.command()

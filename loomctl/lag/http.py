@@ -36,6 +36,15 @@ Whatever a client sends or does, the endpoint answers or closes, and writes noth
 served, every other method answers 405, a request that is not HTTP/1.x 400 (414, 431 when too long), a head that does
 not arrive within :data:`HEAD_SECONDS` 408 or a close; at most :data:`HANDLERS` connections are served at once and
 the others wait in a backlog of :data:`BACKLOG`; a client that goes away is counted (``dropped``), not reported.
+
+With a web configuration file (``--web-config``, :mod:`loomctl.lag.webconfig`) the same holds over TLS: each
+connection's handshake runs on its own handler, not where connections are accepted, and must end within
+:data:`HEAD_SECONDS`, which the first request's head shares with it; a handshake that fails or is refused (no client
+certificate, one that does not verify or carries no allowed SAN, a TLS version or cipher outside the file's, a client
+too slow) closes the connection and is counted (``refused``), as is plain HTTP on the TLS port, which answers one 400.
+With client certificates the handshake applies to every path, the health endpoints' too. Basic auth is asked of every
+path (the health endpoints are left open only with ``open_health``) before anything else, the method's 405 included:
+401 with ``WWW-Authenticate: Basic``. The file's response headers go on every answer.
 """
 
 from __future__ import annotations
@@ -48,7 +57,9 @@ import io
 import json
 import math
 import re
+import select
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -64,6 +75,7 @@ from loomctl.lag.verdicts import ERR, OK, REWIND, STALL, STOP, WARN
 
 if TYPE_CHECKING:
     from loomctl.lag.live import PartitionLag
+    from loomctl.lag.webconfig import WebConfig, WebSettings
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
@@ -417,8 +429,10 @@ class _Wire(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def expect_head(self, budget: int | None = HEAD_BYTES) -> None:
-        self.deadline, self.budget, self.received = time.monotonic() + HEAD_SECONDS, budget, 0
+    def expect_head(self, budget: int | None = HEAD_BYTES, deadline: float | None = None) -> None:
+        """From now on, a head is awaited: within ``deadline`` (a TLS connection's first request shares the time of
+        its handshake), else within :data:`HEAD_SECONDS` from now."""
+        self.deadline, self.budget, self.received = deadline or time.monotonic() + HEAD_SECONDS, budget, 0
 
     def head_done(self) -> None:
         self.deadline = self.budget = None
@@ -453,6 +467,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._wire = _Wire(self.connection)
         self.rfile = io.BufferedReader(self._wire)
         self._answered = 0
+        self._first_deadline: float | None = getattr(self.connection, "head_deadline", None)
 
     def handle_one_request(self) -> None:
         """One request, read within :data:`HEAD_SECONDS` and :data:`HEAD_BYTES`: GET and HEAD are served, any other
@@ -460,7 +475,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         # what send_error needs before a request line is parsed; HTTP/1.0 so that the status line is written
         self.command, self.request_version, self.requestline = "", "HTTP/1.0", ""
-        self._wire.expect_head()
+        self._wire.expect_head(deadline=self._first_deadline)
+        self._first_deadline = None
         try:
             line = self.rfile.readline(REQUEST_LINE_BYTES + 1)
             while line in (b"\r\n", b"\n"):  # RFC 9112 2.2: empty lines before a request line are ignored
@@ -493,10 +509,32 @@ class _Handler(BaseHTTPRequestHandler):
         self._answered += 1
         if self._answered >= REQUESTS_PER_CONNECTION:
             self.close_connection = True
+        if self.server.web is not None and not self._admitted(self.server.web):
+            return
         if self.command in ("GET", "HEAD"):
             self._answer(send_body=self.command == "GET")
         else:
             self._refuse()
+
+    def _admitted(self, web: "WebConfig") -> bool:
+        """Within the file's rate limit (else 429) and, where basic auth applies, with a user and its password (else
+        401 with ``WWW-Authenticate: Basic``), whatever the method: nothing of the endpoint is told before."""
+        settings = web.current()
+        if not web.allow():
+            self._json_error(429, "too many requests: see the web configuration's rate_limit")
+            return False
+        try:
+            path = urlsplit(self.path).path
+        except ValueError:
+            path = ""
+        if web.needs_auth(settings, path) and not web.authorized(settings, self.headers.get("Authorization")):
+            self._json_error(401, "unauthorized: basic auth with a user of the web configuration", {"WWW-Authenticate": "Basic"})
+            return False
+        return True
+
+    def _json_error(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps({"error": True, "message": message}).encode()
+        self._send(code, {**(headers or {}), "Content-Type": "application/json"}, body, send_body=self.command != "HEAD")
 
     def _answer(self, *, send_body: bool) -> None:
         gzipped = "gzip" in (self.headers.get("Accept-Encoding") or "")
@@ -527,6 +565,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         for name, value in headers.items():
             self.send_header(name, value)
+        if self.server.web is not None:
+            for name, value in self.server.web.settings.headers:
+                self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
@@ -581,6 +622,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = BACKLOG
     handlers = HANDLERS
     api: Api
+    web: "WebConfig | None" = None
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         self._slots = threading.BoundedSemaphore(self.handlers)
@@ -593,6 +635,9 @@ class _Server(ThreadingHTTPServer):
         """Answers 500 (a bug in a route) and handlers that could not start."""
         self.busy = 0
         """Connections being served now."""
+        self.refused = 0
+        """TLS connections that did not become one: a handshake that failed, was refused or took too long, a client
+        certificate without an allowed SAN, plain HTTP on the TLS port."""
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -618,6 +663,65 @@ class _Server(ThreadingHTTPServer):
         self._count("busy", -1)
         self._slots.release()
 
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """The handler, over TLS when the web configuration has it: the handshake runs here, on the connection's own
+        thread, so a slow one holds its slot (for :data:`HEAD_SECONDS` at most) and no other client."""
+        settings = self.web.current() if self.web is not None else None
+        if settings is None or settings.tls is None:
+            super().finish_request(request, client_address)
+            return
+        secured = self._secure(request, settings)
+        if secured is None:
+            return
+        try:
+            super().finish_request(secured, client_address)
+        finally:
+            self.shutdown_request(secured)
+
+    def _secure(self, raw: socket.socket, settings: "WebSettings") -> "ssl.SSLSocket | None":
+        """The connection after its TLS handshake, or None (counted in ``refused``, closed) when there is none within
+        :data:`HEAD_SECONDS`, or the client certificate carries no allowed SAN; plain HTTP answers 400 first."""
+        from loomctl.lag.webconfig import certificate_sans
+
+        assert settings.tls is not None
+        deadline = time.monotonic() + HEAD_SECONDS
+        tls: ssl.SSLSocket | None = None
+        try:
+            raw.settimeout(HEAD_SECONDS)
+            first = raw.recv(1, socket.MSG_PEEK)
+            if not first:
+                return None  # closed before a word: nothing to refuse
+            if first != b"\x16":  # not a TLS handshake record
+                self._count("refused", 1)
+                _refuse_plain_http(raw)
+                return None
+            settings.tls.sslsocket_class = _TlsSocket
+            tls = settings.tls.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+            tls.settimeout(0.0)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no TLS handshake within the time of a request's head")
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    _wait_for(tls, select.POLLIN, left)
+                except ssl.SSLWantWriteError:
+                    _wait_for(tls, select.POLLOUT, left)
+            allowed = settings.allowed_sans
+            if allowed is not None and not allowed.intersection(certificate_sans(tls.getpeercert())):
+                raise ssl.SSLError("the client certificate carries no allowed SAN")
+            assert isinstance(tls, _TlsSocket)
+            tls.head_deadline = deadline
+            tls.settimeout(HEAD_SECONDS)
+            return tls
+        except Exception:  # a refusal is the client's failure, never the collector's: counted, not printed
+            self._count("refused", 1)
+            with contextlib.suppress(OSError):
+                (tls or raw).close()
+            return None
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Counted, never printed: a client that resets or closes its connection is no fault of the collector's."""
         self._count("dropped" if isinstance(sys.exc_info()[1], OSError) else "failures", 1)
@@ -631,10 +735,42 @@ class _Server(ThreadingHTTPServer):
         super().shutdown()
 
 
+def _wait_for(sock: socket.socket, event: int, seconds: float) -> None:
+    """Until ``sock`` is ready for ``event`` or ``seconds`` have passed (poll: select's descriptors stop at 1024)."""
+    poller = select.poll()
+    poller.register(sock, event)
+    poller.poll(max(int(seconds * 1000), 1))
+
+
+class _TlsSocket(ssl.SSLSocket):
+    """A server side TLS connection that knows by when its first request's head must have come."""
+
+    head_deadline: float | None = None
+
+
+_PLAIN_HTTP_ANSWER = json.dumps({"error": True, "message": "an HTTP request to the HTTPS endpoint: use https://"}).encode()
+
+
+def _refuse_plain_http(raw: socket.socket) -> None:
+    """One 400 to a client speaking plain HTTP to the TLS port (what it sent is read first, so that the close does
+    not reset the answer away)."""
+    with contextlib.suppress(OSError):
+        raw.settimeout(0.0)
+        with contextlib.suppress(BlockingIOError):
+            raw.recv(HEAD_BYTES)
+        raw.settimeout(SEND_SECONDS)
+        raw.sendall(
+            b"HTTP/1.0 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            + f"Content-Length: {len(_PLAIN_HTTP_ANSWER)}\r\n\r\n".encode()
+            + _PLAIN_HTTP_ANSWER
+        )
+
+
 class MonitoringServer:
     """The endpoint on ``host:port``, served from a daemon thread until :meth:`close`."""
 
-    def __init__(self, exporter: Exporter, host: str, port: int) -> None:
+    def __init__(self, exporter: Exporter, host: str, port: int, web: "WebConfig | None" = None) -> None:
+        """``web``: the web configuration file (TLS, basic auth, headers) read already; None serves plain HTTP to all."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server_class = type("_BoundServer", (_Server,), {"address_family": family})
         try:
@@ -642,6 +778,7 @@ class MonitoringServer:
         except OSError as exc:
             raise _listen_error(host, port, exc) from None
         self._server.api = Api(exporter)
+        self._server.web = web
         self._thread = threading.Thread(target=self._server.serve_forever, name="loomctl-http", daemon=True)
 
     @property
@@ -658,6 +795,15 @@ class MonitoringServer:
     def failures(self) -> int:
         """Answers 500 (a bug in a route): none is expected, whatever a client sends."""
         return self._server.failures
+
+    @property
+    def refused(self) -> int:
+        """TLS connections refused at the handshake (see :attr:`_Server.refused`)."""
+        return self._server.refused
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self._server.web is not None and self._server.web.tls else "http"
 
     @property
     def busy(self) -> int:
@@ -685,13 +831,14 @@ def _listen_error(host: str, port: int, exc: OSError) -> LoomError:
 
 
 @contextlib.contextmanager
-def serving(exporter: Exporter | None, listen: str | None) -> Iterator[str | None]:
-    """The endpoint for the length of the block (its address), or nothing (None) without an exporter."""
+def serving(exporter: Exporter | None, listen: str | None, web: "WebConfig | None" = None) -> Iterator[str | None]:
+    """The endpoint for the length of the block (its URL's scheme and address, ``https://HOST:PORT`` with TLS), or
+    nothing (None) without an exporter. ``web``: the web configuration file, read already."""
     if exporter is None or listen is None:
         yield None
         return
-    server = MonitoringServer(exporter, *parse_listen(listen)).start()
+    server = MonitoringServer(exporter, *parse_listen(listen), web=web).start()
     try:
-        yield server.address
+        yield f"{server.scheme}://{server.address}"
     finally:
         server.close()
