@@ -44,6 +44,18 @@ SHARE_ACKNOWLEDGEMENT_MODES: Mapping[bool, str] = {True: "implicit", False: "exp
 acknowledged by the application (the database writer's commit after each write)."""
 
 
+LIVE, RECREATE, BROKER, UNUSED = "live", "recreate", "broker", "unused"
+RELOAD_CLASSES: Mapping[str, str] = {
+    LIVE: "applied by the loaders at the next poll",
+    RECREATE: "applied by the loaders recreating the client at a safe point (processed records committed, then a rejoin)",
+    BROKER: "applied on the broker, by `loomctl config push` (a group config)",
+    UNUSED: "not used by this group type",
+}
+"""How a changed setting reaches a running service (issue of the guide's UPDATE): the loader's own batching at the
+next poll; a client property, which librdkafka and KafkaJS fix per client, by a new client; a group config of the
+consumer protocol or a share group on the broker."""
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -57,6 +69,7 @@ class Field:
     java: str | None = None
     librdkafka: str | None = None  # None: librdkafka has no such property
     kafkajs: str | None = None  # None: KafkaJS has no such option
+    reload: str = RECREATE  # LIVE: the loader's own; RECREATE: a client property (BROKER: see reload_class)
 
     def describe_range(self) -> str:
         if self.choices:
@@ -81,6 +94,7 @@ FIELDS: tuple[Field, ...] = (
         java="max.poll.records",
         librdkafka=None,
         kafkajs=None,
+        reload=LIVE,
     ),
     Field(
         "max_poll_interval_ms",
@@ -503,6 +517,39 @@ def broker_owned(settings: Mapping[str, Any]) -> Mapping[str, str]:
     if protocol == "consumer":
         return GROUP_CONFIGS
     return {}
+
+
+def reload_class(name: str, settings: Mapping[str, Any]) -> str:
+    """How a change of ``name`` reaches a running service with these settings, the changed ones
+    (:data:`RELOAD_CLASSES`): on the broker for what the group type's broker owns, not at all for what its clients are
+    not given, else the field's own class. A new consumer group id or group protocol is a new client."""
+    if name in ("consumer_group_id", "group_protocol"):
+        return RECREATE  # another group, or another protocol (whose broker side `config push` then sets)
+    if name in broker_owned(settings):
+        return BROKER
+    field = FIELDS_BY_NAME[name]
+    if field.reload == LIVE:
+        return LIVE
+    if uses_share_group(settings) and name == "enable_auto_commit":
+        return RECREATE  # a share consumer's share.acknowledgement.mode
+    if field not in client_fields(settings) or (field.librdkafka is None and field.kafkajs is None):
+        return UNUSED
+    return RECREATE
+
+
+def reload_class_sql(field: str) -> str:
+    """SQL for :func:`reload_class` of the field named by the expression ``field``, for the group protocol named by
+    ``protocol`` in the same scope (NULL for a column that is no client setting): generated from the field table, so
+    the raw UPDATE's notice and `config set` say the same."""
+    whens = ["WHEN {f} IN ('consumer_group_id', 'group_protocol') THEN 'recreate'"]
+    for protocol in GROUP_PROTOCOLS:
+        settings = {**DEFAULTS, "group_protocol": protocol}
+        for cls in (BROKER, LIVE, UNUSED, RECREATE):
+            names = [f.name for f in FIELDS if reload_class(f.name, settings) == cls]
+            if names:
+                listed = ", ".join(_sql_literal(n) for n in names)
+                whens.append(f"WHEN protocol = {_sql_literal(protocol)} AND {{f}} IN ({listed}) THEN {_sql_literal(cls)}")
+    return "CASE " + " ".join(w.format(f=field) for w in whens) + " END"
 
 
 SHARE_CLIENT_EXCLUDED = frozenset(

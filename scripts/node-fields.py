@@ -19,7 +19,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loomctl.consumer_config import DEFAULTS, FIELDS, RULES, Field, kafkajs_options
+from loomctl.consumer_config import DEFAULTS, FIELDS, GROUP_PROTOCOLS, RULES, Field, kafkajs_options, reload_class
 from loomctl.validation import SERVICE_NAME
 
 TARGET = ROOT / "node" / "fields.json"
@@ -90,6 +90,7 @@ def document() -> dict[str, Any]:
                 "java": f.java,
                 "librdkafka": f.librdkafka,
                 "kafkajs": kafkajs_mapping(f),
+                "reload": {p: reload_class(f.name, {**DEFAULTS, "group_protocol": p}) for p in GROUP_PROTOCOLS},
             }
             for f in FIELDS
         ],

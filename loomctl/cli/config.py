@@ -81,6 +81,9 @@ def _show_changes(ctx: typer.Context, result: Any, output: Output | None, check:
     else:
         versions = f"version {result.version_before or '-'} -> {result.version_after or '-'}"
         info(f"{result.action} {result.service_name}: {len(result.changes)} field(s), {versions}")
+    reaching = configs.reload_summary(result)
+    if reaching:
+        info(f"running services: {reaching}")
     for line in (check.warning and f"warning: {check.warning}", check.note):
         if line:
             info(line)

@@ -26,6 +26,7 @@ _EXPORTS = {
         "TRACKED",
         "apply_profile",
         "changes_between",
+        "reload_summary",
         "client_config",
         "client_options",
         "delete_config",

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from loomctl import validation
 from loomctl.clusters.store import DEFAULT_CLUSTER, check_cluster_name, missing_clusters
-from loomctl.consumer_config import DEFAULTS, FIELDS, FIELDS_BY_NAME, PROFILES, Profile, client_properties
+from loomctl.consumer_config import DEFAULTS, FIELDS, FIELDS_BY_NAME, PROFILES, Profile, client_properties, reload_class
 from loomctl.db import set_audit_context
 from loomctl.errors import BadInput, Conflict, NotFound
 
@@ -112,6 +112,9 @@ class FieldChange:
     field: str
     old: Any
     new: Any
+    reload: str | None = None
+    """How an update of a client setting reaches running services (:data:`loomctl.consumer_config.RELOAD_CLASSES`);
+    None for a create, a delete, and a column that is no client setting."""
 
 
 @dataclass(frozen=True)
@@ -334,13 +337,40 @@ def profiles() -> list[Profile]:
 
 
 def changes_between(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[FieldChange]:
+    updated = bool(old) and bool(new)
     old = old or {}
     new = new or {}
     return [
-        FieldChange(name, old.get(name), new.get(name))
+        FieldChange(name, old.get(name), new.get(name), _reload(name, new) if updated else None)
         for name in TRACKED
         if (name in old or name in new) and old.get(name) != new.get(name)
     ]
+
+
+_REACHING = {
+    "live": "at the next poll",
+    "recreate": "when the loaders recreate the client",
+    "broker": "on the broker with `loomctl config push {service}`",
+    "unused": "not used by this group type",
+}
+
+
+def reload_summary(result: ChangeResult) -> str:
+    """How an update's settings reach running services, grouped by class: ``max_poll_records at the next poll;
+    fetch_max_bytes when the loaders recreate the client``; empty when nothing a client uses changed."""
+    by_class: dict[str, list[str]] = {}
+    for change in result.changes:
+        if change.reload is not None:
+            by_class.setdefault(change.reload, []).append(change.field)
+    return "; ".join(
+        f"{', '.join(names)} {_REACHING[cls].format(service=result.service_name)}"
+        for cls in _REACHING
+        if (names := by_class.get(cls))
+    )
+
+
+def _reload(name: str, settings: Mapping[str, Any]) -> str | None:
+    return reload_class(name, {**DEFAULTS, **settings}) if name in FIELDS_BY_NAME or name == "consumer_group_id" else None
 
 
 def _conflict(session: "Executor", service_name: str, expected_version: int) -> Conflict:

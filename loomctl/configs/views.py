@@ -37,7 +37,7 @@ def record(title: str) -> View:
 
 CHANGES = view(
     lambda result: f"{result.service_name}: {result.action}",
-    ("field", "old", "new"),
+    ("field", "old", "new", "reload"),
     rows=lambda result: result.changes,
 )
 """A :class:`~loomctl.configs.store.ChangeResult`: each field's old and new value."""
@@ -54,6 +54,16 @@ def profile_records() -> list[dict[str, Any]]:
 PROFILES = view(columns=("name", "title", "settings", "lag_slo_seconds", "examples"))
 
 
+def _reload_text(name: str) -> str:
+    """A field's reload class by group protocol: ``recreate`` where all agree, else ``recreate (consumer: broker)``."""
+    from loomctl.consumer_config import DEFAULTS, GROUP_PROTOCOLS, reload_class
+
+    classes = {p: reload_class(name, {**DEFAULTS, "group_protocol": p}) for p in GROUP_PROTOCOLS}
+    usual = classes["classic"]
+    others = ", ".join(f"{p}: {c}" for p, c in classes.items() if c != usual)
+    return f"{usual} ({others})" if others else usual
+
+
 def field_records() -> list[dict[str, Any]]:
     """Every consumer setting with its range, default and per-client names."""
     from loomctl.consumer_config import FIELDS
@@ -66,6 +76,7 @@ def field_records() -> list[dict[str, Any]]:
             "java": f.java,
             "librdkafka": f.librdkafka,
             "kafkajs": f.kafkajs,
+            "reload": _reload_text(f.name),
             "description": f.description,
         }
         for f in FIELDS

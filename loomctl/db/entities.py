@@ -39,6 +39,9 @@ CURRENT: dict[str, int] = {
     "processing_metrics_last_hour": 1,
     "pipeline_consumer_configs_stamp": 1,
     "pipeline_consumer_configs_audit": 1,
+    "consumer_config_reload_class": 1,
+    "consumer_config_notify": 1,
+    "pipeline_consumer_configs_notify": 1,
     "kafka_clusters_stamp": 1,
     "kafka_clusters_audit": 1,
     "consumer_config_changes_db_user": 1,
@@ -63,7 +66,7 @@ profiles (:mod:`loomctl.consumer_config`), as the CHECK constraints are, so the 
 def _generated(match: re.Match[str]) -> str:
     from loomctl import consumer_config
 
-    generators = {"profile_objective": consumer_config.profile_objective_sql}
+    generators = {"profile_objective": consumer_config.profile_objective_sql, "reload_class": consumer_config.reload_class_sql}
     return generators[match.group(1)](match.group(2))
 
 

@@ -15,6 +15,11 @@ export interface FieldSpec {
   librdkafka: string | null;
   /** Where `loomctl config show --client kafkajs` puts the field; null where KafkaJS has no option. */
   kafkajs: { path: string[]; values?: Record<string, unknown> } | null;
+  /**
+   * How a change reaches a running service, by group protocol: `live` (the loader, at the next poll), `recreate`
+   * (a new client at a safe point), `broker` (a group config, `loomctl config push`) or `unused`.
+   */
+  reload: Record<'classic' | 'consumer' | 'share', 'live' | 'recreate' | 'broker' | 'unused'>;
 }
 
 export interface FieldTable {
