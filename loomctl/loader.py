@@ -12,6 +12,13 @@
 
 `ConsumerConfigLoader` is the same over a psycopg Connection or ConnectionPool, without asyncio.
 
+A config changed while the service runs reaches it (:mod:`loomctl.live_config`): the loader hears each new version
+(LISTEN; else the re-read after `ttl_seconds`) and, once every fetched record has been handed out, applies it by
+each setting's reload class: max_poll_records with the next batch, a client property by a new client (processed
+offsets committed, a clean leave and rejoin; a refused one rolls back). `create_consumer` hands out a
+ManagedConsumer for that: every attribute is the current client's. `on_config_change=` hears each change, and
+`refuse={"recreate"}` keeps the client whatever changes.
+
 A service must start while the config database is down: the loader then uses the config it last
 saved on local disk (else the defaults), logs a warning, and tries the database again after
 `retry_seconds`; a config read from the database is re-read after `ttl_seconds`.
@@ -50,13 +57,14 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loomctl.consumer_config import DEFAULTS, FIELDS, FIELDS_BY_NAME, RULES, Field, librdkafka_properties
 from loomctl.errors import BadInput
+from loomctl.live_config import ConfigChange, Listener, ManagedConsumer, change_between, conninfo_of
 from loomctl.settings import ENV_BOOTSTRAP_SERVERS, ENV_KAFKA_CONFIG, read_properties_file
 from loomctl.validation import SERVICE_NAME, check_group_id
 
@@ -273,6 +281,9 @@ class _Core:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
         kafka_config: Path | str | None = None,
         poll_timeout: float = 1.0,
+        listen: bool = True,
+        on_config_change: Callable[[ConfigChange], None] | None = None,
+        refuse: Collection[str] = (),
     ) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.ttl_seconds = ttl_seconds
@@ -291,6 +302,98 @@ class _Core:
         """Share consumers whose records the loader accepts once the service asks for the next slice (id -> consumer,
         held so that no other object takes the id)."""
         self._refusals: set[str] = set()  # services whose refused join was reported
+        unknown = set(refuse) - {"live", "recreate"}
+        if unknown:
+            raise ValueError(f"refuse takes the reload classes a loader applies (live, recreate), not {sorted(unknown)}")
+        self.listen = listen
+        """Hear each new version at once (LISTEN loomctl_config); without it, changes arrive with the re-read."""
+        self.on_config_change = on_config_change
+        self.refuse = frozenset(refuse)
+        self._listener: Listener | None = None
+
+    # -- live configuration (loomctl.live_config) --
+
+    def _start_listening(self, source: Any) -> None:
+        if not self.listen or self._listener is not None:
+            return
+        with self._lock:
+            if self._listener is not None:
+                return
+            found = conninfo_of(source)
+            if found is None:
+                self.listen = False
+                return
+            self._listener = Listener(found[0], found[1], self._heard)
+
+    def _heard(self, service_name: str, version: int | None) -> None:
+        """A new version was committed: the next poll reads it (whatever the TTL)."""
+        with self._lock:
+            entry = self._memory.get(service_name)
+            if entry is not None and entry[0].version != version:
+                del self._memory[service_name]
+
+    def close(self) -> None:
+        """Stop listening for config changes (the loader's consumers are the service's to close)."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
+
+    def _follow(self, consumer: Any, config: ConsumerSettings) -> None:
+        """At a safe point (every fetched record handed out and processed), bring ``consumer`` to ``config`` if that
+        is a newer version from the database: live settings are in ``config`` already, recreate ones take a new
+        client. One log line, and the service's callback."""
+        if not isinstance(consumer, ManagedConsumer) or config.source != "database":
+            return  # a cached config or the defaults: the consumer keeps what it runs
+        running = consumer.config
+        if config.version == running.version or config.version in consumer.refused_versions:
+            return
+        change = change_between(running, config)
+        if change is None:
+            consumer.config = config
+            return
+        change.refused_classes = tuple(sorted(set(change.classes.values()) & self.refuse))
+        if change.needs_client:
+            self._recreate(consumer, config, change)
+        if change.applied:
+            consumer.config = config
+        else:
+            assert config.version is not None
+            consumer.refused_versions.add(config.version)
+        if change.applied:
+            log.info("%s: config version %s -> %s applied: %s", config.service_name, running.version, config.version,
+                     change.describe())  # fmt: skip
+        else:
+            log.error("%s: config version %s refused by the new client (%s): back on version %s: %s", config.service_name,
+                      config.version, change.error, running.version, change.describe())  # fmt: skip
+        if self.on_config_change is not None:
+            try:
+                self.on_config_change(change)
+            except Exception:  # the service's callback never stops its consumer
+                log.exception("%s: on_config_change raised", config.service_name)
+
+    def _recreate(self, consumer: ManagedConsumer, config: ConsumerSettings, change: ConfigChange) -> None:
+        """Commit what was processed (auto-commit mode), close the client, build the new one; a client that refuses
+        the new properties is built again with the last good ones."""
+        from confluent_kafka import KafkaException
+
+        started = time.monotonic()
+        with consumer.lock:
+            old = consumer.client
+            if consumer.config["enable_auto_commit"] and not consumer.config.is_share_group:
+                with contextlib.suppress(KafkaException):  # nothing stored to commit
+                    old.commit(asynchronous=False)
+            old.close()
+            with self._lock:
+                self._acknowledging.pop(id(old), None)
+            try:
+                props = self.consumer_properties(config, consumer.bootstrap_servers, consumer.overrides)
+                consumer.client = self._client(props, consumer.topics, config)
+                consumer.props = props
+            except Exception as exc:  # librdkafka refuses the properties: the last good ones again
+                change.applied = False
+                change.error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                consumer.client = self._client(consumer.props, consumer.topics, consumer.config)
+        change.seconds = time.monotonic() - started
 
     # -- cache --
 
@@ -448,7 +551,21 @@ class _Core:
         props.update(overrides or {})
         return props
 
-    def _consumer(self, props: Mapping[str, Any], topics: Sequence[str], config: ConsumerSettings | None = None) -> Any:
+    def _consumer(
+        self,
+        props: Mapping[str, Any],
+        topics: Sequence[str],
+        config: ConsumerSettings,
+        bootstrap_servers: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> ManagedConsumer:
+        """The service's consumer, which the loader may replace with a new client when its config changes."""
+        client = self._client(props, topics, config)
+        managed = ManagedConsumer(client, config, list(topics), bootstrap_servers, dict(overrides or {}))
+        managed.props = dict(props)
+        return managed
+
+    def _client(self, props: Mapping[str, Any], topics: Sequence[str], config: ConsumerSettings | None = None) -> Any:
         group = props.get("group.id")
         # librdkafka aborts the whole process (an assertion, not an exception) on a missing or empty group id
         if not isinstance(group, str) or not group.strip() or "\0" in group:
@@ -472,9 +589,10 @@ class _Core:
     def _accept(self, consumer: Any, batch: Sequence[Any]) -> None:
         """A processed slice, accepted (sent with the next poll or at close) when the loader acknowledges for the
         service: records it never handed out are released at close, to be delivered again."""
-        if id(consumer) in self._acknowledging:
+        client = consumer.client if isinstance(consumer, ManagedConsumer) else consumer
+        if id(client) in self._acknowledging:
             for message in batch:
-                consumer.acknowledge(message)
+                client.acknowledge(message)
 
     def _good(self, messages: Sequence[Any], service_name: str) -> tuple[list[Any], bool]:
         """The messages without an error, and whether the broker refused the group's session timeout."""
@@ -591,6 +709,7 @@ class KafkaConsumerConfigLoader(_Core):
         """The service's settings: from memory within the TTL, else the database, else the disk cache."""
         import psycopg
 
+        self._start_listening(self.pool)
         fresh = self._fresh(service_name)
         if fresh is not None:
             return fresh
@@ -613,7 +732,7 @@ class KafkaConsumerConfigLoader(_Core):
         share-group service)."""
         config = await self.load_config(service_name)
         props = self.consumer_properties(config, bootstrap_servers, config_overrides)
-        return await asyncio.to_thread(self._consumer, props, topics, config)
+        return await asyncio.to_thread(self._consumer, props, topics, config, bootstrap_servers, config_overrides)
 
     async def poll_with_limit(
         self, consumer: Any, service_name: str, *, timeout: float | None = None, yield_empty: bool = False
@@ -623,6 +742,7 @@ class KafkaConsumerConfigLoader(_Core):
         while True:
             config = await self.load_config(service_name)
             if not pending:
+                await asyncio.to_thread(self._follow, consumer, config)
                 messages = await asyncio.to_thread(_fetch, consumer, config.max_poll_records, timeout or self.poll_timeout)
                 pending, refused = self._good(messages, service_name)
                 if refused:
@@ -709,6 +829,7 @@ class ConsumerConfigLoader(_Core):
     def load_config(self, service_name: str) -> ConsumerSettings:
         import psycopg
 
+        self._start_listening(self.source)
         fresh = self._fresh(service_name)
         if fresh is not None:
             return fresh
@@ -727,7 +848,8 @@ class ConsumerConfigLoader(_Core):
         config_overrides: Mapping[str, Any] | None = None,
     ) -> Any:
         config = self.load_config(service_name)
-        return self._consumer(self.consumer_properties(config, bootstrap_servers, config_overrides), topics, config)
+        props = self.consumer_properties(config, bootstrap_servers, config_overrides)
+        return self._consumer(props, topics, config, bootstrap_servers, config_overrides)
 
     def poll_with_limit(
         self, consumer: Any, service_name: str, *, timeout: float | None = None, yield_empty: bool = False
@@ -736,6 +858,7 @@ class ConsumerConfigLoader(_Core):
         while True:
             config = self.load_config(service_name)
             if not pending:
+                self._follow(consumer, config)
                 messages = _fetch(consumer, config.max_poll_records, timeout or self.poll_timeout)
                 pending, refused = self._good(messages, service_name)
                 if refused:
