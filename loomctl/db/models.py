@@ -432,3 +432,28 @@ class ConsumerProcessingMetricsRollup(Base):
     messages_failed: Mapped[int] = mapped_column(BigInteger, nullable=False)
     processing_time_ms: Mapped[float] = mapped_column(Double, nullable=False)
     max_processing_time_ms: Mapped[float] = mapped_column(Double, nullable=False)
+
+
+class ConsumerInstance(Base):
+    """A running consumer a loader made, as it last reported itself (record_consumer_instance): the config version it
+    runs, so that `config show` and `config drift` say which instances have not taken the newest one yet."""
+
+    __tablename__ = "consumer_instances"
+    __table_args__ = (
+        CheckConstraint("language IN ('python', 'node')", name="language"),
+        Index("ix_consumer_instances_service_reported", "service_name", "reported_at"),
+    )
+
+    instance_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    service_name: Mapped[str] = mapped_column(Text, nullable=False)
+    consumer_group_id: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(Text, nullable=False)
+    host: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    config_version: Mapped[int | None] = mapped_column(Integer)
+    """The version the running client was built with or followed to (None: the defaults or a cached config)."""
+    refused_version: Mapped[int | None] = mapped_column(Integer)
+    """The newest version the instance's new client refused (it runs config_version instead)."""
+    db_user: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))
+    reported_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=text("now()"))

@@ -45,7 +45,7 @@ ROLES: dict[str, Role] = {
     "service": Role(
         f"{PREFIX}service",
         "the Python and Node loaders",
-        "read configs and the monitor view; record processing metrics and lag through the SQL functions",
+        "read configs and the monitor view; record processing metrics, lag and the running version through the SQL functions",
     ),
 }
 
@@ -81,7 +81,7 @@ TABLES = (
     "alembic_version", "pipeline_consumer_configs", "consumer_config_changes", "kafka_clusters", "kafka_cluster_checks",
     "kafka_cluster_changes", "topic_partition_changes", "consumer_lag_history", "lag_status_cache",
     "lag_status_cache_rows", "lag_status_cache_groups", "consumer_processing_metrics", "consumer_processing_metrics_rollup",
-    "v_consumer_performance_monitor", "v_consumer_alerts", "v_consumer_performance_history", "v_partition_efficiency",
+    "consumer_instances", "v_consumer_performance_monitor", "v_consumer_alerts", "v_consumer_performance_history", "v_partition_efficiency",
 )  # fmt: skip
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
 _STATUS_COPY = ("lag_status_cache", "lag_status_cache_rows", "lag_status_cache_groups")
@@ -115,6 +115,7 @@ else is refused. The audit trails take new rows from the operator and are change
 FUNCTIONS: dict[str, frozenset[str]] = {
     "record_consumer_lag": frozenset({SERVICE, COLLECTOR}),
     "record_processing_metrics": frozenset({SERVICE}),
+    "record_consumer_instance": frozenset({SERVICE}),
     "ensure_lag_history_partitions": frozenset({COLLECTOR}),
     "drop_lag_history_before": frozenset({COLLECTOR}),
     "refresh_lag_partition_status": frozenset({COLLECTOR}),
