@@ -24,7 +24,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
+import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +38,10 @@ from loomctl.consumer_config import BROKER, DEFAULTS, FIELDS_BY_NAME, LIVE, RECR
 log = logging.getLogger("loomctl.loader")
 
 CHANNEL = "loomctl_config"
+REPORT_EVERY_SECONDS = 30.0
+"""How often a running consumer reports the version it runs (record_consumer_instance), besides at start and at
+each change; `config show` counts an instance gone after :data:`loomctl.configs.store.INSTANCE_WINDOW_SECONDS`."""
+INSTANCE_SQL = "SELECT record_consumer_instance(%s, %s, %s, 'python', %s, %s, %s, %s)"
 RECONNECT_SECONDS = 5.0
 """How long a listener waits before it connects again after losing its connection."""
 
@@ -125,6 +133,20 @@ class ManagedConsumer:
     """The properties the client was built with: the last good ones."""
     refused_versions: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    reported_at: float | None = None
+    """When the instance last reported its version (monotonic; None: to report at the next chance)."""
+    report_failed: bool = False
+
+    def report_due(self) -> bool:
+        return self.reported_at is None or time.monotonic() - self.reported_at >= REPORT_EVERY_SECONDS
+
+    def report_params(self) -> tuple[Any, ...]:
+        """record_consumer_instance's arguments: the version it runs (None for a cached config or the defaults)."""
+        version = self.config.version if self.config.source == "database" else None
+        refused = max(self.refused_versions) if self.refused_versions else None
+        return (self.instance_id, self.config.service_name, version, self.config.consumer_group_id, socket.gethostname(),
+                os.getpid(), refused)  # fmt: skip
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)

@@ -64,7 +64,7 @@ from typing import Any
 
 from loomctl.consumer_config import DEFAULTS, FIELDS, FIELDS_BY_NAME, RULES, Field, librdkafka_properties
 from loomctl.errors import BadInput
-from loomctl.live_config import ConfigChange, Listener, ManagedConsumer, change_between, conninfo_of
+from loomctl.live_config import INSTANCE_SQL, ConfigChange, Listener, ManagedConsumer, change_between, conninfo_of
 from loomctl.settings import ENV_BOOTSTRAP_SERVERS, ENV_KAFKA_CONFIG, read_properties_file
 from loomctl.validation import SERVICE_NAME, check_group_id
 
@@ -354,6 +354,7 @@ class _Core:
         change.refused_classes = tuple(sorted(set(change.classes.values()) & self.refuse))
         if change.needs_client:
             self._recreate(consumer, config, change)
+        consumer.reported_at = None  # the new version is said at the next chance
         if change.applied:
             consumer.config = config
         else:
@@ -370,6 +371,16 @@ class _Core:
                 self.on_config_change(change)
             except Exception:  # the service's callback never stops its consumer
                 log.exception("%s: on_config_change raised", config.service_name)
+
+    def _reported(self, consumer: ManagedConsumer, exc: BaseException | None) -> None:
+        """After a report: the next one in half a minute; one warning per run of failures."""
+        consumer.reported_at = time.monotonic()
+        if exc is None:
+            consumer.report_failed = False
+        elif not consumer.report_failed:
+            consumer.report_failed = True
+            log.warning("%s: cannot report the config version this consumer runs: %s", consumer.config.service_name,
+                        _database_reason(exc))  # fmt: skip
 
     def _recreate(self, consumer: ManagedConsumer, config: ConsumerSettings, change: ConfigChange) -> None:
         """Commit what was processed (auto-commit mode), close the client, build the new one; a client that refuses
@@ -732,7 +743,23 @@ class KafkaConsumerConfigLoader(_Core):
         share-group service)."""
         config = await self.load_config(service_name)
         props = self.consumer_properties(config, bootstrap_servers, config_overrides)
-        return await asyncio.to_thread(self._consumer, props, topics, config, bootstrap_servers, config_overrides)
+        consumer = await asyncio.to_thread(self._consumer, props, topics, config, bootstrap_servers, config_overrides)
+        await self._report(consumer)
+        return consumer
+
+    async def _report(self, consumer: Any) -> None:
+        """The version ``consumer`` runs, into consumer_instances (when due; a failure is a warning)."""
+        import psycopg
+
+        if not isinstance(consumer, ManagedConsumer) or not consumer.report_due():
+            return
+        try:
+            async with self._connection() as conn:
+                await conn.execute(INSTANCE_SQL, consumer.report_params())
+        except (psycopg.Error, OSError, asyncio.TimeoutError) as exc:
+            self._reported(consumer, exc)
+        else:
+            self._reported(consumer, None)
 
     async def poll_with_limit(
         self, consumer: Any, service_name: str, *, timeout: float | None = None, yield_empty: bool = False
@@ -743,6 +770,7 @@ class KafkaConsumerConfigLoader(_Core):
             config = await self.load_config(service_name)
             if not pending:
                 await asyncio.to_thread(self._follow, consumer, config)
+                await self._report(consumer)
                 messages = await asyncio.to_thread(_fetch, consumer, config.max_poll_records, timeout or self.poll_timeout)
                 pending, refused = self._good(messages, service_name)
                 if refused:
@@ -849,7 +877,23 @@ class ConsumerConfigLoader(_Core):
     ) -> Any:
         config = self.load_config(service_name)
         props = self.consumer_properties(config, bootstrap_servers, config_overrides)
-        return self._consumer(props, topics, config, bootstrap_servers, config_overrides)
+        consumer = self._consumer(props, topics, config, bootstrap_servers, config_overrides)
+        self._report(consumer)
+        return consumer
+
+    def _report(self, consumer: Any) -> None:
+        """The version ``consumer`` runs, into consumer_instances (when due; a failure is a warning)."""
+        import psycopg
+
+        if not isinstance(consumer, ManagedConsumer) or not consumer.report_due():
+            return
+        try:
+            with self._connection() as conn:
+                conn.execute(INSTANCE_SQL, consumer.report_params())
+        except (psycopg.Error, OSError) as exc:
+            self._reported(consumer, exc)
+        else:
+            self._reported(consumer, None)
 
     def poll_with_limit(
         self, consumer: Any, service_name: str, *, timeout: float | None = None, yield_empty: bool = False
@@ -859,6 +903,7 @@ class ConsumerConfigLoader(_Core):
             config = self.load_config(service_name)
             if not pending:
                 self._follow(consumer, config)
+                self._report(consumer)
                 messages = _fetch(consumer, config.max_poll_records, timeout or self.poll_timeout)
                 pending, refused = self._good(messages, service_name)
                 if refused:

@@ -127,6 +127,7 @@ def test_a_reader_reads_everything_and_changes_nothing(
     assert _denied(url, "UPDATE pipeline_consumer_configs SET max_poll_records = 5 WHERE service_name = %s", (service,))
     assert _denied(url, HISTORY_INSERT)
     assert _denied(url, "SELECT record_processing_metrics(%s, 1, 1, 1.0)", (service,))
+    assert _denied(url, "SELECT record_consumer_instance('i', %s, 1, 'python')", (service,))
     assert _denied(url, "SELECT ensure_lag_history_partitions()")
 
 
@@ -195,6 +196,9 @@ def test_a_service_loads_its_config_and_records_and_reads_no_trail(
         loader.get_processing_recommendations()
     with psycopg.connect(url) as conn:
         conn.execute("SELECT record_consumer_lag(%s, 't', 0, 1, 4)", (service,))
+        conn.execute("SELECT record_consumer_instance('an-instance', %s, 1, 'python')", (service,))
+    assert _denied(url, "SELECT * FROM consumer_instances")
+    assert _denied(url, "DELETE FROM consumer_instances")
     assert pg.execute("SELECT lag FROM consumer_lag_history WHERE service_name = %s", (service,)).fetchall() == [(3,)]
 
     assert _denied(url, "SELECT * FROM consumer_config_changes")

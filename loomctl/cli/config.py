@@ -122,8 +122,14 @@ def show(
 
     with _session(ctx) as session:
         config = configs.get_config(session, service)
+        running = configs.running_instances(session, [service]).get(service, [])
     data = configs.client_config(config, client.value) if client else config.record()
     emit(ctx, data, output, views.record(service))
+    if running:
+        behind = configs.instances_behind(running, config.version)
+        info(f"running: {len(running)} instance(s), {len(running) - len(behind)} on version {config.version} (the newest)")
+        for instance in behind:
+            info(f"  not on version {config.version} yet: {instance.describe()}")
     if client is not None and client.value == "kafkajs" and config.settings["group_protocol"] == "consumer":
         from loomctl.configs.formats import KAFKAJS_CONSUMER_PROTOCOL_NOTE
 
@@ -417,7 +423,9 @@ def drift(
             for name in configs.by_cluster(found):
                 admin_of(name)  # every cluster's clients built while the registry is at hand
                 wire_of(name)
+            running = configs.running_instances(session, [c.service_name for c in found])
         report = configs.drift_by_cluster(found, admin_of, timeout=timeout, wire_of=wire_of)
+        report.with_instances({c.service_name: c.version for c in found}, running)
     emit(ctx, report, output, views.DRIFT)
     info(report.summary())
     if fail and (failure := report.failure()):

@@ -398,6 +398,8 @@ class Drift:
     member_types: str = "unchecked"
     """Whether the members' protocols were read: "checked", "unchecked" (not a consumer-protocol group, or no
     member) or "unknown" (the broker or the client cannot say: the group's members are not known to be uniform)."""
+    instances_behind: list[str] = field(default_factory=list)
+    """The running instances (consumer_instances) that do not run the newest config version yet."""
 
     @property
     def in_sync(self) -> bool:
@@ -512,6 +514,15 @@ class DriftReport:
     @property
     def drifting(self) -> list[Drift]:
         return [d for d in self.services if not d.in_sync]
+
+    def with_instances(self, versions: Mapping[str, int], running: Mapping[str, Sequence[Any]]) -> None:
+        """Each service's running instances that are not on its newest version: a drift of their own."""
+        for d in self.services:
+            newest = versions.get(d.service_name)
+            behind = [i for i in running.get(d.service_name, ()) if newest is not None and i.config_version != newest]
+            d.instances_behind.extend(i.describe() for i in behind)
+            if behind:
+                d.drift.append(f"{len(behind)} running instance(s) not on version {newest} yet")
 
     def summary(self) -> str:
         names = ", ".join(d.service_name for d in self.drifting)

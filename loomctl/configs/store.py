@@ -311,6 +311,55 @@ def find_config(session: "Executor", service_name: str, *, lock: bool = False) -
     return found[0] if found else None
 
 
+INSTANCE_WINDOW_SECONDS = 120
+"""A running consumer reports its version every 30 s (loomctl.live_config): one silent for longer is gone."""
+
+
+@dataclass(frozen=True)
+class RunningInstance:
+    """A running consumer a loader made, as it last reported itself (consumer_instances)."""
+
+    instance_id: str
+    service_name: str
+    language: str
+    host: str | None
+    pid: int | None
+    config_version: int | None
+    refused_version: int | None
+    reported_at: dt.datetime
+
+    def describe(self) -> str:
+        """``python pid 4242 on host-a runs version 5 (refused version 6)``"""
+        runs = (
+            f"runs version {self.config_version}" if self.config_version is not None else "runs a cached config or the defaults"
+        )
+        refused = f" (its new client refused version {self.refused_version})" if self.refused_version is not None else ""
+        return f"{self.language} pid {self.pid} on {self.host} {runs}{refused}"
+
+
+def running_instances(session: "Executor", services: Sequence[str]) -> dict[str, list[RunningInstance]]:
+    """The instances of ``services`` that reported within :data:`INSTANCE_WINDOW_SECONDS`, by service."""
+    from sqlalchemy import text
+
+    rows = session.execute(
+        text(
+            "SELECT instance_id, service_name, language, host, pid, config_version, refused_version, reported_at"
+            "  FROM public.consumer_instances WHERE service_name = ANY(:services)"
+            "   AND reported_at > now() - make_interval(secs => :window) ORDER BY service_name, host, pid"
+        ),
+        {"services": list(services), "window": INSTANCE_WINDOW_SECONDS},
+    ).all()
+    found: dict[str, list[RunningInstance]] = {}
+    for row in rows:
+        found.setdefault(row[1], []).append(RunningInstance(*row))
+    return found
+
+
+def instances_behind(instances: Sequence[RunningInstance], version: int) -> list[RunningInstance]:
+    """The running instances that do not run ``version`` (the newest) yet."""
+    return [i for i in instances if i.config_version != version]
+
+
 def get_config(session: "Executor", service_name: str) -> ConsumerConfig:
     config = find_config(session, service_name)
     if config is None:

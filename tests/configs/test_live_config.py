@@ -132,6 +132,8 @@ def test_a_fetch_max_bytes_change_recreates_the_client_without_losing_or_repeati
         consumer.close()
         loader.close()
     assert len(seen) == total and len(set(seen)) == total  # none lost, none twice
+    shown = Cli(database_url)("config", "show", service)
+    assert "running: 1 instance(s), 1 on version 2 (the newest)" in shown.stderr, shown.stderr
     assert [c.fields_of("recreate") for c in changes] == [["fetch_max_bytes"]] and changes[0].applied
     assert any("fetch_max_bytes 52428800 -> 2000000 by a new client" in r.getMessage() for r in caplog.records), caplog.text
     committed = Cli(database_url, services.bootstrap_servers).json("lag", "show", service, "--by", "partition")
@@ -158,6 +160,13 @@ def test_a_change_the_new_client_refuses_rolls_back_to_the_last_good_settings(
         batches = _consume(loader, consumer, service, lambda b: consumer.refused_versions != set() and len(b) > 0)
         seen += sum(len(b) for b in batches)
         assert consumer.refused_versions and consumer.client is not first  # rebuilt, on the old settings
+        # the instance says what it runs: config show and config drift name it as not on the newest version
+        shown = Cli(database_url)("config", "show", service)
+        assert "running: 1 instance(s), 0 on version 2 (the newest)" in shown.stderr, shown.stderr
+        assert "not on version 2 yet: python pid" in shown.stderr and "runs version 1 (its new client refused version 2)" in shown.stderr
+        (drift,) = Cli(database_url, services.bootstrap_servers).json("config", "drift", service)
+        assert not drift["in_sync"] and len(drift["instances_behind"]) == 1
+        assert "1 running instance(s) not on version 2 yet" in drift["drift"]
         assert "group.protocol" not in consumer.props and consumer.config["group_protocol"] == "classic"
         refusals = [r for r in caplog.records if "refused by the new client" in r.getMessage()]
         assert len(refusals) == 1 and refusals[0].levelno == logging.ERROR, caplog.text
