@@ -281,3 +281,39 @@ def test_a_burst_of_changes_is_applied_once_to_the_newest(
     finally:
         consumer.close()
         loader.close()
+
+
+def test_a_consumer_protocol_services_session_timeout_goes_through_config_push(
+    database_url: str, services: Any, pool: ConnectionPool, tmp_path: Any, caplog: pytest.LogCaptureFixture, admin: Any
+) -> None:
+    """The broker owns a consumer-protocol group's session timeout: the running loader says so and keeps its client;
+    `config push` sets it on the broker, and `config drift` agrees once it has."""
+    from confluent_kafka.admin import ConfigResource, ResourceType
+
+    service, group = _service(database_url, "group_protocol=consumer", "heartbeat_interval_ms=5000", "auto_offset_reset=earliest")
+    topic = create_topic(services.bootstrap_servers, unique("live-topic"), 1)
+    produce(services.bootstrap_servers, topic, {0: 2000})
+    caplog.set_level(logging.INFO, logger="loomctl.loader")
+    loader = ConsumerConfigLoader(pool, cache_dir=tmp_path)
+    consumer = loader.create_consumer(service, [topic], bootstrap_servers=services.bootstrap_servers)
+    cli = Cli(database_url, services.bootstrap_servers, group=["config"])
+    try:
+        _consume(loader, consumer, service, lambda b: len(b) > 0)
+        client = consumer.client
+        _update(database_url, "UPDATE pipeline_consumer_configs SET session_timeout_ms = 50000 WHERE service_name = %s", service)
+        _consume(loader, consumer, service, lambda b: consumer.config["session_timeout_ms"] == 50000)
+        assert consumer.client is client  # nothing for the client to do
+        line = next(r.getMessage() for r in caplog.records if "applied" in r.getMessage())
+        assert "session_timeout_ms 45000 -> 50000 on the broker (loomctl config push)" in line
+        (before,) = cli.json("drift", service)
+        assert not before["in_sync"] and any("session" in d for d in before["drift"]), before
+        pushed = cli("push", service, "--yes")
+        assert pushed.exit_code == 0, pushed.output
+        resource = ConfigResource(ResourceType.GROUP, group)
+        entries = admin.describe_configs([resource])[resource].result(timeout=30)
+        assert entries["consumer.session.timeout.ms"].value == "50000"
+        (after,) = cli.json("drift", service)
+        assert after["in_sync"], after
+    finally:
+        consumer.close()
+        loader.close()
