@@ -584,6 +584,16 @@ def stack_cluster(stack: "StackInfo", name: str | None) -> str | None:
     return found.bootstrap_servers
 
 
+def _said(say: Any) -> Any:
+    """Each config change a consumer of the demo followed (the guide's UPDATE while it runs), as a progress line."""
+
+    def said(change: Any) -> None:
+        outcome = "applied" if change.applied else "refused by the new client"
+        say(f"{change.service_name}: config version {change.old_version} -> {change.new_version} {outcome}: {change.describe()}")
+
+    return said
+
+
 def run(
     settings: Settings,
     plan: TrafficPlan,
@@ -623,8 +633,9 @@ def run(
         open=True,
     )
     halt = threading.Event()
+    loader: ConsumerConfigLoader | None = None
     try:
-        loader = ConsumerConfigLoader(pool, cache_dir=cache_dir, poll_timeout=POLL_TIMEOUT_S)
+        loader = ConsumerConfigLoader(pool, cache_dir=cache_dir, poll_timeout=POLL_TIMEOUT_S, on_config_change=_said(say))
         loader.kafka_config = settings.kafka_config  # the settings decide, not LOOM_KAFKA_CONFIG of the shell
         del admin  # destroyed here, on its own thread, with nothing in flight: no client outlives its use
         already_stopped = _stopped_before(settings, loader, plan, partitions, stop)
@@ -667,6 +678,8 @@ def run(
         elapsed = time.monotonic() - started
         say(_status_line(shared, results, elapsed).replace(": ", ": done, ", 1))
     finally:
+        if loader is not None:
+            loader.close()
         pool.close()
     if shared.producer_error:
         raise LoomError(f"the producer failed: {shared.producer_error}")
