@@ -281,7 +281,7 @@ def plan_import(session: "Executor", items: Iterable[ServiceSpec], *, prune: boo
 
 def apply_import(session: "Executor", plan: ImportPlan, *, actor: str, reason: str | None = None) -> list["ChangeResult"]:
     """Carry out a plan in the caller's transaction; a service changed since planning is a Conflict."""
-    from loomctl.configs.store import Action, ChangeResult, delete_row, insert_row, record_who_and_why, update_row
+    from loomctl.configs.store import Action, ChangeResult, delete_row, insert_row, record_who_and_why, reloads_of, update_row
 
     if not plan.has_changes:
         return []
@@ -301,5 +301,7 @@ def apply_import(session: "Executor", plan: ImportPlan, *, actor: str, reason: s
         elif item.action == label[Action.UPDATE]:
             assert item.values is not None and item.expected_version is not None
             version = update_row(session, item.service_name, item.values, item.expected_version)
-            results.append(ChangeResult(item.service_name, Action.UPDATE, item.changes, item.expected_version, version))
+            reloads = reloads_of(item.changes, item.values)
+            results.append(ChangeResult(item.service_name, Action.UPDATE, item.changes, item.expected_version, version,
+                                        reloads=reloads))  # fmt: skip
     return results

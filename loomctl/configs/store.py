@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from loomctl import validation
@@ -112,9 +112,6 @@ class FieldChange:
     field: str
     old: Any
     new: Any
-    reload: str | None = None
-    """How an update of a client setting reaches running services (:data:`loomctl.consumer_config.RELOAD_CLASSES`);
-    None for a create, a delete, and a column that is no client setting."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +123,8 @@ class ChangeResult:
     version_before: int | None
     version_after: int | None
     dry_run: bool = False
+    reloads: dict[str, str] = field(default_factory=dict)
+    """An update's client settings: how each reaches running services (:data:`loomctl.consumer_config.RELOAD_CLASSES`)."""
 
 
 @dataclass(frozen=True)
@@ -386,14 +385,18 @@ def profiles() -> list[Profile]:
 
 
 def changes_between(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[FieldChange]:
-    updated = bool(old) and bool(new)
     old = old or {}
     new = new or {}
     return [
-        FieldChange(name, old.get(name), new.get(name), _reload(name, new) if updated else None)
+        FieldChange(name, old.get(name), new.get(name))
         for name in TRACKED
         if (name in old or name in new) and old.get(name) != new.get(name)
     ]
+
+
+def reloads_of(changes: Sequence[FieldChange], settings: Mapping[str, Any]) -> dict[str, str]:
+    """How each changed client setting of an update reaches running services, for the settings after it."""
+    return {c.field: cls for c in changes if (cls := _reload(c.field, settings)) is not None}
 
 
 _REACHING = {
@@ -408,9 +411,8 @@ def reload_summary(result: ChangeResult) -> str:
     """How an update's settings reach running services, grouped by class: ``max_poll_records at the next poll;
     fetch_max_bytes when the loaders recreate the client``; empty when nothing a client uses changed."""
     by_class: dict[str, list[str]] = {}
-    for change in result.changes:
-        if change.reload is not None:
-            by_class.setdefault(change.reload, []).append(change.field)
+    for name, cls in result.reloads.items():
+        by_class.setdefault(cls, []).append(name)
     return "; ".join(
         f"{', '.join(names)} {_REACHING[cls].format(service=result.service_name)}"
         for cls in _REACHING
@@ -630,8 +632,9 @@ def _write(
     version_before = current.version if current else None
     if desired is not None and desired.get(CLUSTER) != (current.cluster_name if current else None):
         _require_cluster(session, desired[CLUSTER])
+    reloads = reloads_of(changes, desired) if action == Action.UPDATE and desired is not None else {}
     if dry_run or action == Action.UNCHANGED:
-        return ChangeResult(service_name, action, changes, version_before, version_before, dry_run)
+        return ChangeResult(service_name, action, changes, version_before, version_before, dry_run, reloads)
     record_who_and_why(session, actor, reason)
     version_after: int | None
     if action == Action.CREATE:
@@ -644,7 +647,7 @@ def _write(
     else:
         assert desired is not None and current is not None
         version_after = update_row(session, service_name, desired, current.version)
-    return ChangeResult(service_name, action, changes, version_before, version_after, dry_run)
+    return ChangeResult(service_name, action, changes, version_before, version_after, dry_run, reloads)
 
 
 def apply_profile(

@@ -38,7 +38,7 @@ def record(title: str) -> View:
 CHANGES = view(
     lambda result: f"{result.service_name}: {result.action}",
     ("field", "old", "new", "reload"),
-    rows=lambda result: result.changes,
+    rows=lambda result: [{**vars(c), "reload": result.reloads.get(c.field)} for c in result.changes],
 )
 """A :class:`~loomctl.configs.store.ChangeResult`: each field's old and new value."""
 
