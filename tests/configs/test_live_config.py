@@ -317,3 +317,43 @@ def test_a_consumer_protocol_services_session_timeout_goes_through_config_push(
     finally:
         consumer.close()
         loader.close()
+
+
+def test_the_async_loader_follows_the_change_too(database_url: str, services: Any, tmp_path: Any) -> None:
+    import asyncio
+
+    from psycopg_pool import AsyncConnectionPool
+
+    from loomctl.loader import KafkaConsumerConfigLoader
+
+    service, _ = _service(database_url, "max_poll_records=30", "auto_offset_reset=earliest")
+    topic = create_topic(services.bootstrap_servers, unique("live-topic"), 1)
+    produce(services.bootstrap_servers, topic, {0: 3000})
+
+    async def run() -> tuple[list[int], bool]:
+        async with AsyncConnectionPool(database_url, min_size=1, open=False) as pool:
+            loader = KafkaConsumerConfigLoader(pool, cache_dir=tmp_path)
+            consumer = await loader.create_consumer(service, [topic], bootstrap_servers=services.bootstrap_servers)
+            sizes: list[int] = []
+            first = consumer.client
+            deadline = time.monotonic() + DEADLINE_S
+            updated = False
+            try:
+                async for batch in loader.poll_with_limit(consumer, service, timeout=0.5, yield_empty=True):
+                    sizes.append(len(batch))
+                    if len(batch) == 30 and not updated:
+                        updated = True
+                        await asyncio.to_thread(
+                            _update, database_url,
+                            "UPDATE pipeline_consumer_configs SET max_poll_records = 7, fetch_max_bytes = 2000000"
+                            " WHERE service_name = %s", service,
+                        )  # fmt: skip
+                    if (0 < len(batch) <= 7) or time.monotonic() > deadline:
+                        break
+                return sizes, consumer.client is not first
+            finally:
+                await asyncio.to_thread(consumer.close)
+                loader.close()
+
+    sizes, recreated = asyncio.run(run())
+    assert 0 < sizes[-1] <= 7 and recreated, sizes
