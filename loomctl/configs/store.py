@@ -328,7 +328,7 @@ class RunningInstance:
     reported_at: dt.datetime
 
     def describe(self) -> str:
-        """``python pid 4242 on host-a runs version 5 (refused version 6)``"""
+        """``python pid 4242 on host-a runs version 5 (its new client refused version 6)``"""
         runs = (
             f"runs version {self.config_version}" if self.config_version is not None else "runs a cached config or the defaults"
         )
