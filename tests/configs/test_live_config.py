@@ -10,6 +10,7 @@ Kafka, a consumer the loader made, consuming through poll_with_limit while the c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -49,6 +50,24 @@ def _update(database_url: str, sql: str, service: str) -> float:
     return time.monotonic()
 
 
+def _topic(services: Any, records: int) -> str:
+    """A topic of one partition holding ``records`` records."""
+    topic = create_topic(services.bootstrap_servers, unique("live-topic"), 1)
+    produce(services.bootstrap_servers, topic, {0: records})
+    return topic
+
+
+@contextlib.contextmanager
+def _running(loader: ConsumerConfigLoader, service: str, topic: str, services: Any, **create: Any) -> Iterator[Any]:
+    """The loader's consumer of ``topic`` for ``service``; consumer and loader closed at the end."""
+    consumer = loader.create_consumer(service, [topic], bootstrap_servers=services.bootstrap_servers, **create)
+    try:
+        yield consumer
+    finally:
+        consumer.close()
+        loader.close()
+
+
 def _consume(
     loader: ConsumerConfigLoader, consumer: Any, service: str, until: Callable[[list[Any]], bool], work: float = 0.0
 ) -> list[list[Any]]:
@@ -79,12 +98,10 @@ def test_the_guides_update_of_max_poll_records_shows_in_the_next_batches(
     database_url: str, services: Any, pool: ConnectionPool, tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     service, _ = _service(database_url, "max_poll_records=50", "auto_offset_reset=earliest")
-    topic = create_topic(services.bootstrap_servers, unique("live-topic"), 1)
-    produce(services.bootstrap_servers, topic, {0: 3000})
+    topic = _topic(services, 3000)
     caplog.set_level(logging.INFO, logger="loomctl.loader")
     loader = ConsumerConfigLoader(pool, cache_dir=tmp_path)  # the TTL (60 s) alone would not bring it in time
-    consumer = loader.create_consumer(service, [topic], bootstrap_servers=services.bootstrap_servers)
-    try:
+    with _running(loader, service, topic, services) as consumer:
         assert isinstance(consumer, ManagedConsumer)
         client = consumer.client
         before = _consume(loader, consumer, service, lambda b: len(b) == 50)
@@ -98,9 +115,6 @@ def test_the_guides_update_of_max_poll_records_shows_in_the_next_batches(
         assert consumer.client is client  # live: no new client
         print(f"max_poll_records 50 -> 5: first batch under the new setting {took:.2f} s after the UPDATE")
         assert any("max_poll_records 50 -> 5 at the next poll" in r.getMessage() for r in caplog.records), caplog.text
-    finally:
-        consumer.close()
-        loader.close()
 
 
 def test_a_fetch_max_bytes_change_recreates_the_client_without_losing_or_repeating_a_record(
@@ -113,9 +127,8 @@ def test_a_fetch_max_bytes_change_recreates_the_client_without_losing_or_repeati
     caplog.set_level(logging.INFO, logger="loomctl.loader")
     changes: list[ConfigChange] = []
     loader = ConsumerConfigLoader(pool, cache_dir=tmp_path, on_config_change=changes.append)
-    consumer = loader.create_consumer(service, [topic], bootstrap_servers=services.bootstrap_servers)
     seen: list[bytes] = []
-    try:
+    with _running(loader, service, topic, services) as consumer:
         first = consumer.client
         for batch in _consume(loader, consumer, service, lambda b: len(b) > 0):
             seen += [m.value() for m in batch]
@@ -128,9 +141,6 @@ def test_a_fetch_max_bytes_change_recreates_the_client_without_losing_or_repeati
         # and nothing more comes
         for batch in _consume(loader, consumer, service, lambda b: False if b else True):
             seen += [m.value() for m in batch]
-    finally:
-        consumer.close()
-        loader.close()
     assert len(seen) == total and len(set(seen)) == total  # none lost, none twice
     shown = Cli(database_url)("config", "show", service)
     assert "running: 1 instance(s), 1 on version 2 (the newest)" in shown.stderr, shown.stderr
@@ -145,14 +155,10 @@ def test_a_change_the_new_client_refuses_rolls_back_to_the_last_good_settings(
 ) -> None:
     """The service's own override (a classic session timeout) makes librdkafka refuse a consumer-protocol client."""
     service, _ = _service(database_url, "max_poll_records=20", "auto_offset_reset=earliest")
-    topic = create_topic(services.bootstrap_servers, unique("live-topic"), 1)
-    produce(services.bootstrap_servers, topic, {0: 400})
+    topic = _topic(services, 400)
     loader = ConsumerConfigLoader(pool, cache_dir=tmp_path)
-    consumer = loader.create_consumer(
-        service, [topic], bootstrap_servers=services.bootstrap_servers, config_overrides={"session.timeout.ms": "30000"}
-    )
     seen = 0
-    try:
+    with _running(loader, service, topic, services, config_overrides={"session.timeout.ms": "30000"}) as consumer:
         for batch in _consume(loader, consumer, service, lambda b: len(b) > 0):
             seen += len(batch)
         first = consumer.client
@@ -176,9 +182,6 @@ def test_a_change_the_new_client_refuses_rolls_back_to_the_last_good_settings(
             seen += len(batch)
         assert seen >= 400
         assert len([r for r in caplog.records if "refused by the new client" in r.getMessage()]) == 1
-    finally:
-        consumer.close()
-        loader.close()
 
 
 def test_without_listen_the_re_read_brings_the_change_and_an_outage_changes_nothing(
@@ -187,8 +190,7 @@ def test_without_listen_the_re_read_brings_the_change_and_an_outage_changes_noth
     from loomctl.db import migrations
 
     service, _ = _service(database_url, "max_poll_records=40", "auto_offset_reset=earliest")
-    topic = create_topic(services.bootstrap_servers, unique("live-topic"), 1)
-    produce(services.bootstrap_servers, topic, {0: 20000})
+    topic = _topic(services, 20000)
     with ConnectionPool(database_url, min_size=1, open=True) as pool:
         loader = ConsumerConfigLoader(pool, cache_dir=tmp_path, listen=False, ttl_seconds=1.0)
         consumer = loader.create_consumer(service, [topic], bootstrap_servers=services.bootstrap_servers)
@@ -226,13 +228,11 @@ def test_a_service_that_refuses_recreating_keeps_its_client_and_hears_each_chang
     database_url: str, services: Any, pool: ConnectionPool, tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     service, _ = _service(database_url, "max_poll_records=25", "auto_offset_reset=earliest")
-    topic = create_topic(services.bootstrap_servers, unique("live-topic"), 1)
-    produce(services.bootstrap_servers, topic, {0: 2000})
+    topic = _topic(services, 2000)
     caplog.set_level(logging.INFO, logger="loomctl.loader")
     heard: list[ConfigChange] = []
     loader = ConsumerConfigLoader(pool, cache_dir=tmp_path, refuse={"recreate"}, on_config_change=heard.append)
-    consumer = loader.create_consumer(service, [topic], bootstrap_servers=services.bootstrap_servers)
-    try:
+    with _running(loader, service, topic, services) as consumer:
         _consume(loader, consumer, service, lambda b: len(b) == 25)
         client = consumer.client
         _update(
@@ -245,9 +245,6 @@ def test_a_service_that_refuses_recreating_keeps_its_client_and_hears_each_chang
         assert heard[0].fields_of("live") == ["max_poll_records"] and heard[0].refused_classes == ("recreate",)
         line = next(r.getMessage() for r in caplog.records if "applied" in r.getMessage())
         assert "fetch_max_bytes 52428800 -> 3000000 not applied: the service refuses this class" in line
-    finally:
-        consumer.close()
-        loader.close()
     with pytest.raises(ValueError, match="refuse takes the reload classes"):
         ConsumerConfigLoader(pool, refuse={"broker"})
 
@@ -256,12 +253,10 @@ def test_a_burst_of_changes_is_applied_once_to_the_newest(
     database_url: str, services: Any, pool: ConnectionPool, tmp_path: Any
 ) -> None:
     service, _ = _service(database_url, "max_poll_records=60", "auto_offset_reset=earliest")
-    topic = create_topic(services.bootstrap_servers, unique("live-topic"), 1)
-    produce(services.bootstrap_servers, topic, {0: 3000})
+    topic = _topic(services, 3000)
     heard: list[ConfigChange] = []
     loader = ConsumerConfigLoader(pool, cache_dir=tmp_path, on_config_change=heard.append)
-    consumer = loader.create_consumer(service, [topic], bootstrap_servers=services.bootstrap_servers)
-    try:
+    with _running(loader, service, topic, services) as consumer:
         _consume(loader, consumer, service, lambda b: len(b) == 60)
         gate = threading.Event()
 
@@ -278,9 +273,6 @@ def test_a_burst_of_changes_is_applied_once_to_the_newest(
         writer.join()
         _consume(loader, consumer, service, lambda b: 0 < len(b) <= 9)
         assert len(heard) == 1 and heard[0].changes == {"max_poll_records": (60, 9)}
-    finally:
-        consumer.close()
-        loader.close()
 
 
 def test_a_consumer_protocol_services_session_timeout_goes_through_config_push(
@@ -291,13 +283,11 @@ def test_a_consumer_protocol_services_session_timeout_goes_through_config_push(
     from confluent_kafka.admin import ConfigResource, ResourceType
 
     service, group = _service(database_url, "group_protocol=consumer", "heartbeat_interval_ms=5000", "auto_offset_reset=earliest")
-    topic = create_topic(services.bootstrap_servers, unique("live-topic"), 1)
-    produce(services.bootstrap_servers, topic, {0: 2000})
+    topic = _topic(services, 2000)
     caplog.set_level(logging.INFO, logger="loomctl.loader")
     loader = ConsumerConfigLoader(pool, cache_dir=tmp_path)
-    consumer = loader.create_consumer(service, [topic], bootstrap_servers=services.bootstrap_servers)
     cli = Cli(database_url, services.bootstrap_servers, group=["config"])
-    try:
+    with _running(loader, service, topic, services) as consumer:
         _consume(loader, consumer, service, lambda b: len(b) > 0)
         client = consumer.client
         _update(database_url, "UPDATE pipeline_consumer_configs SET session_timeout_ms = 50000 WHERE service_name = %s", service)
@@ -314,9 +304,6 @@ def test_a_consumer_protocol_services_session_timeout_goes_through_config_push(
         assert entries["consumer.session.timeout.ms"].value == "50000"
         (after,) = cli.json("drift", service)
         assert after["in_sync"], after
-    finally:
-        consumer.close()
-        loader.close()
 
 
 def test_the_async_loader_follows_the_change_too(database_url: str, services: Any, tmp_path: Any) -> None:
@@ -327,8 +314,7 @@ def test_the_async_loader_follows_the_change_too(database_url: str, services: An
     from loomctl.loader import KafkaConsumerConfigLoader
 
     service, _ = _service(database_url, "max_poll_records=30", "auto_offset_reset=earliest")
-    topic = create_topic(services.bootstrap_servers, unique("live-topic"), 1)
-    produce(services.bootstrap_servers, topic, {0: 3000})
+    topic = _topic(services, 3000)
 
     async def run() -> tuple[list[int], bool]:
         async with AsyncConnectionPool(database_url, min_size=1, open=False) as pool:
