@@ -121,7 +121,8 @@ def test_a_reader_reads_everything_and_changes_nothing(
     assert Cli(database_url)("config", "set", service, "max_poll_records=60").exit_code == 0  # something to roll back
     before = _config_rows(pg, service)
     _refused(cli("config", "set", service, "max_poll_records=5"), "config set", "operator")
-    _refused(cli("config", "rollback", service, "--to", "1", "--yes"), "config rollback", "operator")
+    first_change = min(h["id"] for h in Cli(database_url).json("config", "history", service))
+    _refused(cli("config", "rollback", service, "--to", str(first_change), "--yes"), "config rollback", "operator")
     _refused(cli("partitions", "cancel", unique("topic"), "--reason", "r"), "partitions cancel", "operator")
     assert _config_rows(pg, service) == before
     assert _denied(url, "UPDATE pipeline_consumer_configs SET max_poll_records = 5 WHERE service_name = %s", (service,))
