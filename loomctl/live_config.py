@@ -149,6 +149,8 @@ class ManagedConsumer:
                 os.getpid(), refused)  # fmt: skip
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in self.__dataclass_fields__:
+            raise AttributeError(name)  # not set yet (a copy being built): never the client's
         return getattr(self.client, name)
 
 
