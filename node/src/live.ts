@@ -121,8 +121,9 @@ export interface ListenClientLike {
   end(): Promise<unknown>;
   on(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown;
   on(event: 'error' | 'end', listener: (error?: Error) => void): unknown;
-  /** pg's: the connection does not keep the process alive. */
+  /** pg's: the connection does not keep the process alive (ref: it does again, while it closes). */
   unref?(): void;
+  ref?(): void;
 }
 
 /** A notification's service and version, or null for a payload that is not one. */
@@ -227,6 +228,9 @@ export class Listener {
     this.timer = null;
     const client = this.client;
     this.client = null;
-    if (client !== null) await client.end().catch(() => undefined);
+    if (client !== null) {
+      client.ref?.(); // else the wait for its close is all that is left, and the process ends under it
+      await client.end().catch(() => undefined);
+    }
   }
 }

@@ -201,6 +201,8 @@ interface Managed {
   idleTimer: NodeJS.Timeout | null;
   reportTimer: NodeJS.Timeout | null;
   reportWarned: boolean;
+  /** The row is gone: said once. */
+  missingWarned: boolean;
   closed: boolean;
   /** Ends a wait for a new client's join (the service disconnected). */
   wake: (() => void) | null;
@@ -655,7 +657,7 @@ export class ConsumerConfigLoader {
     const m: Managed = {
       serviceName, topics: [...topics], kafkaConfig, options, instanceId: randomUUID(), gen, clients: 1, settings,
       limit: settings.maxPollRecords, runConfig: null, listeners: [], refusedVersions: new Set(), refusedVersion: null,
-      following: null, idleTimer: null, reportTimer: null, reportWarned: false, closed: false, wake: null, ownsLoader: false,
+      following: null, idleTimer: null, reportTimer: null, reportWarned: false, missingWarned: false, closed: false, wake: null, ownsLoader: false,
       proxy: null,
     };
     this.managed.add(m);
@@ -771,6 +773,8 @@ export class ConsumerConfigLoader {
     if (merged.eachBatch) {
       const limited = limitBatches(merged.eachBatch, {
         limit: () => Promise.resolve(m.limit),
+        // Between slices too: what was handed out is resolved (KafkaJS commits it once the batch returns).
+        next: () => this.atSafePoint(m, gen),
         autoResolve: merged.eachBatchAutoResolve ?? true,
         autoCommit: merged.autoCommit ?? true,
         around: m.options.trackBatches
@@ -813,10 +817,12 @@ export class ConsumerConfigLoader {
     try {
       config = await this.loadConfig(m.serviceName);
     } catch (error) {
-      // The row deleted while the service runs: keep consuming with what it had.
-      this.logger.warn(`${m.serviceName}: keeping max_poll_records=${m.limit}: ${reasonOf(error)}`);
+      // The row deleted while the service runs: keep consuming with what it had (said once).
+      if (!m.missingWarned) this.logger.warn(`${m.serviceName}: keeping max_poll_records=${m.limit}: ${reasonOf(error)}`);
+      m.missingWarned = true;
       return !gen.draining && m.gen === gen;
     }
+    m.missingWarned = false;
     if (gen.draining || m.gen !== gen) return false;
     return this.follow(m, gen, config) !== 'recreating';
   }
