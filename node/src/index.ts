@@ -8,4 +8,4 @@ export {
   BatchMetrics, ConfigSource, ConsumerConfigLoader, ConsumerSettings, CreateConsumerOptions, LoaderOptions, Logger,
   ConsumerInfo, OptimizedConsumer, PoolLike, REPORT_INTERVAL_MS, createOptimizedConsumer, defaultCacheDir,
 } from './loader';
-export { CHANNEL, ConfigChange, ReloadClass, changeBetween, reloadClass } from './live';
+export { CHANNEL, ConfigChange, ListenClientLike, Listener, ReloadClass, changeBetween, reloadClass } from './live';
