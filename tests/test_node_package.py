@@ -202,3 +202,33 @@ def test_node_loader_works_as_the_service_role_and_says_which_role_it_lacks(node
     assert refused["source"] != "database" and refused["id"] is None and refused["trail"] == "42501"
     assert refused["recommendations"] == "42501"
     assert any("needs the role loomctl_service" in w and w.startswith("cannot record processing metrics") for w in refused["warnings"])
+
+
+_RELOAD_SCRIPT = """
+const { FIELDS, reloadClass } = require('./dist');
+const protocols = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+const out = {};
+for (const protocol of protocols) {
+  const settings = { ...require('./dist').DEFAULTS, group_protocol: protocol };
+  out[protocol] = Object.fromEntries(['consumer_group_id', ...FIELDS.map((f) => f.name)].map((n) => [n, reloadClass(n, settings)]));
+}
+console.log(JSON.stringify(out));
+"""
+
+
+def test_node_reload_classes_equal_python_but_where_kafkajs_has_no_option(node_package):
+    """How a running Node consumer follows each setting is Python's reload class for the group protocol, except a
+    setting KafkaJS has no option for: a new KafkaJS client would change nothing, so it is unused there."""
+    from loomctl.consumer_config import FIELDS_BY_NAME, GROUP_PROTOCOLS, reload_class
+
+    result = _run([node_package, "-e", _RELOAD_SCRIPT], input=json.dumps(list(GROUP_PROTOCOLS)))
+    assert result.returncode == 0, result.stderr
+    node = json.loads(result.stdout)
+    kafkajs = {f["name"]: f["kafkajs"] for f in json.loads((NODE_DIR / "fields.json").read_text(encoding="utf-8"))["fields"]}
+    for protocol in GROUP_PROTOCOLS:
+        settings = {**DEFAULTS, "group_protocol": protocol}
+        for name in ["consumer_group_id", *FIELDS_BY_NAME]:
+            expected = reload_class(name, settings)
+            if expected == "recreate" and name not in ("consumer_group_id", "group_protocol") and kafkajs[name] is None:
+                expected = "unused"
+            assert node[protocol][name] == expected, (protocol, name)

@@ -26,8 +26,13 @@ function lastOffsetOf(messages: MessageLike[]): string {
 }
 
 export interface LimitOptions {
-  /** The current max_poll_records (re-read after the loader's TTL). */
+  /** The current max_poll_records, read before each slice (the loader follows the service's config). */
   limit: () => Promise<number>;
+  /**
+   * Asked before each slice after the first: whether to hand it out. False stops the batch there, the rest of it
+   * not resolved (a new client takes over and fetches it again).
+   */
+  next?: () => Promise<boolean>;
   /** What the caller asked of KafkaJS's eachBatchAutoResolve (default true). */
   autoResolve: boolean;
   autoCommit: boolean;
@@ -55,9 +60,11 @@ export function limitBatches<P extends EachBatchPayloadLike>(
       if (options.autoResolve) payload.resolveOffset(batch.lastOffset());
       return;
     }
-    const limit = Math.max(1, Math.floor(await options.limit()));
-    for (let start = 0; start < messages.length; start += limit) {
+    for (let start = 0, limit = 0; start < messages.length; start += limit) {
       if (start > 0 && (!payload.isRunning() || payload.isStale())) return;
+      if (start > 0 && options.next && !(await options.next())) return;
+      // Read for every slice: a new max_poll_records applies from the next slice on.
+      limit = Math.max(1, Math.floor(await options.limit()));
       const part = messages.slice(start, start + limit);
       const isLast = start + limit >= messages.length;
       await handle({ ...payload, batch: sliceBatch(batch, part, isLast) });

@@ -6,5 +6,6 @@ export { limitBatches, sliceBatch } from './batches';
 export * from './kafka';
 export {
   BatchMetrics, ConfigSource, ConsumerConfigLoader, ConsumerSettings, CreateConsumerOptions, LoaderOptions, Logger,
-  OptimizedConsumer, PoolLike, createOptimizedConsumer, defaultCacheDir,
+  ConsumerInfo, OptimizedConsumer, PoolLike, REPORT_INTERVAL_MS, createOptimizedConsumer, defaultCacheDir,
 } from './loader';
+export { CHANNEL, ConfigChange, ListenClientLike, Listener, ReloadClass, changeBetween, reloadClass } from './live';

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, readSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
@@ -8,6 +8,7 @@ import { limitBatches } from './batches';
 import { ConsumerConfigError, shown } from './errors';
 import { DEFAULTS, FIELDS, FIELD_TABLE, SERVICE_NAME, Settings, coerce, fits, ruleHolds } from './fields';
 import { BatchLike, ConsumerLike, EachBatchPayloadLike, KafkaClientConfig, KafkaFactory, KafkaLike, MessageLike, RunConfigLike } from './kafka';
+import { ConfigChange, ListenClientLike, Listener, REFUSABLE, ReloadClass, changeBetween } from './live';
 import { KafkajsOptions, kafkajsOptions, unhonoured } from './options';
 import { readPropertiesFile, securityConfig } from './properties';
 
@@ -30,17 +31,31 @@ const RECOMMENDATIONS_SQL =
   ' batch_efficiency, poll_interval_usage, error_rate, recommendation' +
   ' FROM v_consumer_performance_monitor WHERE recommendation IS NOT NULL ORDER BY service_name';
 const SETTINGS_SQL = 'SELECT * FROM pipeline_consumer_configs WHERE service_name = $1';
+const INSTANCE_SQL = 'SELECT record_consumer_instance($1, $2, $3, $4, $5, $6, $7, $8)';
+/** How often a running consumer reports the config version it runs (record_consumer_instance). */
+export const REPORT_INTERVAL_MS = 30_000;
+/** How long a new client may take to join its group before the loader stops waiting for the broker's verdict. */
+const JOIN_WAIT_MS = 30_000;
+/** Notifications within this much of each other are followed once by an idle consumer (a burst: the newest). */
+const IDLE_FOLLOW_MS = 200;
 
 /** The part of a pg.Pool the loader uses. */
 export interface PoolLike {
   // pg's own QueryResult rows are any[]; the loader reads them as Record<string, unknown>.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- public API: unknown[] would change what a caller of loader.pool sees
   connect(): Promise<{ query(text: string, values?: unknown[]): Promise<{ rows: any[] }>; release(error?: Error | boolean): void }>;
+  /** pg.Pool's: the connection options its clients are built with (the listener's connection is built from them). */
+  options?: object;
+  /** pg.Pool's: the Client class it builds its connections with. */
+  Client?: new (options: object) => ListenClientLike;
 }
 
 export interface Logger {
   warn(message: string): void;
+  /** Each applied config version (console.log without it). */
   info?(message: string): void;
+  /** A config version the new client refused (warn without it). */
+  error?(message: string): void;
 }
 
 export type ConfigSource = 'database' | 'memory' | 'cache' | 'defaults';
@@ -101,6 +116,12 @@ export interface LoaderOptions {
   /** A service without a row gets the defaults (as the Python loader) instead of a NOT_FOUND error. */
   defaultsWhenMissing?: boolean;
   logger?: Logger;
+  /** Hear each new version at once (LISTEN loomctl_config on a connection of the loader's own); without it, changes arrive with the re-read after ttlSeconds. */
+  listen?: boolean;
+  /** Told each change a running consumer followed (or refused); what it throws is logged, never thrown into the consumer. */
+  onConfigChange?: (change: ConfigChange) => void | Promise<void>;
+  /** Reload classes the loader must not apply to running consumers: 'recreate' keeps the client whatever changes, 'live' keeps max_poll_records. */
+  refuse?: readonly ReloadClass[];
 }
 
 export interface CreateConsumerOptions {
@@ -112,12 +133,84 @@ export interface CreateConsumerOptions {
   trackBatches?: boolean;
 }
 
-/** A KafkaJS consumer whose run() hands eachBatch at most max_poll_records messages. */
+/** What the loader says about a consumer it made; the values are the current client's, which a config change may replace. */
+export interface ConsumerInfo {
+  serviceName: string;
+  /** The config the consumer follows (the newest version it applied). */
+  settings: ConsumerSettings;
+  clientConfig: KafkaClientConfig;
+  options: KafkajsOptions;
+  /** The id it reports to consumer_instances with (record_consumer_instance). */
+  instanceId: string;
+  /** Versions a new client refused: never tried again. */
+  refusedVersions: ReadonlySet<number>;
+  /** How many clients the consumer has had (1 until a config change takes a new one). */
+  clients: number;
+}
+
+/**
+ * A KafkaJS consumer whose run() hands eachBatch at most max_poll_records messages. It stands for the current
+ * client: when a config change takes a new one, every method (run, stop, disconnect, commitOffsets, on, ...) goes
+ * to the new client, and listeners registered with on() move with it.
+ */
 export type OptimizedConsumer<C extends ConsumerLike = import('kafkajs').Consumer> = C & {
-  readonly loomctl: { serviceName: string; settings: ConsumerSettings; clientConfig: KafkaClientConfig; options: KafkajsOptions };
+  readonly loomctl: ConsumerInfo;
 };
 
-const defaultLogger: Logger = { warn: (message) => console.warn(`@loomctl/consumer-config: ${message}`) };
+const defaultLogger: Logger = {
+  warn: (message) => console.warn(`@loomctl/consumer-config: ${message}`),
+  info: (message) => console.log(`@loomctl/consumer-config: ${message}`),
+  error: (message) => console.error(`@loomctl/consumer-config: ${message}`),
+};
+
+/** One KafkaJS client of a managed consumer. */
+interface Generation {
+  consumer: ConsumerLike;
+  kafka: KafkaLike;
+  clientConfig: KafkaClientConfig;
+  table: KafkajsOptions;
+  /** The config it was built with. */
+  settings: ConsumerSettings;
+  /** A new client takes over: batches still handed to this one are left for it (not resolved, fetched again). */
+  draining: boolean;
+  /** Batches (or messages) being handled now. */
+  inFlight: number;
+}
+
+/** A consumer the loader made and follows: its current client, what it runs, what it refused. */
+interface Managed {
+  serviceName: string;
+  topics: (string | RegExp)[];
+  kafkaConfig: Record<string, unknown>;
+  options: CreateConsumerOptions;
+  instanceId: string;
+  gen: Generation;
+  clients: number;
+  /** The config it follows (the newest version applied; the client may be older where the service refuses recreate). */
+  settings: ConsumerSettings;
+  /** The max_poll_records it cuts batches by. */
+  limit: number;
+  /** What the service passed to run(), while it runs. */
+  runConfig: RunConfigLike | null;
+  /** Listeners the service registered with on(): each new client gets them. */
+  listeners: { event: string; listener: (event: unknown) => void; removers: Map<ConsumerLike, unknown> }[];
+  refusedVersions: Set<number>;
+  refusedVersion: number | null;
+  /** A new client being built (null when none). */
+  following: Promise<void> | null;
+  idleTimer: NodeJS.Timeout | null;
+  reportTimer: NodeJS.Timeout | null;
+  reportWarned: boolean;
+  /** The row is gone: said once. */
+  missingWarned: boolean;
+  closed: boolean;
+  /** Ends a wait for a new client's join (the service disconnected). */
+  wake: (() => void) | null;
+  /** The loader is the consumer's own (createOptimizedConsumer): it closes with the consumer. */
+  ownsLoader: boolean;
+  /** What the service holds. */
+  proxy: object | null;
+}
 
 export function defaultCacheDir(): string {
   const configured = process.env[ENV_CACHE_DIR];
@@ -340,8 +433,14 @@ export class ConsumerConfigLoader {
   readonly kafkaConfigPath: string | null;
   readonly defaultsWhenMissing: boolean;
   readonly logger: Logger;
+  readonly listen: boolean;
+  readonly onConfigChange: ((change: ConfigChange) => void | Promise<void>) | null;
+  readonly refuse: readonly ReloadClass[];
   private readonly memory = new Map<string, { config: ConsumerSettings; expires: number }>();
   private readonly degraded = new Set<string>();
+  private listener: Listener | null = null;
+  private closed = false;
+  private readonly managed = new Set<Managed>();
 
   constructor(pool: unknown, options: LoaderOptions = {}) {
     this.pool = checkPool(pool);
@@ -352,6 +451,14 @@ export class ConsumerConfigLoader {
     this.kafkaConfigPath = options.kafkaConfigPath === undefined ? process.env[ENV_KAFKA_CONFIG] || null : options.kafkaConfigPath;
     this.defaultsWhenMissing = options.defaultsWhenMissing ?? false;
     this.logger = options.logger ?? defaultLogger;
+    this.listen = options.listen ?? true;
+    this.onConfigChange = options.onConfigChange ?? null;
+    const refuse = options.refuse ?? [];
+    const unknown: unknown[] = Array.isArray(refuse) ? (refuse as unknown[]).filter((c) => !REFUSABLE.includes(c as ReloadClass)) : [refuse];
+    if (unknown.length > 0) {
+      throw new ConsumerConfigError('BAD_INPUT', `refuse takes the reload classes a loader applies (live, recreate), not ${shown(unknown)}`);
+    }
+    this.refuse = [...refuse];
     for (const [name, value] of [['ttlSeconds', this.ttlSeconds], ['retrySeconds', this.retrySeconds], ['connectTimeoutMs', this.connectTimeoutMs]] as const) {
       if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
         throw new ConsumerConfigError('BAD_INPUT', `${name} must be a number of 0 or more, not ${shown(value)}`);
@@ -484,6 +591,7 @@ export class ConsumerConfigLoader {
   /** The service's settings: from memory within the TTL, else the database, else the disk cache, else the defaults. */
   async loadConfig(serviceName: string): Promise<ConsumerSettings> {
     checkServiceName(serviceName);
+    this.startListening();
     const fresh = this.fresh(serviceName);
     if (fresh !== null) return fresh;
     let rows: Record<string, unknown>[];
@@ -504,11 +612,6 @@ export class ConsumerConfigLoader {
       return this.remember(new ConsumerSettings(serviceName, serviceName, { ...DEFAULTS }, null, 'defaults'), this.retrySeconds);
     }
     const config = this.fromRow(serviceName, row);
-    const previous = this.memory.get(serviceName)?.config;
-    if (previous && previous.version !== config.version) {
-      this.logger.info?.(`config of ${serviceName} changed (version ${previous.version ?? '-'} -> ${config.version}): ` +
-        `max_poll_records=${config.maxPollRecords} applies to the next batch, the other settings at the next start`);
-    }
     this.save(config);
     return this.remember(config, this.ttlSeconds);
   }
@@ -534,7 +637,10 @@ export class ConsumerConfigLoader {
     return config;
   }
 
-  /** A connected KafkaJS consumer with the service's settings, subscribed to ``topics``. */
+  /**
+   * A connected KafkaJS consumer with the service's settings, subscribed to ``topics``. The loader follows the
+   * service's config while it runs (see live.ts): the object returned stands for the current client.
+   */
   async createConsumer<C extends ConsumerLike = import('kafkajs').Consumer>(
     serviceName: string,
     topics: (string | RegExp)[],
@@ -544,6 +650,29 @@ export class ConsumerConfigLoader {
     checkServiceName(serviceName);
     checkTopics(topics);
     const settings = await this.loadConfig(serviceName);
+    const warning = unhonoured(settings.settings, settings.groupProtocol);
+    const gen = await this.build(serviceName, topics, kafkaConfig, options, settings, []);
+    if (warning) this.logger.warn(`${serviceName}: ${warning}`);
+    this.watchRefusal(gen.consumer, gen.kafka, serviceName, settings);
+    const m: Managed = {
+      serviceName, topics: [...topics], kafkaConfig, options, instanceId: randomUUID(), gen, clients: 1, settings,
+      limit: settings.maxPollRecords, runConfig: null, listeners: [], refusedVersions: new Set(), refusedVersion: null,
+      following: null, idleTimer: null, reportTimer: null, reportWarned: false, missingWarned: false, closed: false, wake: null, ownsLoader: false,
+      proxy: null,
+    };
+    this.managed.add(m);
+    void this.report(m);
+    m.reportTimer = setInterval(() => void this.report(m), REPORT_INTERVAL_MS);
+    m.reportTimer.unref();
+    m.proxy = this.standIn(m);
+    return m.proxy as OptimizedConsumer<C>;
+  }
+
+  /** A new KafkaJS consumer with ``settings``, the service's listeners on it, connected and subscribed (not run). */
+  private async build(
+    serviceName: string, topics: (string | RegExp)[], kafkaConfig: Record<string, unknown>, options: CreateConsumerOptions,
+    settings: ConsumerSettings, listeners: Managed['listeners'],
+  ): Promise<Generation> {
     if ((settings.groupProtocol ?? settings.settings.group_protocol) === 'share') {
       throw new ConsumerConfigError('UNSUPPORTED',
         `${serviceName} is a share group (group_protocol=share): KafkaJS has no share consumer (KIP-932), and a KafkaJS ` +
@@ -551,9 +680,6 @@ export class ConsumerConfigLoader {
     }
     const table = settings.kafkajs();
     const clientConfig = this.clientConfig(kafkaConfig, table);
-    const warning = unhonoured(settings.settings, settings.groupProtocol);
-    if (warning) this.logger.warn(`${serviceName}: ${warning}`);
-
     let kafka: KafkaLike;
     const { requestTimeout: _moved, partitionAssigners: assignorNames, ...consumerOptions } = table.consumer;
     void _moved;
@@ -568,8 +694,11 @@ export class ConsumerConfigLoader {
     }
     Object.assign(consumerConfig, options.overrides?.consumer);
 
-    const consumer = kafka.consumer(consumerConfig) as C;
-    this.watchRefusal(consumer, kafka, serviceName, settings);
+    const consumer = kafka.consumer(consumerConfig);
+    const eventful = consumer as Partial<EventfulConsumer>;
+    for (const entry of listeners) {
+      if (typeof eventful.on === 'function') entry.removers.set(consumer, eventful.on.call(consumer, entry.event, entry.listener));
+    }
     await consumer.connect();
     try {
       await consumer.subscribe({ ...table.subscribe, ...options.overrides?.subscribe, topics });
@@ -577,36 +706,333 @@ export class ConsumerConfigLoader {
       await consumer.disconnect().catch(() => undefined);
       throw error;
     }
-    const run = consumer.run.bind(consumer);
-    const runDefaults = { ...table.run, ...options.overrides?.run };
-    let limit = settings.maxPollRecords;
-    const currentLimit = async () => {
+    return { consumer, kafka, clientConfig, table, settings, draining: false, inFlight: 0 };
+  }
+
+  /** What the service holds: the current client's methods, with run, stop, disconnect and on the loader's. */
+  private standIn(m: Managed): object {
+    const own: Record<string, unknown> = {
+      run: (config: RunConfigLike = {}) => {
+        m.runConfig = config;
+        return m.gen.consumer.run(this.runConfigOf(m, m.gen, config));
+      },
+      stop: async () => {
+        await m.following;
+        m.runConfig = null;
+        const eventful = m.gen.consumer as ConsumerLike & { stop?: () => Promise<void> };
+        if (typeof eventful.stop === 'function') await eventful.stop();
+      },
+      disconnect: async () => {
+        m.closed = true;
+        m.wake?.();
+        await m.following;
+        this.forget(m);
+        try {
+          await m.gen.consumer.disconnect();
+        } finally {
+          if (m.ownsLoader) await this.close();
+        }
+      },
+      on: (event: string, listener: (event: unknown) => void) => {
+        const entry = { event, listener, removers: new Map<ConsumerLike, unknown>() };
+        const current = m.gen.consumer as Partial<EventfulConsumer>;
+        if (typeof current.on !== 'function') throw new TypeError('the consumer has no on()');
+        entry.removers.set(m.gen.consumer, current.on.call(m.gen.consumer, event, listener));
+        m.listeners.push(entry);
+        return () => {
+          m.listeners = m.listeners.filter((e) => e !== entry);
+          for (const remove of entry.removers.values()) if (typeof remove === 'function') (remove as () => void)();
+        };
+      },
+    };
+    const info = (): ConsumerInfo => ({
+      serviceName: m.serviceName, settings: m.settings, clientConfig: m.gen.clientConfig, options: m.gen.table,
+      instanceId: m.instanceId, refusedVersions: m.refusedVersions, clients: m.clients,
+    });
+    return new Proxy({}, {
+      get: (_, property) => {
+        if (property === 'loomctl') return info();
+        if (typeof property === 'string' && Object.prototype.hasOwnProperty.call(own, property)) return own[property];
+        const current = m.gen.consumer;
+        const value: unknown = Reflect.get(current, property);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(current) : value;
+      },
+      has: (_, property) => property === 'loomctl' || Reflect.has(m.gen.consumer, property),
+      set: (_, property, value) => Reflect.set(m.gen.consumer, property, value),
+      ownKeys: () => Reflect.ownKeys(m.gen.consumer),
+      getOwnPropertyDescriptor: (_, property) => {
+        const found = Reflect.getOwnPropertyDescriptor(m.gen.consumer, property);
+        return found ? { ...found, configurable: true } : undefined;
+      },
+    });
+  }
+
+  /** The service's run config for ``gen``: the table's run options under it, eachBatch cut by max_poll_records, both handlers behind the safe point. */
+  private runConfigOf(m: Managed, gen: Generation, config: RunConfigLike): RunConfigLike {
+    const merged = { ...gen.table.run, ...m.options.overrides?.run, ...config } as RunConfigLike;
+    if (merged.eachBatch) {
+      const limited = limitBatches(merged.eachBatch, {
+        limit: () => Promise.resolve(m.limit),
+        // Between slices too: what was handed out is resolved (KafkaJS commits it once the batch returns).
+        next: () => this.atSafePoint(m, gen),
+        autoResolve: merged.eachBatchAutoResolve ?? true,
+        autoCommit: merged.autoCommit ?? true,
+        around: m.options.trackBatches
+          ? (payload, handle) => this.trackBatch(m.serviceName, payload.batch, () => handle())
+          : undefined,
+      });
+      merged.eachBatch = async (payload: EachBatchPayloadLike) => {
+        // The safe point: the batches before this one are handled and resolved (KafkaJS commits them after each
+        // batch). A batch left here is not resolved: the new client fetches it again.
+        if (!(await this.atSafePoint(m, gen))) return;
+        gen.inFlight++;
+        try {
+          await limited(payload);
+        } finally {
+          gen.inFlight--;
+        }
+      };
+      merged.eachBatchAutoResolve = false;
+    } else if (merged.eachMessage) {
+      const handle = merged.eachMessage as (payload: unknown) => Promise<void>;
+      merged.eachMessage = async (payload: unknown) => {
+        // KafkaJS resolves a message once eachMessage returns: this one is handled whatever, and the client being
+        // stopped, it is the last one before the new client takes over.
+        await this.atSafePoint(m, gen);
+        gen.inFlight++;
+        try {
+          await handle(payload);
+        } finally {
+          gen.inFlight--;
+        }
+      };
+    }
+    return merged;
+  }
+
+  /** Whether ``gen`` may handle the next batch; false when a new client takes over (the one ``follow`` starts). */
+  private async atSafePoint(m: Managed, gen: Generation): Promise<boolean> {
+    if (gen.draining || m.gen !== gen) return false;
+    let config: ConsumerSettings;
+    try {
+      config = await this.loadConfig(m.serviceName);
+    } catch (error) {
+      // The row deleted while the service runs: keep consuming with what it had (said once).
+      if (!m.missingWarned) this.logger.warn(`${m.serviceName}: keeping max_poll_records=${m.limit}: ${reasonOf(error)}`);
+      m.missingWarned = true;
+      return !gen.draining && m.gen === gen;
+    }
+    m.missingWarned = false;
+    if (gen.draining || m.gen !== gen) return false;
+    return this.follow(m, gen, config) !== 'recreating';
+  }
+
+  /**
+   * Bring ``m`` to ``config`` if that is a newer version from the database (a cached config or the defaults are
+   * never followed): live settings at once, recreate ones by a new client, started here and built outside the
+   * handler. Synchronous up to that start, so that two batches never both start one.
+   */
+  private follow(m: Managed, gen: Generation, config: ConsumerSettings): 'same' | 'applied' | 'recreating' {
+    if (config.source !== 'database' || m.closed) return 'same';
+    if (m.following !== null || gen.draining) return 'recreating';
+    const running = m.settings;
+    if (config.version === running.version || (config.version !== null && m.refusedVersions.has(config.version))) return 'same';
+    const change = changeBetween(running, config);
+    if (change === null) {
+      m.settings = config;
+      return 'same';
+    }
+    change.refusedClasses = [...new Set(Object.values(change.classes))].filter((c) => this.refuse.includes(c)).sort();
+    if (change.needsClient) {
+      gen.draining = true;
+      m.following = this.recreate(m, gen, config, change).finally(() => {
+        m.following = null;
+      });
+      return 'recreating';
+    }
+    this.applied(m, running, config, change);
+    return 'applied';
+  }
+
+  /** The change is in effect (or refused): the running config, the log line, the report, the service's callback. */
+  private applied(m: Managed, running: ConsumerSettings, config: ConsumerSettings, change: ConfigChange): void {
+    if (change.applied) {
+      m.settings = config;
+      if (!change.refusedClasses.includes('live')) m.limit = config.maxPollRecords;
+      const line = `${m.serviceName}: config version ${running.version ?? '-'} -> ${config.version ?? '-'} applied: ${change.describe()}`;
+      if (this.logger.info) this.logger.info(line);
+      else console.log(line);
+    } else {
+      if (config.version !== null) {
+        m.refusedVersions.add(config.version);
+        m.refusedVersion = Math.max(config.version, m.refusedVersion ?? config.version);
+      }
+      const line = `${m.serviceName}: config version ${config.version ?? '-'} refused by the new client (${change.error ?? 'unknown error'}): ` +
+        `back on version ${running.version ?? '-'}: ${change.describe()}`;
+      (this.logger.error ?? this.logger.warn).call(this.logger, line);
+    }
+    void this.report(m);
+    if (this.onConfigChange !== null) {
       try {
-        limit = (await this.loadConfig(serviceName)).maxPollRecords;
-      } catch (error) {
-        // The row deleted while the service runs: keep consuming with what it had.
-        this.logger.warn(`${serviceName}: keeping max_poll_records=${limit}: ${reasonOf(error)}`);
-      }
-      return limit;
-    };
-    const wrapped = async (config: RunConfigLike = {}) => {
-      const merged = { ...runDefaults, ...config } as RunConfigLike;
-      if (merged.eachBatch) {
-        merged.eachBatch = limitBatches(merged.eachBatch, {
-          limit: currentLimit,
-          autoResolve: merged.eachBatchAutoResolve ?? true,
-          autoCommit: merged.autoCommit ?? true,
-          around: options.trackBatches
-            ? (payload, handle) => this.trackBatch(serviceName, payload.batch, () => handle())
-            : undefined,
+        Promise.resolve(this.onConfigChange(change)).catch((error: unknown) => {
+          this.logger.warn(`${m.serviceName}: onConfigChange failed: ${reasonOf(error)}`);
         });
-        merged.eachBatchAutoResolve = false;
+      } catch (error) {
+        this.logger.warn(`${m.serviceName}: onConfigChange failed: ${reasonOf(error)}`);
       }
-      return run(merged);
-    };
-    Object.defineProperty(consumer, 'run', { value: wrapped, configurable: true, writable: true });
-    Object.defineProperty(consumer, 'loomctl', { value: { serviceName, settings, clientConfig, options: table }, enumerable: false });
-    return consumer as OptimizedConsumer<C>;
+    }
+  }
+
+  /**
+   * Stop the current client (the batches handled are committed by KafkaJS after each batch with autoCommit; a
+   * service that commits itself has done so; it leaves the group cleanly), then build, run and see join the new
+   * one. A client that is refused (built, connected, subscribed or joined: the broker refuses a session timeout)
+   * is replaced by one with the last good settings, and the version is not tried again.
+   */
+  private async recreate(m: Managed, old: Generation, config: ConsumerSettings, change: ConfigChange): Promise<void> {
+    const started = performance.now();
+    const running = m.settings;
+    await old.consumer.disconnect().catch((error: unknown) => {
+      this.logger.warn(`${m.serviceName}: the old client did not disconnect cleanly: ${reasonOf(error)}`);
+    });
+    if (m.closed) return;
+    try {
+      await this.startClient(m, config);
+    } catch (error) {
+      change.applied = false;
+      change.error = reasonOf(error);
+      try {
+        await this.startClient(m, old.settings);
+      } catch (again) {
+        this.logger.warn(`${m.serviceName}: the client with the last good settings (version ${old.settings.version ?? '-'}) failed too: ${reasonOf(again)}`);
+      }
+    }
+    change.seconds = (performance.now() - started) / 1000;
+    if (!m.closed) this.applied(m, running, config, change);
+  }
+
+  /** Build, run (if the service runs) and see join a new client for ``m``; it becomes m's current one. */
+  private async startClient(m: Managed, settings: ConsumerSettings): Promise<void> {
+    const gen = await this.build(m.serviceName, m.topics, m.kafkaConfig, m.options, settings, m.listeners);
+    const eventful = gen.consumer as Partial<EventfulConsumer> & { events?: { GROUP_JOIN?: string } };
+    const join = eventful.events?.GROUP_JOIN;
+    const crash = eventful.events?.CRASH;
+    let verdict: Promise<unknown> | null = null;
+    const removers: unknown[] = [];
+    if (m.runConfig !== null && typeof eventful.on === 'function' && typeof join === 'string' && typeof crash === 'string') {
+      verdict = new Promise<unknown>((resolve) => {
+        let timer: NodeJS.Timeout | null = setTimeout(() => resolve(null), JOIN_WAIT_MS);
+        const done = (value: unknown) => {
+          if (timer !== null) clearTimeout(timer);
+          timer = null;
+          m.wake = null;
+          resolve(value);
+        };
+        m.wake = () => done(null);
+        removers.push(eventful.on?.call(gen.consumer, join, () => done(null)));
+        removers.push(eventful.on?.call(gen.consumer, crash, (event: unknown) => {
+          const payload = (event as { payload?: { error?: unknown; restart?: boolean } } | undefined)?.payload;
+          if (payload?.restart === false) done(payload.error ?? new Error('the client crashed'));
+        }));
+      });
+    }
+    try {
+      if (m.runConfig !== null) await gen.consumer.run(this.runConfigOf(m, gen, m.runConfig));
+      const refused = verdict === null ? null : await verdict;
+      if (refused !== null) throw refused instanceof Error ? refused : new Error(reasonOf(refused));
+    } catch (error) {
+      await gen.consumer.disconnect().catch(() => undefined);
+      throw error;
+    } finally {
+      for (const remove of removers) if (typeof remove === 'function') (remove as () => void)();
+    }
+    m.gen = gen;
+    m.clients++;
+    this.watchRefusal(gen.consumer, gen.kafka, m.serviceName, settings);
+    if (m.closed) await gen.consumer.disconnect().catch(() => undefined);
+  }
+
+  /** A new version was notified: the next batch reads it (whatever the TTL); an idle consumer follows it now. */
+  private heard(serviceName: string, version: number | null): void {
+    const entry = this.memory.get(serviceName);
+    if (entry !== undefined && entry.config.version !== version) this.memory.delete(serviceName);
+    for (const m of this.managed) {
+      if (m.serviceName !== serviceName || m.runConfig === null || m.idleTimer !== null) continue;
+      // Batches follow the change at their safe point; a consumer that gets none follows it here.
+      m.idleTimer = setTimeout(() => {
+        m.idleTimer = null;
+        const gen = m.gen;
+        if (gen.inFlight > 0 || m.following !== null || m.closed) return;
+        this.loadConfig(serviceName).then((config) => {
+          if (gen.inFlight === 0 && m.gen === gen) this.follow(m, gen, config);
+        }, () => undefined);
+      }, IDLE_FOLLOW_MS);
+      m.idleTimer.unref();
+    }
+  }
+
+  /** The listener was away: whatever was notified meanwhile is read again. */
+  private resumed(): void {
+    for (const [name, entry] of this.memory) if (entry.config.source === 'database') this.memory.delete(name);
+  }
+
+  private startListening(): void {
+    if (!this.listen || this.listener !== null || this.closed) return;
+    const { options, Client } = this.pool;
+    if (typeof Client !== 'function' || typeof options !== 'object' || options === null) return; // not a pg Pool: the re-read only
+    this.listener = new Listener(
+      () => new Client({ ...options }),
+      (service, version) => this.heard(service, version),
+      () => this.resumed(),
+      (message) => this.logger.warn(message),
+      `the re-read every ${this.ttlSeconds}s`,
+    );
+  }
+
+  /** Whether the loader hears changes as they are committed (LISTEN loomctl_config is in effect). */
+  get listening(): boolean {
+    return this.listener?.listening ?? false;
+  }
+
+  /** Stop listening for config changes (the loader's consumers are the service's to disconnect). */
+  async close(): Promise<void> {
+    this.closed = true;
+    const listener = this.listener;
+    this.listener = null;
+    for (const m of this.managed) {
+      if (m.idleTimer !== null) clearTimeout(m.idleTimer);
+      m.idleTimer = null;
+    }
+    if (listener !== null) await listener.stop();
+  }
+
+  /** Alias of close(). */
+  end(): Promise<void> {
+    return this.close();
+  }
+
+  /** The loader is ``consumer``'s alone (createOptimizedConsumer): it stops listening when the consumer disconnects. */
+  own(consumer: object): void {
+    for (const m of this.managed) if (m.proxy === consumer) m.ownsLoader = true;
+  }
+
+  private forget(m: Managed): void {
+    this.managed.delete(m);
+    if (m.reportTimer !== null) clearInterval(m.reportTimer);
+    if (m.idleTimer !== null) clearTimeout(m.idleTimer);
+    m.reportTimer = m.idleTimer = null;
+  }
+
+  /** record_consumer_instance: the version ``m`` runs; a failure is one warning (until a report succeeds), never thrown. */
+  private async report(m: Managed): Promise<void> {
+    const version = m.settings.source === 'database' ? m.settings.version : null;
+    try {
+      await this.query(INSTANCE_SQL, [m.instanceId, m.serviceName, version, 'node', m.settings.consumerGroupId, hostname(), process.pid, m.refusedVersion]);
+      m.reportWarned = false;
+    } catch (error) {
+      if (!m.reportWarned) this.logger.warn(`${m.serviceName}: cannot report the config version it runs: ${reasonOf(error)}`);
+      m.reportWarned = true;
+    }
   }
 
   /**
@@ -703,7 +1129,9 @@ export async function createOptimizedConsumer<C extends ConsumerLike = import('k
   options: LoaderOptions & CreateConsumerOptions = {},
 ): Promise<OptimizedConsumer<C>> {
   const loader = new ConsumerConfigLoader(pool, options);
-  return loader.createConsumer<C>(serviceName, topics, kafkaConfig, options);
+  const consumer = await loader.createConsumer<C>(serviceName, topics, kafkaConfig, options);
+  loader.own(consumer);
+  return consumer;
 }
 
 export type { EachBatchPayloadLike };
