@@ -133,6 +133,8 @@ class ManagedConsumer:
     """The properties the client was built with: the last good ones."""
     refused_versions: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    held: dict[str, Any] = field(default_factory=dict)
+    """Live settings kept at their value because the service refuses the live class (``refuse={"live"}``)."""
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     reported_at: float | None = None
     """When the instance last reported its version (monotonic; None: to report at the next chance)."""

@@ -352,6 +352,8 @@ class _Core:
             consumer.config = config
             return
         change.refused_classes = tuple(sorted(set(change.classes.values()) & self.refuse))
+        for name in change.fields_of("live") if "live" in change.refused_classes else ():
+            consumer.held.setdefault(name, change.changes[name][0])
         if change.needs_client:
             self._recreate(consumer, config, change)
         consumer.reported_at = None  # the new version is said at the next chance
@@ -678,6 +680,12 @@ def _fetch(consumer: Any, max_records: int, timeout: float) -> list[Any]:
     return list(consumer.poll(timeout))
 
 
+def _limit(consumer: Any, config: ConsumerSettings) -> int:
+    """The batch size: max_poll_records, or the value a service that refuses live changes keeps."""
+    held = consumer.held.get("max_poll_records") if isinstance(consumer, ManagedConsumer) else None
+    return int(held) if held is not None else config.max_poll_records
+
+
 def _kind(value: Any) -> str:
     return "an empty string" if value == "" else ("a blank string" if isinstance(value, str) else type(value).__name__)
 
@@ -771,11 +779,12 @@ class KafkaConsumerConfigLoader(_Core):
             if not pending:
                 await asyncio.to_thread(self._follow, consumer, config)
                 await self._report(consumer)
-                messages = await asyncio.to_thread(_fetch, consumer, config.max_poll_records, timeout or self.poll_timeout)
+                messages = await asyncio.to_thread(_fetch, consumer, _limit(consumer, config), timeout or self.poll_timeout)
                 pending, refused = self._good(messages, service_name)
                 if refused:
                     await asyncio.to_thread(self._report_refusal, service_name, config)
-            batch, pending = pending[: config.max_poll_records], pending[config.max_poll_records :]
+            limit = _limit(consumer, config)
+            batch, pending = pending[:limit], pending[limit:]
             if batch or yield_empty:
                 yield batch
                 self._accept(consumer, batch)
@@ -904,11 +913,12 @@ class ConsumerConfigLoader(_Core):
             if not pending:
                 self._follow(consumer, config)
                 self._report(consumer)
-                messages = _fetch(consumer, config.max_poll_records, timeout or self.poll_timeout)
+                messages = _fetch(consumer, _limit(consumer, config), timeout or self.poll_timeout)
                 pending, refused = self._good(messages, service_name)
                 if refused:
                     self._report_refusal(service_name, config)
-            batch, pending = pending[: config.max_poll_records], pending[config.max_poll_records :]
+            limit = _limit(consumer, config)
+            batch, pending = pending[:limit], pending[limit:]
             if batch or yield_empty:
                 yield batch
                 self._accept(consumer, batch)

@@ -343,3 +343,19 @@ def test_the_async_loader_follows_the_change_too(database_url: str, services: An
 
     sizes, recreated = asyncio.run(run())
     assert 0 < sizes[-1] <= 7 and recreated, sizes
+
+
+def test_a_service_that_refuses_live_changes_keeps_its_batch_size(
+    database_url: str, services: Any, pool: ConnectionPool, tmp_path: Any
+) -> None:
+    service, _ = _service(database_url, "max_poll_records=25", "auto_offset_reset=earliest")
+    topic = _topic(services, 3000)
+    heard: list[ConfigChange] = []
+    loader = ConsumerConfigLoader(pool, cache_dir=tmp_path, refuse={"live"}, on_config_change=heard.append)
+    with _running(loader, service, topic, services) as consumer:
+        _consume(loader, consumer, service, lambda b: len(b) == 25)
+        _update(database_url, "UPDATE pipeline_consumer_configs SET max_poll_records = 4 WHERE service_name = %s", service)
+        _consume(loader, consumer, service, lambda b: bool(heard))
+        after = _consume(loader, consumer, service, lambda b: len(b) > 0)
+        assert len(after[-1]) == 25 and heard[0].refused_classes == ("live",)
+        assert "max_poll_records 25 -> 4 not applied: the service refuses this class" in heard[0].describe()
