@@ -42,6 +42,7 @@ REPORT_EVERY_SECONDS = 30.0
 """How often a running consumer reports the version it runs (record_consumer_instance), besides at start and at
 each change; `config show` counts an instance gone after :data:`loomctl.configs.store.INSTANCE_WINDOW_SECONDS`."""
 INSTANCE_SQL = "SELECT record_consumer_instance(%s, %s, %s, 'python', %s, %s, %s, %s)"
+FORGET_SQL = "SELECT forget_consumer_instance(%s)"
 RECONNECT_SECONDS = 5.0
 """How long a listener waits before it connects again after losing its connection."""
 
@@ -149,6 +150,21 @@ class ManagedConsumer:
         refused = max(self.refused_versions) if self.refused_versions else None
         return (self.instance_id, self.config.service_name, version, self.config.consumer_group_id, socket.gethostname(),
                 os.getpid(), refused)  # fmt: skip
+
+    on_close: Callable[[ManagedConsumer], None] | None = None
+    """The loader's: the instance is no longer running (its row goes)."""
+
+    def close(self, *args: Any, **kwargs: Any) -> Any:
+        """The client's close(); then the instance stops counting as running (best effort, never raising)."""
+        try:
+            return self.client.close(*args, **kwargs)
+        finally:
+            if self.on_close is not None:
+                forget, self.on_close = self.on_close, None
+                try:
+                    forget(self)
+                except Exception as exc:  # the database is the service's business, never a reason to fail close()
+                    log.warning("%s: cannot say the consumer stopped: %s", self.config.service_name, exc)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name in self.__dataclass_fields__:

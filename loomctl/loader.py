@@ -64,7 +64,7 @@ from typing import Any
 
 from loomctl.consumer_config import DEFAULTS, FIELDS, FIELDS_BY_NAME, RULES, Field, librdkafka_properties
 from loomctl.errors import BadInput
-from loomctl.live_config import INSTANCE_SQL, ConfigChange, Listener, ManagedConsumer, change_between, conninfo_of
+from loomctl.live_config import FORGET_SQL, INSTANCE_SQL, ConfigChange, Listener, ManagedConsumer, change_between, conninfo_of
 from loomctl.settings import ENV_BOOTSTRAP_SERVERS, ENV_KAFKA_CONFIG, read_properties_file
 from loomctl.validation import SERVICE_NAME, check_group_id
 
@@ -313,13 +313,13 @@ class _Core:
 
     # -- live configuration (loomctl.live_config) --
 
-    def _start_listening(self, source: Any) -> None:
+    def _start_listening(self) -> None:
         if not self.listen or self._listener is not None:
             return
         with self._lock:
             if self._listener is not None:
                 return
-            found = conninfo_of(source)
+            found = self._source_conninfo()
             if found is None:
                 self.listen = False
                 return
@@ -576,7 +576,32 @@ class _Core:
         client = self._client(props, topics, config)
         managed = ManagedConsumer(client, config, list(topics), bootstrap_servers, dict(overrides or {}))
         managed.props = dict(props)
+        managed.on_close = self._forget
+        self._source_conninfo()  # while the source is open: a connection handed to the loader may close before the consumer
         return managed
+
+    def _source_conninfo(self) -> tuple[str, dict[str, Any]] | None:
+        if not hasattr(self, "_conninfo"):
+            try:
+                self._conninfo = conninfo_of(getattr(self, "pool", None) or getattr(self, "source", None))
+            except Exception:  # a connection already closed: nothing to copy
+                self._conninfo = None
+        return self._conninfo
+
+    def _forget(self, consumer: ManagedConsumer) -> None:
+        """A closed consumer's row goes from consumer_instances, on a short connection of its own (the loader's may be
+        asynchronous); one that never reported, or a loader without a connection to copy, leaves it to age out."""
+        import psycopg
+
+        if consumer.reported_at is None or consumer.report_failed:
+            return
+        found = self._source_conninfo()
+        if found is None:
+            return
+        kwargs = {k: v for k, v in found[1].items() if k not in ("autocommit", "row_factory")}
+        kwargs.setdefault("connect_timeout", max(1, int(self.connect_timeout)))
+        with psycopg.connect(found[0], autocommit=True, **kwargs) as conn:
+            conn.execute(FORGET_SQL, (consumer.instance_id,))
 
     def _client(self, props: Mapping[str, Any], topics: Sequence[str], config: ConsumerSettings | None = None) -> Any:
         group = props.get("group.id")
@@ -728,7 +753,7 @@ class KafkaConsumerConfigLoader(_Core):
         """The service's settings: from memory within the TTL, else the database, else the disk cache."""
         import psycopg
 
-        self._start_listening(self.pool)
+        self._start_listening()
         fresh = self._fresh(service_name)
         if fresh is not None:
             return fresh
@@ -866,7 +891,7 @@ class ConsumerConfigLoader(_Core):
     def load_config(self, service_name: str) -> ConsumerSettings:
         import psycopg
 
-        self._start_listening(self.source)
+        self._start_listening()
         fresh = self._fresh(service_name)
         if fresh is not None:
             return fresh

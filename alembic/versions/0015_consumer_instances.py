@@ -1,6 +1,7 @@
 """The running consumers a loader made report the config version they run (consumer_instances, written through
-record_consumer_instance, SECURITY DEFINER for loomctl_service), so that `config show` and `config drift` say which
-running instances have not taken the newest version yet. loomctl_reader reads the table.
+record_consumer_instance and removed by forget_consumer_instance when the service closes the consumer, both SECURITY
+DEFINER for loomctl_service), so that `config show` and `config drift` say which running instances have not taken
+the newest version yet. loomctl_reader reads the table.
 
 Revision ID: 0015
 Revises: 0014
@@ -18,6 +19,8 @@ revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None
+
+FUNCTIONS = ("record_consumer_instance", "forget_consumer_instance")
 
 
 def upgrade() -> None:
@@ -39,13 +42,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("instance_id", name=op.f("pk_consumer_instances")),
     )
     op.create_index("ix_consumer_instances_service_reported", "consumer_instances", ["service_name", "reported_at"])
-    op.create_entity(entity("record_consumer_instance", 1))
-    op.execute("REVOKE EXECUTE ON FUNCTION public.record_consumer_instance FROM PUBLIC")
-    op.execute("GRANT EXECUTE ON FUNCTION public.record_consumer_instance TO loomctl_service")
+    for function in FUNCTIONS:
+        op.create_entity(entity(function, 1))
+        op.execute(f"REVOKE EXECUTE ON FUNCTION public.{function} FROM PUBLIC")
+        op.execute(f"GRANT EXECUTE ON FUNCTION public.{function} TO loomctl_service")
     op.execute("GRANT SELECT ON public.consumer_instances TO loomctl_reader")
 
 
 def downgrade() -> None:
-    op.drop_entity(entity("record_consumer_instance", 1))
+    for function in reversed(FUNCTIONS):
+        op.drop_entity(entity(function, 1))
     op.drop_index("ix_consumer_instances_service_reported", table_name="consumer_instances")
     op.drop_table("consumer_instances")

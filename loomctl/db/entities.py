@@ -26,6 +26,7 @@ CURRENT: dict[str, int] = {
     "record_consumer_lag": 3,
     "record_processing_metrics": 2,
     "record_consumer_instance": 1,
+    "forget_consumer_instance": 1,
     "ensure_lag_history_partitions": 2,
     "drop_lag_history_before": 2,
     "lag_partition_status_live": 2,

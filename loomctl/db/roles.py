@@ -116,6 +116,7 @@ FUNCTIONS: dict[str, frozenset[str]] = {
     "record_consumer_lag": frozenset({SERVICE, COLLECTOR}),
     "record_processing_metrics": frozenset({SERVICE}),
     "record_consumer_instance": frozenset({SERVICE}),
+    "forget_consumer_instance": frozenset({SERVICE}),
     "ensure_lag_history_partitions": frozenset({COLLECTOR}),
     "drop_lag_history_before": frozenset({COLLECTOR}),
     "refresh_lag_partition_status": frozenset({COLLECTOR}),

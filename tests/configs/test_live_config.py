@@ -141,9 +141,10 @@ def test_a_fetch_max_bytes_change_recreates_the_client_without_losing_or_repeati
         # and nothing more comes
         for batch in _consume(loader, consumer, service, lambda b: False if b else True):
             seen += [m.value() for m in batch]
+        shown = Cli(database_url)("config", "show", service)
+        assert "running: 1 instance(s), 1 on version 2 (the newest)" in shown.stderr, shown.stderr
     assert len(seen) == total and len(set(seen)) == total  # none lost, none twice
-    shown = Cli(database_url)("config", "show", service)
-    assert "running: 1 instance(s), 1 on version 2 (the newest)" in shown.stderr, shown.stderr
+    assert "running:" not in Cli(database_url)("config", "show", service).stderr  # closed: no longer running
     assert [c.fields_of("recreate") for c in changes] == [["fetch_max_bytes"]] and changes[0].applied
     assert any("fetch_max_bytes 52428800 -> 2000000 by a new client" in r.getMessage() for r in caplog.records), caplog.text
     committed = Cli(database_url, services.bootstrap_servers).json("lag", "show", service, "--by", "partition")
