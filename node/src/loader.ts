@@ -32,6 +32,7 @@ const RECOMMENDATIONS_SQL =
   ' FROM v_consumer_performance_monitor WHERE recommendation IS NOT NULL ORDER BY service_name';
 const SETTINGS_SQL = 'SELECT * FROM pipeline_consumer_configs WHERE service_name = $1';
 const INSTANCE_SQL = 'SELECT record_consumer_instance($1, $2, $3, $4, $5, $6, $7, $8)';
+const FORGET_SQL = 'SELECT forget_consumer_instance($1)';
 /** How often a running consumer reports the config version it runs (record_consumer_instance). */
 export const REPORT_INTERVAL_MS = 30_000;
 /** How long a new client may take to join its group before the loader stops waiting for the broker's verdict. */
@@ -730,6 +731,7 @@ export class ConsumerConfigLoader {
         try {
           await m.gen.consumer.disconnect();
         } finally {
+          await this.forgetInstance(m);
           if (m.ownsLoader) await this.close();
         }
       },
@@ -1021,6 +1023,15 @@ export class ConsumerConfigLoader {
     if (m.reportTimer !== null) clearInterval(m.reportTimer);
     if (m.idleTimer !== null) clearTimeout(m.idleTimer);
     m.reportTimer = m.idleTimer = null;
+  }
+
+  /** The service disconnected ``m``: it runs no version any more (forget_consumer_instance); a failure is one warning. */
+  private async forgetInstance(m: Managed): Promise<void> {
+    try {
+      await this.query(FORGET_SQL, [m.instanceId]);
+    } catch (error) {
+      this.logger.warn(`${m.serviceName}: cannot say the consumer stopped: ${reasonOf(error)}`);
+    }
   }
 
   /** record_consumer_instance: the version ``m`` runs; a failure is one warning (until a report succeeds), never thrown. */

@@ -176,8 +176,12 @@ test('a change the broker refuses puts the consumer back on its last good settin
     const { rows } = await s.pool.query<{ config_version: number; refused_version: number }>(
       'SELECT config_version, refused_version FROM consumer_instances WHERE instance_id = $1', [consumer.loomctl.instanceId]);
     assert.deepEqual(rows.map((r) => [r.config_version, r.refused_version]), [[1, 2]]);
+    // disconnected, the instance no longer counts as running
+    await consumer.disconnect();
+    const { rowCount } = await s.pool.query('SELECT 1 FROM consumer_instances WHERE instance_id = $1', [consumer.loomctl.instanceId]);
+    assert.equal(rowCount, 0);
   } finally {
-    await tearDown(s, consumer);
+    await tearDown(s);
   }
   assert.equal(s.log.errors.filter((m) => m.includes('refused by the new client')).length, 1, s.log.errors.join('\n'));
   assert.deepEqual(s.changes.map((c) => c.applied), [false]);
