@@ -174,11 +174,20 @@ class ManagedConsumer:
 
 class Listener:
     """A daemon thread that LISTENs on :data:`CHANNEL` over a connection of its own and calls ``on_version(service,
-    version)`` for each notification (reconnecting after :data:`RECONNECT_SECONDS` when the connection is lost; one
-    warning when it cannot listen at all, the loader's re-read then being the only way changes arrive)."""
+    version)`` for each notification (reconnecting after :data:`RECONNECT_SECONDS` when the connection is lost, then
+    ``on_resumed()``: notifications sent meanwhile were missed; one warning when it cannot listen, the loader's re-read
+    then being the only way changes arrive)."""
 
-    def __init__(self, conninfo: str, connect_kwargs: Mapping[str, Any], on_version: Callable[[str, int | None], None]) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        connect_kwargs: Mapping[str, Any],
+        on_version: Callable[[str, int | None], None],
+        on_resumed: Callable[[], None] = lambda: None,
+    ) -> None:
         self._conninfo = conninfo
+        self._on_resumed = on_resumed
+        self._lost = False
         self._kwargs = {k: v for k, v in connect_kwargs.items() if k not in ("autocommit", "row_factory")}
         self._on_version = on_version
         self._stop = threading.Event()
@@ -195,11 +204,14 @@ class Listener:
                 with psycopg.connect(self._conninfo, autocommit=True, **self._kwargs) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
+                    if self._lost:  # what was notified while the connection was gone is read anew
+                        self._on_resumed()
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
                             self._heard(note.payload)
             except Exception as exc:  # the database went away, or LISTEN is refused (a replica): retry, warn once
                 self.listening.clear()
+                self._lost = True
                 if not self._warned:
                     self._warned = True
                     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

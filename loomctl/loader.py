@@ -323,14 +323,19 @@ class _Core:
             if found is None:
                 self.listen = False
                 return
-            self._listener = Listener(found[0], found[1], self._heard)
+            self._listener = Listener(found[0], found[1], self._heard, self._resumed)
 
     def _heard(self, service_name: str, version: int | None) -> None:
         """A new version was committed: the next poll reads it (whatever the TTL)."""
         with self._lock:
             entry = self._memory.get(service_name)
             if entry is not None and entry[0].version != version:
-                del self._memory[service_name]
+                self._memory[service_name] = (entry[0], 0.0)  # expired: read at its next use, the fallback meanwhile
+
+    def _resumed(self) -> None:
+        """Listening again after an outage: every config is read anew at its next use (a change may have been missed)."""
+        with self._lock:  # expired, not dropped: a database gone again still leaves them as the fallback
+            self._memory = {name: (config, 0.0) for name, (config, _) in self._memory.items()}
 
     def close(self) -> None:
         """Stop listening for config changes (the loader's consumers are the service's to close)."""

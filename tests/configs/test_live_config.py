@@ -360,3 +360,31 @@ def test_a_service_that_refuses_live_changes_keeps_its_batch_size(
         after = _consume(loader, consumer, service, lambda b: len(b) > 0)
         assert len(after[-1]) == 25 and heard[0].refused_classes == ("live",)
         assert "max_poll_records 25 -> 4 not applied: the service refuses this class" in heard[0].describe()
+
+
+def test_a_listener_that_lost_its_connection_listens_again_and_reads_every_config_anew(
+    database_url: str, pg: psycopg.Connection, pool: ConnectionPool, tmp_path: Any
+) -> None:
+    service, _ = _service(database_url, "max_poll_records=25")
+    loader = ConsumerConfigLoader(pool, cache_dir=tmp_path)
+    try:
+        assert loader.load_config(service).source == "database"
+        listener = loader._listener
+        assert listener is not None and listener.listening.wait(30)
+        database = pg.info.dbname
+        killed = pg.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND query = 'LISTEN loomctl_config'",
+            (database,),
+        ).fetchall()
+        assert killed == [(True,)]
+        deadline = time.monotonic() + 30
+        while listener.listening.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert listener.listening.wait(30)  # again, after RECONNECT_SECONDS
+        # a change it could have missed meanwhile: the next use reads the row
+        deadline = time.monotonic() + 30
+        while loader._fresh(service) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert loader._fresh(service) is None
+    finally:
+        loader.close()
