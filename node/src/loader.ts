@@ -49,6 +49,9 @@ export interface PoolLike {
   options?: object;
   /** pg.Pool's: the Client class it builds its connections with. */
   Client?: new (options: object) => ListenClientLike;
+  /** pg.Pool's events: an idle connection that breaks is an 'error' the process dies of when no one listens. */
+  on?: (event: 'error', listener: (error: Error) => void) => unknown;
+  listenerCount?: (event: 'error') => number;
 }
 
 export interface Logger {
@@ -445,6 +448,7 @@ export class ConsumerConfigLoader {
 
   constructor(pool: unknown, options: LoaderOptions = {}) {
     this.pool = checkPool(pool);
+    this.guardPool();
     this.cacheDir = options.cacheDir ?? defaultCacheDir();
     this.ttlSeconds = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
     this.retrySeconds = options.retrySeconds ?? DEFAULT_RETRY_SECONDS;
@@ -467,6 +471,23 @@ export class ConsumerConfigLoader {
     }
   }
 
+  /**
+   * pg's Pool emits 'error' when an idle connection breaks (the database restarted or went away), and a process
+   * with no listener for it dies of it. A service that set none keeps running on what it has: the loader listens,
+   * with one warning per outage (the next query that works ends it).
+   */
+  private guardPool(): void {
+    const pool = this.pool;
+    if (typeof pool.on !== 'function' || typeof pool.listenerCount !== 'function' || pool.listenerCount('error') > 0) return;
+    pool.on('error', (error: Error) => {
+      if (this.poolBroken) return;
+      this.poolBroken = true;
+      this.logger.warn(`the config database dropped an idle connection (${reasonOf(error)}): running on what the loader has`);
+    });
+  }
+
+  private poolBroken = false;
+
   private async query(sql: string, values: unknown[]): Promise<Record<string, unknown>[]> {
     const client = await withTimeout(this.pool.connect(), this.connectTimeoutMs, 'connecting to the config database', (late) => late?.release?.());
     if (typeof client?.query !== 'function' || typeof client.release !== 'function') {
@@ -476,6 +497,7 @@ export class ConsumerConfigLoader {
     let failed: Error | undefined;
     try {
       const { rows } = await withTimeout(client.query(sql, values), this.connectTimeoutMs * 6, 'the config query');
+      this.poolBroken = false;
       return rows as Record<string, unknown>[];
     } catch (error) {
       failed = error as Error;

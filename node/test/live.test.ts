@@ -7,9 +7,11 @@
  *   object the service holds working on, the instance reporting the version it runs;
  * - a change the broker refuses puts the consumer back on its last good settings, and is not tried again;
  * - with LISTEN off, the re-read (the version poll) brings the change;
- * - a service that refuses a class keeps its client, and its callback hears the change.
+ * - a service that refuses a class keeps its client, and its callback hears the change;
+ * - a database that goes away changes nothing: the same client, the same batches.
  */
 import assert from 'node:assert/strict';
+import { AddressInfo, Server, Socket, connect as connectTcp, createServer } from 'node:net';
 import { test } from 'node:test';
 
 import { Client, Pool } from 'pg';
@@ -40,10 +42,10 @@ interface Setup {
   changes: ConfigChange[];
 }
 
-function setUp(prefix: string, assignments: string[], options: LoaderOptions = {}): Setup {
+function setUp(prefix: string, assignments: string[], options: LoaderOptions = {}, databaseUrl = DATABASE_URL): Setup {
   const service = unique(prefix);
   configure(service, 'auto_offset_reset=earliest', ...assignments);
-  const pool = newPool();
+  const pool = newPool(databaseUrl);
   const base = recordingLogger();
   const log = Object.assign(base, { errors: [] as string[], error: (m: string) => void log.errors.push(m) });
   const changes: ConfigChange[] = [];
@@ -227,4 +229,51 @@ test('a service that refuses recreate keeps its client, and hears the change', a
     await tearDown(s, consumer);
   }
   assert.throws(() => new ConsumerConfigLoader(newPool(), { refuse: ['broker'] }), /refuse takes the reload classes/);
+});
+
+/** A TCP relay to PostgreSQL that the test can take away: the database's outage, as the loader sees it. */
+async function relay(): Promise<{ url: string; cut(): Promise<void> }> {
+  const target = new URL(DATABASE_URL);
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((inbound) => {
+    const outbound = connectTcp(Number(target.port || 5432), target.hostname);
+    for (const s of [inbound, outbound]) {
+      sockets.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => sockets.delete(s));
+    }
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const via = new URL(DATABASE_URL);
+  via.hostname = '127.0.0.1';
+  via.port = String((server.address() as AddressInfo).port);
+  return {
+    url: via.toString(),
+    cut: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+  };
+}
+
+test('a database that goes away changes nothing: the same client, the same batches', async () => {
+  const db = await relay();
+  const s = setUp('node-live-outage', ['max_poll_records=25'], { ttlSeconds: 1, retrySeconds: 1, connectTimeoutMs: 1000 }, db.url);
+  const { consumer, batches } = await consuming(s, 'node-live-outage');
+  try {
+    await eventually('a batch of 25', () => (batches.some((b) => b.size === 25) ? true : undefined));
+    await db.cut();
+    const cut = performance.now();
+    await eventually('the loader says the database is gone', () =>
+      (s.log.warnings.some((m) => m.startsWith('config database unavailable')) ? true : undefined), 30_000);
+    await eventually('five batches of 25 after the outage', () =>
+      (batches.filter((b) => b.at > cut && b.size === 25).length >= 5 ? true : undefined), 30_000);
+    assert.equal(consumer.loomctl.clients, 1);
+    assert.equal(consumer.loomctl.settings.version, 1);
+    assert.ok(batches.filter((b) => b.at > cut).every((b) => b.size <= 25));
+  } finally {
+    await tearDown(s, consumer).catch(() => undefined); // the pool's end meets the cut connections
+  }
 });
