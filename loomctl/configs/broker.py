@@ -517,9 +517,11 @@ class DriftReport:
 
     def with_instances(self, versions: Mapping[str, int], running: Mapping[str, Sequence[Any]]) -> None:
         """Each service's running instances that are not on its newest version: a drift of their own."""
+        from loomctl.configs.store import instances_behind
+
         for d in self.services:
             newest = versions.get(d.service_name)
-            behind = [i for i in running.get(d.service_name, ()) if newest is not None and i.config_version != newest]
+            behind = instances_behind(running.get(d.service_name, ()), newest) if newest is not None else []
             d.instances_behind.extend(i.describe() for i in behind)
             if behind:
                 d.drift.append(f"{len(behind)} running instance(s) not on version {newest} yet")
