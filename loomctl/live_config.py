@@ -29,6 +29,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,21 +177,27 @@ class Listener:
     """A daemon thread that LISTENs on :data:`CHANNEL` over a connection of its own and calls ``on_version(service,
     version)`` for each notification (reconnecting after :data:`RECONNECT_SECONDS` when the connection is lost, then
     ``on_resumed()``: notifications sent meanwhile were missed; one warning when it cannot listen, the loader's re-read
-    then being the only way changes arrive)."""
+    then being the only way changes arrive).
+
+    It holds its loader weakly (``on_version`` and ``on_resumed`` are its bound methods): a loader that is gone
+    without :meth:`stop` (a service that made one per call) takes its connection with it within a second."""
 
     def __init__(
         self,
         conninfo: str,
         connect_kwargs: Mapping[str, Any],
         on_version: Callable[[str, int | None], None],
-        on_resumed: Callable[[], None] = lambda: None,
+        on_resumed: Callable[[], None],
     ) -> None:
         self._conninfo = conninfo
-        self._on_resumed = on_resumed
+        self._on_resumed = weakref.WeakMethod(on_resumed)
         self._lost = False
-        self._kwargs = {k: v for k, v in connect_kwargs.items() if k not in ("autocommit", "row_factory")}
-        self._on_version = on_version
+        kwargs = {k: v for k, v in connect_kwargs.items() if k not in ("autocommit", "row_factory")}
+        self._kwargs = {"application_name": "loomctl-config-listener", **kwargs}
+        self._on_version = weakref.WeakMethod(on_version)
         self._stop = threading.Event()
+        self.backend_pid: int | None = None
+        """The PostgreSQL backend of the listening connection (None while there is none)."""
         self.listening = threading.Event()
         self._warned = False
         self._thread = threading.Thread(target=self._run, name="loomctl-config-listener", daemon=True)
@@ -203,14 +210,20 @@ class Listener:
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, **self._kwargs) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    self.backend_pid = conn.info.backend_pid
                     self.listening.set()
-                    if self._lost:  # what was notified while the connection was gone is read anew
-                        self._on_resumed()
-                    while not self._stop.is_set():
+                    if self._lost and (resumed := self._on_resumed()) is not None:
+                        resumed()  # what was notified while the connection was gone is read anew
+                    while not self._stop.is_set() and self._on_version() is not None:
                         for note in conn.notifies(timeout=1.0):
                             self._heard(note.payload)
+                if self._on_version() is None:
+                    return  # its loader is gone
             except Exception as exc:  # the database went away, or LISTEN is refused (a replica): retry, warn once
                 self.listening.clear()
+                self.backend_pid = None
+                if self._on_version() is None:
+                    return
                 self._lost = True
                 if not self._warned:
                     self._warned = True
@@ -224,8 +237,9 @@ class Listener:
             service, version = note["service"], note.get("version")
         except (ValueError, KeyError, TypeError):
             return
-        if isinstance(service, str) and (version is None or isinstance(version, int)):
-            self._on_version(service, version)
+        on_version = self._on_version()
+        if on_version is not None and isinstance(service, str) and (version is None or isinstance(version, int)):
+            on_version(service, version)
 
     def stop(self) -> None:
         self._stop.set()

@@ -76,6 +76,17 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+@pytest.fixture(autouse=True)
+def _collect_on_the_main_thread() -> Iterator[None]:
+    """After each test, the garbage it left is collected here, on the main thread. A Kafka client (librdkafka) caught
+    in a reference cycle is destroyed when its cycle is collected, and a collection that happens to run on one of
+    librdkafka's own threads (a future's callback) aborts the whole process there."""
+    yield
+    import gc
+
+    gc.collect()
+
+
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     database_url = os.environ.get(ENV_DATABASE_URL)

@@ -371,12 +371,7 @@ def test_a_listener_that_lost_its_connection_listens_again_and_reads_every_confi
         assert loader.load_config(service).source == "database"
         listener = loader._listener
         assert listener is not None and listener.listening.wait(30)
-        database = pg.info.dbname
-        killed = pg.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND query = 'LISTEN loomctl_config'",
-            (database,),
-        ).fetchall()
-        assert killed == [(True,)]
+        assert pg.execute("SELECT pg_terminate_backend(%s)", (listener.backend_pid,)).fetchone() == (True,)
         deadline = time.monotonic() + 30
         while listener.listening.is_set() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -388,3 +383,28 @@ def test_a_listener_that_lost_its_connection_listens_again_and_reads_every_confi
         assert loader._fresh(service) is None
     finally:
         loader.close()
+
+
+def test_a_loader_that_is_gone_takes_its_listening_connection_with_it(
+    database_url: str, pg: psycopg.Connection, pool: ConnectionPool, tmp_path: Any
+) -> None:
+    """A service that makes a loader per call and never closes it must not pile up connections."""
+    import gc
+
+    service, _ = _service(database_url, "max_poll_records=25")
+    loader = ConsumerConfigLoader(pool, cache_dir=tmp_path)
+    loader.load_config(service)
+    listener = loader._listener
+    assert listener is not None and listener.listening.wait(30)
+    pid = listener.backend_pid
+
+    def alive() -> bool:
+        return pg.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() == (1,)
+
+    assert alive()
+    del loader
+    gc.collect()
+    deadline = time.monotonic() + 30
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive()
