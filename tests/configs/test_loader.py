@@ -42,7 +42,7 @@ def configured(pg, service):
 
 def test_sync_loader_reads_caches_and_rereads_after_the_ttl(database_url, pg, configured, tmp_path):
     with psycopg.connect(database_url) as conn:
-        loader = ConsumerConfigLoader(conn, cache_dir=tmp_path, ttl_seconds=0.5)
+        loader = ConsumerConfigLoader(conn, cache_dir=tmp_path, ttl_seconds=0.5, listen=False)  # the TTL alone: no LISTEN
         config = loader.load_config(configured)
         assert config["max_poll_records"] == 7 and config.source == "database" and config.version == 1
         props = config.librdkafka()
