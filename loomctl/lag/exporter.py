@@ -356,11 +356,16 @@ class Exporter:
             return h.last_success_at is None or now - h.last_success_at > STALE_AFTER_INTERVALS * interval
         return any(self._stale(now, name) for name in self._rendered)
 
-    def ready(self) -> bool:
-        """Serving figures, and every cluster's are fresh (a cluster that never published has none to be stale)."""
+    def ready(self, now: float | None = None) -> bool:
+        """Every cluster's figures served are fresh (a cluster that never published has none to be stale); with none
+        to serve (standing by, its shares holding no configured group, or every cluster retired), ready while its last
+        step succeeded within :data:`STALE_AFTER_INTERVALS` intervals: it does all it is asked to. Never before a
+        first step."""
         with self._lock:
-            now = time.time()
-            return bool(self._rendered) and not any(self._stale(now, name) for name in self._rendered)
+            now = now or time.time()
+            if not self._rendered:
+                return not self._stale(now, None)
+            return not any(self._stale(now, name) for name in self._rendered)
 
     def metrics(self, *, compressed: bool = False) -> bytes:
         """The exposition text: the clusters' figures (rendered when published) and the health, now.

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import textwrap
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +27,7 @@ from test_burrow_api import Response, burrow
 
 from loomctl.errors import BadInput
 from loomctl.lag.exporter import DEFAULT_CLUSTER_NAME, Exporter, ExportSnapshot, GroupInfo, WindowEvidence, metric_names
+from loomctl.lag.verdicts import STALE_AFTER_INTERVALS
 from loomctl.lag.http import Api, MonitoringServer
 from loomctl.lag.live import PartitionLag
 
@@ -208,7 +210,12 @@ def test_a_retired_cluster_leaves_no_series() -> None:
     assert found["loomctl_collector_up"][0].value == 1.0
     exporter.retire("us")  # twice: nothing to do
     exporter.retire(DEFAULT_CLUSTER_NAME)  # the default cluster, by its own name
-    assert exporter.snapshots() == {} and exporter.snapshot is None and not exporter.ready()
+    assert exporter.snapshots() == {} and exporter.snapshot is None
+    # nothing left to serve: ready while its last step is fresh, as a collector standing by is; not once it is stale
+    last = exporter.health.last_success_at
+    assert last is not None and exporter.ready() and not exporter.stale()
+    late = last + STALE_AFTER_INTERVALS * 30 + 1
+    assert not exporter.ready(now=late) and exporter.stale(now=late)
     assert not [f for f in parsed(exporter.metrics().decode()) if not f.startswith("loomctl_collector_")]
     promtool_accepts(exporter.metrics().decode())
 
@@ -426,10 +433,12 @@ def test_a_collector_standing_by_is_up_and_fresh_with_nothing_to_serve() -> None
     from loomctl.lag.exporter import Exporter
 
     exporter = Exporter(interval=dt.timedelta(seconds=30))
-    assert exporter.stale()  # before any step
+    assert exporter.stale() and not exporter.ready()  # before any step
     exporter.standing_by(writer=False, duration_s=0.01)
     text = exporter.metrics().decode()
     assert 'loomctl_collector_up{cluster_name="default"} 1.0' in text and 'loomctl_collector_stale{cluster_name="default"} 0.0' in text
-    assert not exporter.stale() and not exporter.ready()  # fresh, but no figures of its own to serve
+    # ready: it does all it is asked (a readiness probe must not hold a standby out of service forever)
+    assert not exporter.stale() and exporter.ready()
+    assert not exporter.ready(now=time.time() + STALE_AFTER_INTERVALS * 30 + 1)  # a step that hangs ends it
     exporter.failed("PostgreSQL: gone", duration_s=0.01)
-    assert exporter.stale() and 'loomctl_collector_up{cluster_name="default"} 0.0' in exporter.metrics().decode()
+    assert exporter.stale() and not exporter.ready() and 'loomctl_collector_up{cluster_name="default"} 0.0' in exporter.metrics().decode()
