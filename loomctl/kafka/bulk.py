@@ -14,8 +14,8 @@ fields):
     ListOffsets v6-v11: ThrottleTimeMs int32, Topics [Name, Partitions [PartitionIndex int32, ErrorCode int16,
     Timestamp int64, Offset int64, LeaderEpoch int32]]
 
-kafka-python still owns the connection, the request's encoding, SASL and TLS: :class:`Asked` wraps its request and
-only names the reader of the answer. An answer that does not parse is a ValueError, which kafka-python's connection
+kafka-python still owns the connection, the request header, SASL and TLS: :class:`Asked` gives it the body loomctl wrote and
+names the reader of the answer. An answer that does not parse is a ValueError, which kafka-python's connection
 turns into a protocol error of that request.
 """
 
@@ -41,6 +41,8 @@ LATEST, EARLIEST = -1, -2
 _COMMITTED = struct.Struct(">iqi")  # PartitionIndex, CommittedOffset, CommittedLeaderEpoch
 _LISTED = struct.Struct(">ihqqi")  # PartitionIndex, ErrorCode, Timestamp, Offset, LeaderEpoch
 _INT16 = struct.Struct(">h")
+_HEAD = struct.Struct(">ib")  # ListOffsets' ReplicaId, IsolationLevel
+_ASKED = struct.Struct(">iiqB")  # PartitionIndex, CurrentLeaderEpoch, Timestamp, no tagged fields
 _INT32 = struct.Struct(">i")
 
 
@@ -78,13 +80,11 @@ class ListedOffsets:
 def offset_fetch(group_ids: list[str]) -> Asked:
     """One OffsetFetch v8 for all of ``group_ids`` (every partition of each), answered as :class:`FetchedOffsets`."""
     inner = OffsetFetchRequest(
-        groups=[OffsetFetchRequest.OffsetFetchRequestGroup(group_id=g, topics=None) for g in group_ids],
-        require_stable=False,
-        min_version=OFFSET_FETCH_VERSION,
-        max_version=OFFSET_FETCH_VERSION,
+        groups=[], require_stable=False, min_version=OFFSET_FETCH_VERSION, max_version=OFFSET_FETCH_VERSION
     )
     inner.API_VERSION = OFFSET_FETCH_VERSION
-    return Asked(inner, OffsetFetchResponse, OFFSET_FETCH_VERSION, decode_offset_fetch, f"{len(group_ids)} groups")
+    body = _offset_fetch_body(group_ids)
+    return Asked(inner, OffsetFetchResponse, OFFSET_FETCH_VERSION, decode_offset_fetch, f"{len(group_ids)} groups", body)
 
 
 def list_offsets(partitions: Iterable[TopicPartition], timestamp: int, version: int) -> Asked:
@@ -93,34 +93,72 @@ def list_offsets(partitions: Iterable[TopicPartition], timestamp: int, version: 
     by_topic: dict[str, list[int]] = {}
     for topic, partition in partitions:
         by_topic.setdefault(topic, []).append(partition)
-    part = ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition
-    inner = ListOffsetsRequest(
-        replica_id=-1,
-        isolation_level=0,
-        topics=[
-            ListOffsetsRequest.ListOffsetsTopic(
-                name=topic, partitions=[part(partition_index=p, current_leader_epoch=-1, timestamp=timestamp) for p in ps]
-            )
-            for topic, ps in by_topic.items()
-        ],
-        min_version=version,
-        max_version=version,
-    )
+    if version not in LIST_OFFSETS_VERSIONS:
+        raise ValueError(f"ListOffsets v{version}: loomctl writes v{LIST_OFFSETS_VERSIONS[0]}-v{LIST_OFFSETS_VERSIONS[-1]}")
+    inner = ListOffsetsRequest(replica_id=-1, isolation_level=0, topics=[], min_version=version, max_version=version)
     inner.API_VERSION = version
     count = sum(len(ps) for ps in by_topic.values())
-    return Asked(inner, ListOffsetsResponse, version, decode_list_offsets, f"{count} partitions at {timestamp}")
+    body = _list_offsets_body(by_topic, timestamp)
+    return Asked(inner, ListOffsetsResponse, version, decode_list_offsets, f"{count} partitions at {timestamp}", body)
+
+
+# The two requests that grow with the groups or the partitions are written here, byte for byte as kafka-python would
+# (tests/kafka/test_wire_decoding.py holds them equal): kafka-python builds an object per partition and encodes it
+# generically, 7 us a partition (70 ms of the 0.1 s that the log offsets of 5,000 partitions took); this takes under 1.
+
+
+def _offset_fetch_body(group_ids: list[str]) -> bytes:
+    """OffsetFetch v8: Groups [GroupId compact string, Topics null (every topic), no tags], RequireStable false, no
+    tags."""
+    out = [_varint(len(group_ids) + 1)]
+    for group_id in group_ids:
+        out.append(_compact_string(group_id))
+        out.append(b"\x00\x00")  # Topics: null; the group's tagged fields: none
+    out.append(b"\x00\x00")  # RequireStable: false; tagged fields: none
+    return b"".join(out)
+
+
+def _list_offsets_body(by_topic: dict[str, list[int]], timestamp: int) -> bytes:
+    """ListOffsets v6-v7: ReplicaId -1, IsolationLevel 0, Topics [Name, Partitions [PartitionIndex, CurrentLeaderEpoch
+    -1, Timestamp, no tags], no tags], no tags."""
+    out = [_HEAD.pack(-1, 0), _varint(len(by_topic) + 1)]
+    for topic, partitions in by_topic.items():
+        out.append(_compact_string(topic))
+        out.append(_varint(len(partitions) + 1))
+        out.append(b"".join([_ASKED.pack(p, -1, timestamp, 0) for p in partitions]))
+        out.append(b"\x00")
+    out.append(b"\x00")
+    return b"".join(out)
+
+
+def _compact_string(text: str) -> bytes:
+    raw = text.encode()
+    return _varint(len(raw) + 1) + raw
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 class Asked:
-    """kafka-python's request whose answer is read by ``decode``: the connection asks a request for its version,
-    header and bytes, and the request's header for the answer's type."""
+    """A request whose body is written by loomctl and whose answer is read by ``decode``: kafka-python's connection
+    asks it for its version, its header (kafka-python's own, from ``inner``) and its bytes, and the header for the
+    answer's type."""
 
-    __slots__ = ("_inner", "_reader", "_what", "header")
+    __slots__ = ("_body", "_inner", "_reader", "_what", "header")
 
-    def __init__(self, inner: Any, response: Any, version: int, decode: Callable[[bytes], Any], what: str) -> None:
+    def __init__(self, inner: Any, response: Any, version: int, decode: Callable[[bytes], Any], what: str, body: bytes) -> None:
         self._inner = inner
         self._reader = _reader(response, version, decode)
         self._what = what
+        self._body = body
         self.header: _Header | None = None
 
     @property
@@ -131,8 +169,15 @@ class Asked:
         self._inner.with_header(correlation_id=correlation_id, client_id=client_id)
         self.header = _Header(self._inner.header, self._reader)
 
-    def encode(self, *args: Any, **kwargs: Any) -> Any:
-        return self._inner.encode(*args, **kwargs)
+    def encode(self, version: int | None = None, header: bool = False, framed: bool = False) -> bytes:
+        if version is not None and version != self.API_VERSION:
+            raise ValueError(f"{self!r} is written for v{self.API_VERSION} only, not v{version}")
+        payload = self._body
+        if header:
+            if self.header is None:
+                raise ValueError("No header found")
+            payload = bytes(self._inner.encode_header(flexible=True)) + payload  # both versions are flexible
+        return _INT32.pack(len(payload)) + payload if framed else payload
 
     def expect_response(self) -> bool:
         return True

@@ -95,6 +95,42 @@ def test_the_request_names_its_own_reader_so_only_this_answer_is_read_by_it() ->
     assert listed.header.get_response_class() is not request.header.get_response_class()
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_the_requests_are_written_byte_for_byte_as_kafka_python_writes_them(seed: int) -> None:
+    """loomctl writes the two requests that grow with the groups and the partitions itself: the same bytes as
+    kafka-python's codec, names of every varint length and non-ASCII ones included."""
+    from kafka.protocol.consumer import ListOffsetsRequest, OffsetFetchRequest
+
+    rng = random.Random(seed)
+    ids = [("g" * rng.randrange(0, 300)) + f"ü{i}" for i in range(rng.randrange(0, 300))]
+    theirs = OffsetFetchRequest(groups=[OffsetFetchRequest.OffsetFetchRequestGroup(group_id=g, topics=None) for g in ids],
+                                require_stable=False, min_version=8, max_version=8)
+    theirs.API_VERSION = 8
+    mine = bulk.offset_fetch(ids)
+    for request in (theirs, mine):
+        request.with_header(correlation_id=seed, client_id="loomctl")
+    assert mine.encode(framed=True, header=True) == bytes(theirs.encode(framed=True, header=True))
+    assert mine.encode() == bytes(theirs.encode())
+    part = ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition
+    for version in bulk.LIST_OFFSETS_VERSIONS:
+        asked = [(f"t{rng.randrange(200)}-é" * rng.randrange(1, 40), rng.randrange(2**31)) for _ in range(rng.randrange(0, 400))]
+        at = rng.choice([bulk.LATEST, bulk.EARLIEST])
+        by_topic: dict[str, list[int]] = {}
+        for topic, partition in asked:
+            by_topic.setdefault(topic, []).append(partition)
+        theirs = ListOffsetsRequest(
+            replica_id=-1, isolation_level=0, min_version=version, max_version=version,
+            topics=[ListOffsetsRequest.ListOffsetsTopic(name=t, partitions=[part(partition_index=p, current_leader_epoch=-1, timestamp=at) for p in ps])
+                    for t, ps in by_topic.items()])  # fmt: skip
+        theirs.API_VERSION = version
+        mine = bulk.list_offsets(asked, at, version)
+        for request in (theirs, mine):
+            request.with_header(correlation_id=seed + 1)
+        assert mine.encode(framed=True, header=True) == bytes(theirs.encode(framed=True, header=True))
+    with pytest.raises(ValueError, match="v8"):
+        bulk.list_offsets(asked, at, 8)  # a version it does not write is refused, not sent in another layout
+
+
 Listed = ListOffsetsResponse.ListOffsetsTopicResponse
 ListedPartition = Listed.ListOffsetsPartitionResponse
 
