@@ -24,6 +24,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import repeat
 from sys import intern
 from typing import Any
 
@@ -41,6 +42,10 @@ LATEST, EARLIEST = -1, -2
 _COMMITTED = struct.Struct(">iqi")  # PartitionIndex, CommittedOffset, CommittedLeaderEpoch
 _LISTED = struct.Struct(">ihqqi")  # PartitionIndex, ErrorCode, Timestamp, Offset, LeaderEpoch
 _INT16 = struct.Struct(">h")
+_RUN = 32
+_RUNS = [struct.Struct(">" + "iqiBhB" * n) for n in range(_RUN + 1)]
+"""n committed entries of the common layout: PartitionIndex, CommittedOffset, CommittedLeaderEpoch, Metadata (one byte:
+null or empty), ErrorCode, no tagged fields (a byte of 0): 20 bytes each."""
 _HEAD = struct.Struct(">ib")  # ListOffsets' ReplicaId, IsolationLevel
 _ASKED = struct.Struct(">iiqB")  # PartitionIndex, CurrentLeaderEpoch, Timestamp, no tagged fields
 _INT32 = struct.Struct(">i")
@@ -246,6 +251,7 @@ def _offset_fetch(buf: bytes) -> tuple[FetchedOffsets, int]:
     entry = _COMMITTED.unpack_from
     int16 = _INT16.unpack_from
     names: dict[bytes, str] = {}
+    size = len(buf)
     (throttle,) = _INT32.unpack_from(buf, 0)
     count, pos = _uvarint(buf, 4)
     groups: list[FetchedGroup] = []
@@ -257,7 +263,28 @@ def _offset_fetch(buf: bytes) -> tuple[FetchedOffsets, int]:
         for _ in range(topics - 1):
             topic, pos = _name(buf, pos, names)
             partitions, pos = _uvarint(buf, pos)
-            for _ in range(partitions - 1):
+            left = partitions - 1
+            runs = True
+            while left > 0:
+                # the common run: entries of one layout (metadata null or empty, no tagged field, no error), read
+                # :data:`_RUN` at a time by one unpack; each entry is checked as read, so a run is taken only where
+                # that layout is the answer's. Once a run is not, the topic's other entries are read one by one.
+                n = left if left < _RUN else _RUN
+                run = _RUNS[n]
+                if runs and pos + run.size <= size:
+                    v = run.unpack_from(buf, pos)
+                    if max(v[3::6]) <= 1 and not any(v[5::6]) and not any(v[4::6]):
+                        committed = v[1::6]
+                        keys = zip(repeat(topic, n), v[0::6], strict=False)  # repeat() is endless
+                        if min(committed) >= 0:
+                            offsets.update(zip(keys, committed, strict=True))
+                        else:
+                            offsets.update(zip(keys, [c if c >= 0 else None for c in committed], strict=True))
+                        pos += run.size
+                        left -= n
+                        continue
+                runs = False
+                left -= 1
                 partition, committed, _epoch = entry(buf, pos)
                 pos += 16
                 metadata = buf[pos]  # compact nullable string: length + 1, 0 for null; one byte when under 127

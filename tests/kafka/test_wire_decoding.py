@@ -64,6 +64,32 @@ def test_offset_fetch_v8_reads_what_kafka_python_reads(seed: int) -> None:
     assert (mine.throttle_time_ms, [(g.group_id, g.error_code, g.offsets, g.partition_errors) for g in mine.groups]) == theirs
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_runs_of_the_common_layout_read_as_kafka_python_reads_them(seed: int) -> None:
+    """Most entries have no metadata and no error: they are read in runs. Topics of up to 100 partitions (runs of 32
+    and what is left), an entry of another layout anywhere in a topic, and a partition with no commit (-1)."""
+    rng = random.Random(seed)
+    made = []
+    for g in range(rng.randrange(1, 40)):
+        topics = []
+        for t in range(rng.randrange(1, 4)):
+            partitions = [
+                Partition(partition_index=p, committed_offset=rng.choice([-1, 0, rng.randrange(1, 2**62)]) if rng.random() < 0.2 else rng.randrange(0, 2**62),
+                          committed_leader_epoch=rng.choice([-1, 3]), metadata=rng.choice([None, ""]), error_code=0)
+                for p in rng.sample(range(200), rng.randrange(0, 100))
+            ]  # fmt: skip
+            if partitions and rng.random() < 0.5:  # one entry of another layout: metadata, or an error
+                odd = rng.randrange(len(partitions))
+                partitions[odd].metadata = rng.choice(["m", "x" * 300, None])
+                partitions[odd].error_code = rng.choice([0, 79])
+            topics.append(Topic(name=f"t{t}", partitions=partitions))
+        made.append(Group(group_id=f"g{g}", error_code=0, topics=topics))
+    data = bytes(OffsetFetchResponse(version=8, throttle_time_ms=3, groups=made).encode())
+    mine = bulk.decode_offset_fetch(data)
+    theirs = _expected(OffsetFetchResponse[8].decode(data))
+    assert (mine.throttle_time_ms, [(g.group_id, g.error_code, g.offsets, g.partition_errors) for g in mine.groups]) == theirs
+
+
 def test_every_cut_of_an_answer_and_any_junk_is_a_value_error() -> None:
     rng = random.Random(5)
     data = bytes(_response(rng, 6).encode())
