@@ -190,7 +190,8 @@ class JsonFormat(Format):
         buffer = getattr(self.out, "buffer", None)
         if buffer is not None:
             self.out.flush()  # what was written as text goes first
-            buffer.write(encoded + b"\n")
+            buffer.write(encoded)  # not encoded + newline: a copy of tens of megabytes at 2,000 groups
+            buffer.write(b"\n")
             buffer.flush()
         else:
             self.out.write(encoded.decode() + "\n")

@@ -75,18 +75,24 @@ def _registry(conn: Any, kept: dict[str, Any]) -> Callable[[str], Any]:
 
 
 def _admins(ctx: typer.Context, conn: Any, kept: dict[str, Any]) -> Any:
-    """The AdminClient of each registered cluster by name, built when first asked for and kept in ``kept`` (across
-    --watch's redraws); without a database, the flags' cluster is all there is."""
+    """The AdminClient of each registered cluster by name, kept in ``kept`` (across --watch's redraws): a
+    :class:`~loomctl.kafka.clients.LazyAdmin`, built when first used (`lag show --all-groups` may never use it);
+    without a database, the flags' cluster is all there is."""
     from loomctl import clusters, kafka
+    from loomctl.kafka.clients import LazyAdmin
 
     settings = state(ctx).settings
     if conn is None:
-        return kept.setdefault("", kafka.admin_client(settings))
+        if "" not in kept:
+            kept[""] = LazyAdmin(lambda: kafka.admin_client(settings))
+        admin = kept[""]
+        return lambda _name: admin
     cluster_of = _registry(conn, kept)
 
     def admin_of(name: str) -> Any:
         if name not in kept:
-            kept[name] = kafka.admin_client(clusters.settings_for(cluster_of(name), settings))
+            chosen = clusters.settings_for(cluster_of(name), settings)
+            kept[name] = LazyAdmin(lambda: kafka.admin_client(chosen))
         return kept[name]
 
     return admin_of

@@ -565,12 +565,30 @@ def snapshot(
             snap.missing_groups.add(group_id)
     leaders: dict[TopicPartition, int] = {}
     if topics:
-        snap.partition_counts, snap.brokers = topic_metadata(admin, topics, timeout, leaders=leaders)
+        snap.partition_counts, snap.brokers = _topic_metadata(admin, wire, topics, timeout, leaders)
     partitions = [(t, p) for t, n in snap.partition_counts.items() for p in range(n)]
     snap.offsets = (
         _log_offsets(admin, wire, partitions, leaders, timeout) if wire else log_offsets(admin, partitions, timeout=timeout)
     )
     return snap
+
+
+def _topic_metadata(
+    admin: "AdminClient", wire: Any, topics: set[str], timeout: float, leaders: dict[TopicPartition, int]
+) -> tuple[dict[str, int], list[str]]:
+    """:func:`topic_metadata` through the group-types client where there is one (``admin``, which may not be built yet,
+    is then not needed); through librdkafka where there is none or its broker cannot answer that way."""
+    if wire:
+        from loomctl.kafka import protocol
+
+        try:
+            counts, brokers, found = protocol.topic_metadata(wire, topics, timeout)
+        except Unsupported:
+            pass
+        else:
+            leaders.update(found)
+            return counts, brokers
+    return topic_metadata(admin, topics, timeout, leaders=leaders)
 
 
 def _log_offsets(

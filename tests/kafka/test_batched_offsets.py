@@ -13,6 +13,7 @@ from loomctl import kafka
 from loomctl.errors import BackendUnavailable
 from loomctl.kafka import groups as groups_module
 from loomctl.kafka import protocol
+from loomctl.kafka.clients import LazyAdmin
 
 # ------------------------------------------------------------------------------------------------------------ unit
 
@@ -71,6 +72,31 @@ def test_the_batched_snapshot_equals_librdkafkas_per_group_one_on_every_group_an
     assert sum(len(c) for c in batched.committed.values()) > 100
     assert batched.missing_groups == per_group.missing_groups == {g for i, g in enumerate(ids) if i % 5 == 4}
     assert batched.offsets == per_group.offsets and batched.partition_counts == per_group.partition_counts
+    assert batched.brokers == per_group.brokers and batched.brokers
+    # with the group-types client every part comes through it: librdkafka's client is never built
+    lazy = LazyAdmin(lambda: admin_client(bootstrap))
+    with protocol.client({"bootstrap.servers": bootstrap}) as wire:
+        alone = kafka.snapshot(lazy, ids, wire=wire, chunk_size=10)
+    assert not lazy.built and alone.committed == per_group.committed and alone.offsets == per_group.offsets
+    assert alone.partition_counts == per_group.partition_counts and alone.brokers == per_group.brokers
+
+
+def test_topic_metadata_through_the_group_types_client_equals_librdkafkas(services) -> None:
+    """Partition counts, leaders and brokers as librdkafka gives them; a topic that does not exist, a name no topic
+    can have and an empty list have none, and asking creates nothing."""
+    bootstrap = services.bootstrap_servers
+    topics = [create_topic(bootstrap, unique("meta"), n) for n in (1, 3, 7)]
+    missing = unique("meta-missing")
+    asked = [*topics, missing, "bad name!", ""]
+    admin = admin_client(bootstrap)
+    theirs: dict[Any, int] = {}
+    counts, brokers = kafka.topic_metadata(admin, asked, 10, leaders=theirs)
+    with protocol.client({"bootstrap.servers": bootstrap}) as wire:
+        assert protocol.topic_metadata(wire, asked) == (counts, brokers, theirs)
+        assert counts == dict(zip(topics, (1, 3, 7), strict=True)) and len(theirs) == 11 and brokers
+        assert protocol.topic_metadata(wire, []) == ({}, [], {})
+        assert protocol.topic_metadata(wire, [missing]) == ({}, brokers, {})
+    assert missing not in kafka.topic_metadata(admin, [missing], 10)[0]  # still none: asking created nothing
 
 
 def _member(bootstrap: str, group: str, topic: str, protocol_name: str, client_id: str) -> Any:
