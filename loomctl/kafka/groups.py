@@ -465,10 +465,11 @@ def _fetch_offsets(
     return result
 
 
-BATCH_GROUPS = 1_000
-"""Groups per OffsetFetch (one request per coordinator unless it has more): the broker answers a request on one
-thread, so a coordinator with many groups gets several requests in flight and the decoding of one answer overlaps the
-next."""
+BATCH_GROUPS = 250
+"""Groups per OffsetFetch (one request per coordinator unless it has more): the broker answers the requests of one
+connection in turn, so a coordinator with many groups gets several requests in flight and the reading of one answer
+overlaps the broker's building of the next. At 2,000 groups x 37 partitions, all of them fetched (min of 8 runs each):
+one request 161 ms, 1,000 groups a request 126 ms, 500 94 ms, 250 94 ms, 125 97 ms."""
 
 
 def batched_offsets(
