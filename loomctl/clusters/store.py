@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loomctl import validation
+from loomctl.db import mappings as _mappings
 from loomctl.errors import BadInput, Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -118,12 +119,6 @@ SELECT k.cluster_name, k.bootstrap_servers, k.properties_file, k.properties_env,
   FROM public.kafka_clusters AS k
   LEFT JOIN public.kafka_cluster_checks AS ch ON ch.cluster_name = k.cluster_name
 """
-
-
-def _mappings(conn: Any, sql: str, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    from loomctl.configs.store import _mappings as mappings
-
-    return mappings(conn, sql, params)
 
 
 def read_clusters(conn: Any, names: Sequence[str] = ()) -> list[Cluster]:

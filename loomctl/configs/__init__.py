@@ -36,10 +36,8 @@ _EXPORTS = {
         "diff",
         "find_config",
         "get_config",
-        "group_services",
         "history",
         "list_configs",
-        "missing_services",
         "plan_rollback",
         "profiles",
         "read_configs",
@@ -74,6 +72,7 @@ _EXPORTS = {
         "set_checked",
         "wires",
     ),
+    "services": ("group_services", "missing_services"),
     "formats": ("FORMATS", "FORMAT_NAMES", "ExportFormat", "ServiceSpec"),
     "broker": (
         "BrokerCheck",

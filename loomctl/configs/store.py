@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from loomctl import validation
 from loomctl.clusters.store import DEFAULT_CLUSTER, check_cluster_name, missing_clusters
+from loomctl.configs.services import group_services, missing_services  # noqa: F401  (re-exported)
 from loomctl.consumer_config import DEFAULTS, FIELDS, FIELDS_BY_NAME, PROFILES, Profile, client_properties, reload_class
+from loomctl.db import mappings as _mappings
 from loomctl.db import set_audit_context
 from loomctl.errors import BadInput, Conflict, NotFound
 
 if TYPE_CHECKING:
-    import psycopg
     from sqlalchemy import Table
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
@@ -191,19 +192,6 @@ def _from_row(m: Mapping[str, Any]) -> ConsumerConfig:
     )
 
 
-def _mappings(conn: Any, sql: str, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Rows as mappings from a psycopg connection or a SQLAlchemy Session or Connection, so that
-    the psycopg-only paths (lag, the collector) read through the same code without importing SQLAlchemy."""
-    if type(conn).__module__.startswith("psycopg"):
-        from psycopg.rows import dict_row
-
-        with conn.cursor(row_factory=dict_row) as cur:
-            return cur.execute(sql, params).fetchall()
-    if hasattr(conn, "exec_driver_sql"):
-        return list(conn.exec_driver_sql(sql, dict(params)).mappings())
-    return list(conn.connection().exec_driver_sql(sql, dict(params)).mappings())
-
-
 def read_configs(
     conn: Any,
     *,
@@ -261,11 +249,6 @@ def parse_service_assignments(assignments: Iterable[str]) -> dict[str, Any]:
     return validation.parse_assignments(settings) | values
 
 
-def missing_services(names: Iterable[str], hint: str = "see `loomctl config list`") -> NotFound:
-    """The one message for services that have no config, with what to do about it."""
-    return NotFound(f"no config for service {', '.join(names)} ({hint})")
-
-
 def require_configs(conn: Any, services: Sequence[str]) -> list[ConsumerConfig]:
     """The configs of ``services`` in the order named; NotFound naming every one that has none."""
     found = {c.service_name: c for c in read_configs(conn, services=services)}
@@ -273,20 +256,6 @@ def require_configs(conn: Any, services: Sequence[str]) -> list[ConsumerConfig]:
     if missing:
         raise missing_services(missing)
     return [found[s] for s in dict.fromkeys(services)]
-
-
-def group_services(conn: "psycopg.Connection[Any]", services: Sequence[str] = ()) -> dict[str, str]:
-    """Group id -> service name of the configured services (all, by service name, or the ones named, in that
-    order: NotFound for a stranger). Two columns, not whole configs: every `lag show` reads this, for
-    thousands of services."""
-    query = "SELECT service_name, consumer_group_id FROM public.pipeline_consumer_configs"
-    if not services:
-        return {group: service for service, group in conn.execute(query + " ORDER BY service_name")}
-    found = dict(conn.execute(query + " WHERE service_name = ANY(%s)", [list(services)]).fetchall())
-    missing = [s for s in dict.fromkeys(services) if s not in found]
-    if missing:
-        raise missing_services(missing)
-    return {found[s]: s for s in dict.fromkeys(services)}
 
 
 def list_configs(

@@ -182,6 +182,19 @@ def connect(settings: Settings, *, autocommit: bool = False) -> Iterator["psycop
         raise refused(url, exc, lost=True) from None
 
 
+def mappings(conn: Any, sql: str, params: Any) -> list[Any]:
+    """Rows as mappings from a psycopg connection or a SQLAlchemy Session or Connection, so that
+    the psycopg-only paths (lag, the collector) read through the same code without importing SQLAlchemy."""
+    if type(conn).__module__.startswith("psycopg"):
+        from psycopg.rows import dict_row
+
+        with conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(sql, params).fetchall()
+    if hasattr(conn, "exec_driver_sql"):
+        return list(conn.exec_driver_sql(sql, dict(params)).mappings())
+    return list(conn.connection().exec_driver_sql(sql, dict(params)).mappings())
+
+
 def close_quietly(conn: "psycopg.Connection[Any] | None") -> None:
     """Close a connection that may be broken already: best effort, never raising."""
     if conn is not None:
