@@ -82,17 +82,21 @@ def _admins(ctx: typer.Context, conn: Any, kept: dict[str, Any]) -> Any:
     from loomctl.kafka.clients import LazyAdmin
 
     settings = state(ctx).settings
+
+    def lazy(chosen: Any) -> LazyAdmin:
+        properties = chosen.kafka_properties()  # read now: a bad properties file is the command's error, as before
+        return LazyAdmin(lambda: kafka.admin_for(properties))
+
     if conn is None:
         if "" not in kept:
-            kept[""] = LazyAdmin(lambda: kafka.admin_client(settings))
+            kept[""] = lazy(settings)
         admin = kept[""]
         return lambda _name: admin
     cluster_of = _registry(conn, kept)
 
     def admin_of(name: str) -> Any:
         if name not in kept:
-            chosen = clusters.settings_for(cluster_of(name), settings)
-            kept[name] = LazyAdmin(lambda: kafka.admin_client(chosen))
+            kept[name] = lazy(clusters.settings_for(cluster_of(name), settings))
         return kept[name]
 
     return admin_of
