@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from loomctl import validation
 from loomctl.clusters.store import DEFAULT_CLUSTER, check_cluster_name, missing_clusters
-from loomctl.configs.services import group_services, missing_services  # noqa: F401  (re-exported)
+from loomctl.configs.services import missing_services
 from loomctl.consumer_config import DEFAULTS, FIELDS, FIELDS_BY_NAME, PROFILES, Profile, client_properties, reload_class
 from loomctl.db import mappings as _mappings
 from loomctl.db import set_audit_context

@@ -1175,6 +1175,7 @@ def topic_metadata(
     for every topic of the cluster and costs the command its import and its start (35-50 ms)."""
     from kafka.protocol.metadata import MetadataRequest
 
+    from loomctl.kafka.topics import broker_address
     from loomctl.names import is_topic_name
 
     wanted = sorted({t for t in topics if is_topic_name(t)})
@@ -1206,10 +1207,7 @@ def topic_metadata(
         counts[name] = len(topic.partitions)
         for p in topic.partitions:
             leaders[(name, p.partition_index)] = p.leader_id
-    brokers = [
-        f"[{b.host}]:{b.port}" if ":" in (b.host or "") else f"{b.host}:{b.port}"
-        for b in sorted(response.brokers, key=lambda b: b.node_id)
-    ]
+    brokers = [broker_address(b.host, b.port) for b in sorted(response.brokers, key=lambda b: b.node_id)]
     return {t: counts[t] for t in wanted if t in counts}, brokers, leaders
 
 

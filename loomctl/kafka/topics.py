@@ -78,10 +78,13 @@ def topic_metadata(
     if leaders is not None:
         for name in counts:
             leaders.update(((name, p), m.leader) for p, m in metadata.topics[name].partitions.items())
-    brokers = [
-        f"[{b.host}]:{b.port}" if ":" in (b.host or "") else f"{b.host}:{b.port}" for _, b in sorted(metadata.brokers.items())
-    ]
+    brokers = [broker_address(b.host, b.port) for _, b in sorted(metadata.brokers.items())]
     return counts, brokers
+
+
+def broker_address(host: str | None, port: int) -> str:
+    """A broker as a metadata answer names it, "host:port" ("[v6]:port" for an IPv6 host)."""
+    return f"[{host}]:{port}" if ":" in (host or "") else f"{host}:{port}"
 
 
 def log_offsets(
